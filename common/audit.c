@@ -1,0 +1,364 @@
+#include "audit.h"
+#include "calendar.h"
+#include "counter.h"
+#include "errors.h"
+#include "parse.h"
+#include "split.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HASH_SIZE 4096 /* power of two, > 2 * DCEM_SITE_MAX_METERS */
+#define MAX_UNKNOWN 64
+
+typedef struct day_sum {
+    double kwh, estimated_kwh, integrated_kwh;
+    int64_t measured_ms;
+    int32_t estimated_intervals, integrated_intervals, discarded, rollovers, resets;
+} day_sum;
+
+typedef struct meter_state {
+    struct dcem_audit *audit;
+    dcem_counter counter;
+    dcem_splitter split;
+    int64_t first_day; /* local day number of days[0] */
+    day_sum *days;
+    size_t n_days, cap_days;
+} meter_state;
+
+struct dcem_audit {
+    const dcem_site *site;
+    const dcem_policy *policy;
+    dcem_zone zone;
+    int ncols;
+    int oom;
+    meter_state *meters;
+    int16_t hash[HASH_SIZE]; /* meter index + 1; 0 = empty */
+    dcem_audit_stats stats;
+    struct {
+        char id[DCEM_ID_MAX];
+        long long rows;
+    } unknown[MAX_UNKNOWN];
+    size_t n_unknown;
+};
+
+static const struct {
+    const char *name, *text;
+} reasons[DCEM_ROW_REASON_COUNT] = {
+    [DCEM_ROW_OK] = {"ok", "accepted"},
+    [DCEM_ROW_MALFORMED] = {"malformed", "wrong number of fields or a field too long"},
+    [DCEM_ROW_BAD_TIME] = {"bad_time", "time is not RFC 3339"},
+    [DCEM_ROW_BAD_KWH] = {"bad_kwh", "kwh is not a finite decimal number"},
+    [DCEM_ROW_BAD_KW] = {"bad_kw", "kw is not a finite decimal number"},
+    [DCEM_ROW_NO_VALUE] = {"no_value", "neither kwh nor kw given"},
+    [DCEM_ROW_UNKNOWN_METER] = {"unknown_meter", "meter is not in the site ledger"},
+    [DCEM_ROW_OUT_OF_ORDER] = {"out_of_order", "not later than the meter's previous reading"},
+    [DCEM_ROW_OUT_OF_RANGE] = {"out_of_range", "value negative, beyond the counter or rated power"},
+    [DCEM_ROW_WRONG_KIND] = {"wrong_kind", "kw-only row for a counter meter, or kwh for a power meter"},
+};
+
+const char *dcem_row_reason_name(int r)
+{
+    return r >= 0 && r < DCEM_ROW_REASON_COUNT ? reasons[r].name : "unknown";
+}
+
+const char *dcem_row_reason_text(int r)
+{
+    return r >= 0 && r < DCEM_ROW_REASON_COUNT ? reasons[r].text : "unknown";
+}
+
+static uint32_t hash_id(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int lookup(const dcem_audit *a, const char *id, size_t n)
+{
+    for (uint32_t h = hash_id(id, n) & (HASH_SIZE - 1);; h = (h + 1) & (HASH_SIZE - 1)) {
+        int k = a->hash[h];
+        if (!k) return -1;
+        const char *mid = a->site->meters[k - 1].id;
+        if (!strncmp(mid, id, n) && mid[n] == '\0') return k - 1;
+    }
+}
+
+dcem_audit *dcem_audit_new(const dcem_site *site, const dcem_policy *policy, const dcem_tz *tz)
+{
+    dcem_audit *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->meters = calloc(site->n_meters ? site->n_meters : 1, sizeof *a->meters);
+    if (!a->meters) {
+        free(a);
+        return NULL;
+    }
+    a->site = site;
+    a->policy = policy;
+    dcem_zone_init(&a->zone, tz);
+    a->stats.first_ms = INT64_MAX;
+    a->stats.last_ms = INT64_MIN;
+    int64_t interval_ms = site->interval_minutes * 60000LL;
+    for (size_t i = 0; i < site->n_meters; i++) {
+        const dcem_meter *m = &site->meters[i];
+        dcem_counter_cfg cfg = {
+            .rated_kw = m->rated_kw,
+            .modulo_kwh = m->counter_modulo_kwh,
+            .resolution_kwh = m->counter_resolution_kwh,
+            .margin = policy->data.glitch_margin,
+            .gap_ms = (int64_t)(policy->data.gap_intervals * (double)interval_ms),
+        };
+        meter_state *ms = &a->meters[i];
+        ms->audit = a;
+        dcem_counter_init(&ms->counter, &cfg);
+        dcem_splitter_init(&ms->split, tz, (int)site->interval_minutes);
+        uint32_t h = hash_id(m->id, strlen(m->id)) & (HASH_SIZE - 1);
+        while (a->hash[h]) h = (h + 1) & (HASH_SIZE - 1);
+        a->hash[h] = (int16_t)(i + 1);
+    }
+    return a;
+}
+
+void dcem_audit_free(dcem_audit *a)
+{
+    if (!a) return;
+    for (size_t i = 0; i < a->site->n_meters; i++) free(a->meters[i].days);
+    free(a->meters);
+    free(a);
+}
+
+/* The day bucket of local day `day`, growing the meter's array as needed.
+ * Days come in time order per meter, so the array only grows at its end. */
+static day_sum *day_at(meter_state *m, int64_t day)
+{
+    if (!m->n_days) m->first_day = day;
+    if (day < m->first_day) return NULL; /* cannot happen: readings are ordered */
+    size_t idx = (size_t)(day - m->first_day);
+    if (idx >= m->cap_days) {
+        size_t cap = m->cap_days ? m->cap_days : 64;
+        while (cap <= idx) cap *= 2;
+        day_sum *d = realloc(m->days, cap * sizeof *d);
+        if (!d) return m->audit->oom = 1, NULL;
+        memset(d + m->cap_days, 0, (cap - m->cap_days) * sizeof *d);
+        m->days = d;
+        m->cap_days = cap;
+    }
+    if (idx >= m->n_days) m->n_days = idx + 1;
+    return &m->days[idx];
+}
+
+static day_sum *day_of(meter_state *m, int64_t t_ms)
+{
+    return day_at(m, dcem_zone_day(&m->audit->zone, t_ms));
+}
+
+static void on_interval(void *ctx, const dcem_interval *iv)
+{
+    meter_state *m = ctx;
+    day_sum *d = day_of(m, iv->start_ms);
+    if (!d) return;
+    d->kwh += iv->kwh;
+    d->estimated_kwh += iv->estimated_kwh;
+    d->integrated_kwh += iv->integrated_kwh;
+    d->measured_ms += iv->measured_ms;
+    if (iv->flags & DCEM_SEG_ESTIMATED) d->estimated_intervals++;
+    if (iv->flags & DCEM_SEG_INTEGRATED) d->integrated_intervals++;
+}
+
+static void apply(meter_state *m, const dcem_counter_out *out)
+{
+    if (out->discarded) {
+        day_sum *d = day_of(m, out->discarded_t_ms);
+        if (d) d->discarded++;
+        m->audit->stats.discarded++;
+    }
+    for (int i = 0; i < out->n_seg; i++) {
+        const dcem_segment *s = &out->seg[i];
+        if (s->flags & (DCEM_SEG_RESET | DCEM_SEG_ROLLOVER)) {
+            day_sum *d = day_of(m, s->t1_ms - 1);
+            if (d && (s->flags & DCEM_SEG_RESET)) d->resets++;
+            if (d && (s->flags & DCEM_SEG_ROLLOVER)) d->rollovers++;
+        }
+        dcem_splitter_add(&m->split, s, on_interval, m);
+    }
+}
+
+/* Splits line into at most max fields at commas; returns the count, or
+ * max + 1 when there are more. */
+static int split_fields(const char *line, size_t len, const char **f, size_t *fl, int max)
+{
+    int n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || line[i] == ',') {
+            if (n == max) return max + 1;
+            f[n] = line + start;
+            fl[n++] = i - start;
+            start = i + 1;
+        }
+    }
+    return n;
+}
+
+int dcem_audit_header(dcem_audit *a, const char *line, size_t len)
+{
+    if (len && line[len - 1] == '\r') len--;
+    static const char h3[] = "time,meter,kwh", h4[] = "time,meter,kwh,kw";
+    if (len == sizeof h3 - 1 && !memcmp(line, h3, len)) a->ncols = 3;
+    else if (len == sizeof h4 - 1 && !memcmp(line, h4, len)) a->ncols = 4;
+    else return DCEM_EINVAL;
+    return 0;
+}
+
+static int reject(dcem_audit *a, int reason)
+{
+    a->stats.rejected++;
+    a->stats.by_reason[reason]++;
+    return reason;
+}
+
+static void note_unknown(dcem_audit *a, const char *id, size_t n)
+{
+    for (size_t i = 0; i < a->n_unknown; i++)
+        if (!strncmp(a->unknown[i].id, id, n) && a->unknown[i].id[n] == '\0') {
+            a->unknown[i].rows++;
+            return;
+        }
+    if (a->n_unknown == MAX_UNKNOWN || n >= DCEM_ID_MAX) return; /* counted in stats anyway */
+    memcpy(a->unknown[a->n_unknown].id, id, n);
+    a->unknown[a->n_unknown].id[n] = '\0';
+    a->unknown[a->n_unknown++].rows = 1;
+}
+
+int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
+{
+    const char *f[4];
+    size_t fl[4];
+    if (len && line[len - 1] == '\r') len--;
+    a->stats.rows++;
+    int ncols = a->ncols ? a->ncols : 3;
+    if (split_fields(line, len, f, fl, 4) != ncols) return reject(a, DCEM_ROW_MALFORMED);
+    int64_t t;
+    if (dcem_parse_time(f[0], fl[0], &t)) return reject(a, DCEM_ROW_BAD_TIME);
+    int has_kwh = fl[2] > 0, has_kw = ncols == 4 && fl[3] > 0;
+    double kwh = 0, kw = 0;
+    if (has_kwh && dcem_parse_double(f[2], fl[2], &kwh)) return reject(a, DCEM_ROW_BAD_KWH);
+    if (has_kw && dcem_parse_double(f[3], fl[3], &kw)) return reject(a, DCEM_ROW_BAD_KW);
+    if (!has_kwh && !has_kw) return reject(a, DCEM_ROW_NO_VALUE);
+    int idx = lookup(a, f[1], fl[1]);
+    if (idx < 0) {
+        note_unknown(a, f[1], fl[1]);
+        return reject(a, DCEM_ROW_UNKNOWN_METER);
+    }
+    meter_state *m = &a->meters[idx];
+    dcem_counter_out out;
+    dcem_counter_push(&m->counter, t, has_kwh, kwh, has_kw, kw, &out);
+    switch (out.reject) {
+    case DCEM_REJECT_ORDER: return reject(a, DCEM_ROW_OUT_OF_ORDER);
+    case DCEM_REJECT_VALUE: return reject(a, DCEM_ROW_OUT_OF_RANGE);
+    case DCEM_REJECT_KIND: return reject(a, DCEM_ROW_WRONG_KIND);
+    default: break;
+    }
+    a->stats.accepted++;
+    if (t < a->stats.first_ms) a->stats.first_ms = t;
+    if (t > a->stats.last_ms) a->stats.last_ms = t;
+    apply(m, &out);
+    return a->oom ? DCEM_EFULL : DCEM_ROW_OK;
+}
+
+void dcem_audit_finish(dcem_audit *a)
+{
+    for (size_t i = 0; i < a->site->n_meters; i++) {
+        meter_state *m = &a->meters[i];
+        dcem_counter_out out;
+        dcem_counter_finish(&m->counter, &out);
+        apply(m, &out);
+        dcem_splitter_flush(&m->split, on_interval, m);
+    }
+}
+
+const dcem_audit_stats *dcem_audit_stats_get(const dcem_audit *a)
+{
+    return &a->stats;
+}
+
+size_t dcem_audit_unknown_count(const dcem_audit *a)
+{
+    return a->n_unknown;
+}
+
+const char *dcem_audit_unknown(const dcem_audit *a, size_t i, long long *rows)
+{
+    if (i >= a->n_unknown) return NULL;
+    if (rows) *rows = a->unknown[i].rows;
+    return a->unknown[i].id;
+}
+
+/* One meter's sums over local days [d0, d1). */
+static void meter_days(const meter_state *m, int64_t d0, int64_t d1, dcem_meter_period *p)
+{
+    memset(p, 0, sizeof *p);
+    for (int64_t d = d0; d < d1; d++) {
+        if (d < m->first_day || d - m->first_day >= (int64_t)m->n_days) continue;
+        const day_sum *s = &m->days[d - m->first_day];
+        p->kwh += s->kwh;
+        p->estimated_kwh += s->estimated_kwh;
+        p->integrated_kwh += s->integrated_kwh;
+        p->measured_ms += s->measured_ms;
+        p->estimated_intervals += s->estimated_intervals;
+        p->integrated_intervals += s->integrated_intervals;
+        p->discarded_readings += s->discarded;
+        p->rollovers += s->rollovers;
+        p->resets += s->resets;
+    }
+}
+
+/* Total facility energy (facility + green_onsite) over local days [d0, d1). */
+static double total_days(const dcem_audit *a, int64_t d0, int64_t d1)
+{
+    double sum = 0;
+    for (size_t i = 0; i < a->site->n_meters; i++) {
+        int role = a->site->meters[i].role;
+        if (role != DCEM_ROLE_FACILITY && role != DCEM_ROLE_GREEN_ONSITE) continue;
+        dcem_meter_period p;
+        meter_days(&a->meters[i], d0, d1, &p);
+        sum += p.kwh;
+    }
+    return sum;
+}
+
+void dcem_audit_period(dcem_audit *a, int kind, long long first_month, int n_months,
+                       int64_t as_of_ms, dcem_figures *f, dcem_verdicts *v,
+                       dcem_meter_period *meters)
+{
+    dcem_zone *z = &a->zone;
+    long long year = dcem_floordiv(first_month, 12);
+    int64_t start = dcem_zone_month_start(z, first_month);
+    int64_t end = dcem_zone_month_start(z, first_month + n_months);
+    dcem_figures_init(f, kind, year, start, end, as_of_ms < start ? start : as_of_ms);
+    int64_t d0 = dcem_zone_day(z, start), d1 = dcem_zone_day(z, f->as_of_ms);
+
+    for (size_t i = 0; i < a->site->n_meters; i++) {
+        dcem_meter_period p;
+        meter_days(&a->meters[i], d0, d1, &p);
+        p.expected_ms = f->as_of_ms - start;
+        if (meters) meters[i] = p;
+        dcem_figures_add_meter(f, a->site->meters[i].role, &p);
+    }
+    f->green_ledger_kwh = dcem_site_green_kwh(a->site, z, start, f->as_of_ms);
+
+    /* the cap is annual: year to date at as_of, projected from the trailing
+     * window (kept inside the year) */
+    int64_t year_start = dcem_zone_month_start(z, year * 12);
+    int64_t yd0 = dcem_zone_day(z, year_start);
+    int64_t td0 = d1 - a->policy->cap.projection_days;
+    if (td0 < yd0) td0 = yd0;
+    f->year_end_ms = dcem_zone_month_start(z, (year + 1) * 12);
+    f->ytd_total_kwh = total_days(a, yd0, d1);
+    f->trailing_total_kwh = total_days(a, td0, d1);
+    f->trailing_ms = dcem_zone_day_start(z, d1) - dcem_zone_day_start(z, td0);
+
+    dcem_figures_derive(f);
+    dcem_policy_evaluate(a->policy, a->site, f, v);
+}

@@ -1,0 +1,473 @@
+/* dcem-audit — recompute a site's figures and verdicts from a readings CSV.
+ * All arithmetic is libdcem's (audit.c and what it calls); this file reads
+ * the files, prints rejected rows and formats the results. */
+#include "audit.h"
+#include "calendar.h"
+#include "dcem_io.h"
+#include "errors.h"
+#include "parse.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK (1u << 20)
+
+typedef struct options {
+    const char *site, *policy, *readings;
+    long long year;      /* 0: not given */
+    long long month;     /* year*12+m-1, or -1 */
+    int64_t as_of_ms;    /* INT64_MAX: whole periods */
+    const char *as_of;   /* as given */
+    int json;
+    long max_errors;
+} options;
+
+static void usage(FILE *out)
+{
+    fputs("usage: dcem-audit --site FILE --policy FILE --readings FILE.csv\n"
+          "                  [--year YYYY | --month YYYY-MM] [--as-of YYYY-MM-DD]\n"
+          "                  [--json] [--max-errors N]\n"
+          "Recomputes PUE, green share, cap usage and the verdicts of the policy\n"
+          "for every month and year of the readings (CSV: time,meter,kwh[,kw]).\n"
+          "--readings - reads standard input. See docs/audit.md.\n",
+          out);
+}
+
+static int parse_int(const char *s, size_t len, long long *v)
+{
+    if (!len || len > 18) return -1;
+    long long x = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = x;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+    static const struct option longopts[] = {
+        {"site", required_argument, 0, 's'},  {"policy", required_argument, 0, 'p'},
+        {"readings", required_argument, 0, 'r'}, {"year", required_argument, 0, 'y'},
+        {"month", required_argument, 0, 'm'}, {"as-of", required_argument, 0, 'a'},
+        {"json", no_argument, 0, 'j'},        {"max-errors", required_argument, 0, 'e'},
+        {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    *o = (options){.month = -1, .as_of_ms = INT64_MAX, .max_errors = 20};
+    int c;
+    long long v, mo;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's': o->site = optarg; break;
+        case 'p': o->policy = optarg; break;
+        case 'r': o->readings = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'y':
+            if (parse_int(optarg, strlen(optarg), &o->year) || o->year < 1970 || o->year > 9999) {
+                fprintf(stderr, "dcem-audit: --year %s: expected YYYY\n", optarg);
+                return 2;
+            }
+            break;
+        case 'm':
+            if (strlen(optarg) != 7 || optarg[4] != '-' || parse_int(optarg, 4, &v) ||
+                parse_int(optarg + 5, 2, &mo) || mo < 1 || mo > 12 || v < 1970) {
+                fprintf(stderr, "dcem-audit: --month %s: expected YYYY-MM\n", optarg);
+                return 2;
+            }
+            o->month = v * 12 + mo - 1;
+            break;
+        case 'a': o->as_of = optarg; break;
+        case 'e':
+            if (parse_int(optarg, strlen(optarg), &v)) {
+                fprintf(stderr, "dcem-audit: --max-errors %s: expected a count\n", optarg);
+                return 2;
+            }
+            o->max_errors = (long)v;
+            break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': puts("dcem-audit " DCEM_VERSION); exit(0);
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!o->site || !o->policy || !o->readings || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (o->year && o->month >= 0) {
+        fputs("dcem-audit: give --year or --month, not both\n", stderr);
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct feeder {
+    dcem_audit *audit;
+    const char *name;
+    long long line;
+    long long printed;
+    long max_errors;
+    int have_header;
+} feeder;
+
+/* One line (no newline) of the readings file. */
+static int feed_line(feeder *fd, const char *s, size_t len)
+{
+    fd->line++;
+    if (len == 0 || (len == 1 && s[0] == '\r')) return 0;
+    if (!fd->have_header) {
+        if (dcem_audit_header(fd->audit, s, len)) {
+            fprintf(stderr, "%s:%lld: header must be time,meter,kwh or time,meter,kwh,kw\n",
+                    fd->name, fd->line);
+            return -1;
+        }
+        fd->have_header = 1;
+        return 0;
+    }
+    int r = dcem_audit_row(fd->audit, s, len);
+    if (r == DCEM_EFULL) {
+        fprintf(stderr, "%s:%lld: out of memory\n", fd->name, fd->line);
+        return -1;
+    }
+    if (r != DCEM_ROW_OK && fd->printed++ < fd->max_errors)
+        fprintf(stderr, "%s:%lld: %s: %s\n", fd->name, fd->line, dcem_row_reason_name(r),
+                dcem_row_reason_text(r));
+    return 0;
+}
+
+static int feed_file(feeder *fd, FILE *fp)
+{
+    char *buf = malloc(CHUNK);
+    if (!buf) return -1;
+    size_t have = 0;
+    int skipping = 0; /* inside a line longer than the buffer */
+    for (;;) {
+        size_t n = fread(buf + have, 1, CHUNK - have, fp);
+        int eof = n == 0;
+        have += n;
+        size_t start = 0;
+        for (;;) {
+            char *nl = memchr(buf + start, '\n', have - start);
+            if (!nl) break;
+            size_t len = (size_t)(nl - (buf + start));
+            if (skipping) {
+                skipping = 0;
+                fd->line++;
+                dcem_audit_row(fd->audit, "", 0); /* counted as malformed */
+                if (fd->printed++ < fd->max_errors)
+                    fprintf(stderr, "%s:%lld: malformed: line longer than %u bytes\n",
+                            fd->name, fd->line, CHUNK);
+            } else if (feed_line(fd, buf + start, len)) {
+                free(buf);
+                return -1;
+            }
+            start += len + 1;
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
+        if (eof) break;
+        if (have == CHUNK) { /* no newline in a whole buffer */
+            skipping = 1;
+            have = 0;
+        }
+    }
+    int rc = 0;
+    if (ferror(fp)) {
+        fprintf(stderr, "%s: read error\n", fd->name);
+        rc = -1;
+    } else if (have && !skipping) {
+        rc = feed_line(fd, buf, have); /* last line without a newline */
+    }
+    free(buf);
+    if (!rc && !fd->have_header) {
+        fprintf(stderr, "%s: empty file: no header line\n", fd->name);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* ---- output ---- */
+
+static cJSON *num(double v, int decimals)
+{
+    if (isnan(v) || isinf(v)) return cJSON_CreateNull();
+    char b[64];
+    snprintf(b, sizeof b, "%.*f", decimals, v);
+    if (!strcmp(b, "-0") || !strncmp(b, "-0.", 3)) {
+        int zero = 1;
+        for (const char *p = b + 1; *p; p++) zero &= *p == '0' || *p == '.';
+        if (zero) memmove(b, b + 1, strlen(b));
+    }
+    return cJSON_CreateRaw(b);
+}
+
+static cJSON *time_json(int64_t t_ms, dcem_zone *z)
+{
+    char b[40];
+    dcem_format_time(t_ms, dcem_zone_offset(z, t_ms), b, sizeof b);
+    return cJSON_CreateString(b);
+}
+
+static void period_name(const dcem_figures *f, long long month, char *b, size_t n)
+{
+    if (f->kind == DCEM_PERIOD_YEAR) snprintf(b, n, "%lld", f->year);
+    else snprintf(b, n, "%lld-%02lld", f->year, month - f->year * 12 + 1);
+}
+
+static cJSON *period_json(const dcem_site *site, const dcem_policy *pol, const dcem_figures *f,
+                          const dcem_verdicts *v, const dcem_meter_period *mp, long long month,
+                          dcem_zone *z)
+{
+    char name[16];
+    period_name(f, month, name, sizeof name);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "period", name);
+    cJSON_AddStringToObject(o, "kind", f->kind == DCEM_PERIOD_YEAR ? "year" : "month");
+    cJSON_AddItemToObject(o, "start", time_json(f->start_ms, z));
+    cJSON_AddItemToObject(o, "end", time_json(f->end_ms, z));
+    cJSON_AddItemToObject(o, "as_of", time_json(f->as_of_ms, z));
+    cJSON_AddItemToObject(o, "total_kwh", num(f->total_kwh, 3));
+    cJSON_AddItemToObject(o, "it_kwh", num(f->it_kwh, 3));
+    cJSON_AddItemToObject(o, "green_kwh", num(f->green_kwh, 3));
+    cJSON_AddItemToObject(o, "green_onsite_kwh", num(f->role_kwh[DCEM_ROLE_GREEN_ONSITE], 3));
+    cJSON_AddItemToObject(o, "green_ledger_kwh", num(f->green_ledger_kwh, 3));
+    cJSON_AddItemToObject(o, "facility_kwh", num(f->role_kwh[DCEM_ROLE_FACILITY], 3));
+    cJSON_AddItemToObject(o, "compute_kwh", num(f->compute_kwh, 3));
+    cJSON_AddItemToObject(o, "cooling_kwh", num(f->role_kwh[DCEM_ROLE_COOLING], 3));
+    cJSON_AddItemToObject(o, "other_kwh", num(f->role_kwh[DCEM_ROLE_OTHER], 3));
+    cJSON_AddItemToObject(o, "pue", num(f->pue, 6));
+    cJSON_AddItemToObject(o, "green_share", num(f->green_share, 6));
+    cJSON_AddItemToObject(o, "green_threshold", num(v->green_threshold, 6));
+    cJSON_AddItemToObject(o, "compute_share", num(f->compute_share, 6));
+    cJSON_AddItemToObject(o, "completeness", num(f->completeness, 6));
+    cJSON_AddItemToObject(o, "estimated_kwh", num(f->estimated_kwh, 3));
+    cJSON_AddItemToObject(o, "integrated_kwh", num(f->integrated_kwh, 3));
+    cJSON_AddNumberToObject(o, "estimated_intervals", (double)f->estimated_intervals);
+    cJSON_AddNumberToObject(o, "integrated_intervals", (double)f->integrated_intervals);
+    cJSON_AddNumberToObject(o, "discarded_readings", (double)f->discarded_readings);
+    cJSON_AddNumberToObject(o, "rollovers", (double)f->rollovers);
+    cJSON_AddNumberToObject(o, "resets", (double)f->resets);
+    if (isnan(v->cap_kwh)) {
+        cJSON_AddNullToObject(o, "cap");
+    } else {
+        cJSON *c = cJSON_AddObjectToObject(o, "cap");
+        cJSON_AddItemToObject(c, "approved_kwh", num(v->cap_kwh, 3));
+        cJSON_AddItemToObject(c, "ytd_kwh", num(f->ytd_total_kwh, 3));
+        cJSON_AddItemToObject(c, "usage", num(v->cap_usage, 6));
+        cJSON_AddItemToObject(c, "projected_kwh", num(v->cap_projected_kwh, 3));
+        cJSON_AddItemToObject(c, "warning_percent", num(v->cap_warning_percent, 1));
+    }
+    if (v->bits & 1u << DCEM_V_DIFFERENTIAL_PRICING) {
+        cJSON *s = cJSON_AddObjectToObject(o, "surcharge");
+        cJSON_AddStringToObject(s, "applies_to",
+                                pol->pricing.applies_to == DCEM_APPLIES_EXCESS ? "excess" : "all");
+        cJSON_AddItemToObject(s, "kwh", num(v->surcharge_kwh, 3));
+        cJSON_AddItemToObject(s, "cny_per_kwh", num(v->surcharge_cny_per_kwh, 4));
+        cJSON_AddItemToObject(s, "cny", num(v->surcharge_cny, 2));
+    } else {
+        cJSON_AddNullToObject(o, "surcharge");
+    }
+    cJSON *vs = cJSON_AddArrayToObject(o, "verdicts");
+    for (int i = 0; i < DCEM_V_COUNT; i++)
+        if (v->bits & 1u << i) cJSON_AddItemToArray(vs, cJSON_CreateString(dcem_verdict_name(i)));
+    cJSON *ms = cJSON_AddArrayToObject(o, "meters");
+    for (size_t i = 0; i < site->n_meters; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", site->meters[i].id);
+        cJSON_AddStringToObject(m, "role", dcem_role_name(site->meters[i].role));
+        cJSON_AddItemToObject(m, "kwh", num(mp[i].kwh, 3));
+        cJSON_AddItemToObject(m, "estimated_kwh", num(mp[i].estimated_kwh, 3));
+        cJSON_AddItemToObject(m, "completeness", num(dcem_meter_completeness(&mp[i]), 6));
+        cJSON_AddNumberToObject(m, "discarded_readings", (double)mp[i].discarded_readings);
+        cJSON_AddNumberToObject(m, "rollovers", (double)mp[i].rollovers);
+        cJSON_AddNumberToObject(m, "resets", (double)mp[i].resets);
+        cJSON_AddItemToArray(ms, m);
+    }
+    return o;
+}
+
+static void verdict_list(const dcem_verdicts *v, char *b, size_t n)
+{
+    size_t used = 0;
+    b[0] = '\0';
+    for (int i = 0; i < DCEM_V_COUNT; i++) {
+        if (!(v->bits & 1u << i) || i == DCEM_V_IN_SCOPE) continue;
+        int k = snprintf(b + used, n - used, "%s%s", used ? " " : "", dcem_verdict_name(i));
+        if (k < 0 || used + (size_t)k >= n) break;
+        used += (size_t)k;
+    }
+}
+
+static void print_row(const dcem_figures *f, const dcem_verdicts *v, long long month)
+{
+    char name[16], verdicts[512], pue[16] = "-", share[16] = "-";
+    period_name(f, month, name, sizeof name);
+    verdict_list(v, verdicts, sizeof verdicts);
+    if (!isnan(f->pue)) snprintf(pue, sizeof pue, "%.4f", f->pue);
+    if (!isnan(f->green_share)) snprintf(share, sizeof share, "%.2f", f->green_share * 100);
+    printf("%-8s %15.3f %15.3f %14.3f %7s %7s %6.1f %7.2f %12.3f  %s\n", name, f->total_kwh,
+           f->it_kwh, f->green_kwh, pue, share, v->green_threshold * 100, f->completeness * 100,
+           f->estimated_kwh, verdicts);
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc;
+
+    char err[1024];
+    dcem_site *site = malloc(sizeof *site);
+    dcem_policy *pol = malloc(sizeof *pol);
+    dcem_tz *tz = NULL;
+    dcem_audit *audit = NULL;
+    FILE *fp = NULL;
+    cJSON *root = NULL;
+    rc = 1;
+    if (!site || !pol) goto out;
+    if (dcem_io_load_site(o.site, site, err, sizeof err) ||
+        dcem_io_load_policy(o.policy, pol, err, sizeof err) ||
+        dcem_io_load_tz(site->timezone, &tz, err, sizeof err)) {
+        fprintf(stderr, "dcem-audit: %s\n", err);
+        goto out;
+    }
+    dcem_zone zone;
+    dcem_zone_init(&zone, tz);
+    if (o.as_of) {
+        char t[40];
+        int64_t utc;
+        snprintf(t, sizeof t, "%.10sT00:00:00Z", o.as_of);
+        if (strlen(o.as_of) != 10 || dcem_parse_time(t, strlen(t), &utc)) {
+            fprintf(stderr, "dcem-audit: --as-of %s: expected YYYY-MM-DD\n", o.as_of);
+            rc = 2;
+            goto out;
+        }
+        o.as_of_ms = dcem_zone_day_start(&zone, dcem_floordiv(utc, DCEM_MS_PER_DAY));
+    }
+    audit = dcem_audit_new(site, pol, tz);
+    if (!audit) goto out;
+    fp = strcmp(o.readings, "-") ? fopen(o.readings, "rb") : stdin;
+    if (!fp) {
+        fprintf(stderr, "dcem-audit: %s: %s\n", o.readings, strerror(errno));
+        goto out;
+    }
+    feeder fd = {.audit = audit, .name = o.readings, .max_errors = o.max_errors};
+    if (feed_file(&fd, fp)) goto out;
+    dcem_audit_finish(audit);
+    const dcem_audit_stats *st = dcem_audit_stats_get(audit);
+    if (fd.printed > o.max_errors)
+        fprintf(stderr, "%s: ... and %lld more rejected rows\n", o.readings,
+                fd.printed - o.max_errors);
+
+    /* the months to report: as asked, or every year the readings touch */
+    long long m0, m1; /* [m0, m1) */
+    if (o.month >= 0) {
+        m0 = o.month;
+        m1 = o.month + 1;
+    } else if (o.year) {
+        m0 = o.year * 12;
+        m1 = m0 + 12;
+    } else if (st->accepted) {
+        int64_t y0, y1;
+        int m, d;
+        dcem_zone_date(&zone, st->first_ms, &y0, &m, &d);
+        dcem_zone_date(&zone, st->last_ms - 1, &y1, &m, &d);
+        m0 = y0 * 12;
+        m1 = (y1 + 1) * 12;
+    } else {
+        m0 = m1 = 0;
+    }
+
+    dcem_meter_period *mp = calloc(site->n_meters, sizeof *mp);
+    if (!mp) goto out;
+    cJSON *periods = NULL;
+    if (o.json) {
+        root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "format", "dcem-audit/1");
+        cJSON *s = cJSON_AddObjectToObject(root, "site");
+        cJSON_AddStringToObject(s, "site", site->site);
+        cJSON_AddStringToObject(s, "name", site->name);
+        cJSON_AddStringToObject(s, "timezone", site->timezone);
+        cJSON_AddNumberToObject(s, "racks", (double)site->racks);
+        cJSON_AddItemToObject(s, "rack_power_kw", num(site->rack_power_kw, 3));
+        cJSON_AddBoolToObject(s, "in_scope", dcem_policy_in_scope(pol, site));
+        cJSON_AddItemToObject(s, "approved_annual_kwh", num(site->approved_annual_kwh, 3));
+        cJSON_AddItemToObject(s, "baseline_annual_kwh", num(site->baseline_annual_kwh, 3));
+        cJSON *p = cJSON_AddObjectToObject(root, "policy");
+        cJSON_AddStringToObject(p, "policy", pol->policy);
+        cJSON_AddStringToObject(p, "document", pol->document);
+        cJSON_AddItemToObject(p, "pue_limit", num(pol->pue.limit, 6));
+        cJSON *r = cJSON_AddObjectToObject(root, "readings");
+        cJSON_AddStringToObject(r, "file", o.readings);
+        cJSON_AddNumberToObject(r, "rows", (double)st->rows);
+        cJSON_AddNumberToObject(r, "accepted", (double)st->accepted);
+        cJSON_AddNumberToObject(r, "rejected", (double)st->rejected);
+        cJSON *by = cJSON_AddObjectToObject(r, "rejected_by_reason");
+        for (int i = 1; i < DCEM_ROW_REASON_COUNT; i++)
+            cJSON_AddNumberToObject(by, dcem_row_reason_name(i), (double)st->by_reason[i]);
+        cJSON_AddNumberToObject(r, "discarded_glitches", (double)st->discarded);
+        cJSON *unk = cJSON_AddArrayToObject(r, "unknown_meters");
+        for (size_t i = 0; i < dcem_audit_unknown_count(audit); i++) {
+            long long rows;
+            const char *id = dcem_audit_unknown(audit, i, &rows);
+            cJSON *u = cJSON_CreateObject();
+            cJSON_AddStringToObject(u, "id", id);
+            cJSON_AddNumberToObject(u, "rows", (double)rows);
+            cJSON_AddItemToArray(unk, u);
+        }
+        periods = cJSON_AddArrayToObject(root, "periods");
+    } else {
+        printf("site %s (%s), %s, policy %s\n", site->site, site->name, site->timezone,
+               pol->policy);
+        printf("readings: %lld rows, %lld accepted, %lld rejected, %lld discarded as glitches\n",
+               st->rows, st->accepted, st->rejected, st->discarded);
+        for (int i = 1; i < DCEM_ROW_REASON_COUNT; i++)
+            if (st->by_reason[i])
+                printf("  rejected %-14s %lld  (%s)\n", dcem_row_reason_name(i), st->by_reason[i],
+                       dcem_row_reason_text(i));
+        for (size_t i = 0; i < dcem_audit_unknown_count(audit); i++) {
+            long long rows;
+            const char *id = dcem_audit_unknown(audit, i, &rows);
+            printf("  unknown meter %s: %lld rows\n", id, rows);
+        }
+        printf("\n%-8s %15s %15s %14s %7s %7s %6s %7s %12s  %s\n", "period", "total kWh",
+               "IT kWh", "green kWh", "PUE", "green%", "thr%", "compl%", "estim. kWh",
+               "verdicts");
+    }
+
+    for (long long y = dcem_floordiv(m0, 12); y * 12 < m1; y++) {
+        long long a = m0 > y * 12 ? m0 : y * 12, b = m1 < (y + 1) * 12 ? m1 : (y + 1) * 12;
+        for (long long m = a; m <= b; m++) {
+            dcem_figures f;
+            dcem_verdicts v;
+            int is_year = m == b;
+            if (is_year && (o.month >= 0)) break; /* --month: that month only */
+            if (is_year) dcem_audit_period(audit, DCEM_PERIOD_YEAR, y * 12, 12, o.as_of_ms, &f, &v, mp);
+            else dcem_audit_period(audit, DCEM_PERIOD_MONTH, m, 1, o.as_of_ms, &f, &v, mp);
+            if (o.json) cJSON_AddItemToArray(periods, period_json(site, pol, &f, &v, mp, m, &zone));
+            else print_row(&f, &v, m);
+        }
+    }
+    free(mp);
+    if (o.json) {
+        char *text = cJSON_Print(root);
+        if (!text) goto out;
+        puts(text);
+        cJSON_free(text);
+    }
+    rc = 0;
+out:
+    if (fp && fp != stdin) fclose(fp);
+    cJSON_Delete(root);
+    dcem_audit_free(audit);
+    dcem_tz_free(tz);
+    free(site);
+    free(pol);
+    return rc;
+}

@@ -1,0 +1,173 @@
+#include "counter.h"
+
+#include <math.h>
+#include <string.h>
+
+enum { MODE_NONE, MODE_COUNTER, MODE_POWER };
+
+const char *dcem_reject_name(int reason)
+{
+    switch (reason) {
+    case DCEM_REJECT_NONE: return "none";
+    case DCEM_REJECT_ORDER: return "out_of_order";
+    case DCEM_REJECT_VALUE: return "out_of_range";
+    case DCEM_REJECT_KIND: return "wrong_kind";
+    }
+    return "unknown";
+}
+
+void dcem_counter_init(dcem_counter *c, const dcem_counter_cfg *cfg)
+{
+    memset(c, 0, sizeof *c);
+    c->cfg = *cfg;
+}
+
+static double hours(int64_t t0, int64_t t1)
+{
+    return (double)(t1 - t0) / 3.6e6;
+}
+
+/* Is a counter step from (t0, v0) to (t1, v1) physically possible? Yes when
+ * it is in [0, bound], or wraps at the modulo into that range. A step back by
+ * at most one resolution step is register jitter: plausible, zero energy. */
+static int plausible(const dcem_counter *c, int64_t t0, double v0, int64_t t1, double v1,
+                     double *kwh, unsigned *flags)
+{
+    double bound = c->cfg.rated_kw * hours(t0, t1) * c->cfg.margin + c->cfg.resolution_kwh;
+    double d = v1 - v0;
+    *flags = 0;
+    if (d >= 0 && d <= bound) return *kwh = d, 1;
+    if (d < 0 && d >= -c->cfg.resolution_kwh) return *kwh = 0, 1;
+    if (d < 0 && c->cfg.modulo_kwh > 0) {
+        double w = d + c->cfg.modulo_kwh;
+        if (w >= 0 && w <= bound) return *flags = DCEM_SEG_ROLLOVER, *kwh = w, 1;
+    }
+    return 0;
+}
+
+static void emit(const dcem_counter *c, dcem_counter_out *out, int64_t t0, int64_t t1, double kwh,
+                 unsigned flags)
+{
+    if (t1 - t0 > c->cfg.gap_ms) flags |= DCEM_SEG_GAP;
+    out->seg[out->n_seg++] = (dcem_segment){t0, t1, kwh, flags};
+}
+
+/* Moves the anchor to (t, v), except that jitter below the anchor keeps the
+ * higher value so that the next difference starts from it. */
+static void advance(dcem_counter *c, int64_t t, double v)
+{
+    if (!(v < c->anchor_v && v >= c->anchor_v - c->cfg.resolution_kwh)) c->anchor_v = v;
+    c->anchor_t = t;
+}
+
+static void push_power(dcem_counter *c, int64_t t, double kw, dcem_counter_out *out)
+{
+    if (c->have_anchor)
+        emit(c, out, c->anchor_t, t, (c->anchor_v + kw) / 2 * hours(c->anchor_t, t),
+             DCEM_SEG_INTEGRATED);
+    c->have_anchor = 1;
+    c->anchor_t = t;
+    c->anchor_v = kw;
+}
+
+static void push_counter(dcem_counter *c, int64_t t, double v, dcem_counter_out *out)
+{
+    double kwh;
+    unsigned fl;
+    if (!c->have_anchor) {
+        c->have_anchor = 1;
+        c->anchor_t = t;
+        c->anchor_v = v;
+        return;
+    }
+    if (!c->have_pending) {
+        if (plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl)) {
+            emit(c, out, c->anchor_t, t, kwh, fl);
+            advance(c, t, v);
+        } else { /* hold it: the next reading tells a glitch from a reset */
+            c->have_pending = 1;
+            c->pending_t = t;
+            c->pending_v = v;
+        }
+        return;
+    }
+    if (plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl)) {
+        /* the held reading disagrees with both neighbours: a glitch */
+        out->discarded = 1;
+        out->discarded_t_ms = c->pending_t;
+        out->discarded_kwh = c->pending_v;
+        c->have_pending = 0;
+        emit(c, out, c->anchor_t, t, kwh, fl);
+        advance(c, t, v);
+    } else if (plausible(c, c->pending_t, c->pending_v, t, v, &kwh, &fl)) {
+        /* the next reading confirms the drop or jump: a new counter epoch.
+         * Energy across the change is unknown; estimate it at the rate the
+         * new epoch shows, so it is never negative and never the jump. */
+        double rate = kwh / (double)(t - c->pending_t);
+        emit(c, out, c->anchor_t, c->pending_t, rate * (double)(c->pending_t - c->anchor_t),
+             DCEM_SEG_RESET);
+        emit(c, out, c->pending_t, t, kwh, fl);
+        c->have_pending = 0;
+        c->anchor_t = t;
+        c->anchor_v = v;
+    } else { /* implausible against both: the held one was a glitch, hold this */
+        out->discarded = 1;
+        out->discarded_t_ms = c->pending_t;
+        out->discarded_kwh = c->pending_v;
+        c->pending_t = t;
+        c->pending_v = v;
+    }
+}
+
+void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, int has_kw,
+                       double kw, dcem_counter_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (c->mode == MODE_NONE) {
+        if (has_kwh) c->mode = MODE_COUNTER;
+        else if (has_kw) c->mode = MODE_POWER;
+        else {
+            out->reject = DCEM_REJECT_KIND;
+            return;
+        }
+    } else if (t_ms <= c->last_t) {
+        out->reject = DCEM_REJECT_ORDER;
+        return;
+    }
+    if (c->mode == MODE_COUNTER) {
+        if (!has_kwh) {
+            out->reject = DCEM_REJECT_KIND;
+            return;
+        }
+        if (!(kwh >= 0) || !isfinite(kwh) ||
+            (c->cfg.modulo_kwh > 0 && kwh >= c->cfg.modulo_kwh)) {
+            out->reject = DCEM_REJECT_VALUE;
+            return;
+        }
+        c->last_t = t_ms;
+        push_counter(c, t_ms, kwh, out);
+    } else {
+        if (!has_kw) {
+            out->reject = DCEM_REJECT_KIND;
+            return;
+        }
+        if (!(kw >= 0 && kw <= c->cfg.rated_kw * c->cfg.margin)) { /* NaN fails too */
+            out->reject = DCEM_REJECT_VALUE;
+            return;
+        }
+        c->last_t = t_ms;
+        push_power(c, t_ms, kw, out);
+    }
+}
+
+void dcem_counter_finish(dcem_counter *c, dcem_counter_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (c->have_pending) {
+        out->discarded = 1;
+        out->discarded_t_ms = c->pending_t;
+        out->discarded_kwh = c->pending_v;
+        c->have_pending = 0;
+    }
+}
+

@@ -1,0 +1,16 @@
+#include "errors.h"
+
+const char *dcem_strerror(int err)
+{
+    switch (err) {
+    case DCEM_OK: return "success";
+    case DCEM_ENOMEM: return "out of memory";
+    case DCEM_EINVAL: return "malformed input";
+    case DCEM_ERANGE: return "value out of range";
+    case DCEM_ECONFIG: return "configuration error";
+    case DCEM_ETZ: return "bad time-zone data";
+    case DCEM_EIO: return "file could not be read";
+    case DCEM_EFULL: return "capacity limit reached";
+    }
+    return "unknown error";
+}

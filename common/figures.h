@@ -1,0 +1,75 @@
+/* figures.h — the figures of one site over one period, from metered energy
+ * per role: total facility energy, IT, green, compute, PUE, green share,
+ * compute share, with the data-quality counts behind them. The sums are
+ * filled by the caller (dcem_audit, the collector's rollups); derive()
+ * computes the ratios, the same way for every caller. Pure. */
+#ifndef DCEM_FIGURES_H
+#define DCEM_FIGURES_H
+
+#include "site.h"
+
+#include <stdint.h>
+
+typedef enum dcem_period_kind {
+    DCEM_PERIOD_INTERVAL = 0,
+    DCEM_PERIOD_HOUR,
+    DCEM_PERIOD_DAY,
+    DCEM_PERIOD_MONTH,
+    DCEM_PERIOD_YEAR,
+} dcem_period_kind;
+
+typedef struct dcem_figures {
+    int kind;                 /* dcem_period_kind */
+    long long year;           /* calendar year of the period (local) */
+    int64_t start_ms, end_ms; /* [start, end) in UTC */
+    int64_t as_of_ms;         /* data counted up to here; < end: provisional */
+
+    /* inputs */
+    double role_kwh[DCEM_ROLE_COUNT]; /* metered energy per meter role */
+    double green_ledger_kwh;  /* green contracts and certificates of the period */
+    double estimated_kwh;     /* estimated part of the energy in the figures */
+    double integrated_kwh;    /* part from power integration */
+    double completeness;      /* site: lowest of the meters in the figures */
+    long estimated_intervals, integrated_intervals, discarded_readings, rollovers, resets;
+    double ytd_total_kwh;     /* total from 1 January to as_of, for the cap */
+    double trailing_total_kwh;/* total over the trailing window ending at as_of */
+    int64_t trailing_ms;      /* length of that window */
+    int64_t year_end_ms;      /* end of the calendar year of the period */
+
+    /* derived by dcem_figures_derive */
+    double total_kwh;     /* facility + green_onsite */
+    double it_kwh;
+    double green_kwh;     /* green_onsite + ledger */
+    double compute_kwh;
+    double pue;           /* total / IT; NAN when IT is 0 */
+    double green_share;   /* green / total, at most 1; NAN when total is 0 */
+    double compute_share; /* compute / total; NAN when total is 0 */
+} dcem_figures;
+
+/* One meter's sums over a period (from interval or day rollups). */
+typedef struct dcem_meter_period {
+    double kwh, estimated_kwh, integrated_kwh;
+    int64_t measured_ms;  /* time covered by measured (not estimated) data */
+    int64_t expected_ms;  /* length of the period up to as_of */
+    long estimated_intervals, integrated_intervals, discarded_readings, rollovers, resets;
+} dcem_meter_period;
+
+/* measured / expected, in [0, 1]; 0 for an empty period. */
+double dcem_meter_completeness(const dcem_meter_period *m);
+
+/* Starts a period's figures: zero sums, completeness 1 (lowered by each
+ * meter added), the period's bounds and the time data is counted to. */
+void dcem_figures_init(dcem_figures *f, int kind, long long year, int64_t start_ms,
+                       int64_t end_ms, int64_t as_of_ms);
+
+/* Adds one meter of the given role: its energy to the role, its counts, and
+ * its completeness to the site's (the lowest of the meters in the figures). */
+void dcem_figures_add_meter(dcem_figures *f, int role, const dcem_meter_period *m);
+
+/* Roles whose meters enter the figures (and so the completeness). */
+int dcem_role_in_figures(int role);
+
+/* Computes the derived fields from the inputs. */
+void dcem_figures_derive(dcem_figures *f);
+
+#endif

@@ -1,0 +1,29 @@
+/* dcem_io.h — the thin I/O edge of libdcem: reads a config or zoneinfo file
+ * into memory for the pure parsers, and loads a site ledger, a policy and a
+ * time zone by path or name. The only part of common/ that opens files. */
+#ifndef DCEM_IO_H
+#define DCEM_IO_H
+
+#include "policy.h"
+#include "site.h"
+#include "tz.h"
+
+#include <stddef.h>
+
+#define DCEM_IO_MAX_FILE (16u << 20) /* configs and zoneinfo files are small */
+
+/* Reads the whole file (at most DCEM_IO_MAX_FILE bytes) into a new
+ * NUL-terminated buffer the caller frees. Returns 0, DCEM_EIO or DCEM_EFULL
+ * with "path: reason" in err. */
+int dcem_io_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen);
+
+/* Loads zone `name` ("Asia/Shanghai", "UTC") from the zoneinfo directory
+ * (TZDIR if set, else /usr/share/zoneinfo). Names with ".." or a leading
+ * "/" are refused. *tz is freed with dcem_tz_free. */
+int dcem_io_load_tz(const char *name, dcem_tz **tz, char *err, size_t errlen);
+
+/* Reads and parses a site ledger / policy file into caller storage. */
+int dcem_io_load_site(const char *path, dcem_site *site, char *err, size_t errlen);
+int dcem_io_load_policy(const char *path, dcem_policy *policy, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,154 @@
+#include "site.h"
+#include "cfg.h"
+#include "errors.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+static const char *const role_names[] = {"facility", "it",      "green_onsite", "compute",
+                                         "cooling",  "other",   NULL};
+static const char *const green_kinds[] = {"contract", "certificate", NULL};
+
+#define M(f) offsetof(dcem_meter, f)
+static const dcem_cfg_field meter_fields[] = {
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = M(line)},
+    {.key = "id", .type = DCEM_CFG_STRING, .offset = M(id), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED, .help = "meter id, unique in the site"},
+    {.key = "role", .type = DCEM_CFG_ENUM, .offset = M(role), .flags = DCEM_CFG_REQUIRED,
+     .names = role_names, .def = NAN},
+    {.key = "rated_kw", .type = DCEM_CFG_DOUBLE, .offset = M(rated_kw),
+     .flags = DCEM_CFG_REQUIRED | DCEM_CFG_MIN_EXCL, .min = 0, .max = 1e7, .def = NAN},
+    {.key = "counter_modulo_kwh", .type = DCEM_CFG_DOUBLE, .offset = M(counter_modulo_kwh),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = 1e15, .def = NAN},
+    {.key = "counter_resolution_kwh", .type = DCEM_CFG_DOUBLE,
+     .offset = M(counter_resolution_kwh), .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = 1000,
+     .def = 0.01},
+    {.key = "model", .type = DCEM_CFG_STRING, .offset = M(model), .size = 96, .min = NAN,
+     .max = NAN, .def = NAN},
+    {.key = "accuracy_class", .type = DCEM_CFG_STRING, .offset = M(accuracy_class), .size = 16,
+     .min = NAN, .max = NAN, .def = NAN},
+    {.key = "calibrated_on", .type = DCEM_CFG_DATE, .offset = M(calibrated_on), .min = NAN,
+     .max = NAN, .def = NAN},
+    {0},
+};
+#undef M
+
+#define G(f) offsetof(dcem_green_entry, f)
+static const dcem_cfg_field green_fields[] = {
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = G(line)},
+    {.key = "month", .type = DCEM_CFG_MONTH, .offset = G(month), .flags = DCEM_CFG_REQUIRED},
+    {.key = "kwh", .type = DCEM_CFG_DOUBLE, .offset = G(kwh), .min = 0, .max = 1e13, .def = NAN},
+    {.key = "certificates", .type = DCEM_CFG_DOUBLE, .offset = G(certificates), .min = 0,
+     .max = 1e10, .def = NAN},
+    {.key = "kind", .type = DCEM_CFG_ENUM, .offset = G(kind), .flags = DCEM_CFG_REQUIRED,
+     .names = green_kinds, .def = NAN},
+    {0},
+};
+#undef G
+
+#define S(f) offsetof(dcem_site, f)
+static const dcem_cfg_field site_fields[] = {
+    {.key = "site", .type = DCEM_CFG_STRING, .offset = S(site), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED},
+    {.key = "name", .type = DCEM_CFG_STRING, .offset = S(name), .size = 128},
+    {.key = "timezone", .type = DCEM_CFG_STRING, .offset = S(timezone), .size = 64,
+     .def_str = "Asia/Shanghai"},
+    {.key = "racks", .type = DCEM_CFG_INT, .offset = S(racks), .flags = DCEM_CFG_REQUIRED,
+     .min = 0, .max = 1e7, .def = NAN},
+    {.key = "rack_power_kw", .type = DCEM_CFG_DOUBLE, .offset = S(rack_power_kw),
+     .flags = DCEM_CFG_REQUIRED, .min = 0, .max = 1e8, .def = NAN},
+    {.key = "approved_annual_kwh", .type = DCEM_CFG_DOUBLE, .offset = S(approved_annual_kwh),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = 1e13, .def = NAN},
+    {.key = "baseline_annual_kwh", .type = DCEM_CFG_DOUBLE, .offset = S(baseline_annual_kwh),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = 1e13, .def = NAN},
+    {.key = "interval_minutes", .type = DCEM_CFG_INT, .offset = S(interval_minutes), .min = 1,
+     .max = 60, .def = 15},
+    {.key = "meters", .type = DCEM_CFG_LIST, .offset = S(meters), .size = sizeof(dcem_meter),
+     .flags = DCEM_CFG_REQUIRED, .min = 1, .max = DCEM_SITE_MAX_METERS, .sub = meter_fields,
+     .count_offset = S(n_meters)},
+    {.key = "green", .type = DCEM_CFG_LIST, .offset = S(green),
+     .size = sizeof(dcem_green_entry), .min = 0, .max = DCEM_SITE_MAX_GREEN, .sub = green_fields,
+     .count_offset = S(n_green)},
+    {0},
+};
+#undef S
+
+const char *dcem_role_name(int role)
+{
+    return role >= 0 && role < DCEM_ROLE_COUNT ? role_names[role] : "unknown";
+}
+
+int dcem_site_find_meter(const dcem_site *s, const char *id, size_t idlen)
+{
+    for (size_t i = 0; i < s->n_meters; i++)
+        if (strlen(s->meters[i].id) == idlen && !memcmp(s->meters[i].id, id, idlen)) return (int)i;
+    return -1;
+}
+
+double dcem_site_green_month_kwh(const dcem_site *s, int month)
+{
+    double sum = 0;
+    for (size_t i = 0; i < s->n_green; i++) {
+        const dcem_green_entry *g = &s->green[i];
+        if (g->month == month)
+            sum += isnan(g->kwh) ? g->certificates * DCEM_KWH_PER_CERTIFICATE : g->kwh;
+    }
+    return sum;
+}
+
+double dcem_site_green_kwh(const dcem_site *s, dcem_zone *z, int64_t t0_ms, int64_t t1_ms)
+{
+    double sum = 0;
+    for (size_t i = 0; i < s->n_green; i++) {
+        const dcem_green_entry *g = &s->green[i];
+        int64_t m0 = dcem_zone_month_start(z, g->month), m1 = dcem_zone_month_start(z, g->month + 1);
+        int64_t lo = t0_ms > m0 ? t0_ms : m0, hi = t1_ms < m1 ? t1_ms : m1;
+        if (hi <= lo) continue;
+        double kwh = isnan(g->kwh) ? g->certificates * DCEM_KWH_PER_CERTIFICATE : g->kwh;
+        sum += hi - lo == m1 - m0 ? kwh : kwh * (double)(hi - lo) / (double)(m1 - m0);
+    }
+    return sum;
+}
+
+static int valid_id(const char *id)
+{
+    /* ids travel in MQTT topics, CSV fields and file names */
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return *id != '\0';
+}
+
+int dcem_site_parse(const char *name, const char *buf, size_t len, dcem_site *out, char *err,
+                    size_t errlen)
+{
+    int rc = dcem_cfg_parse(name, buf, len, site_fields, out, err, errlen);
+    if (rc) return rc;
+    if (!valid_id(out->site))
+        return dcem_cfg_error(err, errlen, name, 1, "site",
+                              "'%s': use letters, digits, '-', '_' or '.'", out->site);
+    if (60 % out->interval_minutes != 0)
+        return dcem_cfg_error(err, errlen, name, 1, "interval_minutes",
+                              "%lld does not divide an hour (use 1-6, 10, 12, 15, 20, 30 or 60)",
+                              out->interval_minutes);
+    for (size_t i = 0; i < out->n_meters; i++) {
+        const dcem_meter *m = &out->meters[i];
+        if (!valid_id(m->id))
+            return dcem_cfg_error(err, errlen, name, m->line, "meters.id",
+                                  "'%s': use letters, digits, '-', '_' or '.'", m->id);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(out->meters[j].id, m->id))
+                return dcem_cfg_error(err, errlen, name, m->line, "meters.id",
+                                      "'%s' already declared at line %d", m->id,
+                                      out->meters[j].line);
+    }
+    for (size_t i = 0; i < out->n_green; i++) {
+        const dcem_green_entry *g = &out->green[i];
+        if (isnan(g->kwh) == isnan(g->certificates))
+            return dcem_cfg_error(err, errlen, name, g->line, "green",
+                                  "give exactly one of 'kwh' or 'certificates'");
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages dcem needs to build and test.
+# Idempotent and fast when everything is present: dpkg is asked first and
+# apt-get runs only for what is missing. Needs root to install.
+set -euo pipefail
+
+# One package per line: what it is for is in README.md, "Dependencies".
+PACKAGES=(
+  build-essential   # gcc, make, libc headers
+  cmake             # build system
+  pkg-config        # locates the libraries below
+  libcmocka-dev     # unit-test framework
+  libyaml-dev       # YAML parser for site ledgers, policies and configs
+  libcjson-dev      # JSON output of dcem-audit, and JSON parsing in tests
+  tzdata            # IANA time-zone files read by the calendar
+  python3           # generator/checker helpers of the test suite
+)
+
+names=()
+for p in "${PACKAGES[@]}"; do names+=("${p%% *}"); done
+
+missing=()
+for p in "${names[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
+  echo "deps.sh: run as root, or: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
