@@ -27,22 +27,26 @@ static double hours(int64_t t0, int64_t t1)
     return (double)(t1 - t0) / 3.6e6;
 }
 
+enum { IMPLAUSIBLE = 0, PLAUSIBLE = 1, JITTER = 2 };
+
 /* Is a counter step from (t0, v0) to (t1, v1) physically possible? Yes when
  * it is in [0, bound], or wraps at the modulo into that range. A step back by
  * at most one resolution step is register jitter: plausible, zero energy. */
 static int plausible(const dcem_counter *c, int64_t t0, double v0, int64_t t1, double v1,
                      double *kwh, unsigned *flags)
 {
-    double bound = c->cfg.rated_kw * hours(t0, t1) * c->cfg.margin + c->cfg.resolution_kwh;
+    /* one step of slack, widened by a hair: 99.99 - 100 is -0.0100000000000051 */
+    double step = c->cfg.resolution_kwh * (1 + 1e-6);
+    double bound = c->cfg.rated_kw * hours(t0, t1) * c->cfg.margin + step;
     double d = v1 - v0;
     *flags = 0;
-    if (d >= 0 && d <= bound) return *kwh = d, 1;
-    if (d < 0 && d >= -c->cfg.resolution_kwh) return *kwh = 0, 1;
+    if (d >= 0 && d <= bound) return *kwh = d, PLAUSIBLE;
+    if (d < 0 && d >= -step) return *kwh = 0, JITTER;
     if (d < 0 && c->cfg.modulo_kwh > 0) {
         double w = d + c->cfg.modulo_kwh;
-        if (w >= 0 && w <= bound) return *flags = DCEM_SEG_ROLLOVER, *kwh = w, 1;
+        if (w >= 0 && w <= bound) return *flags = DCEM_SEG_ROLLOVER, *kwh = w, PLAUSIBLE;
     }
-    return 0;
+    return IMPLAUSIBLE;
 }
 
 static void emit(const dcem_counter *c, dcem_counter_out *out, int64_t t0, int64_t t1, double kwh,
@@ -54,9 +58,9 @@ static void emit(const dcem_counter *c, dcem_counter_out *out, int64_t t0, int64
 
 /* Moves the anchor to (t, v), except that jitter below the anchor keeps the
  * higher value so that the next difference starts from it. */
-static void advance(dcem_counter *c, int64_t t, double v)
+static void advance(dcem_counter *c, int64_t t, double v, int how)
 {
-    if (!(v < c->anchor_v && v >= c->anchor_v - c->cfg.resolution_kwh)) c->anchor_v = v;
+    if (how != JITTER) c->anchor_v = v;
     c->anchor_t = t;
 }
 
@@ -80,10 +84,11 @@ static void push_counter(dcem_counter *c, int64_t t, double v, dcem_counter_out 
         c->anchor_v = v;
         return;
     }
+    int how;
     if (!c->have_pending) {
-        if (plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl)) {
+        if ((how = plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl))) {
             emit(c, out, c->anchor_t, t, kwh, fl);
-            advance(c, t, v);
+            advance(c, t, v, how);
         } else { /* hold it: the next reading tells a glitch from a reset */
             c->have_pending = 1;
             c->pending_t = t;
@@ -91,14 +96,14 @@ static void push_counter(dcem_counter *c, int64_t t, double v, dcem_counter_out 
         }
         return;
     }
-    if (plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl)) {
+    if ((how = plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl))) {
         /* the held reading disagrees with both neighbours: a glitch */
         out->discarded = 1;
         out->discarded_t_ms = c->pending_t;
         out->discarded_kwh = c->pending_v;
         c->have_pending = 0;
         emit(c, out, c->anchor_t, t, kwh, fl);
-        advance(c, t, v);
+        advance(c, t, v, how);
     } else if (plausible(c, c->pending_t, c->pending_v, t, v, &kwh, &fl)) {
         /* the next reading confirms the drop or jump: a new counter epoch.
          * Energy across the change is unknown; estimate it at the rate the
