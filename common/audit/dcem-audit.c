@@ -306,14 +306,17 @@ static void verdict_list(const dcem_verdicts *v, char *b, size_t n)
 
 static void print_row(const dcem_figures *f, const dcem_verdicts *v, long long month)
 {
-    char name[16], verdicts[512], pue[16] = "-", share[16] = "-";
+    char name[16], verdicts[512], pue[16] = "-", share[16] = "-", cap[16] = "-", cny[24] = "-";
     period_name(f, month, name, sizeof name);
     verdict_list(v, verdicts, sizeof verdicts);
     if (!isnan(f->pue)) snprintf(pue, sizeof pue, "%.4f", f->pue);
     if (!isnan(f->green_share)) snprintf(share, sizeof share, "%.2f", f->green_share * 100);
-    printf("%-8s %15.3f %15.3f %14.3f %7s %7s %6.1f %7.2f %12.3f  %s\n", name, f->total_kwh,
-           f->it_kwh, f->green_kwh, pue, share, v->green_threshold * 100, f->completeness * 100,
-           f->estimated_kwh, verdicts);
+    if (!isnan(v->cap_usage)) snprintf(cap, sizeof cap, "%.1f", v->cap_usage * 100);
+    if (v->bits & 1u << DCEM_V_DIFFERENTIAL_PRICING)
+        snprintf(cny, sizeof cny, "%.2f", v->surcharge_cny);
+    printf("%-8s %14.3f %14.3f %13.3f %7s %6s %5.1f %7.2f %11.3f %6s %12s  %s\n", name,
+           f->total_kwh, f->it_kwh, f->green_kwh, pue, share, v->green_threshold * 100,
+           f->completeness * 100, f->estimated_kwh, cap, cny, verdicts);
 }
 
 int main(int argc, char **argv)
@@ -436,9 +439,9 @@ int main(int argc, char **argv)
             const char *id = dcem_audit_unknown(audit, i, &rows);
             printf("  unknown meter %s: %lld rows\n", id, rows);
         }
-        printf("\n%-8s %15s %15s %14s %7s %7s %6s %7s %12s  %s\n", "period", "total kWh",
-               "IT kWh", "green kWh", "PUE", "green%", "thr%", "compl%", "estim. kWh",
-               "verdicts");
+        printf("\n%-8s %14s %14s %13s %7s %6s %5s %7s %11s %6s %12s  %s\n", "period",
+               "total kWh", "IT kWh", "green kWh", "PUE", "green%", "thr%", "compl%", "estim. kWh",
+               "cap%", "surcharge", "verdicts");
     }
 
     for (long long y = dcem_floordiv(m0, 12); y * 12 < m1; y++) {

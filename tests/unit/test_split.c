@@ -1,0 +1,169 @@
+/* Calendar and interval attribution: local-aligned intervals, days and
+ * months in the site's zone, and segments split in proportion to time. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "calendar.h"
+#include "dcem_io.h"
+#include "parse.h"
+#include "split.h"
+
+#include <string.h>
+
+#define MIN 60000LL
+#define HOUR 3600000LL
+
+static int64_t utc(const char *s)
+{
+    int64_t t;
+    assert_int_equal(dcem_parse_time(s, strlen(s), &t), 0);
+    return t;
+}
+
+static dcem_tz *zone(const char *name)
+{
+    dcem_tz *tz;
+    char err[256];
+    if (dcem_io_load_tz(name, &tz, err, sizeof err)) fail_msg("%s", err);
+    return tz;
+}
+
+static void test_civil(void **state)
+{
+    (void)state;
+    assert_int_equal(dcem_days_from_civil(1970, 1, 1), 0);
+    assert_int_equal(dcem_days_from_civil(2024, 2, 29), 19782);
+    assert_int_equal(dcem_days_from_civil(1969, 12, 31), -1);
+    for (int64_t d = -800000; d < 800000; d += 37) {
+        int64_t y;
+        int m, dd;
+        dcem_civil_from_days(d, &y, &m, &dd);
+        assert_int_equal(dcem_days_from_civil(y, m, dd), d);
+    }
+    assert_int_equal(dcem_days_in_month(2024, 2), 29);
+    assert_int_equal(dcem_days_in_month(2100, 2), 28);
+    assert_int_equal(dcem_days_in_month(2000, 2), 29);
+    assert_int_equal(dcem_floordiv(-1, 4), -1);
+    assert_int_equal(dcem_floordiv(-4, 4), -1);
+    assert_int_equal(dcem_floordiv(7, 4), 1);
+}
+
+static void test_zone_periods(void **state)
+{
+    (void)state;
+    dcem_tz *sh = zone("Asia/Shanghai"), *be = zone("Europe/Berlin");
+    dcem_zone z;
+    dcem_zone_init(&z, sh);
+    /* New Year in Shanghai */
+    int64_t ny = utc("2025-12-31T16:00:00Z");
+    int64_t y;
+    int m, d;
+    dcem_zone_date(&z, ny, &y, &m, &d);
+    assert_true(y == 2026 && m == 1 && d == 1);
+    dcem_zone_date(&z, ny - 1, &y, &m, &d);
+    assert_true(y == 2025 && m == 12 && d == 31);
+    assert_int_equal(dcem_zone_month_start(&z, 2026 * 12), ny);
+    /* Berlin: local days of 23 and 25 hours */
+    dcem_zone_init(&z, be);
+    int64_t d0 = dcem_zone_day(&z, utc("2025-03-30T12:00:00Z"));
+    assert_int_equal(dcem_zone_day_start(&z, d0 + 1) - dcem_zone_day_start(&z, d0), 23 * HOUR);
+    int64_t d1 = dcem_zone_day(&z, utc("2025-10-26T12:00:00Z"));
+    assert_int_equal(dcem_zone_day_start(&z, d1 + 1) - dcem_zone_day_start(&z, d1), 25 * HOUR);
+    assert_int_equal(dcem_zone_day_start(&z, d0), utc("2025-03-30T00:00:00+01:00"));
+    dcem_tz_free(sh);
+    dcem_tz_free(be);
+}
+
+static void test_intervals_local_aligned(void **state)
+{
+    (void)state;
+    dcem_tz *ktm = zone("Asia/Kathmandu"), *be = zone("Europe/Berlin");
+    dcem_zone z;
+    int64_t s, e;
+    /* +05:45: hourly intervals start at local hh:00, i.e. UTC hh:15 */
+    dcem_zone_init(&z, ktm);
+    dcem_zone_interval(&z, utc("2025-06-01T10:20:00Z"), HOUR, &s, &e);
+    assert_int_equal(s, utc("2025-06-01T10:15:00Z"));
+    assert_int_equal(e, utc("2025-06-01T11:15:00Z"));
+    dcem_zone_interval(&z, utc("2025-06-01T10:14:59.999Z"), 15 * MIN, &s, &e);
+    assert_int_equal(s, utc("2025-06-01T10:00:00Z"));
+    /* Berlin spring forward 02:00 -> 03:00 local: the interval before ends
+     * at the jump, the next starts at 03:00 local */
+    dcem_zone_init(&z, be);
+    dcem_zone_interval(&z, utc("2025-03-30T00:50:00Z"), 15 * MIN, &s, &e);
+    assert_int_equal(s, utc("2025-03-30T01:45:00+01:00"));
+    assert_int_equal(e, utc("2025-03-30T03:00:00+02:00"));
+    dcem_zone_interval(&z, utc("2025-03-30T01:00:00Z"), 15 * MIN, &s, &e);
+    assert_int_equal(s, utc("2025-03-30T03:00:00+02:00"));
+    /* fall back: the repeated hour gets its own intervals, by UTC */
+    dcem_zone_interval(&z, utc("2025-10-26T00:10:00Z"), HOUR, &s, &e);
+    assert_int_equal(s, utc("2025-10-26T02:00:00+02:00"));
+    assert_int_equal(e, utc("2025-10-26T01:00:00Z"));
+    dcem_zone_interval(&z, utc("2025-10-26T01:10:00Z"), HOUR, &s, &e);
+    assert_int_equal(s, utc("2025-10-26T02:00:00+01:00"));
+    assert_int_equal(e, utc("2025-10-26T03:00:00+01:00"));
+    dcem_tz_free(ktm);
+    dcem_tz_free(be);
+}
+
+typedef struct collected {
+    dcem_interval iv[64];
+    int n;
+} collected;
+
+static void collect(void *ctx, const dcem_interval *iv)
+{
+    collected *c = ctx;
+    assert_true(c->n < 64);
+    c->iv[c->n++] = *iv;
+}
+
+static void test_split_proportional(void **state)
+{
+    (void)state;
+    dcem_tz *sh = zone("Asia/Shanghai");
+    dcem_splitter sp;
+    dcem_splitter_init(&sp, sh, 15);
+    collected c = {.n = 0};
+    int64_t base = utc("2025-01-01T00:00:00Z");
+    /* readings at :07 — every segment straddles a boundary */
+    dcem_segment a = {base + 7 * MIN, base + 22 * MIN, 15, 0};
+    dcem_segment b = {base + 22 * MIN, base + 37 * MIN, 30, 0};
+    /* a gap of 1 h 30 (estimated) spread by time */
+    dcem_segment g = {base + 37 * MIN, base + 127 * MIN, 90, DCEM_SEG_GAP};
+    dcem_splitter_add(&sp, &a, collect, &c);
+    dcem_splitter_add(&sp, &b, collect, &c);
+    dcem_splitter_add(&sp, &g, collect, &c);
+    dcem_splitter_flush(&sp, collect, &c);
+    double sum = 0;
+    for (int i = 0; i < c.n; i++) sum += c.iv[i].kwh;
+    assert_true(sum == 135); /* exactly: the last piece takes the remainder */
+    assert_int_equal(c.n, 9);
+    assert_int_equal(c.iv[0].start_ms, base);
+    assert_float_equal(c.iv[0].kwh, 8, 1e-12);  /* 8 of a's 15 minutes */
+    assert_int_equal(c.iv[0].covered_ms, 8 * MIN);
+    assert_float_equal(c.iv[1].kwh, 7 + 16, 1e-12); /* rest of a, 8 min of b */
+    assert_int_equal(c.iv[1].measured_ms, 15 * MIN);
+    assert_float_equal(c.iv[2].kwh, 14 + 8, 1e-12); /* 7 min of b, 8 of the gap */
+    assert_float_equal(c.iv[2].estimated_kwh, 8, 1e-12);
+    assert_int_equal(c.iv[2].measured_ms, 7 * MIN);
+    assert_true(c.iv[2].flags & DCEM_SEG_GAP);
+    assert_float_equal(c.iv[3].kwh, 15, 1e-12);
+    assert_int_equal(c.iv[3].measured_ms, 0);
+    assert_int_equal(c.iv[8].start_ms, base + 120 * MIN); /* partial, flushed */
+    assert_int_equal(c.iv[8].covered_ms, 7 * MIN);
+    dcem_tz_free(sh);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_civil),
+        cmocka_unit_test(test_zone_periods),
+        cmocka_unit_test(test_intervals_local_aligned),
+        cmocka_unit_test(test_split_proportional),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
