@@ -127,6 +127,14 @@ static int check_range(walker *w, const dcem_cfg_field *f, const char *path, int
 static int walk_map(walker *w, yaml_node_t *node, const dcem_cfg_field *table, void *out,
                     const char *path);
 
+static int run_check(walker *w, const dcem_cfg_field *f, const void *value, size_t count,
+                     int line, const char *path)
+{
+    char why[256] = "invalid value";
+    if (!f->check || !f->check(value, count, why, sizeof why)) return 0;
+    return dcem_cfg_error(w->err, w->errlen, w->name, line, path, "%s", why);
+}
+
 /* One scalar of type `type` into p; f gives range, size and names. */
 static int set_scalar(walker *w, const dcem_cfg_field *f, dcem_cfg_type type, yaml_node_t *n,
                       void *p, size_t size, const char *path)
@@ -236,7 +244,7 @@ static int walk_list(walker *w, const dcem_cfg_field *f, yaml_node_t *n, void *o
         if (rc) return rc;
     }
     *(size_t *)at(out, f->count_offset) = count;
-    return 0;
+    return run_check(w, f, base, count, node_line(n), path);
 }
 
 static void valid_keys(const dcem_cfg_field *table, char *buf, size_t len)
@@ -291,7 +299,10 @@ static int walk_map(walker *w, yaml_node_t *node, const dcem_cfg_field *table, v
         int rc;
         if (f->type == DCEM_CFG_MAP) rc = walk_map(w, v, f->sub, at(out, f->offset), kpath);
         else if (f->type == DCEM_CFG_LIST) rc = walk_list(w, f, v, out, kpath);
-        else rc = set_scalar(w, f, f->type, v, at(out, f->offset), f->size, kpath);
+        else {
+            rc = set_scalar(w, f, f->type, v, at(out, f->offset), f->size, kpath);
+            if (!rc) rc = run_check(w, f, at(out, f->offset), 1, node_line(v), kpath);
+        }
         if (rc) return rc;
     }
     for (size_t i = 0; i < nfields; i++) {

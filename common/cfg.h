@@ -42,6 +42,11 @@ typedef struct dcem_cfg_field {
     const struct dcem_cfg_field *sub;  /* MAP, LIST of maps */
     dcem_cfg_type item;                /* LIST of scalars: their type */
     size_t count_offset;               /* LIST: where the item count goes */
+    /* Optional rule beyond type and range, run as soon as the value is
+     * stored, so the error carries the value's line: value points at the
+     * stored value (a LIST: its first item, with count items). Returns 0,
+     * or non-zero with a reason in why. */
+    int (*check)(const void *value, size_t count, char *why, size_t whylen);
     const char *help;                  /* one line for docs and errors */
 } dcem_cfg_field;
 

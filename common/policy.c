@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static const char *const step_modes[] = {"points", "relative", NULL};
 static const char *const applies[] = {"all", "excess", NULL};
@@ -56,11 +57,22 @@ static const dcem_cfg_field pricing_fields[] = {
      .count_offset = PR(n_tiers)},
     {0},
 };
+static int check_levels(const void *value, size_t count, char *why, size_t len)
+{
+    const double *w = value;
+    for (size_t i = 0; i < count; i++)
+        if (!(w[i] > 0 && w[i] <= 100) || (i > 0 && w[i] <= w[i - 1])) {
+            snprintf(why, len, "levels must be ascending percentages in (0, 100]");
+            return 1;
+        }
+    return 0;
+}
+
 #define CP(f) (offsetof(dcem_policy, cap.f) - P(cap))
 static const dcem_cfg_field cap_fields[] = {
     {.key = "warning_percent", .type = DCEM_CFG_LIST, .offset = CP(warning_percent),
      .size = sizeof(double), .min = 0, .max = DCEM_POLICY_MAX_LEVELS, .item = DCEM_CFG_DOUBLE,
-     .count_offset = CP(n_warning)},
+     .count_offset = CP(n_warning), .check = check_levels},
     {.key = "projection_days", .type = DCEM_CFG_INT, .offset = CP(projection_days), .min = 1,
      .max = 366, .def = 30},
     {0},
@@ -117,12 +129,6 @@ int dcem_policy_parse(const char *name, const char *buf, size_t len, dcem_policy
             return dcem_cfg_error(err, errlen, name, t->line,
                                   "differential_pricing.tiers.over_limit_up_to",
                                   "tiers must be in ascending order");
-    }
-    for (size_t i = 0; i < out->cap.n_warning; i++) {
-        double w = out->cap.warning_percent[i];
-        if (!(w > 0 && w <= 100) || (i > 0 && w <= out->cap.warning_percent[i - 1]))
-            return dcem_cfg_error(err, errlen, name, 1, "cap.warning_percent",
-                                  "levels must be ascending percentages in (0, 100]");
     }
     return 0;
 }
@@ -234,8 +240,10 @@ void dcem_policy_evaluate(const dcem_policy *p, const dcem_site *s, const dcem_f
     v->bits |= 1u << DCEM_V_IN_SCOPE;
     evaluate_cap(p, s, f, v);
 
-    /* no pass, and no charge, is ever given on missing data */
-    if (isnan(f->pue) || f->completeness * 100 < p->data.completeness_min_percent) {
+    /* no pass, and no charge, is ever given on missing data, nor on a PUE
+     * below 1, which says the facility meters miss part of the load */
+    if (isnan(f->pue) || f->pue < 1 ||
+        dcem_cmp(f->completeness * 100, p->data.completeness_min_percent) < 0) {
         v->bits |= 1u << DCEM_V_INSUFFICIENT_DATA;
         return;
     }
@@ -249,7 +257,7 @@ void dcem_policy_evaluate(const dcem_policy *p, const dcem_site *s, const dcem_f
     if (green_ok) v->bits |= 1u << DCEM_V_GREEN_SHARE_ABOVE_THRESHOLD;
     if (pue_cmp < 0 && green_ok) v->bits |= 1u << DCEM_V_REWARD_ELIGIBLE;
 
-    if (f->kind == DCEM_PERIOD_YEAR && !isnan(s->baseline_annual_kwh) &&
+    if (f->kind == DCEM_PERIOD_YEAR && !isnan(s->baseline_annual_kwh) && !isnan(f->compute_share) &&
         dcem_cmp(f->compute_share * 100, p->conversion.compute_share_min_percent) >= 0 &&
         dcem_cmp(f->total_kwh, s->baseline_annual_kwh) <= 0)
         v->bits |= 1u << DCEM_V_CONVERSION;

@@ -4,17 +4,45 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const role_names[] = {"facility", "it",      "green_onsite", "compute",
                                          "cooling",  "other",   NULL};
 static const char *const green_kinds[] = {"contract", "certificate", NULL};
 
+static int valid_id(const char *id)
+{
+    /* ids travel in MQTT topics, CSV fields and file names */
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return 0;
+    return *id != '\0';
+}
+
+static int check_id(const void *value, size_t count, char *why, size_t len)
+{
+    (void)count;
+    if (valid_id(value)) return 0;
+    snprintf(why, len, "'%s': use letters, digits, '-', '_' or '.'", (const char *)value);
+    return 1;
+}
+
+static int check_interval(const void *value, size_t count, char *why, size_t len)
+{
+    (void)count;
+    long long m = *(const long long *)value;
+    if (60 % m == 0) return 0;
+    snprintf(why, len, "%lld does not divide an hour (use 1-6, 10, 12, 15, 20, 30 or 60)", m);
+    return 1;
+}
+
 #define M(f) offsetof(dcem_meter, f)
 static const dcem_cfg_field meter_fields[] = {
     {.key = "@line", .type = DCEM_CFG_LINE, .offset = M(line)},
     {.key = "id", .type = DCEM_CFG_STRING, .offset = M(id), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .help = "meter id, unique in the site"},
+     .flags = DCEM_CFG_REQUIRED, .check = check_id, .help = "meter id, unique in the site"},
     {.key = "role", .type = DCEM_CFG_ENUM, .offset = M(role), .flags = DCEM_CFG_REQUIRED,
      .names = role_names, .def = NAN},
     {.key = "rated_kw", .type = DCEM_CFG_DOUBLE, .offset = M(rated_kw),
@@ -24,12 +52,9 @@ static const dcem_cfg_field meter_fields[] = {
     {.key = "counter_resolution_kwh", .type = DCEM_CFG_DOUBLE,
      .offset = M(counter_resolution_kwh), .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = 1000,
      .def = 0.01},
-    {.key = "model", .type = DCEM_CFG_STRING, .offset = M(model), .size = 96, .min = NAN,
-     .max = NAN, .def = NAN},
-    {.key = "accuracy_class", .type = DCEM_CFG_STRING, .offset = M(accuracy_class), .size = 16,
-     .min = NAN, .max = NAN, .def = NAN},
-    {.key = "calibrated_on", .type = DCEM_CFG_DATE, .offset = M(calibrated_on), .min = NAN,
-     .max = NAN, .def = NAN},
+    {.key = "model", .type = DCEM_CFG_STRING, .offset = M(model), .size = 96},
+    {.key = "accuracy_class", .type = DCEM_CFG_STRING, .offset = M(accuracy_class), .size = 16},
+    {.key = "calibrated_on", .type = DCEM_CFG_DATE, .offset = M(calibrated_on)},
     {0},
 };
 #undef M
@@ -50,7 +75,7 @@ static const dcem_cfg_field green_fields[] = {
 #define S(f) offsetof(dcem_site, f)
 static const dcem_cfg_field site_fields[] = {
     {.key = "site", .type = DCEM_CFG_STRING, .offset = S(site), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED},
+     .flags = DCEM_CFG_REQUIRED, .check = check_id},
     {.key = "name", .type = DCEM_CFG_STRING, .offset = S(name), .size = 128},
     {.key = "timezone", .type = DCEM_CFG_STRING, .offset = S(timezone), .size = 64,
      .def_str = "Asia/Shanghai"},
@@ -63,7 +88,7 @@ static const dcem_cfg_field site_fields[] = {
     {.key = "baseline_annual_kwh", .type = DCEM_CFG_DOUBLE, .offset = S(baseline_annual_kwh),
      .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = 1e13, .def = NAN},
     {.key = "interval_minutes", .type = DCEM_CFG_INT, .offset = S(interval_minutes), .min = 1,
-     .max = 60, .def = 15},
+     .max = 60, .def = 15, .check = check_interval},
     {.key = "meters", .type = DCEM_CFG_LIST, .offset = S(meters), .size = sizeof(dcem_meter),
      .flags = DCEM_CFG_REQUIRED, .min = 1, .max = DCEM_SITE_MAX_METERS, .sub = meter_fields,
      .count_offset = S(n_meters)},
@@ -111,33 +136,14 @@ double dcem_site_green_kwh(const dcem_site *s, dcem_zone *z, int64_t t0_ms, int6
     return sum;
 }
 
-static int valid_id(const char *id)
-{
-    /* ids travel in MQTT topics, CSV fields and file names */
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
-            return 0;
-    return *id != '\0';
-}
 
 int dcem_site_parse(const char *name, const char *buf, size_t len, dcem_site *out, char *err,
                     size_t errlen)
 {
     int rc = dcem_cfg_parse(name, buf, len, site_fields, out, err, errlen);
     if (rc) return rc;
-    if (!valid_id(out->site))
-        return dcem_cfg_error(err, errlen, name, 1, "site",
-                              "'%s': use letters, digits, '-', '_' or '.'", out->site);
-    if (60 % out->interval_minutes != 0)
-        return dcem_cfg_error(err, errlen, name, 1, "interval_minutes",
-                              "%lld does not divide an hour (use 1-6, 10, 12, 15, 20, 30 or 60)",
-                              out->interval_minutes);
     for (size_t i = 0; i < out->n_meters; i++) {
         const dcem_meter *m = &out->meters[i];
-        if (!valid_id(m->id))
-            return dcem_cfg_error(err, errlen, name, m->line, "meters.id",
-                                  "'%s': use letters, digits, '-', '_' or '.'", m->id);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(out->meters[j].id, m->id))
                 return dcem_cfg_error(err, errlen, name, m->line, "meters.id",

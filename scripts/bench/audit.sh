@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): dcem-audit over one year of 15-minute readings for
+# 200 meters (about 7 million rows), pinned to one core. Prints rows/s and
+# peak RSS next to what they are compared with in the same run:
+#   - the target, 2,000,000 rows/s on one core;
+#   - the floor of just reading the file: `wc -l` over the same CSV;
+#   - memory flat in rows: peak RSS over a quarter of the rows vs all of them.
+# Usage: scripts/bench/audit.sh [meters] [workdir]   (defaults: 200, a temp dir)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+meters=${1:-200}
+work=${2:-$(mktemp -d /tmp/dcem-bench-audit.XXXXXX)}
+mkdir -p "$work"
+build="$root/build/release"
+
+"$root/scripts/deps.sh"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$(nproc)" --target dcem-audit dcem-gen >/dev/null
+audit="$build/common/audit/dcem-audit"
+gen="$build/tests/dcem-gen"
+policy="$root/configs/policy/beijing-etown-2024.yaml"
+
+# A ledger of $meters meters: a quarter facility, half IT, the rest cooling
+# and PV, so every code path of the engine is on the hot path.
+site="$work/bench-site.yaml"
+{
+  echo "site: bench"
+  echo "name: benchmark site"
+  echo "timezone: Asia/Shanghai"
+  echo "racks: 2000"
+  echo "rack_power_kw: 16000"
+  echo "approved_annual_kwh: 900000000"
+  echo "meters:"
+  for ((i = 0; i < meters; i++)); do
+    case $((i % 8)) in
+      0|1) role=facility; rated=4000 ;;
+      2|3|4|5) role=it; rated=2000 ;;
+      6) role=cooling; rated=2000 ;;
+      7) role=green_onsite; rated=500 ;;
+    esac
+    printf '  - {id: m%03d, role: %s, rated_kw: %s, model: bench, accuracy_class: "0.5S", calibrated_on: 2024-06-01}\n' \
+      "$i" "$role" "$rated"
+  done
+} >"$site"
+
+csv="$work/readings.csv"
+if [[ ! -s $csv ]]; then
+  echo "generating readings for $meters meters ..." >&2
+  "$gen" --site "$site" --year 2025 --out "$csv" --truth "$work/truth.json"
+fi
+rows=$(($(wc -l <"$csv") - 1))
+size=$(du -m "$csv" | cut -f1)
+
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+lt() { awk "BEGIN { exit !($1 < $2) }"; }
+
+# run CMD... -> sets secs and rss_kb
+run() {
+  local out
+  out=$( { /usr/bin/time -f '%e %M' taskset -c 0 "$@" >/dev/null 2>"$work/stderr"; } 2>&1 )
+  secs=${out% *}
+  rss_kb=${out#* }
+}
+
+echo "rows: $rows ($size MiB), meters: $meters, one core (taskset -c 0)"
+run wc -l "$csv"
+printf '%-34s %8.2f s %12.0f rows/s %8d KiB peak\n' "floor: wc -l (read the file)" \
+  "$secs" "$(calc "$rows / $secs")" "$rss_kb"
+floor=$secs
+
+best=
+for i in 1 2 3; do
+  run "$audit" --site "$site" --policy "$policy" --readings "$csv" --year 2025 --json
+  if [[ -z $best ]] || lt "$secs" "$best"; then best=$secs; best_rss=$rss_kb; fi
+done
+rate=$(calc "$rows / $best")
+printf '%-34s %8.2f s %12.0f rows/s %8d KiB peak  (best of 3)\n' "dcem-audit --year --json" \
+  "$best" "$rate" "$best_rss"
+
+quarter="$work/quarter.csv"
+head -n $((rows / 4 + 1)) "$csv" >"$quarter"
+run "$audit" --site "$site" --policy "$policy" --readings "$quarter" --year 2025 --json
+printf '%-34s %8.2f s %12.0f rows/s %8d KiB peak\n' "dcem-audit, first quarter of rows" \
+  "$secs" "$(calc "$((rows / 4)) / $secs")" "$rss_kb"
+
+echo
+printf 'target 2,000,000 rows/s: %s (%.2fx)\n' \
+  "$(lt "$rate" 2000000 && echo MISSED || echo met)" "$(calc "$rate / 2000000")"
+printf 'vs reading the file alone: %.1fx the time of wc -l\n' "$(calc "$best / $floor")"
+printf 'memory, all rows vs a quarter: %d KiB vs %d KiB\n' "$best_rss" "$rss_kb"
