@@ -108,6 +108,7 @@ dcem_audit *dcem_audit_new(const dcem_site *site, const dcem_policy *policy, con
             .resolution_kwh = m->counter_resolution_kwh,
             .margin = policy->data.glitch_margin,
             .gap_ms = (int64_t)(policy->data.gap_intervals * (double)interval_ms),
+            .max_gap_ms = policy->data.max_gap_days * DCEM_MS_PER_DAY,
         };
         meter_state *ms = &a->meters[i];
         ms->audit = a;
@@ -168,8 +169,8 @@ static void on_interval(void *ctx, const dcem_interval *iv)
 
 static void apply(meter_state *m, const dcem_counter_out *out)
 {
-    if (out->discarded) {
-        day_sum *d = day_of(m, out->discarded_t_ms);
+    for (int i = 0; i < out->discarded; i++) {
+        day_sum *d = day_of(m, out->discarded_t_ms[i]);
         if (d) d->discarded++;
         m->audit->stats.discarded++;
     }

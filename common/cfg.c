@@ -230,7 +230,7 @@ static int walk_list(walker *w, const dcem_cfg_field *f, yaml_node_t *n, void *o
     for (size_t i = 0; i < count; i++) {
         yaml_node_t *item = yaml_document_get_node(w->doc, n->data.sequence.items.start[i]);
         char ipath[256];
-        snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
+        snprintf(ipath, sizeof ipath, "%.200s[%zu]", path, i); /* paths are for messages */
         void *p = base + i * f->size;
         int rc;
         if (f->sub) {
@@ -281,7 +281,7 @@ static int walk_map(walker *w, yaml_node_t *node, const dcem_cfg_field *table, v
                                   "keys must be plain names");
         const char *key = scalar(k);
         char kpath[256];
-        snprintf(kpath, sizeof kpath, "%s%s%s", path, *path ? "." : "", key);
+        snprintf(kpath, sizeof kpath, "%.180s%s%.60s", path, *path ? "." : "", key);
         size_t i;
         for (i = 0; i < nfields; i++)
             if (table[i].type != DCEM_CFG_LINE && !strcmp(table[i].key, key)) break;

@@ -52,6 +52,8 @@ static int plausible(const dcem_counter *c, int64_t t0, double v0, int64_t t1, d
 static void emit(const dcem_counter *c, dcem_counter_out *out, int64_t t0, int64_t t1, double kwh,
                  unsigned flags)
 {
+    /* too long to spread with any meaning: the hole shows in completeness */
+    if (t1 - t0 > c->cfg.max_gap_ms) return;
     if (t1 - t0 > c->cfg.gap_ms) flags |= DCEM_SEG_GAP;
     out->seg[out->n_seg++] = (dcem_segment){t0, t1, kwh, flags};
 }
@@ -98,9 +100,7 @@ static void push_counter(dcem_counter *c, int64_t t, double v, dcem_counter_out 
     }
     if ((how = plausible(c, c->anchor_t, c->anchor_v, t, v, &kwh, &fl))) {
         /* the held reading disagrees with both neighbours: a glitch */
-        out->discarded = 1;
-        out->discarded_t_ms = c->pending_t;
-        out->discarded_kwh = c->pending_v;
+        out->discarded_t_ms[out->discarded++] = c->pending_t;
         c->have_pending = 0;
         emit(c, out, c->anchor_t, t, kwh, fl);
         advance(c, t, v, how);
@@ -116,12 +116,18 @@ static void push_counter(dcem_counter *c, int64_t t, double v, dcem_counter_out 
         c->anchor_t = t;
         c->anchor_v = v;
     } else { /* implausible against both: the held one was a glitch, hold this */
-        out->discarded = 1;
-        out->discarded_t_ms = c->pending_t;
-        out->discarded_kwh = c->pending_v;
+        out->discarded_t_ms[out->discarded++] = c->pending_t;
         c->pending_t = t;
         c->pending_v = v;
     }
+}
+
+/* Uses a reading whose time and value passed every check. */
+static void take(dcem_counter *c, int64_t t, double v, dcem_counter_out *out)
+{
+    c->last_t = t;
+    if (c->mode == MODE_COUNTER) push_counter(c, t, v, out);
+    else push_power(c, t, v, out);
 }
 
 void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, int has_kw,
@@ -139,6 +145,7 @@ void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, i
         out->reject = DCEM_REJECT_ORDER;
         return;
     }
+    double v;
     if (c->mode == MODE_COUNTER) {
         if (!has_kwh) {
             out->reject = DCEM_REJECT_KIND;
@@ -149,8 +156,7 @@ void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, i
             out->reject = DCEM_REJECT_VALUE;
             return;
         }
-        c->last_t = t_ms;
-        push_counter(c, t_ms, kwh, out);
+        v = kwh;
     } else {
         if (!has_kw) {
             out->reject = DCEM_REJECT_KIND;
@@ -160,19 +166,37 @@ void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, i
             out->reject = DCEM_REJECT_VALUE;
             return;
         }
-        c->last_t = t_ms;
-        push_power(c, t_ms, kw, out);
+        v = kw;
     }
+    if (c->have_late) {
+        if (t_ms == c->late_t) {
+            out->reject = DCEM_REJECT_ORDER;
+            return;
+        }
+        c->have_late = 0;
+        if (t_ms < c->late_t) /* came back in time: the late one's clock was wrong */
+            out->discarded_t_ms[out->discarded++] = c->late_t;
+        else
+            take(c, c->late_t, c->late_v, out);
+    }
+    if (c->have_anchor && t_ms - c->last_t > c->cfg.gap_ms) {
+        c->have_late = 1;
+        c->late_t = t_ms;
+        c->late_v = v;
+        return;
+    }
+    take(c, t_ms, v, out);
 }
 
 void dcem_counter_finish(dcem_counter *c, dcem_counter_out *out)
 {
     memset(out, 0, sizeof *out);
+    if (c->have_late) { /* nothing contradicts its time */
+        c->have_late = 0;
+        take(c, c->late_t, c->late_v, out);
+    }
     if (c->have_pending) {
-        out->discarded = 1;
-        out->discarded_t_ms = c->pending_t;
-        out->discarded_kwh = c->pending_v;
+        out->discarded_t_ms[out->discarded++] = c->pending_t;
         c->have_pending = 0;
     }
 }
-

@@ -3,7 +3,9 @@
  * consecutive readings, with rollover at counter_modulo_kwh, a single
  * implausible reading discarded as a glitch, a confirmed drop or jump opening
  * a new counter epoch (its straddling segment estimated), and segments longer
- * than the gap limit marked estimated. Meters without an energy register send
+ * than the gap limit marked estimated. A reading that comes a gap after the
+ * previous one is held until the next: an earlier next reading shows its
+ * time was a glitch. Segments longer than max_gap_ms are dropped. Meters without an energy register send
  * power (kW), integrated with the trapezoid rule. Readings must come in time
  * order per meter. Pure; state lives in caller storage. */
 #ifndef DCEM_COUNTER_H
@@ -17,6 +19,7 @@ typedef struct dcem_counter_cfg {
     double resolution_kwh; /* one counter step: slack on every bound */
     double margin;         /* plausible kWh <= rated_kw * hours * margin */
     int64_t gap_ms;        /* a segment longer than this is a gap */
+    int64_t max_gap_ms;    /* a longer one is not estimated at all */
 } dcem_counter_cfg;
 
 /* Segment flags. A segment is estimated when GAP or RESET is set. */
@@ -46,22 +49,23 @@ typedef enum dcem_reject {
 
 const char *dcem_reject_name(int reason);
 
-/* What one push produced: 0-2 segments, plus what happened to the reading. */
+/* What one push produced: 0-4 segments, plus what happened to readings. */
 typedef struct dcem_counter_out {
-    dcem_segment seg[2];
+    dcem_segment seg[4];
     int n_seg;
-    int reject;              /* dcem_reject for this reading */
-    int discarded;           /* 1: an earlier held reading was a glitch */
-    int64_t discarded_t_ms;  /* its time */
-    double discarded_kwh;    /* its value */
+    int reject;                 /* dcem_reject for this reading */
+    int discarded;              /* held readings found to be glitches (0-2) */
+    int64_t discarded_t_ms[2];  /* their times */
 } dcem_counter_out;
 
 typedef struct dcem_counter {
     dcem_counter_cfg cfg;
     int mode; /* 0 until the first reading, then counter or power */
-    int have_anchor, have_pending;
-    int64_t anchor_t, pending_t, last_t;
-    double anchor_v, pending_v;
+    int have_anchor;
+    int have_pending;   /* a reading with an implausible value, held */
+    int have_late;      /* a reading far after the previous one, held */
+    int64_t anchor_t, pending_t, late_t, last_t;
+    double anchor_v, pending_v, late_v;
 } dcem_counter;
 
 void dcem_counter_init(dcem_counter *c, const dcem_counter_cfg *cfg);
@@ -72,8 +76,8 @@ void dcem_counter_init(dcem_counter *c, const dcem_counter_cfg *cfg);
 void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, int has_kw,
                        double kw, dcem_counter_out *out);
 
-/* End of data: a reading still held for confirmation has no right-hand
- * neighbour to confirm it, so it is discarded (reported in *out). */
+/* End of data: a reading held for its value has no right-hand neighbour to
+ * confirm it, so it is discarded; one held only for its time is used. */
 void dcem_counter_finish(dcem_counter *c, dcem_counter_out *out);
 
 #endif

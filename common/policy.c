@@ -90,6 +90,8 @@ static const dcem_cfg_field data_fields[] = {
      .max = 100, .def = 1.5},
     {.key = "gap_intervals", .type = DCEM_CFG_DOUBLE, .offset = DQ(gap_intervals), .min = 1,
      .max = 1000, .def = 1.5},
+    {.key = "max_gap_days", .type = DCEM_CFG_INT, .offset = DQ(max_gap_days), .min = 1,
+     .max = 366, .def = 92},
     {0},
 };
 static const dcem_cfg_field policy_fields[] = {

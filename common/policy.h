@@ -54,6 +54,7 @@ typedef struct dcem_policy {
     } conversion;
     struct {
         double completeness_min_percent, glitch_margin, gap_intervals;
+        long long max_gap_days;
     } data;
 } dcem_policy;
 

@@ -224,7 +224,7 @@ static cJSON *period_json(const dcem_site *site, const dcem_policy *pol, const d
                           const dcem_verdicts *v, const dcem_meter_period *mp, long long month,
                           dcem_zone *z)
 {
-    char name[16];
+    char name[32];
     period_name(f, month, name, sizeof name);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "period", name);
@@ -306,7 +306,7 @@ static void verdict_list(const dcem_verdicts *v, char *b, size_t n)
 
 static void print_row(const dcem_figures *f, const dcem_verdicts *v, long long month)
 {
-    char name[16], verdicts[512], pue[16] = "-", share[16] = "-", cap[16] = "-", cny[24] = "-";
+    char name[32], verdicts[512], pue[16] = "-", share[16] = "-", cap[16] = "-", cny[24] = "-";
     period_name(f, month, name, sizeof name);
     verdict_list(v, verdicts, sizeof verdicts);
     if (!isnan(f->pue)) snprintf(pue, sizeof pue, "%.4f", f->pue);

@@ -271,12 +271,62 @@ static void test_rejected_rows(void **state)
     teardown_site(fx);
 }
 
+/* Random corruptions of valid rows never crash the engine (ASan/UBSan run
+ * this too) and every row is either accepted or rejected with a reason. */
+static void test_corrupt_rows(void **state)
+{
+    (void)state;
+    fixture *fx = setup_site("Asia/Shanghai", "");
+    uint32_t x = 2463534242u; /* xorshift32: deterministic */
+    static const char alphabet[] = "0123456789-+:.,TZe \t\r\"f1i1nax";
+    int64_t t = utc("2025-01-01T00:00:00+08:00");
+    long long corrupted = 0, clean_rejected = 0;
+    for (int i = 0; i < 20000; i++) {
+        char line[128], ts[40];
+        dcem_format_time(t + (int64_t)i * 15 * MIN, 8 * 3600, ts, sizeof ts);
+        int n = snprintf(line, sizeof line, "%s,%s,%d.%02d", ts, i % 2 ? "f1" : "i1", 1000 + i,
+                         i % 100);
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        int hits = i < 2 || x % 8 ? 0 : 1 + (int)(x >> 29); /* 1 row in 8, first rows clean */
+        for (int k = 0; k < hits; k++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            size_t pos = (x >> 8) % (size_t)n;
+            line[pos] = alphabet[(x >> 20) % (sizeof alphabet - 1)];
+        }
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        size_t len = (size_t)n - (x % 64 == 0 ? (x >> 4) % (size_t)n : 0); /* truncations */
+        int r = dcem_audit_row(fx->audit, line, len);
+        assert_true(r >= 0 && r < DCEM_ROW_REASON_COUNT);
+        if (hits || len != (size_t)n) corrupted++;
+        else if (r) clean_rejected++;
+    }
+    dcem_audit_finish(fx->audit);
+    const dcem_audit_stats *st = dcem_audit_stats_get(fx->audit);
+    long long sum = 0;
+    for (int i = 1; i < DCEM_ROW_REASON_COUNT; i++) sum += st->by_reason[i];
+    assert_int_equal(st->rows, 20000);
+    assert_int_equal(st->accepted + st->rejected, st->rows);
+    assert_int_equal(sum, st->rejected);
+    print_message("accepted %lld, rejected %lld, discarded %lld\n", st->accepted, st->rejected,
+                  st->discarded);
+    /* a corrupt row costs itself, never a clean neighbour */
+    assert_int_equal(clean_rejected, 0);
+    assert_true(st->rejected <= corrupted);
+    assert_true(corrupted > 2000);
+    dcem_figures f;
+    dcem_verdicts v;
+    period(fx, DCEM_PERIOD_MONTH, 2025, 1, &f, &v, NULL);
+    assert_true(f.total_kwh >= 0 && f.it_kwh >= 0);
+    teardown_site(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gap_across_month_end), cmocka_unit_test(test_new_year_in_shanghai),
         cmocka_unit_test(test_dst_months),           cmocka_unit_test(test_leap_year),
         cmocka_unit_test(test_incomplete_month),     cmocka_unit_test(test_rejected_rows),
+        cmocka_unit_test(test_corrupt_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

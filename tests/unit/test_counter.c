@@ -11,6 +11,7 @@
 
 #define MIN 60000LL
 #define HOUR 3600000LL
+#define DAY (24 * HOUR)
 
 typedef struct reading {
     int64_t t;
@@ -95,6 +96,19 @@ static const counter_case cases[] = {
      {P(0, 40), P(5 * MIN, 151), P(10 * MIN, -1), R(12 * MIN, 5), P(15 * MIN, 40)},
      1, {{0, 15 * MIN, 10, DCEM_SEG_INTEGRATED}}, 0,
      {[DCEM_REJECT_VALUE] = 2, [DCEM_REJECT_KIND] = 1}},
+    {"a reading stamped days ahead, then back in time: its clock was wrong", NAN, 5,
+     {R(0, 100), R(15 * MIN, 110), R(5 * DAY, 115), R(30 * MIN, 120), R(45 * MIN, 130)},
+     3, {{0, 15 * MIN, 10, 0}, {15 * MIN, 30 * MIN, 10, 0}, {30 * MIN, 45 * MIN, 10, 0}}, 1, {0}},
+    {"a late reading confirmed by the next is a real gap", NAN, 4,
+     {R(0, 100), R(2 * DAY, 1000), R(2 * DAY + 15 * MIN, 1010), R(2 * DAY + 30 * MIN, 1020)},
+     3, {{0, 2 * DAY, 900, DCEM_SEG_GAP}, {2 * DAY, 2 * DAY + 15 * MIN, 10, 0},
+         {2 * DAY + 15 * MIN, 2 * DAY + 30 * MIN, 10, 0}}, 0, {0}},
+    {"same time as the held late reading is a duplicate", NAN, 3,
+     {R(0, 100), R(2 * DAY, 1000), R(2 * DAY, 1000)},
+     1, {{0, 2 * DAY, 900, DCEM_SEG_GAP}}, 0, {[DCEM_REJECT_ORDER] = 1}},
+    {"a gap beyond max_gap_ms is left empty", NAN, 3,
+     {R(0, 100), R(100 * DAY, 5000), R(100 * DAY + 15 * MIN, 5010)},
+     1, {{100 * DAY, 100 * DAY + 15 * MIN, 10, 0}}, 0, {0}},
     {"kw-only row for a counter meter is rejected", NAN, 3,
      {R(0, 100), P(5 * MIN, 40), R(15 * MIN, 110)},
      1, {{0, 15 * MIN, 10, 0}}, 0, {[DCEM_REJECT_KIND] = 1}},
@@ -103,7 +117,7 @@ static const counter_case cases[] = {
 static void run_case(const counter_case *c)
 {
     dcem_counter_cfg cfg = {.rated_kw = 100, .modulo_kwh = c->modulo, .resolution_kwh = 0.01,
-                            .margin = 1.5, .gap_ms = 45 * MIN / 2};
+                            .margin = 1.5, .gap_ms = 45 * MIN / 2, .max_gap_ms = 92 * DAY};
     dcem_counter ctr;
     dcem_counter_init(&ctr, &cfg);
     dcem_segment got[16];
@@ -145,7 +159,7 @@ static void test_conservation(void **state)
 {
     (void)state;
     dcem_counter_cfg cfg = {.rated_kw = 100, .modulo_kwh = 1000, .resolution_kwh = 0.01,
-                            .margin = 1.5, .gap_ms = 45 * MIN / 2};
+                            .margin = 1.5, .gap_ms = 45 * MIN / 2, .max_gap_ms = 92 * DAY};
     dcem_counter ctr;
     dcem_counter_init(&ctr, &cfg);
     double v = 900, sum = 0, truth = 0;
