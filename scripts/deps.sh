@@ -13,7 +13,6 @@ PACKAGES=(
   libyaml-dev       # YAML parser for site ledgers, policies and configs
   libcjson-dev      # JSON output of dcem-audit, and JSON parsing in tests
   tzdata            # IANA time-zone files read by the calendar
-  python3           # small helpers of the test suite
   time              # /usr/bin/time -v: peak memory in the benchmarks
 )
 
