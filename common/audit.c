@@ -130,23 +130,32 @@ void dcem_audit_free(dcem_audit *a)
 }
 
 /* The day bucket of local day `day`, growing the meter's array as needed.
- * Days come in time order per meter, so the array only grows at its end. */
+ * Days mostly come in order, so the array grows at its end; a discarded
+ * reading can name a later day before the intervals of an earlier one
+ * arrive, so it can also grow at the front. */
 static day_sum *day_at(meter_state *m, int64_t day)
 {
     if (!m->n_days) m->first_day = day;
-    if (day < m->first_day) return NULL; /* cannot happen: readings are ordered */
-    size_t idx = (size_t)(day - m->first_day);
-    if (idx >= m->cap_days) {
-        size_t cap = m->cap_days ? m->cap_days : 64;
-        while (cap <= idx) cap *= 2;
-        day_sum *d = realloc(m->days, cap * sizeof *d);
-        if (!d) return m->audit->oom = 1, NULL;
-        memset(d + m->cap_days, 0, (cap - m->cap_days) * sizeof *d);
-        m->days = d;
-        m->cap_days = cap;
+    size_t front = day < m->first_day ? (size_t)(m->first_day - day) : 0;
+    size_t need = front + (day < m->first_day ? m->n_days : (size_t)(day - m->first_day) + 1);
+    if (need > m->n_days) {
+        if (need > m->cap_days) {
+            size_t cap = m->cap_days ? m->cap_days : 64;
+            while (cap < need) cap *= 2;
+            day_sum *d = realloc(m->days, cap * sizeof *d);
+            if (!d) return m->audit->oom = 1, NULL;
+            m->days = d;
+            m->cap_days = cap;
+        }
+        if (front) {
+            memmove(m->days + front, m->days, m->n_days * sizeof *m->days);
+            memset(m->days, 0, front * sizeof *m->days);
+            m->first_day = day;
+        }
+        memset(m->days + front + m->n_days, 0, (need - front - m->n_days) * sizeof *m->days);
+        m->n_days = need;
     }
-    if (idx >= m->n_days) m->n_days = idx + 1;
-    return &m->days[idx];
+    return &m->days[day - m->first_day];
 }
 
 static day_sum *day_of(meter_state *m, int64_t t_ms)
@@ -268,7 +277,7 @@ int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
     return a->oom ? DCEM_EFULL : DCEM_ROW_OK;
 }
 
-void dcem_audit_finish(dcem_audit *a)
+int dcem_audit_finish(dcem_audit *a)
 {
     for (size_t i = 0; i < a->site->n_meters; i++) {
         meter_state *m = &a->meters[i];
@@ -277,6 +286,7 @@ void dcem_audit_finish(dcem_audit *a)
         apply(m, &out);
         dcem_splitter_flush(&m->split, on_interval, m);
     }
+    return a->oom ? DCEM_EFULL : 0;
 }
 
 const dcem_audit_stats *dcem_audit_stats_get(const dcem_audit *a)

@@ -55,8 +55,9 @@ int dcem_audit_header(dcem_audit *a, const char *line, size_t len);
  * come in time order. DCEM_EFULL (negative) when out of memory. */
 int dcem_audit_row(dcem_audit *a, const char *line, size_t len);
 
-/* End of input: closes every meter's counter and open interval. */
-void dcem_audit_finish(dcem_audit *a);
+/* End of input: closes every meter's counter and open interval. Returns 0,
+ * or DCEM_EFULL when memory ran out on the way (the figures are not whole). */
+int dcem_audit_finish(dcem_audit *a);
 
 const dcem_audit_stats *dcem_audit_stats_get(const dcem_audit *a);
 

@@ -362,7 +362,10 @@ int main(int argc, char **argv)
     }
     feeder fd = {.audit = audit, .name = o.readings, .max_errors = o.max_errors};
     if (feed_file(&fd, fp)) goto out;
-    dcem_audit_finish(audit);
+    if (dcem_audit_finish(audit)) {
+        fprintf(stderr, "dcem-audit: out of memory\n");
+        goto out;
+    }
     const dcem_audit_stats *st = dcem_audit_stats_get(audit);
     if (fd.printed > o.max_errors)
         fprintf(stderr, "%s: ... and %lld more rejected rows\n", o.readings,

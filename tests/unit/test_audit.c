@@ -117,7 +117,7 @@ static void test_gap_across_month_end(void **state)
     int64_t g0 = utc("2025-01-31T20:00:00+08:00"), g1 = utc("2025-02-01T04:00:00+08:00");
     feed_constant(fx, "f1", 140, t0, t1, 15 * MIN, g0, g1);
     feed_constant(fx, "i1", 100, t0, t1, 15 * MIN, -1, -1);
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     dcem_figures jan, feb;
     dcem_verdicts v;
     dcem_meter_period mp[2];
@@ -141,7 +141,7 @@ static void test_new_year_in_shanghai(void **state)
     int64_t t0 = utc("2025-12-31T15:00:00Z"), t1 = utc("2025-12-31T17:00:00Z");
     feed_constant(fx, "f1", 140, t0, t1, 15 * MIN, -1, -1);
     feed_constant(fx, "i1", 100, t0, t1, 15 * MIN, -1, -1);
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     dcem_figures dec, jan, y25, y26;
     dcem_verdicts v;
     dcem_meter_period mp[2];
@@ -167,7 +167,7 @@ static void test_dst_months(void **state)
     int64_t t0 = utc("2025-03-01T00:00:00+01:00"), t1 = utc("2025-11-01T00:00:00+01:00");
     feed_constant(fx, "f1", 140, t0, t1, 15 * MIN, -1, -1);
     feed_constant(fx, "i1", 100, t0, t1, 15 * MIN, -1, -1);
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     dcem_figures f;
     dcem_verdicts v;
     dcem_meter_period mp[2];
@@ -194,7 +194,7 @@ static void test_leap_year(void **state)
     int64_t t0 = utc("2024-02-01T00:00:00+08:00"), t1 = utc("2024-03-01T00:00:00+08:00");
     feed_constant(fx, "f1", 130, t0, t1, 15 * MIN, -1, -1);
     feed_constant(fx, "i1", 100, t0, t1, 15 * MIN, -1, -1);
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     dcem_figures f;
     dcem_verdicts v;
     period(fx, DCEM_PERIOD_MONTH, 2024, 2, &f, &v, NULL);
@@ -214,7 +214,7 @@ static void test_incomplete_month(void **state)
     int64_t t0 = utc("2025-06-01T00:00:00+08:00"), t1 = utc("2025-07-01T00:00:00+08:00");
     feed_constant(fx, "f1", 200, t0, t1, 15 * MIN, -1, -1);
     feed_constant(fx, "i1", 100, t0, utc("2025-06-16T00:00:00+08:00"), 15 * MIN, -1, -1);
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     dcem_figures f;
     dcem_verdicts v;
     period(fx, DCEM_PERIOD_MONTH, 2025, 6, &f, &v, NULL);
@@ -263,11 +263,35 @@ static void test_rejected_rows(void **state)
     assert_int_equal(urows, 2);
     assert_int_equal(dcem_audit_header(fx->audit, "time,meter,kwh,kw", 17), 0);
     assert_int_not_equal(dcem_audit_header(fx->audit, "meter,time,kwh", 14), 0);
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     dcem_figures f;
     dcem_verdicts v;
     period(fx, DCEM_PERIOD_MONTH, 2025, 1, &f, &v, NULL);
     assert_float_equal(f.role_kwh[DCEM_ROLE_FACILITY], 20, 1e-9);
+    teardown_site(fx);
+}
+
+/* A meter's second reading stamped days ahead: discarded once the third
+ * comes back in time, and the energy of the first days is all there (the
+ * discarded reading's day is booked before the earlier days' intervals). */
+static void test_clock_glitch_early(void **state)
+{
+    (void)state;
+    fixture *fx = setup_site("Asia/Shanghai", "");
+    int64_t t0 = utc("2025-01-01T00:00:00+08:00");
+    assert_int_equal(feed(fx, t0, "f1", 1000), DCEM_ROW_OK);
+    assert_int_equal(feed(fx, t0 + 5 * 24 * HOUR, "f1", 1100), DCEM_ROW_OK);
+    for (int i = 1; i <= 96 * 2; i++)
+        assert_int_equal(feed(fx, t0 + i * 15 * MIN, "f1", 1000 + 10.0 * i), DCEM_ROW_OK);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
+    assert_int_equal(dcem_audit_stats_get(fx->audit)->discarded, 1);
+    dcem_figures f;
+    dcem_verdicts v;
+    dcem_meter_period mp[2];
+    period(fx, DCEM_PERIOD_MONTH, 2025, 1, &f, &v, mp);
+    assert_float_equal(mp[0].kwh, 1920, 1e-9);
+    assert_int_equal(mp[0].measured_ms, 2 * 24 * HOUR);
+    assert_int_equal(mp[0].discarded_readings, 1);
     teardown_site(fx);
 }
 
@@ -300,7 +324,7 @@ static void test_corrupt_rows(void **state)
         if (hits || len != (size_t)n) corrupted++;
         else if (r) clean_rejected++;
     }
-    dcem_audit_finish(fx->audit);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
     const dcem_audit_stats *st = dcem_audit_stats_get(fx->audit);
     long long sum = 0;
     for (int i = 1; i < DCEM_ROW_REASON_COUNT; i++) sum += st->by_reason[i];
@@ -326,7 +350,7 @@ int main(void)
         cmocka_unit_test(test_gap_across_month_end), cmocka_unit_test(test_new_year_in_shanghai),
         cmocka_unit_test(test_dst_months),           cmocka_unit_test(test_leap_year),
         cmocka_unit_test(test_incomplete_month),     cmocka_unit_test(test_rejected_rows),
-        cmocka_unit_test(test_corrupt_rows),
+        cmocka_unit_test(test_clock_glitch_early),   cmocka_unit_test(test_corrupt_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
