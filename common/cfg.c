@@ -1,5 +1,6 @@
 #include "cfg.h"
 #include "errors.h"
+#include "parse.h"
 
 #include <errno.h>
 #include <math.h>
@@ -69,50 +70,6 @@ static void apply_defaults(const dcem_cfg_field *t, void *out)
     }
 }
 
-static int parse_double(const char *s, double *v)
-{
-    char *end;
-    if (!*s) return -1;
-    errno = 0;
-    *v = strtod(s, &end);
-    if (*end || errno == ERANGE || !isfinite(*v)) return -1;
-    return 0;
-}
-
-static int parse_digits(const char *s, int n, int *v)
-{
-    int x = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        x = x * 10 + (s[i] - '0');
-    }
-    *v = x;
-    return 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 ? 28 + leap : d[m - 1];
-}
-
-/* "YYYY-MM" → year*12+month-1; "YYYY-MM-DD" checked as a real date. */
-static int parse_month(const char *s, int with_day, int *out)
-{
-    int y, m, d;
-    size_t want = with_day ? 10 : 7;
-    if (strlen(s) != want || s[4] != '-' || parse_digits(s, 4, &y) || parse_digits(s + 5, 2, &m))
-        return -1;
-    if (m < 1 || m > 12 || y < 1970 || y > 9999) return -1;
-    if (with_day) {
-        if (s[7] != '-' || parse_digits(s + 8, 2, &d) || d < 1 || d > days_in_month(y, m))
-            return -1;
-    }
-    *out = y * 12 + (m - 1);
-    return 0;
-}
-
 static int check_range(walker *w, const dcem_cfg_field *f, const char *path, int line, double v)
 {
     if (!isnan(f->min) && ((f->flags & DCEM_CFG_MIN_EXCL) ? v <= f->min : v < f->min))
@@ -158,7 +115,7 @@ static int set_scalar(walker *w, const dcem_cfg_field *f, dcem_cfg_type type, ya
     }
     case DCEM_CFG_DOUBLE: {
         double v;
-        if (parse_double(s, &v))
+        if (dcem_parse_double(s, strlen(s), &v))
             return dcem_cfg_error(w->err, w->errlen, w->name, line, path,
                                   "expected a number, got '%s'", s);
         int rc = check_range(w, f, path, line, v);
@@ -197,18 +154,21 @@ static int set_scalar(walker *w, const dcem_cfg_field *f, dcem_cfg_type type, ya
                               "'%s' is not one of: %s", s, valid);
     }
     case DCEM_CFG_DATE: {
-        int ym;
-        if (parse_month(s, 1, &ym))
+        int64_t day;
+        if (dcem_parse_date(s, strlen(s), &day))
             return dcem_cfg_error(w->err, w->errlen, w->name, line, path,
                                   "expected a date YYYY-MM-DD, got '%s'", s);
         memcpy(p, s, 11);
         return 0;
     }
-    case DCEM_CFG_MONTH:
-        if (parse_month(s, 0, (int *)p))
+    case DCEM_CFG_MONTH: {
+        long long month;
+        if (dcem_parse_month(s, strlen(s), &month))
             return dcem_cfg_error(w->err, w->errlen, w->name, line, path,
                                   "expected a month YYYY-MM, got '%s'", s);
+        *(int *)p = (int)month;
         return 0;
+    }
     default:
         return dcem_cfg_error(w->err, w->errlen, w->name, line, path, "unsupported type");
     }

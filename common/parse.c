@@ -63,14 +63,41 @@ slow: {
 }
 }
 
-static int digits(const char *s, int n, int *v)
+int dcem_parse_digits(const char *s, size_t n, int *out)
 {
     int x = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
+    if (n > 9) return DCEM_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return DCEM_EINVAL;
         x = x * 10 + (s[i] - '0');
     }
-    *v = x;
+    *out = x;
+    return 0;
+}
+
+static int digits(const char *s, size_t n, int *v)
+{
+    return dcem_parse_digits(s, n, v);
+}
+
+int dcem_parse_month(const char *s, size_t len, long long *month)
+{
+    int y, m;
+    if (len != 7 || s[4] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &m) || m < 1 || m > 12 ||
+        y < 1970)
+        return DCEM_EINVAL;
+    *month = (long long)y * 12 + m - 1;
+    return 0;
+}
+
+int dcem_parse_date(const char *s, size_t len, int64_t *day)
+{
+    long long month;
+    int d;
+    if (len != 10 || s[7] != '-' || dcem_parse_month(s, 7, &month) || digits(s + 8, 2, &d) ||
+        d < 1 || d > dcem_days_in_month(month / 12, (int)(month % 12) + 1))
+        return DCEM_EINVAL;
+    *day = dcem_days_from_civil(month / 12, (int)(month % 12) + 1, d);
     return 0;
 }
 

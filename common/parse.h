@@ -20,6 +20,16 @@ int dcem_parse_double(const char *s, size_t len, double *out);
  * DCEM_EINVAL. */
 int dcem_parse_time(const char *s, size_t len, int64_t *t_ms);
 
+/* Exactly n decimal digits (no sign) into *out; n <= 9. 0 or DCEM_EINVAL. */
+int dcem_parse_digits(const char *s, size_t n, int *out);
+
+/* "YYYY-MM" (years 1970-9999) into year * 12 + (month - 1). */
+int dcem_parse_month(const char *s, size_t len, long long *month);
+
+/* "YYYY-MM-DD", a real calendar date (years 1970-9999), into days since
+ * 1970-01-01. */
+int dcem_parse_date(const char *s, size_t len, int64_t *day);
+
 /* Formats t_ms as RFC 3339 in the given UTC offset with milliseconds only
  * when non-zero: "2026-01-01T00:00:00+08:00". Returns the length written
  * (buf always NUL-terminated; needs 30 bytes). */

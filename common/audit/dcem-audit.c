@@ -62,7 +62,7 @@ static int parse_args(int argc, char **argv, options *o)
     };
     *o = (options){.month = -1, .as_of_ms = INT64_MAX, .max_errors = 20};
     int c;
-    long long v, mo;
+    long long v;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 's': o->site = optarg; break;
@@ -76,12 +76,10 @@ static int parse_args(int argc, char **argv, options *o)
             }
             break;
         case 'm':
-            if (strlen(optarg) != 7 || optarg[4] != '-' || parse_int(optarg, 4, &v) ||
-                parse_int(optarg + 5, 2, &mo) || mo < 1 || mo > 12 || v < 1970) {
+            if (dcem_parse_month(optarg, strlen(optarg), &o->month)) {
                 fprintf(stderr, "dcem-audit: --month %s: expected YYYY-MM\n", optarg);
                 return 2;
             }
-            o->month = v * 12 + mo - 1;
             break;
         case 'a': o->as_of = optarg; break;
         case 'e':
@@ -343,15 +341,13 @@ int main(int argc, char **argv)
     dcem_zone zone;
     dcem_zone_init(&zone, tz);
     if (o.as_of) {
-        char t[40];
-        int64_t utc;
-        snprintf(t, sizeof t, "%.10sT00:00:00Z", o.as_of);
-        if (strlen(o.as_of) != 10 || dcem_parse_time(t, strlen(t), &utc)) {
+        int64_t day;
+        if (dcem_parse_date(o.as_of, strlen(o.as_of), &day)) {
             fprintf(stderr, "dcem-audit: --as-of %s: expected YYYY-MM-DD\n", o.as_of);
             rc = 2;
             goto out;
         }
-        o.as_of_ms = dcem_zone_day_start(&zone, dcem_floordiv(utc, DCEM_MS_PER_DAY));
+        o.as_of_ms = dcem_zone_day_start(&zone, day);
     }
     audit = dcem_audit_new(site, pol, tz);
     if (!audit) goto out;

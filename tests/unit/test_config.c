@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "policy.h"
 #include "site.h"
+#include "table.h"
 
 static const char *configs_dir; /* argv[1]: the repository's configs/ */
 
@@ -92,24 +93,6 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* Each table's rows start with their name; one cmocka test per row. */
-static int run_table(const char *group, CMUnitTestFunction fn, const void *rows, size_t n,
-                     size_t size)
-{
-    struct CMUnitTest *t = calloc(n, sizeof *t);
-    assert_non_null(t);
-    for (size_t i = 0; i < n; i++) {
-        const char *row = (const char *)rows + i * size;
-        t[i].name = *(const char *const *)row;
-        t[i].test_func = fn;
-        t[i].initial_state = (void *)row;
-    }
-    int failed = _cmocka_run_group_tests(group, t, n, NULL, NULL);
-    free(t);
-    return failed;
-}
-#define RUN_TABLE(group, fn, rows)                                                                 \
-    run_table(group, fn, rows, sizeof rows / sizeof rows[0], sizeof rows[0])
 
 /* ---- shipped files ---- */
 

@@ -78,6 +78,25 @@ static void test_times(void **state)
     }
 }
 
+static void test_months_and_dates(void **state)
+{
+    (void)state;
+    long long m;
+    int64_t d;
+    assert_int_equal(dcem_parse_month("2025-12", 7, &m), 0);
+    assert_int_equal(m, 2025 * 12 + 11);
+    assert_int_equal(dcem_parse_date("2024-02-29", 10, &d), 0);
+    assert_int_equal(d, 19782);
+    static const char *const bad_months[] = {"2025-13", "2025-00", "1969-12", "2025-1", "25-01",
+                                             "2025/01", "2025-01-01", ""};
+    for (size_t i = 0; i < sizeof bad_months / sizeof bad_months[0]; i++)
+        assert_int_equal(dcem_parse_month(bad_months[i], strlen(bad_months[i]), &m), DCEM_EINVAL);
+    static const char *const bad_dates[] = {"2025-02-29", "2025-04-31", "2025-01-00", "2025-01",
+                                            "2025-01-1x", "1969-12-31", "2025-01-01T"};
+    for (size_t i = 0; i < sizeof bad_dates / sizeof bad_dates[0]; i++)
+        assert_int_equal(dcem_parse_date(bad_dates[i], strlen(bad_dates[i]), &d), DCEM_EINVAL);
+}
+
 static void test_format(void **state)
 {
     (void)state;
@@ -98,6 +117,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_times),
+        cmocka_unit_test(test_months_and_dates),
         cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
