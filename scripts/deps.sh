@@ -13,6 +13,12 @@ PACKAGES=(
   libyaml-dev       # YAML parser for site ledgers, policies and configs
   libcjson-dev      # JSON output of dcem-audit, and JSON parsing in tests
   tzdata            # IANA time-zone files read by the calendar
+  libmodbus-dev     # Modbus RTU/TCP: the agent's poller and the meter simulator
+  libpaho-mqtt-dev  # MQTT 3.1.1/5 client (paho-mqtt-c): agent publishing
+  mosquitto         # MQTT broker started by the integration tests and the demo
+  mosquitto-clients # mosquitto_sub/pub for tests and operations
+  socat             # pseudo-terminal pairs: Modbus RTU in tests
+  zlib1g-dev        # crc32 of spool records
   time              # /usr/bin/time -v: peak memory in the benchmarks
 )
 

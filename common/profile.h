@@ -1,0 +1,118 @@
+/* profile.h — meter profiles: the register map of one meter model, loaded
+ * from configs/meters/<model>.yaml; the decoding of Modbus register words
+ * into values in canonical units; and the plan of coalesced reads that
+ * fetches a profile's registers in the fewest requests the device allows.
+ * Pure: no I/O. The agent polls with it, dcem-sim serves with it. */
+#ifndef DCEM_PROFILE_H
+#define DCEM_PROFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DCEM_PROFILE_MAX_REGS 96
+#define DCEM_REG_NAME_MAX 32
+
+/* Register value types, as named in profile files: u16 s16 u32 s32 u64 s64
+ * f32 f64 (f32/f64: IEEE 754). */
+typedef enum dcem_regtype {
+    DCEM_U16 = 0, DCEM_S16, DCEM_U32, DCEM_S32, DCEM_U64, DCEM_S64, DCEM_F32, DCEM_F64,
+    DCEM_REGTYPE_COUNT
+} dcem_regtype;
+
+/* Byte and word order of multi-register values, named by where the bytes of
+ * a big-endian value ABCD(EFGH) land on the wire, register by register:
+ *   ABCD  big-endian words, most significant word first (Modbus "standard")
+ *   CDAB  big-endian words, least significant word first (word swap)
+ *   BADC  bytes swapped in each word, most significant word first
+ *   DCBA  fully little-endian: bytes swapped, least significant word first
+ * For 64-bit types the same rule extends to four words. u16/s16 use the
+ * byte rule only (ABCD = CDAB, BADC = DCBA). */
+typedef enum dcem_wordorder { DCEM_ABCD = 0, DCEM_CDAB, DCEM_BADC, DCEM_DCBA } dcem_wordorder;
+
+/* What a register measures; the canonical unit is in the name. Values are
+ * converted to it by the register's scale. */
+typedef enum dcem_quantity {
+    DCEM_Q_ENERGY_IMPORT_KWH = 0, /* the cumulative counter dcem sums */
+    DCEM_Q_ENERGY_EXPORT_KWH,
+    DCEM_Q_ENERGY_TOTAL_KWH,
+    DCEM_Q_POWER_KW,
+    DCEM_Q_REACTIVE_KVAR,
+    DCEM_Q_APPARENT_KVA,
+    DCEM_Q_VOLTAGE_V,    /* line to neutral */
+    DCEM_Q_VOLTAGE_LL_V, /* line to line */
+    DCEM_Q_CURRENT_A,
+    DCEM_Q_POWER_FACTOR,
+    DCEM_Q_FREQUENCY_HZ,
+    DCEM_Q_SCALE_FACTOR, /* SunSpec *_SF: signed power of ten for other registers */
+    DCEM_Q_COUNT
+} dcem_quantity;
+
+typedef struct dcem_register {
+    char name[DCEM_REG_NAME_MAX]; /* unique in the profile, e.g. "energy_import" */
+    int quantity;                 /* dcem_quantity */
+    int phase;                    /* 0: total or none; 1-3: L1-L3 */
+    int function;                 /* 3: holding registers, 4: input registers */
+    unsigned address;             /* 0-based wire address; SunSpec: offset in the model block */
+    int type;                     /* dcem_regtype */
+    int order;                    /* dcem_wordorder */
+    double scale;                 /* value = raw * scale [* 10^sf] in the canonical unit */
+    char scale_register[DCEM_REG_NAME_MAX]; /* SunSpec: name of its sf register, or "" */
+    double min, max;              /* plausible range of the value; outside: out of range */
+    int line;                     /* where it is declared, for messages */
+} dcem_register;
+
+typedef struct dcem_profile {
+    char model[64];         /* "eastron-sdm630" (file name without .yaml) */
+    char vendor[64];
+    char description[160];
+    unsigned max_registers; /* per request (device limit, at most 125) */
+    unsigned max_gap;       /* unused registers one request may bridge */
+    int sunspec_model;      /* 0: plain map; 203 or 213: addresses are offsets in
+                               that SunSpec model block, found from "SunS" at 40000 */
+    dcem_register regs[DCEM_PROFILE_MAX_REGS];
+    size_t n_regs;
+} dcem_profile;
+
+/* Parses a profile file (configs/meters/<model>.yaml). Checks: names unique,
+ * scale_register names an existing SCALE_FACTOR register, function 3 or 4,
+ * address + words within 0..65535, exactly one ENERGY_IMPORT_KWH register at
+ * phase 0. Returns 0 or DCEM_ECONFIG with "file:line: key: what" in err. */
+int dcem_profile_parse(const char *name, const char *buf, size_t len, dcem_profile *out,
+                       char *err, size_t errlen);
+
+/* Index of the register measuring quantity at phase, or -1. */
+int dcem_profile_find(const dcem_profile *p, int quantity, int phase);
+
+/* Registers (16-bit words) a value of this type occupies: 1, 2 or 4. */
+unsigned dcem_regtype_words(int type);
+
+/* Type and order names as in profile files ("u32", "CDAB"); NULL if unknown. */
+const char *dcem_regtype_name(int type);
+const char *dcem_wordorder_name(int order);
+const char *dcem_quantity_name(int quantity);
+
+/* Decodes a value from its words as read from the wire (register order).
+ * Integers are exact up to 2^53. Returns 0, or DCEM_ERANGE when a float is
+ * NaN or infinite (never handed on as a number). */
+int dcem_decode_raw(const uint16_t *words, int type, int order, double *raw);
+
+/* The inverse, for the simulator and tests: raw is rounded to the nearest
+ * integer for integer types and clamped to the type's range. */
+void dcem_encode_raw(double raw, int type, int order, uint16_t *words);
+
+/* One Modbus read request. */
+typedef struct dcem_read_req {
+    int function;    /* 3 or 4 */
+    unsigned address; /* first register */
+    unsigned count;   /* registers, <= max_registers */
+} dcem_read_req;
+
+/* Plans the reads that fetch every register of p, registers at address +
+ * base (base: 0, or the SunSpec model block's address): registers of the
+ * same function are coalesced into one request while the span stays within
+ * max_registers and no hole exceeds max_gap. Requests come out sorted by
+ * function and address. Returns the number of requests, or DCEM_EFULL when
+ * more than max are needed. */
+int dcem_profile_plan(const dcem_profile *p, unsigned base, dcem_read_req *out, size_t max);
+
+#endif
