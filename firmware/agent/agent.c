@@ -1,0 +1,542 @@
+/* dcem-agent — polls the meters of one gateway over Modbus and delivers
+ * every reading to the collector over MQTT, losing nothing: readings are
+ * batched, each batch goes to the on-disk spool first, is published QoS 1,
+ * and leaves the spool only when the collector acknowledges it. */
+#include "agent_config.h"
+#include "dcem_log.h"
+#include "errors.h"
+#include "mqtt_link.h"
+#include "poll.h"
+#include "spool.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef DCEM_VERSION
+#define DCEM_VERSION "0"
+#endif
+
+#define QUEUE_CAP 4096          /* readings between the pollers and the batcher */
+#define RESEND_AFTER_MS 10000   /* no collector ack for this long: publish again */
+
+static volatile sig_atomic_t got_term, got_hup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP) got_hup = 1;
+    else got_term = 1;
+}
+
+typedef struct bus_thread {
+    struct agent *agent;
+    dcem_bus *bus;
+    pthread_t thread;
+    int started;
+} bus_thread;
+
+typedef struct agent {
+    dcem_agent_config *cfg;
+    dcem_spool *spool;
+    dcem_mqtt *mqtt;
+    char topic_data[DCEM_WIRE_TOPIC_MAX], topic_ack[DCEM_WIRE_TOPIC_MAX],
+        topic_ctl[DCEM_WIRE_TOPIC_MAX], topic_state[DCEM_WIRE_TOPIC_MAX];
+
+    /* pollers -> batcher: bounded queue, drop-oldest when full (counted) */
+    pthread_mutex_t lock;
+    dcem_wire_reading *queue;
+    size_t q_head, q_len;
+    unsigned long q_dropped;
+    /* from paho's thread: the newest ack and resend request */
+    int ack_pending, resend_pending;
+    uint64_t ack_epoch, ack_seq, resend_epoch, resend_seq;
+
+    /* the batch being filled */
+    dcem_wire_reading *batch;
+    size_t n_batch;
+    int64_t batch_started_ms;
+
+    /* publishing */
+    uint64_t cur_epoch, cur_seq;   /* next spool position to publish */
+    int64_t last_ack_ms;           /* monotonic: last ack progress or (re)connect */
+    int64_t reconnect_at_ms, reconnect_backoff_ms;
+    int64_t next_sync_ms;
+    unsigned long published, malformed_in;
+    char *buf;                     /* spool read buffer */
+
+    atomic_int stop_buses;
+    bus_thread *buses;
+    size_t n_buses;
+} agent;
+
+/* ---- pollers ---- */
+
+static void to_wire(const dcem_agent_config *c, const dcem_poll_result *r, dcem_wire_reading *w)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->meter, sizeof w->meter, "%s", r->meter);
+    w->t_ms = r->t_ms;
+    w->quality = r->quality;
+    (void)c;
+    if (r->quality == DCEM_QUALITY_COMM_ERROR) return;
+    for (size_t i = 0; i < r->n_values; i++) {
+        const dcem_poll_value *v = &r->values[i];
+        if (!v->valid) {
+            /* flagged, never published as a number */
+            if (w->quality == DCEM_QUALITY_OK) w->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
+            continue;
+        }
+        if (v->quantity == DCEM_Q_ENERGY_IMPORT_KWH && v->phase == 0) {
+            w->has_kwh = 1;
+            w->kwh = v->value;
+        } else if (v->quantity == DCEM_Q_POWER_KW && v->phase == 0) {
+            w->has_kw = 1;
+            w->kw = v->value;
+        } else if (w->n_values < DCEM_WIRE_MAX_VALUES) {
+            w->values[w->n_values++] = (dcem_wire_value){v->quantity, v->phase, v->value};
+        }
+    }
+}
+
+static void on_reading(void *ctx, const dcem_poll_result *r)
+{
+    agent *a = ctx;
+    pthread_mutex_lock(&a->lock);
+    if (a->q_len == QUEUE_CAP) { /* the batcher is stuck: drop the oldest, count it */
+        a->q_head = (a->q_head + 1) % QUEUE_CAP;
+        a->q_len--;
+        a->q_dropped++;
+    }
+    to_wire(a->cfg, r, &a->queue[(a->q_head + a->q_len) % QUEUE_CAP]);
+    a->q_len++;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void *bus_main(void *arg)
+{
+    bus_thread *t = arg;
+    dcem_bus_run(t->bus, &t->agent->stop_buses, on_reading, t->agent);
+    return NULL;
+}
+
+static int start_buses(agent *a)
+{
+    a->n_buses = a->cfg->n_buses;
+    a->buses = calloc(a->n_buses, sizeof *a->buses);
+    if (!a->buses) return -1;
+    atomic_store(&a->stop_buses, 0);
+    for (size_t i = 0; i < a->n_buses; i++) {
+        bus_thread *t = &a->buses[i];
+        t->agent = a;
+        t->bus = dcem_bus_new(a->cfg, i);
+        if (!t->bus || pthread_create(&t->thread, NULL, bus_main, t)) {
+            DCEM_LOGE("agent", "bus %s: cannot start", a->cfg->buses[i].name);
+            return -1;
+        }
+        t->started = 1;
+    }
+    return 0;
+}
+
+static void stop_buses(agent *a)
+{
+    atomic_store(&a->stop_buses, 1);
+    for (size_t i = 0; i < a->n_buses; i++) {
+        if (a->buses[i].started) pthread_join(a->buses[i].thread, NULL);
+        dcem_bus_free(a->buses[i].bus);
+    }
+    free(a->buses);
+    a->buses = NULL;
+    a->n_buses = 0;
+}
+
+/* ---- MQTT messages (paho's thread) ---- */
+
+static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
+{
+    agent *a = ctx;
+    char err[200];
+    int reason;
+    pthread_mutex_lock(&a->lock);
+    if (!strcmp(topic, a->topic_ack)) {
+        dcem_wire_ack ack;
+        if (!dcem_wire_decode_ack(payload, len, &ack, &reason, err, sizeof err)) {
+            if (!a->ack_pending || ack.epoch != a->ack_epoch || ack.seq > a->ack_seq) {
+                a->ack_epoch = ack.epoch;
+                a->ack_seq = ack.seq;
+            }
+            a->ack_pending = 1;
+        } else {
+            a->malformed_in++;
+        }
+    } else if (!strcmp(topic, a->topic_ctl)) {
+        dcem_wire_ctl ctl;
+        if (!dcem_wire_decode_ctl(payload, len, &ctl, &reason, err, sizeof err) &&
+            ctl.cmd == DCEM_WIRE_CMD_RESEND) {
+            a->resend_pending = 1;
+            a->resend_epoch = ctl.epoch;
+            a->resend_seq = ctl.from_seq;
+        } else {
+            a->malformed_in++;
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- batching and publishing ---- */
+
+static int flush_batch(agent *a)
+{
+    if (!a->n_batch) return 0;
+    dcem_wire_batch b = {.epoch = dcem_spool_epoch(a->spool),
+                         .seq = dcem_spool_next_seq(a->spool),
+                         .readings = a->batch,
+                         .n_readings = a->n_batch};
+    snprintf(b.site, sizeof b.site, "%s", a->cfg->site);
+    snprintf(b.gateway, sizeof b.gateway, "%s", a->cfg->gateway);
+    char *json;
+    size_t len;
+    int rc = dcem_wire_encode_batch(&b, &json, &len);
+    if (rc) {
+        DCEM_LOGE("agent", "cannot encode batch %llu: %s", (unsigned long long)b.seq,
+                  dcem_strerror(rc));
+        a->n_batch = 0; /* cannot happen for readings we built; do not loop on it */
+        return -1;
+    }
+    rc = dcem_spool_append(a->spool, b.seq, json, len);
+    free(json);
+    if (rc) { /* keep the readings and try again next round */
+        static dcem_complaint c;
+        dcem_complain(&c, DCEM_LOG_ERROR, "spool", "append failed: %s",
+                      dcem_spool_error(a->spool));
+        return -1;
+    }
+    DCEM_LOGD("agent", "batch %llu: %zu readings spooled", (unsigned long long)b.seq, a->n_batch);
+    a->n_batch = 0;
+    return 0;
+}
+
+static void publish_state(agent *a, int online)
+{
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st);
+    dcem_wire_state s = {.online = online, .epoch = st.epoch, .next_seq = st.next_seq,
+                         .queued = st.records};
+    snprintf(s.version, sizeof s.version, "%s", DCEM_VERSION);
+    char *json, err[200];
+    size_t len;
+    if (dcem_wire_encode_state(&s, &json, &len)) return;
+    dcem_mqtt_publish(a->mqtt, a->topic_state, json, len, 1, 1, err, sizeof err);
+    free(json);
+}
+
+static void try_connect(agent *a, int64_t now)
+{
+    if (dcem_mqtt_is_connected(a->mqtt) || now < a->reconnect_at_ms) return;
+    const char *topics[] = {a->topic_ack, a->topic_ctl};
+    char err[300];
+    static dcem_complaint c;
+    if (dcem_mqtt_connect(a->mqtt, topics, 2, err, sizeof err)) {
+        dcem_complain(&c, DCEM_LOG_WARN, "mqtt", "%s", err);
+        a->reconnect_backoff_ms = a->reconnect_backoff_ms ? a->reconnect_backoff_ms * 2 : 500;
+        if (a->reconnect_backoff_ms > a->cfg->mqtt.reconnect_max_ms)
+            a->reconnect_backoff_ms = a->cfg->mqtt.reconnect_max_ms;
+        a->reconnect_at_ms = now + a->reconnect_backoff_ms;
+        return;
+    }
+    dcem_release(&c, "mqtt", "connected to %s", a->cfg->mqtt.uri);
+    DCEM_LOGI("mqtt", "connected to %s as %s", a->cfg->mqtt.uri, a->cfg->mqtt.client_id);
+    a->reconnect_backoff_ms = 0;
+    publish_state(a, 1);
+    /* whatever was published before may be lost with the old connection:
+     * start again from the oldest batch the collector has not acknowledged */
+    a->cur_epoch = a->cur_seq = 0;
+    a->last_ack_ms = now;
+}
+
+static void apply_acks(agent *a, int64_t now)
+{
+    pthread_mutex_lock(&a->lock);
+    int have_ack = a->ack_pending, have_resend = a->resend_pending;
+    uint64_t ae = a->ack_epoch, as = a->ack_seq, re = a->resend_epoch, rs = a->resend_seq;
+    a->ack_pending = a->resend_pending = 0;
+    pthread_mutex_unlock(&a->lock);
+    if (have_ack) {
+        dcem_spool_stat before, after;
+        dcem_spool_stats(a->spool, &before);
+        dcem_spool_ack(a->spool, ae, as);
+        dcem_spool_stats(a->spool, &after);
+        if (after.records < before.records) a->last_ack_ms = now;
+    }
+    if (have_resend) {
+        DCEM_LOGI("agent", "collector asks to resend from epoch %llu seq %llu",
+                  (unsigned long long)re, (unsigned long long)rs);
+        a->cur_epoch = re;
+        a->cur_seq = rs;
+    }
+}
+
+/* Publishes held batches in spool order, at most `inflight` ahead of the
+ * collector's acks; no ack progress for a while means publishing again. */
+static void publish_pending(agent *a, int64_t now)
+{
+    if (!dcem_mqtt_is_connected(a->mqtt)) return;
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st);
+    if (st.records && now - a->last_ack_ms > RESEND_AFTER_MS) {
+        DCEM_LOGI("agent", "no ack for %d s: publishing again from the oldest batch",
+                  RESEND_AFTER_MS / 1000);
+        a->cur_epoch = a->cur_seq = 0;
+        a->last_ack_ms = now;
+    }
+    for (int n = 0; n < 64; n++) {
+        /* in flight: held records before the cursor */
+        uint64_t ahead = a->cur_epoch == st.epoch && a->cur_seq > st.acked_seq + 1
+                             ? a->cur_seq - st.acked_seq - 1 + st.old_epoch_records
+                             : 0;
+        if (ahead >= (uint64_t)a->cfg->mqtt.inflight) break;
+        dcem_spool_rec rec;
+        if (dcem_spool_read(a->spool, a->cur_epoch, a->cur_seq, a->buf, DCEM_WIRE_MAX_PAYLOAD,
+                            &rec))
+            break;
+        char err[200];
+        if (dcem_mqtt_publish(a->mqtt, a->topic_data, a->buf, rec.len, 1, 0, err, sizeof err))
+            break; /* try again next round from the same record */
+        a->published++;
+        a->cur_epoch = rec.epoch;
+        a->cur_seq = rec.seq + 1;
+    }
+}
+
+/* ---- setup ---- */
+
+static int open_io(agent *a, char *err, size_t errlen)
+{
+    dcem_agent_config *c = a->cfg;
+    dcem_wire_topic(a->topic_data, sizeof a->topic_data, c->site, c->gateway, "data");
+    dcem_wire_topic(a->topic_ack, sizeof a->topic_ack, c->site, c->gateway, "ack");
+    dcem_wire_topic(a->topic_ctl, sizeof a->topic_ctl, c->site, c->gateway, "ctl");
+    dcem_wire_topic(a->topic_state, sizeof a->topic_state, c->site, c->gateway, "state");
+    dcem_spool_opts so = {.max_bytes = (uint64_t)(c->spool.max_mib * 1048576.0),
+                          .fsync = c->spool.fsync};
+    int rc = dcem_spool_open(c->spool.dir, &so, time(NULL), &a->spool, err, errlen);
+    if (rc) return rc;
+    dcem_wire_state will = {.online = 0};
+    char *json;
+    size_t len;
+    if (dcem_wire_encode_state(&will, &json, &len)) return snprintf(err, errlen, "state"), -1;
+    a->mqtt = dcem_mqtt_new(&c->mqtt, a->topic_state, json, on_message, a, err, errlen);
+    free(json);
+    return a->mqtt ? 0 : -1;
+}
+
+static void close_io(agent *a)
+{
+    flush_batch(a);
+    if (a->mqtt && dcem_mqtt_is_connected(a->mqtt)) publish_state(a, 0);
+    dcem_mqtt_free(a->mqtt);
+    a->mqtt = NULL;
+    dcem_spool_close(a->spool);
+    a->spool = NULL;
+}
+
+static void reload(agent *a)
+{
+    char err[1024];
+    dcem_agent_config *n = dcem_agent_config_load(a->cfg->file, err, sizeof err);
+    if (!n) {
+        DCEM_LOGE("agent", "reload refused, keeping the running config: %s", err);
+        return;
+    }
+    DCEM_LOGI("agent", "reloading %s", n->file);
+    stop_buses(a);
+    close_io(a);
+    dcem_agent_config_free(a->cfg);
+    a->cfg = n;
+    dcem_log_set_level(n->log_level);
+    if (open_io(a, err, sizeof err)) DCEM_LOGE("agent", "%s", err);
+    a->reconnect_at_ms = 0;
+    start_buses(a);
+}
+
+/* ---- --once ---- */
+
+typedef struct once_ctx {
+    dcem_wire_reading *readings;
+    size_t n, cap;
+    const dcem_agent_config *cfg;
+} once_ctx;
+
+static void on_once(void *ctx, const dcem_poll_result *r)
+{
+    once_ctx *o = ctx;
+    if (o->n < o->cap) to_wire(o->cfg, r, &o->readings[o->n++]);
+}
+
+static int run_once(dcem_agent_config *c)
+{
+    once_ctx o = {.cap = c->n_devices, .cfg = c};
+    o.readings = calloc(c->n_devices, sizeof *o.readings);
+    if (!o.readings) return 1;
+    for (size_t i = 0; i < c->n_buses; i++) {
+        dcem_bus *b = dcem_bus_new(c, i);
+        if (!b) continue;
+        dcem_bus_poll_once(b, on_once, &o);
+        dcem_bus_free(b);
+    }
+    /* the readings as one (unspooled) batch of epoch 1, seq 1 */
+    dcem_wire_batch batch = {.epoch = 1, .seq = 1, .readings = o.readings, .n_readings = o.n};
+    snprintf(batch.site, sizeof batch.site, "%s", c->site);
+    snprintf(batch.gateway, sizeof batch.gateway, "%s", c->gateway);
+    char *json;
+    size_t len;
+    int rc = dcem_wire_encode_batch(&batch, &json, &len);
+    if (!rc) {
+        puts(json);
+        free(json);
+    }
+    free(o.readings);
+    return rc ? 1 : 0;
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *f)
+{
+    fputs("usage: dcem-agent -c FILE [--check-config | --once] | --version\n"
+          "Polls the meters of agent.yaml over Modbus and publishes their readings\n"
+          "over MQTT, spooled on disk until the collector acknowledges them.\n"
+          "  --check-config  load and check the config (profiles, ledger), then exit\n"
+          "  --once          poll every device once and print the readings as JSON\n"
+          "SIGHUP reloads the config (a bad one is refused); SIGTERM stops cleanly.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"check-config", no_argument, 0, 'k'},
+                                         {"once", no_argument, 0, 'o'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *file = NULL;
+    int check = 0, once = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': file = optarg; break;
+        case 'k': check = 1; break;
+        case 'o': once = 1; break;
+        case 'V': puts("dcem-agent " DCEM_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!file || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    char err[1024];
+    agent a = {0};
+    a.cfg = dcem_agent_config_load(file, err, sizeof err);
+    if (!a.cfg) {
+        fprintf(stderr, "dcem-agent: %s\n", err);
+        return 1;
+    }
+    dcem_log_set_level(a.cfg->log_level);
+    if (check) {
+        printf("%s: ok (%zu buses, %zu devices, %zu profiles)\n", file, a.cfg->n_buses,
+               a.cfg->n_devices, a.cfg->n_profiles);
+        dcem_agent_config_free(a.cfg);
+        return 0;
+    }
+    if (once) {
+        int rc = run_once(a.cfg);
+        dcem_agent_config_free(a.cfg);
+        return rc;
+    }
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pthread_mutex_init(&a.lock, NULL);
+    a.queue = calloc(QUEUE_CAP, sizeof *a.queue);
+    a.batch = calloc(DCEM_WIRE_SAFE_READINGS, sizeof *a.batch);
+    a.buf = malloc(DCEM_WIRE_MAX_PAYLOAD);
+    int rc = 1;
+    if (!a.queue || !a.batch || !a.buf) goto out;
+    if (open_io(&a, err, sizeof err)) {
+        fprintf(stderr, "dcem-agent: %s\n", err);
+        goto out;
+    }
+    if (start_buses(&a)) goto out;
+    DCEM_LOGI("agent", "gateway %s of site %s: %zu devices on %zu buses, spool %s", a.cfg->gateway,
+              a.cfg->site, a.cfg->n_devices, a.cfg->n_buses, a.cfg->spool.dir);
+
+    while (!got_term) {
+        int64_t now = dcem_now_mono_ms();
+        if (got_hup) {
+            got_hup = 0;
+            reload(&a);
+        }
+        /* move readings from the queue into the batch */
+        size_t max = (size_t)a.cfg->batch.max_readings;
+        if (max > DCEM_WIRE_SAFE_READINGS) max = DCEM_WIRE_SAFE_READINGS;
+        pthread_mutex_lock(&a.lock);
+        while (a.q_len && a.n_batch < max) {
+            if (!a.n_batch) a.batch_started_ms = now;
+            a.batch[a.n_batch++] = a.queue[a.q_head];
+            a.q_head = (a.q_head + 1) % QUEUE_CAP;
+            a.q_len--;
+        }
+        pthread_mutex_unlock(&a.lock);
+        if (a.spool && a.n_batch &&
+            (a.n_batch >= max || now - a.batch_started_ms >= a.cfg->batch.max_delay_ms))
+            flush_batch(&a);
+        if (a.spool && a.cfg->spool.fsync == DCEM_SPOOL_FSYNC_INTERVAL && now >= a.next_sync_ms) {
+            dcem_spool_sync(a.spool);
+            a.next_sync_ms = now + a.cfg->spool.fsync_interval_ms;
+        }
+        if (a.spool && a.mqtt) {
+            try_connect(&a, now);
+            apply_acks(&a, now);
+            publish_pending(&a, now);
+        }
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    DCEM_LOGI("agent", "stopping");
+    stop_buses(&a);
+    /* the last readings go to the spool: they are delivered after a restart */
+    pthread_mutex_lock(&a.lock);
+    while (a.q_len) {
+        if (a.n_batch == DCEM_WIRE_SAFE_READINGS) flush_batch(&a);
+        a.batch[a.n_batch++] = a.queue[a.q_head];
+        a.q_head = (a.q_head + 1) % QUEUE_CAP;
+        a.q_len--;
+    }
+    pthread_mutex_unlock(&a.lock);
+    rc = 0;
+out:
+    if (a.buses) stop_buses(&a);
+    if (a.spool) close_io(&a);
+    else dcem_mqtt_free(a.mqtt);
+    free(a.queue);
+    free(a.batch);
+    free(a.buf);
+    dcem_agent_config_free(a.cfg);
+    pthread_mutex_destroy(&a.lock);
+    return rc;
+}

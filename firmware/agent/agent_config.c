@@ -1,0 +1,295 @@
+#include "agent_config.h"
+#include "cfg.h"
+#include "dcem_io.h"
+#include "dcem_log.h"
+#include "errors.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const parities[] = {"N", "E", "O", NULL};
+static const char *const fsyncs[] = {"always", "interval", "never", NULL};
+static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+
+static int check_id(const void *value, size_t count, char *why, size_t len)
+{
+    (void)count;
+    const char *s = value;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.')) {
+            snprintf(why, len, "'%s': use letters, digits, '-', '_' or '.'", s);
+            return 1;
+        }
+    return 0;
+}
+
+#define B(f) offsetof(dcem_bus_cfg, f)
+static const dcem_cfg_field bus_fields[] = {
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = B(line)},
+    {.key = "name", .type = DCEM_CFG_STRING, .offset = B(name), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+    {.key = "tcp", .type = DCEM_CFG_STRING, .offset = B(tcp), .size = 128,
+     .help = "host:port of a Modbus TCP device or gateway"},
+    {.key = "rtu", .type = DCEM_CFG_STRING, .offset = B(rtu), .size = DCEM_PATH_MAX,
+     .help = "serial device of an RS-485 line"},
+    {.key = "baud", .type = DCEM_CFG_INT, .offset = B(baud), .min = 300, .max = 921600,
+     .def = 9600},
+    {.key = "parity", .type = DCEM_CFG_ENUM, .offset = B(parity), .names = parities, .def = 0},
+    {.key = "data_bits", .type = DCEM_CFG_INT, .offset = B(data_bits), .min = 7, .max = 8,
+     .def = 8},
+    {.key = "stop_bits", .type = DCEM_CFG_INT, .offset = B(stop_bits), .min = 1, .max = 2,
+     .def = 1},
+    {.key = "response_timeout_ms", .type = DCEM_CFG_INT, .offset = B(response_timeout_ms),
+     .min = 10, .max = 60000, .def = 500},
+    {.key = "pause_ms", .type = DCEM_CFG_INT, .offset = B(pause_ms), .min = 0, .max = 10000,
+     .def = 0, .help = "quiet time between requests (RS-485 turnaround)"},
+    {.key = "connect_pause_ms", .type = DCEM_CFG_INT, .offset = B(connect_pause_ms), .min = 0,
+     .max = 10000, .def = 0, .help = "wait after connecting (slow TCP gateways)"},
+    {.key = "retries", .type = DCEM_CFG_INT, .offset = B(retries), .min = 0, .max = 5, .def = 1},
+    {.key = "backoff_max_ms", .type = DCEM_CFG_INT, .offset = B(backoff_max_ms), .min = 100,
+     .max = 3600000, .def = 60000},
+    {0},
+};
+#undef B
+
+#define D(f) offsetof(dcem_device_cfg, f)
+static const dcem_cfg_field device_fields[] = {
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = D(line)},
+    {.key = "bus", .type = DCEM_CFG_STRING, .offset = D(bus), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED},
+    {.key = "unit", .type = DCEM_CFG_INT, .offset = D(unit), .flags = DCEM_CFG_REQUIRED,
+     .min = 0, .max = 255, .def = NAN},
+    {.key = "profile", .type = DCEM_CFG_STRING, .offset = D(profile), .size = 64,
+     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+    {.key = "meter", .type = DCEM_CFG_STRING, .offset = D(meter), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+    {.key = "poll_ms", .type = DCEM_CFG_INT, .offset = D(poll_ms), .min = 100, .max = 3600000,
+     .def = 1000},
+    {0},
+};
+#undef D
+
+#define M(f) offsetof(dcem_mqtt_cfg, f)
+static const dcem_cfg_field mqtt_fields[] = {
+    {.key = "uri", .type = DCEM_CFG_STRING, .offset = M(uri), .size = 256,
+     .flags = DCEM_CFG_REQUIRED},
+    {.key = "client_id", .type = DCEM_CFG_STRING, .offset = M(client_id), .size = 128},
+    {.key = "version", .type = DCEM_CFG_INT, .offset = M(version), .min = 3, .max = 5, .def = 5},
+    {.key = "username", .type = DCEM_CFG_STRING, .offset = M(username), .size = 128},
+    {.key = "password", .type = DCEM_CFG_STRING, .offset = M(password), .size = 128},
+    {.key = "ca_file", .type = DCEM_CFG_STRING, .offset = M(ca_file), .size = DCEM_PATH_MAX},
+    {.key = "cert_file", .type = DCEM_CFG_STRING, .offset = M(cert_file), .size = DCEM_PATH_MAX},
+    {.key = "key_file", .type = DCEM_CFG_STRING, .offset = M(key_file), .size = DCEM_PATH_MAX},
+    {.key = "keepalive_s", .type = DCEM_CFG_INT, .offset = M(keepalive_s), .min = 5, .max = 3600,
+     .def = 30},
+    {.key = "reconnect_max_ms", .type = DCEM_CFG_INT, .offset = M(reconnect_max_ms), .min = 100,
+     .max = 600000, .def = 30000},
+    {.key = "inflight", .type = DCEM_CFG_INT, .offset = M(inflight), .min = 1, .max = 1000,
+     .def = 20},
+    {0},
+};
+#undef M
+
+#define S(f) offsetof(dcem_spool_cfg, f)
+static const dcem_cfg_field spool_fields[] = {
+    {.key = "dir", .type = DCEM_CFG_STRING, .offset = S(dir), .size = DCEM_PATH_MAX,
+     .flags = DCEM_CFG_REQUIRED},
+    {.key = "max_mib", .type = DCEM_CFG_DOUBLE, .offset = S(max_mib), .min = 1, .max = 1 << 20,
+     .def = 64},
+    {.key = "fsync", .type = DCEM_CFG_ENUM, .offset = S(fsync), .names = fsyncs, .def = 0},
+    {.key = "fsync_interval_ms", .type = DCEM_CFG_INT, .offset = S(fsync_interval_ms), .min = 10,
+     .max = 600000, .def = 1000},
+    {0},
+};
+#undef S
+
+#define BT(f) offsetof(dcem_batch_cfg, f)
+static const dcem_cfg_field batch_fields[] = {
+    {.key = "max_readings", .type = DCEM_CFG_INT, .offset = BT(max_readings), .min = 1,
+     .max = 10000, .def = 500},
+    {.key = "max_delay_ms", .type = DCEM_CFG_INT, .offset = BT(max_delay_ms), .min = 0,
+     .max = 600000, .def = 1000},
+    {0},
+};
+#undef BT
+
+#define A(f) offsetof(dcem_agent_config, f)
+static const dcem_cfg_field agent_fields[] = {
+    {.key = "gateway", .type = DCEM_CFG_STRING, .offset = A(gateway), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+    {.key = "site", .type = DCEM_CFG_STRING, .offset = A(site), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+    {.key = "ledger", .type = DCEM_CFG_STRING, .offset = A(ledger), .size = DCEM_PATH_MAX},
+    {.key = "profiles", .type = DCEM_CFG_STRING, .offset = A(profiles_dir), .size = DCEM_PATH_MAX,
+     .def_str = "/usr/share/dcem/meters"},
+    {.key = "log_level", .type = DCEM_CFG_ENUM, .offset = A(log_level), .names = levels,
+     .def = DCEM_LOG_INFO},
+    {.key = "buses", .type = DCEM_CFG_LIST, .offset = A(buses), .size = sizeof(dcem_bus_cfg),
+     .flags = DCEM_CFG_REQUIRED, .min = 1, .max = DCEM_AGENT_MAX_BUSES, .sub = bus_fields,
+     .count_offset = A(n_buses)},
+    {.key = "devices", .type = DCEM_CFG_LIST, .offset = A(devices),
+     .size = sizeof(dcem_device_cfg), .flags = DCEM_CFG_REQUIRED, .min = 1,
+     .max = DCEM_AGENT_MAX_DEVICES, .sub = device_fields, .count_offset = A(n_devices)},
+    {.key = "mqtt", .type = DCEM_CFG_MAP, .offset = A(mqtt), .flags = DCEM_CFG_REQUIRED,
+     .sub = mqtt_fields},
+    {.key = "spool", .type = DCEM_CFG_MAP, .offset = A(spool), .flags = DCEM_CFG_REQUIRED,
+     .sub = spool_fields},
+    {.key = "batch", .type = DCEM_CFG_MAP, .offset = A(batch), .sub = batch_fields},
+    {0},
+};
+#undef A
+
+/* A path relative to the config file's directory; absolute paths stay. */
+static void resolve(const char *cfgfile, char *path, size_t size)
+{
+    if (!*path || path[0] == '/') return;
+    const char *slash = strrchr(cfgfile, '/');
+    if (!slash) return;
+    char tmp[DCEM_PATH_MAX * 2];
+    snprintf(tmp, sizeof tmp, "%.*s/%s", (int)(slash - cfgfile), cfgfile, path);
+    snprintf(path, size, "%s", tmp);
+}
+
+static int split_host_port(dcem_bus_cfg *b)
+{
+    const char *colon = strrchr(b->tcp, ':');
+    if (!colon || colon == b->tcp || (size_t)(colon - b->tcp) >= sizeof b->host) return -1;
+    long port = 0;
+    const char *p = colon + 1;
+    if (!*p || strlen(p) > 5) return -1;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535) return -1;
+    memcpy(b->host, b->tcp, (size_t)(colon - b->tcp));
+    b->host[colon - b->tcp] = '\0';
+    b->port = (int)port;
+    return 0;
+}
+
+/* Cross-field rules and loading what the config names. */
+static int finish(dcem_agent_config *c, const char *name, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_buses; i++) {
+        dcem_bus_cfg *b = &c->buses[i];
+        if (!*b->tcp == !*b->rtu)
+            return dcem_cfg_error(err, errlen, name, b->line, "buses",
+                                  "bus '%s': give exactly one of 'tcp' or 'rtu'", b->name);
+        if (*b->tcp && split_host_port(b))
+            return dcem_cfg_error(err, errlen, name, b->line, "buses.tcp",
+                                  "'%s': expected host:port", b->tcp);
+        b->kind = *b->tcp ? DCEM_BUS_TCP : DCEM_BUS_RTU;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->buses[j].name, b->name))
+                return dcem_cfg_error(err, errlen, name, b->line, "buses.name",
+                                      "'%s' already declared at line %d", b->name,
+                                      c->buses[j].line);
+    }
+    c->profiles = calloc(c->n_devices, sizeof *c->profiles);
+    if (!c->profiles) return DCEM_ENOMEM;
+    for (size_t i = 0; i < c->n_devices; i++) {
+        dcem_device_cfg *d = &c->devices[i];
+        d->bus_index = -1;
+        for (size_t j = 0; j < c->n_buses; j++)
+            if (!strcmp(c->buses[j].name, d->bus)) d->bus_index = (int)j;
+        if (d->bus_index < 0)
+            return dcem_cfg_error(err, errlen, name, d->line, "devices.bus",
+                                  "no bus named '%s'", d->bus);
+        if (c->buses[d->bus_index].kind == DCEM_BUS_RTU && (d->unit < 1 || d->unit > 247))
+            return dcem_cfg_error(err, errlen, name, d->line, "devices.unit",
+                                  "an RTU unit id must be 1-247, got %lld", d->unit);
+        for (size_t j = 0; j < i; j++) {
+            const dcem_device_cfg *o = &c->devices[j];
+            if (o->bus_index == d->bus_index && o->unit == d->unit)
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.unit",
+                                      "unit %lld on bus '%s' already declared at line %d",
+                                      d->unit, d->bus, o->line);
+            if (!strcmp(o->meter, d->meter))
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.meter",
+                                      "meter '%s' already declared at line %d", d->meter,
+                                      o->line);
+        }
+        if (c->site_ledger && dcem_site_find_meter(c->site_ledger, d->meter, strlen(d->meter)) < 0)
+            return dcem_cfg_error(err, errlen, name, d->line, "devices.meter",
+                                  "meter '%s' is not in the site ledger %s", d->meter, c->ledger);
+        d->profile_index = -1;
+        for (size_t j = 0; j < c->n_profiles; j++)
+            if (!strcmp(c->profiles[j].model, d->profile)) d->profile_index = (int)j;
+        if (d->profile_index < 0) {
+            char path[DCEM_PATH_MAX * 2], why[512];
+            snprintf(path, sizeof path, "%s/%s.yaml", c->profiles_dir, d->profile);
+            char *buf;
+            size_t len;
+            dcem_profile *p = &c->profiles[c->n_profiles];
+            if (dcem_io_read_file(path, &buf, &len, why, sizeof why))
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
+                                      "profile '%s': %s", d->profile, why);
+            int rc = dcem_profile_parse(path, buf, len, p, why, sizeof why);
+            free(buf);
+            if (rc)
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.profile", "%s", why);
+            snprintf(p->model, sizeof p->model, "%s", d->profile);
+            d->profile_index = (int)c->n_profiles++;
+        }
+    }
+    return 0;
+}
+
+dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, size_t len,
+                                           char *err, size_t errlen)
+{
+    dcem_agent_config *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    snprintf(c->file, sizeof c->file, "%s", name);
+    int rc = dcem_cfg_parse(name, buf, len, agent_fields, c, err, errlen);
+    if (!rc) {
+        resolve(name, c->ledger, sizeof c->ledger);
+        resolve(name, c->profiles_dir, sizeof c->profiles_dir);
+        resolve(name, c->spool.dir, sizeof c->spool.dir);
+        for (size_t i = 0; i < c->n_buses; i++)
+            if (c->buses[i].rtu[0] && c->buses[i].rtu[0] != '/')
+                resolve(name, c->buses[i].rtu, sizeof c->buses[i].rtu);
+        if (!*c->mqtt.client_id)
+            snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%s", c->gateway);
+        if (*c->ledger) {
+            c->site_ledger = malloc(sizeof *c->site_ledger);
+            char why[512];
+            if (!c->site_ledger) rc = DCEM_ENOMEM;
+            else if (dcem_io_load_site(c->ledger, c->site_ledger, why, sizeof why))
+                rc = dcem_cfg_error(err, errlen, name, 1, "ledger", "%s", why);
+            else if (strcmp(c->site_ledger->site, c->site))
+                rc = dcem_cfg_error(err, errlen, name, 1, "ledger",
+                                    "the ledger is for site '%s', not '%s'",
+                                    c->site_ledger->site, c->site);
+        }
+    }
+    if (!rc) rc = finish(c, name, err, errlen);
+    if (rc) {
+        if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);
+        dcem_agent_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+dcem_agent_config *dcem_agent_config_load(const char *path, char *err, size_t errlen)
+{
+    char *buf;
+    size_t len;
+    if (dcem_io_read_file(path, &buf, &len, err, errlen)) return NULL;
+    dcem_agent_config *c = dcem_agent_config_parse(path, buf, len, err, errlen);
+    free(buf);
+    return c;
+}
+
+void dcem_agent_config_free(dcem_agent_config *c)
+{
+    if (!c) return;
+    free(c->profiles);
+    free(c->site_ledger);
+    free(c);
+}

@@ -1,0 +1,102 @@
+/* agent_config.h — dcem-agent's configuration (agent.yaml): the gateway and
+ * its site, the Modbus buses and their timing, the devices on them with
+ * their profiles, MQTT, the spool and logging. Parsed into a fresh struct
+ * and checked whole (cross-field rules included) before it replaces a
+ * running one, so a bad reload changes nothing. */
+#ifndef DCEM_AGENT_CONFIG_H
+#define DCEM_AGENT_CONFIG_H
+
+#include "profile.h"
+#include "site.h"
+
+#include <stddef.h>
+
+#define DCEM_AGENT_MAX_BUSES 16
+#define DCEM_AGENT_MAX_DEVICES 256
+#define DCEM_PATH_MAX 512
+
+typedef enum { DCEM_BUS_TCP = 0, DCEM_BUS_RTU } dcem_bus_kind;
+
+typedef struct dcem_bus_cfg {
+    char name[DCEM_ID_MAX];
+    int kind;                   /* derived: tcp or rtu */
+    char tcp[128];              /* "host:port" */
+    char host[100];             /* derived from tcp */
+    int port;                   /* derived from tcp */
+    char rtu[DCEM_PATH_MAX];    /* serial device */
+    long long baud, data_bits, stop_bits;
+    int parity;                 /* index into "N", "E", "O" */
+    long long response_timeout_ms, pause_ms, connect_pause_ms;
+    long long retries;          /* extra attempts per request before a poll fails */
+    long long backoff_max_ms;   /* cap of a failing device's exponential backoff */
+    int line;
+} dcem_bus_cfg;
+
+typedef struct dcem_device_cfg {
+    char bus[DCEM_ID_MAX];
+    long long unit;             /* Modbus unit id 1..247 (0..255 over TCP) */
+    char profile[64];           /* model name: <profiles>/<profile>.yaml */
+    char meter[DCEM_ID_MAX];    /* meter id from the site ledger */
+    long long poll_ms;
+    int bus_index;              /* derived */
+    int profile_index;          /* derived: into dcem_agent_config.profiles */
+    int line;
+} dcem_device_cfg;
+
+typedef struct dcem_mqtt_cfg {
+    char uri[256];              /* tcp://host:1883, ssl://host:8883 */
+    char client_id[128];        /* default "dcem-<gateway>" */
+    long long version;          /* 3 (3.1.1) or 5 */
+    char username[128], password[128];
+    char ca_file[DCEM_PATH_MAX], cert_file[DCEM_PATH_MAX], key_file[DCEM_PATH_MAX];
+    long long keepalive_s;
+    long long reconnect_max_ms; /* cap of the reconnect backoff */
+    long long inflight;         /* batches published and not yet acked by the collector */
+} dcem_mqtt_cfg;
+
+typedef struct dcem_spool_cfg {
+    char dir[DCEM_PATH_MAX];
+    double max_mib;
+    int fsync;                  /* 0 always, 1 interval, 2 never */
+    long long fsync_interval_ms;
+} dcem_spool_cfg;
+
+typedef struct dcem_batch_cfg {
+    long long max_readings;
+    long long max_delay_ms;
+} dcem_batch_cfg;
+
+typedef struct dcem_agent_config {
+    char file[DCEM_PATH_MAX];   /* where it was read from */
+    char gateway[DCEM_ID_MAX];
+    char site[DCEM_ID_MAX];
+    char ledger[DCEM_PATH_MAX]; /* optional: site ledger, for local figures */
+    char profiles_dir[DCEM_PATH_MAX];
+    int log_level;
+    dcem_bus_cfg buses[DCEM_AGENT_MAX_BUSES];
+    size_t n_buses;
+    dcem_device_cfg devices[DCEM_AGENT_MAX_DEVICES];
+    size_t n_devices;
+    dcem_mqtt_cfg mqtt;
+    dcem_spool_cfg spool;
+    dcem_batch_cfg batch;
+    /* loaded with the config: the profiles the devices use, and the ledger */
+    dcem_profile *profiles;     /* n_profiles, owned */
+    size_t n_profiles;
+    dcem_site *site_ledger;     /* owned; NULL without a ledger */
+} dcem_agent_config;
+
+/* Parses buf (the file's bytes; name for messages, and relative paths are
+ * resolved against its directory), loads the profiles and the ledger it
+ * names, and checks the cross-field rules: device buses exist, (bus, unit)
+ * unique, meters unique and in the ledger when there is one, profiles load.
+ * Returns a new config or NULL with "file:line: key: what" in err. */
+dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, size_t len,
+                                           char *err, size_t errlen);
+
+/* Reads and parses a file. */
+dcem_agent_config *dcem_agent_config_load(const char *path, char *err, size_t errlen);
+
+void dcem_agent_config_free(dcem_agent_config *c);
+
+#endif

@@ -1,0 +1,317 @@
+#include "poll.h"
+#include "dcem_log.h"
+#include "errors.h"
+
+#include <errno.h>
+#include <math.h>
+#include <modbus.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_READS 32
+#define SUNSPEC_BASE 40000u
+
+typedef struct device {
+    size_t index;                 /* into the config's devices */
+    const dcem_device_cfg *cfg;
+    const dcem_profile *profile;
+    unsigned base;                /* SunSpec model block address, else 0 */
+    int discovered;               /* SunSpec base found */
+    dcem_read_req reads[MAX_READS];
+    int n_reads;
+    int64_t due_ms;               /* monotonic */
+    dcem_device_stats stats;
+    dcem_complaint complaint;
+} device;
+
+struct dcem_bus {
+    const dcem_agent_config *config;
+    const dcem_bus_cfg *cfg;
+    modbus_t *mb;
+    int connected;
+    device *devices;
+    size_t n_devices;
+    uint16_t (*words)[125];       /* MAX_READS answers of the device being polled */
+    dcem_complaint connect_complaint;
+};
+
+const char *dcem_quality_name(int q)
+{
+    switch (q) {
+    case DCEM_QUALITY_OK: return "ok";
+    case DCEM_QUALITY_STALE: return "stale";
+    case DCEM_QUALITY_OUT_OF_RANGE: return "out_of_range";
+    case DCEM_QUALITY_COMM_ERROR: return "comm_error";
+    }
+    return "unknown";
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t dcem_now_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t dcem_now_wall_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0) return;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
+}
+
+dcem_bus *dcem_bus_new(const dcem_agent_config *c, size_t bus_index)
+{
+    dcem_bus *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->config = c;
+    b->cfg = &c->buses[bus_index];
+    b->devices = calloc(c->n_devices ? c->n_devices : 1, sizeof *b->devices);
+    b->words = calloc(MAX_READS, sizeof *b->words);
+    if (!b->devices || !b->words) {
+        free(b->devices);
+        free(b->words);
+        free(b);
+        return NULL;
+    }
+    int64_t now = dcem_now_mono_ms();
+    for (size_t i = 0; i < c->n_devices; i++) {
+        if (c->devices[i].bus_index != (int)bus_index) continue;
+        device *d = &b->devices[b->n_devices++];
+        d->index = i;
+        d->cfg = &c->devices[i];
+        d->profile = &c->profiles[d->cfg->profile_index];
+        d->due_ms = now;
+        if (!d->profile->sunspec_model) {
+            d->n_reads = dcem_profile_plan(d->profile, 0, d->reads, MAX_READS);
+            d->discovered = 1;
+        }
+    }
+    const dcem_bus_cfg *bc = b->cfg;
+    if (bc->kind == DCEM_BUS_TCP) {
+        char port[8];
+        snprintf(port, sizeof port, "%d", bc->port);
+        b->mb = modbus_new_tcp_pi(bc->host, port);
+    } else {
+        b->mb = modbus_new_rtu(bc->rtu, (int)bc->baud, "NEO"[bc->parity], (int)bc->data_bits,
+                               (int)bc->stop_bits);
+    }
+    if (!b->mb) {
+        dcem_bus_free(b);
+        return NULL;
+    }
+    uint32_t to = (uint32_t)bc->response_timeout_ms;
+    modbus_set_response_timeout(b->mb, to / 1000, (to % 1000) * 1000);
+    return b;
+}
+
+void dcem_bus_free(dcem_bus *b)
+{
+    if (!b) return;
+    if (b->mb) {
+        if (b->connected) modbus_close(b->mb);
+        modbus_free(b->mb);
+    }
+    free(b->devices);
+    free(b->words);
+    free(b);
+}
+
+static int bus_connect(dcem_bus *b)
+{
+    if (b->connected) return 0;
+    if (modbus_connect(b->mb) == -1) {
+        dcem_complain(&b->connect_complaint, DCEM_LOG_WARN, "poll", "bus %s: cannot connect: %s",
+                      b->cfg->name, modbus_strerror(errno));
+        return -1;
+    }
+    dcem_release(&b->connect_complaint, "poll", "bus %s: connected", b->cfg->name);
+    b->connected = 1;
+    sleep_ms(b->cfg->connect_pause_ms);
+    return 0;
+}
+
+static void bus_disconnect(dcem_bus *b)
+{
+    if (!b->connected) return;
+    modbus_close(b->mb);
+    b->connected = 0;
+}
+
+/* One request with the bus's retries. Counts what happened. 0 or errno. */
+static int request(dcem_bus *b, device *d, int function, unsigned addr, unsigned count,
+                   uint16_t *dest)
+{
+    int err = 0;
+    for (long long attempt = 0; attempt <= b->cfg->retries; attempt++) {
+        if (bus_connect(b)) return ECONNREFUSED;
+        modbus_set_slave(b->mb, (int)d->cfg->unit);
+        d->stats.requests++;
+        int n = function == 4 ? modbus_read_input_registers(b->mb, (int)addr, (int)count, dest)
+                              : modbus_read_registers(b->mb, (int)addr, (int)count, dest);
+        err = n == (int)count ? 0 : (n < 0 ? errno : EMBBADDATA);
+        sleep_ms(b->cfg->pause_ms);
+        if (!err) return 0;
+        if (err >= EMBXILFUN && err <= EMBXGTAR) {
+            d->stats.exceptions++;
+            return err; /* the device answered: asking again changes nothing */
+        }
+        if (err == ETIMEDOUT) d->stats.timeouts++;
+        else if (err == EMBBADCRC) d->stats.crc_errors++;
+        else d->stats.other_errors++;
+        if (b->cfg->kind == DCEM_BUS_RTU) modbus_flush(b->mb); /* drop a late answer */
+        else if (err != ETIMEDOUT) {
+            bus_disconnect(b); /* a broken TCP stream: start a fresh one */
+            d->stats.reconnects++;
+        }
+    }
+    return err;
+}
+
+/* SunSpec: "SunS" at 40000, then model blocks {id, length}; find ours. */
+static int discover(dcem_bus *b, device *d, char *why, size_t len)
+{
+    uint16_t w[2];
+    int err = request(b, d, 3, SUNSPEC_BASE, 2, w);
+    if (err) return snprintf(why, len, "SunSpec probe: %s", modbus_strerror(err)), err;
+    if (w[0] != 0x5375 || w[1] != 0x6E53)
+        return snprintf(why, len, "no SunSpec marker at %u", SUNSPEC_BASE), EMBBADDATA;
+    unsigned addr = SUNSPEC_BASE + 2;
+    for (int i = 0; i < 32 && addr < 65534; i++) {
+        if ((err = request(b, d, 3, addr, 2, w)))
+            return snprintf(why, len, "SunSpec walk: %s", modbus_strerror(err)), err;
+        if (w[0] == 0xFFFF) break;
+        if (w[0] == (uint16_t)d->profile->sunspec_model) {
+            d->base = addr + 2; /* offsets count from the first register after the header */
+            d->n_reads = dcem_profile_plan(d->profile, d->base, d->reads, MAX_READS);
+            d->discovered = 1;
+            return 0;
+        }
+        addr += 2u + w[1];
+    }
+    snprintf(why, len, "SunSpec model %d not found", d->profile->sunspec_model);
+    return EMBBADDATA;
+}
+
+/* Decodes every register of the profile from the words of the reads. */
+static void decode(const device *d, uint16_t (*words)[125], dcem_poll_result *r)
+{
+    const dcem_profile *p = d->profile;
+    double raw[DCEM_PROFILE_MAX_REGS];
+    int ok[DCEM_PROFILE_MAX_REGS];
+    for (size_t i = 0; i < p->n_regs; i++) {
+        const dcem_register *g = &p->regs[i];
+        unsigned a = g->address + d->base, n = dcem_regtype_words(g->type);
+        ok[i] = 0;
+        for (int k = 0; k < d->n_reads; k++) {
+            const dcem_read_req *q = &d->reads[k];
+            if (q->function == g->function && a >= q->address && a + n <= q->address + q->count) {
+                ok[i] = !dcem_decode_raw(&words[k][a - q->address], g->type, g->order, &raw[i]);
+                break;
+            }
+        }
+    }
+    r->n_values = 0;
+    for (size_t i = 0; i < p->n_regs; i++) {
+        const dcem_register *g = &p->regs[i];
+        if (g->quantity == DCEM_Q_SCALE_FACTOR) continue;
+        dcem_poll_value *v = &r->values[r->n_values++];
+        v->reg = (int)i;
+        v->quantity = g->quantity;
+        v->phase = g->phase;
+        v->value = raw[i] * g->scale;
+        v->valid = ok[i];
+        if (g->scale_register[0]) {
+            int s = -1;
+            for (size_t k = 0; k < p->n_regs; k++)
+                if (!strcmp(p->regs[k].name, g->scale_register)) s = (int)k;
+            /* SunSpec: an sf of -32768 means "not implemented" */
+            if (s < 0 || !ok[s] || raw[s] < -10 || raw[s] > 10) v->valid = 0;
+            else v->value *= pow(10, raw[s]);
+        }
+        if (v->valid && (!isfinite(v->value) || v->value < g->min || v->value > g->max))
+            v->valid = 0;
+        if (!v->valid && g->quantity == DCEM_Q_ENERGY_IMPORT_KWH)
+            r->quality = DCEM_QUALITY_OUT_OF_RANGE;
+    }
+}
+
+/* Polls one device now. */
+static void poll_device(dcem_bus *b, device *d, dcem_poll_fn fn, void *ctx)
+{
+    dcem_poll_result r = {.device = d->index, .meter = d->cfg->meter};
+    d->stats.polls++;
+    int err = 0;
+    if (!d->discovered) err = discover(b, d, r.why, sizeof r.why);
+    uint16_t (*w)[125] = b->words;
+    for (int k = 0; !err && k < d->n_reads; k++) {
+        const dcem_read_req *q = &d->reads[k];
+        err = request(b, d, q->function, q->address, q->count, w[k]);
+        if (err)
+            snprintf(r.why, sizeof r.why, "read %u+%u (fc %d): %s", q->address, q->count,
+                     q->function, modbus_strerror(err));
+    }
+    /* the values were measured when the device answered */
+    r.t_ms = dcem_now_wall_ms();
+    int64_t now = dcem_now_mono_ms();
+    if (err) {
+        r.quality = DCEM_QUALITY_COMM_ERROR;
+        d->stats.failed++;
+        int64_t poll = d->cfg->poll_ms;
+        d->stats.backoff_ms = d->stats.backoff_ms ? d->stats.backoff_ms * 2 : poll;
+        if (d->stats.backoff_ms > b->cfg->backoff_max_ms) d->stats.backoff_ms = b->cfg->backoff_max_ms;
+        d->due_ms = now + d->stats.backoff_ms;
+        dcem_complain(&d->complaint, DCEM_LOG_WARN, "poll", "meter %s (bus %s unit %lld): %s",
+                      d->cfg->meter, b->cfg->name, d->cfg->unit, r.why);
+    } else {
+        decode(d, w, &r);
+        d->stats.ok++;
+        d->stats.backoff_ms = 0;
+        dcem_release(&d->complaint, "poll", "meter %s (bus %s unit %lld): answering again",
+                     d->cfg->meter, b->cfg->name, d->cfg->unit);
+        /* keep the schedule; after a stall, start afresh from now */
+        d->due_ms += d->cfg->poll_ms;
+        if (d->due_ms <= now) d->due_ms = now + d->cfg->poll_ms;
+    }
+    fn(ctx, &r);
+}
+
+void dcem_bus_poll_once(dcem_bus *b, dcem_poll_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < b->n_devices; i++) poll_device(b, &b->devices[i], fn, ctx);
+}
+
+void dcem_bus_run(dcem_bus *b, atomic_int *stop, dcem_poll_fn fn, void *ctx)
+{
+    while (!atomic_load(stop) && b->n_devices) {
+        device *next = &b->devices[0];
+        for (size_t i = 1; i < b->n_devices; i++)
+            if (b->devices[i].due_ms < next->due_ms) next = &b->devices[i];
+        /* sleep in short steps so a stop request is honoured quickly */
+        for (int64_t wait; !atomic_load(stop) && (wait = next->due_ms - dcem_now_mono_ms()) > 0;)
+            sleep_ms(wait < 100 ? wait : 100);
+        if (atomic_load(stop)) break;
+        poll_device(b, next, fn, ctx);
+    }
+    bus_disconnect(b);
+}
+
+int dcem_bus_stats(const dcem_bus *b, size_t i, size_t *device_index, dcem_device_stats *s)
+{
+    if (i >= b->n_devices) return -1;
+    *device_index = b->devices[i].index;
+    *s = b->devices[i].stats;
+    return 0;
+}
