@@ -86,12 +86,12 @@ static void to_wire(const dcem_agent_config *c, const dcem_poll_result *r, dcem_
     w->t_ms = r->t_ms;
     w->quality = r->quality;
     (void)c;
-    if (r->quality == DCEM_QUALITY_COMM_ERROR) return;
+    if (r->quality == DCEM_WIRE_Q_COMM_ERROR) return;
     for (size_t i = 0; i < r->n_values; i++) {
         const dcem_poll_value *v = &r->values[i];
         if (!v->valid) {
             /* flagged, never published as a number */
-            if (w->quality == DCEM_QUALITY_OK) w->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
+            if (w->quality == DCEM_WIRE_Q_OK) w->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
             continue;
         }
         if (v->quantity == DCEM_Q_ENERGY_IMPORT_KWH && v->phase == 0) {

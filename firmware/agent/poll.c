@@ -37,17 +37,6 @@ struct dcem_bus {
     dcem_complaint connect_complaint;
 };
 
-const char *dcem_quality_name(int q)
-{
-    switch (q) {
-    case DCEM_QUALITY_OK: return "ok";
-    case DCEM_QUALITY_STALE: return "stale";
-    case DCEM_QUALITY_OUT_OF_RANGE: return "out_of_range";
-    case DCEM_QUALITY_COMM_ERROR: return "comm_error";
-    }
-    return "unknown";
-}
-
 static int64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
@@ -244,7 +233,7 @@ static void decode(const device *d, uint16_t (*words)[125], dcem_poll_result *r)
         if (v->valid && (!isfinite(v->value) || v->value < g->min || v->value > g->max))
             v->valid = 0;
         if (!v->valid && g->quantity == DCEM_Q_ENERGY_IMPORT_KWH)
-            r->quality = DCEM_QUALITY_OUT_OF_RANGE;
+            r->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
     }
 }
 
@@ -267,7 +256,7 @@ static void poll_device(dcem_bus *b, device *d, dcem_poll_fn fn, void *ctx)
     r.t_ms = dcem_now_wall_ms();
     int64_t now = dcem_now_mono_ms();
     if (err) {
-        r.quality = DCEM_QUALITY_COMM_ERROR;
+        r.quality = DCEM_WIRE_Q_COMM_ERROR;
         d->stats.failed++;
         int64_t poll = d->cfg->poll_ms;
         d->stats.backoff_ms = d->stats.backoff_ms ? d->stats.backoff_ms * 2 : poll;

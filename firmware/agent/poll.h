@@ -8,18 +8,11 @@
 #define DCEM_POLL_H
 
 #include "agent_config.h"
+#include "wire.h"
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-typedef enum dcem_quality {
-    DCEM_QUALITY_OK = 0,
-    DCEM_QUALITY_STALE,        /* the counter has not moved for too long */
-    DCEM_QUALITY_OUT_OF_RANGE, /* a value was NaN, infinite or outside its range */
-    DCEM_QUALITY_COMM_ERROR,   /* the device did not answer properly */
-} dcem_quality;
-
-const char *dcem_quality_name(int quality);
 
 typedef struct dcem_poll_value {
     int reg;        /* index into the profile's registers */
@@ -33,7 +26,7 @@ typedef struct dcem_poll_result {
     size_t device;            /* index into the config's devices */
     const char *meter;        /* the device's meter id */
     int64_t t_ms;             /* UTC ms when the values were measured */
-    int quality;              /* dcem_quality */
+    int quality;              /* dcem_wire_quality */
     dcem_poll_value values[DCEM_PROFILE_MAX_REGS];
     size_t n_values;
     char why[160];            /* for a comm error: what failed */

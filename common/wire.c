@@ -1,0 +1,739 @@
+#include "wire.h"
+#include "errors.h"
+
+#include <cJSON.h>
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const reason_names[] = {
+    "ok", "too_large", "not_json", "wrong_type", "missing_field", "duplicate_field",
+    "unsupported_version", "bad_id", "site_mismatch", "gateway_mismatch", "bad_seq",
+    "too_many_readings", "bad_meter", "bad_time", "bad_quality", "not_finite", "bad_command",
+    "bad_field"};
+_Static_assert(COUNT(reason_names) == DCEM_WIRE_REASON_COUNT, "a name for every reason");
+
+static const char *const quality_names[] = {"ok", "stale", "out_of_range", "comm_error"};
+_Static_assert(COUNT(quality_names) == DCEM_WIRE_Q_COUNT, "a name for every quality");
+
+static const char *const leaf_names[] = {"data", "ack", "ctl", "state", "metrics", "alerts"};
+_Static_assert(COUNT(leaf_names) == DCEM_WIRE_LEAF_COUNT, "a name for every leaf");
+
+static const char *const cmd_names[] = {"resend"};
+_Static_assert(COUNT(cmd_names) == DCEM_WIRE_CMD_COUNT, "a name for every command");
+
+static int find_name(const char *const *names, size_t n, const char *s, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0) return (int)i;
+    return -1;
+}
+
+const char *dcem_wire_reason_name(int reason)
+{
+    return reason >= 0 && reason < DCEM_WIRE_REASON_COUNT ? reason_names[reason] : "unknown";
+}
+
+const char *dcem_wire_quality_name(int quality)
+{
+    return quality >= 0 && quality < DCEM_WIRE_Q_COUNT ? quality_names[quality] : "unknown";
+}
+
+const char *dcem_wire_leaf_name(int leaf)
+{
+    return leaf >= 0 && leaf < DCEM_WIRE_LEAF_COUNT ? leaf_names[leaf] : NULL;
+}
+
+int dcem_wire_id_valid(const char *id, size_t len)
+{
+    if (!id || len == 0 || len >= DCEM_ID_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A NUL-terminated id inside a char[DCEM_ID_MAX] (or any string). */
+static int id_ok(const char *id)
+{
+    return id && dcem_wire_id_valid(id, strnlen(id, DCEM_ID_MAX));
+}
+
+/* ---- topics ---------------------------------------------------------- */
+
+int dcem_wire_topic(char *buf, size_t len, const char *site, const char *gateway,
+                    const char *leaf)
+{
+    if (!id_ok(site) || !leaf || (gateway && !id_ok(gateway))) return DCEM_EINVAL;
+    int l = find_name(leaf_names, COUNT(leaf_names), leaf, strlen(leaf));
+    /* alerts is the one site-level leaf; all others belong to a gateway */
+    if (l < 0 || (gateway == NULL) != (l == DCEM_WIRE_ALERTS)) return DCEM_EINVAL;
+    if (!buf || len == 0) return DCEM_EFULL;
+    int n = gateway ? snprintf(buf, len, DCEM_WIRE_ROOT "/%s/%s/%s", site, gateway, leaf)
+                    : snprintf(buf, len, DCEM_WIRE_ROOT "/%s/%s", site, leaf);
+    if (n < 0 || (size_t)n >= len) {
+        buf[0] = '\0';
+        return DCEM_EFULL;
+    }
+    return 0;
+}
+
+int dcem_wire_topic_parse(const char *topic, size_t len, dcem_wire_topic_parts *out)
+{
+    static const char root[] = DCEM_WIRE_ROOT "/";
+    const size_t rlen = sizeof root - 1;
+    if (!topic || len <= rlen || memcmp(topic, root, rlen) != 0) return DCEM_EINVAL;
+    const char *level[3];
+    size_t llen[3], n = 0, start = rlen;
+    for (size_t i = rlen; i <= len; i++) {
+        if (i < len && topic[i] != '/') continue;
+        if (n == 3) return DCEM_EINVAL;
+        level[n] = topic + start;
+        llen[n++] = i - start;
+        start = i + 1;
+    }
+    if (n < 2) return DCEM_EINVAL;
+    int leaf = find_name(leaf_names, COUNT(leaf_names), level[n - 1], llen[n - 1]);
+    if (leaf < 0 || (n == 2) != (leaf == DCEM_WIRE_ALERTS)) return DCEM_EINVAL;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (!dcem_wire_id_valid(level[i], llen[i])) return DCEM_EINVAL;
+    memcpy(out->site, level[0], llen[0]);
+    out->site[llen[0]] = '\0';
+    out->gateway[0] = '\0';
+    if (n == 3) {
+        memcpy(out->gateway, level[1], llen[1]);
+        out->gateway[llen[1]] = '\0';
+    }
+    out->leaf = leaf;
+    return 0;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+/* The output: grows by doubling, never beyond max bytes (+ NUL). The first
+ * error sticks (an encoder may start with DCEM_EINVAL) and later puts do
+ * nothing, so encoders check once, in finish(). */
+typedef struct wbuf {
+    char *p;
+    size_t len, cap, max;
+    int err;
+} wbuf;
+
+__attribute__((format(printf, 2, 3))) static void put(wbuf *w, const char *fmt, ...)
+{
+    while (!w->err) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(w->p ? w->p + w->len : NULL, w->cap - w->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            w->err = DCEM_EINVAL;
+            return;
+        }
+        if (w->len + (size_t)n < w->cap) {
+            w->len += (size_t)n;
+            return;
+        }
+        size_t need = w->len + (size_t)n + 1, cap = w->cap ? w->cap : 512;
+        if (need > w->max + 1) {
+            w->err = DCEM_EFULL;
+            return;
+        }
+        while (cap < need) cap *= 2;
+        if (cap > w->max + 1) cap = w->max + 1;
+        char *p = realloc(w->p, cap);
+        if (!p) {
+            w->err = DCEM_ENOMEM;
+            return;
+        }
+        w->p = p;
+        w->cap = cap;
+    }
+}
+
+static int finish(wbuf *w, char **json, size_t *len)
+{
+    if (w->err) free(w->p);
+    *json = w->err ? NULL : w->p;
+    *len = w->err ? 0 : w->len;
+    return w->err;
+}
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as exactly v: a
+ * counter of 42949672.95 stays "42949672.95", and 17 digits always round-trip
+ * (IEEE 754 binary64). v must be finite. */
+static void put_number(wbuf *w, const char *sep, const char *key, double v)
+{
+    char s[32];
+    int prec = 15;
+    snprintf(s, sizeof s, "%.*g", prec, v);
+    while (prec < 17 && strtod(s, NULL) != v) snprintf(s, sizeof s, "%.*g", ++prec, v);
+    put(w, "%s\"%s\":%s", sep, key, s);
+}
+
+static int int_ok(uint64_t v, uint64_t min)
+{
+    return v >= min && v <= DCEM_WIRE_MAX_INT;
+}
+
+static int time_ok(int64_t t)
+{
+    return t >= 0 && t <= DCEM_WIRE_MAX_T_MS;
+}
+
+/* The reading's own fields, and its values: known quantity, phase 0-3, each
+ * (quantity, phase) once, and not one of the two that have their own key. */
+static int reading_ok(const dcem_wire_reading *r)
+{
+    unsigned char seen[DCEM_Q_COUNT][4] = {{0}};
+    if (!id_ok(r->meter) || !time_ok(r->t_ms) || r->quality < 0 ||
+        r->quality >= DCEM_WIRE_Q_COUNT || r->n_values > DCEM_WIRE_MAX_VALUES)
+        return 0;
+    for (size_t i = 0; i < r->n_values; i++) {
+        int q = r->values[i].quantity, ph = r->values[i].phase;
+        if (q < 0 || q >= DCEM_Q_COUNT || q == DCEM_Q_SCALE_FACTOR || ph < 0 || ph > 3) return 0;
+        if (ph == 0 && (q == DCEM_Q_ENERGY_IMPORT_KWH || q == DCEM_Q_POWER_KW)) return 0;
+        if (seen[q][ph]++) return 0;
+    }
+    return 1;
+}
+
+static void put_reading(wbuf *w, const dcem_wire_reading *r)
+{
+    static const char *const suffix[] = {"", "_l1", "_l2", "_l3"};
+    if (!reading_ok(r)) w->err = DCEM_EINVAL;
+    /* NaN and Inf are never numbers on the wire: such a value is left out,
+     * and the quality says why. A comm error has no values at all. */
+    size_t n_finite = 0;
+    for (size_t i = 0; i < r->n_values; i++) n_finite += isfinite(r->values[i].value) != 0;
+    int quality = r->quality, values = r->quality != DCEM_WIRE_Q_COMM_ERROR;
+    if (quality == DCEM_WIRE_Q_OK && ((r->has_kwh && !isfinite(r->kwh)) ||
+                                      (r->has_kw && !isfinite(r->kw)) || n_finite < r->n_values))
+        quality = DCEM_WIRE_Q_OUT_OF_RANGE;
+    put(w, "{\"meter\":\"%s\",\"t\":%" PRId64 ",\"q\":\"%s\"", r->meter, r->t_ms,
+        dcem_wire_quality_name(quality));
+    if (values && r->has_kwh && isfinite(r->kwh)) put_number(w, ",", "kwh", r->kwh);
+    if (values && r->has_kw && isfinite(r->kw)) put_number(w, ",", "kw", r->kw);
+    if (values && n_finite) {
+        const char *sep = ",\"values\":{";
+        for (size_t i = 0; i < r->n_values && !w->err; i++) {
+            const dcem_wire_value *v = &r->values[i];
+            if (!isfinite(v->value)) continue;
+            char key[48];
+            snprintf(key, sizeof key, "%s%s", dcem_quantity_name(v->quantity), suffix[v->phase]);
+            put_number(w, sep, key, v->value);
+            sep = ",";
+        }
+        put(w, "}");
+    }
+    put(w, "}");
+}
+
+int dcem_wire_encode_batch(const dcem_wire_batch *b, char **json, size_t *len)
+{
+    wbuf w = {.max = DCEM_WIRE_MAX_PAYLOAD};
+    if (!id_ok(b->site) || !id_ok(b->gateway) || !int_ok(b->epoch, 1) || !int_ok(b->seq, 1) ||
+        (b->n_readings && !b->readings))
+        w.err = DCEM_EINVAL;
+    else if (b->n_readings > DCEM_WIRE_MAX_READINGS)
+        w.err = DCEM_EFULL;
+    put(&w,
+        "{\"v\":%d,\"site\":\"%s\",\"gateway\":\"%s\",\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64
+        ",\"readings\":[",
+        DCEM_WIRE_VERSION, b->site, b->gateway, b->epoch, b->seq);
+    for (size_t i = 0; i < b->n_readings && !w.err; i++) {
+        if (i) put(&w, ",");
+        put_reading(&w, &b->readings[i]);
+    }
+    put(&w, "]}");
+    return finish(&w, json, len);
+}
+
+int dcem_wire_encode_ack(const dcem_wire_ack *a, char **json, size_t *len)
+{
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD};
+    if (!int_ok(a->epoch, 1) || !int_ok(a->seq, 0)) w.err = DCEM_EINVAL;
+    put(&w, "{\"v\":%d,\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64 "}", DCEM_WIRE_VERSION, a->epoch,
+        a->seq);
+    return finish(&w, json, len);
+}
+
+int dcem_wire_encode_ctl(const dcem_wire_ctl *c, char **json, size_t *len)
+{
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD};
+    if (c->cmd < 0 || c->cmd >= DCEM_WIRE_CMD_COUNT || !int_ok(c->epoch, 1) ||
+        !int_ok(c->from_seq, 1))
+        w.err = DCEM_EINVAL;
+    else
+        put(&w, "{\"v\":%d,\"cmd\":\"%s\",\"epoch\":%" PRIu64 ",\"from_seq\":%" PRIu64 "}",
+            DCEM_WIRE_VERSION, cmd_names[c->cmd], c->epoch, c->from_seq);
+    return finish(&w, json, len);
+}
+
+/* Printable ASCII without '"' and '\': goes on the wire without escaping. */
+static int version_ok(const char *s, size_t len)
+{
+    if (len == 0 || len >= DCEM_WIRE_VERSION_MAX) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\') return 0;
+    return 1;
+}
+
+int dcem_wire_encode_state(const dcem_wire_state *s, char **json, size_t *len)
+{
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD};
+    if (!s->online)
+        put(&w, "{\"v\":%d,\"online\":false}", DCEM_WIRE_VERSION);
+    else if (!int_ok(s->epoch, 1) || !int_ok(s->next_seq, 1) || s->queued >= s->next_seq ||
+             !version_ok(s->version, strnlen(s->version, DCEM_WIRE_VERSION_MAX)))
+        w.err = DCEM_EINVAL;
+    else
+        put(&w,
+            "{\"v\":%d,\"online\":true,\"epoch\":%" PRIu64 ",\"next_seq\":%" PRIu64
+            ",\"queued\":%" PRIu64 ",\"version\":\"%s\"}",
+            DCEM_WIRE_VERSION, s->epoch, s->next_seq, s->queued, s->version);
+    return finish(&w, json, len);
+}
+
+static int metrics_ok(const dcem_wire_metrics *m)
+{
+    return id_ok(m->site) && id_ok(m->gateway) && time_ok(m->start_ms) && time_ok(m->end_ms) &&
+           m->end_ms > m->start_ms && !(m->pue < 0) && !(m->green_share < 0) &&
+           !(m->green_share > 1) && !(m->completeness < 0) && !(m->completeness > 1);
+}
+
+int dcem_wire_encode_metrics(const dcem_wire_metrics *m, char **json, size_t *len)
+{
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD, .err = metrics_ok(m) ? 0 : DCEM_EINVAL};
+    put(&w,
+        "{\"v\":%d,\"site\":\"%s\",\"gateway\":\"%s\",\"start\":%" PRId64 ",\"end\":%" PRId64
+        ",\"kwh\":{",
+        DCEM_WIRE_VERSION, m->site, m->gateway, m->start_ms, m->end_ms);
+    const char *sep = "";
+    for (int r = 0; r < DCEM_ROLE_COUNT; r++) {
+        if (!isfinite(m->role_kwh[r])) continue; /* no meter of that role */
+        put_number(&w, sep, dcem_role_name(r), m->role_kwh[r]);
+        sep = ",";
+    }
+    put(&w, "}");
+    if (isfinite(m->pue)) put_number(&w, ",", "pue", m->pue);
+    if (isfinite(m->green_share)) put_number(&w, ",", "green_share", m->green_share);
+    if (isfinite(m->completeness)) put_number(&w, ",", "completeness", m->completeness);
+    put(&w, "}");
+    return finish(&w, json, len);
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+/* One decode: where the first failure's reason and detail go, and what the
+ * payload is checked against. */
+typedef struct dctx {
+    int reason;
+    char *err;
+    size_t errlen;
+    const char *site, *gateway; /* the topic's, or NULL */
+    dcem_wire_reading *storage;
+    size_t cap;
+} dctx;
+
+__attribute__((format(printf, 3, 4))) static int fail(dctx *c, int reason, const char *fmt, ...)
+{
+    c->reason = reason;
+    if (c->err && c->errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return DCEM_EINVAL;
+}
+
+/* The member called name of obj into *item (NULL when absent). A key given
+ * twice is an error: which one counts would be up to the parser. */
+static int member(dctx *c, const cJSON *obj, const char *path, const char *name, int required,
+                  const cJSON **item)
+{
+    *item = NULL;
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        if (!it->string || strcmp(it->string, name) != 0) continue;
+        if (*item) return fail(c, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: given twice", path, name);
+        *item = it;
+    }
+    if (!*item && required) return fail(c, DCEM_WIRE_MISSING_FIELD, "%s%s: missing", path, name);
+    return 0;
+}
+
+/* A NUL byte, or a NUL escaped as \u0000: cJSON would end a C string there,
+ * so "a\u0000b" would pass as meter "a". A backslash escapes the next byte,
+ * which is how "\\u0000" (a backslash, then text) is told apart. */
+static int has_nul(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == '\0') return 1;
+        if (buf[i] != '\\') continue;
+        if (len - i > 5 && memcmp(buf + i + 1, "u0000", 5) == 0) return 1;
+        i++;
+    }
+    return 0;
+}
+
+/* The checks every payload gets, in this order: its size (before any
+ * parsing, so a 10 MB payload costs nothing), no NUL, one JSON object with
+ * only whitespace after it, and v (a future schema may differ in all else). */
+static int parse(dctx *c, const char *buf, size_t len, size_t max, cJSON **root)
+{
+    if (len > max) return fail(c, DCEM_WIRE_TOO_LARGE, "%zu bytes: the limit is %zu", len, max);
+    if (!buf || len == 0) return fail(c, DCEM_WIRE_NOT_JSON, "empty payload");
+    if (has_nul(buf, len)) return fail(c, DCEM_WIRE_NOT_JSON, "payload contains a NUL character");
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+    size_t at = end && end >= buf ? (size_t)(end - buf) : 0;
+    /* cJSON cannot tell a failed allocation from bad syntax; either way the
+     * batch is not acked, so the agent sends it again */
+    if (!*root) return fail(c, DCEM_WIRE_NOT_JSON, "not JSON (at byte %zu of %zu)", at, len);
+    for (size_t i = at; i < len; i++)
+        if (!strchr(" \t\r\n", buf[i]))
+            return fail(c, DCEM_WIRE_NOT_JSON, "bytes after the JSON value (at byte %zu)", i);
+    if (!cJSON_IsObject(*root)) return fail(c, DCEM_WIRE_WRONG_TYPE, "payload is not an object");
+    const cJSON *v;
+    int rc = member(c, *root, "", "v", 1, &v);
+    if (rc) return rc;
+    if (!cJSON_IsNumber(v)) return fail(c, DCEM_WIRE_WRONG_TYPE, "v: not a number");
+    if (v->valuedouble != DCEM_WIRE_VERSION)
+        return fail(c, DCEM_WIRE_BAD_VERSION, "v: %.17g is not supported (this reads v%d)",
+                    v->valuedouble, DCEM_WIRE_VERSION);
+    return 0;
+}
+
+typedef int (*body_fn)(dctx *c, const cJSON *root, void *out);
+
+/* parse, then the payload's own checks; *reason and err as documented. */
+static int decode(dctx *c, const char *buf, size_t len, size_t max, body_fn body, void *out,
+                  int *reason)
+{
+    cJSON *root = NULL;
+    if (c->err && c->errlen) c->err[0] = '\0';
+    int rc = parse(c, buf, len, max, &root);
+    if (!rc) rc = body(c, root, out);
+    cJSON_Delete(root);
+    if (reason) *reason = c->reason;
+    return rc;
+}
+
+/* An integer in [min, max]. cJSON reads numbers as doubles, which are exact
+ * up to 2^53: the wire's limit. "5.0" passes as 5; "5.5" does not. */
+static int integer(dctx *c, const cJSON *obj, const char *path, const char *name, double min,
+                   double max, int reason, double *out)
+{
+    const cJSON *it;
+    int rc = member(c, obj, path, name, 1, &it);
+    if (rc) return rc;
+    if (!cJSON_IsNumber(it)) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s%s: not a number", path, name);
+    double d = it->valuedouble;
+    if (!(d >= min && d <= max) || d != floor(d))
+        return fail(c, reason, "%s%s: %.17g is not an integer in %.17g..%.17g", path, name, d, min,
+                    max);
+    *out = d;
+    return 0;
+}
+
+static int u64(dctx *c, const cJSON *obj, const char *name, uint64_t min, uint64_t *out)
+{
+    double d = 0;
+    int rc = integer(c, obj, "", name, (double)min, (double)DCEM_WIRE_MAX_INT, DCEM_WIRE_BAD_SEQ,
+                     &d);
+    *out = (uint64_t)d;
+    return rc;
+}
+
+static int time_ms(dctx *c, const cJSON *obj, const char *path, const char *name, int64_t *out)
+{
+    double d = 0;
+    int rc = integer(c, obj, path, name, 0, (double)DCEM_WIRE_MAX_T_MS, DCEM_WIRE_BAD_TIME, &d);
+    *out = (int64_t)d;
+    return rc;
+}
+
+/* A measured value: a finite number. null is what JavaScript and cJSON
+ * print for NaN, so it is counted as not finite; 1e999 parses as infinity. */
+static int number(dctx *c, const cJSON *it, const char *path, const char *name, double *out)
+{
+    if (cJSON_IsNull(it))
+        return fail(c, DCEM_WIRE_NOT_FINITE, "%s%s: null (omit a value that is not finite)", path,
+                    name);
+    if (!cJSON_IsNumber(it)) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s%s: not a number", path, name);
+    if (!isfinite(it->valuedouble))
+        return fail(c, DCEM_WIRE_NOT_FINITE, "%s%s: not a finite number", path, name);
+    *out = it->valuedouble;
+    return 0;
+}
+
+static int opt_number(dctx *c, const cJSON *obj, const char *path, const char *name, int *has,
+                      double *out)
+{
+    const cJSON *it;
+    int rc = member(c, obj, path, name, 0, &it);
+    if (rc || !it) return rc;
+    *has = 1;
+    return number(c, it, path, name, out);
+}
+
+/* A required string; its length in *n. */
+static int string(dctx *c, const cJSON *obj, const char *path, const char *name, const char **s,
+                  size_t *n)
+{
+    const cJSON *it;
+    *s = "";
+    *n = 0;
+    int rc = member(c, obj, path, name, 1, &it);
+    if (rc) return rc;
+    if (!cJSON_IsString(it)) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s%s: not a string", path, name);
+    *s = it->valuestring;
+    *n = strlen(*s);
+    return 0;
+}
+
+/* site or gateway: equal to the topic's (when given) and a valid id. The
+ * payload's string is not echoed: it may be anything. */
+static int id_field(dctx *c, const cJSON *obj, const char *name, const char *topic_id,
+                    int mismatch, char *out)
+{
+    const char *s;
+    size_t n;
+    int rc = string(c, obj, "", name, &s, &n);
+    if (rc) return rc;
+    if (topic_id && strcmp(s, topic_id) != 0)
+        return fail(c, mismatch, "%s: the payload names another %s than the topic's '%s'", name,
+                    name, topic_id);
+    if (!dcem_wire_id_valid(s, n)) return fail(c, DCEM_WIRE_BAD_ID, "%s: not a valid id", name);
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+/* "voltage_v_l2" -> (DCEM_Q_VOLTAGE_V, 2). 0 when not a known quantity. */
+static int quantity_key(const char *s, int *q, int *phase)
+{
+    if (!s) return 0;
+    size_t n = strlen(s);
+    *phase = 0;
+    if (n > 3 && s[n - 3] == '_' && s[n - 2] == 'l' && s[n - 1] >= '1' && s[n - 1] <= '3') {
+        *phase = s[n - 1] - '0';
+        n -= 3;
+    }
+    for (*q = 0; *q < DCEM_Q_COUNT; (*q)++) {
+        const char *name = dcem_quantity_name(*q);
+        if (*q != DCEM_Q_SCALE_FACTOR && strlen(name) == n && memcmp(name, s, n) == 0) return 1;
+    }
+    return 0;
+}
+
+static int values(dctx *c, const cJSON *obj, const char *path, dcem_wire_reading *r,
+                  size_t *unknown)
+{
+    unsigned char seen[DCEM_Q_COUNT][4] = {{0}};
+    char vpath[48];
+    snprintf(vpath, sizeof vpath, "%svalues.", path);
+    if (!cJSON_IsObject(obj)) return fail(c, DCEM_WIRE_WRONG_TYPE, "%svalues: not an object", path);
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int q, ph;
+        if (!quantity_key(it->string, &q, &ph)) {
+            (*unknown)++; /* measured by a newer agent: skipped, counted */
+            continue;
+        }
+        if (seen[q][ph]++)
+            return fail(c, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: given twice", vpath, it->string);
+        if (ph == 0 && (q == DCEM_Q_ENERGY_IMPORT_KWH || q == DCEM_Q_POWER_KW))
+            return fail(c, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: belongs in %s", vpath, it->string,
+                        q == DCEM_Q_POWER_KW ? "kw" : "kwh");
+        dcem_wire_value *v = &r->values[r->n_values];
+        int rc = number(c, it, vpath, it->string, &v->value);
+        if (rc) return rc;
+        v->quantity = q;
+        v->phase = ph;
+        r->n_values++; /* at most DCEM_WIRE_MAX_VALUES: each (q, ph) once */
+    }
+    return 0;
+}
+
+static int reading(dctx *c, const cJSON *obj, size_t i, dcem_wire_reading *r, size_t *unknown)
+{
+    char path[40];
+    snprintf(path, sizeof path, "readings[%zu].", i);
+    memset(r, 0, sizeof *r);
+    if (!cJSON_IsObject(obj))
+        return fail(c, DCEM_WIRE_WRONG_TYPE, "readings[%zu]: not an object", i);
+    const char *s;
+    size_t n;
+    const cJSON *it;
+    int rc = string(c, obj, path, "meter", &s, &n);
+    if (rc) return rc;
+    if (!dcem_wire_id_valid(s, n))
+        return fail(c, DCEM_WIRE_BAD_METER, "%smeter: not a valid meter id", path);
+    memcpy(r->meter, s, n + 1);
+    if ((rc = time_ms(c, obj, path, "t", &r->t_ms)) || (rc = string(c, obj, path, "q", &s, &n)))
+        return rc;
+    if ((r->quality = find_name(quality_names, COUNT(quality_names), s, n)) < 0)
+        return fail(c, DCEM_WIRE_BAD_QUALITY, "%sq: not ok, stale, out_of_range or comm_error",
+                    path);
+    if ((rc = opt_number(c, obj, path, "kwh", &r->has_kwh, &r->kwh)) ||
+        (rc = opt_number(c, obj, path, "kw", &r->has_kw, &r->kw)) ||
+        (rc = member(c, obj, path, "values", 0, &it)) ||
+        (it && (rc = values(c, it, path, r, unknown))))
+        return rc;
+    if (r->quality == DCEM_WIRE_Q_COMM_ERROR && (r->has_kwh || r->has_kw || r->n_values))
+        return fail(c, DCEM_WIRE_BAD_QUALITY, "%sq: a comm_error reading has no values", path);
+    return 0;
+}
+
+static int batch(dctx *c, const cJSON *root, void *p)
+{
+    dcem_wire_batch *out = p;
+    int rc;
+    if ((rc = id_field(c, root, "site", c->site, DCEM_WIRE_SITE_MISMATCH, out->site)) ||
+        (rc = id_field(c, root, "gateway", c->gateway, DCEM_WIRE_GATEWAY_MISMATCH,
+                       out->gateway)) ||
+        (rc = u64(c, root, "epoch", 1, &out->epoch)) || (rc = u64(c, root, "seq", 1, &out->seq)))
+        return rc;
+    out->identified = 1;
+    const cJSON *list;
+    if ((rc = member(c, root, "", "readings", 1, &list))) return rc;
+    if (!cJSON_IsArray(list)) return fail(c, DCEM_WIRE_WRONG_TYPE, "readings: not an array");
+    size_t limit = c->cap < DCEM_WIRE_MAX_READINGS ? c->cap : DCEM_WIRE_MAX_READINGS, n = 0;
+    for (const cJSON *it = list->child; it; it = it->next)
+        if (++n > limit)
+            return fail(c, DCEM_WIRE_TOO_MANY_READINGS, "readings: more than %zu", limit);
+    n = 0;
+    for (const cJSON *it = list->child; it; it = it->next, n++)
+        if ((rc = reading(c, it, n, &c->storage[n], &out->unknown_values))) return rc;
+    out->n_readings = n;
+    return 0;
+}
+
+int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
+                           const char *topic_gateway, dcem_wire_reading *storage, size_t cap,
+                           dcem_wire_batch *out, int *reason, char *err, size_t errlen)
+{
+    dctx c = {0, err, errlen, topic_site, topic_gateway, storage, cap};
+    memset(out, 0, sizeof *out);
+    out->readings = storage;
+    int rc = decode(&c, buf, len, DCEM_WIRE_MAX_PAYLOAD, batch, out, reason);
+    if (rc) out->n_readings = 0;
+    return rc;
+}
+
+static int ack(dctx *c, const cJSON *root, void *p)
+{
+    dcem_wire_ack *out = p;
+    int rc = u64(c, root, "epoch", 1, &out->epoch);
+    return rc ? rc : u64(c, root, "seq", 0, &out->seq);
+}
+
+int dcem_wire_decode_ack(const char *buf, size_t len, dcem_wire_ack *out, int *reason,
+                         char *err, size_t errlen)
+{
+    dctx c = {0, err, errlen, NULL, NULL, NULL, 0};
+    memset(out, 0, sizeof *out);
+    return decode(&c, buf, len, DCEM_WIRE_MAX_SMALL_PAYLOAD, ack, out, reason);
+}
+
+static int ctl(dctx *c, const cJSON *root, void *p)
+{
+    dcem_wire_ctl *out = p;
+    const char *s;
+    size_t n;
+    int rc = string(c, root, "", "cmd", &s, &n);
+    if (rc) return rc;
+    /* the command decides which fields follow, so it is checked first */
+    if ((out->cmd = find_name(cmd_names, COUNT(cmd_names), s, n)) < 0)
+        return fail(c, DCEM_WIRE_BAD_COMMAND, "cmd: unknown command");
+    rc = u64(c, root, "epoch", 1, &out->epoch);
+    return rc ? rc : u64(c, root, "from_seq", 1, &out->from_seq);
+}
+
+int dcem_wire_decode_ctl(const char *buf, size_t len, dcem_wire_ctl *out, int *reason,
+                         char *err, size_t errlen)
+{
+    dctx c = {0, err, errlen, NULL, NULL, NULL, 0};
+    memset(out, 0, sizeof *out);
+    return decode(&c, buf, len, DCEM_WIRE_MAX_SMALL_PAYLOAD, ctl, out, reason);
+}
+
+static int state(dctx *c, const cJSON *root, void *p)
+{
+    dcem_wire_state *out = p;
+    const cJSON *it;
+    const char *s;
+    size_t n;
+    int rc = member(c, root, "", "online", 1, &it);
+    if (rc) return rc;
+    if (!cJSON_IsBool(it)) return fail(c, DCEM_WIRE_WRONG_TYPE, "online: not true or false");
+    out->online = cJSON_IsTrue(it);
+    if (!out->online) return 0; /* a last will knows nothing more */
+    if ((rc = u64(c, root, "epoch", 1, &out->epoch)) ||
+        (rc = u64(c, root, "next_seq", 1, &out->next_seq)) ||
+        (rc = u64(c, root, "queued", 0, &out->queued)))
+        return rc;
+    if (out->queued >= out->next_seq)
+        return fail(c, DCEM_WIRE_BAD_SEQ, "queued: %" PRIu64 " batches before next_seq %" PRIu64,
+                    out->queued, out->next_seq);
+    if ((rc = string(c, root, "", "version", &s, &n))) return rc;
+    if (!version_ok(s, n))
+        return fail(c, DCEM_WIRE_BAD_FIELD, "version: 1-%d printable characters",
+                    DCEM_WIRE_VERSION_MAX - 1);
+    memcpy(out->version, s, n + 1);
+    return 0;
+}
+
+int dcem_wire_decode_state(const char *buf, size_t len, dcem_wire_state *out, int *reason,
+                           char *err, size_t errlen)
+{
+    dctx c = {0, err, errlen, NULL, NULL, NULL, 0};
+    memset(out, 0, sizeof *out);
+    return decode(&c, buf, len, DCEM_WIRE_MAX_SMALL_PAYLOAD, state, out, reason);
+}
+
+static int metrics(dctx *c, const cJSON *root, void *p)
+{
+    dcem_wire_metrics *out = p;
+    int rc, has;
+    const cJSON *kwh;
+    if ((rc = id_field(c, root, "site", c->site, DCEM_WIRE_SITE_MISMATCH, out->site)) ||
+        (rc = id_field(c, root, "gateway", c->gateway, DCEM_WIRE_GATEWAY_MISMATCH,
+                       out->gateway)) ||
+        (rc = time_ms(c, root, "", "start", &out->start_ms)) ||
+        (rc = time_ms(c, root, "", "end", &out->end_ms)))
+        return rc;
+    if (out->end_ms <= out->start_ms) return fail(c, DCEM_WIRE_BAD_TIME, "end: not after start");
+    if ((rc = member(c, root, "", "kwh", 1, &kwh))) return rc;
+    if (!cJSON_IsObject(kwh)) return fail(c, DCEM_WIRE_WRONG_TYPE, "kwh: not an object");
+    for (int r = 0; r < DCEM_ROLE_COUNT; r++)
+        if ((rc = opt_number(c, kwh, "kwh.", dcem_role_name(r), &has, &out->role_kwh[r])))
+            return rc; /* other keys: roles of a newer version, ignored */
+    if ((rc = opt_number(c, root, "", "pue", &has, &out->pue)) ||
+        (rc = opt_number(c, root, "", "green_share", &has, &out->green_share)) ||
+        (rc = opt_number(c, root, "", "completeness", &has, &out->completeness)))
+        return rc;
+    if (!metrics_ok(out))
+        return fail(c, DCEM_WIRE_BAD_FIELD, "pue below 0, or a share outside 0..1");
+    return 0;
+}
+
+int dcem_wire_decode_metrics(const char *buf, size_t len, const char *topic_site,
+                             const char *topic_gateway, dcem_wire_metrics *out, int *reason,
+                             char *err, size_t errlen)
+{
+    dctx c = {0, err, errlen, topic_site, topic_gateway, NULL, 0};
+    memset(out, 0, sizeof *out);
+    for (int r = 0; r < DCEM_ROLE_COUNT; r++) out->role_kwh[r] = NAN;
+    out->pue = out->green_share = out->completeness = NAN;
+    return decode(&c, buf, len, DCEM_WIRE_MAX_SMALL_PAYLOAD, metrics, out, reason);
+}
