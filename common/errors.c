@@ -11,6 +11,8 @@ const char *dcem_strerror(int err)
     case DCEM_ETZ: return "bad time-zone data";
     case DCEM_EIO: return "file could not be read";
     case DCEM_EFULL: return "capacity limit reached";
+    case DCEM_ESTORAGE: return "storage I/O failed";
+    case DCEM_ENOTFOUND: return "not found";
     }
     return "unknown error";
 }

@@ -73,10 +73,14 @@ typedef struct dcem_profile {
     size_t n_regs;
 } dcem_profile;
 
-/* Parses a profile file (configs/meters/<model>.yaml). Checks: names unique,
- * scale_register names an existing SCALE_FACTOR register, function 3 or 4,
- * address + words within 0..65535, exactly one ENERGY_IMPORT_KWH register at
- * phase 0. Returns 0 or DCEM_ECONFIG with "file:line: key: what" in err. */
+/* Parses a profile file (configs/meters/<model>.yaml; keys in docs/agent.md).
+ * Checks: names unique, scale_register names an existing SCALE_FACTOR
+ * register (s16, same function), function 3 or 4, address + words within
+ * 0..65535 (SunSpec: within the model block, function 3), no register wider
+ * than max_registers, at most one register per quantity and phase (scale
+ * factors aside), exactly one ENERGY_IMPORT_KWH register at phase 0. Absent
+ * min/max get the quantity's default range. Returns 0, DCEM_ECONFIG with
+ * "file:line: key: what" in err, or DCEM_ENOMEM; out is defined either way. */
 int dcem_profile_parse(const char *name, const char *buf, size_t len, dcem_profile *out,
                        char *err, size_t errlen);
 
@@ -97,8 +101,38 @@ const char *dcem_quantity_name(int quantity);
 int dcem_decode_raw(const uint16_t *words, int type, int order, double *raw);
 
 /* The inverse, for the simulator and tests: raw is rounded to the nearest
- * integer for integer types and clamped to the type's range. */
+ * integer (half away from zero) for integer types and clamped to the
+ * type's range, NaN giving 0; for f32 a value beyond its range becomes an
+ * infinity. NaN and infinities encode as such, for fault simulation. */
 void dcem_encode_raw(double raw, int type, int order, uint16_t *words);
+
+/* The value of register i of p in its canonical unit: raw * scale, times
+ * 10^sf when the register has a scale_register. words are its own
+ * dcem_regtype_words(type) words as read; sf_words those of its scale
+ * register (NULL when it has none). Returns 0; DCEM_ERANGE when the words
+ * are a NaN or infinite float, a SunSpec "not implemented" pattern (profiles
+ * with sunspec_model only: s16 0x8000, u16 0xFFFF, s32 0x80000000, u32
+ * 0xFFFFFFFF, and 0 in an energy accumulator), the scale factor is outside
+ * its register's min..max, or the value is outside [min, max]; DCEM_EINVAL
+ * when i is not a register of p or sf_words is missing. A scale of 1/k (k an
+ * integer) divides by k, so 123456 * 0.01 gives exactly the double 1234.56. */
+int dcem_profile_value(const dcem_profile *p, size_t i, const uint16_t *words,
+                       const uint16_t *sf_words, double *value);
+
+/* SunSpec discovery. A SunSpec device holds "SunS" (0x5375 0x6E53) at
+ * 40000 (else 0 or 50000), then a chain of model blocks [ID, L, L words]
+ * that ends with ID 0xFFFF. Given the n words read from address start
+ * onwards (words[0..1] the marker), finds the block of `model`: returns 0
+ * with *addr the address of its ID register (the base of a profile with
+ * sunspec_model) and *len its L (len may be NULL); DCEM_ERANGE when the chain
+ * ends without it; DCEM_EFULL when the chain leaves the words given — *addr
+ * is then the address of the next header: read on from there (at least 2
+ * words) and call again with the longer run; DCEM_EINVAL when the marker is
+ * missing or the chain runs past register 65535. Pure: the caller reads. */
+#define DCEM_SUNSPEC_MARKER0 0x5375u /* "Su" */
+#define DCEM_SUNSPEC_MARKER1 0x6E53u /* "nS" */
+int dcem_sunspec_find(const uint16_t *words, size_t n, unsigned start, int model,
+                      unsigned *addr, unsigned *len);
 
 /* One Modbus read request. */
 typedef struct dcem_read_req {
@@ -111,8 +145,12 @@ typedef struct dcem_read_req {
  * base (base: 0, or the SunSpec model block's address): registers of the
  * same function are coalesced into one request while the span stays within
  * max_registers and no hole exceeds max_gap. Requests come out sorted by
- * function and address. Returns the number of requests, or DCEM_EFULL when
- * more than max are needed. */
+ * function and address. Greedy: a request grows while the next register
+ * fits, which gives the fewest requests these two limits allow. Returns
+ * the number of requests; DCEM_EFULL when more than max are needed (out
+ * may be NULL to count them); DCEM_ERANGE when base + address runs past
+ * register 65535; DCEM_EINVAL when max_registers is not 1..125 or a
+ * register is wider than it (dcem_profile_parse rejects both). */
 int dcem_profile_plan(const dcem_profile *p, unsigned base, dcem_read_req *out, size_t max);
 
 #endif
