@@ -233,6 +233,11 @@ static int finish(dcem_agent_config *c, const char *name, char *err, size_t errl
             if (rc)
                 return dcem_cfg_error(err, errlen, name, d->line, "devices.profile", "%s", why);
             snprintf(p->model, sizeof p->model, "%s", d->profile);
+            int reads = dcem_profile_plan(p, 0, NULL, 0);
+            if (reads < 0 || reads > DCEM_AGENT_MAX_READS)
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
+                                      "profile '%s' needs %d reads per poll (at most %d)",
+                                      d->profile, reads, DCEM_AGENT_MAX_READS);
             d->profile_index = (int)c->n_profiles++;
         }
     }

@@ -14,6 +14,7 @@
 #define DCEM_AGENT_MAX_BUSES 16
 #define DCEM_AGENT_MAX_DEVICES 256
 #define DCEM_PATH_MAX 512
+#define DCEM_AGENT_MAX_READS 32 /* Modbus requests one device poll may take */
 
 typedef enum { DCEM_BUS_TCP = 0, DCEM_BUS_RTU } dcem_bus_kind;
 

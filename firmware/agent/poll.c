@@ -3,14 +3,13 @@
 #include "errors.h"
 
 #include <errno.h>
-#include <math.h>
 #include <modbus.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define MAX_READS 32
+#define MAX_READS DCEM_AGENT_MAX_READS
 #define SUNSPEC_BASE 40000u
 
 typedef struct device {
@@ -169,70 +168,69 @@ static int request(dcem_bus *b, device *d, int function, unsigned addr, unsigned
     return err;
 }
 
-/* SunSpec: "SunS" at 40000, then model blocks {id, length}; find ours. */
+/* SunSpec: "SunS" at 40000, then the chain of model blocks; find ours.
+ * Reads the chain from the marker on, as far as dcem_sunspec_find asks. */
 static int discover(dcem_bus *b, device *d, char *why, size_t len)
 {
-    uint16_t w[2];
-    int err = request(b, d, 3, SUNSPEC_BASE, 2, w);
-    if (err) return snprintf(why, len, "SunSpec probe: %s", modbus_strerror(err)), err;
-    if (w[0] != 0x5375 || w[1] != 0x6E53)
-        return snprintf(why, len, "no SunSpec marker at %u", SUNSPEC_BASE), EMBBADDATA;
-    unsigned addr = SUNSPEC_BASE + 2;
-    for (int i = 0; i < 32 && addr < 65534; i++) {
-        if ((err = request(b, d, 3, addr, 2, w)))
-            return snprintf(why, len, "SunSpec walk: %s", modbus_strerror(err)), err;
-        if (w[0] == 0xFFFF) break;
-        if (w[0] == (uint16_t)d->profile->sunspec_model) {
-            d->base = addr + 2; /* offsets count from the first register after the header */
-            d->n_reads = dcem_profile_plan(d->profile, d->base, d->reads, MAX_READS);
-            d->discovered = 1;
-            return 0;
+    enum { MAX_WORDS = 1024 };
+    uint16_t w[MAX_WORDS];
+    size_t n = 0, want = 2;
+    unsigned chunk = d->profile->max_registers;
+    for (;;) {
+        while (n < want) {
+            unsigned count = (unsigned)(want - n) < chunk ? (unsigned)(want - n) : chunk;
+            int err = request(b, d, 3, SUNSPEC_BASE + (unsigned)n, count, w + n);
+            if (err) return snprintf(why, len, "SunSpec discovery: %s", modbus_strerror(err)), err;
+            n += count;
         }
-        addr += 2u + w[1];
+        unsigned addr;
+        int rc = dcem_sunspec_find(w, n, SUNSPEC_BASE, d->profile->sunspec_model, &addr, NULL);
+        if (!rc) {
+            d->base = addr;
+            d->n_reads = dcem_profile_plan(d->profile, d->base, d->reads, MAX_READS);
+            d->discovered = d->n_reads > 0;
+            if (d->discovered) return 0;
+            return snprintf(why, len, "SunSpec block at %u: cannot plan reads", addr), EMBBADDATA;
+        }
+        if (rc != DCEM_EFULL || addr + 2 - SUNSPEC_BASE > MAX_WORDS) {
+            snprintf(why, len, "SunSpec model %d not found", d->profile->sunspec_model);
+            return EMBBADDATA;
+        }
+        want = addr + 2 - SUNSPEC_BASE;
     }
-    snprintf(why, len, "SunSpec model %d not found", d->profile->sunspec_model);
-    return EMBBADDATA;
 }
 
-/* Decodes every register of the profile from the words of the reads. */
+/* The words of register g from the answers of the device's reads. */
+static const uint16_t *words_of(const device *d, uint16_t (*words)[125], const dcem_register *g)
+{
+    unsigned a = g->address + d->base, n = dcem_regtype_words(g->type);
+    for (int k = 0; k < d->n_reads; k++) {
+        const dcem_read_req *q = &d->reads[k];
+        if (q->function == g->function && a >= q->address && a + n <= q->address + q->count)
+            return &words[k][a - q->address];
+    }
+    return NULL;
+}
+
+/* Decodes every register of the profile (scale factors apart) into r. */
 static void decode(const device *d, uint16_t (*words)[125], dcem_poll_result *r)
 {
     const dcem_profile *p = d->profile;
-    double raw[DCEM_PROFILE_MAX_REGS];
-    int ok[DCEM_PROFILE_MAX_REGS];
-    for (size_t i = 0; i < p->n_regs; i++) {
-        const dcem_register *g = &p->regs[i];
-        unsigned a = g->address + d->base, n = dcem_regtype_words(g->type);
-        ok[i] = 0;
-        for (int k = 0; k < d->n_reads; k++) {
-            const dcem_read_req *q = &d->reads[k];
-            if (q->function == g->function && a >= q->address && a + n <= q->address + q->count) {
-                ok[i] = !dcem_decode_raw(&words[k][a - q->address], g->type, g->order, &raw[i]);
-                break;
-            }
-        }
-    }
     r->n_values = 0;
     for (size_t i = 0; i < p->n_regs; i++) {
         const dcem_register *g = &p->regs[i];
         if (g->quantity == DCEM_Q_SCALE_FACTOR) continue;
+        const uint16_t *sf = NULL;
+        if (g->scale_register[0])
+            for (size_t k = 0; k < p->n_regs; k++)
+                if (!strcmp(p->regs[k].name, g->scale_register)) sf = words_of(d, words, &p->regs[k]);
+        const uint16_t *own = words_of(d, words, g);
         dcem_poll_value *v = &r->values[r->n_values++];
         v->reg = (int)i;
         v->quantity = g->quantity;
         v->phase = g->phase;
-        v->value = raw[i] * g->scale;
-        v->valid = ok[i];
-        if (g->scale_register[0]) {
-            int s = -1;
-            for (size_t k = 0; k < p->n_regs; k++)
-                if (!strcmp(p->regs[k].name, g->scale_register)) s = (int)k;
-            /* SunSpec: an sf of -32768 means "not implemented" */
-            if (s < 0 || !ok[s] || raw[s] < -10 || raw[s] > 10) v->valid = 0;
-            else v->value *= pow(10, raw[s]);
-        }
-        if (v->valid && (!isfinite(v->value) || v->value < g->min || v->value > g->max))
-            v->valid = 0;
-        if (!v->valid && g->quantity == DCEM_Q_ENERGY_IMPORT_KWH)
+        v->valid = own && !dcem_profile_value(p, i, own, sf, &v->value);
+        if (!v->valid && g->quantity == DCEM_Q_ENERGY_IMPORT_KWH && g->phase == 0)
             r->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
     }
 }
