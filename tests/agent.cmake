@@ -4,3 +4,8 @@
 add_executable(dcem-test-ack tools/dcem-test-ack.c)
 target_include_directories(dcem-test-ack PRIVATE ${PAHO_INCLUDE})
 target_link_libraries(dcem-test-ack PRIVATE dcem_core ${PAHO_MQTT3CS})
+
+add_executable(test_agent_config unit/test_agent_config.c)
+target_link_libraries(test_agent_config PRIVATE dcem_agent_lib ${CMOCKA_LIB})
+add_test(NAME test_agent_config COMMAND test_agent_config ${PROJECT_SOURCE_DIR}/configs)
+set_tests_properties(test_agent_config PROPERTIES TIMEOUT 60 LABELS unit)

@@ -1,0 +1,119 @@
+/* dcem-agent's config: the shipped example loads with its profiles and
+ * ledger; broken documents give "file:line: key: what" errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "agent_config.h"
+#include "table.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *configs; /* argv[1]: the repository's configs/ */
+
+static void test_shipped(void **state)
+{
+    (void)state;
+    char path[1024], err[1024] = "";
+    snprintf(path, sizeof path, "%s/agent/agent.yaml", configs);
+    dcem_agent_config *c = dcem_agent_config_load(path, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_string_equal(c->gateway, "gw-alpha-1");
+    assert_int_equal(c->n_buses, 2);
+    assert_int_equal(c->buses[0].kind, DCEM_BUS_TCP);
+    assert_string_equal(c->buses[0].host, "127.0.0.1");
+    assert_int_equal(c->buses[0].port, 1502);
+    assert_int_equal(c->buses[1].kind, DCEM_BUS_RTU);
+    assert_int_equal(c->n_devices, 2);
+    assert_int_equal(c->n_profiles, 2);
+    assert_non_null(c->site_ledger);
+    assert_string_equal(c->mqtt.client_id, "dcem-gw-alpha-1");
+    dcem_agent_config_free(c);
+}
+
+/* A valid document with one line replaced. */
+#define BASE                                                                                       \
+    "gateway: gw-1\n"                    /* 1 */                                                   \
+    "site: yz-alpha\n"                   /* 2 */                                                   \
+    "ledger: ../sites/yz-alpha.yaml\n"   /* 3 */                                                   \
+    "profiles: ../meters\n"              /* 4 */                                                   \
+    "buses:\n"                           /* 5 */                                                   \
+    "  - name: b1\n"                     /* 6 */                                                   \
+    "    tcp: 127.0.0.1:1502\n"          /* 7 */                                                   \
+    "devices:\n"                         /* 8 */                                                   \
+    "  - bus: b1\n"                      /* 9 */                                                   \
+    "    unit: 1\n"                      /* 10 */                                                  \
+    "    profile: eastron-sdm630\n"      /* 11 */                                                  \
+    "    meter: alpha-in-a\n"            /* 12 */                                                  \
+    "%s"                                 /* 13: extra device */                                    \
+    "mqtt:\n"                                                                                      \
+    "  uri: tcp://127.0.0.1:1883\n"                                                                \
+    "spool:\n"                                                                                     \
+    "  dir: /tmp/spool\n"
+
+typedef struct bad_case {
+    const char *name;
+    const char *from, *to; /* replace in BASE; NULL: none */
+    const char *extra;     /* inserted at line 13 */
+    const char *want;      /* the error after "<file>:" */
+} bad_case;
+
+static const bad_case bad[] = {
+    {"unknown key", "site: yz-alpha\n", "site: yz-alpha\ncolour: red\n", "",
+     "3: colour: unknown key (valid: gateway, site, ledger, profiles, log_level, buses, devices, "
+     "mqtt, spool, batch)"},
+    {"bus with neither tcp nor rtu", "    tcp: 127.0.0.1:1502\n", "    baud: 9600\n", "",
+     "6: buses: bus 'b1': give exactly one of 'tcp' or 'rtu'"},
+    {"tcp without a port", "127.0.0.1:1502", "127.0.0.1", "",
+     "6: buses.tcp: '127.0.0.1': expected host:port"},
+    {"device on an unknown bus", "  - bus: b1\n", "  - bus: b9\n", "",
+     "9: devices.bus: no bus named 'b9'"},
+    {"same unit twice on a bus", NULL, NULL,
+     "  - {bus: b1, unit: 1, profile: eastron-sdm630, meter: alpha-in-b}\n",
+     "13: devices.unit: unit 1 on bus 'b1' already declared at line 9"},
+    {"meter not in the ledger", "meter: alpha-in-a", "meter: alpha-nowhere", "",
+     "9: devices.meter: meter 'alpha-nowhere' is not in the site ledger"},
+    {"unknown profile", "eastron-sdm630", "eastron-sdm999", "",
+     "9: devices.profile: profile 'eastron-sdm999': "},
+    {"unit out of range", "    unit: 1\n", "    unit: 300\n", "",
+     "10: devices[0].unit: must be <= 255, got 300"},
+    {"bad gateway id", "gateway: gw-1", "gateway: gw/1", "",
+     "1: gateway: 'gw/1': use letters, digits, '-', '_' or '.'"},
+    {"ledger of another site", "site: yz-alpha", "site: yz-beta", "",
+     "1: ledger: the ledger is for site 'yz-alpha', not 'yz-beta'"},
+    {"missing mqtt", "mqtt:\n  uri: tcp://127.0.0.1:1883\n", "", "",
+     "1: mqtt: missing required key 'mqtt'"},
+};
+
+static void test_bad(void **state)
+{
+    const bad_case *c = *state;
+    char doc[4096], body[4096], name[1024], err[1024] = "";
+    snprintf(body, sizeof body, BASE, c->extra);
+    if (c->from) {
+        char *at = strstr(body, c->from);
+        assert_non_null(at);
+        snprintf(doc, sizeof doc, "%.*s%s%s", (int)(at - body), body, c->to,
+                 at + strlen(c->from));
+    } else {
+        snprintf(doc, sizeof doc, "%s", body);
+    }
+    snprintf(name, sizeof name, "%s/agent/test.yaml", configs);
+    dcem_agent_config *cfg = dcem_agent_config_parse(name, doc, strlen(doc), err, sizeof err);
+    assert_null(cfg);
+    char want[2048];
+    snprintf(want, sizeof want, "%s:%s", name, c->want);
+    if (strncmp(err, want, strlen(want))) fail_msg("got  %s\nwant %s", err, want);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return 2;
+    configs = argv[1];
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shipped)};
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + RUN_TABLE("broken agent configs", test_bad, bad);
+}
