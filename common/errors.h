@@ -13,7 +13,7 @@ typedef enum dcem_err {
     DCEM_ETZ = -5,     /* time-zone data malformed or unsupported */
     DCEM_EIO = -6,     /* a file could not be read (dcem_io only) */
     DCEM_EFULL = -7,   /* a hard capacity limit was reached */
-    DCEM_ESTORAGE = -8, /* a stored file could not be created, written, synced, renamed or read back */
+    DCEM_ESTORAGE = -8,  /* creating, writing, syncing, renaming or reading a stored file failed */
     DCEM_ENOTFOUND = -9, /* no such item (e.g. no spooled record at or after a seq) */
 } dcem_err;
 
