@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #include <MQTTClient.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,11 +32,18 @@ static void on_signal(int sig)
 
 typedef struct gw_state {
     char key[2 * DCEM_ID_MAX + 2]; /* site/gateway */
+    char site[DCEM_ID_MAX], gateway[DCEM_ID_MAX];
     uint64_t epoch, expected;      /* next seq to store */
+    /* replies for the main thread: paho's API must not be called from its
+     * own callback thread (it can deadlock while reconnecting) */
+    int ack_due, resend_due;
+    uint64_t ack_epoch, ack_seq, resend_epoch, resend_seq;
 } gw_state;
 
 typedef struct ctx {
     MQTTClient client;
+    pthread_mutex_t lock;
+    volatile int lost; /* set on paho's thread when the connection drops */
     FILE *out;
     gw_state gws[MAX_GW];
     size_t n_gws;
@@ -54,19 +62,43 @@ static void publish(ctx *c, const char *site, const char *gw, const char *leaf, 
     MQTTClient_publish(c->client, topic, (int)len, json, 1, 0, &tok);
 }
 
-static void ack(ctx *c, const char *site, const char *gw, uint64_t epoch, uint64_t seq)
+static void ack(ctx *c, gw_state *g, uint64_t epoch, uint64_t seq)
 {
     if (c->no_ack) return;
-    if (c->ack_delay_ms > 0) {
-        struct timespec ts = {c->ack_delay_ms / 1000, (c->ack_delay_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
+    g->ack_due = 1;
+    g->ack_epoch = epoch;
+    g->ack_seq = seq;
+}
+
+/* Main thread: sends the acks and resend requests the callback decided on. */
+static void send_replies(ctx *c)
+{
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n_gws; i++) {
+        gw_state *g = &c->gws[i];
+        char *json = NULL;
+        size_t len;
+        if (g->ack_due) {
+            if (c->ack_delay_ms > 0) {
+                struct timespec ts = {c->ack_delay_ms / 1000, (c->ack_delay_ms % 1000) * 1000000};
+                nanosleep(&ts, NULL);
+            }
+            dcem_wire_ack a = {.epoch = g->ack_epoch, .seq = g->ack_seq};
+            if (!dcem_wire_encode_ack(&a, &json, &len)) publish(c, g->site, g->gateway, "ack", json, len);
+            free(json);
+            g->ack_due = 0;
+        }
+        if (g->resend_due) {
+            dcem_wire_ctl ctl = {.cmd = DCEM_WIRE_CMD_RESEND, .epoch = g->resend_epoch,
+                                 .from_seq = g->resend_seq};
+            json = NULL;
+            if (!dcem_wire_encode_ctl(&ctl, &json, &len))
+                publish(c, g->site, g->gateway, "ctl", json, len);
+            free(json);
+            g->resend_due = 0;
+        }
     }
-    dcem_wire_ack a = {.epoch = epoch, .seq = seq};
-    char *json;
-    size_t len;
-    if (dcem_wire_encode_ack(&a, &json, &len)) return;
-    publish(c, site, gw, "ack", json, len);
-    free(json);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static gw_state *state_of(ctx *c, const char *site, const char *gw)
@@ -79,7 +111,15 @@ static gw_state *state_of(ctx *c, const char *site, const char *gw)
     gw_state *g = &c->gws[c->n_gws++];
     memset(g, 0, sizeof *g);
     snprintf(g->key, sizeof g->key, "%s", key);
+    snprintf(g->site, sizeof g->site, "%s", site);
+    snprintf(g->gateway, sizeof g->gateway, "%s", gw);
     return g;
+}
+
+static void on_lost(void *arg, char *cause)
+{
+    (void)cause;
+    ((ctx *)arg)->lost = 1;
 }
 
 static int on_message(void *arg, char *topic, int topic_len, MQTTClient_message *m)
@@ -99,24 +139,21 @@ static int on_message(void *arg, char *topic, int topic_len, MQTTClient_message 
         goto done;
     }
     c->batches++;
+    pthread_mutex_lock(&c->lock);
     gw_state *g = state_of(c, b.site, b.gateway);
-    if (!g) goto done;
-    if (g->epoch != b.epoch) { /* a new epoch restarts the sequence */
+    if (!g) goto unlock;
+    if (g->epoch != b.epoch) { /* first sight, or a new epoch: start where it starts */
         g->epoch = b.epoch;
-        g->expected = 1;
+        g->expected = b.seq;
     }
     if (b.seq < g->expected) { /* stored already: ack again, store nothing */
         c->duplicates++;
-        ack(c, b.site, b.gateway, b.epoch, g->expected - 1);
+        ack(c, g, b.epoch, g->expected - 1);
     } else if (b.seq > g->expected) { /* a gap: ask for what is missing */
         c->gaps++;
-        dcem_wire_ctl ctl = {.cmd = DCEM_WIRE_CMD_RESEND, .epoch = b.epoch, .from_seq = g->expected};
-        char *json;
-        size_t len;
-        if (!dcem_wire_encode_ctl(&ctl, &json, &len)) {
-            publish(c, b.site, b.gateway, "ctl", json, len);
-            free(json);
-        }
+        g->resend_due = 1;
+        g->resend_epoch = b.epoch;
+        g->resend_seq = g->expected;
     } else {
         for (size_t i = 0; i < b.n_readings; i++) {
             const dcem_wire_reading *r = &b.readings[i];
@@ -134,8 +171,10 @@ static int on_message(void *arg, char *topic, int topic_len, MQTTClient_message 
         c->stored++;
         c->readings += b.n_readings;
         g->expected++;
-        ack(c, b.site, b.gateway, b.epoch, b.seq);
+        ack(c, g, b.epoch, b.seq);
     }
+unlock:
+    pthread_mutex_unlock(&c->lock);
 done:
     MQTTClient_freeMessage(&m);
     MQTTClient_free(topic);
@@ -166,15 +205,17 @@ int main(int argc, char **argv)
     c.out = fopen(out, "a");
     c.storage = calloc(DCEM_WIRE_MAX_READINGS, sizeof *c.storage);
     if (!c.out || !c.storage) return 1;
+    pthread_mutex_init(&c.lock, NULL);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     char id[64];
     snprintf(id, sizeof id, "dcem-test-ack-%d", (int)getpid());
     MQTTClient_create(&c.client, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
-    MQTTClient_setCallbacks(c.client, &c, NULL, on_message, NULL);
+    MQTTClient_setCallbacks(c.client, &c, on_lost, on_message, NULL);
     int announced = 0;
     while (!stop) {
-        if (!MQTTClient_isConnected(c.client)) {
+        if (c.lost || !MQTTClient_isConnected(c.client)) {
+            c.lost = 0;
             /* a persistent session, so batches sent while we reconnect wait */
             MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
             co.cleansession = 0;
@@ -184,10 +225,15 @@ int main(int argc, char **argv)
                 if (!announced++) {
                     printf("ready\n");
                     fflush(stdout);
+                } else {
+                    fprintf(stderr, "dcem-test-ack: reconnected\n");
                 }
+            } else {
+                c.lost = 1; /* try again */
             }
         }
-        struct timespec ts = {0, 50 * 1000000};
+        if (MQTTClient_isConnected(c.client)) send_replies(&c);
+        struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
     }
     printf("{\"batches\":%lu,\"stored\":%lu,\"readings\":%lu,\"duplicates\":%lu,\"gaps\":%lu,"
