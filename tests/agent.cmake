@@ -9,3 +9,12 @@ add_executable(test_agent_config unit/test_agent_config.c)
 target_link_libraries(test_agent_config PRIVATE dcem_agent_lib ${CMOCKA_LIB})
 add_test(NAME test_agent_config COMMAND test_agent_config ${PROJECT_SOURCE_DIR}/configs)
 set_tests_properties(test_agent_config PROPERTIES TIMEOUT 60 LABELS unit)
+
+# End to end against mosquitto, dcem-sim (TCP and socat RTU) and
+# dcem-test-ack; tests/integration/agent.sh says what each scenario proves.
+foreach(scenario models outage kill9 dead reload)
+  add_test(NAME agent_${scenario}
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent.sh ${scenario} ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(agent_${scenario} PROPERTIES TIMEOUT 240 LABELS integration)
+endforeach()
