@@ -4,6 +4,7 @@
  * and leaves the spool only when the collector acknowledges it. */
 #include "agent_config.h"
 #include "dcem_log.h"
+#include "local_figures.h"
 #include "errors.h"
 #include "mqtt_link.h"
 #include "poll.h"
@@ -48,7 +49,9 @@ typedef struct agent {
     dcem_spool *spool;
     dcem_mqtt *mqtt;
     char topic_data[DCEM_WIRE_TOPIC_MAX], topic_ack[DCEM_WIRE_TOPIC_MAX],
-        topic_ctl[DCEM_WIRE_TOPIC_MAX], topic_state[DCEM_WIRE_TOPIC_MAX];
+        topic_ctl[DCEM_WIRE_TOPIC_MAX], topic_state[DCEM_WIRE_TOPIC_MAX],
+        topic_metrics[DCEM_WIRE_TOPIC_MAX];
+    dcem_local *local;             /* local figures; NULL without a ledger */
 
     /* pollers -> batcher: bounded queue, drop-oldest when full (counted) */
     pthread_mutex_t lock;
@@ -316,6 +319,25 @@ static void publish_pending(agent *a, int64_t now)
     }
 }
 
+/* Publishes the local figures of intervals that have closed (retained, QoS 0:
+ * a live view, not a record). */
+static void publish_metrics(agent *a)
+{
+    if (!a->local) return;
+    int64_t grace = 5000;
+    for (size_t i = 0; i < a->cfg->n_devices; i++)
+        if (a->cfg->devices[i].poll_ms * 2 > grace) grace = a->cfg->devices[i].poll_ms * 2;
+    dcem_wire_metrics m;
+    while (dcem_local_take(a->local, dcem_now_wall_ms(), grace, &m)) {
+        char *json, err[200];
+        size_t len;
+        if (dcem_wire_encode_metrics(&m, &json, &len)) continue;
+        if (dcem_mqtt_is_connected(a->mqtt))
+            dcem_mqtt_publish(a->mqtt, a->topic_metrics, json, len, 0, 1, err, sizeof err);
+        free(json);
+    }
+}
+
 /* ---- setup ---- */
 
 static int open_io(agent *a, char *err, size_t errlen)
@@ -325,6 +347,8 @@ static int open_io(agent *a, char *err, size_t errlen)
     dcem_wire_topic(a->topic_ack, sizeof a->topic_ack, c->site, c->gateway, "ack");
     dcem_wire_topic(a->topic_ctl, sizeof a->topic_ctl, c->site, c->gateway, "ctl");
     dcem_wire_topic(a->topic_state, sizeof a->topic_state, c->site, c->gateway, "state");
+    dcem_wire_topic(a->topic_metrics, sizeof a->topic_metrics, c->site, c->gateway, "metrics");
+    if (c->site_ledger && !(a->local = dcem_local_new(c, err, errlen))) return -1;
     dcem_spool_opts so = {.max_bytes = (uint64_t)(c->spool.max_mib * 1048576.0),
                           .fsync = c->spool.fsync};
     int rc = dcem_spool_open(c->spool.dir, &so, time(NULL), &a->spool, err, errlen);
@@ -341,6 +365,8 @@ static int open_io(agent *a, char *err, size_t errlen)
 static void close_io(agent *a)
 {
     flush_batch(a);
+    dcem_local_free(a->local);
+    a->local = NULL;
     if (a->mqtt && dcem_mqtt_is_connected(a->mqtt)) publish_state(a, 0);
     dcem_mqtt_free(a->mqtt);
     a->mqtt = NULL;
@@ -497,6 +523,7 @@ int main(int argc, char **argv)
         pthread_mutex_lock(&a.lock);
         while (a.q_len && a.n_batch < max) {
             if (!a.n_batch) a.batch_started_ms = now;
+            if (a.local) dcem_local_add(a.local, &a.queue[a.q_head]);
             a.batch[a.n_batch++] = a.queue[a.q_head];
             a.q_head = (a.q_head + 1) % QUEUE_CAP;
             a.q_len--;
@@ -513,6 +540,7 @@ int main(int argc, char **argv)
             try_connect(&a, now);
             apply_acks(&a, now);
             publish_pending(&a, now);
+            publish_metrics(&a);
         }
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);

@@ -59,7 +59,7 @@ allow_anonymous true
 persistence false
 max_queued_messages 0
 EOF
-  mosquitto -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 &
+  mosquitto -v -c "$work/mosquitto.conf" >>"$work/mosquitto.log" 2>&1 &
   broker_pid=$!
   pids+=("$broker_pid")
   wait_for "mosquitto on $mqtt_port" 10 port_open "$mqtt_port"
@@ -82,6 +82,12 @@ start_ack() {
   ack_pid=$!
   pids+=("$ack_pid")
   wait_for "dcem-test-ack ready" 10 grep -q '^ready' "$work/ack.out"
+}
+
+stop_ack() { # the acknowledger prints its counters when it stops
+  kill -TERM "$ack_pid"
+  wait_for "the acknowledger's counters" 10 grep -q '"batches"' "$work/ack.out"
+  cat "$work/ack.out"
 }
 
 start_agent() {
@@ -206,7 +212,8 @@ outage)
   kill -TERM "$agent_pid"; wait "$agent_pid" || true
   sleep 1
   check_stream 1500
-  grep -q '"malformed":0' <(kill -TERM "$ack_pid"; wait "$ack_pid"; cat "$work/ack.out") || fail "malformed batches"
+  stop_ack
+  grep -q '"malformed":0' "$work/ack.out" || fail "malformed batches: $(tail -1 "$work/ack.out")"
   ;;
 kill9)
   # SIGKILL the agent while it spools (every 2-5 s, 4 times), restart it:
@@ -228,8 +235,7 @@ kill9)
   sleep 4
   kill -TERM "$agent_pid"; wait "$agent_pid" || true
   sleep 1
-  kill -TERM "$ack_pid"; wait "$ack_pid" || true
-  cat "$work/ack.out"
+  stop_ack
   grep -q '"malformed":0' "$work/ack.out" || fail "a corrupt batch was sent"
   # readings stop while the agent is dead and its last unspooled batch is
   # lost with it; what was spooled is all there: stored batches have no holes

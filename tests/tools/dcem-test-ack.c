@@ -70,12 +70,23 @@ static void ack(ctx *c, gw_state *g, uint64_t epoch, uint64_t seq)
     g->ack_seq = seq;
 }
 
-/* Main thread: sends the acks and resend requests the callback decided on. */
+/* Main thread: sends the acks and resend requests the callback decided on.
+ * They are copied out under the lock and published after releasing it: the
+ * callback holds paho's lock while it waits for ours. */
 static void send_replies(ctx *c)
 {
+    gw_state due[MAX_GW];
+    size_t n = 0;
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->n_gws; i++) {
         gw_state *g = &c->gws[i];
+        if (!g->ack_due && !g->resend_due) continue;
+        due[n++] = *g;
+        g->ack_due = g->resend_due = 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        const gw_state *g = &due[i];
         char *json = NULL;
         size_t len;
         if (g->ack_due) {
@@ -84,9 +95,9 @@ static void send_replies(ctx *c)
                 nanosleep(&ts, NULL);
             }
             dcem_wire_ack a = {.epoch = g->ack_epoch, .seq = g->ack_seq};
-            if (!dcem_wire_encode_ack(&a, &json, &len)) publish(c, g->site, g->gateway, "ack", json, len);
+            if (!dcem_wire_encode_ack(&a, &json, &len))
+                publish(c, g->site, g->gateway, "ack", json, len);
             free(json);
-            g->ack_due = 0;
         }
         if (g->resend_due) {
             dcem_wire_ctl ctl = {.cmd = DCEM_WIRE_CMD_RESEND, .epoch = g->resend_epoch,
@@ -95,10 +106,8 @@ static void send_replies(ctx *c)
             if (!dcem_wire_encode_ctl(&ctl, &json, &len))
                 publish(c, g->site, g->gateway, "ctl", json, len);
             free(json);
-            g->resend_due = 0;
         }
     }
-    pthread_mutex_unlock(&c->lock);
 }
 
 static gw_state *state_of(ctx *c, const char *site, const char *gw)
