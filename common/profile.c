@@ -217,17 +217,16 @@ int dcem_profile_value(const dcem_profile *p, size_t i, const uint16_t *words,
     double raw;
     int rc = dcem_decode_raw(words, r->type, r->order, &raw);
     if (rc) return rc;
-    if (p->sunspec_model && sunspec_unimplemented(r, raw)) return DCEM_ERANGE;
+    if (p->sunspec_model && sunspec_unimplemented(r, raw)) return DCEM_ENOTFOUND;
     int e = 0;
     if (r->scale_register[0]) {
         int j = find_name(p, r->scale_register);
         if (j < 0 || !sf_words) return DCEM_EINVAL;
         const dcem_register *s = &p->regs[j];
         double sf;
-        if (dcem_decode_raw(sf_words, s->type, s->order, &sf) ||
-            (p->sunspec_model && sunspec_unimplemented(s, sf)) || sf < s->min || sf > s->max ||
-            sf != floor(sf))
-            return DCEM_ERANGE;
+        if (dcem_decode_raw(sf_words, s->type, s->order, &sf)) return DCEM_ERANGE;
+        if (p->sunspec_model && sunspec_unimplemented(s, sf)) return DCEM_ENOTFOUND;
+        if (sf < s->min || sf > s->max || sf != floor(sf)) return DCEM_ERANGE;
         e = (int)sf;
     }
     double v = apply_scale(raw, e, r->scale);

@@ -109,11 +109,12 @@ void dcem_encode_raw(double raw, int type, int order, uint16_t *words);
 /* The value of register i of p in its canonical unit: raw * scale, times
  * 10^sf when the register has a scale_register. words are its own
  * dcem_regtype_words(type) words as read; sf_words those of its scale
- * register (NULL when it has none). Returns 0; DCEM_ERANGE when the words
- * are a NaN or infinite float, a SunSpec "not implemented" pattern (profiles
+ * register (NULL when it has none). Returns 0; DCEM_ENOTFOUND when the
+ * value or its scale factor is a SunSpec "not implemented" pattern (profiles
  * with sunspec_model only: s16 0x8000, u16 0xFFFF, s32 0x80000000, u32
- * 0xFFFFFFFF, and 0 in an energy accumulator), the scale factor is outside
- * its register's min..max, or the value is outside [min, max]; DCEM_EINVAL
+ * 0xFFFFFFFF, and 0 in an energy accumulator): the device has no such value;
+ * DCEM_ERANGE when the words are a NaN or infinite float, the scale factor is
+ * outside its register's min..max, or the value is outside [min, max]; DCEM_EINVAL
  * when i is not a register of p or sf_words is missing. A scale of 1/k (k an
  * integer) divides by k, so 123456 * 0.01 gives exactly the double 1234.56. */
 int dcem_profile_value(const dcem_profile *p, size_t i, const uint16_t *words,

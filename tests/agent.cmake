@@ -12,7 +12,7 @@ set_tests_properties(test_agent_config PROPERTIES TIMEOUT 60 LABELS unit)
 
 # End to end against mosquitto, dcem-sim (TCP and socat RTU) and
 # dcem-test-ack; tests/integration/agent.sh says what each scenario proves.
-foreach(scenario models outage kill9 dead reload)
+foreach(scenario models profiles outage kill9 dead reload)
   add_test(NAME agent_${scenario}
     COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent.sh ${scenario} ${PROJECT_BINARY_DIR}
             ${PROJECT_SOURCE_DIR})

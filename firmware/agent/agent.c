@@ -93,8 +93,9 @@ static void to_wire(const dcem_agent_config *c, const dcem_poll_result *r, dcem_
     for (size_t i = 0; i < r->n_values; i++) {
         const dcem_poll_value *v = &r->values[i];
         if (!v->valid) {
-            /* flagged, never published as a number */
-            if (w->quality == DCEM_WIRE_Q_OK) w->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
+            /* flagged, never published as a number; a value the device does
+             * not implement is simply not there */
+            if (w->quality == DCEM_WIRE_Q_OK && !v->absent) w->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
             continue;
         }
         if (v->quantity == DCEM_Q_ENERGY_IMPORT_KWH && v->phase == 0) {

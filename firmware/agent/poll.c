@@ -229,7 +229,9 @@ static void decode(const device *d, uint16_t (*words)[125], dcem_poll_result *r)
         v->reg = (int)i;
         v->quantity = g->quantity;
         v->phase = g->phase;
-        v->valid = own && !dcem_profile_value(p, i, own, sf, &v->value);
+        int rc = own ? dcem_profile_value(p, i, own, sf, &v->value) : DCEM_EINVAL;
+        v->valid = rc == 0;
+        v->absent = rc == DCEM_ENOTFOUND;
         if (!v->valid && g->quantity == DCEM_Q_ENERGY_IMPORT_KWH && g->phase == 0)
             r->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
     }

@@ -20,6 +20,7 @@ typedef struct dcem_poll_value {
     int phase;
     double value;   /* canonical unit */
     int valid;      /* 0: NaN/Inf/out of range: never handed on as a number */
+    int absent;     /* the device says it does not implement this value */
 } dcem_poll_value;
 
 typedef struct dcem_poll_result {
