@@ -18,6 +18,7 @@ PACKAGES=(
   mosquitto         # MQTT broker started by the integration tests and the demo
   mosquitto-clients # mosquitto_sub/pub for tests and operations
   socat             # pseudo-terminal pairs: Modbus RTU in tests
+  mbpoll            # independent Modbus client for simulator tests
   zlib1g-dev        # crc32 of spool records
   time              # /usr/bin/time -v: peak memory in the benchmarks
 )

@@ -1,0 +1,109 @@
+/* sim_meter.h — one simulated meter: its profile's register map filled from
+ * the power model, with the energy counter as the exact integral of that
+ * power from an initial value, wrapping where its register wraps and
+ * restarting at a reset fault. SunSpec profiles are served behind "SunS" at
+ * 40000 and a common block (model 1), with scale factors chosen to fit the
+ * meter's rating. Pure: time comes in as simulated UTC milliseconds. */
+#ifndef DCEM_SIM_METER_H
+#define DCEM_SIM_METER_H
+
+#include "profile.h"
+#include "sim_fault.h"
+#include "sim_model.h"
+#include "sim_scenario.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIM_SUNSPEC_BASE 40000u   /* "SunS" */
+#define SIM_SUNSPEC_COMMON_LEN 66 /* model 1 length (current SunSpec json) */
+/* the meter model's ID register: after "SunS" (2), model 1's ID and L (2)
+ * and its 66 registers */
+#define SIM_SUNSPEC_MODEL_ADDR (SIM_SUNSPEC_BASE + 4 + SIM_SUNSPEC_COMMON_LEN)
+
+typedef struct sim_meter_stats {
+    unsigned long requests;   /* addressed to this unit */
+    unsigned long answered;   /* with data */
+    unsigned long dropped;    /* timeout fault: no answer */
+    unsigned long exceptions; /* exception replies, faults and protocol */
+    unsigned long delayed;    /* slow fault */
+    unsigned long glitches;   /* answers with a glitched counter */
+} sim_meter_stats;
+
+/* A glitch to apply to the counter registers of one answer. */
+typedef struct sim_glitch {
+    int active;
+    int kind;         /* SIM_GLITCH_ZERO or SIM_GLITCH_SPIKE */
+    double spike_kwh; /* added for a spike */
+} sim_glitch;
+
+typedef struct sim_meter {
+    char id[SIM_ID_MAX];
+    int unit;
+    const dcem_profile *profile; /* borrowed; outlives the meter */
+    sim_model model;
+    sim_fault faults[SIM_MAX_FAULTS];
+    size_t n_faults;
+    int64_t start_ms;
+    /* the energy integral since start, advanced to t_ms */
+    int64_t t_ms;
+    double energy_kwh;
+    double initial_kwh; /* the counter at start */
+    int64_t reset_ms;   /* INT64_MAX: no reset */
+    double reset_value_kwh;
+    int reset_done;
+    double energy_at_reset;
+    /* the register image */
+    unsigned base;                           /* SunSpec: SIM_SUNSPEC_MODEL_ADDR, else 0 */
+    unsigned sunspec_len;                    /* SunSpec: the meter model's L */
+    int sf[DCEM_PROFILE_MAX_REGS];           /* 10^sf applied to the register (its sf register's
+                                                value); for an sf register: the value it serves */
+    int counter_reg;                         /* index of the import counter (phase 0) */
+    unsigned range_start[2], range_count[2]; /* [0]: FC3, [1]: FC4; count 0: none */
+    sim_meter_stats stats;
+} sim_meter;
+
+/* Sets up replica r of entry c on profile p (borrowed), starting at
+ * start_ms with the scenario's clock and seed. Checks what needs the
+ * profile (a rollover needs an integer counter register). Returns 0, or
+ * DCEM_ECONFIG with "name:line: key: what" in err. */
+int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem_profile *p,
+                   const sim_scenario *sc, const char *name, char *err, size_t errlen);
+
+/* Advances the energy integral to t_ms; earlier times are ignored (the
+ * meter serves at the latest time it has seen). */
+void sim_meter_advance(sim_meter *m, int64_t t_ms);
+
+/* The counter at t_ms before wrapping: initial + energy, or after a reset
+ * its value + the energy since. */
+double sim_meter_counter_kwh(const sim_meter *m);
+
+/* Value per raw count of register i (scale * 10^sf), and where an integer
+ * counter register wraps (kWh; INFINITY for floats and non-counters). */
+double sim_meter_reg_unit(const sim_meter *m, size_t i);
+double sim_meter_reg_wrap(const sim_meter *m, size_t i);
+
+/* Absolute wire address of register i. */
+unsigned sim_meter_reg_address(const sim_meter *m, size_t i);
+
+/* The model value of register i at the meter's time (canonical unit;
+ * counters wrapped), for electrical state e. */
+double sim_meter_reg_value(const sim_meter *m, size_t i, const sim_electrical *e,
+                           const sim_glitch *g);
+
+/* Writes every register of function (3 or 4) at the meter's time into tab,
+ * which holds count registers from address start (the meter's range for
+ * that function): profile registers, and for SunSpec the "SunS" marker,
+ * the common block and the end marker. */
+void sim_meter_fill(const sim_meter *m, int function, uint16_t *tab, unsigned start, unsigned count,
+                    const sim_glitch *g);
+
+/* Whether [address, address + count) of function overlaps a counter
+ * register (energy import or total), which a glitch would hit. */
+int sim_meter_reads_counter(const sim_meter *m, int function, unsigned address, unsigned count);
+
+/* Decodes register i from the words it occupies (as served) into the
+ * canonical unit. Returns 0, or DCEM_ERANGE for a NaN/infinite float. */
+int sim_meter_reg_decode(const sim_meter *m, size_t i, const uint16_t *words, double *value);
+
+#endif

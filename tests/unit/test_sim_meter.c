@@ -1,0 +1,463 @@
+/* test_sim_meter.c — dcem-sim's meters and request routing
+ * (firmware/sim/sim_meter.c, sim_site.c, sim_fault.c) on the shipped
+ * profiles: the served counter is the initial value plus the exact integral
+ * of the power, encoded per profile and decoded back by the agent's own
+ * dcem_profile_value to within one register step; every register of every
+ * profile decodes to the model; SunSpec devices are found by the agent's
+ * discovery; rollover, reset, glitch, timeout, exception and slow faults
+ * strike when and as often as the scenario says; requests a device would
+ * refuse get the exceptions a device gives.
+ *
+ * Argument: the configs directory of the source tree. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "dcem_io.h"
+#include "errors.h"
+#include "profile.h"
+#include "sim_meter.h"
+#include "sim_scenario.h"
+#include "sim_site.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define assert_close(a, b, tol) assert_close_((a), (b), (tol), #a, __FILE__, __LINE__)
+static void assert_close_(double a, double b, double tol, const char *what, const char *file,
+                          int line)
+{
+    if (fabs(a - b) <= tol) return;
+    print_error("%s = %.17g, want %.17g within %g\n", what, a, b, tol);
+    _fail(file, line);
+}
+
+#define START_MS 1772413200000LL /* 2026-03-02T09:00:00+08:00, a Monday */
+#define S(x) ((int64_t)((x)*1000))
+
+static int load_from(void *ctx, const char *model, dcem_profile *out, char *err, size_t errlen)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/meters/%s.yaml", (const char *)ctx, model);
+    char *buf;
+    size_t len;
+    int rc = dcem_io_read_file(path, &buf, &len, err, errlen);
+    if (rc) return rc;
+    rc = dcem_profile_parse(path, buf, len, out, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* A site from scenario text, starting at START_MS. */
+static sim_site *site_of(const char *yaml)
+{
+    const char *configs = getenv("DCEM_TEST_CONFIGS");
+    assert_non_null(configs);
+    sim_scenario *sc = calloc(1, sizeof *sc);
+    assert_non_null(sc);
+    char err[1024] = "";
+    int rc = sim_scenario_parse("t.yaml", yaml, strlen(yaml), sc, err, sizeof err);
+    sim_site *site = NULL;
+    if (!rc) {
+        sc->start_ms = START_MS;
+        rc = sim_site_new(sc, "t.yaml", load_from, (void *)(uintptr_t)configs, &site, err,
+                          sizeof err);
+    }
+    free(sc);
+    if (rc) {
+        print_error("%s\n", err);
+        fail();
+    }
+    return site;
+}
+
+/* The register image of one function of a meter, as the server keeps it. */
+typedef struct image {
+    uint16_t *tab;
+    unsigned start, count;
+} image;
+
+static image fill(const sim_meter *m, int function, const sim_glitch *g)
+{
+    image im = {NULL, m->range_start[function == 4], m->range_count[function == 4]};
+    im.tab = calloc(im.count ? im.count : 1, sizeof *im.tab);
+    assert_non_null(im.tab);
+    sim_meter_fill(m, function, im.tab, im.start, im.count, g);
+    return im;
+}
+
+static const uint16_t *words_of(const image *im, unsigned address)
+{
+    assert_true(address >= im->start && address < im->start + im->count);
+    return im->tab + (address - im->start);
+}
+
+/* Register i decoded as the agent does, from the image. */
+static int agent_value(const sim_meter *m, const image *im, size_t i, double *v)
+{
+    const dcem_profile *p = m->profile;
+    const dcem_register *r = &p->regs[i];
+    const uint16_t *sf = NULL;
+    if (r->scale_register[0])
+        for (size_t j = 0; j < p->n_regs; j++)
+            if (!strcmp(p->regs[j].name, r->scale_register))
+                sf = words_of(im, sim_meter_reg_address(m, j));
+    return dcem_profile_value(p, i, words_of(im, sim_meter_reg_address(m, i)), sf, v);
+}
+
+static double served_counter(const sim_meter *m, const sim_glitch *g)
+{
+    const dcem_register *r = &m->profile->regs[m->counter_reg];
+    image im = fill(m, r->function, g);
+    double v = NAN;
+    int rc = agent_value(m, &im, (size_t)m->counter_reg, &v);
+    free(im.tab);
+    return rc ? NAN : v;
+}
+
+static sim_answer ask(sim_site *s, int64_t t_ms, int unit, int function, unsigned address,
+                      unsigned count)
+{
+    sim_answer a;
+    sim_site_request(s, t_ms, SIM_BUS_TCP, unit, function, address, count, &a);
+    return a;
+}
+
+#define ONE(profile, shape, extra)                                                                 \
+    "name: t\nmeters:\n  - id: m\n    unit: 1\n    profile: " profile "\n    shape: " shape        \
+    "\n    rated_kw: 300\n" extra
+
+static void counter_is_initial_plus_the_integral(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("acrel-adl400", "it", "    initial_kwh: 1000\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    int64_t t = START_MS + S(3 * 3600 + 17.5);
+    sim_answer a = ask(s, t, 1, 3, 0x0A, 2);
+    assert_int_equal(a.action, SIM_REPLY);
+    double e = sim_model_energy_kwh(&m->model, START_MS, t); /* in one sum */
+    assert_true(e > 3 * 0.5 * 300);
+    assert_close(m->energy_kwh, e, 1e-9 * e);
+    assert_close(sim_meter_counter_kwh(m), 1000 + e, 1e-9);
+    /* 0.01 kWh counts, completed ones shown */
+    double served = served_counter(m, NULL);
+    assert_true(served <= 1000 + e + 1e-9 && served > 1000 + e - 0.01);
+    assert_close(served * 100, round(served * 100), 1e-6);
+
+    /* advancing in many small steps gives the same counter */
+    for (int64_t u = t; u < t + S(3600); u += S(1.234))
+        sim_meter_advance(m, u);
+    sim_meter_advance(m, t + S(3600));
+    double whole = sim_model_energy_kwh(&m->model, START_MS, t + S(3600));
+    assert_close(m->energy_kwh, whole, 1e-10 * whole);
+    sim_site_free(s);
+}
+
+static void float_counter_is_the_float_of_the_counter(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("eastron-sdm630", "pv", "    initial_kwh: 12345.67\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    sim_meter_advance(m, START_MS + S(7200));
+    double c = sim_meter_counter_kwh(m);
+    assert_true(c > 12345.67 + 10); /* a March morning makes some PV energy */
+    assert_true(served_counter(m, NULL) == (double)(float)c);
+    sim_site_free(s);
+}
+
+/* Every register of every shipped profile, decoded by the agent's code,
+ * is the model's value to within one step of the register. */
+static void every_profile_register_decodes_to_the_model(void **state)
+{
+    (void)state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/meters", getenv("DCEM_TEST_CONFIGS"));
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int profiles = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".yaml")) continue;
+        char yaml[512], model[128];
+        snprintf(model, sizeof model, "%.*s", (int)(len - 5), de->d_name);
+        snprintf(yaml, sizeof yaml,
+                 "name: t\nmeters:\n  - id: m\n    unit: 7\n    profile: %s\n    shape: it\n"
+                 "    rated_kw: 180\n    initial_kwh: 54321.5\n",
+                 model);
+        sim_site *s = site_of(yaml);
+        sim_meter *m = sim_site_meter(s, 7);
+        sim_meter_advance(m, START_MS + S(5 * 3600 + 3));
+        sim_electrical e;
+        sim_model_electrical(&m->model, m->t_ms, &e);
+        image im[2] = {fill(m, 3, NULL), fill(m, 4, NULL)};
+        const dcem_profile *p = m->profile;
+        for (size_t i = 0; i < p->n_regs; i++) {
+            const dcem_register *r = &p->regs[i];
+            double want = sim_meter_reg_value(m, i, &e, NULL), got;
+            int rc = agent_value(m, &im[r->function == 4], i, &got);
+            if (r->quantity == DCEM_Q_ENERGY_EXPORT_KWH && p->sunspec_model &&
+                r->type != DCEM_F32) {
+                /* nothing exported: a SunSpec accumulator (acc32) at 0 means
+                 * "not accumulated", which the agent refuses */
+                assert_int_equal(rc, DCEM_ERANGE);
+                continue;
+            }
+            if (rc) {
+                print_error("%s %s: the agent refuses it (%d)\n", model, r->name, rc);
+                fail();
+            }
+            double unit = sim_meter_reg_unit(m, i);
+            double tol = r->type == DCEM_F32   ? 1e-6 * fabs(want) + 1e-30
+                         : r->type == DCEM_F64 ? 1e-12 * fabs(want)
+                                               : unit * (1 + 1e-9);
+            if (fabs(got - want) > tol) {
+                print_error("%s %s: served %.10g, model %.10g (step %g)\n", model, r->name, got,
+                            want, unit);
+                fail();
+            }
+            /* what dcem-sim reports as served is what the agent decodes */
+            double served;
+            assert_int_equal(
+                sim_meter_reg_decode(
+                    m, i, words_of(&im[r->function == 4], sim_meter_reg_address(m, i)), &served),
+                0);
+            assert_true(served == got);
+        }
+        free(im[0].tab);
+        free(im[1].tab);
+        sim_site_free(s);
+        profiles++;
+    }
+    closedir(d);
+    assert_true(profiles >= 3);
+}
+
+static void sunspec_is_found_by_discovery(void **state)
+{
+    (void)state;
+    const struct {
+        const char *profile;
+        int model;
+        unsigned len;
+    } cases[] = {{"sunspec-203", 203, 105}, {"sunspec-213", 213, 124}};
+    for (size_t k = 0; k < 2; k++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml,
+                 "name: t\nmeters:\n  - id: m\n    unit: 1\n    profile: %s\n    shape: it\n"
+                 "    rated_kw: 300\n    initial_kwh: 777\n",
+                 cases[k].profile);
+        sim_site *s = site_of(yaml);
+        sim_meter *m = sim_site_meter(s, 1);
+        image im = fill(m, 3, NULL);
+        assert_int_equal(im.start, SIM_SUNSPEC_BASE);
+        unsigned addr = 0, len = 0;
+        assert_int_equal(dcem_sunspec_find(im.tab, im.count, im.start, cases[k].model, &addr, &len),
+                         0);
+        assert_int_equal(addr, SIM_SUNSPEC_MODEL_ADDR);
+        assert_int_equal(len, cases[k].len);
+        /* the chain ends after the meter model */
+        assert_int_equal(*words_of(&im, addr + 2 + len), 0xFFFF);
+        assert_int_equal(dcem_sunspec_find(im.tab, im.count, im.start, 999, &addr, &len),
+                         DCEM_ERANGE);
+        /* the common block names the meter */
+        assert_int_equal(*words_of(&im, SIM_SUNSPEC_BASE + 2), 1);
+        assert_int_equal(*words_of(&im, SIM_SUNSPEC_BASE + 4 + 48), ('m' << 8));
+        assert_close(served_counter(m, NULL), 777, 0.001);
+        free(im.tab);
+        sim_site_free(s);
+    }
+}
+
+static void rollover_wraps_when_asked(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("acrel-adl400", "it",
+                              "    faults:\n"
+                              "      - {kind: rollover, after_s: 300}\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    double wrap = sim_meter_reg_wrap(m, (size_t)m->counter_reg);
+    assert_close(wrap, 4294967296.0 * 0.01, 1e-3);
+    sim_meter_advance(m, START_MS + S(299));
+    double before = served_counter(m, NULL);
+    assert_true(before > wrap - 1 && before < wrap);
+    sim_meter_advance(m, START_MS + S(302));
+    double after = served_counter(m, NULL);
+    assert_true(after >= 0 && after < 1);
+    /* the counter runs on unwrapped; energy never stops */
+    assert_true(sim_meter_counter_kwh(m) > wrap);
+    assert_close(after + wrap - before,
+                 m->energy_kwh - sim_model_energy_kwh(&m->model, START_MS, START_MS + S(299)),
+                 0.02);
+    sim_site_free(s);
+}
+
+static void reset_restarts_the_counter(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("acrel-adl400", "it",
+                              "    initial_kwh: 98765.43\n    faults:\n"
+                              "      - {kind: reset, at_s: 600}\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    sim_meter_advance(m, START_MS + S(599));
+    assert_close(sim_meter_counter_kwh(m),
+                 98765.43 + sim_model_energy_kwh(&m->model, START_MS, START_MS + S(599)), 1e-9);
+    sim_meter_advance(m, START_MS + S(900));
+    double since = sim_model_energy_kwh(&m->model, START_MS + S(600), START_MS + S(900));
+    assert_close(sim_meter_counter_kwh(m), since, 1e-9);
+    assert_true(served_counter(m, NULL) < since + 1e-9 && served_counter(m, NULL) > since - 0.01);
+    /* the true energy runs straight through */
+    assert_close(m->energy_kwh, sim_model_energy_kwh(&m->model, START_MS, START_MS + S(900)), 1e-9);
+    sim_site_free(s);
+}
+
+static void glitch_strikes_one_counter_read(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(
+        "name: t\nmeters:\n"
+        "  - {id: a, unit: 1, profile: acrel-adl400, shape: it, rated_kw: 300, initial_kwh: 500,"
+        " faults: [{kind: glitch, at_s: 300}]}\n"
+        "  - {id: b, unit: 2, profile: eastron-sdm630, shape: it, rated_kw: 300, initial_kwh: 500,"
+        " faults: [{kind: glitch, at_s: 300, glitch: spike}]}\n");
+    sim_answer a = ask(s, START_MS + S(200), 1, 3, 0, 30);
+    assert_false(a.glitch.active);
+    a = ask(s, START_MS + S(310), 1, 3, 0x61, 3); /* voltages: not the counter */
+    assert_false(a.glitch.active);
+    a = ask(s, START_MS + S(320), 1, 3, 0x0A, 2);
+    assert_true(a.glitch.active);
+    assert_int_equal(a.glitch.kind, SIM_GLITCH_ZERO);
+    assert_true(served_counter(a.meter, &a.glitch) == 0);
+    assert_true(served_counter(a.meter, NULL) > 500);
+    a = ask(s, START_MS + S(330), 1, 3, 0x0A, 2);
+    assert_false(a.glitch.active);
+    assert_int_equal(a.meter->stats.glitches, 1);
+
+    a = ask(s, START_MS + S(301), 2, 4, 0x48, 2);
+    assert_true(a.glitch.active);
+    double c = sim_meter_counter_kwh(a.meter);
+    assert_close(served_counter(a.meter, &a.glitch), c + 24 * 300, 0.01);
+    sim_site_free(s);
+}
+
+static void timeout_window_silences_the_meter(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("eastron-sdm630", "it",
+                              "    faults:\n"
+                              "      - {kind: timeout, from_s: 60, until_s: 120}\n"));
+    assert_int_equal(ask(s, START_MS + S(30), 1, 4, 0, 2).action, SIM_REPLY);
+    assert_int_equal(ask(s, START_MS + S(60), 1, 4, 0, 2).action, SIM_IGNORE);
+    assert_int_equal(ask(s, START_MS + S(119.9), 1, 4, 0, 2).action, SIM_IGNORE);
+    assert_int_equal(ask(s, START_MS + S(120), 1, 4, 0, 2).action, SIM_REPLY);
+    sim_meter *m = sim_site_meter(s, 1);
+    assert_int_equal(m->stats.requests, 4);
+    assert_int_equal(m->stats.dropped, 2);
+    assert_int_equal(m->stats.answered, 2);
+    sim_site_free(s);
+}
+
+static unsigned long drops_of(void)
+{
+    sim_site *s = site_of(ONE("eastron-sdm630", "it",
+                              "    faults:\n"
+                              "      - {kind: timeout, probability: 0.3}\n"));
+    for (int i = 0; i < 4000; i++)
+        ask(s, START_MS + i * 250, 1, 4, 0, 2);
+    unsigned long d = sim_site_meter(s, 1)->stats.dropped;
+    sim_site_free(s);
+    return d;
+}
+
+static void probability_is_a_rate_and_replays(void **state)
+{
+    (void)state;
+    unsigned long d = drops_of();
+    assert_true(d > 0.27 * 4000 && d < 0.33 * 4000);
+    assert_int_equal(drops_of(), d); /* the seed replays the run */
+}
+
+static void exception_and_slow_faults(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(
+        "name: t\nmeters:\n"
+        "  - {id: a, unit: 1, profile: eastron-sdm630, shape: it, rated_kw: 30,"
+        " faults: [{kind: exception, until_s: 60}, {kind: exception, code: 6, from_s: 60}]}\n"
+        "  - {id: b, unit: 2, profile: eastron-sdm630, shape: it, rated_kw: 30,"
+        " faults: [{kind: slow, delay_ms: 1500}, {kind: slow, delay_ms: 300}]}\n"
+        "  - {id: c, unit: 3, profile: eastron-sdm630, shape: it, rated_kw: 30,"
+        " faults: [{kind: exception, code: 2}, {kind: timeout}]}\n");
+    sim_answer a = ask(s, START_MS + S(10), 1, 4, 0, 2);
+    assert_int_equal(a.action, SIM_EXCEPTION);
+    assert_int_equal(a.exception, 4);
+    a = ask(s, START_MS + S(70), 1, 4, 0, 2);
+    assert_int_equal(a.exception, 6);
+    a = ask(s, START_MS + S(10), 2, 4, 0, 2);
+    assert_int_equal(a.action, SIM_REPLY);
+    assert_int_equal(a.delay_ms, 1500); /* the longest delay wins */
+    a = ask(s, START_MS + S(10), 3, 4, 0, 2);
+    assert_int_equal(a.action, SIM_IGNORE); /* silence outranks an exception */
+    sim_site_free(s);
+}
+
+static void requests_a_device_refuses(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("eastron-sdm630", "it", ""));
+    assert_int_equal(ask(s, START_MS, 1, 6, 0, 1).exception, 1);  /* write: illegal function */
+    assert_int_equal(ask(s, START_MS, 1, 4, 0, 0).exception, 3);  /* count 0 */
+    assert_int_equal(ask(s, START_MS, 1, 4, 0, 81).exception, 3); /* over max_registers 80 */
+    assert_int_equal(ask(s, START_MS, 1, 4, 0, 80).action, SIM_REPLY);
+    assert_int_equal(ask(s, START_MS, 1, 3, 0, 2).exception, 2);     /* no holding registers */
+    assert_int_equal(ask(s, START_MS, 1, 4, 0x15F, 2).exception, 2); /* past the last one */
+    sim_answer a = ask(s, START_MS, 9, 4, 0, 2);                     /* nobody at unit 9 */
+    assert_int_equal(a.action, SIM_EXCEPTION);
+    assert_int_equal(a.exception, 11);
+    assert_null(a.meter);
+    sim_site_request(s, START_MS, SIM_BUS_RTU, 9, 4, 0, 2, &a);
+    assert_int_equal(a.action, SIM_IGNORE); /* a bus stays silent */
+    assert_int_equal(s->unknown_unit, 2);
+    sim_site_free(s);
+}
+
+static void simulated_clock(void **state)
+{
+    (void)state;
+    sim_site *s =
+        site_of("name: t\nclock: {speed: 3600}\nmeters:\n"
+                "  - {id: a, unit: 1, profile: eastron-sdm630, shape: it, rated_kw: 3}\n");
+    assert_true(sim_site_time(s, 0) == START_MS);
+    assert_true(sim_site_time(s, 1000) == START_MS + 3600 * 1000);
+    s->speed = 0;
+    assert_true(sim_site_time(s, 123456) == START_MS);
+    sim_site_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_sim_meter CONFIGS_DIR\n");
+        return 2;
+    }
+    setenv("DCEM_TEST_CONFIGS", argv[1], 1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counter_is_initial_plus_the_integral),
+        cmocka_unit_test(float_counter_is_the_float_of_the_counter),
+        cmocka_unit_test(every_profile_register_decodes_to_the_model),
+        cmocka_unit_test(sunspec_is_found_by_discovery),
+        cmocka_unit_test(rollover_wraps_when_asked),
+        cmocka_unit_test(reset_restarts_the_counter),
+        cmocka_unit_test(glitch_strikes_one_counter_read),
+        cmocka_unit_test(timeout_window_silences_the_meter),
+        cmocka_unit_test(probability_is_a_rate_and_replays),
+        cmocka_unit_test(exception_and_slow_faults),
+        cmocka_unit_test(requests_a_device_refuses),
+        cmocka_unit_test(simulated_clock),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
