@@ -5,10 +5,12 @@ add_executable(dcem-test-ack tools/dcem-test-ack.c)
 target_include_directories(dcem-test-ack PRIVATE ${PAHO_INCLUDE})
 target_link_libraries(dcem-test-ack PRIVATE dcem_core ${PAHO_MQTT3CS})
 
-add_executable(test_agent_config unit/test_agent_config.c)
-target_link_libraries(test_agent_config PRIVATE dcem_agent_lib ${CMOCKA_LIB})
-add_test(NAME test_agent_config COMMAND test_agent_config ${PROJECT_SOURCE_DIR}/configs)
-set_tests_properties(test_agent_config PROPERTIES TIMEOUT 60 LABELS unit)
+foreach(t test_agent_config test_local_figures)
+  add_executable(${t} unit/${t}.c)
+  target_link_libraries(${t} PRIVATE dcem_agent_lib ${CMOCKA_LIB})
+  add_test(NAME ${t} COMMAND ${t} ${PROJECT_SOURCE_DIR}/configs)
+  set_tests_properties(${t} PROPERTIES TIMEOUT 60 LABELS unit)
+endforeach()
 
 # End to end against mosquitto, dcem-sim (TCP and socat RTU) and
 # dcem-test-ack; tests/integration/agent.sh says what each scenario proves.

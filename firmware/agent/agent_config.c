@@ -142,15 +142,19 @@ static const dcem_cfg_field agent_fields[] = {
 };
 #undef A
 
-/* A path relative to the config file's directory; absolute paths stay. */
-static void resolve(const char *cfgfile, char *path, size_t size)
+/* A path relative to the config file's directory; absolute paths stay.
+ * -1 when the result would not fit. */
+static int resolve(const char *cfgfile, char *path, size_t size)
 {
-    if (!*path || path[0] == '/') return;
+    if (!*path || path[0] == '/') return 0;
     const char *slash = strrchr(cfgfile, '/');
-    if (!slash) return;
-    char tmp[DCEM_PATH_MAX * 2];
-    snprintf(tmp, sizeof tmp, "%.*s/%s", (int)(slash - cfgfile), cfgfile, path);
-    snprintf(path, size, "%s", tmp);
+    if (!slash) return 0;
+    size_t dir = (size_t)(slash - cfgfile), rel = strlen(path);
+    if (dir + 1 + rel + 1 > size) return -1;
+    memmove(path + dir + 1, path, rel + 1);
+    memcpy(path, cfgfile, dir);
+    path[dir] = '/';
+    return 0;
 }
 
 static int split_host_port(dcem_bus_cfg *b)
@@ -252,15 +256,15 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
     snprintf(c->file, sizeof c->file, "%s", name);
     int rc = dcem_cfg_parse(name, buf, len, agent_fields, c, err, errlen);
     if (!rc) {
-        resolve(name, c->ledger, sizeof c->ledger);
-        resolve(name, c->profiles_dir, sizeof c->profiles_dir);
-        resolve(name, c->spool.dir, sizeof c->spool.dir);
+        int bad = resolve(name, c->ledger, sizeof c->ledger) |
+                  resolve(name, c->profiles_dir, sizeof c->profiles_dir) |
+                  resolve(name, c->spool.dir, sizeof c->spool.dir);
         for (size_t i = 0; i < c->n_buses; i++)
-            if (c->buses[i].rtu[0] && c->buses[i].rtu[0] != '/')
-                resolve(name, c->buses[i].rtu, sizeof c->buses[i].rtu);
-        if (!*c->mqtt.client_id)
-            snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%s", c->gateway);
-        if (*c->ledger) {
+            bad |= resolve(name, c->buses[i].rtu, sizeof c->buses[i].rtu);
+        if (bad)
+            rc = dcem_cfg_error(err, errlen, name, 1, "", "a path is longer than %d bytes "
+                                "once made relative to this file's directory", DCEM_PATH_MAX - 1);
+        if (!rc && *c->ledger) {
             c->site_ledger = malloc(sizeof *c->site_ledger);
             char why[512];
             if (!c->site_ledger) rc = DCEM_ENOMEM;
@@ -272,6 +276,8 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
                                     c->site_ledger->site, c->site);
         }
     }
+    if (!rc && !*c->mqtt.client_id)
+        snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%s", c->gateway);
     if (!rc) rc = finish(c, name, err, errlen);
     if (rc) {
         if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);

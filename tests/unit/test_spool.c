@@ -78,7 +78,7 @@ static int teardown(void **state)
 
 static const char *in_dir(fx *f, const char *name)
 {
-    snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
+    snprintf(f->path, sizeof f->path, "%s/%.100s", f->dir, name); /* names are short */
     return f->path;
 }
 
