@@ -282,9 +282,31 @@ void dcem_bus_poll_once(dcem_bus *b, dcem_poll_fn fn, void *ctx)
     for (size_t i = 0; i < b->n_devices; i++) poll_device(b, &b->devices[i], fn, ctx);
 }
 
+#define STATS_EVERY_MS 300000
+
+/* One line per device with its counters (from the bus's own thread). */
+static void log_stats(const dcem_bus *b)
+{
+    for (size_t i = 0; i < b->n_devices; i++) {
+        const device *d = &b->devices[i];
+        const dcem_device_stats *s = &d->stats;
+        DCEM_LOGI("poll",
+                  "meter %s (bus %s unit %lld): %lu polls, %lu ok, %lu failed; %lu requests, "
+                  "%lu exceptions, %lu timeouts, %lu crc errors, %lu other, %lu reconnects",
+                  d->cfg->meter, b->cfg->name, d->cfg->unit, s->polls, s->ok, s->failed,
+                  s->requests, s->exceptions, s->timeouts, s->crc_errors, s->other_errors,
+                  s->reconnects);
+    }
+}
+
 void dcem_bus_run(dcem_bus *b, atomic_int *stop, dcem_poll_fn fn, void *ctx)
 {
+    int64_t stats_at = dcem_now_mono_ms() + STATS_EVERY_MS;
     while (!atomic_load(stop) && b->n_devices) {
+        if (dcem_now_mono_ms() >= stats_at) {
+            log_stats(b);
+            stats_at += STATS_EVERY_MS;
+        }
         device *next = &b->devices[0];
         for (size_t i = 1; i < b->n_devices; i++)
             if (b->devices[i].due_ms < next->due_ms) next = &b->devices[i];
@@ -294,6 +316,7 @@ void dcem_bus_run(dcem_bus *b, atomic_int *stop, dcem_poll_fn fn, void *ctx)
         if (atomic_load(stop)) break;
         poll_device(b, next, fn, ctx);
     }
+    log_stats(b);
     bus_disconnect(b);
 }
 
