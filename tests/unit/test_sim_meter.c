@@ -203,8 +203,8 @@ static void every_profile_register_decodes_to_the_model(void **state)
             if (r->quantity == DCEM_Q_ENERGY_EXPORT_KWH && p->sunspec_model &&
                 r->type != DCEM_F32) {
                 /* nothing exported: a SunSpec accumulator (acc32) at 0 means
-                 * "not accumulated", which the agent refuses */
-                assert_int_equal(rc, DCEM_ERANGE);
+                 * "not implemented": the agent treats the value as absent */
+                assert_int_equal(rc, DCEM_ENOTFOUND);
                 continue;
             }
             if (rc) {
