@@ -5,12 +5,16 @@
 #
 #   agent.sh SCENARIO BUILD_DIR SOURCE_DIR
 #
-# Scenarios: models (three models over TCP and RTU: what arrives equals what
-# was served), profiles (--once reads every shipped profile right), outage (broker stopped while polling: every reading arrives
-# once, in order), kill9 (agent killed with SIGKILL while spooling), dead
-# (a dead device does not delay the others past its own timeout; over MQTT
-# 3.1.1, the other scenarios use MQTT 5), reload
-# (a bad SIGHUP reload keeps the running config).
+# Scenarios:
+#   models    three models over TCP and over RTU: what arrives equals what was served
+#   profiles  --once against one meter of every shipped profile: every value right
+#   outage    the broker stopped for OUTAGE_S (60) s while polling every second:
+#             every reading arrives once, in order
+#   kill9     the agent killed with SIGKILL while spooling, restarted: nothing
+#             spooled is lost, nothing corrupt is sent
+#   dead      a dead device does not delay the others past its own timeout
+#             (over MQTT 3.1.1; the other scenarios use MQTT 5)
+#   reload    a bad SIGHUP reload keeps the running config; a good one is taken
 # Every process is started here, awaited by polling, and stopped on exit.
 set -euo pipefail
 scenario=$1
