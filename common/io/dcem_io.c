@@ -100,3 +100,22 @@ int dcem_io_load_policy(const char *path, dcem_policy *policy, char *err, size_t
     free(buf);
     return rc;
 }
+
+int dcem_io_load_profile(const char *dir, const char *model, dcem_profile *profile, char *err,
+                         size_t errlen)
+{
+    char path[1024];
+    int n = snprintf(path, sizeof path, "%s/%s.yaml", dir, model);
+    if (n < 0 || (size_t)n >= sizeof path) {
+        snprintf(err, errlen, "%s/%s.yaml: path too long", dir, model);
+        return DCEM_EINVAL;
+    }
+    char *buf;
+    size_t len;
+    int rc = dcem_io_read_file(path, &buf, &len, err, errlen);
+    if (rc) return rc;
+    rc = dcem_profile_parse(path, buf, len, profile, err, errlen);
+    free(buf);
+    if (!rc) snprintf(profile->model, sizeof profile->model, "%s", model);
+    return rc;
+}

@@ -5,6 +5,7 @@
 #define DCEM_IO_H
 
 #include "policy.h"
+#include "profile.h"
 #include "site.h"
 #include "tz.h"
 
@@ -25,5 +26,10 @@ int dcem_io_load_tz(const char *name, dcem_tz **tz, char *err, size_t errlen);
 /* Reads and parses a site ledger / policy file into caller storage. */
 int dcem_io_load_site(const char *path, dcem_site *site, char *err, size_t errlen);
 int dcem_io_load_policy(const char *path, dcem_policy *policy, char *err, size_t errlen);
+
+/* Reads and parses the profile of `model` from DIR/<model>.yaml; the
+ * profile's model name is set to `model`. */
+int dcem_io_load_profile(const char *dir, const char *model, dcem_profile *profile, char *err,
+                         size_t errlen);
 
 #endif

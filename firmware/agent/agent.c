@@ -11,6 +11,7 @@
 #include "spool.h"
 #include "wire.h"
 
+#include <MQTTClient.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -498,6 +499,12 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* OpenSSL 3 initialises itself when TLS is first used; paho's eager
+     * init would make every agent pay for it (about 1.5 MiB resident) */
+    MQTTClient_init_options init = MQTTClient_init_options_initializer;
+    init.do_openssl_init = 0;
+    MQTTClient_global_init(&init);
+
     pthread_mutex_init(&a.lock, NULL);
     a.queue = calloc(QUEUE_CAP, sizeof *a.queue);
     a.batch = calloc(DCEM_WIRE_SAFE_READINGS, sizeof *a.batch);
@@ -529,6 +536,9 @@ int main(int argc, char **argv)
             a.q_head = (a.q_head + 1) % QUEUE_CAP;
             a.q_len--;
         }
+        /* an empty ring starts again at its first slot, so only as much of
+         * it as was ever full at once becomes resident, not all of it */
+        if (!a.q_len) a.q_head = 0;
         pthread_mutex_unlock(&a.lock);
         if (a.spool && a.n_batch &&
             (a.n_batch >= max || now - a.batch_started_ms >= a.cfg->batch.max_delay_ms))

@@ -224,19 +224,14 @@ static int finish(dcem_agent_config *c, const char *name, char *err, size_t errl
         for (size_t j = 0; j < c->n_profiles; j++)
             if (!strcmp(c->profiles[j].model, d->profile)) d->profile_index = (int)j;
         if (d->profile_index < 0) {
-            char path[DCEM_PATH_MAX * 2], why[512];
-            snprintf(path, sizeof path, "%s/%s.yaml", c->profiles_dir, d->profile);
-            char *buf;
-            size_t len;
+            char why[512];
             dcem_profile *p = &c->profiles[c->n_profiles];
-            if (dcem_io_read_file(path, &buf, &len, why, sizeof why))
+            int rc = dcem_io_load_profile(c->profiles_dir, d->profile, p, why, sizeof why);
+            if (rc == DCEM_ECONFIG) /* why says file:line in the profile */
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.profile", "%s", why);
+            if (rc)
                 return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
                                       "profile '%s': %s", d->profile, why);
-            int rc = dcem_profile_parse(path, buf, len, p, why, sizeof why);
-            free(buf);
-            if (rc)
-                return dcem_cfg_error(err, errlen, name, d->line, "devices.profile", "%s", why);
-            snprintf(p->model, sizeof p->model, "%s", d->profile);
             int reads = dcem_profile_plan(p, 0, NULL, 0);
             if (reads < 0 || reads > DCEM_AGENT_MAX_READS)
                 return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",

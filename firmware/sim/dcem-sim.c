@@ -205,20 +205,7 @@ static const char *profiles_dir(const options *o)
 
 static int load_profile(void *ctx, const char *model, dcem_profile *out, char *err, size_t errlen)
 {
-    const char *dir = ctx;
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s.yaml", dir, model);
-    if (n < 0 || (size_t)n >= sizeof path) {
-        snprintf(err, errlen, "profile path too long");
-        return DCEM_EINVAL;
-    }
-    char *buf;
-    size_t len;
-    int rc = dcem_io_read_file(path, &buf, &len, err, errlen);
-    if (rc) return rc;
-    rc = dcem_profile_parse(path, buf, len, out, err, errlen);
-    free(buf);
-    return rc;
+    return dcem_io_load_profile(ctx, model, out, err, errlen);
 }
 
 /* Scenario file plus command-line overrides. */

@@ -147,15 +147,9 @@ static void bad_scenario(void **state)
 
 static int load_from(void *ctx, const char *model, dcem_profile *out, char *err, size_t errlen)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/meters/%s.yaml", (const char *)ctx, model);
-    char *buf;
-    size_t len;
-    int rc = dcem_io_read_file(path, &buf, &len, err, errlen);
-    if (rc) return rc;
-    rc = dcem_profile_parse(path, buf, len, out, err, errlen);
-    free(buf);
-    return rc;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/meters", (const char *)ctx);
+    return dcem_io_load_profile(dir, model, out, err, errlen);
 }
 
 typedef struct site_row {
