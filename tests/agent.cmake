@@ -14,7 +14,7 @@ endforeach()
 
 # End to end against mosquitto, dcem-sim (TCP and socat RTU) and
 # dcem-test-ack; tests/integration/agent.sh says what each scenario proves.
-foreach(scenario models profiles outage kill9 dead reload)
+foreach(scenario models profiles outage kill9 dead reload stale)
   add_test(NAME agent_${scenario}
     COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent.sh ${scenario} ${PROJECT_BINARY_DIR}
             ${PROJECT_SOURCE_DIR})

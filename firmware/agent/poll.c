@@ -3,6 +3,7 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <math.h>
 #include <modbus.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,10 @@ typedef struct device {
     int64_t due_ms;               /* monotonic */
     dcem_device_stats stats;
     dcem_complaint complaint;
+    /* staleness: the counter against the energy its own power implies */
+    int have_last;
+    double last_kwh, last_kw, since_change_kwh;
+    int64_t last_t_ms;
 } device;
 
 struct dcem_bus {
@@ -237,6 +242,38 @@ static void decode(const device *d, uint16_t (*words)[125], dcem_poll_result *r)
     }
 }
 
+#define STALE_MIN_KWH 1.0
+
+/* A counter is stale when it has not moved although the device's own power
+ * readings say that more than two counter steps (and at least 1 kWh) have
+ * flowed since it last did: a frozen register, not a quiet load. The step
+ * of a float counter grows with its value (2^-23 of it for f32). */
+static void check_stale(device *d, dcem_poll_result *r)
+{
+    double kwh = NAN, kw = NAN;
+    for (size_t i = 0; i < r->n_values; i++) {
+        const dcem_poll_value *v = &r->values[i];
+        if (!v->valid || v->phase) continue;
+        if (v->quantity == DCEM_Q_ENERGY_IMPORT_KWH) kwh = v->value;
+        if (v->quantity == DCEM_Q_POWER_KW) kw = v->value;
+    }
+    if (isnan(kwh)) return;
+    if (d->have_last && !isnan(kw) && !isnan(d->last_kw) && r->t_ms > d->last_t_ms)
+        d->since_change_kwh += (d->last_kw + kw) / 2 * (double)(r->t_ms - d->last_t_ms) / 3.6e6;
+    if (!d->have_last || kwh != d->last_kwh) d->since_change_kwh = 0;
+    int e = dcem_profile_find(d->profile, DCEM_Q_ENERGY_IMPORT_KWH, 0);
+    const dcem_register *g = &d->profile->regs[e];
+    double step = g->type == DCEM_F32 ? fabs(kwh) * 0x1p-23
+                  : g->type == DCEM_F64 ? fabs(kwh) * 0x1p-52
+                                        : fabs(g->scale);
+    if (d->since_change_kwh > fmax(2 * step, STALE_MIN_KWH) && r->quality == DCEM_WIRE_Q_OK)
+        r->quality = DCEM_WIRE_Q_STALE;
+    d->have_last = 1;
+    d->last_kwh = kwh;
+    d->last_kw = kw;
+    d->last_t_ms = r->t_ms;
+}
+
 /* Polls one device now. */
 static void poll_device(dcem_bus *b, device *d, dcem_poll_fn fn, void *ctx)
 {
@@ -266,6 +303,7 @@ static void poll_device(dcem_bus *b, device *d, dcem_poll_fn fn, void *ctx)
                       d->cfg->meter, b->cfg->name, d->cfg->unit, r.why);
     } else {
         decode(d, w, &r);
+        check_stale(d, &r);
         d->stats.ok++;
         d->stats.backoff_ms = 0;
         dcem_release(&d->complaint, "poll", "meter %s (bus %s unit %lld): answering again",

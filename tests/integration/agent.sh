@@ -15,6 +15,7 @@
 #   dead      a dead device does not delay the others past its own timeout
 #             (over MQTT 3.1.1; the other scenarios use MQTT 5)
 #   reload    a bad SIGHUP reload keeps the running config; a good one is taken
+#   stale     a counter that stopped while power flows is flagged stale
 # Every process is started here, awaited by polling, and stopped on exit.
 set -euo pipefail
 scenario=$1
@@ -289,6 +290,28 @@ for m in truth["meters"]:
 print(f"{len(got)} meters, {checked} values checked")
 if len(got) != len(truth["meters"]): bad.append("not every meter was read")
 if bad: print("\n".join(bad)); sys.exit(1)
+EOF
+  ;;
+stale)
+  # A frozen counter (the simulator's clock stopped) while the meter reports
+  # 272 kW: once its own power says more than 1 kWh should have been counted
+  # (about 13 s), its readings are flagged stale; a 63 kW meter is not yet.
+  start_broker
+  start_sim "$src/configs/sim/clean-3.yaml" --speed 0
+  start_ack
+  write_agent "  - {bus: tcp, unit: 1, profile: eastron-sdm630, meter: it-main, poll_ms: 500}
+  - {bus: tcp, unit: 3, profile: chint-dtsu666, meter: pv-roof, poll_ms: 500}"
+  start_agent
+  wait_for "a stale reading" 40 grep -q '"meter":"it-main".*"q":"stale"' "$work/acked.jsonl"
+  $PY - "$work/acked.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+it = [r for r in rows if r["meter"] == "it-main"]
+first_stale = next(r["t"] for r in it if r["q"] == "stale")
+ok_span = (first_stale - it[0]["t"]) / 1000
+print(f"it-main stale after {ok_span:.1f} s")
+if not 12 <= ok_span <= 16: sys.exit("stale too early or too late")
+if any(r["q"] != "ok" for r in rows if r["meter"] == "pv-roof"): sys.exit("pv-roof flagged")
 EOF
   ;;
 dead)
