@@ -3,6 +3,7 @@
 #include "counter.h"
 #include "errors.h"
 #include "parse.h"
+#include "period.h"
 #include "split.h"
 
 #include <math.h>
@@ -325,51 +326,16 @@ static void meter_days(const meter_state *m, int64_t d0, int64_t d1, dcem_meter_
     }
 }
 
-/* Total facility energy (facility + green_onsite) over local days [d0, d1). */
-static double total_days(const dcem_audit *a, int64_t d0, int64_t d1)
+static void audit_days(void *ctx, size_t meter, int64_t d0, int64_t d1, dcem_meter_period *out)
 {
-    double sum = 0;
-    for (size_t i = 0; i < a->site->n_meters; i++) {
-        int role = a->site->meters[i].role;
-        if (role != DCEM_ROLE_FACILITY && role != DCEM_ROLE_GREEN_ONSITE) continue;
-        dcem_meter_period p;
-        meter_days(&a->meters[i], d0, d1, &p);
-        sum += p.kwh;
-    }
-    return sum;
+    const dcem_audit *a = ctx;
+    meter_days(&a->meters[meter], d0, d1, out);
 }
 
 void dcem_audit_period(dcem_audit *a, int kind, long long first_month, int n_months,
                        int64_t as_of_ms, dcem_figures *f, dcem_verdicts *v,
                        dcem_meter_period *meters)
 {
-    dcem_zone *z = &a->zone;
-    long long year = dcem_floordiv(first_month, 12);
-    int64_t start = dcem_zone_month_start(z, first_month);
-    int64_t end = dcem_zone_month_start(z, first_month + n_months);
-    dcem_figures_init(f, kind, year, start, end, as_of_ms < start ? start : as_of_ms);
-    int64_t d0 = dcem_zone_day(z, start), d1 = dcem_zone_day(z, f->as_of_ms);
-
-    for (size_t i = 0; i < a->site->n_meters; i++) {
-        dcem_meter_period p;
-        meter_days(&a->meters[i], d0, d1, &p);
-        p.expected_ms = f->as_of_ms - start;
-        if (meters) meters[i] = p;
-        dcem_figures_add_meter(f, a->site->meters[i].role, &p);
-    }
-    f->green_ledger_kwh = dcem_site_green_kwh(a->site, z, start, f->as_of_ms);
-
-    /* the cap is annual: year to date at as_of, projected from the trailing
-     * window (kept inside the year) */
-    int64_t year_start = dcem_zone_month_start(z, year * 12);
-    int64_t yd0 = dcem_zone_day(z, year_start);
-    int64_t td0 = d1 - a->policy->cap.projection_days;
-    if (td0 < yd0) td0 = yd0;
-    f->year_end_ms = dcem_zone_month_start(z, (year + 1) * 12);
-    f->ytd_total_kwh = total_days(a, yd0, d1);
-    f->trailing_total_kwh = total_days(a, td0, d1);
-    f->trailing_ms = dcem_zone_day_start(z, d1) - dcem_zone_day_start(z, td0);
-
-    dcem_figures_derive(f);
-    dcem_policy_evaluate(a->policy, a->site, f, v);
+    dcem_period_figures(a->site, a->policy, &a->zone, audit_days, a, kind, first_month, n_months,
+                        as_of_ms, f, v, meters);
 }
