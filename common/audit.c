@@ -100,17 +100,10 @@ dcem_audit *dcem_audit_new(const dcem_site *site, const dcem_policy *policy, con
     dcem_zone_init(&a->zone, tz);
     a->stats.first_ms = INT64_MAX;
     a->stats.last_ms = INT64_MIN;
-    int64_t interval_ms = site->interval_minutes * 60000LL;
     for (size_t i = 0; i < site->n_meters; i++) {
         const dcem_meter *m = &site->meters[i];
-        dcem_counter_cfg cfg = {
-            .rated_kw = m->rated_kw,
-            .modulo_kwh = m->counter_modulo_kwh,
-            .resolution_kwh = m->counter_resolution_kwh,
-            .margin = policy->data.glitch_margin,
-            .gap_ms = (int64_t)(policy->data.gap_intervals * (double)interval_ms),
-            .max_gap_ms = policy->data.max_gap_days * DCEM_MS_PER_DAY,
-        };
+        dcem_counter_cfg cfg;
+        dcem_policy_counter_cfg(policy, site, i, &cfg);
         meter_state *ms = &a->meters[i];
         ms->audit = a;
         dcem_counter_init(&ms->counter, &cfg);

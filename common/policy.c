@@ -264,3 +264,18 @@ void dcem_policy_evaluate(const dcem_policy *p, const dcem_site *s, const dcem_f
         dcem_cmp(f->total_kwh, s->baseline_annual_kwh) <= 0)
         v->bits |= 1u << DCEM_V_CONVERSION;
 }
+
+void dcem_policy_counter_cfg(const dcem_policy *p, const dcem_site *s, size_t i,
+                             dcem_counter_cfg *out)
+{
+    const dcem_meter *m = &s->meters[i];
+    int64_t interval_ms = s->interval_minutes * 60000LL;
+    *out = (dcem_counter_cfg){
+        .rated_kw = m->rated_kw,
+        .modulo_kwh = m->counter_modulo_kwh,
+        .resolution_kwh = m->counter_resolution_kwh,
+        .margin = p->data.glitch_margin,
+        .gap_ms = (int64_t)(p->data.gap_intervals * (double)interval_ms),
+        .max_gap_ms = p->data.max_gap_days * 86400000LL,
+    };
+}

@@ -6,6 +6,7 @@
 #ifndef DCEM_POLICY_H
 #define DCEM_POLICY_H
 
+#include "counter.h"
 #include "figures.h"
 #include "site.h"
 
@@ -106,6 +107,11 @@ int dcem_policy_in_scope(const dcem_policy *p, const dcem_site *s);
 /* Verdicts of figures f (derived with dcem_figures_derive) of site s. */
 void dcem_policy_evaluate(const dcem_policy *p, const dcem_site *s, const dcem_figures *f,
                           dcem_verdicts *v);
+
+/* The counter rules' settings for meter i of site s under this policy's data
+ * section (glitch margin, gap, longest gap); every engine uses this one. */
+void dcem_policy_counter_cfg(const dcem_policy *p, const dcem_site *s, size_t i,
+                             dcem_counter_cfg *out);
 
 /* a compared with b: -1, 0 or +1, equal within a relative 1e-9 so that a
  * figure computed as 1.4000000000000001 is "exactly 1.4". */

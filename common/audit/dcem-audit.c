@@ -6,6 +6,7 @@
 #include "dcem_io.h"
 #include "errors.h"
 #include "parse.h"
+#include "period_json.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -192,104 +193,6 @@ static int feed_file(feeder *fd, FILE *fp)
 
 /* ---- output ---- */
 
-static cJSON *num(double v, int decimals)
-{
-    if (isnan(v) || isinf(v)) return cJSON_CreateNull();
-    char b[64];
-    snprintf(b, sizeof b, "%.*f", decimals, v);
-    if (!strcmp(b, "-0") || !strncmp(b, "-0.", 3)) {
-        int zero = 1;
-        for (const char *p = b + 1; *p; p++) zero &= *p == '0' || *p == '.';
-        if (zero) memmove(b, b + 1, strlen(b));
-    }
-    return cJSON_CreateRaw(b);
-}
-
-static cJSON *time_json(int64_t t_ms, dcem_zone *z)
-{
-    char b[40];
-    dcem_format_time(t_ms, dcem_zone_offset(z, t_ms), b, sizeof b);
-    return cJSON_CreateString(b);
-}
-
-static void period_name(const dcem_figures *f, long long month, char *b, size_t n)
-{
-    if (f->kind == DCEM_PERIOD_YEAR) snprintf(b, n, "%lld", f->year);
-    else snprintf(b, n, "%lld-%02lld", f->year, month - f->year * 12 + 1);
-}
-
-static cJSON *period_json(const dcem_site *site, const dcem_policy *pol, const dcem_figures *f,
-                          const dcem_verdicts *v, const dcem_meter_period *mp, long long month,
-                          dcem_zone *z)
-{
-    char name[32];
-    period_name(f, month, name, sizeof name);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "period", name);
-    cJSON_AddStringToObject(o, "kind", f->kind == DCEM_PERIOD_YEAR ? "year" : "month");
-    cJSON_AddItemToObject(o, "start", time_json(f->start_ms, z));
-    cJSON_AddItemToObject(o, "end", time_json(f->end_ms, z));
-    cJSON_AddItemToObject(o, "as_of", time_json(f->as_of_ms, z));
-    cJSON_AddItemToObject(o, "total_kwh", num(f->total_kwh, 3));
-    cJSON_AddItemToObject(o, "it_kwh", num(f->it_kwh, 3));
-    cJSON_AddItemToObject(o, "green_kwh", num(f->green_kwh, 3));
-    cJSON_AddItemToObject(o, "green_onsite_kwh", num(f->role_kwh[DCEM_ROLE_GREEN_ONSITE], 3));
-    cJSON_AddItemToObject(o, "green_ledger_kwh", num(f->green_ledger_kwh, 3));
-    cJSON_AddItemToObject(o, "facility_kwh", num(f->role_kwh[DCEM_ROLE_FACILITY], 3));
-    cJSON_AddItemToObject(o, "compute_kwh", num(f->compute_kwh, 3));
-    cJSON_AddItemToObject(o, "cooling_kwh", num(f->role_kwh[DCEM_ROLE_COOLING], 3));
-    cJSON_AddItemToObject(o, "other_kwh", num(f->role_kwh[DCEM_ROLE_OTHER], 3));
-    cJSON_AddItemToObject(o, "pue", num(f->pue, 6));
-    cJSON_AddItemToObject(o, "green_share", num(f->green_share, 6));
-    cJSON_AddItemToObject(o, "green_threshold", num(v->green_threshold, 6));
-    cJSON_AddItemToObject(o, "compute_share", num(f->compute_share, 6));
-    cJSON_AddItemToObject(o, "completeness", num(f->completeness, 6));
-    cJSON_AddItemToObject(o, "estimated_kwh", num(f->estimated_kwh, 3));
-    cJSON_AddItemToObject(o, "integrated_kwh", num(f->integrated_kwh, 3));
-    cJSON_AddNumberToObject(o, "estimated_intervals", (double)f->estimated_intervals);
-    cJSON_AddNumberToObject(o, "integrated_intervals", (double)f->integrated_intervals);
-    cJSON_AddNumberToObject(o, "discarded_readings", (double)f->discarded_readings);
-    cJSON_AddNumberToObject(o, "rollovers", (double)f->rollovers);
-    cJSON_AddNumberToObject(o, "resets", (double)f->resets);
-    if (isnan(v->cap_kwh)) {
-        cJSON_AddNullToObject(o, "cap");
-    } else {
-        cJSON *c = cJSON_AddObjectToObject(o, "cap");
-        cJSON_AddItemToObject(c, "approved_kwh", num(v->cap_kwh, 3));
-        cJSON_AddItemToObject(c, "ytd_kwh", num(f->ytd_total_kwh, 3));
-        cJSON_AddItemToObject(c, "usage", num(v->cap_usage, 6));
-        cJSON_AddItemToObject(c, "projected_kwh", num(v->cap_projected_kwh, 3));
-        cJSON_AddItemToObject(c, "warning_percent", num(v->cap_warning_percent, 1));
-    }
-    if (v->bits & 1u << DCEM_V_DIFFERENTIAL_PRICING) {
-        cJSON *s = cJSON_AddObjectToObject(o, "surcharge");
-        cJSON_AddStringToObject(s, "applies_to",
-                                pol->pricing.applies_to == DCEM_APPLIES_EXCESS ? "excess" : "all");
-        cJSON_AddItemToObject(s, "kwh", num(v->surcharge_kwh, 3));
-        cJSON_AddItemToObject(s, "cny_per_kwh", num(v->surcharge_cny_per_kwh, 4));
-        cJSON_AddItemToObject(s, "cny", num(v->surcharge_cny, 2));
-    } else {
-        cJSON_AddNullToObject(o, "surcharge");
-    }
-    cJSON *vs = cJSON_AddArrayToObject(o, "verdicts");
-    for (int i = 0; i < DCEM_V_COUNT; i++)
-        if (v->bits & 1u << i) cJSON_AddItemToArray(vs, cJSON_CreateString(dcem_verdict_name(i)));
-    cJSON *ms = cJSON_AddArrayToObject(o, "meters");
-    for (size_t i = 0; i < site->n_meters; i++) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "id", site->meters[i].id);
-        cJSON_AddStringToObject(m, "role", dcem_role_name(site->meters[i].role));
-        cJSON_AddItemToObject(m, "kwh", num(mp[i].kwh, 3));
-        cJSON_AddItemToObject(m, "estimated_kwh", num(mp[i].estimated_kwh, 3));
-        cJSON_AddItemToObject(m, "completeness", num(dcem_meter_completeness(&mp[i]), 6));
-        cJSON_AddNumberToObject(m, "discarded_readings", (double)mp[i].discarded_readings);
-        cJSON_AddNumberToObject(m, "rollovers", (double)mp[i].rollovers);
-        cJSON_AddNumberToObject(m, "resets", (double)mp[i].resets);
-        cJSON_AddItemToArray(ms, m);
-    }
-    return o;
-}
-
 static void verdict_list(const dcem_verdicts *v, char *b, size_t n)
 {
     size_t used = 0;
@@ -302,10 +205,10 @@ static void verdict_list(const dcem_verdicts *v, char *b, size_t n)
     }
 }
 
-static void print_row(const dcem_figures *f, const dcem_verdicts *v, long long month)
+static void print_row(const dcem_figures *f, const dcem_verdicts *v, dcem_zone *zone)
 {
     char name[32], verdicts[512], pue[16] = "-", share[16] = "-", cap[16] = "-", cny[24] = "-";
-    period_name(f, month, name, sizeof name);
+    dcem_period_name(f, zone, name, sizeof name);
     verdict_list(v, verdicts, sizeof verdicts);
     if (!isnan(f->pue)) snprintf(pue, sizeof pue, "%.4f", f->pue);
     if (!isnan(f->green_share)) snprintf(share, sizeof share, "%.2f", f->green_share * 100);
@@ -397,14 +300,14 @@ int main(int argc, char **argv)
         cJSON_AddStringToObject(s, "name", site->name);
         cJSON_AddStringToObject(s, "timezone", site->timezone);
         cJSON_AddNumberToObject(s, "racks", (double)site->racks);
-        cJSON_AddItemToObject(s, "rack_power_kw", num(site->rack_power_kw, 3));
+        cJSON_AddItemToObject(s, "rack_power_kw", dcem_json_num(site->rack_power_kw, 3));
         cJSON_AddBoolToObject(s, "in_scope", dcem_policy_in_scope(pol, site));
-        cJSON_AddItemToObject(s, "approved_annual_kwh", num(site->approved_annual_kwh, 3));
-        cJSON_AddItemToObject(s, "baseline_annual_kwh", num(site->baseline_annual_kwh, 3));
+        cJSON_AddItemToObject(s, "approved_annual_kwh", dcem_json_num(site->approved_annual_kwh, 3));
+        cJSON_AddItemToObject(s, "baseline_annual_kwh", dcem_json_num(site->baseline_annual_kwh, 3));
         cJSON *p = cJSON_AddObjectToObject(root, "policy");
         cJSON_AddStringToObject(p, "policy", pol->policy);
         cJSON_AddStringToObject(p, "document", pol->document);
-        cJSON_AddItemToObject(p, "pue_limit", num(pol->pue.limit, 6));
+        cJSON_AddItemToObject(p, "pue_limit", dcem_json_num(pol->pue.limit, 6));
         cJSON *r = cJSON_AddObjectToObject(root, "readings");
         cJSON_AddStringToObject(r, "file", o.readings);
         cJSON_AddNumberToObject(r, "rows", (double)st->rows);
@@ -452,8 +355,8 @@ int main(int argc, char **argv)
             if (is_year && (o.month >= 0)) break; /* --month: that month only */
             if (is_year) dcem_audit_period(audit, DCEM_PERIOD_YEAR, y * 12, 12, o.as_of_ms, &f, &v, mp);
             else dcem_audit_period(audit, DCEM_PERIOD_MONTH, m, 1, o.as_of_ms, &f, &v, mp);
-            if (o.json) cJSON_AddItemToArray(periods, period_json(site, pol, &f, &v, mp, m, &zone));
-            else print_row(&f, &v, m);
+            if (o.json) cJSON_AddItemToArray(periods, dcem_period_json(site, pol, &f, &v, mp, &zone));
+            else print_row(&f, &v, &zone);
         }
     }
     free(mp);
