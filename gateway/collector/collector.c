@@ -1,0 +1,561 @@
+/* dcem-collector — the site compliance gateway: receives the agents' batches
+ * over MQTT (a persistent session, QoS 1, optionally a shared subscription),
+ * stores each once and only then acknowledges it, computes interval energy,
+ * figures and verdicts with common/ (the same engine as dcem-audit), and
+ * publishes verdict changes as alerts.
+ *
+ *   dcem-collector -c collector.yaml [--check-config]
+ *   dcem-collector export -c collector.yaml --site S --from TIME --to TIME
+ *   dcem-collector figures -c collector.yaml --site S (--year Y | --month YYYY-MM)
+ */
+#include "collector_config.h"
+#include "dcem_log.h"
+#include "engine.h"
+#include "errors.h"
+#include "parse.h"
+#include "store.h"
+
+#include <MQTTClient.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef DCEM_VERSION
+#define DCEM_VERSION "0"
+#endif
+
+#define QUEUE_MAX_BYTES (64u << 20) /* received, not yet stored: paho's thread waits beyond */
+#define PRUNE_EVERY_MS 600000
+
+static volatile sig_atomic_t got_term, got_hup;
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP) got_hup = 1;
+    else got_term = 1;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- messages from paho's thread ---- */
+
+typedef struct msg {
+    struct msg *next;
+    char *topic;
+    void *payload;
+    size_t len;
+} msg;
+
+typedef struct inbox {
+    pthread_mutex_t lock;
+    pthread_cond_t space;
+    msg *head, *tail;
+    size_t bytes;
+    volatile int lost;
+} inbox;
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
+{
+    inbox *in = ctx;
+    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    size_t len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+    msg *x = malloc(sizeof *x);
+    char *t = malloc(tl + 1);
+    void *p = malloc(len ? len : 1);
+    if (!x || !t || !p) { /* not taken: paho delivers it again */
+        free(x), free(t), free(p);
+        return 0;
+    }
+    memcpy(t, topic, tl);
+    t[tl] = '\0';
+    memcpy(p, m->payload, len);
+    *x = (msg){NULL, t, p, len};
+    pthread_mutex_lock(&in->lock);
+    /* bounded: a flood waits here (and so in the broker), it is not dropped */
+    while (in->bytes > QUEUE_MAX_BYTES && !got_term) pthread_cond_wait(&in->space, &in->lock);
+    if (in->tail) in->tail->next = x;
+    else in->head = x;
+    in->tail = x;
+    in->bytes += len;
+    pthread_mutex_unlock(&in->lock);
+    MQTTClient_freeMessage(&m);
+    MQTTClient_free(topic);
+    return 1;
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+    inbox *in = ctx;
+    in->lost = 1;
+    DCEM_LOGW("mqtt", "connection lost%s%s", cause ? ": " : "", cause ? cause : "");
+}
+
+static msg *inbox_pop(inbox *in)
+{
+    pthread_mutex_lock(&in->lock);
+    msg *x = in->head;
+    if (x) {
+        in->head = x->next;
+        if (!in->head) in->tail = NULL;
+        in->bytes -= x->len;
+        pthread_cond_signal(&in->space);
+    }
+    pthread_mutex_unlock(&in->lock);
+    return x;
+}
+
+static void msg_free(msg *x)
+{
+    if (!x) return;
+    free(x->topic);
+    free(x->payload);
+    free(x);
+}
+
+/* ---- MQTT ---- */
+
+typedef struct collector {
+    dcem_collector_config *cfg;
+    dcem_store *store;
+    dcem_engine *engine;
+    MQTTClient client;
+    inbox in;
+    int connected;
+    int64_t reconnect_at, backoff;
+    dcem_complaint connect_complaint, malformed_complaint, store_complaint;
+} collector;
+
+static int publish(collector *c, const char *topic, const char *json, size_t len, int retained)
+{
+    MQTTClient_deliveryToken tok;
+    int rc;
+    if (c->cfg->mqtt.version == 5) {
+        MQTTResponse r = MQTTClient_publish5(c->client, topic, (int)len, json, 1, retained, NULL,
+                                             &tok);
+        rc = r.reasonCode;
+        MQTTResponse_free(r);
+    } else {
+        rc = MQTTClient_publish(c->client, topic, (int)len, json, 1, retained, &tok);
+    }
+    return rc == MQTTCLIENT_SUCCESS ? 0 : -1;
+}
+
+static void send_ack(collector *c, const char *site, const char *gw, uint64_t epoch, uint64_t seq)
+{
+    char topic[DCEM_WIRE_TOPIC_MAX], *json;
+    size_t len;
+    dcem_wire_ack a = {.epoch = epoch, .seq = seq};
+    if (dcem_wire_topic(topic, sizeof topic, site, gw, "ack") ||
+        dcem_wire_encode_ack(&a, &json, &len))
+        return;
+    publish(c, topic, json, len, 0);
+    free(json);
+}
+
+static void send_resend(collector *c, const char *site, const char *gw, uint64_t epoch,
+                        uint64_t from)
+{
+    char topic[DCEM_WIRE_TOPIC_MAX], *json;
+    size_t len;
+    dcem_wire_ctl ctl = {.cmd = DCEM_WIRE_CMD_RESEND, .epoch = epoch, .from_seq = from};
+    if (dcem_wire_topic(topic, sizeof topic, site, gw, "ctl") ||
+        dcem_wire_encode_ctl(&ctl, &json, &len))
+        return;
+    publish(c, topic, json, len, 0);
+    free(json);
+}
+
+/* After a (re)connect every gateway hears where it stands: an agent that
+ * missed an ack stops waiting for it. */
+static int reack(void *ctx, const dcem_store_epoch *e)
+{
+    collector *c = ctx;
+    send_ack(c, e->site, e->gateway, e->epoch, e->contiguous_seq);
+    return 0;
+}
+
+static void try_connect(collector *c, int64_t now)
+{
+    if (c->connected && !c->in.lost && MQTTClient_isConnected(c->client)) return;
+    if (now < c->reconnect_at) return;
+    c->connected = 0;
+    c->in.lost = 0;
+    const dcem_collector_mqtt *m = &c->cfg->mqtt;
+    int v5 = m->version == 5;
+    MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+    MQTTClient_connectOptions o5 = MQTTClient_connectOptions_initializer5;
+    if (v5) o = o5;
+    MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
+    o.keepAliveInterval = (int)m->keepalive_s;
+    o.connectTimeout = 10;
+    /* a persistent session: the broker keeps our subscription and queues
+     * batches while we are away */
+    if (v5) o.cleanstart = 0;
+    else o.cleansession = 0;
+    if (*m->username) o.username = m->username;
+    if (*m->password) o.password = m->password;
+    if (*m->ca_file || !strncmp(m->uri, "ssl://", 6)) {
+        if (*m->ca_file) ssl.trustStore = m->ca_file;
+        if (*m->cert_file) ssl.keyStore = m->cert_file;
+        if (*m->key_file) ssl.privateKey = m->key_file;
+        o.ssl = &ssl;
+    }
+    int rc;
+    if (v5) {
+        MQTTProperties props = MQTTProperties_initializer;
+        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+                          .value.integer4 = (unsigned)m->session_expiry_s};
+        MQTTProperties_add(&props, &p);
+        MQTTResponse r = MQTTClient_connect5(c->client, &o, &props, NULL);
+        rc = r.reasonCode;
+        MQTTResponse_free(r);
+        MQTTProperties_free(&props);
+    } else {
+        rc = MQTTClient_connect(c->client, &o);
+    }
+    char data[160];
+    if (*m->share_group) snprintf(data, sizeof data, "$share/%s/%s", m->share_group, DCEM_WIRE_FILTER_DATA);
+    else snprintf(data, sizeof data, "%s", DCEM_WIRE_FILTER_DATA);
+    const char *topics[] = {data, DCEM_WIRE_FILTER_STATE};
+    for (int i = 0; i < 2 && rc == MQTTCLIENT_SUCCESS; i++) {
+        if (v5) {
+            MQTTSubscribe_options so = MQTTSubscribe_options_initializer;
+            MQTTResponse r = MQTTClient_subscribe5(c->client, topics[i], 1, &so, NULL);
+            rc = r.reasonCode == MQTTREASONCODE_GRANTED_QOS_1 ? MQTTCLIENT_SUCCESS : (int)r.reasonCode;
+            MQTTResponse_free(r);
+        } else {
+            rc = MQTTClient_subscribe(c->client, topics[i], 1);
+        }
+    }
+    if (rc != MQTTCLIENT_SUCCESS) {
+        dcem_complain(&c->connect_complaint, DCEM_LOG_WARN, "mqtt", "cannot connect to %s: %d",
+                      m->uri, rc);
+        c->backoff = c->backoff ? (c->backoff * 2 > 30000 ? 30000 : c->backoff * 2) : 500;
+        c->reconnect_at = now + c->backoff;
+        if (MQTTClient_isConnected(c->client)) MQTTClient_disconnect(c->client, 1000);
+        return;
+    }
+    dcem_release(&c->connect_complaint, "mqtt", "connected to %s", m->uri);
+    DCEM_LOGI("mqtt", "subscribed to %s on %s as %s", data, m->uri, m->client_id);
+    c->connected = 1;
+    c->backoff = 0;
+    dcem_store_epochs(c->store, reack, c);
+}
+
+static void on_alert(void *ctx, const dcem_engine_alert *a)
+{
+    collector *c = ctx;
+    DCEM_LOGW("alert", "site %s: %s", a->site, a->message);
+    char topic[DCEM_WIRE_TOPIC_MAX], json[512];
+    if (dcem_wire_topic(topic, sizeof topic, a->site, NULL, "alerts")) return;
+    int n = snprintf(json, sizeof json,
+                     "{\"v\":1,\"site\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\",\"t\":%lld,"
+                     "\"message\":\"%s\"}",
+                     a->site, a->kind, a->raised ? "raised" : "cleared", (long long)a->t_ms,
+                     a->message);
+    if (n > 0 && (size_t)n < sizeof json && c->connected) publish(c, topic, json, (size_t)n, 1);
+}
+
+static void handle(collector *c, msg *x, int64_t now)
+{
+    dcem_wire_topic_parts tp;
+    if (!dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) && tp.leaf == DCEM_WIRE_STATE) {
+        dcem_wire_state s;
+        int reason;
+        char err[200];
+        if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err))
+            DCEM_LOGI("gateway", "%s/%s is %s", tp.site, tp.gateway, s.online ? "online" : "offline");
+        return;
+    }
+    dcem_engine_reply r;
+    int out = dcem_engine_batch(c->engine, x->topic, strlen(x->topic), x->payload, x->len, now, &r);
+    switch (out) {
+    case DCEM_ENGINE_STORED:
+    case DCEM_ENGINE_DUPLICATE:
+    case DCEM_ENGINE_QUARANTINED:
+        if (out == DCEM_ENGINE_QUARANTINED)
+            DCEM_LOGW("ingest", "%s/%s batch %llu set aside: %s", r.site, r.gateway,
+                      (unsigned long long)r.ack_seq, r.why);
+        dcem_release(&c->store_complaint, "store", "storing again");
+        send_ack(c, r.site, r.gateway, r.epoch, r.ack_seq);
+        break;
+    case DCEM_ENGINE_GAP:
+        send_resend(c, r.site, r.gateway, r.epoch, r.resend_from);
+        break;
+    case DCEM_ENGINE_MALFORMED:
+        dcem_complain(&c->malformed_complaint, DCEM_LOG_WARN, "ingest",
+                      "malformed payload on %s dropped: %s: %s (further ones are counted)",
+                      x->topic, dcem_wire_reason_name(r.reason), r.why);
+        break;
+    case DCEM_ENGINE_UNKNOWN_SITE:
+        dcem_complain(&c->malformed_complaint, DCEM_LOG_WARN, "ingest",
+                      "batch for site %s, which has no ledger, not acked", r.site);
+        break;
+    default:
+        dcem_complain(&c->store_complaint, DCEM_LOG_ERROR, "store", "cannot store a batch: %s",
+                      r.why);
+        break;
+    }
+}
+
+static void log_health(collector *c)
+{
+    const dcem_engine_stats *s = dcem_engine_stats_get(c->engine);
+    DCEM_LOGI("health",
+              "received %llu, stored %llu, duplicates %llu, gaps %llu, malformed %llu, "
+              "quarantined %llu, unknown site %llu, failed %llu; readings %llu, intervals %llu",
+              (unsigned long long)s->received, (unsigned long long)s->stored,
+              (unsigned long long)s->duplicates, (unsigned long long)s->gaps,
+              (unsigned long long)s->malformed, (unsigned long long)s->quarantined,
+              (unsigned long long)s->unknown_site, (unsigned long long)s->failed,
+              (unsigned long long)s->readings, (unsigned long long)s->intervals);
+}
+
+/* ---- commands ---- */
+
+static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_t errlen)
+{
+    dcem_store_opts so = {.synchronous = cfg->store.synchronous,
+                          .retention_days = (int)cfg->store.retention_days};
+    dcem_store *st = NULL;
+    if (dcem_store_open(cfg->store.backend, cfg->store.path, &so, &st, err, errlen)) return NULL;
+    return st;
+}
+
+static int print_row(void *ctx, const dcem_store_reading *r)
+{
+    FILE *out = ctx;
+    if (!r->has_kwh && !r->has_kw) return 0;
+    char t[40], kwh[32] = "", kw[32] = "";
+    dcem_format_time(r->t_ms, 0, t, sizeof t);
+    if (r->has_kwh) snprintf(kwh, sizeof kwh, "%.17g", r->kwh);
+    if (r->has_kw) snprintf(kw, sizeof kw, "%.17g", r->kw);
+    fprintf(out, "%s,%s,%s,%s\n", t, r->meter, kwh, kw);
+    return 0;
+}
+
+static int parse_when(const char *s, int64_t *t)
+{
+    int64_t day;
+    if (!dcem_parse_date(s, strlen(s), &day)) return *t = day * DCEM_MS_PER_DAY, 0;
+    return dcem_parse_time(s, strlen(s), t);
+}
+
+static int cmd_export(dcem_collector_config *cfg, const char *site, const char *from,
+                      const char *to)
+{
+    int64_t t0, t1;
+    char err[1024];
+    if (!site || !from || !to || parse_when(from, &t0) || parse_when(to, &t1)) {
+        fputs("dcem-collector export: --site S --from TIME --to TIME (RFC 3339 or YYYY-MM-DD, UTC)\n",
+              stderr);
+        return 2;
+    }
+    dcem_store *st = open_store(cfg, err, sizeof err);
+    if (!st) return fprintf(stderr, "dcem-collector: %s\n", err), 1;
+    puts("time,meter,kwh,kw");
+    int rc = dcem_store_export(st, site, NULL, t0, t1, print_row, stdout);
+    if (rc) fprintf(stderr, "dcem-collector: export: %s\n", dcem_store_error(st));
+    dcem_store_close(st);
+    return rc ? 1 : 0;
+}
+
+static int cmd_figures(dcem_collector_config *cfg, const char *site, long long year,
+                       long long month)
+{
+    char err[1024];
+    if (!site || (year < 0 && month < 0)) {
+        fputs("dcem-collector figures: --site S (--year YYYY | --month YYYY-MM)\n", stderr);
+        return 2;
+    }
+    dcem_store *st = open_store(cfg, err, sizeof err);
+    if (!st) return fprintf(stderr, "dcem-collector: %s\n", err), 1;
+    dcem_engine *e = dcem_engine_new(cfg, st);
+    int rc = 0;
+    long long m0 = month >= 0 ? month : year * 12, m1 = month >= 0 ? month + 1 : year * 12 + 12;
+    fputs("[", stdout);
+    for (long long m = m0; e && m <= m1 && !rc; m++) {
+        int is_year = m == m1;
+        if (is_year && month >= 0) break;
+        char *json = dcem_engine_period_json(e, site, is_year ? DCEM_PERIOD_YEAR : DCEM_PERIOD_MONTH,
+                                             is_year ? year * 12 : m, INT64_MAX);
+        if (!json) rc = 1;
+        else printf("%s%s\n", m == m0 ? "" : ",", json);
+        free(json);
+    }
+    puts("]");
+    if (rc || !e) fprintf(stderr, "dcem-collector: no such site, or the store failed\n");
+    dcem_engine_free(e);
+    dcem_store_close(st);
+    return rc || !e ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: dcem-collector -c FILE [--check-config]\n"
+          "       dcem-collector export -c FILE --site S --from TIME --to TIME\n"
+          "       dcem-collector figures -c FILE --site S (--year YYYY | --month YYYY-MM)\n"
+          "       dcem-collector --version\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    const char *command = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+    if (command) argc--, argv++;
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"check-config", no_argument, 0, 'k'},
+        {"site", required_argument, 0, 's'},   {"from", required_argument, 0, 'f'},
+        {"to", required_argument, 0, 't'},     {"year", required_argument, 0, 'y'},
+        {"month", required_argument, 0, 'm'},  {"version", no_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *file = NULL, *site = NULL, *from = NULL, *to = NULL;
+    long long year = -1, month = -1;
+    int check = 0, o;
+    while ((o = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': file = optarg; break;
+        case 'k': check = 1; break;
+        case 's': site = optarg; break;
+        case 'f': from = optarg; break;
+        case 't': to = optarg; break;
+        case 'y': {
+            int y;
+            if (strlen(optarg) != 4 || dcem_parse_digits(optarg, 4, &y)) return usage(stderr), 2;
+            year = y;
+            break;
+        }
+        case 'm':
+            if (dcem_parse_month(optarg, strlen(optarg), &month)) return usage(stderr), 2;
+            break;
+        case 'V': puts("dcem-collector " DCEM_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!file || optind != argc) return usage(stderr), 2;
+    char err[1024];
+    dcem_collector_config *cfg = dcem_collector_config_load(file, err, sizeof err);
+    if (!cfg) return fprintf(stderr, "dcem-collector: %s\n", err), 1;
+    dcem_log_set_level(cfg->log_level);
+    if (command && !strcmp(command, "export")) {
+        int rc = cmd_export(cfg, site, from, to);
+        dcem_collector_config_free(cfg);
+        return rc;
+    }
+    if (command && !strcmp(command, "figures")) {
+        int rc = cmd_figures(cfg, site, year, month);
+        dcem_collector_config_free(cfg);
+        return rc;
+    }
+    if (command) return usage(stderr), dcem_collector_config_free(cfg), 2;
+    if (check) {
+        printf("%s: ok (%zu sites, policy %s)\n", file, cfg->n_sites, cfg->policy->policy);
+        dcem_collector_config_free(cfg);
+        return 0;
+    }
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    MQTTClient_init_options init = MQTTClient_init_options_initializer;
+    init.do_openssl_init = 0;
+    MQTTClient_global_init(&init);
+
+    collector c = {.cfg = cfg};
+    pthread_mutex_init(&c.in.lock, NULL);
+    pthread_cond_init(&c.in.space, NULL);
+    int rc = 1;
+    c.store = open_store(cfg, err, sizeof err);
+    if (!c.store) {
+        fprintf(stderr, "dcem-collector: %s\n", err);
+        goto out;
+    }
+    c.engine = dcem_engine_new(cfg, c.store);
+    MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
+    co.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    if (!c.engine || MQTTClient_createWithOptions(&c.client, cfg->mqtt.uri, cfg->mqtt.client_id,
+                                                  MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) ||
+        MQTTClient_setCallbacks(c.client, &c.in, on_lost, on_message, NULL)) {
+        fprintf(stderr, "dcem-collector: cannot set up MQTT for %s\n", cfg->mqtt.uri);
+        goto out;
+    }
+    DCEM_LOGI("collector", "%s: %zu sites, policy %s, store %s", cfg->collector, cfg->n_sites,
+              cfg->policy->policy, cfg->store.path);
+    int64_t next_recompute = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
+            next_prune = mono_ms() + PRUNE_EVERY_MS;
+    while (!got_term) {
+        int64_t now = mono_ms();
+        if (got_hup) {
+            got_hup = 0;
+            dcem_collector_config *n = dcem_collector_config_load(file, err, sizeof err);
+            dcem_engine *ne = n ? dcem_engine_new(n, c.store) : NULL;
+            if (!ne) {
+                DCEM_LOGE("collector", "reload refused, keeping the running config: %s", err);
+                dcem_collector_config_free(n);
+            } else {
+                dcem_engine_free(c.engine);
+                dcem_collector_config_free(c.cfg);
+                c.cfg = cfg = n;
+                c.engine = ne;
+                dcem_log_set_level(cfg->log_level);
+                DCEM_LOGI("collector", "reloaded %s: %zu sites", file, cfg->n_sites);
+            }
+        }
+        try_connect(&c, now);
+        int busy = 0;
+        for (msg *x; busy < 1000 && (x = inbox_pop(&c.in)); busy++) {
+            handle(&c, x, wall_ms());
+            msg_free(x);
+        }
+        if (now >= next_recompute) {
+            dcem_engine_recompute(c.engine, wall_ms(), on_alert, &c);
+            next_recompute = now + cfg->recompute_ms;
+        }
+        if (now >= next_health) {
+            log_health(&c);
+            next_health = now + cfg->health_log_s * 1000;
+        }
+        if (now >= next_prune) {
+            size_t deleted = 0;
+            dcem_store_prune(c.store, wall_ms(), &deleted);
+            next_prune = now + (deleted ? 1000 : PRUNE_EVERY_MS);
+        }
+        if (!busy) {
+            struct timespec ts = {0, 10 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    DCEM_LOGI("collector", "stopping");
+    log_health(&c);
+    rc = 0;
+out:
+    if (c.client) {
+        if (MQTTClient_isConnected(c.client)) MQTTClient_disconnect(c.client, 2000);
+        pthread_cond_broadcast(&c.in.space);
+        MQTTClient_destroy(&c.client);
+    }
+    for (msg *x; (x = inbox_pop(&c.in));) msg_free(x);
+    dcem_engine_free(c.engine);
+    dcem_store_close(c.store);
+    dcem_collector_config_free(c.cfg);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/* collector_config.h — dcem-collector's configuration (collector.yaml): the
+ * site ledgers and the policy it judges them by, its MQTT subscription, the
+ * store, and logging. Parsed and checked whole before it replaces a running
+ * one, so a bad reload changes nothing. */
+#ifndef DCEM_COLLECTOR_CONFIG_H
+#define DCEM_COLLECTOR_CONFIG_H
+
+#include "policy.h"
+#include "site.h"
+#include "tz.h"
+
+#include <stddef.h>
+
+#define DCEM_COLLECTOR_MAX_SITES 256
+#define DCEM_COLLECTOR_PATH_MAX 512
+
+typedef struct dcem_collector_mqtt {
+    char uri[256];
+    char client_id[128];        /* default "dcem-collector-<collector>" */
+    long long version;          /* 3 or 5 */
+    char username[128], password[128];
+    char ca_file[DCEM_COLLECTOR_PATH_MAX], cert_file[DCEM_COLLECTOR_PATH_MAX],
+        key_file[DCEM_COLLECTOR_PATH_MAX];
+    long long keepalive_s;
+    char share_group[64];       /* "" or a group: subscribe $share/<group>/dcem/v1/+/+/data */
+    long long session_expiry_s; /* MQTT 5: how long the broker keeps our queue */
+} dcem_collector_mqtt;
+
+typedef struct dcem_collector_store {
+    char backend[16];           /* "sqlite" */
+    char path[DCEM_COLLECTOR_PATH_MAX];
+    int synchronous;            /* 0 full, 1 normal */
+    long long retention_days;   /* readings; 0 = for ever */
+} dcem_collector_store;
+
+/* One site: its ledger and time zone. */
+typedef struct dcem_collector_site {
+    dcem_site *ledger;          /* owned */
+    dcem_tz *tz;                /* owned */
+} dcem_collector_site;
+
+typedef struct dcem_collector_config {
+    char file[DCEM_COLLECTOR_PATH_MAX];
+    char collector[DCEM_ID_MAX];
+    char sites_dir[DCEM_COLLECTOR_PATH_MAX];
+    char policy_file[DCEM_COLLECTOR_PATH_MAX];
+    int log_level;
+    long long health_log_s;
+    long long recompute_ms;
+    dcem_collector_mqtt mqtt;
+    dcem_collector_store store;
+    /* loaded with the config */
+    dcem_policy *policy;        /* owned */
+    dcem_collector_site sites[DCEM_COLLECTOR_MAX_SITES];
+    size_t n_sites;
+} dcem_collector_config;
+
+/* Parses buf (name: for messages; relative paths resolve against its
+ * directory), loads the policy and every *.yaml ledger of the sites
+ * directory with its time zone. NULL with "file:line: key: what" in err. */
+dcem_collector_config *dcem_collector_config_parse(const char *name, const char *buf, size_t len,
+                                                   char *err, size_t errlen);
+dcem_collector_config *dcem_collector_config_load(const char *path, char *err, size_t errlen);
+void dcem_collector_config_free(dcem_collector_config *c);
+
+/* The site with id, or NULL. */
+const dcem_collector_site *dcem_collector_site_find(const dcem_collector_config *c,
+                                                    const char *id);
+
+#endif

@@ -1,0 +1,424 @@
+#include "engine.h"
+#include "dcem_log.h"
+#include "errors.h"
+#include "period.h"
+#include "period_json.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EVENTS 16         /* counter events waiting for their interval, per meter */
+#define MAX_MONTHS_PER_PASS 36
+
+enum { EV_DISCARD, EV_ROLLOVER, EV_RESET };
+
+typedef struct meter_rt {
+    int loaded;
+    dcem_counter counter;
+    dcem_splitter split;
+    int touched;              /* state to save with this batch */
+    int64_t ev_t[MAX_EVENTS];
+    int ev_kind[MAX_EVENTS];
+    int n_ev;
+} meter_rt;
+
+typedef struct site_rt {
+    const dcem_collector_site *cs;
+    dcem_zone zone;
+    meter_rt *meters;
+    long long dirty_min, dirty_max; /* months to recompute; min > max: none */
+    long long bits_year;            /* year of `bits` */
+    unsigned bits;                  /* verdicts of that year, last computed */
+    int have_bits;
+    size_t current;                 /* meter being processed (interval callback) */
+} site_rt;
+
+struct dcem_engine {
+    const dcem_collector_config *cfg;
+    dcem_store *st;
+    site_rt *sites;
+    dcem_wire_reading *storage;
+    int txn_error;
+    dcem_engine_stats stats;
+};
+
+dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
+{
+    dcem_engine *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->cfg = cfg;
+    e->st = st;
+    e->sites = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof *e->sites);
+    e->storage = calloc(DCEM_WIRE_MAX_READINGS, sizeof *e->storage);
+    if (!e->sites || !e->storage) {
+        dcem_engine_free(e);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        site_rt *s = &e->sites[i];
+        s->cs = &cfg->sites[i];
+        dcem_zone_init(&s->zone, s->cs->tz);
+        s->dirty_min = 1, s->dirty_max = 0;
+        s->meters = calloc(s->cs->ledger->n_meters ? s->cs->ledger->n_meters : 1,
+                           sizeof *s->meters);
+        if (!s->meters) {
+            dcem_engine_free(e);
+            return NULL;
+        }
+    }
+    return e;
+}
+
+void dcem_engine_free(dcem_engine *e)
+{
+    if (!e) return;
+    if (e->sites)
+        for (size_t i = 0; i < e->cfg->n_sites; i++) free(e->sites[i].meters);
+    free(e->sites);
+    free(e->storage);
+    free(e);
+}
+
+const dcem_engine_stats *dcem_engine_stats_get(const dcem_engine *e)
+{
+    return &e->stats;
+}
+
+static site_rt *site_of(dcem_engine *e, const char *id)
+{
+    for (size_t i = 0; i < e->cfg->n_sites; i++)
+        if (!strcmp(e->sites[i].cs->ledger->site, id)) return &e->sites[i];
+    return NULL;
+}
+
+/* The meter's counter and splitter: as stored, or fresh. */
+static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i)
+{
+    meter_rt *m = &s->meters[i];
+    if (m->loaded) return m;
+    const dcem_site *ledger = s->cs->ledger;
+    int rc = dcem_store_get_meter_state(e->st, ledger->site, ledger->meters[i].id, s->cs->tz,
+                                        &m->counter, &m->split, NULL);
+    if (rc == DCEM_ENOTFOUND) {
+        dcem_counter_cfg cc;
+        dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &cc);
+        dcem_counter_init(&m->counter, &cc);
+        dcem_splitter_init(&m->split, s->cs->tz, (int)ledger->interval_minutes);
+    } else if (rc) {
+        return NULL;
+    }
+    m->loaded = 1;
+    m->n_ev = 0;
+    return m;
+}
+
+/* After a failed transaction the in-memory state ran ahead of the store:
+ * forget it, so that it is read back as committed. */
+static void forget_site(site_rt *s)
+{
+    for (size_t i = 0; i < s->cs->ledger->n_meters; i++) s->meters[i].loaded = 0;
+}
+
+static void add_event(meter_rt *m, int64_t t, int kind)
+{
+    if (m->n_ev == MAX_EVENTS) return; /* more events than one interval can show: keep the first */
+    m->ev_t[m->n_ev] = t;
+    m->ev_kind[m->n_ev++] = kind;
+}
+
+typedef struct cb_ctx {
+    dcem_engine *e;
+    site_rt *s;
+} cb_ctx;
+
+static void on_interval(void *arg, const dcem_interval *iv)
+{
+    cb_ctx *c = arg;
+    site_rt *s = c->s;
+    meter_rt *m = &s->meters[s->current];
+    dcem_store_events ev = {0};
+    for (int k = 0; k < m->n_ev;) {
+        if (m->ev_t[k] >= iv->start_ms && m->ev_t[k] < iv->end_ms) {
+            if (m->ev_kind[k] == EV_DISCARD) ev.discarded++;
+            else if (m->ev_kind[k] == EV_ROLLOVER) ev.rollovers++;
+            else ev.resets++;
+            m->ev_t[k] = m->ev_t[m->n_ev - 1];
+            m->ev_kind[k] = m->ev_kind[--m->n_ev];
+        } else {
+            k++;
+        }
+    }
+    dcem_store_keys keys;
+    dcem_store_period_keys(&s->zone, iv->start_ms, &keys);
+    const dcem_site *ledger = s->cs->ledger;
+    if (dcem_store_put_interval(c->e->st, ledger->site, ledger->meters[s->current].id, iv, &keys,
+                                &ev)) {
+        c->e->txn_error = 1;
+        return;
+    }
+    c->e->stats.intervals++;
+    if (s->dirty_min > s->dirty_max) s->dirty_min = s->dirty_max = keys.month;
+    if (keys.month < s->dirty_min) s->dirty_min = keys.month;
+    if (keys.month > s->dirty_max) s->dirty_max = keys.month;
+}
+
+/* Runs the batch's readings through the counter rules, in batch order (the
+ * agent's order: per meter, time order), exactly as dcem-audit runs the
+ * exported rows. */
+static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    cb_ctx cb = {e, s};
+    for (size_t i = 0; i < ledger->n_meters; i++) s->meters[i].touched = 0;
+    for (size_t i = 0; i < b->n_readings && !e->txn_error; i++) {
+        const dcem_wire_reading *r = &b->readings[i];
+        int mi = dcem_site_find_meter(ledger, r->meter, strlen(r->meter));
+        if (mi < 0) {
+            e->stats.unknown_meter_readings++;
+            continue;
+        }
+        if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
+        meter_rt *m = meter_of(e, s, (size_t)mi);
+        if (!m) return -1;
+        m->touched = 1;
+        dcem_counter_out out;
+        dcem_counter_push(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw, &out);
+        if (out.reject) {
+            e->stats.rejected_readings++;
+            continue;
+        }
+        e->stats.readings++;
+        for (int k = 0; k < out.discarded; k++) add_event(m, out.discarded_t_ms[k], EV_DISCARD);
+        s->current = (size_t)mi;
+        for (int k = 0; k < out.n_seg; k++) {
+            const dcem_segment *g = &out.seg[k];
+            if (g->flags & DCEM_SEG_ROLLOVER) add_event(m, g->t1_ms - 1, EV_ROLLOVER);
+            if (g->flags & DCEM_SEG_RESET) add_event(m, g->t1_ms - 1, EV_RESET);
+            dcem_splitter_add(&m->split, g, on_interval, &cb);
+        }
+    }
+    for (size_t i = 0; i < ledger->n_meters && !e->txn_error; i++) {
+        meter_rt *m = &s->meters[i];
+        if (m->touched && dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[i].id,
+                                                     &m->counter, &m->split, 0))
+            e->txn_error = 1;
+    }
+    return e->txn_error ? -1 : 0;
+}
+
+int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
+                      size_t len, int64_t now_ms, dcem_engine_reply *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    e->stats.received++;
+    dcem_wire_topic_parts tp;
+    if (dcem_wire_topic_parse(topic, topic_len, &tp) || tp.leaf != DCEM_WIRE_DATA) {
+        rep->reason = DCEM_WIRE_BAD_ID;
+        snprintf(rep->why, sizeof rep->why, "not a data topic");
+        e->stats.malformed++;
+        e->stats.malformed_by_reason[rep->reason]++;
+        return DCEM_ENGINE_MALFORMED;
+    }
+    snprintf(rep->site, sizeof rep->site, "%s", tp.site);
+    snprintf(rep->gateway, sizeof rep->gateway, "%s", tp.gateway);
+    site_rt *s = site_of(e, tp.site);
+    if (!s) {
+        e->stats.unknown_site++;
+        return DCEM_ENGINE_UNKNOWN_SITE;
+    }
+    dcem_wire_batch b;
+    int reason = 0;
+    int rc = dcem_wire_decode_batch(payload, len, tp.site, tp.gateway, e->storage,
+                                    DCEM_WIRE_MAX_READINGS, &b, &reason, rep->why,
+                                    sizeof rep->why);
+    if (rc == DCEM_ENOMEM) return e->stats.failed++, DCEM_ENGINE_FAILED;
+    rep->reason = reason;
+    if (rc && !b.identified) {
+        e->stats.malformed++;
+        if (reason >= 0 && reason < DCEM_WIRE_REASON_COUNT) e->stats.malformed_by_reason[reason]++;
+        return DCEM_ENGINE_MALFORMED;
+    }
+    rep->epoch = b.epoch;
+    dcem_store_epoch ep;
+    int g = dcem_store_gateway_seq(e->st, tp.site, tp.gateway, b.epoch, &ep);
+    if (g && g != DCEM_ENOTFOUND) return e->stats.failed++, DCEM_ENGINE_FAILED;
+    uint64_t expected = ep.contiguous_seq + 1;
+    if (b.seq < expected) {
+        e->stats.duplicates++;
+        rep->ack = 1;
+        rep->ack_seq = ep.contiguous_seq;
+        return DCEM_ENGINE_DUPLICATE;
+    }
+    if (b.seq > expected) {
+        /* process in order only, so every meter sees its readings in time
+         * order, as dcem-audit does over the export */
+        e->stats.gaps++;
+        rep->resend = 1;
+        rep->resend_from = expected;
+        return DCEM_ENGINE_GAP;
+    }
+    int dup = 0;
+    if (rc) { /* identified, but its content is bad: set aside, acked */
+        char reason_text[DCEM_STORE_MAX_MESSAGE];
+        snprintf(reason_text, sizeof reason_text, "%s: %s", dcem_wire_reason_name(reason),
+                 rep->why);
+        if (dcem_store_put_quarantine(e->st, tp.site, tp.gateway, b.epoch, b.seq, now_ms,
+                                      reason_text, payload, len, &dup))
+            return e->stats.failed++, DCEM_ENGINE_FAILED;
+        e->stats.quarantined++;
+        rep->ack = 1;
+        rep->ack_seq = b.seq;
+        return DCEM_ENGINE_QUARANTINED;
+    }
+    e->txn_error = 0;
+    if (dcem_store_begin(e->st) || dcem_store_put_batch(e->st, &b, now_ms, &dup) ||
+        process(e, s, &b) || dcem_store_commit(e->st)) {
+        dcem_store_rollback(e->st);
+        forget_site(s);
+        e->stats.failed++;
+        snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
+        return DCEM_ENGINE_FAILED;
+    }
+    e->stats.stored++;
+    rep->ack = 1;
+    rep->ack_seq = b.seq;
+    return DCEM_ENGINE_STORED;
+}
+
+/* ---- figures ---- */
+
+typedef struct days_ctx {
+    dcem_engine *e;
+    site_rt *s;
+    const char *meter;
+    dcem_meter_period *out;
+    int failed;
+} days_ctx;
+
+static int add_rollup(void *arg, const dcem_store_rollup *r)
+{
+    days_ctx *d = arg;
+    if (!strcmp(r->meter, d->meter)) dcem_store_rollup_add(d->out, r);
+    return 0;
+}
+
+static void store_days(void *arg, size_t meter, int64_t d0, int64_t d1, dcem_meter_period *out)
+{
+    days_ctx *d = arg;
+    d->meter = d->s->cs->ledger->meters[meter].id;
+    d->out = out;
+    if (d0 < d1 && dcem_store_rollups(d->e->st, d->s->cs->ledger->site, DCEM_PERIOD_DAY, d0, d1,
+                                      add_rollup, d))
+        d->failed = 1;
+}
+
+static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_month,
+                        int64_t as_of_ms, unsigned *bits)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    dcem_meter_period *mp = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *mp);
+    if (!mp) return NULL;
+    dcem_figures f;
+    dcem_verdicts v;
+    days_ctx d = {.e = e, .s = s};
+    dcem_period_figures(ledger, e->cfg->policy, &s->zone, store_days, &d, kind, first_month,
+                        kind == DCEM_PERIOD_YEAR ? 12 : 1, as_of_ms, &f, &v, mp);
+    char *json = NULL;
+    if (!d.failed) {
+        cJSON *o = dcem_period_json(ledger, e->cfg->policy, &f, &v, mp, &s->zone);
+        json = o ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+    }
+    free(mp);
+    if (bits) *bits = v.bits;
+    return json;
+}
+
+char *dcem_engine_period_json(dcem_engine *e, const char *site, int kind, long long first_month,
+                              int64_t as_of_ms)
+{
+    site_rt *s = site_of(e, site);
+    return s ? period_doc(e, s, kind, first_month, as_of_ms, NULL) : NULL;
+}
+
+/* Verdicts that operators are told about when they change. */
+static const int alerting[] = {DCEM_V_INSUFFICIENT_DATA, DCEM_V_DIFFERENTIAL_PRICING,
+                               DCEM_V_CAP_WARNING, DCEM_V_CAP_PROJECTED, DCEM_V_CAP_EXCEEDED};
+
+static unsigned bits_of_doc(const char *json)
+{
+    unsigned bits = 0;
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(o, "verdicts"), *it;
+    cJSON_ArrayForEach(it, vs)
+        for (int i = 0; i < DCEM_V_COUNT && cJSON_IsString(it); i++)
+            if (!strcmp(it->valuestring, dcem_verdict_name(i))) bits |= 1u << i;
+    cJSON_Delete(o);
+    return bits;
+}
+
+static void report_changes(dcem_engine *e, site_rt *s, unsigned bits, int64_t now_ms,
+                           dcem_engine_alert_fn fn, void *ctx)
+{
+    for (size_t k = 0; k < sizeof alerting / sizeof alerting[0]; k++) {
+        unsigned bit = 1u << alerting[k];
+        if ((bits & bit) == (s->bits & bit)) continue;
+        int raised = (bits & bit) != 0;
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s %s for %lld (clause %s)", dcem_verdict_name(alerting[k]),
+                 raised ? "raised" : "cleared", s->bits_year, dcem_verdict_clause(alerting[k]));
+        dcem_store_alert a = {.site = s->cs->ledger->site, .t_ms = now_ms,
+                              .kind = dcem_verdict_name(alerting[k]), .message = msg,
+                              .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED};
+        dcem_store_add_alert(e->st, &a, NULL);
+        dcem_engine_alert ea = {a.site, a.kind, raised, msg, now_ms};
+        if (fn) fn(ctx, &ea);
+    }
+    s->bits = bits;
+}
+
+int dcem_engine_recompute(dcem_engine *e, int64_t now_ms, dcem_engine_alert_fn fn, void *ctx)
+{
+    int n = 0;
+    for (size_t i = 0; i < e->cfg->n_sites; i++) {
+        site_rt *s = &e->sites[i];
+        if (s->dirty_min > s->dirty_max) continue;
+        int64_t as_of = dcem_zone_day_start(&s->zone, dcem_zone_day(&s->zone, now_ms));
+        int64_t y_now;
+        int m_now, d_now;
+        dcem_zone_date(&s->zone, now_ms, &y_now, &m_now, &d_now);
+        long long lo = s->dirty_min, hi = s->dirty_max;
+        if (hi - lo >= MAX_MONTHS_PER_PASS) lo = hi - MAX_MONTHS_PER_PASS + 1;
+        for (long long m = lo; m <= hi; m++) {
+            char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, as_of, NULL);
+            if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_MONTH, m, json, now_ms);
+            free(json);
+            n++;
+            if (m != hi && (m + 1) % 12 != 0) continue;
+            long long year = dcem_floordiv(m, 12);
+            if (year == y_now && (!s->have_bits || s->bits_year != year)) {
+                /* the verdicts last stored, so a restart does not alert again */
+                char *prev = NULL;
+                s->bits = 0;
+                if (!dcem_store_get_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year,
+                                            &prev, NULL))
+                    s->bits = bits_of_doc(prev);
+                free(prev);
+                s->bits_year = year;
+                s->have_bits = 1;
+            }
+            unsigned bits = 0;
+            json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, as_of, &bits);
+            if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, json, now_ms);
+            free(json);
+            n++;
+            if (year != y_now) continue;
+            report_changes(e, s, bits, now_ms, fn, ctx);
+        }
+        s->dirty_min = 1, s->dirty_max = 0;
+    }
+    e->stats.recomputes += (uint64_t)n;
+    return n;
+}

@@ -1,0 +1,80 @@
+/* engine.h — what the collector does with one batch: validate it against the
+ * wire format, store it once (idempotent on gateway, epoch, seq), run its
+ * readings through common/'s counter rules and interval split per meter,
+ * store the intervals (rollups follow) and the meters' state in the same
+ * transaction, and say what to acknowledge. Periodically, the figures and
+ * verdicts of the months touched are recomputed from the stored day rollups
+ * with common/period — the same computation as dcem-audit — and stored, and
+ * verdict changes become alerts. No MQTT here: the caller publishes. */
+#ifndef DCEM_ENGINE_H
+#define DCEM_ENGINE_H
+
+#include "collector_config.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum dcem_engine_outcome {
+    DCEM_ENGINE_STORED = 0,   /* stored and processed: ack */
+    DCEM_ENGINE_DUPLICATE,    /* stored before: ack again, nothing changed */
+    DCEM_ENGINE_GAP,          /* an earlier batch is missing: ask for a resend, not stored */
+    DCEM_ENGINE_QUARANTINED,  /* identified but invalid: kept aside and acked */
+    DCEM_ENGINE_MALFORMED,    /* not acceptable at all: dropped, counted by reason */
+    DCEM_ENGINE_UNKNOWN_SITE, /* no ledger for its site: dropped (the agent keeps it) */
+    DCEM_ENGINE_FAILED,       /* the store failed: not acked, the agent will resend */
+} dcem_engine_outcome;
+
+/* What to send back for a batch. */
+typedef struct dcem_engine_reply {
+    char site[DCEM_ID_MAX], gateway[DCEM_ID_MAX];
+    int ack;          /* publish an ack of (epoch, ack_seq) */
+    int resend;       /* publish a resend from (epoch, resend_from) */
+    uint64_t epoch, ack_seq, resend_from;
+    int reason;       /* dcem_wire_reason for MALFORMED / QUARANTINED */
+    char why[256];
+} dcem_engine_reply;
+
+typedef struct dcem_engine_stats {
+    uint64_t received, stored, duplicates, gaps, quarantined, malformed, unknown_site, failed;
+    uint64_t readings, unknown_meter_readings, rejected_readings, intervals, recomputes;
+    uint64_t malformed_by_reason[DCEM_WIRE_REASON_COUNT];
+} dcem_engine_stats;
+
+/* An alert, handed to the caller to publish and log. */
+typedef struct dcem_engine_alert {
+    const char *site;
+    const char *kind;     /* a verdict name */
+    int raised;           /* 1 raised, 0 cleared */
+    const char *message;
+    int64_t t_ms;
+} dcem_engine_alert;
+
+typedef void (*dcem_engine_alert_fn)(void *ctx, const dcem_engine_alert *a);
+
+typedef struct dcem_engine dcem_engine;
+
+/* cfg and st must outlive the engine. NULL when out of memory. */
+dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st);
+void dcem_engine_free(dcem_engine *e);
+
+/* One message received on a data topic. */
+int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
+                      size_t len, int64_t now_ms, dcem_engine_reply *reply);
+
+/* Recomputes the figures and verdicts of every month (and its year) that
+ * batches touched since the last call, as of the last local midnight before
+ * now_ms (whole days), stores them, and reports verdict changes of the
+ * current year through fn. Returns the number of periods computed. */
+int dcem_engine_recompute(dcem_engine *e, int64_t now_ms, dcem_engine_alert_fn fn, void *ctx);
+
+/* Figures of one site and period computed now from the store (for tools and
+ * tests): kind DCEM_PERIOD_MONTH or DCEM_PERIOD_YEAR, month = y*12+m-1 (the
+ * first month for a year), as_of_ms a local midnight. A new JSON document
+ * the caller frees, or NULL. */
+char *dcem_engine_period_json(dcem_engine *e, const char *site, int kind, long long first_month,
+                              int64_t as_of_ms);
+
+const dcem_engine_stats *dcem_engine_stats_get(const dcem_engine *e);
+
+#endif
