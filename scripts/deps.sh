@@ -20,7 +20,12 @@ PACKAGES=(
   socat             # pseudo-terminal pairs: Modbus RTU in tests
   mbpoll            # independent Modbus client for simulator tests
   zlib1g-dev        # crc32 of spool records
+  libcurl4-openssl-dev # HTTP client of the collector's InfluxDB writer
+  influxdb          # InfluxDB 1.6 server started by the integration tests
+  influxdb-client   # influx CLI, to look at what the collector wrote
   time              # /usr/bin/time -v: peak memory in the benchmarks
+  libsqlite3-dev    # the collector's embedded store (gateway/store)
+  sqlite3           # command-line shell to inspect a store
 )
 
 names=()

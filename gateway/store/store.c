@@ -1,0 +1,485 @@
+/* store.c — the backend-independent half of the store: argument checks,
+ * statistics and dispatch through the backend table (store_backend.h). */
+#include "store_backend.h"
+
+#include "errors.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const dcem_store_backend *const backends[] = {&dcem_store_sqlite_backend};
+#define N_BACKENDS (sizeof backends / sizeof backends[0])
+
+void dcem_store_set_error(dcem_store *st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->err, sizeof st->err, fmt, ap);
+    va_end(ap);
+}
+
+static void set_err(char *err, size_t errlen, const char *msg)
+{
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
+}
+
+/* ---- argument checks ---------------------------------------------------------------------- */
+
+static int id_ok(const char *id)
+{
+    return id && dcem_wire_id_valid(id, strnlen(id, DCEM_ID_MAX));
+}
+
+static int seq_ok(uint64_t v)
+{
+    return v >= 1 && v <= DCEM_WIRE_MAX_INT;
+}
+
+static int bad(dcem_store *st, const char *what)
+{
+    dcem_store_set_error(st, "%s", what);
+    return DCEM_EINVAL;
+}
+
+/* Guards every call: a NULL handle has nowhere to put its detail. */
+#define CHECK_HANDLE(st)                                                                           \
+    do {                                                                                           \
+        if (!(st)) return DCEM_EINVAL;                                                             \
+        (st)->err[0] = '\0';                                                                       \
+    } while (0)
+
+static void stat_add(dcem_store_stat *to, const dcem_store_stat *d)
+{
+    to->batches += d->batches;
+    to->duplicates += d->duplicates;
+    to->duplicate_mismatch += d->duplicate_mismatch;
+    to->quarantined += d->quarantined;
+    to->readings += d->readings;
+    to->readings_replayed += d->readings_replayed;
+    to->intervals += d->intervals;
+    to->interval_revisions += d->interval_revisions;
+    to->pruned_readings += d->pruned_readings;
+    to->pruned_batches += d->pruned_batches;
+    to->failed += d->failed;
+}
+
+/* Before a write call. */
+static void write_start(dcem_store *st)
+{
+    memset(&st->call, 0, sizeof st->call);
+}
+
+/* After it: its counts join the open transaction or the totals. */
+static int write_end(dcem_store *st, int rc)
+{
+    if (rc) {
+        st->stats.failed++;
+        return rc;
+    }
+    stat_add(st->in_tx ? &st->pending : &st->stats, &st->call);
+    return 0;
+}
+
+/* ---- open, close, transactions ------------------------------------------------------------ */
+
+int dcem_store_open(const char *backend, const char *target, const dcem_store_opts *opts,
+                    dcem_store **out, char *err, size_t errlen)
+{
+    if (!out) return DCEM_EINVAL;
+    *out = NULL;
+    if (!backend) backend = "sqlite";
+    const dcem_store_backend *be = NULL;
+    for (size_t i = 0; i < N_BACKENDS; i++)
+        if (!strcmp(backends[i]->name, backend)) be = backends[i];
+    if (!be) {
+        if (err && errlen)
+            snprintf(err, errlen, "unknown store backend \"%s\" (valid: sqlite)", backend);
+        return DCEM_ECONFIG;
+    }
+    if (!target || !*target) {
+        set_err(err, errlen, "store: no database given");
+        return DCEM_ECONFIG;
+    }
+    dcem_store_opts o = {0};
+    if (opts) o = *opts;
+    const char *why = NULL;
+    if (o.synchronous != DCEM_STORE_SYNC_FULL && o.synchronous != DCEM_STORE_SYNC_NORMAL)
+        why = "synchronous: must be full (0) or normal (1)";
+    else if (o.retention_days < 0)
+        why = "retention_days: must be >= 0 (0 keeps readings for ever)";
+    else if (o.prune_chunk < 0 || o.prune_chunk > DCEM_STORE_MAX_PRUNE_CHUNK)
+        why = "prune_chunk: must be 0..1000000";
+    else if (o.schema_version < 0)
+        why = "schema_version: must be >= 0";
+    if (why) {
+        set_err(err, errlen, why);
+        return DCEM_ECONFIG;
+    }
+    if (o.busy_timeout_ms == 0) o.busy_timeout_ms = 5000;
+    if (o.busy_timeout_ms < 0) o.busy_timeout_ms = 0;
+    if (o.prune_chunk == 0) o.prune_chunk = 10000;
+
+    dcem_store *st = calloc(1, sizeof *st);
+    if (!st) {
+        set_err(err, errlen, "out of memory");
+        return DCEM_ENOMEM;
+    }
+    st->be = be;
+    st->opts = o;
+    int rc = be->open(st, target);
+    if (rc) {
+        set_err(err, errlen, st->err);
+        be->close(st);
+        free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void dcem_store_close(dcem_store *st)
+{
+    if (!st) return;
+    st->be->close(st);
+    free(st);
+}
+
+const char *dcem_store_error(const dcem_store *st)
+{
+    return st ? st->err : "no store";
+}
+
+const char *dcem_store_backend_name(const dcem_store *st)
+{
+    return st ? st->be->name : "";
+}
+
+int dcem_store_schema_version(const dcem_store *st)
+{
+    return st ? st->schema_version : 0;
+}
+
+int dcem_store_begin(dcem_store *st)
+{
+    CHECK_HANDLE(st);
+    if (st->in_tx) return bad(st, "begin: a transaction is already open");
+    int rc = st->be->begin(st);
+    if (rc) return rc;
+    st->in_tx = 1;
+    memset(&st->pending, 0, sizeof st->pending);
+    return 0;
+}
+
+int dcem_store_commit(dcem_store *st)
+{
+    CHECK_HANDLE(st);
+    if (!st->in_tx) return bad(st, "commit: no transaction is open");
+    int rc = st->be->commit(st);
+    st->in_tx = 0;
+    if (rc) {
+        st->stats.failed++;
+        return rc;
+    }
+    stat_add(&st->stats, &st->pending);
+    return 0;
+}
+
+int dcem_store_rollback(dcem_store *st)
+{
+    CHECK_HANDLE(st);
+    if (!st->in_tx) return 0;
+    st->in_tx = 0;
+    return st->be->rollback(st);
+}
+
+/* ---- batches and readings ----------------------------------------------------------------- */
+
+int dcem_store_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
+                         int *duplicate)
+{
+    CHECK_HANDLE(st);
+    if (duplicate) *duplicate = 0;
+    if (!b) return bad(st, "put_batch: no batch");
+    if (!id_ok(b->site) || !id_ok(b->gateway))
+        return bad(st, "put_batch: invalid site or gateway id");
+    if (!seq_ok(b->epoch) || !seq_ok(b->seq))
+        return bad(st, "put_batch: epoch or seq out of range");
+    if (b->n_readings > DCEM_WIRE_MAX_READINGS) return bad(st, "put_batch: too many readings");
+    if (b->n_readings && !b->readings) return bad(st, "put_batch: no readings array");
+    int dup = 0;
+    write_start(st);
+    int rc = write_end(st, st->be->put_batch(st, b, received_ms, &dup));
+    if (!rc && duplicate) *duplicate = dup;
+    return rc;
+}
+
+int dcem_store_put_quarantine(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                              uint64_t seq, int64_t received_ms, const char *reason,
+                              const void *payload, size_t len, int *duplicate)
+{
+    CHECK_HANDLE(st);
+    if (duplicate) *duplicate = 0;
+    if (!id_ok(site) || !id_ok(gateway))
+        return bad(st, "put_quarantine: invalid site or gateway id");
+    if (!seq_ok(epoch) || !seq_ok(seq)) return bad(st, "put_quarantine: epoch or seq out of range");
+    if (!reason || strnlen(reason, DCEM_STORE_MAX_MESSAGE + 1) > DCEM_STORE_MAX_MESSAGE)
+        return bad(st, "put_quarantine: reason missing or too long");
+    if ((!payload && len) || len > DCEM_WIRE_MAX_PAYLOAD)
+        return bad(st, "put_quarantine: payload missing or too large");
+    int dup = 0;
+    write_start(st);
+    int rc = write_end(st, st->be->put_quarantine(st, site, gateway, epoch, seq, received_ms,
+                                                  reason, payload ? payload : "", len, &dup));
+    if (!rc && duplicate) *duplicate = dup;
+    return rc;
+}
+
+int dcem_store_gateway_seq(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                           dcem_store_epoch *out)
+{
+    CHECK_HANDLE(st);
+    if (!out) return bad(st, "gateway_seq: no output");
+    memset(out, 0, sizeof *out);
+    if (!id_ok(site) || !id_ok(gateway)) return bad(st, "gateway_seq: invalid site or gateway id");
+    if (!seq_ok(epoch)) return bad(st, "gateway_seq: epoch out of range");
+    memcpy(out->site, site, strlen(site) + 1);
+    memcpy(out->gateway, gateway, strlen(gateway) + 1);
+    out->epoch = epoch;
+    return st->be->gateway_seq(st, out);
+}
+
+int dcem_store_skip_to(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                       uint64_t seq)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(gateway)) return bad(st, "skip_to: invalid site or gateway id");
+    if (!seq_ok(epoch) || seq > DCEM_WIRE_MAX_INT)
+        return bad(st, "skip_to: epoch or seq out of range");
+    write_start(st);
+    return write_end(st, st->be->skip_to(st, site, gateway, epoch, seq));
+}
+
+int dcem_store_epochs(dcem_store *st, dcem_store_epoch_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!fn) return bad(st, "epochs: no callback");
+    return st->be->epochs(st, fn, ctx);
+}
+
+int dcem_store_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
+                      int64_t to_ms, dcem_store_reading_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || (meter && !id_ok(meter)))
+        return bad(st, "export: invalid site or meter id");
+    if (!fn) return bad(st, "export: no callback");
+    if (from_ms >= to_ms) return 0;
+    return st->be->export_readings(st, site, meter, from_ms, to_ms, fn, ctx);
+}
+
+int dcem_store_prune(dcem_store *st, int64_t now_ms, size_t *deleted)
+{
+    CHECK_HANDLE(st);
+    if (deleted) *deleted = 0;
+    if (st->opts.retention_days == 0) return 0;
+    int64_t keep_ms = (int64_t)st->opts.retention_days * DCEM_MS_PER_DAY;
+    if (now_ms < INT64_MIN + keep_ms) return 0;
+    size_t n = 0;
+    write_start(st);
+    int rc = write_end(st, st->be->prune(st, now_ms - keep_ms, (size_t)st->opts.prune_chunk, &n));
+    if (!rc && deleted) *deleted = n;
+    return rc;
+}
+
+/* ---- interval energy and rollups ---------------------------------------------------------- */
+
+void dcem_store_period_keys(dcem_zone *z, int64_t t_ms, dcem_store_keys *out)
+{
+    int64_t end, y;
+    int m, d;
+    dcem_zone_interval(z, t_ms, 3600 * DCEM_MS_PER_S, &out->hour_ms, &end);
+    out->day = dcem_zone_day(z, t_ms);
+    dcem_zone_date(z, t_ms, &y, &m, &d);
+    out->month = y * 12 + (m - 1);
+}
+
+static int kwh_ok(double v)
+{
+    return isfinite(v) && fabs(v) <= DCEM_STORE_MAX_KWH;
+}
+
+int dcem_store_put_interval(dcem_store *st, const char *site, const char *meter,
+                            const dcem_interval *iv, const dcem_store_keys *keys,
+                            const dcem_store_events *ev)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "put_interval: invalid site or meter id");
+    if (!iv || !keys) return bad(st, "put_interval: no interval or keys");
+    if (!kwh_ok(iv->kwh) || !kwh_ok(iv->estimated_kwh) || !kwh_ok(iv->integrated_kwh))
+        return bad(st, "put_interval: energy not finite or above 1e9 kWh");
+    if (ev && (ev->discarded < 0 || ev->rollovers < 0 || ev->resets < 0))
+        return bad(st, "put_interval: negative event count");
+    static const dcem_store_events none = {0, 0, 0};
+    write_start(st);
+    return write_end(st, st->be->put_interval(st, site, meter, iv, keys, ev ? ev : &none));
+}
+
+int dcem_store_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
+                            dcem_interval *iv, dcem_store_events *ev)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_interval: invalid site or meter id");
+    if (!iv) return bad(st, "get_interval: no output");
+    dcem_store_events dummy;
+    return st->be->get_interval(st, site, meter, start_ms, iv, ev ? ev : &dummy);
+}
+
+int dcem_store_intervals(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                         dcem_store_interval_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "intervals: invalid site id");
+    if (!fn) return bad(st, "intervals: no callback");
+    if (from_ms >= to_ms) return 0;
+    return st->be->intervals(st, site, from_ms, to_ms, fn, ctx);
+}
+
+static int rollup_kind_ok(int kind)
+{
+    return kind == DCEM_PERIOD_HOUR || kind == DCEM_PERIOD_DAY || kind == DCEM_PERIOD_MONTH;
+}
+
+int dcem_store_get_rollup(dcem_store *st, const char *site, const char *meter, int kind,
+                          int64_t key, dcem_store_rollup *out)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_rollup: invalid site or meter id");
+    if (!rollup_kind_ok(kind)) return bad(st, "get_rollup: kind must be hour, day or month");
+    if (!out) return bad(st, "get_rollup: no output");
+    return st->be->get_rollup(st, site, meter, kind, key, out);
+}
+
+int dcem_store_rollups(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                       dcem_store_rollup_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "rollups: invalid site id");
+    if (!rollup_kind_ok(kind)) return bad(st, "rollups: kind must be hour, day or month");
+    if (!fn) return bad(st, "rollups: no callback");
+    if (from_key >= to_key) return 0;
+    return st->be->rollups(st, site, kind, from_key, to_key, fn, ctx);
+}
+
+void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r)
+{
+    m->kwh += r->kwh;
+    m->estimated_kwh += r->estimated_kwh;
+    m->integrated_kwh += r->integrated_kwh;
+    m->measured_ms += r->measured_ms;
+    m->estimated_intervals += r->estimated_intervals;
+    m->integrated_intervals += r->integrated_intervals;
+    m->discarded_readings += r->discarded_readings;
+    m->rollovers += r->rollovers;
+    m->resets += r->resets;
+}
+
+/* ---- per-meter state ---------------------------------------------------------------------- */
+
+int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
+                               const dcem_counter *c, const dcem_splitter *s, int64_t updated_ms)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "put_meter_state: invalid site or meter id");
+    if (!c || !s) return bad(st, "put_meter_state: no counter or splitter");
+    write_start(st);
+    return write_end(st, st->be->put_meter_state(st, site, meter, c, s, updated_ms));
+}
+
+int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter,
+                               const dcem_tz *tz, dcem_counter *c, dcem_splitter *s,
+                               int64_t *updated_ms)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_meter_state: invalid site or meter id");
+    if (!tz || !c || !s) return bad(st, "get_meter_state: no zone, counter or splitter");
+    int64_t dummy;
+    return st->be->get_meter_state(st, site, meter, tz, c, s, updated_ms ? updated_ms : &dummy);
+}
+
+/* ---- figures, verdicts, alerts ------------------------------------------------------------ */
+
+static int figure_kind_ok(int kind)
+{
+    return kind >= DCEM_PERIOD_INTERVAL && kind <= DCEM_PERIOD_YEAR;
+}
+
+int dcem_store_put_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
+                           const char *json, int64_t computed_ms)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "put_figures: invalid site id");
+    if (!figure_kind_ok(kind)) return bad(st, "put_figures: unknown period kind");
+    size_t len = json ? strnlen(json, DCEM_STORE_MAX_JSON + 1) : 0;
+    if (!json || len > DCEM_STORE_MAX_JSON)
+        return bad(st, "put_figures: document missing or too large");
+    write_start(st);
+    return write_end(st, st->be->put_figures(st, site, kind, period_key, json, len, computed_ms));
+}
+
+int dcem_store_get_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
+                           char **json, int64_t *computed_ms)
+{
+    CHECK_HANDLE(st);
+    if (!json) return bad(st, "get_figures: no output");
+    *json = NULL;
+    if (!id_ok(site)) return bad(st, "get_figures: invalid site id");
+    if (!figure_kind_ok(kind)) return bad(st, "get_figures: unknown period kind");
+    int64_t dummy;
+    return st->be->get_figures(st, site, kind, period_key, json,
+                               computed_ms ? computed_ms : &dummy);
+}
+
+int dcem_store_figures(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                       dcem_store_figures_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "figures: invalid site id");
+    if (!figure_kind_ok(kind)) return bad(st, "figures: unknown period kind");
+    if (!fn) return bad(st, "figures: no callback");
+    if (from_key >= to_key) return 0;
+    return st->be->figures(st, site, kind, from_key, to_key, fn, ctx);
+}
+
+int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
+{
+    CHECK_HANDLE(st);
+    if (!a) return bad(st, "add_alert: no alert");
+    if (!id_ok(a->site) || !id_ok(a->kind)) return bad(st, "add_alert: invalid site or kind");
+    if (!a->message || strnlen(a->message, DCEM_STORE_MAX_MESSAGE + 1) > DCEM_STORE_MAX_MESSAGE)
+        return bad(st, "add_alert: message missing or too long");
+    if (a->state != DCEM_STORE_ALERT_RAISED && a->state != DCEM_STORE_ALERT_CLEARED)
+        return bad(st, "add_alert: unknown state");
+    int64_t dummy;
+    write_start(st);
+    return write_end(st, st->be->add_alert(st, a, id ? id : &dummy));
+}
+
+int dcem_store_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                      dcem_store_alert_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (site && !id_ok(site)) return bad(st, "alerts: invalid site id");
+    if (!fn) return bad(st, "alerts: no callback");
+    if (from_ms >= to_ms) return 0;
+    return st->be->alerts(st, site, from_ms, to_ms, fn, ctx);
+}
+
+void dcem_store_stats(const dcem_store *st, dcem_store_stat *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (st) *out = st->stats;
+}

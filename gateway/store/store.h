@@ -1,0 +1,315 @@
+/* store.h — the collector's durable store: received batches and their
+ * readings (idempotent on the batch's (site, gateway, epoch, seq)), interval
+ * energy per meter with hour / day / month rollups kept incrementally, the
+ * counter and splitter state each meter resumes from, figures, verdicts and
+ * alerts. One small interface over interchangeable backends ("sqlite" today;
+ * store_backend.h is the vtable a PostgreSQL backend implements). */
+#ifndef DCEM_STORE_H
+#define DCEM_STORE_H
+
+#include "calendar.h"
+#include "counter.h"
+#include "figures.h"
+#include "split.h"
+#include "wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A handle is one database connection. It is not thread-safe: use one handle
+ * per thread (each opens its own connection to the same store). */
+typedef struct dcem_store dcem_store;
+
+#define DCEM_STORE_MAX_JSON (1024 * 1024)  /* a figures document, bytes */
+#define DCEM_STORE_MAX_MESSAGE 1024        /* an alert message or quarantine reason */
+#define DCEM_STORE_MAX_PRUNE_CHUNK 1000000 /* rows deleted per prune call at most */
+
+enum {
+    DCEM_STORE_SYNC_FULL = 0,   /* default: a commit is on stable storage when it returns */
+    DCEM_STORE_SYNC_NORMAL = 1, /* survives a process crash, may lose the last commits on
+                                   power loss: never where acks depend on it (docs/store.md) */
+};
+
+typedef struct dcem_store_opts {
+    int synchronous;     /* DCEM_STORE_SYNC_* */
+    int busy_timeout_ms; /* wait for another connection's lock; 0: 5000; < 0: do not wait */
+    int retention_days;  /* readings older than this are pruned; 0: kept for ever */
+    int prune_chunk; /* rows per dcem_store_prune call; 0: 10000; max DCEM_STORE_MAX_PRUNE_CHUNK */
+    int schema_version; /* 0: migrate to the newest schema. Tests and tools may stop at an
+                           older version; functions needing a later one then fail */
+} dcem_store_opts;
+
+/* Opens (creating if missing) the store of `backend` ("sqlite"; NULL means
+ * "sqlite") at `target` (sqlite: a file path; its directory must exist), and
+ * applies the pending schema migrations in one transaction. opts may be NULL
+ * (defaults). On success *out is a handle freed with dcem_store_close.
+ * Returns 0; DCEM_ECONFIG for an unknown backend, bad options, a file that is
+ * not a dcem store, or a schema NEWER than this program knows (upgrade the
+ * collector: it never writes into a schema it does not understand);
+ * DCEM_ESTORAGE when the file cannot be opened, put in WAL mode or migrated;
+ * DCEM_ENOMEM. Detail goes to err (may be NULL). */
+int dcem_store_open(const char *backend, const char *target, const dcem_store_opts *opts,
+                    dcem_store **out, char *err, size_t errlen);
+
+/* Closes the connection (an open explicit transaction is rolled back) and
+ * frees. NULL accepted. */
+void dcem_store_close(dcem_store *st);
+
+/* Detail of the last failure on this handle ("" if none); owned by st. */
+const char *dcem_store_error(const dcem_store *st);
+
+/* Name of the backend ("sqlite") and the schema version the store is at. */
+const char *dcem_store_backend_name(const dcem_store *st);
+int dcem_store_schema_version(const dcem_store *st);
+
+/*
+ * Errors of every function below: 0 on success; DCEM_EINVAL for an invalid
+ * argument or a row the schema's CHECK constraints refuse (nothing of the
+ * call is stored); DCEM_EFULL when the disk is full; DCEM_ESTORAGE for any
+ * other database failure (I/O, lock not obtained within busy_timeout_ms,
+ * corruption) — nothing of the call is stored and it may be retried;
+ * DCEM_ENOMEM; DCEM_ENOTFOUND where a lookup finds nothing. Detail in
+ * dcem_store_error().
+ *
+ * Transactions: every write call is atomic on its own (its own transaction,
+ * committed and — with DCEM_STORE_SYNC_FULL — on stable storage when it
+ * returns 0). Between dcem_store_begin and dcem_store_commit, write calls
+ * join one transaction instead: a failing call undoes only its own part
+ * (a savepoint), and nothing is durable before dcem_store_commit returns 0.
+ * The collector stores a batch, the intervals it produced and its meters'
+ * counter state in one such transaction, so a restart resumes exactly.
+ */
+int dcem_store_begin(dcem_store *st);
+int dcem_store_commit(dcem_store *st);   /* on failure the transaction is rolled back */
+int dcem_store_rollback(dcem_store *st); /* no-op without an open transaction */
+
+/* ---- batches and readings ----------------------------------------------------------------- */
+
+/* Stores batch b (decoded and validated by dcem_wire_decode_batch) received
+ * at received_ms (UTC wall clock): its batch row and all its readings, in one
+ * transaction, and moves the epoch's contiguous seq. A batch already stored
+ * — its (site, gateway, epoch, seq) has a row — changes nothing and sets
+ * *duplicate to 1 (re-ack it); otherwise *duplicate is 0. A reading
+ * already stored from another batch (same site, meter, t_ms) is kept as it
+ * was: readings are identified by (meter, t). duplicate may be NULL. Acking
+ * after a 0 return (outside an explicit transaction) is safe. */
+int dcem_store_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
+                         int *duplicate);
+
+/* Records an identified batch that failed validation (docs/wire-format.md,
+ * "Malformed payloads"): its raw payload (at most DCEM_WIRE_MAX_PAYLOAD
+ * bytes) and reason (dcem_wire_reason_name plus detail, at most
+ * DCEM_STORE_MAX_MESSAGE bytes) in the quarantine, and a batch row with no
+ * readings, so that it counts as stored for the contiguous seq and is acked
+ * like one. Duplicates as dcem_store_put_batch. */
+int dcem_store_put_quarantine(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                              uint64_t seq, int64_t received_ms, const char *reason,
+                              const void *payload, size_t len, int *duplicate);
+
+/* What the store knows of one (site, gateway, epoch). */
+typedef struct dcem_store_epoch {
+    char site[DCEM_ID_MAX];
+    char gateway[DCEM_ID_MAX];
+    uint64_t epoch;
+    uint64_t contiguous_seq;   /* H: every batch 1..H is stored (or was skipped); ack (epoch, H) */
+    uint64_t max_seq;          /* highest seq stored; > H means a gap: ask for resend from H + 1 */
+    uint64_t skipped;          /* seqs given up by dcem_store_skip_to (known missing data) */
+    int64_t first_ms, last_ms; /* received_ms of its first and latest stored batch */
+} dcem_store_epoch;
+
+/* The contiguous and highest stored seq of (site, gateway, epoch). The next
+ * expected seq is out->contiguous_seq + 1. DCEM_ENOTFOUND (out zeroed, ids
+ * and epoch filled in) when nothing of that epoch was stored: expect seq 1. */
+int dcem_store_gateway_seq(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                           dcem_store_epoch *out);
+
+/* Gives up on the batches of (site, gateway, epoch) up to seq — the agent no
+ * longer holds them (its birth says so) — so the contiguous seq moves to at
+ * least seq (and past any later batches already stored). The count of seqs
+ * given up is added to `skipped`: the hole shows as missing data. No-op when
+ * seq <= H. */
+int dcem_store_skip_to(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                       uint64_t seq);
+
+/* Calls fn for every (site, gateway, epoch) stored, ordered by site, gateway,
+ * epoch — on start, the collector re-acks each gateway's latest epoch. A
+ * non-zero return from fn stops the walk and is returned. fn must not call
+ * back into the store. */
+typedef int (*dcem_store_epoch_fn)(void *ctx, const dcem_store_epoch *e);
+int dcem_store_epochs(dcem_store *st, dcem_store_epoch_fn fn, void *ctx);
+
+/* One stored reading; strings are valid during the callback only. */
+typedef struct dcem_store_reading {
+    const char *site, *meter, *gateway;
+    int64_t t_ms;
+    int quality; /* dcem_wire_quality */
+    int has_kwh, has_kw;
+    double kwh, kw;
+    uint64_t epoch, seq; /* the batch that brought it */
+} dcem_store_reading;
+
+typedef int (*dcem_store_reading_fn)(void *ctx, const dcem_store_reading *r);
+
+/* Readings of site with from_ms <= t_ms < to_ms, ordered by (t_ms, meter) —
+ * the dcem-audit CSV export, and, with meter not NULL (only that meter, in
+ * time order), the collector's replay of a meter after late data. fn as in
+ * dcem_store_epochs. */
+int dcem_store_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
+                      int64_t to_ms, dcem_store_reading_fn fn, void *ctx);
+
+/* Deletes at most prune_chunk readings (one transaction) older than
+ * now_ms - retention_days, and at most as many batch rows (with their
+ * quarantine) received before then, of those the contiguous seq covers (a
+ * batch above it still has to close its gap). Intervals, rollups, counter
+ * state, figures, alerts and the epochs' seqs are never pruned. *deleted
+ * (may be NULL) gets the readings deleted: call again while it equals
+ * prune_chunk. A no-op when retention_days is 0. */
+int dcem_store_prune(dcem_store *st, int64_t now_ms, size_t *deleted);
+
+/* ---- interval energy and rollups ---------------------------------------------------------- */
+
+/* The periods an interval counts in, computed by the caller in the site's
+ * zone (the store computes no time zones): dcem_store_period_keys does it. */
+typedef struct dcem_store_keys {
+    int64_t hour_ms; /* UTC instant the local hour holding the interval starts */
+    int64_t day;     /* local day number (dcem_zone_day) */
+    int64_t month;   /* local year * 12 + (month - 1) */
+} dcem_store_keys;
+
+/* Keys of the local hour, day and month holding instant t_ms (pass an
+ * interval's start_ms). Pure: the zone is the caller's. */
+void dcem_store_period_keys(dcem_zone *z, int64_t t_ms, dcem_store_keys *out);
+
+/* Counter events attributed to one interval (the one holding the event's
+ * time): readings discarded as glitches, rollovers, resets. */
+typedef struct dcem_store_events {
+    int discarded, rollovers, resets;
+} dcem_store_events;
+
+/* Inserts or REPLACES the interval of (site, meter) starting at
+ * iv->start_ms — late data revises an interval, it never adds to it — and
+ * applies the difference (new - old) to the meter's hour, day and month
+ * rollups in the same transaction. ev may be NULL (no events). The energies
+ * must be finite and at most 1e9 kWh in magnitude, the times consistent
+ * (start < end, measured <= covered <= end - start <= 1 h) (DCEM_EINVAL). */
+int dcem_store_put_interval(dcem_store *st, const char *site, const char *meter,
+                            const dcem_interval *iv, const dcem_store_keys *keys,
+                            const dcem_store_events *ev);
+
+/* The stored interval of (site, meter) starting at start_ms; ev may be NULL.
+ * DCEM_ENOTFOUND when there is none. */
+int dcem_store_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
+                            dcem_interval *iv, dcem_store_events *ev);
+
+/* Intervals of site with from_ms <= start_ms < to_ms, ordered by (start_ms,
+ * meter); meter (valid during the callback) names each one's meter. */
+typedef int (*dcem_store_interval_fn)(void *ctx, const char *meter, const dcem_interval *iv,
+                                      const dcem_store_events *ev);
+int dcem_store_intervals(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                         dcem_store_interval_fn fn, void *ctx);
+
+/* One meter's sums over one hour, day or month. Energies are kept as whole
+ * micro-kWh (each interval's kWh rounded once, to 1e-6 kWh), so a rollup is
+ * exactly the sum of its intervals whatever the order of revisions, and
+ * reports built from it are reproducible to the bit. */
+typedef struct dcem_store_rollup {
+    char meter[DCEM_ID_MAX];
+    int kind;    /* DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY or DCEM_PERIOD_MONTH */
+    int64_t key; /* hour_ms, day or month as in dcem_store_keys */
+    double kwh, estimated_kwh, integrated_kwh;
+    int64_t measured_ms, covered_ms;
+    long intervals, estimated_intervals, integrated_intervals;
+    long discarded_readings, rollovers, resets;
+} dcem_store_rollup;
+
+/* The rollup of (site, meter, kind, key); DCEM_ENOTFOUND when no interval
+ * counts in it. */
+int dcem_store_get_rollup(dcem_store *st, const char *site, const char *meter, int kind,
+                          int64_t key, dcem_store_rollup *out);
+
+/* Rollups of every meter of site of one kind with from_key <= key < to_key,
+ * ordered by (key, meter). */
+typedef int (*dcem_store_rollup_fn)(void *ctx, const dcem_store_rollup *r);
+int dcem_store_rollups(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                       dcem_store_rollup_fn fn, void *ctx);
+
+/* Adds a rollup into the sums common/figures.h takes (call once per rollup
+ * of the period); expected_ms is left to the caller. */
+void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r);
+
+/* ---- per-meter state ---------------------------------------------------------------------- */
+
+/* Saves the counter and splitter of (site, meter) exactly (configuration
+ * included), replacing what was saved. updated_ms labels it. */
+int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
+                               const dcem_counter *c, const dcem_splitter *s, int64_t updated_ms);
+
+/* Restores them: *c and *s are overwritten; the splitter works in tz (which
+ * must outlive it, as for dcem_splitter_init). DCEM_ENOTFOUND when nothing
+ * was saved (start the meter with dcem_counter_init / dcem_splitter_init). */
+int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter,
+                               const dcem_tz *tz, dcem_counter *c, dcem_splitter *s,
+                               int64_t *updated_ms);
+
+/* ---- figures, verdicts, alerts ------------------------------------------------------------ */
+
+/* Inserts or replaces the figures-and-verdicts JSON document (NUL-terminated,
+ * valid JSON, at most DCEM_STORE_MAX_JSON bytes) of site for one period:
+ * kind is a dcem_period_kind; period_key the interval's or hour's start_ms,
+ * the local day number, the month (year*12+m-1) or the year. */
+int dcem_store_put_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
+                           const char *json, int64_t computed_ms);
+
+/* The stored document: *json is a new NUL-terminated copy the caller frees
+ * with free(); computed_ms may be NULL. DCEM_ENOTFOUND when there is none. */
+int dcem_store_get_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
+                           char **json, int64_t *computed_ms);
+
+/* Documents of site of one kind with from_key <= period_key < to_key, in
+ * key order; json is valid during the callback only. */
+typedef int (*dcem_store_figures_fn)(void *ctx, int64_t period_key, const char *json,
+                                     int64_t computed_ms);
+int dcem_store_figures(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                       dcem_store_figures_fn fn, void *ctx);
+
+enum { DCEM_STORE_ALERT_RAISED = 0, DCEM_STORE_ALERT_CLEARED = 1 };
+
+/* An alert: appended, never updated — a change of state is a new row. */
+typedef struct dcem_store_alert {
+    int64_t id;          /* set by the store */
+    const char *site;    /* an id */
+    int64_t t_ms;        /* when it was raised / cleared */
+    const char *kind;    /* an id, e.g. a verdict name ("cap_exceeded") */
+    const char *message; /* at most DCEM_STORE_MAX_MESSAGE bytes */
+    int state;           /* DCEM_STORE_ALERT_* */
+} dcem_store_alert;
+
+/* Appends alert a; *id (may be NULL) receives its id. */
+int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id);
+
+/* Alerts of site (NULL: every site) with from_ms <= t_ms < to_ms, ordered by
+ * (t_ms, id); strings valid during the callback. */
+typedef int (*dcem_store_alert_fn)(void *ctx, const dcem_store_alert *a);
+int dcem_store_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                      dcem_store_alert_fn fn, void *ctx);
+
+/* ---- health ------------------------------------------------------------------------------- */
+
+/* Since open; counts of a write call inside an explicit transaction join at
+ * its commit. */
+typedef struct dcem_store_stat {
+    uint64_t batches;            /* stored */
+    uint64_t duplicates;         /* put_batch / put_quarantine that found the batch stored */
+    uint64_t duplicate_mismatch; /* of those, the stored row has another reading count */
+    uint64_t quarantined;
+    uint64_t readings;           /* inserted */
+    uint64_t readings_replayed;  /* already stored from another batch: kept as they were */
+    uint64_t intervals;          /* inserted */
+    uint64_t interval_revisions; /* replaced */
+    uint64_t pruned_readings, pruned_batches;
+    uint64_t failed; /* write calls that failed and were undone */
+} dcem_store_stat;
+
+void dcem_store_stats(const dcem_store *st, dcem_store_stat *out);
+
+#endif

@@ -1,0 +1,95 @@
+/* store_backend.h — what a storage backend implements (libmodbus's
+ * modbus_backend_t pattern): a table of functions over an opaque connection.
+ * store.c checks every argument and keeps the statistics, then dispatches;
+ * a backend receives only valid ids, ranges and pointers. Private to
+ * gateway/store: callers use store.h. */
+#ifndef DCEM_STORE_BACKEND_H
+#define DCEM_STORE_BACKEND_H
+
+#include "store.h"
+
+/* Each function gets the handle; its connection is st->impl. Return codes,
+ * transactions and callbacks as documented in store.h. Write functions add
+ * what they did to st->call (zeroed by store.c before the call, merged into
+ * the statistics when the call — or the explicit transaction — commits) and
+ * must leave nothing behind when they fail. Detail of a failure goes through
+ * dcem_store_set_error. */
+typedef struct dcem_store_backend {
+    const char *name;
+
+    /* Connects to target, applies the schema migrations up to
+     * st->opts.schema_version (0: all), sets st->impl and st->schema_version.
+     * On failure st->impl is left NULL (or close must cope with it). */
+    int (*open)(dcem_store *st, const char *target);
+    void (*close)(dcem_store *st);
+
+    int (*begin)(dcem_store *st);
+    int (*commit)(dcem_store *st);
+    int (*rollback)(dcem_store *st);
+
+    int (*put_batch)(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms, int *duplicate);
+    int (*put_quarantine)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                          uint64_t seq, int64_t received_ms, const char *reason,
+                          const void *payload, size_t len, int *duplicate);
+    /* io->site, io->gateway and io->epoch are set; the rest is filled in */
+    int (*gateway_seq)(dcem_store *st, dcem_store_epoch *io);
+    int (*skip_to)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                   uint64_t seq);
+    int (*epochs)(dcem_store *st, dcem_store_epoch_fn fn, void *ctx);
+    int (*export_readings)(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
+                           int64_t to_ms, dcem_store_reading_fn fn, void *ctx);
+    /* cutoff_ms already computed from retention_days; chunk >= 1 */
+    int (*prune)(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *deleted);
+
+    int (*put_interval)(dcem_store *st, const char *site, const char *meter,
+                        const dcem_interval *iv, const dcem_store_keys *keys,
+                        const dcem_store_events *ev);
+    int (*get_interval)(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
+                        dcem_interval *iv, dcem_store_events *ev);
+    int (*intervals)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                     dcem_store_interval_fn fn, void *ctx);
+    int (*get_rollup)(dcem_store *st, const char *site, const char *meter, int kind, int64_t key,
+                      dcem_store_rollup *out);
+    int (*rollups)(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                   dcem_store_rollup_fn fn, void *ctx);
+
+    int (*put_meter_state)(dcem_store *st, const char *site, const char *meter,
+                           const dcem_counter *c, const dcem_splitter *s, int64_t updated_ms);
+    int (*get_meter_state)(dcem_store *st, const char *site, const char *meter, const dcem_tz *tz,
+                           dcem_counter *c, dcem_splitter *s, int64_t *updated_ms);
+
+    int (*put_figures)(dcem_store *st, const char *site, int kind, int64_t period_key,
+                       const char *json, size_t len, int64_t computed_ms);
+    int (*get_figures)(dcem_store *st, const char *site, int kind, int64_t period_key, char **json,
+                       int64_t *computed_ms);
+    int (*figures)(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                   dcem_store_figures_fn fn, void *ctx);
+    int (*add_alert)(dcem_store *st, const dcem_store_alert *a, int64_t *id);
+    int (*alerts)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                  dcem_store_alert_fn fn, void *ctx);
+} dcem_store_backend;
+
+struct dcem_store {
+    const dcem_store_backend *be;
+    void *impl;           /* the backend's connection */
+    dcem_store_opts opts; /* defaults applied */
+    int schema_version;
+    int in_tx;               /* between dcem_store_begin and commit / rollback */
+    dcem_store_stat stats;   /* committed */
+    dcem_store_stat pending; /* done inside the open explicit transaction */
+    dcem_store_stat call;    /* done by the current write call */
+    char err[512];
+};
+
+/* Formats the detail of a failure into st->err. */
+void dcem_store_set_error(dcem_store *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Largest interval energy the store accepts, in kWh (so that a month of
+ * micro-kWh sums stays far inside int64). */
+#define DCEM_STORE_MAX_KWH 1e9
+
+/* The backends built in. */
+extern const dcem_store_backend dcem_store_sqlite_backend;
+
+#endif

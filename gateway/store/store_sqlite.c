@@ -1,0 +1,1560 @@
+/* store_sqlite.c — the embedded SQLite backend of the store: one file in
+ * WAL mode with synchronous=FULL, so a commit that returned is on stable
+ * storage before the collector acks; schema migrations at open; every
+ * statement parameterised, prepared once on first use and reused. */
+#include "store_backend.h"
+
+#include "errors.h"
+
+#include <sqlite3.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define APPLICATION_ID 0x6463656d /* "dcem" in the file header: refuse other databases */
+#define JOURNAL_SIZE_LIMIT (64 * 1024 * 1024) /* WAL file truncated to this after checkpoints */
+
+/* ---- schema ------------------------------------------------------------------------------- */
+
+/* Ordered migrations: step N takes a store from version N-1 to N. Append new
+ * steps, never edit a released one (stores in the field ran it). All pending
+ * steps run in one transaction at open. docs/store.md describes each table. */
+/* clang-format off: the SQL is laid out as SQL */
+#define ID_CHECK(col) "length(" col ") BETWEEN 1 AND 63 AND " col " NOT GLOB '*[^A-Za-z0-9._-]*'"
+#define MAX_INT "9007199254740991" /* 2^53 - 1, the wire format's integer range */
+
+static const struct migration {
+    const char *name;
+    const char *sql;
+} migrations[] = {
+    {"batches, readings, quarantine",
+     "CREATE TABLE epochs (\n"
+     " site TEXT NOT NULL, gateway TEXT NOT NULL,\n"
+     " epoch INTEGER NOT NULL CHECK (epoch BETWEEN 1 AND " MAX_INT "),\n"
+     " contiguous_seq INTEGER NOT NULL DEFAULT 0\n"
+     "  CHECK (contiguous_seq BETWEEN 0 AND " MAX_INT "),\n"
+     " max_seq INTEGER NOT NULL DEFAULT 0 CHECK (max_seq BETWEEN 0 AND " MAX_INT "),\n"
+     " skipped INTEGER NOT NULL DEFAULT 0 CHECK (skipped >= 0),\n"
+     " first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,\n"
+     " PRIMARY KEY (site, gateway, epoch)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+
+     "CREATE TABLE batches (\n"
+     " site TEXT NOT NULL CHECK (" ID_CHECK(
+         "site") "),\n"
+                 " gateway TEXT NOT NULL CHECK (" ID_CHECK(
+                     "gateway") "),\n"
+                                " epoch INTEGER NOT NULL,\n"
+                                " seq INTEGER NOT NULL CHECK (seq BETWEEN 1 AND " MAX_INT "),\n"
+                                " received_ms INTEGER NOT NULL,\n"
+                                " n_readings INTEGER NOT NULL CHECK (n_readings BETWEEN 0 AND "
+                                "10000),\n"
+                                " n_new INTEGER NOT NULL DEFAULT 0 CHECK (n_new BETWEEN 0 AND "
+                                "n_readings),\n"
+                                " quarantined INTEGER NOT NULL DEFAULT 0 CHECK (quarantined IN (0, "
+                                "1)),\n"
+                                " UNIQUE (site, gateway, epoch, seq),\n"
+                                " FOREIGN KEY (site, gateway, epoch) REFERENCES epochs (site, "
+                                "gateway, epoch)\n"
+                                ") STRICT;\n"
+                                "CREATE INDEX batches_received ON batches (received_ms);\n"
+
+                                "CREATE TABLE readings (\n"
+                                " site TEXT NOT NULL,\n"
+                                " meter TEXT NOT NULL CHECK (" ID_CHECK(
+                                    "meter") "),\n"
+                                             " t_ms INTEGER NOT NULL CHECK (t_ms BETWEEN 0 AND "
+                                             "253402300799999),\n"
+                                             " kwh REAL CHECK (kwh BETWEEN -1e308 AND 1e308),\n"
+                                             " kw REAL CHECK (kw BETWEEN -1e308 AND 1e308),\n"
+                                             " quality INTEGER NOT NULL CHECK (quality BETWEEN 0 "
+                                             "AND 3),\n"
+                                             " gateway TEXT NOT NULL, epoch INTEGER NOT NULL, seq "
+                                             "INTEGER NOT NULL,\n"
+                                             " CHECK (quality <> 3 OR (kwh IS NULL AND kw IS "
+                                             "NULL)),\n"
+                                             " PRIMARY KEY (site, t_ms, meter)\n"
+                                             ") STRICT, WITHOUT ROWID;\n"
+
+                                             "CREATE TABLE quarantine (\n"
+                                             " site TEXT NOT NULL, gateway TEXT NOT NULL, epoch "
+                                             "INTEGER NOT NULL, seq INTEGER NOT NULL,\n"
+                                             " received_ms INTEGER NOT NULL,\n"
+                                             " reason TEXT NOT NULL CHECK (length(reason) <= "
+                                             "1024),\n"
+                                             " payload BLOB NOT NULL CHECK (length(payload) <= "
+                                             "1048576),\n"
+                                             " PRIMARY KEY (site, gateway, epoch, seq),\n"
+                                             " FOREIGN KEY (site, gateway, epoch, seq) REFERENCES "
+                                             "batches (site, gateway, epoch, seq)\n"
+                                             "  ON DELETE CASCADE\n"
+                                             ") STRICT;\n"},
+
+    {"intervals, rollups, meter state, figures, alerts",
+     "CREATE TABLE intervals (\n"
+     " site TEXT NOT NULL, meter TEXT NOT NULL CHECK (" ID_CHECK(
+         "meter") "),\n"
+                  " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,\n"
+                  " kwh REAL NOT NULL, estimated_kwh REAL NOT NULL, integrated_kwh REAL NOT NULL,\n"
+                  " measured_ms INTEGER NOT NULL, covered_ms INTEGER NOT NULL, flags INTEGER NOT "
+                  "NULL,\n"
+                  " discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL, resets INTEGER NOT "
+                  "NULL,\n"
+                  " hour_ms INTEGER NOT NULL, day INTEGER NOT NULL, month INTEGER NOT NULL,\n"
+                  " revisions INTEGER NOT NULL DEFAULT 0,\n"
+                  " CHECK (end_ms > start_ms AND end_ms - start_ms <= 3600000),\n"
+                  " CHECK (measured_ms >= 0 AND measured_ms <= covered_ms\n"
+                  "  AND covered_ms <= end_ms - start_ms),\n"
+                  " CHECK (abs(kwh) <= 1e9 AND abs(estimated_kwh) <= 1e9 AND abs(integrated_kwh) "
+                  "<= 1e9),\n"
+                  " CHECK (flags >= 0 AND discarded >= 0 AND rollovers >= 0 AND resets >= 0),\n"
+                  " PRIMARY KEY (site, start_ms, meter)\n"
+                  ") STRICT, WITHOUT ROWID;\n"
+
+                  /* kind: 1 hour, 2 day, 3 month (dcem_period_kind); energies in micro-kWh */
+                  "CREATE TABLE rollups (\n"
+                  " site TEXT NOT NULL, kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),\n"
+                  " key INTEGER NOT NULL, meter TEXT NOT NULL,\n"
+                  " kwh_ukwh INTEGER NOT NULL, estimated_ukwh INTEGER NOT NULL,\n"
+                  " integrated_ukwh INTEGER NOT NULL,\n"
+                  " measured_ms INTEGER NOT NULL, covered_ms INTEGER NOT NULL,\n"
+                  " intervals INTEGER NOT NULL, estimated_intervals INTEGER NOT NULL,\n"
+                  " integrated_intervals INTEGER NOT NULL,\n"
+                  " discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL, resets INTEGER NOT "
+                  "NULL,\n"
+                  " CHECK (intervals >= 0 AND estimated_intervals BETWEEN 0 AND intervals\n"
+                  "  AND integrated_intervals BETWEEN 0 AND intervals AND measured_ms >= 0\n"
+                  "  AND covered_ms >= measured_ms AND discarded >= 0 AND rollovers >= 0 AND "
+                  "resets >= 0),\n"
+                  " PRIMARY KEY (site, kind, key, meter)\n"
+                  ") STRICT, WITHOUT ROWID;\n"
+
+                  /* dcem_counter and dcem_splitter field by field; a NULL REAL is a NaN */
+                  "CREATE TABLE meter_state (\n"
+                  " site TEXT NOT NULL, meter TEXT NOT NULL CHECK (" ID_CHECK(
+                      "meter") "),\n"
+                               " rated_kw REAL, modulo_kwh REAL, resolution_kwh REAL, margin "
+                               "REAL,\n"
+                               " gap_ms INTEGER NOT NULL, max_gap_ms INTEGER NOT NULL,\n"
+                               " mode INTEGER NOT NULL, have_anchor INTEGER NOT NULL, have_pending "
+                               "INTEGER NOT NULL,\n"
+                               " have_late INTEGER NOT NULL,\n"
+                               " anchor_t INTEGER NOT NULL, pending_t INTEGER NOT NULL, late_t "
+                               "INTEGER NOT NULL,\n"
+                               " last_t INTEGER NOT NULL,\n"
+                               " anchor_v REAL, pending_v REAL, late_v REAL,\n"
+                               " split_len_ms INTEGER NOT NULL CHECK (split_len_ms BETWEEN 60000 "
+                               "AND 3600000),\n"
+                               " split_open INTEGER NOT NULL CHECK (split_open IN (0, 1)),\n"
+                               " cur_start_ms INTEGER NOT NULL, cur_end_ms INTEGER NOT NULL,\n"
+                               " cur_kwh REAL, cur_estimated_kwh REAL, cur_integrated_kwh REAL,\n"
+                               " cur_measured_ms INTEGER NOT NULL, cur_covered_ms INTEGER NOT "
+                               "NULL,\n"
+                               " cur_flags INTEGER NOT NULL,\n"
+                               " updated_ms INTEGER NOT NULL,\n"
+                               " PRIMARY KEY (site, meter)\n"
+                               ") STRICT, WITHOUT ROWID;\n"
+
+                               "CREATE TABLE figures (\n"
+                               " site TEXT NOT NULL CHECK (" ID_CHECK(
+                                   "site") "),\n"
+                                           " kind INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 4),\n"
+                                           " period_key INTEGER NOT NULL,\n"
+                                           " json TEXT NOT NULL CHECK (json_valid(json)),\n"
+                                           " computed_ms INTEGER NOT NULL,\n"
+                                           " PRIMARY KEY (site, kind, period_key)\n"
+                                           ") STRICT;\n"
+
+                                           "CREATE TABLE alerts (\n"
+                                           " id INTEGER PRIMARY KEY,\n"
+                                           " site TEXT NOT NULL CHECK (" ID_CHECK(
+                                               "site") "),\n"
+                                                       " t_ms INTEGER NOT NULL,\n"
+                                                       " kind TEXT NOT NULL CHECK (" ID_CHECK(
+                                                           "kind") "),\n"
+                                                                   " message TEXT NOT NULL CHECK "
+                                                                   "(length(message) <= 1024),\n"
+                                                                   " state TEXT NOT NULL CHECK "
+                                                                   "(state IN ('raised', "
+                                                                   "'cleared'))\n"
+                                                                   ") STRICT;\n"
+                                                                   "CREATE INDEX alerts_site_time "
+                                                                   "ON alerts (site, t_ms);\n"
+                                                                   "CREATE INDEX alerts_time ON "
+                                                                   "alerts (t_ms);\n"},
+};
+/* clang-format on */
+#define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
+
+/* ---- statements --------------------------------------------------------------------------- */
+
+enum {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
+    S_EPOCH_ENSURE,
+    S_EPOCH_GET,
+    S_EPOCH_SET,
+    S_EPOCHS,
+    S_BATCH_INSERT,
+    S_BATCH_NREAD,
+    S_BATCH_EXISTS,
+    S_BATCH_COUNT,
+    S_BATCH_SET_NEW,
+    S_READING_INSERT,
+    S_QUARANTINE_INSERT,
+    S_EXPORT_SITE,
+    S_EXPORT_METER,
+    S_PRUNE_SITES,
+    S_PRUNE_READINGS,
+    S_PRUNE_BATCHES,
+    S_IV_GET,
+    S_IV_UPSERT,
+    S_IV_RANGE,
+    S_ROLLUP_UPDATE,
+    S_ROLLUP_INSERT,
+    S_ROLLUP_DROP_EMPTY,
+    S_ROLLUP_GET,
+    S_ROLLUP_RANGE,
+    S_STATE_PUT,
+    S_STATE_GET,
+    S_FIG_PUT,
+    S_FIG_GET,
+    S_FIG_RANGE,
+    S_ALERT_ADD,
+    S_ALERTS_SITE,
+    S_ALERTS_ALL,
+    S_COUNT
+};
+
+/* clang-format off */
+#define IV_COLS                                                                                  \
+    "end_ms, kwh, estimated_kwh, integrated_kwh, measured_ms, covered_ms, flags, discarded, "   \
+    "rollovers, resets, hour_ms, day, month"
+#define ROLLUP_COLS                                                                              \
+    "kwh_ukwh, estimated_ukwh, integrated_ukwh, measured_ms, covered_ms, intervals, "            \
+    "estimated_intervals, integrated_intervals, discarded, rollovers, resets"
+#define STATE_COLS                                                                               \
+    "rated_kw, modulo_kwh, resolution_kwh, margin, gap_ms, max_gap_ms, mode, have_anchor, "     \
+    "have_pending, have_late, anchor_t, pending_t, late_t, last_t, anchor_v, pending_v, "       \
+    "late_v, split_len_ms, split_open, cur_start_ms, cur_end_ms, cur_kwh, cur_estimated_kwh, "  \
+    "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms"
+#define EPOCH_COLS "site, gateway, epoch, contiguous_seq, max_seq, skipped, first_ms, last_ms"
+#define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq"
+
+static const char *const sql_text[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT dcem_op",
+    [S_RELEASE] = "RELEASE dcem_op",
+    [S_ROLLBACK_TO] = "ROLLBACK TO dcem_op",
+
+    [S_EPOCH_ENSURE] = "INSERT INTO epochs (site, gateway, epoch, first_ms, last_ms)"
+                       " VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+    [S_EPOCH_GET] = "SELECT " EPOCH_COLS " FROM epochs"
+                    " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3",
+    [S_EPOCH_SET] = "UPDATE epochs SET contiguous_seq = ?4, max_seq = max(max_seq, ?5),"
+                    " skipped = skipped + ?6, last_ms = max(last_ms, ?7)"
+                    " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3",
+    [S_EPOCHS] = "SELECT " EPOCH_COLS " FROM epochs ORDER BY site, gateway, epoch",
+
+    [S_BATCH_INSERT] = "INSERT INTO batches (site, gateway, epoch, seq, received_ms, n_readings,"
+                       " quarantined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                       " ON CONFLICT (site, gateway, epoch, seq) DO NOTHING",
+    [S_BATCH_NREAD] = "SELECT n_readings FROM batches"
+                      " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3 AND seq = ?4",
+    [S_BATCH_EXISTS] = "SELECT 1 FROM batches"
+                       " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3 AND seq = ?4",
+    [S_BATCH_COUNT] = "SELECT count(*) FROM batches"
+                      " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3 AND seq > ?4 AND seq <= ?5",
+    [S_BATCH_SET_NEW] = "UPDATE batches SET n_new = ?5"
+                        " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3 AND seq = ?4",
+    /* ON CONFLICT names the key, unlike INSERT OR IGNORE, which would also
+     * silently skip rows that break a CHECK */
+    [S_READING_INSERT] = "INSERT INTO readings"
+                         " (site, meter, t_ms, kwh, kw, quality, gateway, epoch, seq)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                         " ON CONFLICT (site, t_ms, meter) DO NOTHING",
+    [S_QUARANTINE_INSERT] = "INSERT INTO quarantine"
+                            " (site, gateway, epoch, seq, received_ms, reason, payload)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+
+    [S_EXPORT_SITE] = "SELECT " READING_COLS " FROM readings"
+                      " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, meter",
+    [S_EXPORT_METER] = "SELECT " READING_COLS " FROM readings"
+                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 AND meter = ?4 ORDER BY t_ms",
+
+    [S_PRUNE_SITES] = "SELECT DISTINCT site FROM epochs",
+    [S_PRUNE_READINGS] = "DELETE FROM readings WHERE site = ?1 AND (t_ms, meter) IN"
+                         " (SELECT t_ms, meter FROM readings WHERE site = ?1 AND t_ms < ?2"
+                         "  ORDER BY t_ms LIMIT ?3)",
+    [S_PRUNE_BATCHES] = "DELETE FROM batches WHERE rowid IN"
+                        " (SELECT b.rowid FROM batches b JOIN epochs e"
+                        "  ON e.site = b.site AND e.gateway = b.gateway AND e.epoch = b.epoch"
+                        "  WHERE b.received_ms < ?1 AND b.seq <= e.contiguous_seq"
+                        "  ORDER BY b.received_ms LIMIT ?2)",
+
+    [S_IV_GET] = "SELECT " IV_COLS " FROM intervals"
+                 " WHERE site = ?1 AND start_ms = ?2 AND meter = ?3",
+    [S_IV_UPSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                    " ?14, ?15, ?16)"
+                    " ON CONFLICT (site, start_ms, meter) DO UPDATE SET"
+                    " end_ms = excluded.end_ms, kwh = excluded.kwh,"
+                    " estimated_kwh = excluded.estimated_kwh,"
+                    " integrated_kwh = excluded.integrated_kwh,"
+                    " measured_ms = excluded.measured_ms, covered_ms = excluded.covered_ms,"
+                    " flags = excluded.flags, discarded = excluded.discarded,"
+                    " rollovers = excluded.rollovers, resets = excluded.resets,"
+                    " hour_ms = excluded.hour_ms, day = excluded.day, month = excluded.month,"
+                    " revisions = revisions + 1",
+    [S_IV_RANGE] = "SELECT meter, start_ms, " IV_COLS " FROM intervals"
+                   " WHERE site = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms, meter",
+    /* a difference is applied with UPDATE, and a row is INSERTed only when
+     * there is none: an upsert would check the difference row itself
+     * against the CHECKs (SQLite checks them before the conflict), and a
+     * difference is negative whenever a revision lowers a sum */
+    [S_ROLLUP_UPDATE] = "UPDATE rollups SET"
+                        " kwh_ukwh = kwh_ukwh + ?5, estimated_ukwh = estimated_ukwh + ?6,"
+                        " integrated_ukwh = integrated_ukwh + ?7,"
+                        " measured_ms = measured_ms + ?8, covered_ms = covered_ms + ?9,"
+                        " intervals = intervals + ?10,"
+                        " estimated_intervals = estimated_intervals + ?11,"
+                        " integrated_intervals = integrated_intervals + ?12,"
+                        " discarded = discarded + ?13, rollovers = rollovers + ?14,"
+                        " resets = resets + ?15"
+                        " WHERE site = ?1 AND kind = ?2 AND key = ?3 AND meter = ?4",
+    [S_ROLLUP_INSERT] = "INSERT INTO rollups (site, kind, key, meter, " ROLLUP_COLS ")"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                        " ?14, ?15)",
+    [S_ROLLUP_DROP_EMPTY] = "DELETE FROM rollups WHERE site = ?1 AND kind = ?2 AND key = ?3"
+                            " AND meter = ?4 AND intervals = 0",
+    [S_ROLLUP_GET] = "SELECT meter, kind, key, " ROLLUP_COLS " FROM rollups"
+                     " WHERE site = ?1 AND kind = ?2 AND key = ?3 AND meter = ?4",
+    [S_ROLLUP_RANGE] = "SELECT meter, kind, key, " ROLLUP_COLS " FROM rollups"
+                       " WHERE site = ?1 AND kind = ?2 AND key >= ?3 AND key < ?4"
+                       " ORDER BY key, meter",
+
+    [S_STATE_PUT] = "INSERT OR REPLACE INTO meter_state (site, meter, " STATE_COLS ") VALUES"
+                    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+                    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+    [S_STATE_GET] = "SELECT " STATE_COLS " FROM meter_state WHERE site = ?1 AND meter = ?2",
+
+    [S_FIG_PUT] = "INSERT OR REPLACE INTO figures (site, kind, period_key, json, computed_ms)"
+                  " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_FIG_GET] = "SELECT json, computed_ms FROM figures"
+                  " WHERE site = ?1 AND kind = ?2 AND period_key = ?3",
+    [S_FIG_RANGE] = "SELECT period_key, json, computed_ms FROM figures"
+                    " WHERE site = ?1 AND kind = ?2"
+                    " AND period_key >= ?3 AND period_key < ?4 ORDER BY period_key",
+
+    [S_ALERT_ADD] = "INSERT INTO alerts (site, t_ms, kind, message, state)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_ALERTS_SITE] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
+                      " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, id",
+    [S_ALERTS_ALL] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
+                     " WHERE t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, id",
+};
+
+/* clang-format on */
+
+typedef struct sq {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use, finalized at close */
+    int aborted;                 /* SQLite rolled the explicit transaction back after a failure */
+} sq;
+
+static sq *conn(dcem_store *st)
+{
+    return st->impl;
+}
+
+/* Maps an SQLite result code to a dcem error. */
+static int map_rc(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_NOMEM:
+        return DCEM_ENOMEM;
+    case SQLITE_FULL:
+        return DCEM_EFULL;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+        return DCEM_EINVAL;
+    default:
+        return DCEM_ESTORAGE;
+    }
+}
+
+/* Records the failure of `what` (with SQLite's own message, read now: a
+ * rollback would replace it) and returns the dcem code. */
+static int fail(dcem_store *st, const char *what, int rc)
+{
+    sq *c = conn(st);
+    const char *msg = c && c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+    dcem_store_set_error(st, "%s: %s (sqlite %d)", what, msg, rc);
+    return map_rc(rc);
+}
+
+static sqlite3_stmt *stmt(dcem_store *st, int id)
+{
+    sq *c = conn(st);
+    if (!c->stmt[id]) {
+        int rc = sqlite3_prepare_v3(c->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                    &c->stmt[id], NULL);
+        if (rc != SQLITE_OK) {
+            fail(st, "prepare", rc);
+            c->stmt[id] = NULL;
+            return NULL;
+        }
+    }
+    return c->stmt[id];
+}
+
+/* Resets a statement after use and drops its bindings, so no pointer into
+ * the caller's memory outlives the call. */
+static void done(sqlite3_stmt *s)
+{
+    if (!s) return;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+/* Steps s once: 1 for a row, 0 when done, < 0 (a dcem error) on failure. */
+static int step(dcem_store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    return fail(st, what, rc);
+}
+
+/* Runs a statement that returns no rows. */
+static int run(dcem_store *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = step(st, s, what);
+    done(s);
+    return rc > 0 ? 0 : rc;
+}
+
+static int run_id(dcem_store *st, int id, const char *what)
+{
+    sqlite3_stmt *s = stmt(st, id);
+    if (!s) return DCEM_ESTORAGE;
+    return run(st, s, what);
+}
+
+/* Binders: text is bound SQLITE_STATIC, valid until done() clears it. */
+static void b_text(sqlite3_stmt *s, int i, const char *v)
+{
+    sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+}
+
+static void b_i64(sqlite3_stmt *s, int i, int64_t v)
+{
+    sqlite3_bind_int64(s, i, v);
+}
+
+static void b_u64(sqlite3_stmt *s, int i, uint64_t v) /* v <= 2^53 - 1, checked by store.c */
+{
+    sqlite3_bind_int64(s, i, (sqlite3_int64)v);
+}
+
+/* SQLite stores NaN as NULL anyway; saying so makes the round trip explicit. */
+static void b_real(sqlite3_stmt *s, int i, double v)
+{
+    if (isnan(v))
+        sqlite3_bind_null(s, i);
+    else
+        sqlite3_bind_double(s, i, v);
+}
+
+static double c_real(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
+}
+
+static int64_t c_i64(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_int64(s, i);
+}
+
+static uint64_t c_u64(sqlite3_stmt *s, int i)
+{
+    sqlite3_int64 v = sqlite3_column_int64(s, i);
+    return v < 0 ? 0 : (uint64_t)v;
+}
+
+static int c_int(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_int(s, i);
+}
+
+static const char *c_text(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+    return t ? (const char *)t : "";
+}
+
+static void copy_id(char dst[DCEM_ID_MAX], const char *src)
+{
+    size_t n = strnlen(src, DCEM_ID_MAX - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* ---- transactions ------------------------------------------------------------------------- */
+
+/* Every write call runs between op_begin and op_end: its own IMMEDIATE
+ * transaction (the write lock taken up front, so it can never fail half-way
+ * for a lock) or, inside an explicit transaction, a savepoint. */
+static int op_begin(dcem_store *st)
+{
+    sq *c = conn(st);
+    if (st->in_tx && c->aborted) {
+        dcem_store_set_error(st, "the transaction was rolled back by an earlier failure");
+        return DCEM_ESTORAGE;
+    }
+    return run_id(st, st->in_tx ? S_SAVEPOINT : S_BEGIN, "begin");
+}
+
+static int op_end(dcem_store *st, int rc)
+{
+    sq *c = conn(st);
+    if (rc == 0) {
+        int r = run_id(st, st->in_tx ? S_RELEASE : S_COMMIT, "commit");
+        if (r == 0) return 0;
+        rc = r;
+    }
+    /* Some failures (I/O, disk full) make SQLite roll back the whole
+     * transaction itself: then there is nothing left to undo here. */
+    if (sqlite3_get_autocommit(c->db)) {
+        if (st->in_tx) c->aborted = 1;
+        return rc;
+    }
+    if (st->in_tx) {
+        sqlite3_stmt *s = stmt(st, S_ROLLBACK_TO);
+        if (s) sqlite3_step(s), sqlite3_reset(s);
+        s = stmt(st, S_RELEASE);
+        if (s) sqlite3_step(s), sqlite3_reset(s);
+    } else {
+        sqlite3_stmt *s = stmt(st, S_ROLLBACK);
+        if (s) sqlite3_step(s), sqlite3_reset(s);
+    }
+    return rc;
+}
+
+static int sq_begin(dcem_store *st)
+{
+    conn(st)->aborted = 0;
+    return run_id(st, S_BEGIN, "begin");
+}
+
+static int sq_commit(dcem_store *st)
+{
+    sq *c = conn(st);
+    if (c->aborted) {
+        c->aborted = 0;
+        dcem_store_set_error(st, "commit: the transaction was rolled back by an earlier failure");
+        return DCEM_ESTORAGE;
+    }
+    int rc = run_id(st, S_COMMIT, "commit");
+    if (rc && !sqlite3_get_autocommit(c->db)) {
+        sqlite3_stmt *s = stmt(st, S_ROLLBACK);
+        if (s) sqlite3_step(s), sqlite3_reset(s);
+    }
+    return rc;
+}
+
+static int sq_rollback(dcem_store *st)
+{
+    sq *c = conn(st);
+    c->aborted = 0;
+    if (sqlite3_get_autocommit(c->db)) return 0;
+    return run_id(st, S_ROLLBACK, "rollback");
+}
+
+/* ---- open and migrations ------------------------------------------------------------------ */
+
+static int exec(dcem_store *st, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(conn(st)->db, sql, NULL, NULL, &msg);
+    if (rc == SQLITE_OK) return 0;
+    dcem_store_set_error(st, "%s: %s (sqlite %d)", what, msg ? msg : sqlite3_errstr(rc), rc);
+    sqlite3_free(msg);
+    return map_rc(rc);
+}
+
+/* The single value of a one-row query (pragmas, counts); text into buf when given. */
+static int query_one(dcem_store *st, const char *sql, int64_t *v, char *buf, size_t len)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(conn(st)->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) return fail(st, sql, rc);
+    rc = step(st, s, sql);
+    if (rc == 1) {
+        if (v) *v = sqlite3_column_int64(s, 0);
+        if (buf && len) {
+            const char *t = c_text(s, 0);
+            size_t n = strnlen(t, len - 1);
+            memcpy(buf, t, n);
+            buf[n] = '\0';
+        }
+        rc = 0;
+    } else if (rc == 0) {
+        if (v) *v = 0;
+        if (buf && len) buf[0] = '\0';
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Brings the schema to `target` in one transaction. A file that holds
+ * tables but not our application id is someone else's database; a schema
+ * newer than the code is refused rather than written with old assumptions. */
+static int migrate(dcem_store *st, int target)
+{
+    int rc = exec(st, "BEGIN IMMEDIATE", "migrate: begin");
+    if (rc) {
+        /* the first read of a file that is not SQLite fails here */
+        if (sqlite3_errcode(conn(st)->db) == SQLITE_NOTADB) rc = DCEM_ECONFIG;
+        return rc;
+    }
+    int64_t app = 0, objects = 0, current = 0;
+    char sql[128];
+    if ((rc = query_one(st, "PRAGMA application_id", &app, NULL, 0))) goto out;
+    if ((rc = query_one(st, "SELECT count(*) FROM sqlite_master", &objects, NULL, 0))) goto out;
+    if (app == 0 && objects == 0) {
+        snprintf(sql, sizeof sql, "PRAGMA application_id = %d", APPLICATION_ID);
+        if ((rc = exec(st, sql, "migrate: application_id"))) goto out;
+        rc = exec(st,
+                  "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                  " applied_ms INTEGER NOT NULL) STRICT",
+                  "migrate: schema_version");
+        if (rc) goto out;
+    } else if (app != APPLICATION_ID) {
+        dcem_store_set_error(st,
+                             "not a dcem store (application_id 0x%llx, %lld schema objects):"
+                             " refusing to write into it",
+                             (unsigned long long)app, (long long)objects);
+        rc = DCEM_ECONFIG;
+        goto out;
+    }
+    if ((rc = query_one(st, "SELECT coalesce(max(version), 0) FROM schema_version", &current, NULL,
+                        0)))
+        goto out;
+    if (current > SCHEMA_LATEST) {
+        dcem_store_set_error(st,
+                             "store schema version %lld is newer than this program's %d:"
+                             " upgrade dcem-collector (a downgrade cannot read it)",
+                             (long long)current, SCHEMA_LATEST);
+        rc = DCEM_ECONFIG;
+        goto out;
+    }
+    if (current > target) {
+        dcem_store_set_error(st, "store schema version %lld is newer than the %d asked for",
+                             (long long)current, target);
+        rc = DCEM_ECONFIG;
+        goto out;
+    }
+    for (int v = (int)current + 1; v <= target; v++) {
+        const struct migration *m = &migrations[v - 1];
+        char what[96];
+        snprintf(what, sizeof what, "migrate to version %d", v);
+        if ((rc = exec(st, m->sql, what))) goto out;
+        sqlite3_stmt *s = NULL;
+        int r = sqlite3_prepare_v2(conn(st)->db,
+                                   "INSERT INTO schema_version (version, name, applied_ms)"
+                                   " VALUES (?1, ?2, unixepoch() * 1000)",
+                                   -1, &s, NULL);
+        if (r != SQLITE_OK) {
+            rc = fail(st, what, r);
+            goto out;
+        }
+        sqlite3_bind_int(s, 1, v);
+        b_text(s, 2, m->name);
+        rc = step(st, s, what);
+        sqlite3_finalize(s);
+        if (rc < 0) goto out;
+        rc = 0;
+    }
+    st->schema_version = target;
+    return exec(st, "COMMIT", "migrate: commit");
+out:
+    sqlite3_exec(conn(st)->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int sq_open(dcem_store *st, const char *target)
+{
+    sq *c = calloc(1, sizeof *c);
+    if (!c) {
+        dcem_store_set_error(st, "out of memory");
+        return DCEM_ENOMEM;
+    }
+    st->impl = c;
+    /* NOMUTEX: a handle belongs to one thread (store.h) */
+    int rc = sqlite3_open_v2(
+        target, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        dcem_store_set_error(st, "%s: %s", target,
+                             c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        return DCEM_ESTORAGE;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, st->opts.busy_timeout_ms);
+
+    /* Whose file is it? Asked before anything is written (WAL mode changes
+     * the header): another program's database is left exactly as it was.
+     * migrate() asks again inside its transaction. */
+    int64_t app = 0, objects = 0;
+    if ((rc = query_one(st, "PRAGMA application_id", &app, NULL, 0)) ||
+        (rc = query_one(st, "SELECT count(*) FROM sqlite_master", &objects, NULL, 0))) {
+        if (sqlite3_errcode(c->db) == SQLITE_NOTADB) rc = DCEM_ECONFIG;
+        return rc;
+    }
+    if (app != APPLICATION_ID && (app != 0 || objects != 0)) {
+        dcem_store_set_error(st,
+                             "%s: not a dcem store (application_id 0x%llx, %lld schema"
+                             " objects): refusing to write into it",
+                             target, (unsigned long long)app, (long long)objects);
+        return DCEM_ECONFIG;
+    }
+
+    char mode[16];
+    int64_t fk = 0;
+    char sql[96];
+    if ((rc = query_one(st, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode))) return rc;
+    if (strcmp(mode, "wal") != 0) {
+        dcem_store_set_error(st, "%s: cannot use WAL mode (journal mode is \"%s\")", target, mode);
+        return DCEM_ESTORAGE;
+    }
+    /* FULL: in WAL mode, NORMAL does not fsync the WAL at commit, and a power
+     * cut could then take back a batch the agent has deleted after our ack. */
+    snprintf(sql, sizeof sql, "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %d",
+             st->opts.synchronous == DCEM_STORE_SYNC_NORMAL ? "NORMAL" : "FULL",
+             JOURNAL_SIZE_LIMIT);
+    if ((rc = exec(st, sql, "pragmas"))) return rc;
+    if ((rc = exec(st, "PRAGMA foreign_keys = ON", "foreign_keys"))) return rc;
+    if ((rc = query_one(st, "PRAGMA foreign_keys", &fk, NULL, 0))) return rc;
+    if (fk != 1) {
+        dcem_store_set_error(st, "this SQLite has no foreign key support");
+        return DCEM_ESTORAGE;
+    }
+    int target_version = st->opts.schema_version ? st->opts.schema_version : SCHEMA_LATEST;
+    if (target_version > SCHEMA_LATEST) {
+        dcem_store_set_error(st, "schema_version: %d is above this program's %d", target_version,
+                             SCHEMA_LATEST);
+        return DCEM_ECONFIG;
+    }
+    return migrate(st, target_version);
+}
+
+static void sq_close(dcem_store *st)
+{
+    sq *c = conn(st);
+    if (!c) return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    /* an explicit transaction still open is rolled back by the close */
+    if (c->db) sqlite3_close(c->db);
+    free(c);
+    st->impl = NULL;
+}
+
+/* ---- batches and readings ----------------------------------------------------------------- */
+
+static void bind_epoch_key(sqlite3_stmt *s, const char *site, const char *gateway, uint64_t epoch)
+{
+    b_text(s, 1, site);
+    b_text(s, 2, gateway);
+    b_u64(s, 3, epoch);
+}
+
+static void read_epoch(sqlite3_stmt *s, dcem_store_epoch *e)
+{
+    copy_id(e->site, c_text(s, 0));
+    copy_id(e->gateway, c_text(s, 1));
+    e->epoch = c_u64(s, 2);
+    e->contiguous_seq = c_u64(s, 3);
+    e->max_seq = c_u64(s, 4);
+    e->skipped = c_u64(s, 5);
+    e->first_ms = c_i64(s, 6);
+    e->last_ms = c_i64(s, 7);
+}
+
+/* The epoch's row, inserted when it is new (inside the caller's transaction). */
+static int epoch_get(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                     int64_t received_ms, dcem_store_epoch *e)
+{
+    sqlite3_stmt *s = stmt(st, S_EPOCH_ENSURE);
+    if (!s) return DCEM_ESTORAGE;
+    bind_epoch_key(s, site, gateway, epoch);
+    b_i64(s, 4, received_ms);
+    int rc = run(st, s, "epoch");
+    if (rc) return rc;
+    if (!(s = stmt(st, S_EPOCH_GET))) return DCEM_ESTORAGE;
+    bind_epoch_key(s, site, gateway, epoch);
+    rc = step(st, s, "epoch");
+    if (rc == 1) read_epoch(s, e);
+    done(s);
+    if (rc == 0) {
+        dcem_store_set_error(st, "epoch: row vanished");
+        return DCEM_ESTORAGE;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+static int batch_exists(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                        uint64_t seq)
+{
+    sqlite3_stmt *s = stmt(st, S_BATCH_EXISTS);
+    if (!s) return DCEM_ESTORAGE;
+    bind_epoch_key(s, site, gateway, epoch);
+    b_u64(s, 4, seq);
+    int rc = step(st, s, "batch lookup");
+    done(s);
+    return rc;
+}
+
+/* Moves H from h past the batches already stored after it, then writes the
+ * epoch row: H, the highest seq, seqs skipped, the time of this batch. */
+static int epoch_advance(dcem_store *st, const dcem_store_epoch *e, uint64_t h, uint64_t seq,
+                         uint64_t skipped, int64_t received_ms)
+{
+    for (;;) {
+        int rc = batch_exists(st, e->site, e->gateway, e->epoch, h + 1);
+        if (rc < 0) return rc;
+        if (!rc) break;
+        h++;
+    }
+    sqlite3_stmt *s = stmt(st, S_EPOCH_SET);
+    if (!s) return DCEM_ESTORAGE;
+    bind_epoch_key(s, e->site, e->gateway, e->epoch);
+    b_u64(s, 4, h);
+    b_u64(s, 5, seq > h ? seq : h);
+    b_u64(s, 6, skipped);
+    b_i64(s, 7, received_ms);
+    return run(st, s, "epoch update");
+}
+
+/* The batch row: 1 when inserted, 0 when it was there (a duplicate). */
+static int batch_insert(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                        uint64_t seq, int64_t received_ms, size_t n, int quarantined)
+{
+    sqlite3_stmt *s = stmt(st, S_BATCH_INSERT);
+    if (!s) return DCEM_ESTORAGE;
+    bind_epoch_key(s, site, gateway, epoch);
+    b_u64(s, 4, seq);
+    b_i64(s, 5, received_ms);
+    b_i64(s, 6, (int64_t)n);
+    b_i64(s, 7, quarantined);
+    int rc = run(st, s, "batch insert");
+    if (rc) return rc;
+    if (sqlite3_changes(conn(st)->db) == 1) return 1;
+    /* a duplicate: a different reading count means the gateway reused a
+     * seq for other content, which the collector should hear about */
+    if (!(s = stmt(st, S_BATCH_NREAD))) return DCEM_ESTORAGE;
+    bind_epoch_key(s, site, gateway, epoch);
+    b_u64(s, 4, seq);
+    rc = step(st, s, "batch lookup");
+    if (rc == 1 && sqlite3_column_int64(s, 0) != (sqlite3_int64)n) st->call.duplicate_mismatch++;
+    done(s);
+    return rc < 0 ? rc : 0;
+}
+
+/* Everything of put_batch between op_begin and op_end. */
+static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
+                        int *duplicate)
+{
+    dcem_store_epoch e;
+    int rc = epoch_get(st, b->site, b->gateway, b->epoch, received_ms, &e);
+    if (rc) return rc;
+    /* a duplicate is a batch whose row exists. Not "seq <= H": a seq given
+     * up by skip_to may still arrive (the birth raced it), and is stored */
+    rc = batch_insert(st, b->site, b->gateway, b->epoch, b->seq, received_ms, b->n_readings, 0);
+    if (rc <= 0) {
+        if (rc == 0) *duplicate = 1;
+        return rc;
+    }
+
+    sqlite3_stmt *s = stmt(st, S_READING_INSERT);
+    if (!s) return DCEM_ESTORAGE;
+    sqlite3 *db = conn(st)->db;
+    /* the batch's columns are bound once; bindings survive sqlite3_reset */
+    b_text(s, 1, b->site);
+    b_text(s, 7, b->gateway);
+    b_u64(s, 8, b->epoch);
+    b_u64(s, 9, b->seq);
+    size_t fresh = 0;
+    for (size_t i = 0; i < b->n_readings; i++) {
+        const dcem_wire_reading *r = &b->readings[i];
+        if ((r->has_kwh && isnan(r->kwh)) || (r->has_kw && isnan(r->kw))) {
+            done(s);
+            dcem_store_set_error(st, "put_batch: readings[%zu]: NaN value", i);
+            return DCEM_EINVAL;
+        }
+        /* meter ids are bounded by the struct; an unterminated one fails the CHECK */
+        sqlite3_bind_text(s, 2, r->meter, (int)strnlen(r->meter, DCEM_ID_MAX), SQLITE_STATIC);
+        b_i64(s, 3, r->t_ms);
+        if (r->has_kwh)
+            sqlite3_bind_double(s, 4, r->kwh);
+        else
+            sqlite3_bind_null(s, 4);
+        if (r->has_kw)
+            sqlite3_bind_double(s, 5, r->kw);
+        else
+            sqlite3_bind_null(s, 5);
+        sqlite3_bind_int(s, 6, r->quality);
+        rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE) {
+            char what[64];
+            snprintf(what, sizeof what, "put_batch: readings[%zu]", i);
+            rc = fail(st, what, rc);
+            done(s);
+            return rc;
+        }
+        fresh += (size_t)sqlite3_changes(db);
+        sqlite3_reset(s);
+    }
+    done(s);
+
+    if (!(s = stmt(st, S_BATCH_SET_NEW))) return DCEM_ESTORAGE;
+    bind_epoch_key(s, b->site, b->gateway, b->epoch);
+    b_u64(s, 4, b->seq);
+    b_i64(s, 5, (int64_t)fresh);
+    if ((rc = run(st, s, "batch update"))) return rc;
+
+    uint64_t h = e.contiguous_seq;
+    if ((rc = epoch_advance(st, &e, h, b->seq, 0, received_ms))) return rc;
+    st->call.batches = 1;
+    st->call.readings = fresh;
+    st->call.readings_replayed = b->n_readings - fresh;
+    return 0;
+}
+
+static int sq_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
+                        int *duplicate)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    rc = put_batch_tx(st, b, received_ms, duplicate);
+    if (*duplicate) {
+        /* nothing to keep: the epoch row, if just made, cannot be new here */
+        st->call.duplicates = 1;
+        st->call.batches = 0;
+    }
+    return op_end(st, rc);
+}
+
+static int sq_put_quarantine(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                             uint64_t seq, int64_t received_ms, const char *reason,
+                             const void *payload, size_t len, int *duplicate)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    dcem_store_epoch e;
+    rc = epoch_get(st, site, gateway, epoch, received_ms, &e);
+    if (!rc) {
+        rc = batch_insert(st, site, gateway, epoch, seq, received_ms, 0, 1);
+        if (rc == 0) *duplicate = 1;
+        if (rc == 1) {
+            sqlite3_stmt *s = stmt(st, S_QUARANTINE_INSERT);
+            rc = s ? 0 : DCEM_ESTORAGE;
+            if (s) {
+                bind_epoch_key(s, site, gateway, epoch);
+                b_u64(s, 4, seq);
+                b_i64(s, 5, received_ms);
+                b_text(s, 6, reason);
+                sqlite3_bind_blob(s, 7, payload, (int)len, SQLITE_STATIC);
+                rc = run(st, s, "quarantine insert");
+            }
+            if (!rc) rc = epoch_advance(st, &e, e.contiguous_seq, seq, 0, received_ms);
+            if (!rc) st->call.quarantined = 1;
+        }
+    }
+    if (*duplicate) st->call.duplicates = 1;
+    return op_end(st, rc);
+}
+
+static int sq_gateway_seq(dcem_store *st, dcem_store_epoch *io)
+{
+    sqlite3_stmt *s = stmt(st, S_EPOCH_GET);
+    if (!s) return DCEM_ESTORAGE;
+    bind_epoch_key(s, io->site, io->gateway, io->epoch);
+    int rc = step(st, s, "gateway_seq");
+    if (rc == 1) read_epoch(s, io);
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_skip_to(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                      uint64_t seq)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    dcem_store_epoch e;
+    /* a skip for an epoch never seen still records that its seqs are gone */
+    rc = epoch_get(st, site, gateway, epoch, 0, &e);
+    if (!rc && seq > e.contiguous_seq) {
+        /* the seqs in (H, seq] that were never stored are the ones given up */
+        sqlite3_stmt *s = stmt(st, S_BATCH_COUNT);
+        if (!s) return op_end(st, DCEM_ESTORAGE);
+        bind_epoch_key(s, site, gateway, epoch);
+        b_u64(s, 4, e.contiguous_seq);
+        b_u64(s, 5, seq);
+        rc = step(st, s, "skip_to");
+        uint64_t stored = rc == 1 ? c_u64(s, 0) : 0;
+        done(s);
+        if (rc == 1)
+            rc = epoch_advance(st, &e, seq, seq, seq - e.contiguous_seq - stored, e.last_ms);
+    }
+    return op_end(st, rc);
+}
+
+static int sq_epochs(dcem_store *st, dcem_store_epoch_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, S_EPOCHS);
+    if (!s) return DCEM_ESTORAGE;
+    int rc;
+    while ((rc = step(st, s, "epochs")) == 1) {
+        dcem_store_epoch e;
+        read_epoch(s, &e);
+        if ((rc = fn(ctx, &e)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
+static int sq_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
+                     int64_t to_ms, dcem_store_reading_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, meter ? S_EXPORT_METER : S_EXPORT_SITE);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    if (meter) b_text(s, 4, meter);
+    int rc;
+    while ((rc = step(st, s, "export")) == 1) {
+        dcem_store_reading r = {
+            .site = site,
+            .meter = c_text(s, 0),
+            .t_ms = c_i64(s, 1),
+            .has_kwh = sqlite3_column_type(s, 2) != SQLITE_NULL,
+            .has_kw = sqlite3_column_type(s, 3) != SQLITE_NULL,
+            .kwh = sqlite3_column_double(s, 2),
+            .kw = sqlite3_column_double(s, 3),
+            .quality = c_int(s, 4),
+            .gateway = c_text(s, 5),
+            .epoch = c_u64(s, 6),
+            .seq = c_u64(s, 7),
+        };
+        if ((rc = fn(ctx, &r)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
+static int prune_tx(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *deleted)
+{
+    sqlite3 *db = conn(st)->db;
+    sqlite3_stmt *sites = stmt(st, S_PRUNE_SITES);
+    sqlite3_stmt *del = stmt(st, S_PRUNE_READINGS);
+    if (!sites || !del) return DCEM_ESTORAGE;
+    size_t left = chunk;
+    int rc = 0;
+    while (left && (rc = step(st, sites, "prune")) == 1) {
+        b_text(del, 1, c_text(sites, 0));
+        b_i64(del, 2, cutoff_ms);
+        b_i64(del, 3, (int64_t)left);
+        rc = run(st, del, "prune readings");
+        if (rc) break;
+        left -= (size_t)sqlite3_changes(db);
+    }
+    done(sites);
+    if (rc < 0) return rc;
+    *deleted = chunk - left;
+    st->call.pruned_readings = *deleted;
+
+    sqlite3_stmt *s = stmt(st, S_PRUNE_BATCHES);
+    if (!s) return DCEM_ESTORAGE;
+    b_i64(s, 1, cutoff_ms);
+    b_i64(s, 2, (int64_t)chunk);
+    if ((rc = run(st, s, "prune batches"))) return rc;
+    st->call.pruned_batches = (uint64_t)sqlite3_changes(db);
+    return 0;
+}
+
+static int sq_prune(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *deleted)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    return op_end(st, prune_tx(st, cutoff_ms, chunk, deleted));
+}
+
+/* ---- interval energy and rollups ---------------------------------------------------------- */
+
+/* What one interval adds to each of its rollups; energies in micro-kWh. */
+typedef struct contrib {
+    int64_t v[11]; /* in ROLLUP_COLS order */
+} contrib;
+
+static int64_t ukwh(double kwh)
+{
+    return (int64_t)llround(kwh * 1e6);
+}
+
+static contrib contrib_of(const dcem_interval *iv, const dcem_store_events *ev)
+{
+    contrib c = {{
+        ukwh(iv->kwh),
+        ukwh(iv->estimated_kwh),
+        ukwh(iv->integrated_kwh),
+        iv->measured_ms,
+        iv->covered_ms,
+        1,
+        (iv->flags & DCEM_SEG_ESTIMATED) ? 1 : 0,
+        (iv->flags & DCEM_SEG_INTEGRATED) ? 1 : 0,
+        ev->discarded,
+        ev->rollovers,
+        ev->resets,
+    }};
+    return c;
+}
+
+/* Reads an intervals row (IV_COLS from column `at`). */
+static void read_interval(sqlite3_stmt *s, int at, int64_t start_ms, dcem_interval *iv,
+                          dcem_store_events *ev, dcem_store_keys *keys)
+{
+    iv->start_ms = start_ms;
+    iv->end_ms = c_i64(s, at);
+    iv->kwh = sqlite3_column_double(s, at + 1);
+    iv->estimated_kwh = sqlite3_column_double(s, at + 2);
+    iv->integrated_kwh = sqlite3_column_double(s, at + 3);
+    iv->measured_ms = c_i64(s, at + 4);
+    iv->covered_ms = c_i64(s, at + 5);
+    iv->flags = (unsigned)c_i64(s, at + 6);
+    ev->discarded = c_int(s, at + 7);
+    ev->rollovers = c_int(s, at + 8);
+    ev->resets = c_int(s, at + 9);
+    if (keys) {
+        keys->hour_ms = c_i64(s, at + 10);
+        keys->day = c_i64(s, at + 11);
+        keys->month = c_i64(s, at + 12);
+    }
+}
+
+/* Adds sign * d to the rollup row, creating it when there is none (then d
+ * is a whole interval's contribution, never a difference). */
+static int rollup_add(dcem_store *st, const char *site, const char *meter, int kind, int64_t key,
+                      const contrib *d, int sign)
+{
+    for (int id = S_ROLLUP_UPDATE;; id = S_ROLLUP_INSERT) {
+        sqlite3_stmt *s = stmt(st, id);
+        if (!s) return DCEM_ESTORAGE;
+        b_text(s, 1, site);
+        sqlite3_bind_int(s, 2, kind);
+        b_i64(s, 3, key);
+        b_text(s, 4, meter);
+        for (int i = 0; i < 11; i++)
+            b_i64(s, 5 + i, sign * d->v[i]);
+        int rc = run(st, s, "rollup");
+        if (rc || id == S_ROLLUP_INSERT || sqlite3_changes(conn(st)->db) == 1) return rc;
+    }
+}
+
+static int put_interval_tx(dcem_store *st, const char *site, const char *meter,
+                           const dcem_interval *iv, const dcem_store_keys *keys,
+                           const dcem_store_events *ev)
+{
+    /* the old row, if any: its contribution comes off the rollups it was in */
+    sqlite3_stmt *s = stmt(st, S_IV_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, iv->start_ms);
+    b_text(s, 3, meter);
+    dcem_interval old_iv;
+    dcem_store_events old_ev;
+    dcem_store_keys old_keys;
+    int had = step(st, s, "interval lookup");
+    if (had == 1) read_interval(s, 0, iv->start_ms, &old_iv, &old_ev, &old_keys);
+    done(s);
+    if (had < 0) return had;
+
+    if (!(s = stmt(st, S_IV_UPSERT))) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, iv->start_ms);
+    b_text(s, 3, meter);
+    b_i64(s, 4, iv->end_ms);
+    sqlite3_bind_double(s, 5, iv->kwh);
+    sqlite3_bind_double(s, 6, iv->estimated_kwh);
+    sqlite3_bind_double(s, 7, iv->integrated_kwh);
+    b_i64(s, 8, iv->measured_ms);
+    b_i64(s, 9, iv->covered_ms);
+    b_i64(s, 10, (int64_t)iv->flags);
+    sqlite3_bind_int(s, 11, ev->discarded);
+    sqlite3_bind_int(s, 12, ev->rollovers);
+    sqlite3_bind_int(s, 13, ev->resets);
+    b_i64(s, 14, keys->hour_ms);
+    b_i64(s, 15, keys->day);
+    b_i64(s, 16, keys->month);
+    int rc = run(st, s, "interval upsert");
+    if (rc) return rc;
+
+    /* rollups: + new, - old. When the keys did not change (always, unless a
+     * caller corrects them) the two are netted into one update per row. */
+    contrib nw = contrib_of(iv, ev), od = {{0}};
+    if (had) od = contrib_of(&old_iv, &old_ev);
+    static const int kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
+    const int64_t nk[3] = {keys->hour_ms, keys->day, keys->month};
+    const int64_t ok[3] = {old_keys.hour_ms, old_keys.day, old_keys.month};
+    for (int k = 0; k < 3 && !rc; k++) {
+        if (had && ok[k] == nk[k]) {
+            contrib d;
+            for (int i = 0; i < 11; i++)
+                d.v[i] = nw.v[i] - od.v[i];
+            rc = rollup_add(st, site, meter, kinds[k], nk[k], &d, 1);
+            continue;
+        }
+        rc = rollup_add(st, site, meter, kinds[k], nk[k], &nw, 1);
+        if (!rc && had) rc = rollup_add(st, site, meter, kinds[k], ok[k], &od, -1);
+        if (!rc && had) {
+            sqlite3_stmt *d = stmt(st, S_ROLLUP_DROP_EMPTY);
+            if (!d) return DCEM_ESTORAGE;
+            b_text(d, 1, site);
+            sqlite3_bind_int(d, 2, kinds[k]);
+            b_i64(d, 3, ok[k]);
+            b_text(d, 4, meter);
+            rc = run(st, d, "rollup cleanup");
+        }
+    }
+    if (!rc) {
+        if (had)
+            st->call.interval_revisions = 1;
+        else
+            st->call.intervals = 1;
+    }
+    return rc;
+}
+
+static int sq_put_interval(dcem_store *st, const char *site, const char *meter,
+                           const dcem_interval *iv, const dcem_store_keys *keys,
+                           const dcem_store_events *ev)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    return op_end(st, put_interval_tx(st, site, meter, iv, keys, ev));
+}
+
+static int sq_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
+                           dcem_interval *iv, dcem_store_events *ev)
+{
+    sqlite3_stmt *s = stmt(st, S_IV_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, start_ms);
+    b_text(s, 3, meter);
+    int rc = step(st, s, "get_interval");
+    if (rc == 1) read_interval(s, 0, start_ms, iv, ev, NULL);
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_intervals(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                        dcem_store_interval_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, S_IV_RANGE);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    int rc;
+    while ((rc = step(st, s, "intervals")) == 1) {
+        dcem_interval iv;
+        dcem_store_events ev;
+        read_interval(s, 2, c_i64(s, 1), &iv, &ev, NULL);
+        if ((rc = fn(ctx, c_text(s, 0), &iv, &ev)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
+static void read_rollup(sqlite3_stmt *s, dcem_store_rollup *r)
+{
+    copy_id(r->meter, c_text(s, 0));
+    r->kind = c_int(s, 1);
+    r->key = c_i64(s, 2);
+    r->kwh = (double)c_i64(s, 3) / 1e6;
+    r->estimated_kwh = (double)c_i64(s, 4) / 1e6;
+    r->integrated_kwh = (double)c_i64(s, 5) / 1e6;
+    r->measured_ms = c_i64(s, 6);
+    r->covered_ms = c_i64(s, 7);
+    r->intervals = (long)c_i64(s, 8);
+    r->estimated_intervals = (long)c_i64(s, 9);
+    r->integrated_intervals = (long)c_i64(s, 10);
+    r->discarded_readings = (long)c_i64(s, 11);
+    r->rollovers = (long)c_i64(s, 12);
+    r->resets = (long)c_i64(s, 13);
+}
+
+static int sq_get_rollup(dcem_store *st, const char *site, const char *meter, int kind, int64_t key,
+                         dcem_store_rollup *out)
+{
+    sqlite3_stmt *s = stmt(st, S_ROLLUP_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    sqlite3_bind_int(s, 2, kind);
+    b_i64(s, 3, key);
+    b_text(s, 4, meter);
+    int rc = step(st, s, "get_rollup");
+    if (rc == 1) read_rollup(s, out);
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_rollups(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                      dcem_store_rollup_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, S_ROLLUP_RANGE);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    sqlite3_bind_int(s, 2, kind);
+    b_i64(s, 3, from_key);
+    b_i64(s, 4, to_key);
+    int rc;
+    while ((rc = step(st, s, "rollups")) == 1) {
+        dcem_store_rollup r;
+        read_rollup(s, &r);
+        if ((rc = fn(ctx, &r)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
+/* ---- per-meter state ---------------------------------------------------------------------- */
+
+static int sq_put_meter_state(dcem_store *st, const char *site, const char *meter,
+                              const dcem_counter *c, const dcem_splitter *sp, int64_t updated_ms)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st, S_STATE_PUT);
+    if (!s) return op_end(st, DCEM_ESTORAGE);
+    int i = 1;
+    b_text(s, i++, site);
+    b_text(s, i++, meter);
+    b_real(s, i++, c->cfg.rated_kw);
+    b_real(s, i++, c->cfg.modulo_kwh);
+    b_real(s, i++, c->cfg.resolution_kwh);
+    b_real(s, i++, c->cfg.margin);
+    b_i64(s, i++, c->cfg.gap_ms);
+    b_i64(s, i++, c->cfg.max_gap_ms);
+    sqlite3_bind_int(s, i++, c->mode);
+    sqlite3_bind_int(s, i++, c->have_anchor);
+    sqlite3_bind_int(s, i++, c->have_pending);
+    sqlite3_bind_int(s, i++, c->have_late);
+    b_i64(s, i++, c->anchor_t);
+    b_i64(s, i++, c->pending_t);
+    b_i64(s, i++, c->late_t);
+    b_i64(s, i++, c->last_t);
+    b_real(s, i++, c->anchor_v);
+    b_real(s, i++, c->pending_v);
+    b_real(s, i++, c->late_v);
+    b_i64(s, i++, sp->len_ms);
+    sqlite3_bind_int(s, i++, sp->open ? 1 : 0);
+    b_i64(s, i++, sp->cur.start_ms);
+    b_i64(s, i++, sp->cur.end_ms);
+    b_real(s, i++, sp->cur.kwh);
+    b_real(s, i++, sp->cur.estimated_kwh);
+    b_real(s, i++, sp->cur.integrated_kwh);
+    b_i64(s, i++, sp->cur.measured_ms);
+    b_i64(s, i++, sp->cur.covered_ms);
+    b_i64(s, i++, (int64_t)sp->cur.flags);
+    b_i64(s, i++, updated_ms);
+    return op_end(st, run(st, s, "put_meter_state"));
+}
+
+static int sq_get_meter_state(dcem_store *st, const char *site, const char *meter,
+                              const dcem_tz *tz, dcem_counter *c, dcem_splitter *sp,
+                              int64_t *updated_ms)
+{
+    sqlite3_stmt *s = stmt(st, S_STATE_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_text(s, 2, meter);
+    int rc = step(st, s, "get_meter_state");
+    if (rc == 1) {
+        int i = 0;
+        dcem_counter_cfg cfg;
+        cfg.rated_kw = c_real(s, i++);
+        cfg.modulo_kwh = c_real(s, i++);
+        cfg.resolution_kwh = c_real(s, i++);
+        cfg.margin = c_real(s, i++);
+        cfg.gap_ms = c_i64(s, i++);
+        cfg.max_gap_ms = c_i64(s, i++);
+        dcem_counter_init(c, &cfg);
+        c->mode = c_int(s, i++);
+        c->have_anchor = c_int(s, i++);
+        c->have_pending = c_int(s, i++);
+        c->have_late = c_int(s, i++);
+        c->anchor_t = c_i64(s, i++);
+        c->pending_t = c_i64(s, i++);
+        c->late_t = c_i64(s, i++);
+        c->last_t = c_i64(s, i++);
+        c->anchor_v = c_real(s, i++);
+        c->pending_v = c_real(s, i++);
+        c->late_v = c_real(s, i++);
+        int64_t len_ms = c_i64(s, i++);
+        dcem_splitter_init(sp, tz, (int)(len_ms / 60000));
+        sp->len_ms = len_ms;
+        sp->open = c_int(s, i++);
+        sp->cur.start_ms = c_i64(s, i++);
+        sp->cur.end_ms = c_i64(s, i++);
+        sp->cur.kwh = c_real(s, i++);
+        sp->cur.estimated_kwh = c_real(s, i++);
+        sp->cur.integrated_kwh = c_real(s, i++);
+        sp->cur.measured_ms = c_i64(s, i++);
+        sp->cur.covered_ms = c_i64(s, i++);
+        sp->cur.flags = (unsigned)c_i64(s, i++);
+        *updated_ms = c_i64(s, i++);
+    }
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+/* ---- figures, verdicts, alerts ------------------------------------------------------------ */
+
+static int sq_put_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
+                          const char *json, size_t len, int64_t computed_ms)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st, S_FIG_PUT);
+    if (!s) return op_end(st, DCEM_ESTORAGE);
+    b_text(s, 1, site);
+    sqlite3_bind_int(s, 2, kind);
+    b_i64(s, 3, period_key);
+    sqlite3_bind_text(s, 4, json, (int)len, SQLITE_STATIC);
+    b_i64(s, 5, computed_ms);
+    return op_end(st, run(st, s, "put_figures"));
+}
+
+static int sq_get_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
+                          char **json, int64_t *computed_ms)
+{
+    sqlite3_stmt *s = stmt(st, S_FIG_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    sqlite3_bind_int(s, 2, kind);
+    b_i64(s, 3, period_key);
+    int rc = step(st, s, "get_figures");
+    if (rc == 1) {
+        const char *t = c_text(s, 0);
+        size_t n = (size_t)sqlite3_column_bytes(s, 0);
+        *json = malloc(n + 1);
+        if (*json) {
+            memcpy(*json, t, n);
+            (*json)[n] = '\0';
+            *computed_ms = c_i64(s, 1);
+        } else {
+            dcem_store_set_error(st, "get_figures: out of memory");
+            rc = DCEM_ENOMEM;
+        }
+    }
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_figures(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
+                      dcem_store_figures_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, S_FIG_RANGE);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    sqlite3_bind_int(s, 2, kind);
+    b_i64(s, 3, from_key);
+    b_i64(s, 4, to_key);
+    int rc;
+    while ((rc = step(st, s, "figures")) == 1)
+        if ((rc = fn(ctx, c_i64(s, 0), c_text(s, 1), c_i64(s, 2))) != 0) break;
+    done(s);
+    return rc;
+}
+
+static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st, S_ALERT_ADD);
+    if (!s) return op_end(st, DCEM_ESTORAGE);
+    b_text(s, 1, a->site);
+    b_i64(s, 2, a->t_ms);
+    b_text(s, 3, a->kind);
+    b_text(s, 4, a->message);
+    b_text(s, 5, a->state == DCEM_STORE_ALERT_CLEARED ? "cleared" : "raised");
+    rc = run(st, s, "add_alert");
+    if (!rc) *id = sqlite3_last_insert_rowid(conn(st)->db);
+    return op_end(st, rc);
+}
+
+static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                     dcem_store_alert_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, site ? S_ALERTS_SITE : S_ALERTS_ALL);
+    if (!s) return DCEM_ESTORAGE;
+    if (site) b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    int rc;
+    while ((rc = step(st, s, "alerts")) == 1) {
+        dcem_store_alert a = {
+            .id = c_i64(s, 0),
+            .site = c_text(s, 1),
+            .t_ms = c_i64(s, 2),
+            .kind = c_text(s, 3),
+            .message = c_text(s, 4),
+            .state = strcmp(c_text(s, 5), "cleared") == 0 ? DCEM_STORE_ALERT_CLEARED
+                                                          : DCEM_STORE_ALERT_RAISED,
+        };
+        if ((rc = fn(ctx, &a)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
+const dcem_store_backend dcem_store_sqlite_backend = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .put_batch = sq_put_batch,
+    .put_quarantine = sq_put_quarantine,
+    .gateway_seq = sq_gateway_seq,
+    .skip_to = sq_skip_to,
+    .epochs = sq_epochs,
+    .export_readings = sq_export,
+    .prune = sq_prune,
+    .put_interval = sq_put_interval,
+    .get_interval = sq_get_interval,
+    .intervals = sq_intervals,
+    .get_rollup = sq_get_rollup,
+    .rollups = sq_rollups,
+    .put_meter_state = sq_put_meter_state,
+    .get_meter_state = sq_get_meter_state,
+    .put_figures = sq_put_figures,
+    .get_figures = sq_get_figures,
+    .figures = sq_figures,
+    .add_alert = sq_add_alert,
+    .alerts = sq_alerts,
+};

@@ -1,0 +1,1459 @@
+/* The collector's store on a fresh temp directory per test: migrations from
+ * empty, an older store upgraded, a newer one refused; idempotent batches,
+ * gaps, skips and quarantine; a failure mid-batch leaving nothing;
+ * interval revisions keeping hour/day/month rollups exactly the sum of their
+ * intervals; retention; counter and splitter state resuming exactly; export
+ * order; figures and alerts; kill -9 in a loop of transactions; and the bulk
+ * insert rate for 1000-reading batches (printed, not asserted). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "calendar.h"
+#include "counter.h"
+#include "errors.h"
+#include "split.h"
+#include "store.h"
+
+#include <sqlite3.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIN 60000LL
+#define HOUR 3600000LL
+#define DAY 86400000LL
+#define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
+#define SCHEMA_LATEST 2
+
+typedef struct fx {
+    char tmp[64];   /* mkdtemp, removed after the test */
+    char db[128];   /* the store file inside it */
+    char path[256]; /* scratch */
+} fx;
+
+/* ---- fixture and helpers ------------------------------------------------------------------ */
+
+static void rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            rm_rf(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    snprintf(f->tmp, sizeof f->tmp, "/tmp/dcem-store-XXXXXX");
+    if (!mkdtemp(f->tmp)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->db, sizeof f->db, "%s/store.db", f->tmp);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    rm_rf(f->tmp);
+    free(f);
+    return 0;
+}
+
+static dcem_store *open_opts(fx *f, const dcem_store_opts *o)
+{
+    dcem_store *st = NULL;
+    char err[512];
+    int rc = dcem_store_open("sqlite", f->db, o, &st, err, sizeof err);
+    if (rc) fail_msg("open: %d %s", rc, err);
+    return st;
+}
+
+static dcem_store *open_ok(fx *f)
+{
+    return open_opts(f, NULL);
+}
+
+/* A value of a one-row query on the store file, through a connection of
+ * the test's own (the store may be open or closed). */
+static int64_t q1(fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    int64_t v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void sql_exec(fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* A batch of n readings: reading i is meter "m<i % meters>" at
+ * t0 + (i / meters) seconds, counter t-proportional, power set. */
+static dcem_wire_batch batch_of(dcem_wire_reading *r, size_t n, uint64_t epoch, uint64_t seq,
+                                int64_t t0, int meters)
+{
+    dcem_wire_batch b;
+    memset(&b, 0, sizeof b);
+    snprintf(b.site, sizeof b.site, "sh-dc01");
+    snprintf(b.gateway, sizeof b.gateway, "gw-a17");
+    b.epoch = epoch;
+    b.seq = seq;
+    b.readings = r;
+    b.n_readings = n;
+    for (size_t i = 0; i < n; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        snprintf(r[i].meter, sizeof r[i].meter, "m%d", (int)(i % (size_t)meters));
+        r[i].t_ms = t0 + (int64_t)(i / (size_t)meters) * 1000;
+        r[i].quality = DCEM_WIRE_Q_OK;
+        r[i].has_kwh = 1;
+        r[i].kwh = 1000.0 + (double)r[i].t_ms / 3.6e6;
+        r[i].has_kw = 1;
+        r[i].kw = 4.25;
+    }
+    b.identified = 1;
+    return b;
+}
+
+static dcem_wire_reading *readings_new(size_t n)
+{
+    dcem_wire_reading *r = calloc(n, sizeof *r);
+    assert_non_null(r);
+    return r;
+}
+
+typedef struct collect {
+    dcem_store_reading r[4096];
+    char meter[4096][DCEM_ID_MAX];
+    size_t n;
+} collect;
+
+static int collect_fn(void *ctx, const dcem_store_reading *r)
+{
+    collect *c = ctx;
+    if (c->n < 4096) {
+        c->r[c->n] = *r;
+        snprintf(c->meter[c->n], DCEM_ID_MAX, "%s", r->meter);
+        c->r[c->n].meter = c->meter[c->n];
+        c->r[c->n].site = c->r[c->n].gateway = NULL; /* valid during the callback only */
+    }
+    c->n++;
+    return 0;
+}
+
+static size_t count_readings(dcem_store *st)
+{
+    collect *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(dcem_store_export(st, "sh-dc01", NULL, 0, INT64_MAX, collect_fn, c), 0);
+    size_t n = c->n;
+    free(c);
+    return n;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- migrations --------------------------------------------------------------------------- */
+
+static void test_migrations_from_empty(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    assert_string_equal(dcem_store_backend_name(st), "sqlite");
+    assert_int_equal(dcem_store_schema_version(st), SCHEMA_LATEST);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM schema_version"), SCHEMA_LATEST);
+    assert_int_equal(q1(f, "SELECT max(version) FROM schema_version"), SCHEMA_LATEST);
+    assert_int_equal(q1(f, "PRAGMA application_id"), 0x6463656d);
+    assert_int_equal(q1(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                           " ('epochs', 'batches', 'readings', 'quarantine', 'intervals',"
+                           " 'rollups', 'meter_state', 'figures', 'alerts')"),
+                     9);
+    /* the connection's settings: WAL on the file; FULL, foreign keys per connection */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    /* reopening applies nothing twice */
+    st = open_ok(f);
+    assert_int_equal(dcem_store_schema_version(st), SCHEMA_LATEST);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM schema_version"), SCHEMA_LATEST);
+}
+
+static void test_upgrade_and_reopen_keep_data(void **state)
+{
+    fx *f = *state;
+    dcem_store_opts o = {.schema_version = 1};
+    dcem_store *st = open_opts(f, &o);
+    assert_int_equal(dcem_store_schema_version(st), 1);
+    dcem_wire_reading *r = readings_new(20);
+    dcem_wire_batch b = batch_of(r, 20, 7, 1, T0, 4);
+    int dup = -1;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 5000, &dup), 0);
+    assert_int_equal(dup, 0);
+    /* version 1 has no intervals table: a clear failure, not a crash */
+    dcem_interval iv = {.start_ms = T0, .end_ms = T0 + 15 * MIN, .kwh = 1};
+    dcem_store_keys k = {T0, 0, 0};
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL), DCEM_ESTORAGE);
+    assert_non_null(strstr(dcem_store_error(st), "intervals"));
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM sqlite_master WHERE name = 'intervals'"), 0);
+
+    st = open_ok(f); /* upgrades 1 -> 2, keeps the data */
+    assert_int_equal(dcem_store_schema_version(st), SCHEMA_LATEST);
+    dcem_store_epoch e;
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 7, &e), 0);
+    assert_int_equal(e.contiguous_seq, 1);
+    assert_int_equal(count_readings(st), 20);
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 9000, &dup), 0);
+    assert_int_equal(dup, 1); /* the batch from before the upgrade is known */
+    dcem_store_close(st);
+
+    st = open_ok(f); /* plain reopen */
+    dcem_interval back;
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", T0, &back, NULL), 0);
+    assert_true(back.kwh == 1.0);
+    assert_int_equal(count_readings(st), 20);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM schema_version"), SCHEMA_LATEST);
+    free(r);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    fx *f = *state;
+    dcem_store_close(open_ok(f));
+    sql_exec(f, "INSERT INTO schema_version VALUES (99, 'from the future', 0)");
+    dcem_store *st = (dcem_store *)1;
+    char err[512];
+    assert_int_equal(dcem_store_open(NULL, f->db, NULL, &st, err, sizeof err), DCEM_ECONFIG);
+    assert_null(st);
+    assert_non_null(strstr(err, "newer"));
+    assert_non_null(strstr(err, "99"));
+    /* nothing was written into it */
+    assert_int_equal(q1(f, "SELECT max(version) FROM schema_version"), 99);
+    /* asking for an older version than the file has is refused too */
+    sql_exec(f, "DELETE FROM schema_version WHERE version = 99");
+    dcem_store_opts o = {.schema_version = 1};
+    assert_int_equal(dcem_store_open(NULL, f->db, &o, &st, err, sizeof err), DCEM_ECONFIG);
+    o.schema_version = SCHEMA_LATEST + 1;
+    assert_int_equal(dcem_store_open(NULL, f->db, &o, &st, err, sizeof err), DCEM_ECONFIG);
+}
+
+static void test_foreign_files_and_options_refused(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = NULL;
+    char err[512];
+    /* some other program's SQLite database */
+    sql_exec(f, "CREATE TABLE t (x); INSERT INTO t VALUES (1)");
+    assert_int_equal(dcem_store_open("sqlite", f->db, NULL, &st, err, sizeof err), DCEM_ECONFIG);
+    assert_non_null(strstr(err, "not a dcem store"));
+    assert_int_equal(q1(f, "SELECT count(*) FROM sqlite_master"), 1);
+    assert_int_equal(q1(f, "SELECT journal_mode = 'delete' FROM pragma_journal_mode"), 1);
+    /* not a database at all */
+    snprintf(f->path, sizeof f->path, "%s/junk.db", f->tmp);
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 4096; i++)
+        fputc('x', fp);
+    fclose(fp);
+    assert_int_equal(dcem_store_open("sqlite", f->path, NULL, &st, err, sizeof err), DCEM_ECONFIG);
+    /* a directory that does not exist */
+    snprintf(f->path, sizeof f->path, "%s/no/such/dir/s.db", f->tmp);
+    assert_int_equal(dcem_store_open("sqlite", f->path, NULL, &st, err, sizeof err), DCEM_ESTORAGE);
+    /* options and backends */
+    assert_int_equal(dcem_store_open("postgresql", "x", NULL, &st, err, sizeof err), DCEM_ECONFIG);
+    assert_non_null(strstr(err, "valid: sqlite"));
+    dcem_store_opts o = {.synchronous = 5};
+    assert_int_equal(dcem_store_open(NULL, f->db, &o, &st, err, sizeof err), DCEM_ECONFIG);
+    o = (dcem_store_opts){.retention_days = -1};
+    assert_int_equal(dcem_store_open(NULL, f->db, &o, &st, err, sizeof err), DCEM_ECONFIG);
+    o = (dcem_store_opts){.prune_chunk = DCEM_STORE_MAX_PRUNE_CHUNK + 1};
+    assert_int_equal(dcem_store_open(NULL, f->db, &o, &st, err, sizeof err), DCEM_ECONFIG);
+    assert_int_equal(dcem_store_open(NULL, "", NULL, &st, err, sizeof err), DCEM_ECONFIG);
+    assert_null(st);
+    dcem_store_close(NULL);
+}
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+typedef struct epoch_walk {
+    dcem_store_epoch e[4];
+    int n;
+} epoch_walk;
+
+static int epoch_fn(void *ctx, const dcem_store_epoch *e)
+{
+    epoch_walk *w = ctx;
+    if (w->n < 4) w->e[w->n] = *e;
+    w->n++;
+    return 0;
+}
+
+static void test_put_batch_idempotent(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading *r = readings_new(100);
+    dcem_wire_batch b = batch_of(r, 100, 1732650000, 1, T0, 10);
+    int dup = -1;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 1, &dup), 0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 2, &dup), 0);
+    assert_int_equal(dup, 1);
+    assert_int_equal(count_readings(st), 100);
+    assert_int_equal(q1(f, "SELECT count(*) FROM batches"), 1);
+    dcem_store_stat s;
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.batches, 1);
+    assert_int_equal(s.duplicates, 1);
+    assert_int_equal(s.readings, 100);
+    assert_int_equal(s.duplicate_mismatch, 0);
+
+    dcem_store_epoch e;
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 1);
+    assert_int_equal(e.max_seq, 1);
+    assert_int_equal(e.first_ms, T0 + 1);
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 5, &e), DCEM_ENOTFOUND);
+    assert_int_equal(e.contiguous_seq, 0); /* expect seq 1 */
+    /* the same gateway id at another site is another gateway */
+    assert_int_equal(dcem_store_gateway_seq(st, "bj-dc02", "gw-a17", 1732650000, &e),
+                     DCEM_ENOTFOUND);
+
+    /* seq 2 repeats half of the readings (a resend after the agent's spool
+     * was rebuilt): those are kept as they were */
+    dcem_wire_reading *r2 = readings_new(100);
+    dcem_wire_batch b2 = batch_of(r2, 100, 1732650000, 2, T0 + 5000, 10);
+    for (size_t i = 0; i < 100; i++)
+        r2[i].kwh = -1; /* would differ if overwritten */
+    assert_int_equal(dcem_store_put_batch(st, &b2, T0 + 3, &dup), 0);
+    assert_int_equal(dup, 0);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.readings, 150);
+    assert_int_equal(s.readings_replayed, 50);
+    assert_int_equal(count_readings(st), 150);
+    assert_int_equal(q1(f, "SELECT count(*) FROM readings WHERE kwh = -1"), 50);
+    assert_int_equal(q1(f, "SELECT n_new FROM batches WHERE seq = 2"), 50);
+
+    /* gaps: 4 before 3, then 3 closes it; 7 with 5 and 6 missing */
+    dcem_wire_batch g = batch_of(r2, 1, 1732650000, 4, T0 + 100000, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 4, &dup), 0);
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 2);
+    assert_int_equal(e.max_seq, 4);
+    g = batch_of(r2, 1, 1732650000, 3, T0 + 101000, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 5, &dup), 0);
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 4);
+    g = batch_of(r2, 1, 1732650000, 7, T0 + 102000, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 6, &dup), 0);
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 4);
+    assert_int_equal(e.max_seq, 7);
+    /* the agent's birth says it holds nothing before 7: give up 5 and 6 */
+    assert_int_equal(dcem_store_skip_to(st, "sh-dc01", "gw-a17", 1732650000, 6), 0);
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 7);
+    assert_int_equal(e.skipped, 2);
+    assert_int_equal(dcem_store_skip_to(st, "sh-dc01", "gw-a17", 1732650000, 3), 0); /* no-op */
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.skipped, 2);
+    /* 5 came after all (it raced the birth): stored, not a duplicate */
+    g = batch_of(r2, 1, 1732650000, 5, T0 + 103000, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 7, &dup), 0);
+    assert_int_equal(dup, 0);
+
+    /* an identified but invalid batch: quarantined, and it counts for the ack */
+    const char raw[] = "{\"v\":1,\"site\":\"sh-dc01\",\"readings\":[{\"t\":-5}]}";
+    assert_int_equal(dcem_store_put_quarantine(st, "sh-dc01", "gw-a17", 1732650000, 8, T0 + 8,
+                                               "bad_time: readings[0].t", raw, sizeof raw - 1,
+                                               &dup),
+                     0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(dcem_store_put_quarantine(st, "sh-dc01", "gw-a17", 1732650000, 8, T0 + 9,
+                                               "bad_time", raw, sizeof raw - 1, &dup),
+                     0);
+    assert_int_equal(dup, 1);
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 8);
+    assert_int_equal(q1(f, "SELECT length(payload) FROM quarantine"), (int64_t)(sizeof raw - 1));
+
+    /* a seq reused for other content is still a duplicate, and counted */
+    g = batch_of(r2, 3, 1732650000, 1, T0 + 200000, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 10, &dup), 0);
+    assert_int_equal(dup, 1);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.duplicate_mismatch, 1);
+    assert_int_equal(s.quarantined, 1);
+
+    /* the same gateway id and (epoch, seq) at another site is another batch */
+    g = batch_of(r2, 2, 1732650000, 1, T0 + 400000, 1);
+    snprintf(g.site, sizeof g.site, "bj-dc02");
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 10, &dup), 0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(dcem_store_gateway_seq(st, "bj-dc02", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 1);
+
+    /* a second epoch; the walk lists both, in order */
+    g = batch_of(r2, 1, 1732659999, 1, T0 + 300000, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 11, &dup), 0);
+    dcem_store_close(st);
+
+    st = open_ok(f); /* survives a restart */
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
+    assert_int_equal(e.contiguous_seq, 8);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 12, &dup), 0);
+    assert_int_equal(dup, 1);
+    epoch_walk w = {0};
+    assert_int_equal(dcem_store_epochs(st, epoch_fn, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_string_equal(w.e[0].site, "bj-dc02");
+    assert_string_equal(w.e[1].site, "sh-dc01");
+    assert_int_equal(w.e[1].epoch, 1732650000);
+    assert_int_equal(w.e[1].contiguous_seq, 8);
+    assert_int_equal(w.e[1].skipped, 2);
+    assert_int_equal(w.e[2].epoch, 1732659999);
+    assert_int_equal(w.e[2].contiguous_seq, 1);
+    dcem_store_close(st);
+    free(r);
+    free(r2);
+}
+
+static void test_bad_arguments(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading *r = readings_new(2);
+    dcem_wire_batch b = batch_of(r, 2, 1, 1, T0, 2);
+    int dup;
+    b.seq = 0;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), DCEM_EINVAL);
+    b.seq = DCEM_WIRE_MAX_INT + 1;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), DCEM_EINVAL);
+    b.seq = 1;
+    snprintf(b.gateway, sizeof b.gateway, "gw/a");
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), DCEM_EINVAL);
+    assert_non_null(strstr(dcem_store_error(st), "gateway"));
+    assert_int_equal(dcem_store_put_batch(st, NULL, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(NULL, &b, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_YEAR, 0, NULL),
+                     DCEM_EINVAL);
+    assert_int_equal(dcem_store_commit(st), DCEM_EINVAL); /* none open */
+    assert_int_equal(dcem_store_rollback(st), 0);
+    assert_int_equal(dcem_store_begin(st), 0);
+    assert_int_equal(dcem_store_begin(st), DCEM_EINVAL);
+    assert_int_equal(dcem_store_rollback(st), 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM batches"), 0);
+    dcem_store_close(st);
+    free(r);
+}
+
+/* ---- atomicity ---------------------------------------------------------------------------- */
+
+static void test_failure_mid_batch_leaves_nothing(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading *r = readings_new(1000);
+    int dup;
+    struct {
+        const char *what;
+        int rc;
+    } cases[] = {{"quality", DCEM_EINVAL}, {"inf", DCEM_EINVAL},   {"comm_error", DCEM_EINVAL},
+                 {"nan", DCEM_EINVAL},     {"meter", DCEM_EINVAL}, {"time", DCEM_EINVAL}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        dcem_wire_batch b = batch_of(r, 1000, 3, 1, T0, 10);
+        dcem_wire_reading *bad = &r[700]; /* 700 rows are in when it fails */
+        if (c == 0) bad->quality = 9;
+        if (c == 1) bad->kwh = INFINITY;
+        if (c == 2) bad->quality = DCEM_WIRE_Q_COMM_ERROR;
+        if (c == 3) bad->kw = NAN;
+        if (c == 4) snprintf(bad->meter, sizeof bad->meter, "m 7");
+        if (c == 5) bad->t_ms = -1;
+        assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), cases[c].rc);
+        assert_non_null(strstr(dcem_store_error(st), "readings[700]"));
+        assert_int_equal(count_readings(st), 0);
+        assert_int_equal(q1(f, "SELECT count(*) FROM readings"), 0);
+        assert_int_equal(q1(f, "SELECT count(*) FROM batches"), 0);
+        assert_int_equal(q1(f, "SELECT count(*) FROM epochs"), 0);
+        dcem_store_epoch e;
+        assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 3, &e), DCEM_ENOTFOUND);
+    }
+    dcem_store_stat s;
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.failed, 6);
+    assert_int_equal(s.readings, 0);
+
+    /* the good batch goes in afterwards: the failures left no lock or state */
+    dcem_wire_batch b = batch_of(r, 1000, 3, 1, T0, 10);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    assert_int_equal(count_readings(st), 1000);
+
+    /* inside an explicit transaction a failing call undoes only itself */
+    dcem_interval iv = {.start_ms = T0,
+                        .end_ms = T0 + 15 * MIN,
+                        .kwh = 2.5,
+                        .measured_ms = 15 * MIN,
+                        .covered_ms = 15 * MIN};
+    dcem_store_keys k = {T0, 20089, 2025 * 12};
+    assert_int_equal(dcem_store_begin(st), 0);
+    b = batch_of(r, 1000, 3, 2, T0 + 100 * 1000, 10);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    dcem_wire_batch bad = batch_of(r, 1000, 3, 3, T0 + 200 * 1000, 10);
+    r[999].quality = 9;
+    assert_int_equal(dcem_store_put_batch(st, &bad, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k, NULL), 0);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.batches, 1); /* joins at commit */
+    assert_int_equal(dcem_store_commit(st), 0);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.batches, 2);
+    assert_int_equal(s.intervals, 1);
+    assert_int_equal(count_readings(st), 2000);
+    dcem_store_epoch e;
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 3, &e), 0);
+    assert_int_equal(e.contiguous_seq, 2);
+    assert_int_equal(e.max_seq, 2);
+
+    /* and a rolled-back transaction leaves nothing */
+    assert_int_equal(dcem_store_begin(st), 0);
+    b = batch_of(r, 1000, 3, 3, T0 + 300 * 1000, 10);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    iv.kwh = 99;
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k, NULL), 0);
+    assert_int_equal(dcem_store_rollback(st), 0);
+    assert_int_equal(count_readings(st), 2000);
+    dcem_interval back;
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m1", T0, &back, NULL), 0);
+    assert_true(back.kwh == 2.5);
+    dcem_store_rollup ru;
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m1", DCEM_PERIOD_DAY, 20089, &ru), 0);
+    assert_true(ru.kwh == 2.5);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.batches, 2);
+    /* an open transaction is rolled back by close */
+    assert_int_equal(dcem_store_begin(st), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM readings"), 2000);
+    free(r);
+}
+
+/* ---- intervals and rollups ---------------------------------------------------------------- */
+
+#define RV_METERS 2
+#define RV_DAYS 4
+#define RV_IV (RV_DAYS * 96)
+
+typedef struct rv_model {
+    dcem_interval iv[RV_METERS][RV_IV];
+    dcem_store_events ev[RV_METERS][RV_IV];
+    dcem_store_keys keys[RV_IV];
+} rv_model;
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double urand(uint64_t *s)
+{
+    return (double)(xorshift(s) >> 11) / 9007199254740992.0;
+}
+
+static void random_interval(uint64_t *rng, dcem_interval *iv, dcem_store_events *ev, int64_t start,
+                            int64_t end)
+{
+    memset(iv, 0, sizeof *iv);
+    iv->start_ms = start;
+    iv->end_ms = end;
+    iv->kwh = urand(rng) * 50.0;
+    iv->covered_ms = (int64_t)(urand(rng) * (double)(end - start));
+    iv->measured_ms = iv->covered_ms;
+    unsigned r = (unsigned)(xorshift(rng) % 8);
+    if (r == 0) {
+        iv->flags = DCEM_SEG_GAP;
+        iv->estimated_kwh = iv->kwh * urand(rng);
+        iv->measured_ms = iv->covered_ms / 2;
+    } else if (r == 1) {
+        iv->flags = DCEM_SEG_INTEGRATED;
+        iv->integrated_kwh = iv->kwh;
+    } else if (r == 2) {
+        iv->flags = DCEM_SEG_RESET | DCEM_SEG_ROLLOVER;
+        iv->estimated_kwh = iv->kwh / 3;
+    }
+    ev->discarded = (int)(xorshift(rng) % 3);
+    ev->rollovers = (iv->flags & DCEM_SEG_ROLLOVER) ? 1 : 0;
+    ev->resets = (iv->flags & DCEM_SEG_RESET) ? 1 : 0;
+}
+
+typedef struct sums {
+    int64_t kwh, est, integ, measured, covered;
+    long n, n_est, n_integ, discarded, rollovers, resets;
+    double kwh_d;
+} sums;
+
+static int64_t uk(double kwh)
+{
+    return (int64_t)llround(kwh * 1e6);
+}
+
+/* The rollup of (meter, kind, key) the model says, from its intervals. */
+static sums model_sum(const rv_model *m, int meter, int kind, int64_t key)
+{
+    sums s;
+    memset(&s, 0, sizeof s);
+    for (int i = 0; i < RV_IV; i++) {
+        const dcem_store_keys *k = &m->keys[i];
+        int64_t ik = kind == DCEM_PERIOD_HOUR  ? k->hour_ms
+                     : kind == DCEM_PERIOD_DAY ? k->day
+                                               : k->month;
+        if (ik != key || m->iv[meter][i].end_ms == 0) continue;
+        const dcem_interval *iv = &m->iv[meter][i];
+        s.kwh += uk(iv->kwh);
+        s.est += uk(iv->estimated_kwh);
+        s.integ += uk(iv->integrated_kwh);
+        s.measured += iv->measured_ms;
+        s.covered += iv->covered_ms;
+        s.n++;
+        s.n_est += (iv->flags & DCEM_SEG_ESTIMATED) != 0;
+        s.n_integ += (iv->flags & DCEM_SEG_INTEGRATED) != 0;
+        s.discarded += m->ev[meter][i].discarded;
+        s.rollovers += m->ev[meter][i].rollovers;
+        s.resets += m->ev[meter][i].resets;
+        s.kwh_d += iv->kwh;
+    }
+    return s;
+}
+
+static void check_rollup(dcem_store *st, const rv_model *m, int meter, int kind, int64_t key)
+{
+    char id[8];
+    snprintf(id, sizeof id, "m%d", meter);
+    sums s = model_sum(m, meter, kind, key);
+    dcem_store_rollup r;
+    int rc = dcem_store_get_rollup(st, "sh-dc01", id, kind, key, &r);
+    if (s.n == 0) {
+        assert_int_equal(rc, DCEM_ENOTFOUND);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    /* exact: micro-kWh integers, whatever the order of the revisions */
+    assert_true(r.kwh == (double)s.kwh / 1e6);
+    assert_true(r.estimated_kwh == (double)s.est / 1e6);
+    assert_true(r.integrated_kwh == (double)s.integ / 1e6);
+    assert_int_equal(r.measured_ms, s.measured);
+    assert_int_equal(r.covered_ms, s.covered);
+    assert_int_equal(r.intervals, s.n);
+    assert_int_equal(r.estimated_intervals, s.n_est);
+    assert_int_equal(r.integrated_intervals, s.n_integ);
+    assert_int_equal(r.discarded_readings, s.discarded);
+    assert_int_equal(r.rollovers, s.rollovers);
+    assert_int_equal(r.resets, s.resets);
+    /* and within half a micro-kWh per interval of the plain double sum */
+    assert_true(fabs(r.kwh - s.kwh_d) <= 0.5e-6 * (double)s.n + 1e-9);
+}
+
+static int count_rollup_fn(void *ctx, const dcem_store_rollup *r)
+{
+    (void)r;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static void test_interval_revisions_keep_rollups_exact(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    rv_model *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    /* +05:30: local hours are not UTC hours, and the days cross a month end */
+    dcem_tz *tz = dcem_tz_new_fixed(5 * 3600 + 1800);
+    assert_non_null(tz);
+    dcem_zone z;
+    dcem_zone_init(&z, tz);
+    int64_t start = dcem_zone_day_start(&z, dcem_days_from_civil(2025, 1, 30));
+    for (int i = 0; i < RV_IV; i++)
+        dcem_store_period_keys(&z, start + i * 15 * MIN, &m->keys[i]);
+    assert_int_equal(m->keys[0].hour_ms % HOUR, HOUR / 2); /* local hour = UTC half hour */
+    assert_int_equal(m->keys[0].month, 2025 * 12 + 0);
+    assert_int_equal(m->keys[RV_IV - 1].month, 2025 * 12 + 1);
+
+    uint64_t rng = 0x853c49e6748fea9bull;
+    /* first pass: every interval, a day per transaction */
+    for (int i = 0; i < RV_IV; i++) {
+        if (i % 96 == 0) assert_int_equal(dcem_store_begin(st), 0);
+        for (int me = 0; me < RV_METERS; me++) {
+            char id[8];
+            snprintf(id, sizeof id, "m%d", me);
+            random_interval(&rng, &m->iv[me][i], &m->ev[me][i], start + i * 15 * MIN,
+                            start + (i + 1) * 15 * MIN);
+            assert_int_equal(dcem_store_put_interval(st, "sh-dc01", id, &m->iv[me][i], &m->keys[i],
+                                                     &m->ev[me][i]),
+                             0);
+        }
+        if (i % 96 == 95) assert_int_equal(dcem_store_commit(st), 0);
+    }
+    /* revisions: random intervals replaced many times, late data style */
+    assert_int_equal(dcem_store_begin(st), 0);
+    for (int r = 0; r < 3000; r++) {
+        int i = (int)(xorshift(&rng) % RV_IV), me = (int)(xorshift(&rng) % RV_METERS);
+        char id[8];
+        snprintf(id, sizeof id, "m%d", me);
+        random_interval(&rng, &m->iv[me][i], &m->ev[me][i], start + i * 15 * MIN,
+                        start + (i + 1) * 15 * MIN);
+        if (dcem_store_put_interval(st, "sh-dc01", id, &m->iv[me][i], &m->keys[i], &m->ev[me][i]))
+            fail_msg("revision %d: %s", r, dcem_store_error(st));
+    }
+    assert_int_equal(dcem_store_commit(st), 0);
+    /* a caller that got the keys wrong and corrects them: the wrong rows go */
+    dcem_store_keys wrong = {m->keys[5].hour_ms + 7 * HOUR, m->keys[5].day + 9,
+                             m->keys[5].month + 3};
+    assert_int_equal(
+        dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][5], &wrong, &m->ev[0][5]), 0);
+    dcem_store_rollup ru;
+    assert_int_equal(
+        dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, wrong.month, &ru), 0);
+    assert_int_equal(ru.intervals, 1);
+    assert_int_equal(
+        dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][5], &m->keys[5], &m->ev[0][5]), 0);
+    assert_int_equal(
+        dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, wrong.month, &ru),
+        DCEM_ENOTFOUND);
+    dcem_store_close(st);
+
+    st = open_ok(f);
+    int hours = 0, days = 0, months = 0;
+    for (int me = 0; me < RV_METERS; me++) {
+        for (int i = 0; i < RV_IV; i++) {
+            check_rollup(st, m, me, DCEM_PERIOD_HOUR, m->keys[i].hour_ms);
+            if (i % 4 == 0) check_rollup(st, m, me, DCEM_PERIOD_DAY, m->keys[i].day);
+            if (i % 96 == 0) check_rollup(st, m, me, DCEM_PERIOD_MONTH, m->keys[i].month);
+            char id[8];
+            snprintf(id, sizeof id, "m%d", me);
+            dcem_interval back;
+            dcem_store_events ev;
+            assert_int_equal(
+                dcem_store_get_interval(st, "sh-dc01", id, m->iv[me][i].start_ms, &back, &ev), 0);
+            assert_true(back.kwh == m->iv[me][i].kwh); /* REAL: bit for bit */
+            assert_true(back.estimated_kwh == m->iv[me][i].estimated_kwh);
+            assert_int_equal(back.end_ms, m->iv[me][i].end_ms);
+            assert_int_equal(back.flags, m->iv[me][i].flags);
+            assert_int_equal(ev.discarded, m->ev[me][i].discarded);
+        }
+    }
+    /* one row per local hour, day and month per meter (the days are whole local days) */
+    assert_int_equal(dcem_store_rollups(st, "sh-dc01", DCEM_PERIOD_HOUR, INT64_MIN, INT64_MAX,
+                                        count_rollup_fn, &hours),
+                     0);
+    assert_int_equal(dcem_store_rollups(st, "sh-dc01", DCEM_PERIOD_DAY, INT64_MIN, INT64_MAX,
+                                        count_rollup_fn, &days),
+                     0);
+    assert_int_equal(dcem_store_rollups(st, "sh-dc01", DCEM_PERIOD_MONTH, INT64_MIN, INT64_MAX,
+                                        count_rollup_fn, &months),
+                     0);
+    assert_int_equal(hours, RV_METERS * RV_DAYS * 24);
+    assert_int_equal(days, RV_METERS * RV_DAYS);
+    assert_int_equal(months, RV_METERS * 2);
+    /* month = sum of its days = sum of its hours, exactly */
+    for (int me = 0; me < RV_METERS; me++) {
+        int64_t by_day = 0, by_hour = 0;
+        for (int i = 0; i < RV_IV; i++) { /* local hours start at i % 4 == 0, days at i % 96 */
+            if (m->keys[i].month != 2025 * 12) continue;
+            if (i % 4 == 0) by_hour += model_sum(m, me, DCEM_PERIOD_HOUR, m->keys[i].hour_ms).kwh;
+            if (i % 96 == 0) by_day += model_sum(m, me, DCEM_PERIOD_DAY, m->keys[i].day).kwh;
+        }
+        char id[8];
+        snprintf(id, sizeof id, "m%d", me);
+        assert_int_equal(
+            dcem_store_get_rollup(st, "sh-dc01", id, DCEM_PERIOD_MONTH, 2025 * 12, &ru), 0);
+        assert_true(ru.kwh == (double)by_day / 1e6);
+        assert_true(ru.kwh == (double)by_hour / 1e6);
+        dcem_meter_period mp;
+        memset(&mp, 0, sizeof mp);
+        dcem_store_rollup_add(&mp, &ru);
+        assert_true(mp.kwh == ru.kwh);
+        assert_int_equal(mp.resets, ru.resets);
+    }
+    dcem_store_stat s;
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.intervals, 0); /* since this open */
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM intervals"), RV_METERS * RV_IV);
+    assert_true(q1(f, "SELECT sum(revisions) FROM intervals") >= 3000);
+    dcem_tz_free(tz);
+    free(m);
+}
+
+typedef struct iv_walk {
+    int n;
+    int64_t last_start;
+    char last_meter[DCEM_ID_MAX];
+} iv_walk;
+
+static int iv_walk_fn(void *ctx, const char *meter, const dcem_interval *iv,
+                      const dcem_store_events *ev)
+{
+    iv_walk *w = ctx;
+    (void)ev;
+    assert_true(iv->start_ms > w->last_start ||
+                (iv->start_ms == w->last_start && strcmp(meter, w->last_meter) > 0));
+    w->last_start = iv->start_ms;
+    snprintf(w->last_meter, sizeof w->last_meter, "%s", meter);
+    w->n++;
+    return 0;
+}
+
+static void test_intervals_walk(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    assert_int_equal(dcem_store_begin(st), 0);
+    for (int i = 9; i >= 0; i--) {
+        for (int me = 2; me >= 0; me--) {
+            char id[8];
+            snprintf(id, sizeof id, "m%d", me);
+            dcem_interval iv = {
+                .start_ms = T0 + i * 15 * MIN, .end_ms = T0 + (i + 1) * 15 * MIN, .kwh = i + me};
+            dcem_store_keys k = {T0 + (i / 4) * HOUR, 20089, 2025 * 12};
+            assert_int_equal(dcem_store_put_interval(st, "sh-dc01", id, &iv, &k, NULL), 0);
+        }
+    }
+    assert_int_equal(dcem_store_commit(st), 0);
+    iv_walk w = {0, INT64_MIN, ""};
+    assert_int_equal(
+        dcem_store_intervals(st, "sh-dc01", T0 + 15 * MIN, T0 + 45 * MIN, iv_walk_fn, &w), 0);
+    assert_int_equal(w.n, 6);
+    dcem_interval bad = {.start_ms = T0, .end_ms = T0, .kwh = 1};
+    dcem_store_keys k = {T0, 0, 0};
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
+    bad.end_ms = T0 + 15 * MIN;
+    bad.measured_ms = 16 * MIN;
+    bad.covered_ms = 16 * MIN;
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
+    bad.measured_ms = bad.covered_ms = 0;
+    bad.kwh = NAN;
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
+    bad.kwh = 2e9;
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
+    dcem_interval back;
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", T0, &back, NULL), 0);
+    assert_true(back.kwh == 0);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m9", T0, &back, NULL), DCEM_ENOTFOUND);
+    dcem_store_close(st);
+}
+
+/* ---- retention ---------------------------------------------------------------------------- */
+
+static void test_retention_prunes_readings_only(void **state)
+{
+    fx *f = *state;
+    dcem_store_opts o = {.retention_days = 30, .prune_chunk = 100};
+    dcem_store *st = open_opts(f, &o);
+    const int64_t now = T0 + 60 * DAY;
+    dcem_wire_reading *r = readings_new(240);
+    int dup;
+    /* 60 days of readings, 4 meters, one batch per day of 60 readings (15 per meter) */
+    assert_int_equal(dcem_store_begin(st), 0);
+    for (int d = 0; d < 60; d++) {
+        dcem_wire_batch b = batch_of(r, 60, 11, (uint64_t)d + 1, T0 + d * DAY, 4);
+        /* batches of the first 40 days were received then; the rest now */
+        assert_int_equal(dcem_store_put_batch(st, &b, d < 40 ? T0 + d * DAY + 1000 : now, &dup), 0);
+        dcem_interval iv = {.start_ms = T0 + d * DAY,
+                            .end_ms = T0 + d * DAY + 15 * MIN,
+                            .kwh = 1.5,
+                            .measured_ms = 15 * MIN,
+                            .covered_ms = 15 * MIN};
+        dcem_store_keys k = {T0 + d * DAY, 20089 + d, 2025 * 12 + d / 31};
+        assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL), 0);
+    }
+    assert_int_equal(dcem_store_commit(st), 0);
+    assert_int_equal(count_readings(st), 3600);
+    /* an epoch with a gap: its batch above H must stay */
+    dcem_wire_batch g = batch_of(r, 1, 12, 5, T0 + 500, 1);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0, &dup), 0);
+
+    size_t total = 0, n = 0;
+    int calls = 0;
+    do {
+        assert_int_equal(dcem_store_prune(st, now, &n), 0);
+        assert_true(n <= 100);
+        total += n;
+        calls++;
+    } while (n == 100);
+    /* days 0..29 are older than 30 days: 30 * 60 readings + the gap batch's one */
+    assert_int_equal(total, 30 * 60 + 1);
+    assert_int_equal(calls, 19);
+    assert_int_equal(count_readings(st), 30 * 60);
+    assert_int_equal(q1(f, "SELECT min(t_ms) FROM readings"), now - 30 * DAY);
+    /* intervals and rollups stay */
+    assert_int_equal(q1(f, "SELECT count(*) FROM intervals"), 60);
+    dcem_store_rollup ru;
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, 2025 * 12, &ru),
+                     0);
+    assert_int_equal(ru.intervals, 31);
+    assert_true(ru.kwh == 31 * 1.5);
+    /* batch rows received before the cutoff and covered by H are gone; the
+     * gap batch and the epochs' seqs stay, so acks and gap checks are intact */
+    assert_int_equal(q1(f, "SELECT count(*) FROM batches WHERE epoch = 11"), 30);
+    assert_int_equal(q1(f, "SELECT count(*) FROM batches WHERE epoch = 12"), 1);
+    dcem_store_epoch e;
+    assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 11, &e), 0);
+    assert_int_equal(e.contiguous_seq, 60);
+    dcem_store_stat s;
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.pruned_readings, 30 * 60 + 1);
+    assert_int_equal(s.pruned_batches, 30);
+    dcem_store_close(st);
+
+    /* retention 0 keeps everything */
+    st = open_ok(f);
+    assert_int_equal(dcem_store_prune(st, now + 1000 * DAY, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(count_readings(st), 30 * 60);
+    dcem_store_close(st);
+    free(r);
+}
+
+/* ---- counter and splitter state ----------------------------------------------------------- */
+
+typedef struct iv_log {
+    dcem_interval iv[64];
+    int n;
+} iv_log;
+
+static void log_iv(void *ctx, const dcem_interval *iv)
+{
+    iv_log *l = ctx;
+    if (l->n < 64) l->iv[l->n] = *iv;
+    l->n++;
+}
+
+static void feed(dcem_counter *c, dcem_splitter *s, iv_log *l, int64_t t, double kwh)
+{
+    dcem_counter_out out;
+    dcem_counter_push(c, t, 1, kwh, 0, 0, &out);
+    for (int i = 0; i < out.n_seg; i++)
+        dcem_splitter_add(s, &out.seg[i], log_iv, l);
+}
+
+static void test_meter_state_round_trip(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_tz *tz = dcem_tz_new_fixed(8 * 3600);
+    assert_non_null(tz);
+    dcem_counter_cfg cfg = {.rated_kw = 100,
+                            .modulo_kwh = NAN,
+                            .resolution_kwh = 0.01,
+                            .margin = 1.5,
+                            .gap_ms = 22 * MIN + 30000,
+                            .max_gap_ms = 92 * DAY};
+    dcem_counter c;
+    dcem_splitter sp;
+    dcem_counter_init(&c, &cfg);
+    dcem_splitter_init(&sp, tz, 15);
+    iv_log a = {0}, b = {0};
+    feed(&c, &sp, &a, T0, 100.0);
+    feed(&c, &sp, &a, T0 + 5 * MIN, 106.25);
+    feed(&c, &sp, &a, T0 + 20 * MIN, 125.5);
+    feed(&c, &sp, &a, T0 + 25 * MIN, 9000.0); /* implausible: held */
+    assert_int_equal(c.have_pending, 1);
+    assert_int_equal(sp.open, 1);
+
+    int64_t upd = 0;
+    dcem_counter c2;
+    dcem_splitter sp2;
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &upd),
+                     DCEM_ENOTFOUND);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, T0 + 26 * MIN), 0);
+    dcem_store_close(st);
+
+    st = open_ok(f);
+    memset(&c2, 0xa5, sizeof c2);
+    memset(&sp2, 0xa5, sizeof sp2);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &upd), 0);
+    assert_int_equal(upd, T0 + 26 * MIN);
+    assert_true(c2.cfg.rated_kw == cfg.rated_kw && isnan(c2.cfg.modulo_kwh));
+    assert_true(c2.cfg.resolution_kwh == cfg.resolution_kwh && c2.cfg.margin == cfg.margin);
+    assert_int_equal(c2.cfg.gap_ms, cfg.gap_ms);
+    assert_int_equal(c2.cfg.max_gap_ms, cfg.max_gap_ms);
+    assert_int_equal(c2.mode, c.mode);
+    assert_int_equal(c2.have_anchor, c.have_anchor);
+    assert_int_equal(c2.have_pending, c.have_pending);
+    assert_int_equal(c2.have_late, c.have_late);
+    assert_int_equal(c2.anchor_t, c.anchor_t);
+    assert_int_equal(c2.pending_t, c.pending_t);
+    assert_int_equal(c2.late_t, c.late_t);
+    assert_int_equal(c2.last_t, c.last_t);
+    assert_true(c2.anchor_v == c.anchor_v && c2.pending_v == c.pending_v);
+    assert_true(c2.late_v == c.late_v);
+    assert_int_equal(sp2.len_ms, sp.len_ms);
+    assert_int_equal(sp2.open, sp.open);
+    assert_int_equal(sp2.cur.start_ms, sp.cur.start_ms);
+    assert_int_equal(sp2.cur.end_ms, sp.cur.end_ms);
+    assert_true(sp2.cur.kwh == sp.cur.kwh && sp2.cur.estimated_kwh == sp.cur.estimated_kwh);
+    assert_true(sp2.cur.integrated_kwh == sp.cur.integrated_kwh);
+    assert_int_equal(sp2.cur.measured_ms, sp.cur.measured_ms);
+    assert_int_equal(sp2.cur.covered_ms, sp.cur.covered_ms);
+    assert_int_equal(sp2.cur.flags, sp.cur.flags);
+    assert_ptr_equal(sp2.zone.tz, tz);
+
+    /* both go on from here: the restored pair produces exactly what the
+     * original does (the held reading is judged the same way) */
+    b.n = 0;
+    a.n = 0;
+    int64_t ts[] = {T0 + 30 * MIN, T0 + 47 * MIN, T0 + 61 * MIN, T0 + 120 * MIN};
+    double vs[] = {131.0, 140.0, 150.5, 190.0};
+    for (int i = 0; i < 4; i++) {
+        feed(&c, &sp, &a, ts[i], vs[i]);
+        feed(&c2, &sp2, &b, ts[i], vs[i]);
+    }
+    dcem_splitter_flush(&sp, log_iv, &a);
+    dcem_splitter_flush(&sp2, log_iv, &b);
+    assert_true(a.n > 3);
+    assert_int_equal(a.n, b.n);
+    for (int i = 0; i < a.n; i++) {
+        assert_int_equal(a.iv[i].start_ms, b.iv[i].start_ms);
+        assert_int_equal(a.iv[i].end_ms, b.iv[i].end_ms);
+        assert_true(a.iv[i].kwh == b.iv[i].kwh);
+        assert_true(a.iv[i].estimated_kwh == b.iv[i].estimated_kwh);
+        assert_int_equal(a.iv[i].measured_ms, b.iv[i].measured_ms);
+        assert_int_equal(a.iv[i].covered_ms, b.iv[i].covered_ms);
+        assert_int_equal(a.iv[i].flags, b.iv[i].flags);
+    }
+
+    /* replaced, not added */
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, T0 + 200 * MIN), 0);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &upd), 0);
+    assert_int_equal(upd, T0 + 200 * MIN);
+    assert_int_equal(c2.last_t, c.last_t);
+    assert_int_equal(c2.have_late, c.have_late); /* the 59-minute step is held as late */
+    assert_int_equal(c2.late_t, T0 + 120 * MIN);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM meter_state"), 1);
+    dcem_tz_free(tz);
+}
+
+/* ---- export ------------------------------------------------------------------------------- */
+
+static void test_export_order(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading r[8];
+    dcem_wire_batch b = batch_of(r, 8, 1, 1, T0, 1);
+    /* scrambled times and meters over two batches */
+    const char *meters[8] = {"pdu-b", "pdu-a", "ups-1", "pdu-a", "pdu-b", "ups-1", "pdu-a", "pv"};
+    const int64_t ts[8] = {3000, 1000, 1000, 2000, 1000, 3000, 3000, 2000};
+    for (int i = 0; i < 8; i++) {
+        snprintf(r[i].meter, sizeof r[i].meter, "%s", meters[i]);
+        r[i].t_ms = T0 + ts[i];
+    }
+    r[7].has_kwh = 0; /* power only */
+    r[5].quality = DCEM_WIRE_Q_COMM_ERROR;
+    r[5].has_kwh = r[5].has_kw = 0;
+    b.n_readings = 4;
+    int dup;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 10000, &dup), 0);
+    b.readings = r + 4;
+    b.seq = 2;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 10000, &dup), 0);
+
+    collect *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(dcem_store_export(st, "sh-dc01", NULL, T0, T0 + 4000, collect_fn, c), 0);
+    const char *want_m[8] = {"pdu-a", "pdu-b", "ups-1", "pdu-a", "pv", "pdu-a", "pdu-b", "ups-1"};
+    const int64_t want_t[8] = {1000, 1000, 1000, 2000, 2000, 3000, 3000, 3000};
+    assert_int_equal(c->n, 8);
+    for (int i = 0; i < 8; i++) {
+        assert_string_equal(c->r[i].meter, want_m[i]);
+        assert_int_equal(c->r[i].t_ms, T0 + want_t[i]);
+    }
+    assert_int_equal(c->r[4].has_kwh, 0); /* pv */
+    assert_int_equal(c->r[4].has_kw, 1);
+    assert_true(c->r[4].kw == 4.25);
+    assert_int_equal(c->r[7].quality, DCEM_WIRE_Q_COMM_ERROR); /* ups-1 at 3000 */
+    assert_int_equal(c->r[7].has_kwh, 0);
+    assert_int_equal(c->r[7].seq, 2);
+    assert_int_equal(c->r[0].seq, 1);
+    assert_true(c->r[0].kwh == r[1].kwh);
+
+    /* [from, to) */
+    c->n = 0;
+    assert_int_equal(dcem_store_export(st, "sh-dc01", NULL, T0 + 1000, T0 + 3000, collect_fn, c),
+                     0);
+    assert_int_equal(c->n, 5);
+    /* one meter, in time order */
+    c->n = 0;
+    assert_int_equal(dcem_store_export(st, "sh-dc01", "pdu-a", 0, INT64_MAX, collect_fn, c), 0);
+    assert_int_equal(c->n, 3);
+    assert_true(c->r[0].t_ms < c->r[1].t_ms && c->r[1].t_ms < c->r[2].t_ms);
+    /* another site has nothing */
+    c->n = 0;
+    assert_int_equal(dcem_store_export(st, "bj-dc02", NULL, 0, INT64_MAX, collect_fn, c), 0);
+    assert_int_equal(c->n, 0);
+    free(c);
+    dcem_store_close(st);
+}
+
+static int stop_after_two(void *ctx, const dcem_store_reading *r)
+{
+    (void)r;
+    return ++*(int *)ctx == 2 ? 42 : 0;
+}
+
+static void test_export_callback_stops(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading r[5];
+    dcem_wire_batch b = batch_of(r, 5, 1, 1, T0, 1);
+    int dup, n = 0;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    assert_int_equal(dcem_store_export(st, "sh-dc01", NULL, 0, INT64_MAX, stop_after_two, &n), 42);
+    assert_int_equal(n, 2);
+    n = 0; /* the statement was reset: a new walk starts from the beginning */
+    assert_int_equal(dcem_store_export(st, "sh-dc01", NULL, 0, INT64_MAX, stop_after_two, &n), 42);
+    dcem_store_close(st);
+}
+
+/* ---- figures and alerts ------------------------------------------------------------------- */
+
+static int fig_fn(void *ctx, int64_t key, const char *json, int64_t computed_ms)
+{
+    int *n = ctx;
+    assert_int_equal(key, 2025 * 12 + *n);
+    assert_non_null(strstr(json, "pue"));
+    assert_true(computed_ms > 0);
+    ++*n;
+    return 0;
+}
+
+typedef struct alert_walk {
+    int n;
+    int64_t ids[8];
+    int states[8];
+} alert_walk;
+
+static int alert_fn(void *ctx, const dcem_store_alert *a)
+{
+    alert_walk *w = ctx;
+    if (w->n < 8) {
+        w->ids[w->n] = a->id;
+        w->states[w->n] = a->state;
+    }
+    w->n++;
+    return 0;
+}
+
+static void test_figures_and_alerts(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    const int64_t m0 = 2025 * 12;
+    assert_int_equal(
+        dcem_store_put_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, m0, "{\"pue\":1.52}", 100), 0);
+    assert_int_equal(dcem_store_put_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, m0 + 1,
+                                            "{\"pue\":1.38,\"verdicts\":[\"pue_below_limit\"]}",
+                                            200),
+                     0);
+    /* recomputed after late data: replaced */
+    assert_int_equal(
+        dcem_store_put_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, m0, "{\"pue\":1.51}", 300), 0);
+    char *json = NULL;
+    int64_t at = 0;
+    assert_int_equal(dcem_store_get_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, m0, &json, &at), 0);
+    assert_string_equal(json, "{\"pue\":1.51}");
+    assert_int_equal(at, 300);
+    free(json);
+    assert_int_equal(dcem_store_get_figures(st, "sh-dc01", DCEM_PERIOD_YEAR, 2025, &json, NULL),
+                     DCEM_ENOTFOUND);
+    assert_null(json);
+    assert_int_equal(dcem_store_put_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, m0, "{\"pue\":", 1),
+                     DCEM_EINVAL); /* not JSON: the CHECK refuses it */
+    assert_int_equal(dcem_store_put_figures(st, "sh-dc01", 9, m0, "{}", 1), DCEM_EINVAL);
+    int n = 0;
+    assert_int_equal(dcem_store_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, m0, m0 + 12, fig_fn, &n),
+                     0);
+    assert_int_equal(n, 2);
+
+    dcem_store_alert a = {.site = "sh-dc01",
+                          .t_ms = T0 + 10,
+                          .kind = "cap_warning",
+                          .message = "year-to-date 80% of the approved 12 GWh",
+                          .state = DCEM_STORE_ALERT_RAISED};
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    assert_int_equal(dcem_store_add_alert(st, &a, &id1), 0);
+    a.t_ms = T0 + 20;
+    a.state = DCEM_STORE_ALERT_CLEARED;
+    assert_int_equal(dcem_store_add_alert(st, &a, &id2), 0);
+    a.site = "bj-dc02";
+    a.t_ms = T0 + 15;
+    a.state = DCEM_STORE_ALERT_RAISED;
+    assert_int_equal(dcem_store_add_alert(st, &a, &id3), 0);
+    assert_true(id1 < id2 && id2 < id3);
+    a.kind = "cap warning";
+    assert_int_equal(dcem_store_add_alert(st, &a, NULL), DCEM_EINVAL);
+    alert_walk w = {0};
+    assert_int_equal(dcem_store_alerts(st, "sh-dc01", 0, INT64_MAX, alert_fn, &w), 0);
+    assert_int_equal(w.n, 2);
+    assert_int_equal(w.ids[0], id1);
+    assert_int_equal(w.states[1], DCEM_STORE_ALERT_CLEARED);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(dcem_store_alerts(st, NULL, 0, INT64_MAX, alert_fn, &w), 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.ids[1], id3); /* by time */
+    dcem_store_close(st);
+}
+
+/* ---- kill -9 in the middle of transactions ------------------------------------------------ */
+
+#define CR_READINGS 200
+
+/* The child: one explicit transaction per batch — the batch, one interval
+ * and the meter state — and reports each seq through the pipe after commit
+ * returned. Resumes after the contiguous seq of the store it finds. */
+static void crash_child(const char *db, int wfd)
+{
+    dcem_store *st = NULL;
+    char err[512];
+    if (dcem_store_open(NULL, db, NULL, &st, err, sizeof err)) _exit(2);
+    dcem_store_epoch e;
+    int rc = dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 9, &e);
+    if (rc && rc != DCEM_ENOTFOUND) _exit(3);
+    dcem_wire_reading *r = calloc(CR_READINGS, sizeof *r);
+    dcem_tz *tz = dcem_tz_new_fixed(0);
+    if (!r || !tz) _exit(4);
+    dcem_counter_cfg cfg = {.rated_kw = 100,
+                            .modulo_kwh = NAN,
+                            .resolution_kwh = 0.01,
+                            .margin = 1.5,
+                            .gap_ms = HOUR,
+                            .max_gap_ms = DAY};
+    dcem_counter c;
+    dcem_splitter sp;
+    dcem_counter_init(&c, &cfg);
+    dcem_splitter_init(&sp, tz, 15);
+    for (uint64_t seq = e.contiguous_seq + 1;; seq++) {
+        int64_t t0 = T0 + (int64_t)seq * 60000;
+        dcem_wire_batch b = batch_of(r, CR_READINGS, 9, seq, t0, 5);
+        dcem_interval iv = {.start_ms = t0,
+                            .end_ms = t0 + MIN,
+                            .kwh = (double)seq / 7.0,
+                            .measured_ms = MIN,
+                            .covered_ms = MIN};
+        dcem_store_keys k = {t0 - t0 % HOUR, t0 / DAY, 2025 * 12};
+        c.last_t = (int64_t)seq;
+        int dup;
+        if (dcem_store_begin(st) || dcem_store_put_batch(st, &b, t0, &dup) || dup ||
+            dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL) ||
+            dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, (int64_t)seq) ||
+            dcem_store_commit(st))
+            _exit(5);
+        if (write(wfd, &seq, sizeof seq) != (ssize_t)sizeof seq) _exit(6);
+    }
+}
+
+static void drain(int fd, uint64_t *reported, int wait_ms)
+{
+    uint8_t buf[8 * 64];
+    size_t have = 0;
+    int64_t until = now_ms() + wait_ms;
+    for (;;) {
+        int left = wait_ms < 0 ? -1 : (int)(until - now_ms());
+        if (wait_ms >= 0 && left <= 0) break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int pr = poll(&p, 1, left);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) break;
+        ssize_t n = read(fd, buf + have, sizeof buf - have);
+        if (n <= 0) break;
+        have += (size_t)n;
+        size_t k = 0;
+        for (; k + 8 <= have; k += 8)
+            memcpy(reported, buf + k, 8);
+        memmove(buf, buf + k, have - k);
+        have -= k;
+    }
+}
+
+static void test_kill9_keeps_every_committed_batch(void **state)
+{
+    fx *f = *state;
+    uint64_t reported = 0, rng = 0x2545f4914f6cdd1dull;
+    int64_t t0 = now_ms();
+    dcem_store_close(open_ok(f)); /* created (and migrated) before the first kill */
+    const int kills = 12;
+    for (int iter = 0; iter < kills; iter++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            crash_child(f->db, fds[1]);
+        }
+        close(fds[1]);
+        drain(fds[0], &reported, 30 + (int)(xorshift(&rng) % 120));
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status)); /* killed, not an early exit with an error */
+        drain(fds[0], &reported, -1);
+        close(fds[0]);
+
+        dcem_store *st = open_ok(f);
+        dcem_store_epoch e;
+        assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 9, &e), 0);
+        /* every reported commit is there; at most one more committed unreported */
+        assert_true(e.contiguous_seq >= reported);
+        assert_true(e.contiguous_seq <= reported + 1);
+        assert_int_equal(e.max_seq, e.contiguous_seq);
+        /* none partially: every batch row has all its readings, its interval
+         * and the state it wrote, and nothing exists without its batch */
+        int64_t nb = q1(f, "SELECT count(*) FROM batches");
+        assert_int_equal(nb, (int64_t)e.contiguous_seq);
+        assert_int_equal(q1(f,
+                            "SELECT count(*) FROM batches b LEFT JOIN"
+                            " (SELECT epoch, seq, count(*) AS n FROM readings GROUP BY epoch, seq)"
+                            " r USING (epoch, seq) WHERE coalesce(r.n, 0) <> b.n_readings"),
+                         0);
+        assert_int_equal(q1(f, "SELECT count(*) FROM readings"), nb * CR_READINGS);
+        assert_int_equal(q1(f, "SELECT count(*) FROM intervals"), nb);
+        if (nb) assert_int_equal(q1(f, "SELECT updated_ms FROM meter_state"), nb);
+        dcem_store_rollup ru;
+        if (nb) {
+            assert_int_equal(
+                dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, 2025 * 12, &ru), 0);
+            assert_int_equal(ru.intervals, nb);
+            int64_t sum = 0;
+            for (int64_t s = 1; s <= nb; s++)
+                sum += uk((double)s / 7.0);
+            assert_true(ru.kwh == (double)sum / 1e6);
+        }
+        dcem_store_close(st);
+        reported = e.contiguous_seq;
+    }
+    fprintf(stderr, "kill -9 loop: %d kills, %llu batches of %d readings committed, %lld ms\n",
+            kills, (unsigned long long)reported, CR_READINGS, (long long)(now_ms() - t0));
+    assert_true(reported > 0);
+}
+
+/* ---- throughput --------------------------------------------------------------------------- */
+
+static double insert_rate(fx *f, int sync, int batches, uint64_t epoch, int64_t t_base)
+{
+    dcem_store_opts o = {.synchronous = sync};
+    dcem_store *st = open_opts(f, &o);
+    dcem_wire_reading *r = readings_new(1000);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < batches; i++) {
+        /* 50 meters, 20 readings each per batch, times moving on */
+        dcem_wire_batch b =
+            batch_of(r, 1000, epoch, (uint64_t)i + 1, t_base + (int64_t)i * 20000, 50);
+        int dup;
+        assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+        assert_int_equal(dup, 0);
+    }
+    int64_t ms = now_ms() - t0;
+    dcem_store_close(st);
+    free(r);
+    return (double)batches * 1000.0 / ((double)(ms ? ms : 1) / 1000.0);
+}
+
+static void test_bulk_insert_rate(void **state)
+{
+    fx *f = *state;
+    const int n = 200;
+    double full = insert_rate(f, DCEM_STORE_SYNC_FULL, n, 1, T0);
+    double normal = insert_rate(f, DCEM_STORE_SYNC_NORMAL, n, 2, T0 + DAY);
+    fprintf(stderr,
+            "bulk insert, %d batches of 1000 readings, one transaction each: "
+            "synchronous=FULL %.0f readings/s, NORMAL %.0f readings/s\n",
+            n, full, normal);
+    assert_int_equal(q1(f, "SELECT count(*) FROM readings"), 2 * n * 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrations_from_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_and_reopen_keep_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_files_and_options_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_batch_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_mid_batch_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interval_revisions_keep_rollups_exact, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_intervals_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_prunes_readings_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meter_state_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_callback_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_figures_and_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_keeps_every_committed_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_insert_rate, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
