@@ -12,10 +12,12 @@
 #include "dcem_log.h"
 #include "engine.h"
 #include "errors.h"
+#include "influx.h"
 #include "parse.h"
 #include "store.h"
 
 #include <MQTTClient.h>
+#include <curl/curl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -133,6 +135,7 @@ typedef struct collector {
     dcem_collector_config *cfg;
     dcem_store *store;
     dcem_engine *engine;
+    dcem_influx *influx; /* NULL without an influx section */
     MQTTClient client;
     inbox in;
     int connected;
@@ -313,6 +316,18 @@ static void handle(collector *c, msg *x, int64_t now)
     }
 }
 
+/* The engine's lines, one by one, to the InfluxDB writer. */
+static void to_influx(void *ctx, const char *lines, size_t len)
+{
+    collector *c = ctx;
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(lines + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (lines + at)) : len - at;
+        if (n) dcem_influx_add(c->influx, lines + at, n);
+        at += n + 1;
+    }
+}
+
 static void log_health(collector *c)
 {
     const dcem_engine_stats *s = dcem_engine_stats_get(c->engine);
@@ -324,6 +339,16 @@ static void log_health(collector *c)
               (unsigned long long)s->malformed, (unsigned long long)s->quarantined,
               (unsigned long long)s->unknown_site, (unsigned long long)s->failed,
               (unsigned long long)s->readings, (unsigned long long)s->intervals);
+    if (c->influx) {
+        dcem_influx_stats is;
+        dcem_influx_stats_get(c->influx, &is);
+        DCEM_LOGI("health",
+                  "influxdb: written %llu lines, %llu failed requests, backlog %llu lines, "
+                  "dropped %llu lines%s",
+                  (unsigned long long)is.lines_written, (unsigned long long)is.requests_failed,
+                  (unsigned long long)is.backlog_lines, (unsigned long long)is.dropped_lines,
+                  is.down ? " (down)" : "");
+    }
 }
 
 /* ---- commands ---- */
@@ -479,6 +504,7 @@ int main(int argc, char **argv)
     MQTTClient_init_options init = MQTTClient_init_options_initializer;
     init.do_openssl_init = 0;
     MQTTClient_global_init(&init);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread */
 
     collector c = {.cfg = cfg};
     pthread_mutex_init(&c.in.lock, NULL);
@@ -490,6 +516,13 @@ int main(int argc, char **argv)
         goto out;
     }
     c.engine = dcem_engine_new(cfg, c.store);
+    if (c.engine && cfg->influx.line) {
+        if (dcem_influx_new(&cfg->influx, &c.influx, err, sizeof err)) {
+            fprintf(stderr, "dcem-collector: %s\n", err);
+            goto out;
+        }
+        dcem_engine_set_sink(c.engine, to_influx, &c);
+    }
     MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
     co.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
     if (!c.engine || MQTTClient_createWithOptions(&c.client, cfg->mqtt.uri, cfg->mqtt.client_id,
@@ -516,6 +549,7 @@ int main(int argc, char **argv)
                 dcem_collector_config_free(c.cfg);
                 c.cfg = cfg = n;
                 c.engine = ne;
+                if (c.influx) dcem_engine_set_sink(ne, to_influx, &c); /* same writer */
                 dcem_log_set_level(cfg->log_level);
                 DCEM_LOGI("collector", "reloaded %s: %zu sites", file, cfg->n_sites);
             }
@@ -530,6 +564,7 @@ int main(int argc, char **argv)
             dcem_engine_recompute(c.engine, wall_ms(), on_alert, &c);
             next_recompute = now + cfg->recompute_ms;
         }
+        if (c.influx) dcem_influx_tick(c.influx, now);
         if (now >= next_health) {
             log_health(&c);
             next_health = now + cfg->health_log_s * 1000;
@@ -554,8 +589,11 @@ out:
         MQTTClient_destroy(&c.client);
     }
     for (msg *x; (x = inbox_pop(&c.in));) msg_free(x);
+    if (c.influx) dcem_influx_flush(c.influx);
+    dcem_influx_free(c.influx);
     dcem_engine_free(c.engine);
     dcem_store_close(c.store);
     dcem_collector_config_free(c.cfg);
+    curl_global_cleanup();
     return rc;
 }

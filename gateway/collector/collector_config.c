@@ -67,6 +67,7 @@ static const dcem_cfg_field fields[] = {
      .sub = mqtt_fields},
     {.key = "store", .type = DCEM_CFG_MAP, .offset = C(store), .flags = DCEM_CFG_REQUIRED,
      .sub = store_fields},
+    {.key = "influx", .type = DCEM_CFG_MAP, .offset = C(influx), .sub = dcem_influx_cfg_fields},
     {0},
 };
 #undef C
@@ -146,8 +147,10 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     int rc = dcem_cfg_parse(name, buf, len, fields, c, err, errlen);
     if (!rc && (resolve(name, c->sites_dir, sizeof c->sites_dir) ||
                 resolve(name, c->policy_file, sizeof c->policy_file) ||
-                resolve(name, c->store.path, sizeof c->store.path)))
+                resolve(name, c->store.path, sizeof c->store.path) ||
+                resolve(name, c->influx.backlog_dir, sizeof c->influx.backlog_dir)))
         rc = dcem_cfg_error(err, errlen, name, 1, "", "a path is too long");
+    if (!rc && c->influx.line) rc = dcem_influx_cfg_check(&c->influx, name, err, errlen);
     if (!rc && strcmp(c->store.backend, "sqlite"))
         rc = dcem_cfg_error(err, errlen, name, 1, "store.backend",
                             "'%s': this build has the sqlite backend only", c->store.backend);

@@ -5,6 +5,7 @@
 #ifndef DCEM_COLLECTOR_CONFIG_H
 #define DCEM_COLLECTOR_CONFIG_H
 
+#include "influx.h"
 #include "policy.h"
 #include "site.h"
 #include "tz.h"
@@ -49,6 +50,7 @@ typedef struct dcem_collector_config {
     long long recompute_ms;
     dcem_collector_mqtt mqtt;
     dcem_collector_store store;
+    dcem_influx_cfg influx;     /* influx.line == 0: no InfluxDB section, SQLite alone */
     /* loaded with the config */
     dcem_policy *policy;        /* owned */
     dcem_collector_site sites[DCEM_COLLECTOR_MAX_SITES];

@@ -1,10 +1,12 @@
 #include "engine.h"
 #include "dcem_log.h"
 #include "errors.h"
+#include "lineproto.h"
 #include "period.h"
 #include "period_json.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +37,15 @@ typedef struct site_rt {
     size_t current;                 /* meter being processed (interval callback) */
 } site_rt;
 
+#define LINES_CAP (4u << 20) /* line protocol of one batch: readings and intervals */
+
 struct dcem_engine {
     const dcem_collector_config *cfg;
     dcem_store *st;
+    dcem_engine_line_fn line_fn;
+    void *line_ctx;
+    char *lines;          /* lines of the batch being stored, handed on after its commit */
+    size_t lines_len;
     site_rt *sites;
     dcem_wire_reading *storage;
     int txn_error;
@@ -52,7 +60,8 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
     e->st = st;
     e->sites = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof *e->sites);
     e->storage = calloc(DCEM_WIRE_MAX_READINGS, sizeof *e->storage);
-    if (!e->sites || !e->storage) {
+    e->lines = malloc(LINES_CAP);
+    if (!e->sites || !e->storage || !e->lines) {
         dcem_engine_free(e);
         return NULL;
     }
@@ -78,7 +87,54 @@ void dcem_engine_free(dcem_engine *e)
         for (size_t i = 0; i < e->cfg->n_sites; i++) free(e->sites[i].meters);
     free(e->sites);
     free(e->storage);
+    free(e->lines);
     free(e);
+}
+
+void dcem_engine_set_sink(dcem_engine *e, dcem_engine_line_fn fn, void *ctx)
+{
+    e->line_fn = fn;
+    e->line_ctx = ctx;
+}
+
+/* Appends one point to the batch's lines (dropped, and said once, if the
+ * buffer is full: InfluxDB is a view, the store is the record). */
+static void add_line(dcem_engine *e, const dcem_lp_point *p)
+{
+    if (!e->line_fn) return;
+    char why[128];
+    static dcem_complaint full;
+    if (dcem_lp_append(e->lines, LINES_CAP, &e->lines_len, p, why, sizeof why))
+        dcem_complain(&full, DCEM_LOG_WARN, "influx", "a line was not written: %s", why);
+}
+
+static void flush_lines(dcem_engine *e)
+{
+    if (e->line_fn && e->lines_len) e->line_fn(e->line_ctx, e->lines, e->lines_len);
+    e->lines_len = 0;
+}
+
+static void reading_line(dcem_engine *e, const dcem_site *s, const char *gateway,
+                         const dcem_wire_reading *r, int role)
+{
+    dcem_lp_tag tags[] = {{"site", s->site}, {"gateway", gateway}, {"meter", r->meter},
+                          {"role", role >= 0 ? dcem_role_name(role) : NULL}};
+    dcem_lp_field f[3 + DCEM_WIRE_MAX_VALUES];
+    char names[DCEM_WIRE_MAX_VALUES][48];
+    size_t n = 0;
+    f[n++] = (dcem_lp_field){.key = "quality", .type = DCEM_LP_STRING,
+                             .s = dcem_wire_quality_name(r->quality)};
+    if (r->has_kwh) f[n++] = (dcem_lp_field){.key = "kwh", .type = DCEM_LP_FLOAT, .f = r->kwh};
+    if (r->has_kw) f[n++] = (dcem_lp_field){.key = "kw", .type = DCEM_LP_FLOAT, .f = r->kw};
+    for (size_t i = 0; i < r->n_values; i++) {
+        const dcem_wire_value *v = &r->values[i];
+        if (v->phase) snprintf(names[i], sizeof names[i], "%s_l%d", dcem_quantity_name(v->quantity), v->phase);
+        else snprintf(names[i], sizeof names[i], "%s", dcem_quantity_name(v->quantity));
+        f[n++] = (dcem_lp_field){.key = names[i], .type = DCEM_LP_FLOAT, .f = v->value};
+    }
+    dcem_lp_point p = {.measurement = "dcem_reading", .tags = tags, .n_tags = 4, .fields = f,
+                       .n_fields = n, .has_time = 1, .time = r->t_ms, .precision = DCEM_LP_MS};
+    add_line(e, &p);
 }
 
 const dcem_engine_stats *dcem_engine_stats_get(const dcem_engine *e)
@@ -159,6 +215,13 @@ static void on_interval(void *arg, const dcem_interval *iv)
         return;
     }
     c->e->stats.intervals++;
+    const dcem_meter *mt = &ledger->meters[s->current];
+    dcem_lp_tag tags[] = {{"site", ledger->site}, {"meter", mt->id}, {"role", dcem_role_name(mt->role)}};
+    dcem_lp_field fl[] = {{.key = "kwh", .type = DCEM_LP_FLOAT, .f = iv->kwh},
+                          {.key = "estimated_kwh", .type = DCEM_LP_FLOAT, .f = iv->estimated_kwh}};
+    dcem_lp_point lp = {.measurement = "dcem_interval", .tags = tags, .n_tags = 3, .fields = fl,
+                        .n_fields = 2, .has_time = 1, .time = iv->start_ms, .precision = DCEM_LP_MS};
+    add_line(c->e, &lp);
     if (s->dirty_min > s->dirty_max) s->dirty_min = s->dirty_max = keys.month;
     if (keys.month < s->dirty_min) s->dirty_min = keys.month;
     if (keys.month > s->dirty_max) s->dirty_max = keys.month;
@@ -175,6 +238,7 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
     for (size_t i = 0; i < b->n_readings && !e->txn_error; i++) {
         const dcem_wire_reading *r = &b->readings[i];
         int mi = dcem_site_find_meter(ledger, r->meter, strlen(r->meter));
+        reading_line(e, ledger, b->gateway, r, mi < 0 ? -1 : ledger->meters[mi].role);
         if (mi < 0) {
             e->stats.unknown_meter_readings++;
             continue;
@@ -273,6 +337,7 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
         return DCEM_ENGINE_QUARANTINED;
     }
     e->txn_error = 0;
+    e->lines_len = 0;
     if (dcem_store_begin(e->st) || dcem_store_put_batch(e->st, &b, now_ms, &dup) ||
         process(e, s, &b) || dcem_store_commit(e->st)) {
         dcem_store_rollback(e->st);
@@ -281,6 +346,7 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
         snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
         return DCEM_ENGINE_FAILED;
     }
+    flush_lines(e);
     e->stats.stored++;
     rep->ack = 1;
     rep->ack_seq = b.seq;
@@ -330,6 +396,22 @@ static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_mo
         cJSON *o = dcem_period_json(ledger, e->cfg->policy, &f, &v, mp, &s->zone);
         json = o ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
+        dcem_lp_tag tags[] = {{"site", ledger->site},
+                              {"period", kind == DCEM_PERIOD_YEAR ? "year" : "month"}};
+        dcem_lp_field fl[6];
+        size_t n = 0;
+        fl[n++] = (dcem_lp_field){.key = "total_kwh", .type = DCEM_LP_FLOAT, .f = f.total_kwh};
+        fl[n++] = (dcem_lp_field){.key = "it_kwh", .type = DCEM_LP_FLOAT, .f = f.it_kwh};
+        fl[n++] = (dcem_lp_field){.key = "green_kwh", .type = DCEM_LP_FLOAT, .f = f.green_kwh};
+        if (isfinite(f.pue)) fl[n++] = (dcem_lp_field){.key = "pue", .type = DCEM_LP_FLOAT, .f = f.pue};
+        if (isfinite(f.green_share))
+            fl[n++] = (dcem_lp_field){.key = "green_share", .type = DCEM_LP_FLOAT, .f = f.green_share};
+        fl[n++] = (dcem_lp_field){.key = "completeness", .type = DCEM_LP_FLOAT, .f = f.completeness};
+        dcem_lp_point lp = {.measurement = "dcem_figures", .tags = tags, .n_tags = 2, .fields = fl,
+                            .n_fields = n, .has_time = 1, .time = f.start_ms, .precision = DCEM_LP_MS};
+        e->lines_len = 0;
+        add_line(e, &lp);
+        flush_lines(e);
     }
     free(mp);
     if (bits) *bits = v.bits;

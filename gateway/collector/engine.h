@@ -77,4 +77,11 @@ char *dcem_engine_period_json(dcem_engine *e, const char *site, int kind, long l
 
 const dcem_engine_stats *dcem_engine_stats_get(const dcem_engine *e);
 
+/* Where the engine hands InfluxDB line-protocol lines (docs/influxdb.md):
+ * dcem_reading for every stored reading, dcem_interval for every interval,
+ * dcem_figures for every period recomputed. Lines end with a newline. NULL:
+ * none. Called after the store has committed what they describe. */
+typedef void (*dcem_engine_line_fn)(void *ctx, const char *line, size_t len);
+void dcem_engine_set_sink(dcem_engine *e, dcem_engine_line_fn fn, void *ctx);
+
 #endif

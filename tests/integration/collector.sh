@@ -51,6 +51,33 @@ mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_for "mosquitto" 10 port_open "$port"
 
+# InfluxDB 1.x (Debian influxdb) on its own loopback ports and directories
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+ihttp=$(free_port)
+irpc=$(free_port)
+cat >"$work/influxd.conf" <<EOF
+reporting-disabled = true
+bind-address = "127.0.0.1:$irpc"
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$ihttp"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[rpc]
+[coordinator]
+EOF
+influxd -config "$work/influxd.conf" >"$work/influxd.log" 2>&1 &
+pids+=($!)
+influx_ping() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ihttp/ping") == 204 ]]; }
+wait_for "influxd" 30 influx_ping
+curl -s -XPOST "http://127.0.0.1:$ihttp/query" --data-urlencode 'q=CREATE DATABASE dcem' >/dev/null
+
 mkdir -p "$work/sites"
 cp "$src/configs/sites/yz-alpha.yaml" "$work/sites/"
 cat >"$work/collector.yaml" <<EOF
@@ -60,6 +87,7 @@ policy: $src/configs/policy/beijing-etown-2024.yaml
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
 recompute_ms: 2000
+influx: {url: "http://127.0.0.1:$ihttp", version: 1, db: dcem, backlog_dir: influx-backlog}
 EOF
 "$gen" --site "$work/sites/yz-alpha.yaml" --year 2025 --faults --out "$work/alpha.csv" \
   --truth "$work/truth.json" >/dev/null
@@ -136,6 +164,20 @@ print(f"{len(col)} periods identical to dcem-audit; January total {jan['total_kw
       f"(true {true['2025-01']['total_kwh']}), verdicts {jan['verdicts']}")
 if bad: print("\n".join(bad[:20])); sys.exit(1)
 EOF
-grep -q "duplicates [1-9]" <(grep "health:" "$work/collector.err" | tail -1) ||
+grep -q "duplicates [1-9]" <(grep "health: received" "$work/collector.err" | tail -1) ||
   fail "the second delivery was not seen as duplicates"
+# InfluxDB got the readings, intervals and figures; the last collector run
+# (after the kill) wrote every line it had, so what it stored is there
+query() { curl -s -G "http://127.0.0.1:$ihttp/query" --data-urlencode db=dcem --data-urlencode "q=$1"; }
+$PY - "$(query 'SELECT count(kwh) FROM dcem_interval')" "$(query 'SELECT count(total_kwh) FROM dcem_figures')" \
+  "$(sqlite3 "$work/store.db" 'SELECT count(*) FROM intervals')" <<'EOF'
+import json, sys
+def count(r):
+    s = json.loads(r)["results"][0].get("series")
+    return s[0]["values"][0][1] if s else 0
+intervals, figures, stored = count(sys.argv[1]), count(sys.argv[2]), int(sys.argv[3])
+print(f"InfluxDB: {intervals} interval points of {stored} stored intervals, {figures} figures points")
+if not (0 < intervals <= stored) or figures < 3: sys.exit("InfluxDB is missing what was stored")
+EOF
+grep "influxdb:" "$work/collector.err" | tail -1
 echo "collector.sh: passed"
