@@ -92,6 +92,7 @@ EOF
 "$gen" --site "$work/sites/yz-alpha.yaml" --year 2025 --faults --out "$work/alpha.csv" \
   --truth "$work/truth.json" >/dev/null
 "$col" -c "$work/collector.yaml" --check-config
+"$col" -c "$src/configs/collector/collector.yaml" --check-config # the shipped example loads
 
 start_collector() {
   "$col" -c "$work/collector.yaml" >>"$work/collector.out" 2>>"$work/collector.err" &
