@@ -281,8 +281,10 @@ static void handle(collector *c, msg *x, int64_t now)
         dcem_wire_state s;
         int reason;
         char err[200];
-        if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err))
+        if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err)) {
             DCEM_LOGI("gateway", "%s/%s is %s", tp.site, tp.gateway, s.online ? "online" : "offline");
+            dcem_engine_gateway_state(c->engine, tp.site, tp.gateway, s.online, now);
+        }
         return;
     }
     dcem_engine_reply r;
@@ -523,6 +525,7 @@ int main(int argc, char **argv)
         }
         dcem_engine_set_sink(c.engine, to_influx, &c);
     }
+    if (c.engine) dcem_engine_set_alerts(c.engine, on_alert, &c);
     MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
     co.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
     if (!c.engine || MQTTClient_createWithOptions(&c.client, cfg->mqtt.uri, cfg->mqtt.client_id,
@@ -550,6 +553,7 @@ int main(int argc, char **argv)
                 c.cfg = cfg = n;
                 c.engine = ne;
                 if (c.influx) dcem_engine_set_sink(ne, to_influx, &c); /* same writer */
+                dcem_engine_set_alerts(ne, on_alert, &c);
                 dcem_log_set_level(cfg->log_level);
                 DCEM_LOGI("collector", "reloaded %s: %zu sites", file, cfg->n_sites);
             }
@@ -561,7 +565,7 @@ int main(int argc, char **argv)
             msg_free(x);
         }
         if (now >= next_recompute) {
-            dcem_engine_recompute(c.engine, wall_ms(), on_alert, &c);
+            dcem_engine_recompute(c.engine, wall_ms());
             next_recompute = now + cfg->recompute_ms;
         }
         if (c.influx) dcem_influx_tick(c.influx, now);

@@ -21,6 +21,7 @@ typedef struct meter_rt {
     dcem_counter counter;
     dcem_splitter split;
     int touched;              /* state to save with this batch */
+    int stale;                /* its last reading was stale: meter_stale raised */
     int64_t ev_t[MAX_EVENTS];
     int ev_kind[MAX_EVENTS];
     int n_ev;
@@ -44,6 +45,13 @@ struct dcem_engine {
     dcem_store *st;
     dcem_engine_line_fn line_fn;
     void *line_ctx;
+    dcem_engine_alert_fn alert_fn;
+    void *alert_ctx;
+    struct {
+        char key[2 * DCEM_ID_MAX];
+        int online;
+    } gateways[256]; /* last known state, to alert on changes only */
+    size_t n_gateways;
     char *lines;          /* lines of the batch being stored, handed on after its commit */
     size_t lines_len;
     site_rt *sites;
@@ -89,6 +97,49 @@ void dcem_engine_free(dcem_engine *e)
     free(e->storage);
     free(e->lines);
     free(e);
+}
+
+void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx)
+{
+    e->alert_fn = fn;
+    e->alert_ctx = ctx;
+}
+
+/* Stores an alert and hands it to the caller. */
+static void alert(dcem_engine *e, const char *site, const char *kind, int raised,
+                  const char *message, int64_t now_ms)
+{
+    dcem_store_alert a = {.site = site, .t_ms = now_ms, .kind = kind, .message = message,
+                          .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED};
+    dcem_store_add_alert(e->st, &a, NULL);
+    dcem_engine_alert ea = {site, kind, raised, message, now_ms};
+    if (e->alert_fn) e->alert_fn(e->alert_ctx, &ea);
+}
+
+void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway, int online,
+                               int64_t now_ms)
+{
+    char key[2 * DCEM_ID_MAX], msg[160];
+    snprintf(key, sizeof key, "%s/%s", site, gateway);
+    size_t i = 0;
+    while (i < e->n_gateways && strcmp(e->gateways[i].key, key)) i++;
+    int known = i < e->n_gateways;
+    if (known && e->gateways[i].online == online) return;
+    if (!known && online) { /* first sight, all well: nothing to say */
+        if (i == sizeof e->gateways / sizeof e->gateways[0]) return;
+        snprintf(e->gateways[i].key, sizeof e->gateways[i].key, "%s", key);
+        e->gateways[i].online = 1;
+        e->n_gateways++;
+        return;
+    }
+    if (!known) {
+        if (i == sizeof e->gateways / sizeof e->gateways[0]) return;
+        snprintf(e->gateways[i].key, sizeof e->gateways[i].key, "%s", key);
+        e->n_gateways++;
+    }
+    e->gateways[i].online = online;
+    snprintf(msg, sizeof msg, "gateway %s %s", gateway, online ? "online" : "offline");
+    alert(e, site, "gateway_offline", !online, msg, now_ms);
 }
 
 void dcem_engine_set_sink(dcem_engine *e, dcem_engine_line_fn fn, void *ctx)
@@ -243,9 +294,17 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
             e->stats.unknown_meter_readings++;
             continue;
         }
-        if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
         meter_rt *m = meter_of(e, s, (size_t)mi);
         if (!m) return -1;
+        int stale = r->quality == DCEM_WIRE_Q_STALE;
+        if (stale != m->stale && r->quality != DCEM_WIRE_Q_COMM_ERROR) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "meter %s %s", r->meter,
+                     stale ? "stale: its counter stopped while power flows" : "counting again");
+            alert(e, ledger->site, "meter_stale", stale, msg, r->t_ms);
+            m->stale = stale;
+        }
+        if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
         m->touched = 1;
         dcem_counter_out out;
         dcem_counter_push(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw, &out);
@@ -441,8 +500,7 @@ static unsigned bits_of_doc(const char *json)
     return bits;
 }
 
-static void report_changes(dcem_engine *e, site_rt *s, unsigned bits, int64_t now_ms,
-                           dcem_engine_alert_fn fn, void *ctx)
+static void report_changes(dcem_engine *e, site_rt *s, unsigned bits, int64_t now_ms)
 {
     for (size_t k = 0; k < sizeof alerting / sizeof alerting[0]; k++) {
         unsigned bit = 1u << alerting[k];
@@ -451,17 +509,12 @@ static void report_changes(dcem_engine *e, site_rt *s, unsigned bits, int64_t no
         char msg[256];
         snprintf(msg, sizeof msg, "%s %s for %lld (clause %s)", dcem_verdict_name(alerting[k]),
                  raised ? "raised" : "cleared", s->bits_year, dcem_verdict_clause(alerting[k]));
-        dcem_store_alert a = {.site = s->cs->ledger->site, .t_ms = now_ms,
-                              .kind = dcem_verdict_name(alerting[k]), .message = msg,
-                              .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED};
-        dcem_store_add_alert(e->st, &a, NULL);
-        dcem_engine_alert ea = {a.site, a.kind, raised, msg, now_ms};
-        if (fn) fn(ctx, &ea);
+        alert(e, s->cs->ledger->site, dcem_verdict_name(alerting[k]), raised, msg, now_ms);
     }
     s->bits = bits;
 }
 
-int dcem_engine_recompute(dcem_engine *e, int64_t now_ms, dcem_engine_alert_fn fn, void *ctx)
+int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
 {
     int n = 0;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
@@ -497,7 +550,7 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms, dcem_engine_alert_fn f
             free(json);
             n++;
             if (year != y_now) continue;
-            report_changes(e, s, bits, now_ms, fn, ctx);
+            report_changes(e, s, bits, now_ms);
         }
         s->dirty_min = 1, s->dirty_max = 0;
     }

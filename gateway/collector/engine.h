@@ -62,11 +62,21 @@ void dcem_engine_free(dcem_engine *e);
 int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
                       size_t len, int64_t now_ms, dcem_engine_reply *reply);
 
+/* Where alerts go (stored by the engine first): verdict changes of the
+ * current year, a meter whose readings turn stale or fresh again, and
+ * gateway_online/offline from dcem_engine_gateway_state. NULL: stored only. */
+void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx);
+
 /* Recomputes the figures and verdicts of every month (and its year) that
  * batches touched since the last call, as of the last local midnight before
  * now_ms (whole days), stores them, and reports verdict changes of the
- * current year through fn. Returns the number of periods computed. */
-int dcem_engine_recompute(dcem_engine *e, int64_t now_ms, dcem_engine_alert_fn fn, void *ctx);
+ * current year. Returns the number of periods computed. */
+int dcem_engine_recompute(dcem_engine *e, int64_t now_ms);
+
+/* A gateway's state message (birth or last will) on its state topic: an
+ * offline gateway raises gateway_offline for its site, a birth clears it. */
+void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway, int online,
+                               int64_t now_ms);
 
 /* Figures of one site and period computed now from the store (for tools and
  * tests): kind DCEM_PERIOD_MONTH or DCEM_PERIOD_YEAR, month = y*12+m-1 (the

@@ -125,9 +125,19 @@ wait "$replay_pid" || fail "replay after the kill: $(cat "$work/replay2.out")"
 # 2. everything once more: all duplicates, nothing changes
 "$replay" --uri "tcp://127.0.0.1:$port" --site yz-alpha --gateway gw-1 --csv "$work/alpha.csv" \
   --timeout-s 300
+# a gateway's last will: the collector raises gateway_offline, stored and
+# published (retained) on the site's alerts topic
+mosquitto_pub -p "$port" -q 1 -t dcem/v1/yz-alpha/gw-1/state -m '{"v":1,"online":false}'
+wait_for "the gateway_offline alert" 10 grep -q "alert: site yz-alpha: gateway gw-1 offline" \
+  "$work/collector.err"
+timeout 5 mosquitto_sub -p "$port" -t dcem/v1/yz-alpha/alerts -C 1 >"$work/alert.json"
+grep -q '"kind":"gateway_offline","state":"raised"' "$work/alert.json" ||
+  fail "no retained alert: $(cat "$work/alert.json")"
 kill -TERM "$col_pid"
 wait "$col_pid" || true
 grep "health:" "$work/collector.err" | tail -1
+[[ $(sqlite3 "$work/store.db" "SELECT count(*) FROM alerts WHERE kind = 'gateway_offline'") == 1 ]] ||
+  fail "the alert was not stored once"
 
 "$col" figures -c "$work/collector.yaml" --site yz-alpha --year 2025 >"$work/collector-figures.json"
 "$col" export -c "$work/collector.yaml" --site yz-alpha --from 2024-12-01 --to 2026-02-01 \
