@@ -14,7 +14,11 @@ endforeach()
 
 # End to end against mosquitto, dcem-sim (TCP and socat RTU) and
 # dcem-test-ack; tests/integration/agent.sh says what each scenario proves.
-foreach(scenario models profiles outage kill9 dead reload stale)
+set(agent_scenarios models profiles outage kill9 dead reload stale)
+if(TARGET dcem-collector)
+  list(APPEND agent_scenarios collector)
+endif()
+foreach(scenario ${agent_scenarios})
   add_test(NAME agent_${scenario}
     COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent.sh ${scenario} ${PROJECT_BINARY_DIR}
             ${PROJECT_SOURCE_DIR})
