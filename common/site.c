@@ -11,21 +11,24 @@ static const char *const role_names[] = {"facility", "it",      "green_onsite", 
                                          "cooling",  "other",   NULL};
 static const char *const green_kinds[] = {"contract", "certificate", NULL};
 
-static int valid_id(const char *id)
+int dcem_id_valid(const char *id, size_t len)
 {
-    /* ids travel in MQTT topics, CSV fields and file names */
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.'))
+    if (!id || len == 0 || len >= DCEM_ID_MAX) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
             return 0;
-    return *id != '\0';
+    }
+    return 1;
 }
 
-static int check_id(const void *value, size_t count, char *why, size_t len)
+int dcem_cfg_check_id(const void *value, size_t count, char *why, size_t len)
 {
     (void)count;
-    if (valid_id(value)) return 0;
-    snprintf(why, len, "'%s': use letters, digits, '-', '_' or '.'", (const char *)value);
+    const char *id = value;
+    if (dcem_id_valid(id, strlen(id))) return 0;
+    snprintf(why, len, "'%s': use letters, digits, '-', '_' or '.'", id);
     return 1;
 }
 
@@ -42,7 +45,7 @@ static int check_interval(const void *value, size_t count, char *why, size_t len
 static const dcem_cfg_field meter_fields[] = {
     {.key = "@line", .type = DCEM_CFG_LINE, .offset = M(line)},
     {.key = "id", .type = DCEM_CFG_STRING, .offset = M(id), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id, .help = "meter id, unique in the site"},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id, .help = "meter id, unique in the site"},
     {.key = "role", .type = DCEM_CFG_ENUM, .offset = M(role), .flags = DCEM_CFG_REQUIRED,
      .names = role_names, .def = NAN},
     {.key = "rated_kw", .type = DCEM_CFG_DOUBLE, .offset = M(rated_kw),
@@ -75,7 +78,7 @@ static const dcem_cfg_field green_fields[] = {
 #define S(f) offsetof(dcem_site, f)
 static const dcem_cfg_field site_fields[] = {
     {.key = "site", .type = DCEM_CFG_STRING, .offset = S(site), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "name", .type = DCEM_CFG_STRING, .offset = S(name), .size = 128},
     {.key = "timezone", .type = DCEM_CFG_STRING, .offset = S(timezone), .size = 64,
      .def_str = "Asia/Shanghai"},

@@ -81,6 +81,14 @@ double dcem_site_green_month_kwh(const dcem_site *s, int month);
  * months count fully and a month to date counts pro rata. */
 double dcem_site_green_kwh(const dcem_site *s, dcem_zone *z, int64_t t0_ms, int64_t t1_ms);
 
+/* 1 when id[0..len) is a valid site, gateway, meter or model id: 1 to
+ * DCEM_ID_MAX-1 letters, digits, '-', '_' or '.' — ids travel in MQTT topics,
+ * CSV fields and file names. */
+int dcem_id_valid(const char *id, size_t len);
+
+/* A dcem_cfg_field check for a NUL-terminated id (see cfg.h). */
+int dcem_cfg_check_id(const void *value, size_t count, char *why, size_t whylen);
+
 /* Stable lower-case name of a role ("facility", "it", ...). */
 const char *dcem_role_name(int role);
 

@@ -52,14 +52,7 @@ const char *dcem_wire_leaf_name(int leaf)
 
 int dcem_wire_id_valid(const char *id, size_t len)
 {
-    if (!id || len == 0 || len >= DCEM_ID_MAX) return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return 0;
-    }
-    return 1;
+    return dcem_id_valid(id, len);
 }
 
 /* A NUL-terminated id inside a char[DCEM_ID_MAX] (or any string). */

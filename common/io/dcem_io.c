@@ -119,3 +119,16 @@ int dcem_io_load_profile(const char *dir, const char *model, dcem_profile *profi
     if (!rc) snprintf(profile->model, sizeof profile->model, "%s", model);
     return rc;
 }
+
+int dcem_io_resolve(const char *cfgfile, char *path, size_t size)
+{
+    if (!*path || path[0] == '/') return 0;
+    const char *slash = strrchr(cfgfile, '/');
+    if (!slash) return 0;
+    size_t dir = (size_t)(slash - cfgfile), rel = strlen(path);
+    if (dir + 1 + rel + 1 > size) return -1;
+    memmove(path + dir + 1, path, rel + 1);
+    memcpy(path, cfgfile, dir);
+    path[dir] = '/';
+    return 0;
+}

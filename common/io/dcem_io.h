@@ -23,6 +23,11 @@ int dcem_io_read_file(const char *path, char **buf, size_t *len, char *err, size
  * "/" are refused. *tz is freed with dcem_tz_free. */
 int dcem_io_load_tz(const char *name, dcem_tz **tz, char *err, size_t errlen);
 
+/* Makes path (a buffer of size bytes) relative to the directory of the file
+ * cfgfile names, unless it is empty or absolute. Returns 0, or -1 (path
+ * unchanged) when the result would not fit. */
+int dcem_io_resolve(const char *cfgfile, char *path, size_t size);
+
 /* Reads and parses a site ledger / policy file into caller storage. */
 int dcem_io_load_site(const char *path, dcem_site *site, char *err, size_t errlen);
 int dcem_io_load_policy(const char *path, dcem_policy *policy, char *err, size_t errlen);

@@ -13,24 +13,11 @@ static const char *const parities[] = {"N", "E", "O", NULL};
 static const char *const fsyncs[] = {"always", "interval", "never", NULL};
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 
-static int check_id(const void *value, size_t count, char *why, size_t len)
-{
-    (void)count;
-    const char *s = value;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '-' || *p == '_' || *p == '.')) {
-            snprintf(why, len, "'%s': use letters, digits, '-', '_' or '.'", s);
-            return 1;
-        }
-    return 0;
-}
-
 #define B(f) offsetof(dcem_bus_cfg, f)
 static const dcem_cfg_field bus_fields[] = {
     {.key = "@line", .type = DCEM_CFG_LINE, .offset = B(line)},
     {.key = "name", .type = DCEM_CFG_STRING, .offset = B(name), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "tcp", .type = DCEM_CFG_STRING, .offset = B(tcp), .size = 128,
      .help = "host:port of a Modbus TCP device or gateway"},
     {.key = "rtu", .type = DCEM_CFG_STRING, .offset = B(rtu), .size = DCEM_PATH_MAX,
@@ -63,9 +50,9 @@ static const dcem_cfg_field device_fields[] = {
     {.key = "unit", .type = DCEM_CFG_INT, .offset = D(unit), .flags = DCEM_CFG_REQUIRED,
      .min = 0, .max = 255, .def = NAN},
     {.key = "profile", .type = DCEM_CFG_STRING, .offset = D(profile), .size = 64,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "meter", .type = DCEM_CFG_STRING, .offset = D(meter), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "poll_ms", .type = DCEM_CFG_INT, .offset = D(poll_ms), .min = 100, .max = 3600000,
      .def = 1000},
     {0},
@@ -119,9 +106,9 @@ static const dcem_cfg_field batch_fields[] = {
 #define A(f) offsetof(dcem_agent_config, f)
 static const dcem_cfg_field agent_fields[] = {
     {.key = "gateway", .type = DCEM_CFG_STRING, .offset = A(gateway), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "site", .type = DCEM_CFG_STRING, .offset = A(site), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED, .check = check_id},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "ledger", .type = DCEM_CFG_STRING, .offset = A(ledger), .size = DCEM_PATH_MAX},
     {.key = "profiles", .type = DCEM_CFG_STRING, .offset = A(profiles_dir), .size = DCEM_PATH_MAX,
      .def_str = "/usr/share/dcem/meters"},
@@ -141,21 +128,6 @@ static const dcem_cfg_field agent_fields[] = {
     {0},
 };
 #undef A
-
-/* A path relative to the config file's directory; absolute paths stay.
- * -1 when the result would not fit. */
-static int resolve(const char *cfgfile, char *path, size_t size)
-{
-    if (!*path || path[0] == '/') return 0;
-    const char *slash = strrchr(cfgfile, '/');
-    if (!slash) return 0;
-    size_t dir = (size_t)(slash - cfgfile), rel = strlen(path);
-    if (dir + 1 + rel + 1 > size) return -1;
-    memmove(path + dir + 1, path, rel + 1);
-    memcpy(path, cfgfile, dir);
-    path[dir] = '/';
-    return 0;
-}
 
 static int split_host_port(dcem_bus_cfg *b)
 {
@@ -251,11 +223,11 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
     snprintf(c->file, sizeof c->file, "%s", name);
     int rc = dcem_cfg_parse(name, buf, len, agent_fields, c, err, errlen);
     if (!rc) {
-        int bad = resolve(name, c->ledger, sizeof c->ledger) |
-                  resolve(name, c->profiles_dir, sizeof c->profiles_dir) |
-                  resolve(name, c->spool.dir, sizeof c->spool.dir);
+        int bad = dcem_io_resolve(name, c->ledger, sizeof c->ledger) |
+                  dcem_io_resolve(name, c->profiles_dir, sizeof c->profiles_dir) |
+                  dcem_io_resolve(name, c->spool.dir, sizeof c->spool.dir);
         for (size_t i = 0; i < c->n_buses; i++)
-            bad |= resolve(name, c->buses[i].rtu, sizeof c->buses[i].rtu);
+            bad |= dcem_io_resolve(name, c->buses[i].rtu, sizeof c->buses[i].rtu);
         if (bad)
             rc = dcem_cfg_error(err, errlen, name, 1, "", "a path is longer than %d bytes "
                                 "once made relative to this file's directory", DCEM_PATH_MAX - 1);

@@ -52,7 +52,7 @@ static const dcem_cfg_field store_fields[] = {
 #define C(f) offsetof(dcem_collector_config, f)
 static const dcem_cfg_field fields[] = {
     {.key = "collector", .type = DCEM_CFG_STRING, .offset = C(collector), .size = DCEM_ID_MAX,
-     .flags = DCEM_CFG_REQUIRED},
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "sites", .type = DCEM_CFG_STRING, .offset = C(sites_dir),
      .size = DCEM_COLLECTOR_PATH_MAX, .flags = DCEM_CFG_REQUIRED},
     {.key = "policy", .type = DCEM_CFG_STRING, .offset = C(policy_file),
@@ -71,19 +71,6 @@ static const dcem_cfg_field fields[] = {
     {0},
 };
 #undef C
-
-static int resolve(const char *cfgfile, char *path, size_t size)
-{
-    if (!*path || path[0] == '/') return 0;
-    const char *slash = strrchr(cfgfile, '/');
-    if (!slash) return 0;
-    size_t dir = (size_t)(slash - cfgfile), rel = strlen(path);
-    if (dir + 1 + rel + 1 > size) return -1;
-    memmove(path + dir + 1, path, rel + 1);
-    memcpy(path, cfgfile, dir);
-    path[dir] = '/';
-    return 0;
-}
 
 static int by_name(const void *a, const void *b)
 {
@@ -145,10 +132,10 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     if (!c) return NULL;
     snprintf(c->file, sizeof c->file, "%s", name);
     int rc = dcem_cfg_parse(name, buf, len, fields, c, err, errlen);
-    if (!rc && (resolve(name, c->sites_dir, sizeof c->sites_dir) ||
-                resolve(name, c->policy_file, sizeof c->policy_file) ||
-                resolve(name, c->store.path, sizeof c->store.path) ||
-                resolve(name, c->influx.backlog_dir, sizeof c->influx.backlog_dir)))
+    if (!rc && (dcem_io_resolve(name, c->sites_dir, sizeof c->sites_dir) ||
+                dcem_io_resolve(name, c->policy_file, sizeof c->policy_file) ||
+                dcem_io_resolve(name, c->store.path, sizeof c->store.path) ||
+                dcem_io_resolve(name, c->influx.backlog_dir, sizeof c->influx.backlog_dir)))
         rc = dcem_cfg_error(err, errlen, name, 1, "", "a path is too long");
     if (!rc && c->influx.line) rc = dcem_influx_cfg_check(&c->influx, name, err, errlen);
     if (!rc && strcmp(c->store.backend, "sqlite"))
