@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's first command. The live system (simulated meters, agents, the
-# collector and the dashboard) arrives with the agent and the collector; until
-# then this shows the figures engine: it generates a year of 15-minute
+# The README's first command. The live demo (simulated meters, agents, the
+# collector and the dashboard together) comes with the dashboard (issue 5);
+# until then this shows the figures engine: it generates a year of 15-minute
 # readings for the three sample sites and has dcem-audit give their verdicts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +13,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target dcem-audit dcem-gen >/dev/null
 mkdir -p "$out"
 
-echo "The live demo (agents, collector, dashboard) is not there yet: see issues 3-5."
+echo "The live demo (simulated meters, agents, collector, dashboard) is not there yet (issue 5)."
 echo "Meanwhile: a generated year for the three sample sites, audited."
 for site in yz-alpha yz-beta yz-gamma; do
   ledger="$root/configs/sites/$site.yaml"

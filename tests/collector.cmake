@@ -12,3 +12,24 @@ if(TARGET dcem-collector)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(collector_e2e PROPERTIES TIMEOUT 600 LABELS integration)
 endif()
+
+# Payloads the collector must refuse (docs/wire-format.md, "Malformed
+# payloads") while a good gateway's batches flow: counted, logged once, acked
+# only when quarantined, the good data and figures untouched.
+if(TARGET dcem-collector)
+  add_test(NAME collector_malformed
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_malformed.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(collector_malformed PROPERTIES TIMEOUT 300 LABELS integration)
+endif()
+
+# dcem-blast: the collector benchmark's load generator (scripts/bench/
+# collector.sh): pre-encoded batches from several gateways, QoS 1, paho's
+# asynchronous client, publish-to-ack latency per batch.
+if(TARGET dcem-collector)
+  find_library(PAHO_MQTT3A paho-mqtt3a REQUIRED)
+  find_package(Threads REQUIRED)
+  add_executable(dcem-blast tools/dcem-blast.c)
+  target_include_directories(dcem-blast PRIVATE ${PAHO_INCLUDE})
+  target_link_libraries(dcem-blast PRIVATE dcem_core dcem_warnings ${PAHO_MQTT3A} Threads::Threads)
+endif()
