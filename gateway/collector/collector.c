@@ -30,7 +30,7 @@
 #define DCEM_VERSION "0"
 #endif
 
-#define QUEUE_MAX_BYTES (64u << 20) /* received, not yet stored: paho's thread waits beyond */
+#define QUEUE_MAX_BYTES (64u << 20) /* received, not yet stored: beyond it paho redelivers later */
 #define PRUNE_EVERY_MS 600000
 
 static volatile sig_atomic_t got_term, got_hup;
@@ -65,7 +65,6 @@ typedef struct msg {
 
 typedef struct inbox {
     pthread_mutex_t lock;
-    pthread_cond_t space;
     msg *head, *tail;
     size_t bytes;
     volatile int lost;
@@ -76,6 +75,17 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     inbox *in = ctx;
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
     size_t len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+    pthread_mutex_lock(&in->lock);
+    size_t queued = in->bytes;
+    pthread_mutex_unlock(&in->lock);
+    if (queued > QUEUE_MAX_BYTES) {
+        /* bounded: not taken now, paho delivers it again (and the broker
+         * holds the rest). Never wait here: the main thread may itself be
+         * waiting on this thread to read a PUBACK. */
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        return 0;
+    }
     msg *x = malloc(sizeof *x);
     char *t = malloc(tl + 1);
     void *p = malloc(len ? len : 1);
@@ -88,8 +98,6 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     memcpy(p, m->payload, len);
     *x = (msg){NULL, t, p, len};
     pthread_mutex_lock(&in->lock);
-    /* bounded: a flood waits here (and so in the broker), it is not dropped */
-    while (in->bytes > QUEUE_MAX_BYTES && !got_term) pthread_cond_wait(&in->space, &in->lock);
     if (in->tail) in->tail->next = x;
     else in->head = x;
     in->tail = x;
@@ -115,7 +123,6 @@ static msg *inbox_pop(inbox *in)
         in->head = x->next;
         if (!in->head) in->tail = NULL;
         in->bytes -= x->len;
-        pthread_cond_signal(&in->space);
     }
     pthread_mutex_unlock(&in->lock);
     return x;
@@ -206,6 +213,9 @@ static void try_connect(collector *c, int64_t now)
     MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
     o.keepAliveInterval = (int)m->keepalive_s;
     o.connectTimeout = 10;
+    /* paho's synchronous client otherwise keeps one QoS 1 message in flight
+     * and sleeps 100 ms at a time waiting for its PUBACK: acks would queue */
+    o.maxInflightMessages = 100;
     /* a persistent session: the broker keeps our subscription and queues
      * batches while we are away */
     if (v5) o.cleanstart = 0;
@@ -510,7 +520,6 @@ int main(int argc, char **argv)
 
     collector c = {.cfg = cfg};
     pthread_mutex_init(&c.in.lock, NULL);
-    pthread_cond_init(&c.in.space, NULL);
     int rc = 1;
     c.store = open_store(cfg, err, sizeof err);
     if (!c.store) {
@@ -589,7 +598,6 @@ int main(int argc, char **argv)
 out:
     if (c.client) {
         if (MQTTClient_isConnected(c.client)) MQTTClient_disconnect(c.client, 2000);
-        pthread_cond_broadcast(&c.in.space);
         MQTTClient_destroy(&c.client);
     }
     for (msg *x; (x = inbox_pop(&c.in));) msg_free(x);

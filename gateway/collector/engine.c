@@ -414,29 +414,36 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
 
 /* ---- figures ---- */
 
+/* Day sums of every meter of a site over [d0, d1), fetched once per range:
+ * dcem_period_figures asks for each meter in turn over the same ranges. */
 typedef struct days_ctx {
     dcem_engine *e;
     site_rt *s;
-    const char *meter;
-    dcem_meter_period *out;
+    int64_t d0, d1;            /* range cached in sums; d0 > d1: none */
+    dcem_meter_period *sums;   /* one per meter of the ledger */
     int failed;
 } days_ctx;
 
 static int add_rollup(void *arg, const dcem_store_rollup *r)
 {
     days_ctx *d = arg;
-    if (!strcmp(r->meter, d->meter)) dcem_store_rollup_add(d->out, r);
+    int i = dcem_site_find_meter(d->s->cs->ledger, r->meter, strlen(r->meter));
+    if (i >= 0) dcem_store_rollup_add(&d->sums[i], r);
     return 0;
 }
 
 static void store_days(void *arg, size_t meter, int64_t d0, int64_t d1, dcem_meter_period *out)
 {
     days_ctx *d = arg;
-    d->meter = d->s->cs->ledger->meters[meter].id;
-    d->out = out;
-    if (d0 < d1 && dcem_store_rollups(d->e->st, d->s->cs->ledger->site, DCEM_PERIOD_DAY, d0, d1,
-                                      add_rollup, d))
-        d->failed = 1;
+    if (d0 != d->d0 || d1 != d->d1) {
+        memset(d->sums, 0, d->s->cs->ledger->n_meters * sizeof *d->sums);
+        d->d0 = d0;
+        d->d1 = d1;
+        if (d0 < d1 && dcem_store_rollups(d->e->st, d->s->cs->ledger->site, DCEM_PERIOD_DAY, d0,
+                                          d1, add_rollup, d))
+            d->failed = 1;
+    }
+    *out = d->sums[meter];
 }
 
 static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_month,
@@ -447,7 +454,12 @@ static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_mo
     if (!mp) return NULL;
     dcem_figures f;
     dcem_verdicts v;
-    days_ctx d = {.e = e, .s = s};
+    days_ctx d = {.e = e, .s = s, .d0 = 1, .d1 = 0,
+                  .sums = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *d.sums)};
+    if (!d.sums) {
+        free(mp);
+        return NULL;
+    }
     dcem_period_figures(ledger, e->cfg->policy, &s->zone, store_days, &d, kind, first_month,
                         kind == DCEM_PERIOD_YEAR ? 12 : 1, as_of_ms, &f, &v, mp);
     char *json = NULL;
@@ -473,6 +485,7 @@ static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_mo
         flush_lines(e);
     }
     free(mp);
+    free(d.sums);
     if (bits) *bits = v.bits;
     return json;
 }

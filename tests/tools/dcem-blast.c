@@ -14,13 +14,16 @@
  * waiting.
  *
  *   dcem-blast --uri URI --site S --csv FILE [--gateways G] [--batch N]
- *              [--window W] [--rate R] [--epoch E] [--no-ack] [--timeout-s T]
+ *              [--window W] [--rate R] [--epoch E] [--prefix P]
+ *              [--no-ack [--repeat N]] [--timeout-s T]
  *
- * --window: unacknowledged batches per gateway (default 20); --rate:
- * readings/s over all gateways (default 0: as fast as the windows allow);
- * --no-ack: nobody acks (the broker-only ceiling): the window then counts
- * batches the broker has not PUBACKed. Prints one line of key=value figures;
- * exit 0 when every batch was acked (or PUBACKed) within the timeout. */
+ * Gateways are P-01, P-02, ... (P: "gw-blast"). --window: unacknowledged
+ * batches per gateway (default 20); --rate: readings/s over all gateways
+ * (default 0: as fast as the windows allow); --no-ack: nobody acks (the
+ * broker-only ceiling): the window then counts batches the broker has not
+ * PUBACKed, and --repeat publishes the batches N times over. Prints one line
+ * of key=value figures (latencies from each batch's first publish); exit 0
+ * when every batch was acked (or PUBACKed) within the timeout. */
 #include "parse.h"
 #include "wire.h"
 
