@@ -85,25 +85,7 @@ field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 # ---- data: the ledger of scripts/bench/audit.sh ----
 site="$work/sites/bench.yaml"
 mkdir -p "$work/sites"
-{
-  echo "site: bench"
-  echo "name: benchmark site"
-  echo "timezone: Asia/Shanghai"
-  echo "racks: 2000"
-  echo "rack_power_kw: 16000"
-  echo "approved_annual_kwh: 900000000"
-  echo "meters:"
-  for ((i = 0; i < meters; i++)); do
-    case $((i % 8)) in
-      0|1) role=facility; rated=4000 ;;
-      2|3|4|5) role=it; rated=2000 ;;
-      6) role=cooling; rated=2000 ;;
-      7) role=green_onsite; rated=500 ;;
-    esac
-    printf '  - {id: m%03d, role: %s, rated_kw: %s, model: bench, accuracy_class: "0.5S", calibrated_on: 2024-06-01}\n' \
-      "$i" "$role" "$rated"
-  done
-} >"$site"
+"$root/scripts/bench/bench-site.sh" "$meters" "$site"
 [[ -s $work/year.csv ]] || "$gen" --site "$site" --year 2025 --out "$work/year.csv" --truth "$work/truth.json"
 # local days 1-14 and 15-28 of January (times are +08:00 in the file)
 awk -F, 'NR == 1 || substr($1, 1, 10) < "2025-01-15"' "$work/year.csv" >"$work/p1.csv"
