@@ -13,7 +13,7 @@
 set -euo pipefail
 build=$1
 src=$2
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
@@ -28,19 +28,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-wait_for() {
-  local what=$1 secs=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out waiting for $what"
-    sleep 0.1
-  done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 cat >"$work/mosquitto.conf" <<EOF
 listener $port 127.0.0.1
 allow_anonymous true
@@ -52,7 +41,6 @@ pids+=($!)
 wait_for "mosquitto" 10 port_open "$port"
 
 # InfluxDB 1.x (Debian influxdb) on its own loopback ports and directories
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 ihttp=$(free_port)
 irpc=$(free_port)
 cat >"$work/influxd.conf" <<EOF

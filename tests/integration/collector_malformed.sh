@@ -18,7 +18,7 @@
 set -euo pipefail
 build=$1
 src=$2
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
@@ -33,19 +33,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-wait_for() {
-  local what=$1 secs=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out waiting for $what"
-    sleep 0.1
-  done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 # mosquitto 2.0.11 refuses "max_packet_size 0"; without the line there is no
 # limit but MQTT's own (256 MiB). It is set explicitly so that the 10 MB
 # payload below reaches the collector, which has to refuse it itself
