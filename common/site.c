@@ -107,10 +107,24 @@ const char *dcem_role_name(int role)
     return role >= 0 && role < DCEM_ROLE_COUNT ? role_names[role] : "unknown";
 }
 
+/* id (idlen bytes, not terminated) against a NUL-terminated meter id. */
+static int id_cmp(const char *id, size_t idlen, const char *meter)
+{
+    size_t n = strnlen(meter, DCEM_ID_MAX);
+    int c = memcmp(id, meter, idlen < n ? idlen : n);
+    return c ? c : (idlen > n) - (idlen < n);
+}
+
 int dcem_site_find_meter(const dcem_site *s, const char *id, size_t idlen)
 {
-    for (size_t i = 0; i < s->n_meters; i++)
-        if (strlen(s->meters[i].id) == idlen && !memcmp(s->meters[i].id, id, idlen)) return (int)i;
+    size_t lo = 0, hi = s->n_meters; /* binary search of by_id */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = id_cmp(id, idlen, s->meters[s->by_id[mid]].id);
+        if (!c) return s->by_id[mid];
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
     return -1;
 }
 
@@ -145,13 +159,20 @@ int dcem_site_parse(const char *name, const char *buf, size_t len, dcem_site *ou
 {
     int rc = dcem_cfg_parse(name, buf, len, site_fields, out, err, errlen);
     if (rc) return rc;
+    /* by_id: insertion sort of the indexes by id; equal ids are duplicates */
     for (size_t i = 0; i < out->n_meters; i++) {
         const dcem_meter *m = &out->meters[i];
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(out->meters[j].id, m->id))
+        size_t j = i;
+        for (; j > 0; j--) {
+            const dcem_meter *prev = &out->meters[out->by_id[j - 1]];
+            int c = strcmp(prev->id, m->id);
+            if (!c)
                 return dcem_cfg_error(err, errlen, name, m->line, "meters.id",
-                                      "'%s' already declared at line %d", m->id,
-                                      out->meters[j].line);
+                                      "'%s' already declared at line %d", m->id, prev->line);
+            if (c < 0) break;
+            out->by_id[j] = out->by_id[j - 1];
+        }
+        out->by_id[j] = (unsigned short)i;
     }
     for (size_t i = 0; i < out->n_green; i++) {
         const dcem_green_entry *g = &out->green[i];

@@ -57,6 +57,7 @@ typedef struct dcem_site {
     long long interval_minutes;  /* 1..60, divides 60; default 15 */
     dcem_meter meters[DCEM_SITE_MAX_METERS];
     size_t n_meters;
+    unsigned short by_id[DCEM_SITE_MAX_METERS]; /* meter indexes in id order, for lookups */
     dcem_green_entry green[DCEM_SITE_MAX_GREEN];
     size_t n_green;
 } dcem_site;
