@@ -209,6 +209,11 @@ int dcem_store_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t recei
         return bad(st, "put_batch: epoch or seq out of range");
     if (b->n_readings > DCEM_WIRE_MAX_READINGS) return bad(st, "put_batch: too many readings");
     if (b->n_readings && !b->readings) return bad(st, "put_batch: no readings array");
+    for (size_t i = 0; i < b->n_readings; i++)
+        if (!dcem_wire_id_valid(b->readings[i].meter, strnlen(b->readings[i].meter, DCEM_ID_MAX))) {
+            dcem_store_set_error(st, "put_batch: readings[%zu].meter: not a valid id", i);
+            return DCEM_EINVAL;
+        }
     int dup = 0;
     write_start(st);
     int rc = write_end(st, st->be->put_batch(st, b, received_ms, &dup));
@@ -316,15 +321,30 @@ int dcem_store_put_interval(dcem_store *st, const char *site, const char *meter,
                             const dcem_store_events *ev)
 {
     CHECK_HANDLE(st);
-    if (!id_ok(site) || !id_ok(meter)) return bad(st, "put_interval: invalid site or meter id");
     if (!iv || !keys) return bad(st, "put_interval: no interval or keys");
-    if (!kwh_ok(iv->kwh) || !kwh_ok(iv->estimated_kwh) || !kwh_ok(iv->integrated_kwh))
-        return bad(st, "put_interval: energy not finite or above 1e9 kWh");
-    if (ev && (ev->discarded < 0 || ev->rollovers < 0 || ev->resets < 0))
-        return bad(st, "put_interval: negative event count");
-    static const dcem_store_events none = {0, 0, 0};
+    dcem_store_interval_row row = {.meter = meter, .iv = *iv, .keys = *keys};
+    if (ev) row.ev = *ev;
+    return dcem_store_put_intervals(st, site, &row, 1);
+}
+
+int dcem_store_put_intervals(dcem_store *st, const char *site,
+                             const dcem_store_interval_row *rows, size_t n)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "put_interval: invalid site id");
+    if (n == 0) return 0;
+    if (!rows || n > DCEM_STORE_MAX_INTERVAL_ROWS) return bad(st, "put_intervals: no rows or too many");
+    for (size_t i = 0; i < n; i++) {
+        const dcem_store_interval_row *r = &rows[i];
+        if (!id_ok(r->meter)) return bad(st, "put_interval: invalid site or meter id");
+        if (!kwh_ok(r->iv.kwh) || !kwh_ok(r->iv.estimated_kwh) ||
+            !kwh_ok(r->iv.integrated_kwh))
+            return bad(st, "put_interval: energy not finite or above 1e9 kWh");
+        if (r->ev.discarded < 0 || r->ev.rollovers < 0 || r->ev.resets < 0)
+            return bad(st, "put_interval: negative event count");
+    }
     write_start(st);
-    return write_end(st, st->be->put_interval(st, site, meter, iv, keys, ev ? ev : &none));
+    return write_end(st, st->be->put_intervals(st, site, rows, n));
 }
 
 int dcem_store_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,

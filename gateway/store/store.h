@@ -196,6 +196,25 @@ int dcem_store_put_interval(dcem_store *st, const char *site, const char *meter,
                             const dcem_interval *iv, const dcem_store_keys *keys,
                             const dcem_store_events *ev);
 
+/* One interval for dcem_store_put_intervals. */
+typedef struct dcem_store_interval_row {
+    const char *meter;
+    dcem_interval iv;
+    dcem_store_keys keys;
+    dcem_store_events ev;
+} dcem_store_interval_row;
+
+#define DCEM_STORE_MAX_INTERVAL_ROWS 65536 /* rows per dcem_store_put_intervals call */
+
+/* Stores n intervals of site exactly as n dcem_store_put_interval calls in
+ * that order would (a later row of the same interval revises an earlier
+ * one), atomically, but touches each rollup row once: the contributions of
+ * all rows are summed in memory first. A batch of readings costs one write
+ * per interval plus one per rollup it touches, not four per interval. Any
+ * invalid row fails the whole call (DCEM_EINVAL, nothing stored). */
+int dcem_store_put_intervals(dcem_store *st, const char *site,
+                             const dcem_store_interval_row *rows, size_t n);
+
 /* The stored interval of (site, meter) starting at start_ms; ev may be NULL.
  * DCEM_ENOTFOUND when there is none. */
 int dcem_store_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,

@@ -41,9 +41,9 @@ typedef struct dcem_store_backend {
     /* cutoff_ms already computed from retention_days; chunk >= 1 */
     int (*prune)(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *deleted);
 
-    int (*put_interval)(dcem_store *st, const char *site, const char *meter,
-                        const dcem_interval *iv, const dcem_store_keys *keys,
-                        const dcem_store_events *ev);
+    /* rows checked by store.c; 1 <= n <= DCEM_STORE_MAX_INTERVAL_ROWS */
+    int (*put_intervals)(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
+                         size_t n);
     int (*get_interval)(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
                         dcem_interval *iv, dcem_store_events *ev);
     int (*intervals)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,

@@ -15,6 +15,7 @@
 
 #define APPLICATION_ID 0x6463656d /* "dcem" in the file header: refuse other databases */
 #define JOURNAL_SIZE_LIMIT (64 * 1024 * 1024) /* WAL file truncated to this after checkpoints */
+#define CACHE_KIB (-16384)                    /* page cache: 16 MiB (negative: KiB) */
 
 /* ---- schema ------------------------------------------------------------------------------- */
 
@@ -184,6 +185,46 @@ static const struct migration {
                                                                    "ON alerts (site, t_ms);\n"
                                                                    "CREATE INDEX alerts_time ON "
                                                                    "alerts (t_ms);\n"},
+
+    /* The id pattern (a GLOB per row) cost a third of each reading's and
+     * interval's insert; store.c checks every id before it is written. */
+    {"readings and intervals without the per-row id pattern check",
+     "CREATE TABLE readings_v3 (\n"
+     " site TEXT NOT NULL,\n"
+     " meter TEXT NOT NULL CHECK (length(meter) BETWEEN 1 AND 63),\n"
+     " t_ms INTEGER NOT NULL CHECK (t_ms BETWEEN 0 AND 253402300799999),\n"
+     " kwh REAL CHECK (kwh BETWEEN -1e308 AND 1e308),\n"
+     " kw REAL CHECK (kw BETWEEN -1e308 AND 1e308),\n"
+     " quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 3),\n"
+     " gateway TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,\n"
+     " CHECK (quality <> 3 OR (kwh IS NULL AND kw IS NULL)),\n"
+     " PRIMARY KEY (site, t_ms, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+     "INSERT INTO readings_v3 SELECT site, meter, t_ms, kwh, kw, quality, gateway, epoch, seq\n"
+     " FROM readings;\n"
+     "DROP TABLE readings;\n"
+     "ALTER TABLE readings_v3 RENAME TO readings;\n"
+
+     "CREATE TABLE intervals_v3 (\n"
+     " site TEXT NOT NULL, meter TEXT NOT NULL CHECK (length(meter) BETWEEN 1 AND 63),\n"
+     " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,\n"
+     " kwh REAL NOT NULL, estimated_kwh REAL NOT NULL, integrated_kwh REAL NOT NULL,\n"
+     " measured_ms INTEGER NOT NULL, covered_ms INTEGER NOT NULL, flags INTEGER NOT NULL,\n"
+     " discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL, resets INTEGER NOT NULL,\n"
+     " hour_ms INTEGER NOT NULL, day INTEGER NOT NULL, month INTEGER NOT NULL,\n"
+     " revisions INTEGER NOT NULL DEFAULT 0,\n"
+     " CHECK (end_ms > start_ms AND end_ms - start_ms <= 3600000),\n"
+     " CHECK (measured_ms >= 0 AND measured_ms <= covered_ms\n"
+     "  AND covered_ms <= end_ms - start_ms),\n"
+     " CHECK (abs(kwh) <= 1e9 AND abs(estimated_kwh) <= 1e9 AND abs(integrated_kwh) <= 1e9),\n"
+     " CHECK (flags >= 0 AND discarded >= 0 AND rollovers >= 0 AND resets >= 0),\n"
+     " PRIMARY KEY (site, start_ms, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+     "INSERT INTO intervals_v3 SELECT site, meter, start_ms, end_ms, kwh, estimated_kwh,\n"
+     " integrated_kwh, measured_ms, covered_ms, flags, discarded, rollovers, resets, hour_ms,\n"
+     " day, month, revisions FROM intervals;\n"
+     "DROP TABLE intervals;\n"
+     "ALTER TABLE intervals_v3 RENAME TO intervals;\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
@@ -214,10 +255,12 @@ enum {
     S_PRUNE_READINGS,
     S_PRUNE_BATCHES,
     S_IV_GET,
+    S_IV_INSERT,
     S_IV_UPSERT,
     S_IV_RANGE,
     S_ROLLUP_UPDATE,
     S_ROLLUP_INSERT,
+    S_ROLLUP_UPSERT,
     S_ROLLUP_DROP_EMPTY,
     S_ROLLUP_GET,
     S_ROLLUP_RANGE,
@@ -302,6 +345,9 @@ static const char *const sql_text[S_COUNT] = {
 
     [S_IV_GET] = "SELECT " IV_COLS " FROM intervals"
                  " WHERE site = ?1 AND start_ms = ?2 AND meter = ?3",
+    [S_IV_INSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                    " ?14, ?15, ?16) ON CONFLICT (site, start_ms, meter) DO NOTHING",
     [S_IV_UPSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
                     " ?14, ?15, ?16)"
@@ -316,10 +362,7 @@ static const char *const sql_text[S_COUNT] = {
                     " revisions = revisions + 1",
     [S_IV_RANGE] = "SELECT meter, start_ms, " IV_COLS " FROM intervals"
                    " WHERE site = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms, meter",
-    /* a difference is applied with UPDATE, and a row is INSERTed only when
-     * there is none: an upsert would check the difference row itself
-     * against the CHECKs (SQLite checks them before the conflict), and a
-     * difference is negative whenever a revision lowers a sum */
+    /* see rollup_apply */
     [S_ROLLUP_UPDATE] = "UPDATE rollups SET"
                         " kwh_ukwh = kwh_ukwh + ?5, estimated_ukwh = estimated_ukwh + ?6,"
                         " integrated_ukwh = integrated_ukwh + ?7,"
@@ -333,6 +376,17 @@ static const char *const sql_text[S_COUNT] = {
     [S_ROLLUP_INSERT] = "INSERT INTO rollups (site, kind, key, meter, " ROLLUP_COLS ")"
                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
                         " ?14, ?15)",
+    [S_ROLLUP_UPSERT] = "INSERT INTO rollups (site, kind, key, meter, " ROLLUP_COLS ")"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                        " ?14, ?15) ON CONFLICT (site, kind, key, meter) DO UPDATE SET"
+                        " kwh_ukwh = kwh_ukwh + ?5, estimated_ukwh = estimated_ukwh + ?6,"
+                        " integrated_ukwh = integrated_ukwh + ?7,"
+                        " measured_ms = measured_ms + ?8, covered_ms = covered_ms + ?9,"
+                        " intervals = intervals + ?10,"
+                        " estimated_intervals = estimated_intervals + ?11,"
+                        " integrated_intervals = integrated_intervals + ?12,"
+                        " discarded = discarded + ?13, rollovers = rollovers + ?14,"
+                        " resets = resets + ?15",
     [S_ROLLUP_DROP_EMPTY] = "DELETE FROM rollups WHERE site = ?1 AND kind = ?2 AND key = ?3"
                             " AND meter = ?4 AND intervals = 0",
     [S_ROLLUP_GET] = "SELECT meter, kind, key, " ROLLUP_COLS " FROM rollups"
@@ -515,14 +569,19 @@ static void copy_id(char dst[DCEM_ID_MAX], const char *src)
 /* Every write call runs between op_begin and op_end: its own IMMEDIATE
  * transaction (the write lock taken up front, so it can never fail half-way
  * for a lock) or, inside an explicit transaction, a savepoint. */
-static int op_begin(dcem_store *st)
+static int op_begin_check(dcem_store *st)
 {
-    sq *c = conn(st);
-    if (st->in_tx && c->aborted) {
+    if (st->in_tx && conn(st)->aborted) {
         dcem_store_set_error(st, "the transaction was rolled back by an earlier failure");
         return DCEM_ESTORAGE;
     }
-    return run_id(st, st->in_tx ? S_SAVEPOINT : S_BEGIN, "begin");
+    return 0;
+}
+
+static int op_begin(dcem_store *st)
+{
+    int rc = op_begin_check(st);
+    return rc ? rc : run_id(st, st->in_tx ? S_SAVEPOINT : S_BEGIN, "begin");
 }
 
 static int op_end(dcem_store *st, int rc)
@@ -548,6 +607,20 @@ static int op_end(dcem_store *st, int rc)
         sqlite3_stmt *s = stmt(st, S_ROLLBACK);
         if (s) sqlite3_step(s), sqlite3_reset(s);
     }
+    return rc;
+}
+
+/* A write call of one statement needs no savepoint inside an explicit
+ * transaction: SQLite undoes a failing statement by itself. */
+static int op_begin_stmt(dcem_store *st)
+{
+    return st->in_tx ? op_begin_check(st) : op_begin(st);
+}
+
+static int op_end_stmt(dcem_store *st, int rc)
+{
+    if (!st->in_tx) return op_end(st, rc);
+    if (rc && sqlite3_get_autocommit(conn(st)->db)) conn(st)->aborted = 1;
     return rc;
 }
 
@@ -731,7 +804,7 @@ static int sq_open(dcem_store *st, const char *target)
 
     char mode[16];
     int64_t fk = 0;
-    char sql[96];
+    char sql[192];
     if ((rc = query_one(st, "PRAGMA journal_mode = WAL", NULL, mode, sizeof mode))) return rc;
     if (strcmp(mode, "wal") != 0) {
         dcem_store_set_error(st, "%s: cannot use WAL mode (journal mode is \"%s\")", target, mode);
@@ -739,9 +812,13 @@ static int sq_open(dcem_store *st, const char *target)
     }
     /* FULL: in WAL mode, NORMAL does not fsync the WAL at commit, and a power
      * cut could then take back a batch the agent has deleted after our ack. */
-    snprintf(sql, sizeof sql, "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %d",
+    /* temp_store MEMORY: savepoints' sub-journals stay off the disk;
+     * cache_size: a group of batches in one transaction fits in the cache */
+    snprintf(sql, sizeof sql,
+             "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %d;"
+             " PRAGMA temp_store = MEMORY; PRAGMA cache_size = %d",
              st->opts.synchronous == DCEM_STORE_SYNC_NORMAL ? "NORMAL" : "FULL",
-             JOURNAL_SIZE_LIMIT);
+             JOURNAL_SIZE_LIMIT, CACHE_KIB);
     if ((rc = exec(st, sql, "pragmas"))) return rc;
     if ((rc = exec(st, "PRAGMA foreign_keys = ON", "foreign_keys"))) return rc;
     if ((rc = query_one(st, "PRAGMA foreign_keys", &fk, NULL, 0))) return rc;
@@ -902,7 +979,7 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
             dcem_store_set_error(st, "put_batch: readings[%zu]: NaN value", i);
             return DCEM_EINVAL;
         }
-        /* meter ids are bounded by the struct; an unterminated one fails the CHECK */
+        /* meter ids were checked by store.c */
         sqlite3_bind_text(s, 2, r->meter, (int)strnlen(r->meter, DCEM_ID_MAX), SQLITE_STATIC);
         b_i64(s, 3, r->t_ms);
         if (r->has_kwh)
@@ -1153,47 +1230,69 @@ static void read_interval(sqlite3_stmt *s, int at, int64_t start_ms, dcem_interv
     }
 }
 
-/* Adds sign * d to the rollup row, creating it when there is none (then d
- * is a whole interval's contribution, never a difference). */
-static int rollup_add(dcem_store *st, const char *site, const char *meter, int kind, int64_t key,
-                      const contrib *d, int sign)
+/* One rollup row's summed difference within a put_intervals call. */
+typedef struct rollup_delta {
+    const char *meter;
+    int kind;
+    int64_t key;
+    int drop_empty; /* an interval moved out of it: deleted if it is left empty */
+    contrib d;
+} rollup_delta;
+
+static int delta_cmp(const void *pa, const void *pb)
 {
-    for (int id = S_ROLLUP_UPDATE;; id = S_ROLLUP_INSERT) {
+    const rollup_delta *a = pa, *b = pb;
+    int c = strcmp(a->meter, b->meter);
+    if (c) return c;
+    if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
+    return a->key < b->key ? -1 : a->key > b->key;
+}
+
+/* Adds d to the rollup row, creating it when there is none (then d is a
+ * sum of whole intervals' contributions, never a net decrease). A
+ * difference that would break the table's CHECKs as a row of its own is
+ * applied with UPDATE (and a row INSERTed only when there is none): an
+ * upsert checks the row it would insert before it sees the conflict. */
+static int rollup_apply(dcem_store *st, const char *site, const rollup_delta *r)
+{
+    int zero = 1, negative = 0;
+    for (int i = 0; i < 11; i++) {
+        zero &= r->d.v[i] == 0;
+        negative |= r->d.v[i] < 0;
+    }
+    /* a difference that is a valid row itself (new intervals, the common
+     * case) is one upsert: the rollups table's CHECK, on the difference */
+    const int64_t *v = r->d.v; /* ROLLUP_COLS order */
+    int row_ok = !negative && v[3] <= v[4] && v[6] <= v[5] && v[7] <= v[5];
+    for (int id = row_ok ? S_ROLLUP_UPSERT : S_ROLLUP_UPDATE; !zero; id = S_ROLLUP_INSERT) {
         sqlite3_stmt *s = stmt(st, id);
         if (!s) return DCEM_ESTORAGE;
         b_text(s, 1, site);
-        sqlite3_bind_int(s, 2, kind);
-        b_i64(s, 3, key);
-        b_text(s, 4, meter);
+        sqlite3_bind_int(s, 2, r->kind);
+        b_i64(s, 3, r->key);
+        b_text(s, 4, r->meter);
         for (int i = 0; i < 11; i++)
-            b_i64(s, 5 + i, sign * d->v[i]);
+            b_i64(s, 5 + i, r->d.v[i]);
         int rc = run(st, s, "rollup");
-        if (rc || id == S_ROLLUP_INSERT || sqlite3_changes(conn(st)->db) == 1) return rc;
+        if (rc) return rc;
+        if (id != S_ROLLUP_UPDATE || sqlite3_changes(conn(st)->db) == 1) break;
     }
+    if (!r->drop_empty) return 0;
+    sqlite3_stmt *d = stmt(st, S_ROLLUP_DROP_EMPTY);
+    if (!d) return DCEM_ESTORAGE;
+    b_text(d, 1, site);
+    sqlite3_bind_int(d, 2, r->kind);
+    b_i64(d, 3, r->key);
+    b_text(d, 4, r->meter);
+    return run(st, d, "rollup cleanup");
 }
 
-static int put_interval_tx(dcem_store *st, const char *site, const char *meter,
-                           const dcem_interval *iv, const dcem_store_keys *keys,
-                           const dcem_store_events *ev)
+static void bind_interval(sqlite3_stmt *s, const char *site, const dcem_store_interval_row *r)
 {
-    /* the old row, if any: its contribution comes off the rollups it was in */
-    sqlite3_stmt *s = stmt(st, S_IV_GET);
-    if (!s) return DCEM_ESTORAGE;
+    const dcem_interval *iv = &r->iv;
     b_text(s, 1, site);
     b_i64(s, 2, iv->start_ms);
-    b_text(s, 3, meter);
-    dcem_interval old_iv;
-    dcem_store_events old_ev;
-    dcem_store_keys old_keys;
-    int had = step(st, s, "interval lookup");
-    if (had == 1) read_interval(s, 0, iv->start_ms, &old_iv, &old_ev, &old_keys);
-    done(s);
-    if (had < 0) return had;
-
-    if (!(s = stmt(st, S_IV_UPSERT))) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
-    b_i64(s, 2, iv->start_ms);
-    b_text(s, 3, meter);
+    b_text(s, 3, r->meter);
     b_i64(s, 4, iv->end_ms);
     sqlite3_bind_double(s, 5, iv->kwh);
     sqlite3_bind_double(s, 6, iv->estimated_kwh);
@@ -1201,58 +1300,108 @@ static int put_interval_tx(dcem_store *st, const char *site, const char *meter,
     b_i64(s, 8, iv->measured_ms);
     b_i64(s, 9, iv->covered_ms);
     b_i64(s, 10, (int64_t)iv->flags);
-    sqlite3_bind_int(s, 11, ev->discarded);
-    sqlite3_bind_int(s, 12, ev->rollovers);
-    sqlite3_bind_int(s, 13, ev->resets);
-    b_i64(s, 14, keys->hour_ms);
-    b_i64(s, 15, keys->day);
-    b_i64(s, 16, keys->month);
-    int rc = run(st, s, "interval upsert");
-    if (rc) return rc;
+    sqlite3_bind_int(s, 11, r->ev.discarded);
+    sqlite3_bind_int(s, 12, r->ev.rollovers);
+    sqlite3_bind_int(s, 13, r->ev.resets);
+    b_i64(s, 14, r->keys.hour_ms);
+    b_i64(s, 15, r->keys.day);
+    b_i64(s, 16, r->keys.month);
+}
 
-    /* rollups: + new, - old. When the keys did not change (always, unless a
-     * caller corrects them) the two are netted into one update per row. */
-    contrib nw = contrib_of(iv, ev), od = {{0}};
-    if (had) od = contrib_of(&old_iv, &old_ev);
+/* Writes one interval row: a new interval is one INSERT; a revision reads
+ * the old row first. Appends what it adds to (and takes from) the rollups
+ * to *deltas (room for 6 more). */
+static int put_one_interval(dcem_store *st, const char *site, const dcem_store_interval_row *r,
+                            rollup_delta *deltas, size_t *nd)
+{
+    sqlite3_stmt *s = stmt(st, S_IV_INSERT);
+    if (!s) return DCEM_ESTORAGE;
+    bind_interval(s, site, r);
+    int rc = run(st, s, "interval insert");
+    if (rc) return rc;
     static const int kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
-    const int64_t nk[3] = {keys->hour_ms, keys->day, keys->month};
+    const int64_t nk[3] = {r->keys.hour_ms, r->keys.day, r->keys.month};
+    contrib nw = contrib_of(&r->iv, &r->ev);
+    if (sqlite3_changes(conn(st)->db) == 1) {
+        for (int k = 0; k < 3; k++)
+            deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], nk[k], 0, nw};
+        st->call.intervals++;
+        return 0;
+    }
+
+    /* a revision: the old row's contribution comes off the rollups it was in */
+    if (!(s = stmt(st, S_IV_GET))) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, r->iv.start_ms);
+    b_text(s, 3, r->meter);
+    dcem_interval old_iv;
+    dcem_store_events old_ev;
+    dcem_store_keys old_keys;
+    int had = step(st, s, "interval lookup");
+    if (had == 1) read_interval(s, 0, r->iv.start_ms, &old_iv, &old_ev, &old_keys);
+    done(s);
+    if (had != 1) return had < 0 ? had : DCEM_ESTORAGE;
+    if (!(s = stmt(st, S_IV_UPSERT))) return DCEM_ESTORAGE;
+    bind_interval(s, site, r);
+    if ((rc = run(st, s, "interval update"))) return rc;
+    contrib od = contrib_of(&old_iv, &old_ev);
     const int64_t ok[3] = {old_keys.hour_ms, old_keys.day, old_keys.month};
-    for (int k = 0; k < 3 && !rc; k++) {
-        if (had && ok[k] == nk[k]) {
+    for (int k = 0; k < 3; k++) {
+        if (ok[k] == nk[k]) { /* always, unless a caller corrects the keys */
             contrib d;
             for (int i = 0; i < 11; i++)
                 d.v[i] = nw.v[i] - od.v[i];
-            rc = rollup_add(st, site, meter, kinds[k], nk[k], &d, 1);
+            deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], nk[k], 0, d};
             continue;
         }
-        rc = rollup_add(st, site, meter, kinds[k], nk[k], &nw, 1);
-        if (!rc && had) rc = rollup_add(st, site, meter, kinds[k], ok[k], &od, -1);
-        if (!rc && had) {
-            sqlite3_stmt *d = stmt(st, S_ROLLUP_DROP_EMPTY);
-            if (!d) return DCEM_ESTORAGE;
-            b_text(d, 1, site);
-            sqlite3_bind_int(d, 2, kinds[k]);
-            b_i64(d, 3, ok[k]);
-            b_text(d, 4, meter);
-            rc = run(st, d, "rollup cleanup");
-        }
+        deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], nk[k], 0, nw};
+        for (int i = 0; i < 11; i++)
+            od.v[i] = -od.v[i];
+        deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], ok[k], 1, od};
+        for (int i = 0; i < 11; i++)
+            od.v[i] = -od.v[i];
     }
-    if (!rc) {
-        if (had)
-            st->call.interval_revisions = 1;
-        else
-            st->call.intervals = 1;
-    }
-    return rc;
+    st->call.interval_revisions++;
+    return 0;
 }
 
-static int sq_put_interval(dcem_store *st, const char *site, const char *meter,
-                           const dcem_interval *iv, const dcem_store_keys *keys,
-                           const dcem_store_events *ev)
+static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
+                            size_t n, rollup_delta *deltas)
 {
+    size_t nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = put_one_interval(st, site, &rows[i], deltas, &nd);
+        if (rc) return rc;
+    }
+    /* one write per rollup row: sum the differences that fall on it */
+    qsort(deltas, nd, sizeof *deltas, delta_cmp);
+    for (size_t i = 0; i < nd;) {
+        rollup_delta sum = deltas[i];
+        size_t j = i + 1;
+        for (; j < nd && delta_cmp(&deltas[j], &sum) == 0; j++) {
+            for (int k = 0; k < 11; k++)
+                sum.d.v[k] += deltas[j].d.v[k];
+            sum.drop_empty |= deltas[j].drop_empty;
+        }
+        int rc = rollup_apply(st, site, &sum);
+        if (rc) return rc;
+        i = j;
+    }
+    return 0;
+}
+
+static int sq_put_intervals(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
+                            size_t n)
+{
+    rollup_delta *deltas = malloc(6 * n * sizeof *deltas);
+    if (!deltas) {
+        dcem_store_set_error(st, "put_intervals: out of memory");
+        return DCEM_ENOMEM;
+    }
     int rc = op_begin(st);
-    if (rc) return rc;
-    return op_end(st, put_interval_tx(st, site, meter, iv, keys, ev));
+    if (!rc) rc = op_end(st, put_intervals_tx(st, site, rows, n, deltas));
+    free(deltas);
+    return rc;
 }
 
 static int sq_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
@@ -1345,10 +1494,10 @@ static int sq_rollups(dcem_store *st, const char *site, int kind, int64_t from_k
 static int sq_put_meter_state(dcem_store *st, const char *site, const char *meter,
                               const dcem_counter *c, const dcem_splitter *sp, int64_t updated_ms)
 {
-    int rc = op_begin(st);
+    int rc = op_begin_stmt(st);
     if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_STATE_PUT);
-    if (!s) return op_end(st, DCEM_ESTORAGE);
+    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
     int i = 1;
     b_text(s, i++, site);
     b_text(s, i++, meter);
@@ -1380,7 +1529,7 @@ static int sq_put_meter_state(dcem_store *st, const char *site, const char *mete
     b_i64(s, i++, sp->cur.covered_ms);
     b_i64(s, i++, (int64_t)sp->cur.flags);
     b_i64(s, i++, updated_ms);
-    return op_end(st, run(st, s, "put_meter_state"));
+    return op_end_stmt(st, run(st, s, "put_meter_state"));
 }
 
 static int sq_get_meter_state(dcem_store *st, const char *site, const char *meter,
@@ -1436,16 +1585,16 @@ static int sq_get_meter_state(dcem_store *st, const char *site, const char *mete
 static int sq_put_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
                           const char *json, size_t len, int64_t computed_ms)
 {
-    int rc = op_begin(st);
+    int rc = op_begin_stmt(st);
     if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_FIG_PUT);
-    if (!s) return op_end(st, DCEM_ESTORAGE);
+    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
     b_text(s, 1, site);
     sqlite3_bind_int(s, 2, kind);
     b_i64(s, 3, period_key);
     sqlite3_bind_text(s, 4, json, (int)len, SQLITE_STATIC);
     b_i64(s, 5, computed_ms);
-    return op_end(st, run(st, s, "put_figures"));
+    return op_end_stmt(st, run(st, s, "put_figures"));
 }
 
 static int sq_get_figures(dcem_store *st, const char *site, int kind, int64_t period_key,
@@ -1492,10 +1641,10 @@ static int sq_figures(dcem_store *st, const char *site, int kind, int64_t from_k
 
 static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
 {
-    int rc = op_begin(st);
+    int rc = op_begin_stmt(st);
     if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_ALERT_ADD);
-    if (!s) return op_end(st, DCEM_ESTORAGE);
+    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
     b_text(s, 1, a->site);
     b_i64(s, 2, a->t_ms);
     b_text(s, 3, a->kind);
@@ -1503,7 +1652,7 @@ static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
     b_text(s, 5, a->state == DCEM_STORE_ALERT_CLEARED ? "cleared" : "raised");
     rc = run(st, s, "add_alert");
     if (!rc) *id = sqlite3_last_insert_rowid(conn(st)->db);
-    return op_end(st, rc);
+    return op_end_stmt(st, rc);
 }
 
 static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
@@ -1545,7 +1694,7 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .epochs = sq_epochs,
     .export_readings = sq_export,
     .prune = sq_prune,
-    .put_interval = sq_put_interval,
+    .put_intervals = sq_put_intervals,
     .get_interval = sq_get_interval,
     .intervals = sq_intervals,
     .get_rollup = sq_get_rollup,
