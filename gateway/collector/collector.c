@@ -138,6 +138,18 @@ static void msg_free(msg *x)
 
 /* ---- MQTT ---- */
 
+/* Refused payloads by gateway and reason (docs/wire-format.md, "Malformed
+ * payloads"): counted, logged once until that gateway sends a good one. */
+typedef struct refusal {
+    char gateway[2 * DCEM_ID_MAX]; /* "site/gateway", or "?" when the topic names none */
+    int reason;                    /* a dcem_wire_reason, or REASON_UNKNOWN_SITE */
+    uint64_t count;
+    dcem_complaint complaint;
+} refusal;
+
+#define MAX_REFUSALS 256 /* (gateway, reason) pairs tracked; the rest share the last one */
+#define REASON_UNKNOWN_SITE (-1)
+
 typedef struct collector {
     dcem_collector_config *cfg;
     dcem_store *store;
@@ -147,8 +159,62 @@ typedef struct collector {
     inbox in;
     int connected;
     int64_t reconnect_at, backoff;
-    dcem_complaint connect_complaint, malformed_complaint, store_complaint;
+    dcem_complaint connect_complaint, store_complaint;
+    refusal refusals[MAX_REFUSALS];
+    size_t n_refusals, complaining; /* pairs in use; of those, with a complaint open */
 } collector;
+
+static const char *reason_name(int reason)
+{
+    return reason == REASON_UNKNOWN_SITE ? "unknown_site" : dcem_wire_reason_name(reason);
+}
+
+static refusal *refusal_of(collector *c, const char *gateway, int reason)
+{
+    for (size_t i = 0; i < c->n_refusals; i++)
+        if (c->refusals[i].reason == reason && !strcmp(c->refusals[i].gateway, gateway))
+            return &c->refusals[i];
+    if (c->n_refusals == MAX_REFUSALS) return &c->refusals[MAX_REFUSALS - 1];
+    refusal *r = &c->refusals[c->n_refusals++];
+    snprintf(r->gateway, sizeof r->gateway, "%s", gateway);
+    r->reason = reason;
+    return r;
+}
+
+/* A refused payload: counted, and logged if it is the first of its
+ * gateway and reason since that gateway's last good payload. */
+static void refuse(collector *c, const dcem_engine_reply *r, int reason, const char *topic)
+{
+    char gw[2 * DCEM_ID_MAX];
+    if (*r->gateway) snprintf(gw, sizeof gw, "%.63s/%.63s", r->site, r->gateway);
+    else snprintf(gw, sizeof gw, "?");
+    refusal *f = refusal_of(c, gw, reason);
+    f->count++;
+    if (!f->complaint.count) c->complaining++;
+    if (reason == REASON_UNKNOWN_SITE)
+        dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
+                      "%s: batch for site %s, which has no ledger, not acked (repeats counted)",
+                      gw, r->site);
+    else
+        dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
+                      "%s: malformed payload on %s dropped: %s: %s (repeats counted)", gw, topic,
+                      reason_name(reason), r->why);
+}
+
+/* A good payload from site/gateway ends its complaints. */
+static void accept_from(collector *c, const char *site, const char *gateway)
+{
+    if (!c->complaining) return;
+    char gw[2 * DCEM_ID_MAX];
+    snprintf(gw, sizeof gw, "%.63s/%.63s", site, gateway);
+    for (size_t i = 0; i < c->n_refusals; i++) {
+        refusal *f = &c->refusals[i];
+        if (!f->complaint.count || strcmp(f->gateway, gw)) continue;
+        dcem_release(&f->complaint, "ingest", "%s: good payloads again after %s", gw,
+                     reason_name(f->reason));
+        c->complaining--;
+    }
+}
 
 static int publish(collector *c, const char *topic, const char *json, size_t len, int retained)
 {
@@ -284,48 +350,110 @@ static void on_alert(void *ctx, const dcem_engine_alert *a)
     if (n > 0 && (size_t)n < sizeof json && c->connected) publish(c, topic, json, (size_t)n, 1);
 }
 
-static void handle(collector *c, msg *x, int64_t now)
+/* A gateway's birth or last will. */
+static void handle_state(collector *c, const msg *x, const dcem_wire_topic_parts *tp, int64_t now)
 {
-    dcem_wire_topic_parts tp;
-    if (!dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) && tp.leaf == DCEM_WIRE_STATE) {
-        dcem_wire_state s;
-        int reason;
-        char err[200];
-        if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err)) {
-            DCEM_LOGI("gateway", "%s/%s is %s", tp.site, tp.gateway, s.online ? "online" : "offline");
-            dcem_engine_gateway_state(c->engine, tp.site, tp.gateway, s.online, now);
+    dcem_wire_state s;
+    int reason;
+    char err[200];
+    if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err)) {
+        DCEM_LOGI("gateway", "%s/%s is %s", tp->site, tp->gateway, s.online ? "online" : "offline");
+        dcem_engine_gateway_state(c->engine, tp->site, tp->gateway, s.online, now);
+    }
+}
+
+#define GROUP_MAX 64               /* batches stored in one transaction at most */
+#define GROUP_BYTES (16u << 20)    /* and this much payload */
+
+/* One ack or resend per (site, gateway, epoch) for a group: the highest
+ * cumulative ack, the lowest resend. */
+typedef struct answer {
+    const dcem_engine_reply *r;
+    uint64_t ack_seq, resend_from;
+    int ack, resend;
+} answer;
+
+static void answer_add(answer *as, size_t *n, const dcem_engine_reply *r)
+{
+    size_t i = 0;
+    while (i < *n && !(as[i].r->epoch == r->epoch && !strcmp(as[i].r->site, r->site) &&
+                       !strcmp(as[i].r->gateway, r->gateway)))
+        i++;
+    if (i == *n) as[(*n)++] = (answer){.r = r};
+    answer *a = &as[i];
+    if (r->ack && (!a->ack || r->ack_seq > a->ack_seq)) a->ack = 1, a->ack_seq = r->ack_seq;
+    if (r->resend && (!a->resend || r->resend_from < a->resend_from))
+        a->resend = 1, a->resend_from = r->resend_from;
+}
+
+/* Stores a group of data messages in one transaction, then answers: acks
+ * only after the commit. */
+static void store_group(collector *c, msg **xs, size_t n, int64_t now)
+{
+    dcem_engine_msg ms[GROUP_MAX];
+    static dcem_engine_reply rs[GROUP_MAX];
+    int out[GROUP_MAX];
+    answer as[GROUP_MAX];
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++)
+        ms[i] = (dcem_engine_msg){xs[i]->topic, strlen(xs[i]->topic), xs[i]->payload, xs[i]->len};
+    dcem_engine_batches(c->engine, ms, n, now, rs, out);
+    for (size_t i = 0; i < n; i++) {
+        const dcem_engine_reply *r = &rs[i];
+        switch (out[i]) {
+        case DCEM_ENGINE_QUARANTINED:
+            DCEM_LOGW("ingest", "%s/%s batch %llu set aside: %s", r->site, r->gateway,
+                      (unsigned long long)r->ack_seq, r->why);
+            /* fall through */
+        case DCEM_ENGINE_STORED:
+        case DCEM_ENGINE_DUPLICATE:
+            dcem_release(&c->store_complaint, "store", "storing again");
+            if (out[i] != DCEM_ENGINE_QUARANTINED) accept_from(c, r->site, r->gateway);
+            answer_add(as, &na, r);
+            break;
+        case DCEM_ENGINE_GAP: answer_add(as, &na, r); break;
+        case DCEM_ENGINE_MALFORMED: refuse(c, r, r->reason, xs[i]->topic); break;
+        case DCEM_ENGINE_UNKNOWN_SITE: refuse(c, r, REASON_UNKNOWN_SITE, xs[i]->topic); break;
+        default:
+            dcem_complain(&c->store_complaint, DCEM_LOG_ERROR, "store",
+                          "cannot store a batch: %s", r->why);
+            break;
         }
-        return;
     }
-    dcem_engine_reply r;
-    int out = dcem_engine_batch(c->engine, x->topic, strlen(x->topic), x->payload, x->len, now, &r);
-    switch (out) {
-    case DCEM_ENGINE_STORED:
-    case DCEM_ENGINE_DUPLICATE:
-    case DCEM_ENGINE_QUARANTINED:
-        if (out == DCEM_ENGINE_QUARANTINED)
-            DCEM_LOGW("ingest", "%s/%s batch %llu set aside: %s", r.site, r.gateway,
-                      (unsigned long long)r.ack_seq, r.why);
-        dcem_release(&c->store_complaint, "store", "storing again");
-        send_ack(c, r.site, r.gateway, r.epoch, r.ack_seq);
-        break;
-    case DCEM_ENGINE_GAP:
-        send_resend(c, r.site, r.gateway, r.epoch, r.resend_from);
-        break;
-    case DCEM_ENGINE_MALFORMED:
-        dcem_complain(&c->malformed_complaint, DCEM_LOG_WARN, "ingest",
-                      "malformed payload on %s dropped: %s: %s (further ones are counted)",
-                      x->topic, dcem_wire_reason_name(r.reason), r.why);
-        break;
-    case DCEM_ENGINE_UNKNOWN_SITE:
-        dcem_complain(&c->malformed_complaint, DCEM_LOG_WARN, "ingest",
-                      "batch for site %s, which has no ledger, not acked", r.site);
-        break;
-    default:
-        dcem_complain(&c->store_complaint, DCEM_LOG_ERROR, "store", "cannot store a batch: %s",
-                      r.why);
-        break;
+    for (size_t i = 0; i < na; i++) {
+        if (as[i].ack) send_ack(c, as[i].r->site, as[i].r->gateway, as[i].r->epoch, as[i].ack_seq);
+        if (as[i].resend)
+            send_resend(c, as[i].r->site, as[i].r->gateway, as[i].r->epoch, as[i].resend_from);
     }
+}
+
+/* Takes what the inbox holds, in order: data messages in groups, a state
+ * message between them on its own. Returns the number of messages taken. */
+static size_t drain(collector *c)
+{
+    msg *xs[GROUP_MAX];
+    size_t n = 0, bytes = 0, taken = 0;
+    for (;;) {
+        msg *x = taken < 4 * GROUP_MAX ? inbox_pop(&c->in) : NULL;
+        dcem_wire_topic_parts tp;
+        int state = x && !dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) &&
+                    tp.leaf == DCEM_WIRE_STATE;
+        if (n && (!x || state || n == GROUP_MAX || bytes + x->len > GROUP_BYTES)) {
+            store_group(c, xs, n, wall_ms());
+            for (size_t i = 0; i < n; i++) msg_free(xs[i]);
+            n = bytes = 0;
+        }
+        if (!x) break;
+        taken++;
+        if (state) {
+            handle_state(c, x, &tp, wall_ms());
+            msg_free(x);
+            continue;
+        }
+        xs[n++] = x;
+        bytes += x->len;
+    }
+    return taken;
 }
 
 /* The engine's lines, one by one, to the InfluxDB writer. */
@@ -351,6 +479,9 @@ static void log_health(collector *c)
               (unsigned long long)s->malformed, (unsigned long long)s->quarantined,
               (unsigned long long)s->unknown_site, (unsigned long long)s->failed,
               (unsigned long long)s->readings, (unsigned long long)s->intervals);
+    for (size_t i = 0; i < c->n_refusals; i++)
+        DCEM_LOGI("health", "refused from %s: %s %llu", c->refusals[i].gateway,
+                  reason_name(c->refusals[i].reason), (unsigned long long)c->refusals[i].count);
     if (c->influx) {
         dcem_influx_stats is;
         dcem_influx_stats_get(c->influx, &is);
@@ -568,11 +699,7 @@ int main(int argc, char **argv)
             }
         }
         try_connect(&c, now);
-        int busy = 0;
-        for (msg *x; busy < 1000 && (x = inbox_pop(&c.in)); busy++) {
-            handle(&c, x, wall_ms());
-            msg_free(x);
-        }
+        size_t busy = drain(&c);
         if (now >= next_recompute) {
             dcem_engine_recompute(c.engine, wall_ms());
             next_recompute = now + cfg->recompute_ms;

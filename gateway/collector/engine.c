@@ -22,6 +22,7 @@ typedef struct meter_rt {
     dcem_splitter split;
     int touched;              /* state to save with this batch */
     int stale;                /* its last reading was stale: meter_stale raised */
+    int stale_committed;      /* as of the last commit */
     int64_t ev_t[MAX_EVENTS];
     int ev_kind[MAX_EVENTS];
     int n_ev;
@@ -36,9 +37,20 @@ typedef struct site_rt {
     unsigned bits;                  /* verdicts of that year, last computed */
     int have_bits;
     size_t current;                 /* meter being processed (interval callback) */
+    int in_group;                   /* touched by the open group of batches */
 } site_rt;
 
-#define LINES_CAP (4u << 20) /* line protocol of one batch: readings and intervals */
+#define LINES_START (1u << 20) /* line protocol of a group of batches, grown as needed */
+#define LINES_MAX (256u << 20)
+#define ROWS_CAP 16384          /* intervals stored per store call at most */
+
+/* An alert raised inside a transaction: handed on after its commit. */
+typedef struct pending_alert {
+    char site[DCEM_ID_MAX], kind[DCEM_ID_MAX];
+    int raised;
+    char message[DCEM_STORE_MAX_MESSAGE];
+    int64_t t_ms;
+} pending_alert;
 
 struct dcem_engine {
     const dcem_collector_config *cfg;
@@ -52,10 +64,16 @@ struct dcem_engine {
         int online;
     } gateways[256]; /* last known state, to alert on changes only */
     size_t n_gateways;
-    char *lines;          /* lines of the batch being stored, handed on after its commit */
-    size_t lines_len;
+    char *lines;          /* lines of the batches being stored, handed on after their commit */
+    size_t lines_len, lines_cap;
     site_rt *sites;
     dcem_wire_reading *storage;
+    dcem_store_interval_row *rows; /* intervals of the group not yet stored, all of rows_site */
+    size_t n_rows;
+    site_rt *rows_site;
+    int in_tx;                     /* alerts wait for the commit */
+    pending_alert *alerts;
+    size_t n_alerts, cap_alerts;
     int txn_error;
     dcem_engine_stats stats;
 };
@@ -68,8 +86,10 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
     e->st = st;
     e->sites = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof *e->sites);
     e->storage = calloc(DCEM_WIRE_MAX_READINGS, sizeof *e->storage);
-    e->lines = malloc(LINES_CAP);
-    if (!e->sites || !e->storage || !e->lines) {
+    e->lines = malloc(LINES_START);
+    e->lines_cap = LINES_START;
+    e->rows = malloc(ROWS_CAP * sizeof *e->rows);
+    if (!e->sites || !e->storage || !e->lines || !e->rows) {
         dcem_engine_free(e);
         return NULL;
     }
@@ -96,6 +116,8 @@ void dcem_engine_free(dcem_engine *e)
     free(e->sites);
     free(e->storage);
     free(e->lines);
+    free(e->rows);
+    free(e->alerts);
     free(e);
 }
 
@@ -105,15 +127,45 @@ void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx)
     e->alert_ctx = ctx;
 }
 
-/* Stores an alert and hands it to the caller. */
+static void hand_on(dcem_engine *e, const char *site, const char *kind, int raised,
+                    const char *message, int64_t now_ms)
+{
+    dcem_engine_alert ea = {site, kind, raised, message, now_ms};
+    if (e->alert_fn) e->alert_fn(e->alert_ctx, &ea);
+}
+
+/* Stores an alert and hands it to the caller — inside a transaction, once
+ * it is committed. */
 static void alert(dcem_engine *e, const char *site, const char *kind, int raised,
                   const char *message, int64_t now_ms)
 {
     dcem_store_alert a = {.site = site, .t_ms = now_ms, .kind = kind, .message = message,
                           .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED};
-    dcem_store_add_alert(e->st, &a, NULL);
-    dcem_engine_alert ea = {site, kind, raised, message, now_ms};
-    if (e->alert_fn) e->alert_fn(e->alert_ctx, &ea);
+    if (dcem_store_add_alert(e->st, &a, NULL) && e->in_tx) {
+        e->txn_error = 1;
+        return;
+    }
+    if (!e->in_tx) {
+        hand_on(e, site, kind, raised, message, now_ms);
+        return;
+    }
+    if (e->n_alerts == e->cap_alerts) {
+        size_t cap = e->cap_alerts ? 2 * e->cap_alerts : 8;
+        pending_alert *p = realloc(e->alerts, cap * sizeof *p);
+        if (!p) { /* stored all the same: the API and the reports see it */
+            static dcem_complaint nomem;
+            dcem_complain(&nomem, DCEM_LOG_WARN, "alert", "out of memory: an alert was stored, not published");
+            return;
+        }
+        e->alerts = p;
+        e->cap_alerts = cap;
+    }
+    pending_alert *p = &e->alerts[e->n_alerts++];
+    snprintf(p->site, sizeof p->site, "%s", site);
+    snprintf(p->kind, sizeof p->kind, "%s", kind);
+    snprintf(p->message, sizeof p->message, "%s", message);
+    p->raised = raised;
+    p->t_ms = now_ms;
 }
 
 void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway, int online,
@@ -148,15 +200,23 @@ void dcem_engine_set_sink(dcem_engine *e, dcem_engine_line_fn fn, void *ctx)
     e->line_ctx = ctx;
 }
 
-/* Appends one point to the batch's lines (dropped, and said once, if the
- * buffer is full: InfluxDB is a view, the store is the record). */
+/* Appends one point to the lines waiting for the commit (dropped, and said
+ * once, if they cannot grow: InfluxDB is a view, the store is the record). */
 static void add_line(dcem_engine *e, const dcem_lp_point *p)
 {
     if (!e->line_fn) return;
     char why[128];
     static dcem_complaint full;
-    if (dcem_lp_append(e->lines, LINES_CAP, &e->lines_len, p, why, sizeof why))
-        dcem_complain(&full, DCEM_LOG_WARN, "influx", "a line was not written: %s", why);
+    int rc;
+    while ((rc = dcem_lp_append(e->lines, e->lines_cap, &e->lines_len, p, why, sizeof why)) ==
+               DCEM_EFULL &&
+           e->lines_cap < LINES_MAX) {
+        char *more = realloc(e->lines, 2 * e->lines_cap);
+        if (!more) break;
+        e->lines = more;
+        e->lines_cap *= 2;
+    }
+    if (rc) dcem_complain(&full, DCEM_LOG_WARN, "influx", "a line was not written: %s", why);
 }
 
 static void flush_lines(dcem_engine *e)
@@ -225,7 +285,21 @@ static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i)
  * forget it, so that it is read back as committed. */
 static void forget_site(site_rt *s)
 {
-    for (size_t i = 0; i < s->cs->ledger->n_meters; i++) s->meters[i].loaded = 0;
+    for (size_t i = 0; i < s->cs->ledger->n_meters; i++) {
+        s->meters[i].loaded = 0;
+        s->meters[i].touched = 0;
+        s->meters[i].stale = s->meters[i].stale_committed;
+    }
+}
+
+/* The intervals waiting in e->rows, into the store (one call: each rollup
+ * row is written once). */
+static void store_rows(dcem_engine *e)
+{
+    if (e->n_rows && !e->txn_error &&
+        dcem_store_put_intervals(e->st, e->rows_site->cs->ledger->site, e->rows, e->n_rows))
+        e->txn_error = 1;
+    e->n_rows = 0;
 }
 
 static void add_event(meter_rt *m, int64_t t, int kind)
@@ -257,14 +331,13 @@ static void on_interval(void *arg, const dcem_interval *iv)
             k++;
         }
     }
+    const dcem_site *ledger = s->cs->ledger;
+    if (c->e->n_rows == ROWS_CAP) store_rows(c->e);
+    dcem_store_interval_row *row = &c->e->rows[c->e->n_rows++];
+    *row = (dcem_store_interval_row){.meter = ledger->meters[s->current].id, .iv = *iv, .ev = ev};
     dcem_store_keys keys;
     dcem_store_period_keys(&s->zone, iv->start_ms, &keys);
-    const dcem_site *ledger = s->cs->ledger;
-    if (dcem_store_put_interval(c->e->st, ledger->site, ledger->meters[s->current].id, iv, &keys,
-                                &ev)) {
-        c->e->txn_error = 1;
-        return;
-    }
+    row->keys = keys;
     c->e->stats.intervals++;
     const dcem_meter *mt = &ledger->meters[s->current];
     dcem_lp_tag tags[] = {{"site", ledger->site}, {"meter", mt->id}, {"role", dcem_role_name(mt->role)}};
@@ -285,7 +358,11 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
 {
     const dcem_site *ledger = s->cs->ledger;
     cb_ctx cb = {e, s};
-    for (size_t i = 0; i < ledger->n_meters; i++) s->meters[i].touched = 0;
+    s->in_group = 1; /* its touched meters' state is saved at the end of the group */
+    /* the group's intervals go to the store together (each rollup row
+     * written once for all its batches), one site at a time */
+    if (e->rows_site != s) store_rows(e);
+    e->rows_site = s;
     for (size_t i = 0; i < b->n_readings && !e->txn_error; i++) {
         const dcem_wire_reading *r = &b->readings[i];
         int mi = dcem_site_find_meter(ledger, r->meter, strlen(r->meter));
@@ -322,17 +399,13 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
             dcem_splitter_add(&m->split, g, on_interval, &cb);
         }
     }
-    for (size_t i = 0; i < ledger->n_meters && !e->txn_error; i++) {
-        meter_rt *m = &s->meters[i];
-        if (m->touched && dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[i].id,
-                                                     &m->counter, &m->split, 0))
-            e->txn_error = 1;
-    }
     return e->txn_error ? -1 : 0;
 }
 
-int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
-                      size_t len, int64_t now_ms, dcem_engine_reply *rep)
+/* One message inside the open transaction. DCEM_ENGINE_FAILED leaves the
+ * transaction to be rolled back. */
+static int ingest(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
+                  size_t len, int64_t now_ms, dcem_engine_reply *rep)
 {
     memset(rep, 0, sizeof *rep);
     e->stats.received++;
@@ -356,7 +429,10 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
     int rc = dcem_wire_decode_batch(payload, len, tp.site, tp.gateway, e->storage,
                                     DCEM_WIRE_MAX_READINGS, &b, &reason, rep->why,
                                     sizeof rep->why);
-    if (rc == DCEM_ENOMEM) return e->stats.failed++, DCEM_ENGINE_FAILED;
+    if (rc == DCEM_ENOMEM) {
+        snprintf(rep->why, sizeof rep->why, "out of memory");
+        return e->stats.failed++, DCEM_ENGINE_FAILED;
+    }
     rep->reason = reason;
     if (rc && !b.identified) {
         e->stats.malformed++;
@@ -395,21 +471,116 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
         rep->ack_seq = b.seq;
         return DCEM_ENGINE_QUARANTINED;
     }
-    e->txn_error = 0;
-    e->lines_len = 0;
-    if (dcem_store_begin(e->st) || dcem_store_put_batch(e->st, &b, now_ms, &dup) ||
-        process(e, s, &b) || dcem_store_commit(e->st)) {
-        dcem_store_rollback(e->st);
-        forget_site(s);
+    if (dcem_store_put_batch(e->st, &b, now_ms, &dup) || process(e, s, &b)) {
         e->stats.failed++;
         snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
         return DCEM_ENGINE_FAILED;
     }
-    flush_lines(e);
     e->stats.stored++;
     rep->ack = 1;
     rep->ack_seq = b.seq;
     return DCEM_ENGINE_STORED;
+}
+
+/* The counter and splitter state of every meter the group moved, in its
+ * transaction: a restart resumes exactly where the committed data ends. */
+static void save_meters(dcem_engine *e)
+{
+    for (size_t i = 0; i < e->cfg->n_sites; i++) {
+        site_rt *s = &e->sites[i];
+        const dcem_site *ledger = s->cs->ledger;
+        for (size_t k = 0; s->in_group && k < ledger->n_meters; k++) {
+            meter_rt *m = &s->meters[k];
+            if (!m->touched || e->txn_error) continue;
+            if (dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id, &m->counter,
+                                           &m->split, 0))
+                e->txn_error = 1;
+            m->touched = 0;
+        }
+    }
+}
+
+/* Runs msgs[0..n) in one transaction. Returns 0 when it committed; -1 when
+ * it was rolled back (a store failure, its detail in the failing reply):
+ * then nothing of it happened — counters, meter state, lines and alerts are
+ * as they were before. */
+static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t now_ms,
+                 dcem_engine_reply *replies, int *outcomes)
+{
+    dcem_engine_stats before = e->stats;
+    e->txn_error = 0;
+    e->lines_len = 0;
+    e->n_alerts = 0;
+    for (size_t i = 0; i < e->cfg->n_sites; i++) e->sites[i].in_group = 0;
+    int failed = dcem_store_begin(e->st) != 0;
+    if (failed) {
+        memset(&replies[0], 0, sizeof replies[0]);
+        snprintf(replies[0].why, sizeof replies[0].why, "%s", dcem_store_error(e->st));
+    }
+    e->in_tx = 1;
+    for (size_t i = 0; i < n && !failed; i++) {
+        outcomes[i] = ingest(e, msgs[i].topic, msgs[i].topic_len, msgs[i].payload, msgs[i].len,
+                             now_ms, &replies[i]);
+        failed = outcomes[i] == DCEM_ENGINE_FAILED;
+    }
+    if (!failed) {
+        store_rows(e);
+        save_meters(e);
+        failed = e->txn_error;
+        if (failed)
+            snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
+    }
+    e->n_rows = 0;
+    if (!failed && dcem_store_commit(e->st)) {
+        failed = 1;
+        snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
+    }
+    e->in_tx = 0;
+    if (failed) {
+        dcem_store_rollback(e->st);
+        for (size_t i = 0; i < e->cfg->n_sites; i++)
+            if (e->sites[i].in_group) forget_site(&e->sites[i]);
+        e->stats = before;
+        e->lines_len = 0;
+        e->n_alerts = 0;
+        return -1;
+    }
+    for (size_t i = 0; i < e->cfg->n_sites; i++) {
+        site_rt *s = &e->sites[i];
+        for (size_t k = 0; s->in_group && k < s->cs->ledger->n_meters; k++)
+            s->meters[k].stale_committed = s->meters[k].stale;
+    }
+    flush_lines(e);
+    for (size_t i = 0; i < e->n_alerts; i++) {
+        const pending_alert *p = &e->alerts[i];
+        hand_on(e, p->site, p->kind, p->raised, p->message, p->t_ms);
+    }
+    e->n_alerts = 0;
+    return 0;
+}
+
+void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t now_ms,
+                         dcem_engine_reply *replies, int *outcomes)
+{
+    if (n == 0 || !group(e, msgs, n, now_ms, replies, outcomes)) return;
+    /* the group failed as a whole: each message alone, so that only the
+     * one the store refuses is refused (and the rest is acked) */
+    for (size_t i = 0; i < n; i++) {
+        if (n > 1 && !group(e, &msgs[i], 1, now_ms, &replies[i], &outcomes[i])) continue;
+        e->stats.received++;
+        e->stats.failed++;
+        outcomes[i] = DCEM_ENGINE_FAILED;
+        replies[i].ack = replies[i].resend = 0; /* replies[i].why says what failed */
+    }
+}
+
+int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
+                      size_t len, int64_t now_ms, dcem_engine_reply *rep)
+{
+    dcem_engine_msg m = {topic, topic_len, payload, len};
+    int out;
+    dcem_engine_batches(e, &m, 1, now_ms, rep, &out);
+    return out;
 }
 
 /* ---- figures ---- */

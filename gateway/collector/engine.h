@@ -58,9 +58,28 @@ typedef struct dcem_engine dcem_engine;
 dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st);
 void dcem_engine_free(dcem_engine *e);
 
-/* One message received on a data topic. */
+/* One message received on a data topic: stored, processed and committed
+ * (with DCEM_STORE_SYNC_FULL: on stable storage) before it returns, so its
+ * reply's ack may be published. Returns a dcem_engine_outcome. */
 int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
                       size_t len, int64_t now_ms, dcem_engine_reply *reply);
+
+typedef struct dcem_engine_msg {
+    const char *topic;
+    size_t topic_len;
+    const void *payload;
+    size_t len;
+} dcem_engine_msg;
+
+/* n messages as n dcem_engine_batch calls in that order, in ONE transaction:
+ * one commit, one fsync for all (group commit — what lets the collector
+ * keep up with many gateways). replies[i] and outcomes[i] answer msgs[i];
+ * acks may be published when it returns. Should the store fail, the group
+ * is rolled back and each message is tried again alone, so only the one
+ * the store refuses ends DCEM_ENGINE_FAILED. InfluxDB lines and alerts of
+ * the group are handed on after its commit. */
+void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t now_ms,
+                         dcem_engine_reply *replies, int *outcomes);
 
 /* Where alerts go (stored by the engine first): verdict changes of the
  * current year, a meter whose readings turn stale or fresh again, and

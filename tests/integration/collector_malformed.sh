@@ -153,9 +153,9 @@ wait "$replay_pid" || fail "gw-good, first half: $(cat "$work/replay1.out")"
   --timeout-s 120 >"$work/replay2.out" 2>&1 || fail "gw-good, second half: $(cat "$work/replay2.out")"
 kill -0 "$col_pid" 2>/dev/null || fail "the collector is not running any more"
 
-health() { grep "health:" "$work/collector.err" | tail -1; }
+health() { grep "health: received" "$work/collector.err" | tail -1; }
 want="malformed $expect_malformed, quarantined 1, unknown site 1, failed 0;"
-wait_for "a health line with: $want" 15 bash -c "grep 'health:' '$work/collector.err' | tail -1 | grep -qF '$want'"
+wait_for "a health line with: $want" 15 bash -c "grep 'health: received' '$work/collector.err' | tail -1 | grep -qF '$want'"
 health
 kill -0 "$col_pid" 2>/dev/null || fail "the collector is not running any more"
 kill -TERM "$col_pid"
@@ -213,14 +213,27 @@ print(f"export: {rows} rows, exactly the replayed ones; January figures identica
       f"(total {col['total_kwh']} kWh, verdicts {col['verdicts']}); "
       f"acks: gw-bad {sorted(set(acks[b]))}, gw-good {len(acks[g])}")
 
-# 4. complain once: each (topic, reason) logged at most once, and at least
-# one logged; the repeats only counted
+# 4. counted by gateway and reason (the last health report), each pair
+# logged once (repeats only counted), and gw-good's complaint ended by its
+# good batches after it
 err = open(f"{w}/collector.err").read()
-logged = re.findall(r"malformed payload on (\S+) dropped: (\w+)", err)
+last_stop = err.rindex("collector: stopping")
+refused = {(g, r): int(n) for g, r, n in
+           re.findall(r"health: refused from (\S+): (\w+) (\d+)", err[last_stop:])}
+want = {("yz-alpha/gw-bad", "not_json"): 3, ("yz-alpha/gw-bad", "wrong_type"): 1,
+        ("yz-alpha/gw-bad", "too_large"): 1, ("yz-alpha/gw-bad", "gateway_mismatch"): 1,
+        ("yz-alpha/gw-bad", "unsupported_version"): 1, ("yz-alpha/gw-good", "gateway_mismatch"): 1,
+        ("no-such-site/gw-bad", "unknown_site"): 1}
+if refused != want: bad.append(f"refused by gateway and reason: {refused}, expected {want}")
+logged = re.findall(r"warn: ingest: (\S+): malformed payload on \S+ dropped: (\w+)", err)
+logged += re.findall(r"warn: ingest: (\S+): batch for site \S+, which has no ledger", err)
+logged = [(x, "unknown_site") if isinstance(x, str) else x for x in logged]
 dups = [k for k, n in collections.Counter(logged).items() if n > 1]
-if not logged: bad.append("no malformed payload was logged")
+if set(logged) != set(want): bad.append(f"logged {sorted(set(logged))}, expected one of each {sorted(want)}")
 if dups: bad.append(f"logged more than once: {dups}")
-print(f"malformed warnings logged: {len(logged)} {sorted(set(logged))}")
+if not re.search(r"ingest: yz-alpha/gw-good: good payloads again after gateway_mismatch", err):
+    bad.append("gw-good's good batches did not end its complaint")
+print(f"refused, by gateway and reason: {sorted(refused.items())}; each logged once")
 if bad: print("\n".join(bad[:20])); sys.exit(1)
 EOF
 echo "collector_malformed.sh: passed"
