@@ -86,7 +86,7 @@ start_collector() {
   "$col" -c "$work/collector.yaml" >>"$work/collector.out" 2>>"$work/collector.err" &
   col_pid=$!
   pids+=("$col_pid")
-  wait_for "the collector's subscription" 10 grep -q "subscribed to" "$work/collector.err"
+  wait_for "the collector's subscription" 10 grep -q "^info: mqtt: subscribed to" "$work/collector.err"
 }
 
 # two months (through the reading that closes February), to keep the test short
