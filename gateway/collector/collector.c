@@ -61,6 +61,7 @@ typedef struct msg {
     char *topic;
     void *payload;
     size_t len;
+    int64_t wait_until; /* a batch ahead of its predecessor: retried until then (0: not yet) */
 } msg;
 
 typedef struct inbox {
@@ -96,7 +97,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     memcpy(t, topic, tl);
     t[tl] = '\0';
     memcpy(p, m->payload, len);
-    *x = (msg){NULL, t, p, len};
+    *x = (msg){NULL, t, p, len, 0};
     pthread_mutex_lock(&in->lock);
     if (in->tail) in->tail->next = x;
     else in->head = x;
@@ -162,6 +163,8 @@ typedef struct collector {
     dcem_complaint connect_complaint, store_complaint;
     refusal refusals[MAX_REFUSALS];
     size_t n_refusals, complaining; /* pairs in use; of those, with a complaint open */
+    msg *waiting;                   /* batches waiting for their predecessor (shared group) */
+    size_t n_waiting;
 } collector;
 
 static const char *reason_name(int reason)
@@ -386,8 +389,27 @@ static void answer_add(answer *as, size_t *n, const dcem_engine_reply *r)
         a->resend = 1, a->resend_from = r->resend_from;
 }
 
+#define GAP_WAIT_MS 2000 /* shared group: how long a batch waits for another collector to store
+                            its predecessor before a resend is asked for */
+#define MAX_WAITING 1024
+
+/* In a shared subscription, batch n + 1 of a gateway often reaches this
+ * collector while another member is still storing batch n: it waits here
+ * (unacked) and is tried again, and only a predecessor still missing after
+ * GAP_WAIT_MS is asked for again. Returns 1 when x was kept. */
+static int wait_for_predecessor(collector *c, msg *x, int64_t now)
+{
+    if (!c->cfg->mqtt.share_group[0] || c->n_waiting == MAX_WAITING) return 0;
+    if (!x->wait_until) x->wait_until = now + GAP_WAIT_MS;
+    if (now >= x->wait_until) return 0;
+    x->next = c->waiting;
+    c->waiting = x;
+    c->n_waiting++;
+    return 1;
+}
+
 /* Stores a group of data messages in one transaction, then answers: acks
- * only after the commit. */
+ * only after the commit. Frees the messages, except those kept waiting. */
 static void store_group(collector *c, msg **xs, size_t n, int64_t now)
 {
     dcem_engine_msg ms[GROUP_MAX];
@@ -396,7 +418,8 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
     answer as[GROUP_MAX];
     size_t na = 0;
     for (size_t i = 0; i < n; i++)
-        ms[i] = (dcem_engine_msg){xs[i]->topic, strlen(xs[i]->topic), xs[i]->payload, xs[i]->len};
+        ms[i] = (dcem_engine_msg){xs[i]->topic, strlen(xs[i]->topic), xs[i]->payload, xs[i]->len,
+                                  xs[i]->wait_until != 0};
     dcem_engine_batches(c->engine, ms, n, now, rs, out);
     for (size_t i = 0; i < n; i++) {
         const dcem_engine_reply *r = &rs[i];
@@ -411,7 +434,13 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
             if (out[i] != DCEM_ENGINE_QUARANTINED) accept_from(c, r->site, r->gateway);
             answer_add(as, &na, r);
             break;
-        case DCEM_ENGINE_GAP: answer_add(as, &na, r); break;
+        case DCEM_ENGINE_GAP:
+            if (wait_for_predecessor(c, xs[i], mono_ms())) {
+                xs[i] = NULL;
+                break;
+            }
+            answer_add(as, &na, r);
+            break;
         case DCEM_ENGINE_MALFORMED: refuse(c, r, r->reason, xs[i]->topic); break;
         case DCEM_ENGINE_UNKNOWN_SITE: refuse(c, r, REASON_UNKNOWN_SITE, xs[i]->topic); break;
         default:
@@ -425,22 +454,37 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
         if (as[i].resend)
             send_resend(c, as[i].r->site, as[i].r->gateway, as[i].r->epoch, as[i].resend_from);
     }
+    for (size_t i = 0; i < n; i++) msg_free(xs[i]);
+}
+
+/* The next message: a waiting batch (oldest first), else the inbox's. */
+static msg *next_msg(collector *c, int take_waiting)
+{
+    if (take_waiting && c->waiting) {
+        msg **p = &c->waiting; /* the list is newest first: take its tail */
+        while ((*p)->next) p = &(*p)->next;
+        msg *x = *p;
+        *p = NULL;
+        c->n_waiting--;
+        return x;
+    }
+    return inbox_pop(&c->in);
 }
 
 /* Takes what the inbox holds, in order: data messages in groups, a state
- * message between them on its own. Returns the number of messages taken. */
-static size_t drain(collector *c)
+ * message between them on its own; first, with retry_waiting, the batches
+ * that wait for their predecessor. Returns the number taken from the inbox. */
+static size_t drain(collector *c, int retry_waiting)
 {
     msg *xs[GROUP_MAX];
-    size_t n = 0, bytes = 0, taken = 0;
+    size_t n = 0, bytes = 0, taken = 0, waiting = retry_waiting ? c->n_waiting : 0;
     for (;;) {
-        msg *x = taken < 4 * GROUP_MAX ? inbox_pop(&c->in) : NULL;
+        msg *x = taken < 4 * GROUP_MAX + waiting ? next_msg(c, taken < waiting) : NULL;
         dcem_wire_topic_parts tp;
         int state = x && !dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) &&
                     tp.leaf == DCEM_WIRE_STATE;
         if (n && (!x || state || n == GROUP_MAX || bytes + x->len > GROUP_BYTES)) {
             store_group(c, xs, n, wall_ms());
-            for (size_t i = 0; i < n; i++) msg_free(xs[i]);
             n = bytes = 0;
         }
         if (!x) break;
@@ -453,7 +497,7 @@ static size_t drain(collector *c)
         xs[n++] = x;
         bytes += x->len;
     }
-    return taken;
+    return taken - waiting;
 }
 
 /* The engine's lines, one by one, to the InfluxDB writer. */
@@ -676,7 +720,7 @@ int main(int argc, char **argv)
     }
     DCEM_LOGI("collector", "%s: %zu sites, policy %s, store %s", cfg->collector, cfg->n_sites,
               cfg->policy->policy, cfg->store.path);
-    int64_t next_recompute = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
+    int64_t next_recompute = 0, next_retry = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
             next_prune = mono_ms() + PRUNE_EVERY_MS;
     while (!got_term) {
         int64_t now = mono_ms();
@@ -699,7 +743,10 @@ int main(int argc, char **argv)
             }
         }
         try_connect(&c, now);
-        size_t busy = drain(&c);
+        /* batches waiting for their predecessor are tried again every 20 ms */
+        int retry = now >= next_retry;
+        if (retry) next_retry = now + 20;
+        size_t busy = drain(&c, retry);
         if (now >= next_recompute) {
             dcem_engine_recompute(c.engine, wall_ms());
             next_recompute = now + cfg->recompute_ms;
@@ -728,6 +775,7 @@ out:
         MQTTClient_destroy(&c.client);
     }
     for (msg *x; (x = inbox_pop(&c.in));) msg_free(x);
+    while (c.waiting) msg_free(next_msg(&c, 1));
     if (c.influx) dcem_influx_flush(c.influx);
     dcem_influx_free(c.influx);
     dcem_engine_free(c.engine);

@@ -11,21 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_EVENTS 16         /* counter events waiting for their interval, per meter */
 #define MAX_MONTHS_PER_PASS 36
 
-enum { EV_DISCARD, EV_ROLLOVER, EV_RESET };
 
 typedef struct meter_rt {
     int loaded;
     dcem_counter counter;
     dcem_splitter split;
-    int touched;              /* state to save with this batch */
-    int stale;                /* its last reading was stale: meter_stale raised */
-    int stale_committed;      /* as of the last commit */
-    int64_t ev_t[MAX_EVENTS];
-    int ev_kind[MAX_EVENTS];
-    int n_ev;
+    dcem_store_meter_extra x; /* meter_stale raised; events waiting for their interval */
+    int touched;              /* state to save with this group */
 } meter_rt;
 
 typedef struct site_rt {
@@ -72,6 +66,7 @@ struct dcem_engine {
     size_t n_rows;
     site_rt *rows_site;
     int in_tx;                     /* alerts wait for the commit */
+    int shared;                    /* other collectors share the store and the subscription */
     pending_alert *alerts;
     size_t n_alerts, cap_alerts;
     int txn_error;
@@ -84,6 +79,7 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
     if (!e) return NULL;
     e->cfg = cfg;
     e->st = st;
+    e->shared = cfg->mqtt.share_group[0] != 0;
     e->sites = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof *e->sites);
     e->storage = calloc(DCEM_WIRE_MAX_READINGS, sizeof *e->storage);
     e->lines = malloc(LINES_START);
@@ -267,17 +263,17 @@ static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i)
     if (m->loaded) return m;
     const dcem_site *ledger = s->cs->ledger;
     int rc = dcem_store_get_meter_state(e->st, ledger->site, ledger->meters[i].id, s->cs->tz,
-                                        &m->counter, &m->split, NULL);
+                                        &m->counter, &m->split, &m->x, NULL);
     if (rc == DCEM_ENOTFOUND) {
         dcem_counter_cfg cc;
         dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &cc);
         dcem_counter_init(&m->counter, &cc);
         dcem_splitter_init(&m->split, s->cs->tz, (int)ledger->interval_minutes);
+        memset(&m->x, 0, sizeof m->x);
     } else if (rc) {
         return NULL;
     }
     m->loaded = 1;
-    m->n_ev = 0;
     return m;
 }
 
@@ -288,7 +284,6 @@ static void forget_site(site_rt *s)
     for (size_t i = 0; i < s->cs->ledger->n_meters; i++) {
         s->meters[i].loaded = 0;
         s->meters[i].touched = 0;
-        s->meters[i].stale = s->meters[i].stale_committed;
     }
 }
 
@@ -304,9 +299,10 @@ static void store_rows(dcem_engine *e)
 
 static void add_event(meter_rt *m, int64_t t, int kind)
 {
-    if (m->n_ev == MAX_EVENTS) return; /* more events than one interval can show: keep the first */
-    m->ev_t[m->n_ev] = t;
-    m->ev_kind[m->n_ev++] = kind;
+    dcem_store_meter_extra *x = &m->x;
+    if (x->n_events == DCEM_STORE_MAX_EVENTS) return; /* more than an interval can show: keep the first */
+    x->event_ms[x->n_events] = t;
+    x->event_kind[x->n_events++] = kind;
 }
 
 typedef struct cb_ctx {
@@ -320,13 +316,14 @@ static void on_interval(void *arg, const dcem_interval *iv)
     site_rt *s = c->s;
     meter_rt *m = &s->meters[s->current];
     dcem_store_events ev = {0};
-    for (int k = 0; k < m->n_ev;) {
-        if (m->ev_t[k] >= iv->start_ms && m->ev_t[k] < iv->end_ms) {
-            if (m->ev_kind[k] == EV_DISCARD) ev.discarded++;
-            else if (m->ev_kind[k] == EV_ROLLOVER) ev.rollovers++;
+    dcem_store_meter_extra *x = &m->x;
+    for (int k = 0; k < x->n_events;) {
+        if (x->event_ms[k] >= iv->start_ms && x->event_ms[k] < iv->end_ms) {
+            if (x->event_kind[k] == DCEM_STORE_EV_DISCARD) ev.discarded++;
+            else if (x->event_kind[k] == DCEM_STORE_EV_ROLLOVER) ev.rollovers++;
             else ev.resets++;
-            m->ev_t[k] = m->ev_t[m->n_ev - 1];
-            m->ev_kind[k] = m->ev_kind[--m->n_ev];
+            x->event_ms[k] = x->event_ms[x->n_events - 1];
+            x->event_kind[k] = x->event_kind[--x->n_events];
         } else {
             k++;
         }
@@ -374,12 +371,13 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
         meter_rt *m = meter_of(e, s, (size_t)mi);
         if (!m) return -1;
         int stale = r->quality == DCEM_WIRE_Q_STALE;
-        if (stale != m->stale && r->quality != DCEM_WIRE_Q_COMM_ERROR) {
+        if (stale != m->x.stale && r->quality != DCEM_WIRE_Q_COMM_ERROR) {
             char msg[160];
             snprintf(msg, sizeof msg, "meter %s %s", r->meter,
                      stale ? "stale: its counter stopped while power flows" : "counting again");
             alert(e, ledger->site, "meter_stale", stale, msg, r->t_ms);
-            m->stale = stale;
+            m->x.stale = stale;
+            m->touched = 1;
         }
         if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
         m->touched = 1;
@@ -390,12 +388,12 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
             continue;
         }
         e->stats.readings++;
-        for (int k = 0; k < out.discarded; k++) add_event(m, out.discarded_t_ms[k], EV_DISCARD);
+        for (int k = 0; k < out.discarded; k++) add_event(m, out.discarded_t_ms[k], DCEM_STORE_EV_DISCARD);
         s->current = (size_t)mi;
         for (int k = 0; k < out.n_seg; k++) {
             const dcem_segment *g = &out.seg[k];
-            if (g->flags & DCEM_SEG_ROLLOVER) add_event(m, g->t1_ms - 1, EV_ROLLOVER);
-            if (g->flags & DCEM_SEG_RESET) add_event(m, g->t1_ms - 1, EV_RESET);
+            if (g->flags & DCEM_SEG_ROLLOVER) add_event(m, g->t1_ms - 1, DCEM_STORE_EV_ROLLOVER);
+            if (g->flags & DCEM_SEG_RESET) add_event(m, g->t1_ms - 1, DCEM_STORE_EV_RESET);
             dcem_splitter_add(&m->split, g, on_interval, &cb);
         }
     }
@@ -404,11 +402,14 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
 
 /* One message inside the open transaction. DCEM_ENGINE_FAILED leaves the
  * transaction to be rolled back. */
-static int ingest(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
-                  size_t len, int64_t now_ms, dcem_engine_reply *rep)
+static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
+                  dcem_engine_reply *rep)
 {
+    const char *topic = msg->topic;
+    size_t topic_len = msg->topic_len, len = msg->len;
+    const void *payload = msg->payload;
     memset(rep, 0, sizeof *rep);
-    e->stats.received++;
+    if (!msg->retry) e->stats.received++;
     dcem_wire_topic_parts tp;
     if (dcem_wire_topic_parse(topic, topic_len, &tp) || tp.leaf != DCEM_WIRE_DATA) {
         rep->reason = DCEM_WIRE_BAD_ID;
@@ -442,7 +443,10 @@ static int ingest(dcem_engine *e, const char *topic, size_t topic_len, const voi
     rep->epoch = b.epoch;
     dcem_store_epoch ep;
     int g = dcem_store_gateway_seq(e->st, tp.site, tp.gateway, b.epoch, &ep);
-    if (g && g != DCEM_ENOTFOUND) return e->stats.failed++, DCEM_ENGINE_FAILED;
+    if (g && g != DCEM_ENOTFOUND) {
+        snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
+        return e->stats.failed++, DCEM_ENGINE_FAILED;
+    }
     uint64_t expected = ep.contiguous_seq + 1;
     if (b.seq < expected) {
         e->stats.duplicates++;
@@ -453,7 +457,7 @@ static int ingest(dcem_engine *e, const char *topic, size_t topic_len, const voi
     if (b.seq > expected) {
         /* process in order only, so every meter sees its readings in time
          * order, as dcem-audit does over the export */
-        e->stats.gaps++;
+        if (!msg->retry) e->stats.gaps++;
         rep->resend = 1;
         rep->resend_from = expected;
         return DCEM_ENGINE_GAP;
@@ -464,8 +468,10 @@ static int ingest(dcem_engine *e, const char *topic, size_t topic_len, const voi
         snprintf(reason_text, sizeof reason_text, "%s: %s", dcem_wire_reason_name(reason),
                  rep->why);
         if (dcem_store_put_quarantine(e->st, tp.site, tp.gateway, b.epoch, b.seq, now_ms,
-                                      reason_text, payload, len, &dup))
+                                      reason_text, payload, len, &dup)) {
+            snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
             return e->stats.failed++, DCEM_ENGINE_FAILED;
+        }
         e->stats.quarantined++;
         rep->ack = 1;
         rep->ack_seq = b.seq;
@@ -493,7 +499,7 @@ static void save_meters(dcem_engine *e)
             meter_rt *m = &s->meters[k];
             if (!m->touched || e->txn_error) continue;
             if (dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id, &m->counter,
-                                           &m->split, 0))
+                                           &m->split, &m->x, 0))
                 e->txn_error = 1;
             m->touched = 0;
         }
@@ -511,7 +517,12 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     e->txn_error = 0;
     e->lines_len = 0;
     e->n_alerts = 0;
-    for (size_t i = 0; i < e->cfg->n_sites; i++) e->sites[i].in_group = 0;
+    for (size_t i = 0; i < e->cfg->n_sites; i++) {
+        e->sites[i].in_group = 0;
+        /* in a shared subscription another collector may have moved the
+         * meters since: read their state again inside this transaction */
+        if (e->shared) forget_site(&e->sites[i]);
+    }
     int failed = dcem_store_begin(e->st) != 0;
     if (failed) {
         memset(&replies[0], 0, sizeof replies[0]);
@@ -519,8 +530,7 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     }
     e->in_tx = 1;
     for (size_t i = 0; i < n && !failed; i++) {
-        outcomes[i] = ingest(e, msgs[i].topic, msgs[i].topic_len, msgs[i].payload, msgs[i].len,
-                             now_ms, &replies[i]);
+        outcomes[i] = ingest(e, &msgs[i], now_ms, &replies[i]);
         failed = outcomes[i] == DCEM_ENGINE_FAILED;
     }
     if (!failed) {
@@ -545,11 +555,6 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
         e->n_alerts = 0;
         return -1;
     }
-    for (size_t i = 0; i < e->cfg->n_sites; i++) {
-        site_rt *s = &e->sites[i];
-        for (size_t k = 0; s->in_group && k < s->cs->ledger->n_meters; k++)
-            s->meters[k].stale_committed = s->meters[k].stale;
-    }
     flush_lines(e);
     for (size_t i = 0; i < e->n_alerts; i++) {
         const pending_alert *p = &e->alerts[i];
@@ -567,7 +572,7 @@ void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, 
      * one the store refuses is refused (and the rest is acked) */
     for (size_t i = 0; i < n; i++) {
         if (n > 1 && !group(e, &msgs[i], 1, now_ms, &replies[i], &outcomes[i])) continue;
-        e->stats.received++;
+        if (!msgs[i].retry) e->stats.received++;
         e->stats.failed++;
         outcomes[i] = DCEM_ENGINE_FAILED;
         replies[i].ack = replies[i].resend = 0; /* replies[i].why says what failed */
@@ -577,7 +582,7 @@ void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, 
 int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const void *payload,
                       size_t len, int64_t now_ms, dcem_engine_reply *rep)
 {
-    dcem_engine_msg m = {topic, topic_len, payload, len};
+    dcem_engine_msg m = {topic, topic_len, payload, len, 0};
     int out;
     dcem_engine_batches(e, &m, 1, now_ms, rep, &out);
     return out;
@@ -717,8 +722,9 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
             n++;
             if (m != hi && (m + 1) % 12 != 0) continue;
             long long year = dcem_floordiv(m, 12);
-            if (year == y_now && (!s->have_bits || s->bits_year != year)) {
-                /* the verdicts last stored, so a restart does not alert again */
+            if (year == y_now && (e->shared || !s->have_bits || s->bits_year != year)) {
+                /* the verdicts last stored, so that a restart (or another
+                 * collector of the group) does not alert again */
                 char *prev = NULL;
                 s->bits = 0;
                 if (!dcem_store_get_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year,

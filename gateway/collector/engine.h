@@ -69,6 +69,8 @@ typedef struct dcem_engine_msg {
     size_t topic_len;
     const void *payload;
     size_t len;
+    int retry; /* tried before and found ahead of its predecessor: not counted again as
+                  received or as a gap */
 } dcem_engine_msg;
 
 /* n messages as n dcem_engine_batch calls in that order, in ONE transaction:

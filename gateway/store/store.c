@@ -409,24 +409,35 @@ void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r)
 /* ---- per-meter state ---------------------------------------------------------------------- */
 
 int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                               const dcem_counter *c, const dcem_splitter *s, int64_t updated_ms)
+                               const dcem_counter *c, const dcem_splitter *s,
+                               const dcem_store_meter_extra *x, int64_t updated_ms)
 {
     CHECK_HANDLE(st);
     if (!id_ok(site) || !id_ok(meter)) return bad(st, "put_meter_state: invalid site or meter id");
     if (!c || !s) return bad(st, "put_meter_state: no counter or splitter");
+    static const dcem_store_meter_extra none;
+    if (!x) x = &none;
+    if ((x->stale != 0 && x->stale != 1) || x->n_events < 0 ||
+        x->n_events > DCEM_STORE_MAX_EVENTS)
+        return bad(st, "put_meter_state: stale not 0 or 1, or event count out of range");
+    for (int i = 0; i < x->n_events; i++)
+        if (x->event_kind[i] < DCEM_STORE_EV_DISCARD || x->event_kind[i] > DCEM_STORE_EV_RESET)
+            return bad(st, "put_meter_state: unknown event kind");
     write_start(st);
-    return write_end(st, st->be->put_meter_state(st, site, meter, c, s, updated_ms));
+    return write_end(st, st->be->put_meter_state(st, site, meter, c, s, x, updated_ms));
 }
 
 int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter,
                                const dcem_tz *tz, dcem_counter *c, dcem_splitter *s,
-                               int64_t *updated_ms)
+                               dcem_store_meter_extra *x, int64_t *updated_ms)
 {
     CHECK_HANDLE(st);
     if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_meter_state: invalid site or meter id");
     if (!tz || !c || !s) return bad(st, "get_meter_state: no zone, counter or splitter");
     int64_t dummy;
-    return st->be->get_meter_state(st, site, meter, tz, c, s, updated_ms ? updated_ms : &dummy);
+    dcem_store_meter_extra xd;
+    return st->be->get_meter_state(st, site, meter, tz, c, s, x ? x : &xd,
+                                   updated_ms ? updated_ms : &dummy);
 }
 
 /* ---- figures, verdicts, alerts ------------------------------------------------------------ */

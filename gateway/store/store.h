@@ -258,17 +258,34 @@ void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r);
 
 /* ---- per-meter state ---------------------------------------------------------------------- */
 
-/* Saves the counter and splitter of (site, meter) exactly (configuration
- * included), replacing what was saved. updated_ms labels it. */
-int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                               const dcem_counter *c, const dcem_splitter *s, int64_t updated_ms);
+#define DCEM_STORE_MAX_EVENTS 16
 
-/* Restores them: *c and *s are overwritten; the splitter works in tz (which
- * must outlive it, as for dcem_splitter_init). DCEM_ENOTFOUND when nothing
- * was saved (start the meter with dcem_counter_init / dcem_splitter_init). */
+enum { DCEM_STORE_EV_DISCARD = 0, DCEM_STORE_EV_ROLLOVER = 1, DCEM_STORE_EV_RESET = 2 };
+
+/* What the collector keeps per meter beside its counter and splitter:
+ * whether its meter_stale alert is raised, and the counter events waiting
+ * for the interval that holds them to close. */
+typedef struct dcem_store_meter_extra {
+    int stale; /* 0 or 1 */
+    int n_events;
+    int64_t event_ms[DCEM_STORE_MAX_EVENTS];
+    int event_kind[DCEM_STORE_MAX_EVENTS]; /* DCEM_STORE_EV_* */
+} dcem_store_meter_extra;
+
+/* Saves the counter, splitter and extra (NULL: none) of (site, meter)
+ * exactly (configuration included), replacing what was saved. updated_ms
+ * labels it. */
+int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
+                               const dcem_counter *c, const dcem_splitter *s,
+                               const dcem_store_meter_extra *x, int64_t updated_ms);
+
+/* Restores them: *c, *s and *x (may be NULL) are overwritten; the splitter
+ * works in tz (which must outlive it, as for dcem_splitter_init).
+ * DCEM_ENOTFOUND when nothing was saved (start the meter with
+ * dcem_counter_init / dcem_splitter_init). */
 int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter,
                                const dcem_tz *tz, dcem_counter *c, dcem_splitter *s,
-                               int64_t *updated_ms);
+                               dcem_store_meter_extra *x, int64_t *updated_ms);
 
 /* ---- figures, verdicts, alerts ------------------------------------------------------------ */
 

@@ -53,10 +53,13 @@ typedef struct dcem_store_backend {
     int (*rollups)(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
                    dcem_store_rollup_fn fn, void *ctx);
 
+    /* x never NULL */
     int (*put_meter_state)(dcem_store *st, const char *site, const char *meter,
-                           const dcem_counter *c, const dcem_splitter *s, int64_t updated_ms);
+                           const dcem_counter *c, const dcem_splitter *s,
+                           const dcem_store_meter_extra *x, int64_t updated_ms);
     int (*get_meter_state)(dcem_store *st, const char *site, const char *meter, const dcem_tz *tz,
-                           dcem_counter *c, dcem_splitter *s, int64_t *updated_ms);
+                           dcem_counter *c, dcem_splitter *s, dcem_store_meter_extra *x,
+                           int64_t *updated_ms);
 
     int (*put_figures)(dcem_store *st, const char *site, int kind, int64_t period_key,
                        const char *json, size_t len, int64_t computed_ms);

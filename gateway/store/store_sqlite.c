@@ -225,6 +225,13 @@ static const struct migration {
      " day, month, revisions FROM intervals;\n"
      "DROP TABLE intervals;\n"
      "ALTER TABLE intervals_v3 RENAME TO intervals;\n"},
+
+    /* events: 9 bytes each, the kind then the time in ms, big-endian */
+    {"meter state: stale flag and pending counter events",
+     "ALTER TABLE meter_state ADD COLUMN stale INTEGER NOT NULL DEFAULT 0\n"
+     " CHECK (stale IN (0, 1));\n"
+     "ALTER TABLE meter_state ADD COLUMN events BLOB NOT NULL DEFAULT x''\n"
+     " CHECK (length(events) % 9 = 0 AND length(events) <= 144);\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
@@ -286,7 +293,7 @@ enum {
     "rated_kw, modulo_kwh, resolution_kwh, margin, gap_ms, max_gap_ms, mode, have_anchor, "     \
     "have_pending, have_late, anchor_t, pending_t, late_t, last_t, anchor_v, pending_v, "       \
     "late_v, split_len_ms, split_open, cur_start_ms, cur_end_ms, cur_kwh, cur_estimated_kwh, "  \
-    "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms"
+    "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms, stale, events"
 #define EPOCH_COLS "site, gateway, epoch, contiguous_seq, max_seq, skipped, first_ms, last_ms"
 #define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq"
 
@@ -397,7 +404,7 @@ static const char *const sql_text[S_COUNT] = {
 
     [S_STATE_PUT] = "INSERT OR REPLACE INTO meter_state (site, meter, " STATE_COLS ") VALUES"
                     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-                    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+                    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
     [S_STATE_GET] = "SELECT " STATE_COLS " FROM meter_state WHERE site = ?1 AND meter = ?2",
 
     [S_FIG_PUT] = "INSERT OR REPLACE INTO figures (site, kind, period_key, json, computed_ms)"
@@ -1491,9 +1498,20 @@ static int sq_rollups(dcem_store *st, const char *site, int kind, int64_t from_k
 
 /* ---- per-meter state ---------------------------------------------------------------------- */
 
+#define EVENT_BYTES 9
+
 static int sq_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                              const dcem_counter *c, const dcem_splitter *sp, int64_t updated_ms)
+                              const dcem_counter *c, const dcem_splitter *sp,
+                              const dcem_store_meter_extra *x, int64_t updated_ms)
 {
+    unsigned char ev[DCEM_STORE_MAX_EVENTS * EVENT_BYTES];
+    for (int k = 0; k < x->n_events; k++) {
+        unsigned char *p = &ev[k * EVENT_BYTES];
+        uint64_t t = (uint64_t)x->event_ms[k];
+        p[0] = (unsigned char)x->event_kind[k];
+        for (int b = 0; b < 8; b++)
+            p[1 + b] = (unsigned char)(t >> (56 - 8 * b));
+    }
     int rc = op_begin_stmt(st);
     if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_STATE_PUT);
@@ -1529,12 +1547,14 @@ static int sq_put_meter_state(dcem_store *st, const char *site, const char *mete
     b_i64(s, i++, sp->cur.covered_ms);
     b_i64(s, i++, (int64_t)sp->cur.flags);
     b_i64(s, i++, updated_ms);
+    sqlite3_bind_int(s, i++, x->stale);
+    sqlite3_bind_blob(s, i++, ev, x->n_events * EVENT_BYTES, SQLITE_STATIC);
     return op_end_stmt(st, run(st, s, "put_meter_state"));
 }
 
 static int sq_get_meter_state(dcem_store *st, const char *site, const char *meter,
                               const dcem_tz *tz, dcem_counter *c, dcem_splitter *sp,
-                              int64_t *updated_ms)
+                              dcem_store_meter_extra *x, int64_t *updated_ms)
 {
     sqlite3_stmt *s = stmt(st, S_STATE_GET);
     if (!s) return DCEM_ESTORAGE;
@@ -1575,6 +1595,17 @@ static int sq_get_meter_state(dcem_store *st, const char *site, const char *mete
         sp->cur.covered_ms = c_i64(s, i++);
         sp->cur.flags = (unsigned)c_i64(s, i++);
         *updated_ms = c_i64(s, i++);
+        x->stale = c_int(s, i++);
+        const unsigned char *p = sqlite3_column_blob(s, i);
+        int n = sqlite3_column_bytes(s, i++) / EVENT_BYTES; /* the CHECK bounds it */
+        x->n_events = n > DCEM_STORE_MAX_EVENTS ? DCEM_STORE_MAX_EVENTS : n;
+        for (int k = 0; k < x->n_events; k++, p += EVENT_BYTES) {
+            uint64_t t = 0;
+            for (int b = 0; b < 8; b++)
+                t = t << 8 | p[1 + b];
+            x->event_kind[k] = p[0];
+            x->event_ms[k] = (int64_t)t;
+        }
     }
     done(s);
     return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;

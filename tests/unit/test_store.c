@@ -36,7 +36,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SCHEMA_LATEST 3
+#define SCHEMA_LATEST 4
 
 typedef struct fx {
     char tmp[64];   /* mkdtemp, removed after the test */
@@ -1061,15 +1061,15 @@ static void test_meter_state_round_trip(void **state)
     int64_t upd = 0;
     dcem_counter c2;
     dcem_splitter sp2;
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &upd),
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, NULL, &upd),
                      DCEM_ENOTFOUND);
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, T0 + 26 * MIN), 0);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, T0 + 26 * MIN), 0);
     dcem_store_close(st);
 
     st = open_ok(f);
     memset(&c2, 0xa5, sizeof c2);
     memset(&sp2, 0xa5, sizeof sp2);
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &upd), 0);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, NULL, &upd), 0);
     assert_int_equal(upd, T0 + 26 * MIN);
     assert_true(c2.cfg.rated_kw == cfg.rated_kw && isnan(c2.cfg.modulo_kwh));
     assert_true(c2.cfg.resolution_kwh == cfg.resolution_kwh && c2.cfg.margin == cfg.margin);
@@ -1121,12 +1121,40 @@ static void test_meter_state_round_trip(void **state)
     }
 
     /* replaced, not added */
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, T0 + 200 * MIN), 0);
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &upd), 0);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, T0 + 200 * MIN), 0);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, NULL, &upd), 0);
     assert_int_equal(upd, T0 + 200 * MIN);
     assert_int_equal(c2.last_t, c.last_t);
     assert_int_equal(c2.have_late, c.have_late); /* the 59-minute step is held as late */
     assert_int_equal(c2.late_t, T0 + 120 * MIN);
+
+    /* the stale flag and the events waiting for their interval, exactly */
+    dcem_store_meter_extra x = {.stale = 1, .n_events = 3,
+                                .event_ms = {T0 + 1, -5, INT64_MAX},
+                                .event_kind = {DCEM_STORE_EV_RESET, DCEM_STORE_EV_DISCARD,
+                                               DCEM_STORE_EV_ROLLOVER}},
+                           x2;
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), 0);
+    memset(&x2, 0x5a, sizeof x2);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &x2, NULL), 0);
+    assert_int_equal(x2.stale, 1);
+    assert_int_equal(x2.n_events, 3);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(x2.event_ms[k], x.event_ms[k]);
+        assert_int_equal(x2.event_kind[k], x.event_kind[k]);
+    }
+    /* saved without one: cleared */
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, T0), 0);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &x2, NULL), 0);
+    assert_int_equal(x2.stale, 0);
+    assert_int_equal(x2.n_events, 0);
+    /* refused: nothing changes */
+    x.stale = 2;
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), DCEM_EINVAL);
+    x.stale = 1, x.n_events = DCEM_STORE_MAX_EVENTS + 1;
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), DCEM_EINVAL);
+    x.n_events = 1, x.event_kind[0] = 7;
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), DCEM_EINVAL);
     dcem_store_close(st);
     assert_int_equal(q1(f, "SELECT count(*) FROM meter_state"), 1);
     dcem_tz_free(tz);
@@ -1345,7 +1373,7 @@ static void crash_child(const char *db, int wfd)
         int dup;
         if (dcem_store_begin(st) || dcem_store_put_batch(st, &b, t0, &dup) || dup ||
             dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL) ||
-            dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, (int64_t)seq) ||
+            dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, (int64_t)seq) ||
             dcem_store_commit(st))
             _exit(5);
         if (write(wfd, &seq, sizeof seq) != (ssize_t)sizeof seq) _exit(6);
