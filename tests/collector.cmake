@@ -24,6 +24,15 @@ if(TARGET dcem-collector)
   set_tests_properties(collector_share PROPERTIES TIMEOUT 300 LABELS integration)
 endif()
 
+# SIGHUP: a broken file refused with file:line, a good one applied whole
+# (a ledger added, MQTT on another broker, the store in another file).
+if(TARGET dcem-collector)
+  add_test(NAME collector_reload
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_reload.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(collector_reload PROPERTIES TIMEOUT 120 LABELS integration)
+endif()
+
 # Payloads the collector must refuse (docs/wire-format.md, "Malformed
 # payloads") while a good gateway's batches flow: counted, logged once, acked
 # only when quarantined, the good data and figures untouched.

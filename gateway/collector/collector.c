@@ -538,6 +538,95 @@ static void log_health(collector *c)
     }
 }
 
+static int new_client(inbox *in, const dcem_collector_mqtt *m, MQTTClient *out)
+{
+    MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
+    co.MQTTVersion = m->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    if (MQTTClient_createWithOptions(out, m->uri, m->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                     NULL, &co))
+        return -1;
+    if (MQTTClient_setCallbacks(*out, in, on_lost, on_message, NULL)) {
+        MQTTClient_destroy(out);
+        return -1;
+    }
+    return 0;
+}
+
+static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_t errlen);
+
+static int influx_same(const dcem_influx_cfg *a, const dcem_influx_cfg *b)
+{
+    dcem_influx_cfg x = *a, y = *b;
+    x.line = y.line = 0; /* where it is in the file does not matter */
+    return !memcmp(&x, &y, sizeof x);
+}
+
+/* SIGHUP: the configuration file again, whole. Ledgers, policy, logging
+ * and timers change in place; a changed store, InfluxDB or MQTT section
+ * opens its part anew (MQTT: a new session — the old one's queue stays with
+ * the broker until it expires). Everything new is set up before anything
+ * old is let go: a reload that fails at any step changes nothing. */
+static void reload(collector *c, const char *file)
+{
+    char err[1024] = "";
+    dcem_collector_config *n = dcem_collector_config_load(file, err, sizeof err);
+    dcem_store *st = NULL;
+    dcem_influx *ix = NULL;
+    MQTTClient client = NULL;
+    dcem_engine *e = NULL;
+    int new_store = 0, new_influx = 0, new_mqtt = 0;
+    if (!n) goto refused;
+    new_store = memcmp(&n->store, &c->cfg->store, sizeof n->store) != 0;
+    new_influx = !influx_same(&n->influx, &c->cfg->influx);
+    new_mqtt = memcmp(&n->mqtt, &c->cfg->mqtt, sizeof n->mqtt) != 0;
+    if (new_store && !(st = open_store(n, err, sizeof err))) goto refused;
+    if (new_influx && n->influx.line && dcem_influx_new(&n->influx, &ix, err, sizeof err))
+        goto refused;
+    if (new_mqtt && new_client(&c->in, &n->mqtt, &client)) {
+        snprintf(err, sizeof err, "cannot set up MQTT for %s", n->mqtt.uri);
+        goto refused;
+    }
+    if (!(e = dcem_engine_new(n, st ? st : c->store))) {
+        snprintf(err, sizeof err, "out of memory");
+        goto refused;
+    }
+    /* committed: nothing below fails */
+    dcem_engine_free(c->engine);
+    c->engine = e;
+    if (new_store) {
+        dcem_store_close(c->store);
+        c->store = st;
+    }
+    if (new_influx) {
+        if (c->influx) dcem_influx_flush(c->influx);
+        dcem_influx_free(c->influx);
+        c->influx = ix;
+    }
+    if (new_mqtt) {
+        if (MQTTClient_isConnected(c->client)) MQTTClient_disconnect(c->client, 1000);
+        MQTTClient_destroy(&c->client);
+        c->client = client;
+        c->connected = 0;
+        c->reconnect_at = 0;
+        c->backoff = 0;
+    }
+    if (c->influx) dcem_engine_set_sink(e, to_influx, c);
+    dcem_engine_set_alerts(e, on_alert, c);
+    dcem_collector_config_free(c->cfg);
+    c->cfg = n;
+    dcem_log_set_level(n->log_level);
+    DCEM_LOGI("collector", "reloaded %s: %zu sites%s%s%s", file, n->n_sites,
+              new_store ? "; store reopened" : "", new_influx ? "; InfluxDB writer anew" : "",
+              new_mqtt ? "; MQTT anew" : "");
+    return;
+refused:
+    if (client) MQTTClient_destroy(&client);
+    dcem_influx_free(ix);
+    dcem_store_close(st);
+    dcem_collector_config_free(n);
+    DCEM_LOGE("collector", "reload refused, keeping the running config: %s", err);
+}
+
 /* ---- commands ---- */
 
 static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_t errlen)
@@ -710,11 +799,7 @@ int main(int argc, char **argv)
         dcem_engine_set_sink(c.engine, to_influx, &c);
     }
     if (c.engine) dcem_engine_set_alerts(c.engine, on_alert, &c);
-    MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
-    co.MQTTVersion = cfg->mqtt.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    if (!c.engine || MQTTClient_createWithOptions(&c.client, cfg->mqtt.uri, cfg->mqtt.client_id,
-                                                  MQTTCLIENT_PERSISTENCE_NONE, NULL, &co) ||
-        MQTTClient_setCallbacks(c.client, &c.in, on_lost, on_message, NULL)) {
+    if (!c.engine || new_client(&c.in, &cfg->mqtt, &c.client)) {
         fprintf(stderr, "dcem-collector: cannot set up MQTT for %s\n", cfg->mqtt.uri);
         goto out;
     }
@@ -726,21 +811,8 @@ int main(int argc, char **argv)
         int64_t now = mono_ms();
         if (got_hup) {
             got_hup = 0;
-            dcem_collector_config *n = dcem_collector_config_load(file, err, sizeof err);
-            dcem_engine *ne = n ? dcem_engine_new(n, c.store) : NULL;
-            if (!ne) {
-                DCEM_LOGE("collector", "reload refused, keeping the running config: %s", err);
-                dcem_collector_config_free(n);
-            } else {
-                dcem_engine_free(c.engine);
-                dcem_collector_config_free(c.cfg);
-                c.cfg = cfg = n;
-                c.engine = ne;
-                if (c.influx) dcem_engine_set_sink(ne, to_influx, &c); /* same writer */
-                dcem_engine_set_alerts(ne, on_alert, &c);
-                dcem_log_set_level(cfg->log_level);
-                DCEM_LOGI("collector", "reloaded %s: %zu sites", file, cfg->n_sites);
-            }
+            reload(&c, file);
+            cfg = c.cfg;
         }
         try_connect(&c, now);
         /* batches waiting for their predecessor are tried again every 20 ms */
