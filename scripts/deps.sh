@@ -26,6 +26,11 @@ PACKAGES=(
   time              # /usr/bin/time -v: peak memory in the benchmarks
   libsqlite3-dev    # the collector's embedded store (gateway/store)
   sqlite3           # command-line shell to inspect a store
+  libmicrohttpd-dev # the collector's HTTP API and dashboard server
+  libxlsxwriter-dev # XLSX reports (dcem-report)
+  libssl-dev        # SHA-256 of report manifests (libcrypto)
+  python3-openpyxl  # tests open the XLSX reports and check their cells
+  chromium          # headless browser of the dashboard test
 )
 
 names=()
