@@ -24,3 +24,12 @@ foreach(scenario ${agent_scenarios})
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(agent_${scenario} PROPERTIES TIMEOUT 240 LABELS integration)
 endforeach()
+
+# --import: a site's history through the agent's own path (spool, acks) into
+# a real collector, killed part-way; figures equal dcem-audit over the CSV.
+if(TARGET dcem-collector)
+  add_test(NAME agent_import
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_import.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(agent_import PROPERTIES TIMEOUT 180 LABELS integration)
+endif()

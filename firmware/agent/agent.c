@@ -7,6 +7,7 @@
 #include "local_figures.h"
 #include "errors.h"
 #include "mqtt_link.h"
+#include "parse.h"
 #include "poll.h"
 #include "spool.h"
 #include "wire.h"
@@ -76,6 +77,7 @@ typedef struct agent {
     unsigned long published, malformed_in;
     char *buf;                     /* spool read buffer */
 
+    int importing;                 /* --import: not a live gateway: no goodbye, its state cleared */
     atomic_int stop_buses;
     bus_thread *buses;
     size_t n_buses;
@@ -260,7 +262,7 @@ static void try_connect(agent *a, int64_t now)
     dcem_release(&c, "mqtt", "connected to %s", a->cfg->mqtt.uri);
     DCEM_LOGI("mqtt", "connected to %s as %s", a->cfg->mqtt.uri, a->cfg->mqtt.client_id);
     a->reconnect_backoff_ms = 0;
-    publish_state(a, 1);
+    publish_state(a, 1); /* the collector learns which batches we hold */
     /* whatever was published before may be lost with the old connection:
      * start again from the oldest batch the collector has not acknowledged */
     a->cur_epoch = a->cur_seq = 0;
@@ -369,7 +371,12 @@ static void close_io(agent *a)
     flush_batch(a);
     dcem_local_free(a->local);
     a->local = NULL;
-    if (a->mqtt && dcem_mqtt_is_connected(a->mqtt)) publish_state(a, 0);
+    if (a->mqtt && dcem_mqtt_is_connected(a->mqtt)) {
+        char err[200];
+        if (!a->importing) publish_state(a, 0);
+        else /* an import is over, not a gateway gone: its retained birth is removed */
+            dcem_mqtt_publish(a->mqtt, a->topic_state, "", 0, 1, 1, err, sizeof err);
+    }
     dcem_mqtt_free(a->mqtt);
     a->mqtt = NULL;
     dcem_spool_close(a->spool);
@@ -435,15 +442,117 @@ static int run_once(dcem_agent_config *c)
     return rc ? 1 : 0;
 }
 
+/* ---- --import ---- */
+
+/* Readings from a CSV in the dcem-audit format (time,meter,kwh[,kw], RFC 3339
+ * times) instead of the buses: history from before the agent ran — a BMS
+ * export, a meter's own log, the demo's generated year — delivered exactly
+ * as polled readings are: batched, spooled, published, held until the
+ * collector acknowledges them. The file is read only as fast as the
+ * collector acknowledges, so the spool never fills. */
+typedef struct importer {
+    FILE *f;
+    const char *path;
+    long line;
+    unsigned long rows, skipped;
+    int eof;
+} importer;
+
+static void import_skip(importer *im, const char *why)
+{
+    if (++im->skipped <= 10) fprintf(stderr, "dcem-agent: %s:%ld: %s: skipped\n", im->path, im->line, why);
+}
+
+/* Adds rows to the batch until it holds max readings or the file ends. */
+static void import_fill(agent *a, importer *im, size_t max)
+{
+    char line[512];
+    while (a->n_batch < max && !im->eof) {
+        if (!fgets(line, sizeof line, im->f)) {
+            im->eof = 1;
+            break;
+        }
+        im->line++;
+        size_t n = strcspn(line, "\r\n");
+        line[n] = '\0';
+        if (im->line == 1 && !strncmp(line, "time,", 5)) continue; /* the header */
+        if (!n) continue;
+        char *f[4] = {line, NULL, NULL, NULL};
+        size_t nf = 1;
+        for (char *p = line; *p && nf <= 4; p++)
+            if (*p == ',') {
+                *p = '\0';
+                if (nf < 4) f[nf] = p + 1;
+                nf++;
+            }
+        if (nf < 3 || nf > 4) {
+            import_skip(im, "expected time,meter,kwh[,kw]");
+            continue;
+        }
+        dcem_wire_reading *r = &a->batch[a->n_batch];
+        memset(r, 0, sizeof *r);
+        const dcem_site *ledger = a->cfg->site_ledger;
+        size_t ml = strlen(f[1]);
+        if (dcem_parse_time(f[0], strlen(f[0]), &r->t_ms)) {
+            import_skip(im, "time: not an RFC 3339 time");
+            continue;
+        }
+        if (!dcem_wire_id_valid(f[1], ml) || (ledger && dcem_site_find_meter(ledger, f[1], ml) < 0)) {
+            import_skip(im, "meter: not a meter of the site's ledger");
+            continue;
+        }
+        memcpy(r->meter, f[1], ml + 1);
+        if (*f[2]) {
+            if (dcem_parse_double(f[2], strlen(f[2]), &r->kwh) || !isfinite(r->kwh)) {
+                import_skip(im, "kwh: not a number");
+                continue;
+            }
+            r->has_kwh = 1;
+        }
+        if (nf == 4 && *f[3]) {
+            if (dcem_parse_double(f[3], strlen(f[3]), &r->kw) || !isfinite(r->kw)) {
+                import_skip(im, "kw: not a number");
+                continue;
+            }
+            r->has_kw = 1;
+        }
+        if (!r->has_kwh && !r->has_kw) {
+            import_skip(im, "neither kwh nor kw");
+            continue;
+        }
+        r->quality = DCEM_WIRE_Q_OK;
+        a->n_batch++;
+        im->rows++;
+    }
+}
+
+/* One round of an import: spools batches while fewer than two windows of
+ * them wait for acks. Returns 1 once everything is read and acknowledged. */
+static int import_round(agent *a, importer *im)
+{
+    size_t max = (size_t)a->cfg->batch.max_readings;
+    if (max > DCEM_WIRE_SAFE_READINGS) max = DCEM_WIRE_SAFE_READINGS;
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st);
+    while (!im->eof && st.records < 2 * (uint64_t)a->cfg->mqtt.inflight) {
+        import_fill(a, im, max);
+        if (a->n_batch && (a->n_batch == max || im->eof) && flush_batch(a)) break;
+        dcem_spool_stats(a->spool, &st);
+    }
+    return im->eof && !a->n_batch && st.records == 0;
+}
+
 /* ---- main ---- */
 
 static void usage(FILE *f)
 {
-    fputs("usage: dcem-agent -c FILE [--check-config | --once] | --version\n"
+    fputs("usage: dcem-agent -c FILE [--check-config | --once | --import CSV] | --version\n"
           "Polls the meters of agent.yaml over Modbus and publishes their readings\n"
           "over MQTT, spooled on disk until the collector acknowledges them.\n"
           "  --check-config  load and check the config (profiles, ledger), then exit\n"
           "  --once          poll every device once and print the readings as JSON\n"
+          "  --import CSV    deliver the readings of CSV (time,meter,kwh[,kw]) instead of\n"
+          "                  polling, and exit once the collector acknowledged them all\n"
           "SIGHUP reloads the config (a bad one is refused); SIGTERM stops cleanly.\n",
           f);
 }
@@ -453,16 +562,19 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"check-config", no_argument, 0, 'k'},
                                          {"once", no_argument, 0, 'o'},
+                                         {"import", required_argument, 0, 'i'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *file = NULL;
     int check = 0, once = 0, opt;
+    importer im = {0};
     while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': file = optarg; break;
         case 'k': check = 1; break;
         case 'o': once = 1; break;
+        case 'i': im.path = optarg; break;
         case 'V': puts("dcem-agent " DCEM_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -491,6 +603,11 @@ int main(int argc, char **argv)
         dcem_agent_config_free(a.cfg);
         return rc;
     }
+    if (im.path && !(im.f = fopen(im.path, "r"))) {
+        fprintf(stderr, "dcem-agent: %s: %s\n", im.path, strerror(errno));
+        dcem_agent_config_free(a.cfg);
+        return 1;
+    }
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
@@ -515,9 +632,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "dcem-agent: %s\n", err);
         goto out;
     }
-    if (start_buses(&a)) goto out;
-    DCEM_LOGI("agent", "gateway %s of site %s: %zu devices on %zu buses, spool %s", a.cfg->gateway,
-              a.cfg->site, a.cfg->n_devices, a.cfg->n_buses, a.cfg->spool.dir);
+    a.importing = im.f != NULL;
+    if (im.f) {
+        DCEM_LOGI("agent", "gateway %s of site %s: importing %s, spool %s", a.cfg->gateway,
+                  a.cfg->site, im.path, a.cfg->spool.dir);
+    } else {
+        if (start_buses(&a)) goto out;
+        DCEM_LOGI("agent", "gateway %s of site %s: %zu devices on %zu buses, spool %s",
+                  a.cfg->gateway, a.cfg->site, a.cfg->n_devices, a.cfg->n_buses, a.cfg->spool.dir);
+    }
+    int imported = 0;
 
     while (!got_term) {
         int64_t now = dcem_now_mono_ms();
@@ -550,11 +674,20 @@ int main(int argc, char **argv)
         if (a.spool && a.mqtt) {
             try_connect(&a, now);
             apply_acks(&a, now);
+            if (im.f && import_round(&a, &im)) {
+                imported = 1;
+                break;
+            }
             publish_pending(&a, now);
             publish_metrics(&a);
         }
-        struct timespec ts = {0, 20 * 1000000};
+        struct timespec ts = {0, (im.f ? 2 : 20) * 1000000};
         nanosleep(&ts, NULL);
+    }
+    if (im.f) {
+        DCEM_LOGI("agent", "import of %s %s: %lu readings delivered and acknowledged, %lu rows skipped",
+                  im.path, imported ? "complete" : "stopped", im.rows, im.skipped);
+        fclose(im.f);
     }
     DCEM_LOGI("agent", "stopping");
     stop_buses(&a);
@@ -567,7 +700,7 @@ int main(int argc, char **argv)
         a.q_len--;
     }
     pthread_mutex_unlock(&a.lock);
-    rc = 0;
+    rc = im.path && (!imported || im.skipped) ? 1 : 0;
 out:
     if (a.buses) stop_buses(&a);
     if (a.spool) close_io(&a);

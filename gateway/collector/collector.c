@@ -361,7 +361,7 @@ static void handle_state(collector *c, const msg *x, const dcem_wire_topic_parts
     char err[200];
     if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err)) {
         DCEM_LOGI("gateway", "%s/%s is %s", tp->site, tp->gateway, s.online ? "online" : "offline");
-        dcem_engine_gateway_state(c->engine, tp->site, tp->gateway, s.online, now);
+        dcem_engine_gateway_state(c->engine, tp->site, tp->gateway, &s, now);
     }
 }
 

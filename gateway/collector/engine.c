@@ -123,6 +123,8 @@ void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx)
     e->alert_ctx = ctx;
 }
 
+static site_rt *site_of(dcem_engine *e, const char *id);
+
 static void hand_on(dcem_engine *e, const char *site, const char *kind, int raised,
                     const char *message, int64_t now_ms)
 {
@@ -164,9 +166,29 @@ static void alert(dcem_engine *e, const char *site, const char *kind, int raised
     p->t_ms = now_ms;
 }
 
-void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway, int online,
-                               int64_t now_ms)
+void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway,
+                               const dcem_wire_state *st, int64_t now_ms)
 {
+    int online = st->online;
+    /* a birth says which batches the agent still holds: those before them
+     * it deleted (acked, or dropped from a full spool) and cannot send
+     * again — the hole is recorded as missing data (docs/wire-format.md) */
+    if (online && st->epoch && st->next_seq > st->queued + 1 && site_of(e, site)) {
+        dcem_store_epoch ep;
+        uint64_t held_from = st->next_seq - st->queued;
+        int rc = dcem_store_gateway_seq(e->st, site, gateway, st->epoch, &ep);
+        if ((rc == 0 || rc == DCEM_ENOTFOUND) && ep.contiguous_seq + 1 < held_from) {
+            if (dcem_store_skip_to(e->st, site, gateway, st->epoch, held_from - 1))
+                DCEM_LOGE("store", "%s/%s: cannot record the batches it no longer holds: %s", site,
+                          gateway, dcem_store_error(e->st));
+            else
+                DCEM_LOGW("ingest",
+                          "%s/%s epoch %llu: batches %llu..%llu are gone from the gateway: missing data",
+                          site, gateway, (unsigned long long)st->epoch,
+                          (unsigned long long)ep.contiguous_seq + 1,
+                          (unsigned long long)held_from - 1);
+        }
+    }
     char key[2 * DCEM_ID_MAX], msg[160];
     snprintf(key, sizeof key, "%s/%s", site, gateway);
     size_t i = 0;

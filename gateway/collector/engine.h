@@ -95,9 +95,11 @@ void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx);
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms);
 
 /* A gateway's state message (birth or last will) on its state topic: an
- * offline gateway raises gateway_offline for its site, a birth clears it. */
-void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway, int online,
-                               int64_t now_ms);
+ * offline gateway raises gateway_offline for its site, a birth clears it.
+ * A birth also says which batches the agent still holds: the ones of its
+ * epoch before those are given up as missing data (dcem_store_skip_to). */
+void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway,
+                               const dcem_wire_state *state, int64_t now_ms);
 
 /* Figures of one site and period computed now from the store (for tools and
  * tests): kind DCEM_PERIOD_MONTH or DCEM_PERIOD_YEAR, month = y*12+m-1 (the
