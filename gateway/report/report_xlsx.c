@@ -1,0 +1,116 @@
+#include "report_xlsx.h"
+#include "calendar.h"
+#include "errors.h"
+#include "parse.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <xlsxwriter.h>
+
+/* Excel number formats per dcem_rt_style; NULL: the cell's default. */
+static const char *const num_formats[DCEM_RT_STYLE_COUNT] = {
+    [DCEM_RT_INT] = "0",       [DCEM_RT_KWH] = "#,##0.000",   [DCEM_RT_RATIO] = "0.0000",
+    [DCEM_RT_SHARE] = "0.00%", [DCEM_RT_CNY] = "#,##0.00",    [DCEM_RT_RATE] = "0.0000",
+    [DCEM_RT_PERCENT] = "0.0", [DCEM_RT_GENERAL] = "General", [DCEM_RT_DATE] = "yyyy-mm-dd",
+};
+
+typedef struct formats {
+    lxw_format *header, *wrap;
+    lxw_format *num[DCEM_RT_STYLE_COUNT];
+} formats;
+
+static void make_formats(lxw_workbook *wb, formats *f)
+{
+    f->header = workbook_add_format(wb);
+    format_set_bold(f->header);
+    format_set_text_wrap(f->header);
+    format_set_align(f->header, LXW_ALIGN_VERTICAL_TOP);
+    format_set_bg_color(f->header, 0xDDEBF7);
+    format_set_bottom(f->header, LXW_BORDER_THIN);
+    f->wrap = workbook_add_format(wb);
+    format_set_text_wrap(f->wrap);
+    format_set_align(f->wrap, LXW_ALIGN_VERTICAL_TOP);
+    for (int s = 0; s < DCEM_RT_STYLE_COUNT; s++) {
+        if (!num_formats[s]) continue;
+        f->num[s] = workbook_add_format(wb);
+        format_set_num_format(f->num[s], num_formats[s]);
+    }
+}
+
+static lxw_error write_cell(lxw_worksheet *ws, const formats *f, const dcem_rt_table *t,
+                            lxw_row_t row, lxw_col_t col, const dcem_rt_cell *c)
+{
+    switch (c->kind) {
+    case DCEM_RT_NUM:
+        return worksheet_write_number(ws, row, col, c->num, f->num[c->style]);
+    case DCEM_RT_TRUTH:
+        return worksheet_write_boolean(ws, row, col, c->num != 0, NULL);
+    case DCEM_RT_STR:
+        if (c->style == DCEM_RT_DATE) {
+            int64_t day;
+            if (!dcem_parse_date(c->text, strlen(c->text), &day)) {
+                int64_t y;
+                int m, d;
+                dcem_civil_from_days(day, &y, &m, &d);
+                lxw_datetime dt = {.year = (int)y, .month = m, .day = d};
+                return worksheet_write_datetime(ws, row, col, &dt, f->num[DCEM_RT_DATE]);
+            }
+        }
+        return worksheet_write_string(ws, row, col, c->text, t->wrap ? f->wrap : NULL);
+    default:
+        return LXW_NO_ERROR;
+    }
+}
+
+static lxw_error write_sheet(lxw_workbook *wb, const formats *f, const dcem_rt_table *t)
+{
+    lxw_worksheet *ws = workbook_add_worksheet(wb, t->sheet);
+    if (!ws) return LXW_ERROR_MEMORY_MALLOC_FAILED;
+    lxw_error rc = LXW_NO_ERROR;
+    for (size_t j = 0; j < t->n_cols && !rc; j++) {
+        char h[256];
+        snprintf(h, sizeof h, "%s %s", t->cols[j].zh, t->cols[j].en);
+        rc = worksheet_set_column(ws, (lxw_col_t)j, (lxw_col_t)j,
+                                  t->cols[j].width > 0 ? t->cols[j].width : 14, NULL);
+        if (!rc) rc = worksheet_write_string(ws, 0, (lxw_col_t)j, h, f->header);
+    }
+    if (!rc) rc = worksheet_set_row(ws, 0, 32, NULL);
+    for (size_t i = 0; i < t->n_rows && !rc; i++)
+        for (size_t j = 0; j < t->n_cols && !rc; j++)
+            rc = write_cell(ws, f, t, (lxw_row_t)(i + 1), (lxw_col_t)j, dcem_rt_at(t, i, j));
+    worksheet_freeze_panes(ws, 1, 0);
+    if (!rc && t->n_rows && !t->wrap)
+        rc = worksheet_autofilter(ws, 0, 0, (lxw_row_t)t->n_rows, (lxw_col_t)(t->n_cols - 1));
+    return rc;
+}
+
+int dcem_report_xlsx_write(const char *path, const char *tmpdir, dcem_rt_table *const *tables,
+                           size_t n, const dcem_report_xlsx_props *props, char *err, size_t errlen)
+{
+    lxw_workbook_options o = {.tmpdir = (char *)tmpdir};
+    lxw_workbook *wb = workbook_new_opt(path, &o);
+    if (!wb) {
+        snprintf(err, errlen, "%s: cannot create the workbook", path);
+        return DCEM_ESTORAGE;
+    }
+    lxw_doc_properties dp = {.title = (char *)props->title,
+                             .subject = (char *)props->subject,
+                             .author = "dcem-report",
+                             .keywords = (char *)props->keywords,
+                             .comments = (char *)props->comments,
+                             .created = props->created};
+    lxw_error rc = workbook_set_properties(wb, &dp);
+    formats f = {0};
+    make_formats(wb, &f);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = write_sheet(wb, &f, tables[i]);
+    /* workbook_close writes the file and frees the workbook, even after an
+     * earlier error */
+    lxw_error rc_close = workbook_close(wb);
+    if (!rc) rc = rc_close;
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", path, lxw_strerror(rc));
+        return DCEM_ESTORAGE;
+    }
+    return 0;
+}
