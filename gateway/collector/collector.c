@@ -2,12 +2,14 @@
  * over MQTT (a persistent session, QoS 1, optionally a shared subscription),
  * stores each once and only then acknowledges it, computes interval energy,
  * figures and verdicts with common/ (the same engine as dcem-audit), and
- * publishes verdict changes as alerts.
+ * publishes verdict changes as alerts. With an `api` section it serves the
+ * HTTP API (docs/api.md) from its own thread.
  *
  *   dcem-collector -c collector.yaml [--check-config]
  *   dcem-collector export -c collector.yaml --site S --from TIME --to TIME
  *   dcem-collector figures -c collector.yaml --site S (--year Y | --month YYYY-MM)
  */
+#include "api.h"
 #include "collector_config.h"
 #include "dcem_log.h"
 #include "engine.h"
@@ -32,6 +34,7 @@
 
 #define QUEUE_MAX_BYTES (64u << 20) /* received, not yet stored: beyond it paho redelivers later */
 #define PRUNE_EVERY_MS 600000
+#define API_HEALTH_EVERY_MS 250 /* how fresh /metrics and /healthz are */
 
 static volatile sig_atomic_t got_term, got_hup;
 static void on_signal(int sig)
@@ -165,6 +168,9 @@ typedef struct collector {
     size_t n_refusals, complaining; /* pairs in use; of those, with a complaint open */
     msg *waiting;                   /* batches waiting for their predecessor (shared group) */
     size_t n_waiting;
+    dcem_api *api;                  /* NULL without an api section */
+    dcem_api_health health;         /* what the API is handed (big: kept here, not on the stack) */
+    int64_t started_ms;             /* monotonic */
 } collector;
 
 static const char *reason_name(int reason)
@@ -538,6 +544,36 @@ static void log_health(collector *c)
     }
 }
 
+/* The health counters of the log line, handed to the API's thread (it
+ * reads a copy under its lock: the engine itself is this thread's). */
+static void share_health(collector *c, int64_t now)
+{
+    if (!c->api) return;
+    dcem_api_health *h = &c->health;
+    h->engine = *dcem_engine_stats_get(c->engine);
+    h->have_influx = c->influx != NULL;
+    if (c->influx) dcem_influx_stats_get(c->influx, &h->influx);
+    h->mqtt_connected = c->connected && !c->in.lost;
+    h->store_ok = c->store_complaint.count == 0;
+    h->uptime_s = (now - c->started_ms) / 1000;
+    h->n_refusals = 0;
+    for (size_t i = 0; i < c->n_refusals && i < DCEM_API_MAX_REFUSALS; i++) {
+        dcem_api_refusal *r = &h->refusals[h->n_refusals++];
+        snprintf(r->gateway, sizeof r->gateway, "%s", c->refusals[i].gateway);
+        snprintf(r->reason, sizeof r->reason, "%s", reason_name(c->refusals[i].reason));
+        r->count = c->refusals[i].count;
+    }
+    dcem_api_set_health(c->api, h);
+}
+
+/* The API of cfg, started: its own store handle and engine, its listener. */
+static int start_api(const dcem_collector_config *cfg, dcem_api **out, char *err, size_t errlen)
+{
+    dcem_api_view *v;
+    int rc = dcem_api_view_open(cfg, &v, err, errlen);
+    return rc ? rc : dcem_api_start(v, out, err, errlen);
+}
+
 static int new_client(inbox *in, const dcem_collector_mqtt *m, MQTTClient *out)
 {
     MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
@@ -564,8 +600,10 @@ static int influx_same(const dcem_influx_cfg *a, const dcem_influx_cfg *b)
 /* SIGHUP: the configuration file again, whole. Ledgers, policy, logging
  * and timers change in place; a changed store, InfluxDB or MQTT section
  * opens its part anew (MQTT: a new session — the old one's queue stays with
- * the broker until it expires). Everything new is set up before anything
- * old is let go: a reload that fails at any step changes nothing. */
+ * the broker until it expires). The API gets a new view (its own store
+ * handle and engine over the new file); a moved listener is bound anew
+ * before the old one closes. Everything new is set up before anything old
+ * is let go: a reload that fails at any step changes nothing. */
 static void reload(collector *c, const char *file)
 {
     char err[1024] = "";
@@ -574,7 +612,9 @@ static void reload(collector *c, const char *file)
     dcem_influx *ix = NULL;
     MQTTClient client = NULL;
     dcem_engine *e = NULL;
-    int new_store = 0, new_influx = 0, new_mqtt = 0;
+    dcem_api *api = NULL;     /* a new listener (first one, or moved) */
+    dcem_api_view *view = NULL; /* the running listener's new view */
+    int new_store = 0, new_influx = 0, new_mqtt = 0, relimit = 0;
     if (!n) goto refused;
     new_store = memcmp(&n->store, &c->cfg->store, sizeof n->store) != 0;
     new_influx = !influx_same(&n->influx, &c->cfg->influx);
@@ -590,7 +630,21 @@ static void reload(collector *c, const char *file)
         snprintf(err, sizeof err, "out of memory");
         goto refused;
     }
-    /* committed: nothing below fails */
+    if (n->api.line) {
+        int moved = !c->api || strcmp(n->api.listen, c->cfg->api.listen) != 0;
+        if (moved && start_api(n, &api, err, sizeof err)) goto refused;
+        if (!moved && dcem_api_view_open(n, &view, err, sizeof err)) goto refused;
+        relimit = !moved && !dcem_api_same_listener(&c->cfg->api, &n->api);
+    }
+    /* committed: nothing below fails (but a listener restarted in place) */
+    if (api || !n->api.line) { /* the old API reads the old config: gone before it */
+        dcem_api_stop(c->api);
+        c->api = api;
+    } else {
+        dcem_api_repoint(c->api, view);
+        if (relimit && dcem_api_restart(c->api, err, sizeof err))
+            DCEM_LOGE("collector", "reload: the API is down until the next reload: %s", err);
+    }
     dcem_engine_free(c->engine);
     c->engine = e;
     if (new_store) {
@@ -615,11 +669,14 @@ static void reload(collector *c, const char *file)
     dcem_collector_config_free(c->cfg);
     c->cfg = n;
     dcem_log_set_level(n->log_level);
-    DCEM_LOGI("collector", "reloaded %s: %zu sites%s%s%s", file, n->n_sites,
+    DCEM_LOGI("collector", "reloaded %s: %zu sites%s%s%s%s", file, n->n_sites,
               new_store ? "; store reopened" : "", new_influx ? "; InfluxDB writer anew" : "",
-              new_mqtt ? "; MQTT anew" : "");
+              new_mqtt ? "; MQTT anew" : "", api ? "; API listener anew" : "");
     return;
 refused:
+    dcem_engine_free(e);
+    dcem_api_stop(api);
+    dcem_api_view_free(view);
     if (client) MQTTClient_destroy(&client);
     dcem_influx_free(ix);
     dcem_store_close(st);
@@ -803,10 +860,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "dcem-collector: cannot set up MQTT for %s\n", cfg->mqtt.uri);
         goto out;
     }
+    c.started_ms = mono_ms();
+    if (cfg->api.line && start_api(cfg, &c.api, err, sizeof err)) {
+        fprintf(stderr, "dcem-collector: %s\n", err);
+        goto out;
+    }
     DCEM_LOGI("collector", "%s: %zu sites, policy %s, store %s", cfg->collector, cfg->n_sites,
               cfg->policy->policy, cfg->store.path);
     int64_t next_recompute = 0, next_retry = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
-            next_prune = mono_ms() + PRUNE_EVERY_MS;
+            next_prune = mono_ms() + PRUNE_EVERY_MS, next_api = 0;
     while (!got_term) {
         int64_t now = mono_ms();
         if (got_hup) {
@@ -828,6 +890,10 @@ int main(int argc, char **argv)
             log_health(&c);
             next_health = now + cfg->health_log_s * 1000;
         }
+        if (now >= next_api) {
+            share_health(&c, now);
+            next_api = now + API_HEALTH_EVERY_MS;
+        }
         if (now >= next_prune) {
             size_t deleted = 0;
             dcem_store_prune(c.store, wall_ms(), &deleted);
@@ -842,6 +908,7 @@ int main(int argc, char **argv)
     log_health(&c);
     rc = 0;
 out:
+    dcem_api_stop(c.api); /* first: it reads the config and the store file */
     if (c.client) {
         if (MQTTClient_isConnected(c.client)) MQTTClient_disconnect(c.client, 2000);
         MQTTClient_destroy(&c.client);

@@ -1,4 +1,5 @@
 #include "collector_config.h"
+#include "api_query.h"
 #include "cfg.h"
 #include "dcem_io.h"
 #include "dcem_log.h"
@@ -9,6 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* The dashboard's files: the source tree's, compiled in (as dcem-sim finds
+ * its meter profiles), when it exists; else "dashboard" beside the config. */
+#ifndef DCEM_DASHBOARD_DIR
+#define DCEM_DASHBOARD_DIR "dashboard"
+#endif
 
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const syncs[] = {"full", "normal", NULL};
@@ -49,6 +57,69 @@ static const dcem_cfg_field store_fields[] = {
 };
 #undef S
 
+/* memset through a volatile pointer: a wipe before free() is a dead store
+ * the compiler may otherwise drop. */
+static void *(*const volatile wipe)(void *, int, size_t) = memset;
+
+static const char *const roles[] = {"operator", "regulator", NULL};
+static const char *const metrics_access[] = {"regulator", "token", "public", NULL};
+
+/* A list of site ids (an operator token's sites). */
+static int check_ids(const void *value, size_t count, char *why, size_t whylen)
+{
+    const char(*ids)[DCEM_ID_MAX] = value;
+    for (size_t i = 0; i < count; i++)
+        if (dcem_cfg_check_id(ids[i], 1, why, whylen)) return 1;
+    return 0;
+}
+
+static int check_listen(const void *value, size_t count, char *why, size_t whylen)
+{
+    (void)count;
+    dcem_api_listen l;
+    return dcem_api_listen_parse(value, &l, why, whylen) ? 1 : 0;
+}
+
+#define T(f) offsetof(dcem_api_token, f)
+static const dcem_cfg_field token_fields[] = {
+    {.key = "name", .type = DCEM_CFG_STRING, .offset = T(name), .size = 64},
+    {.key = "role", .type = DCEM_CFG_ENUM, .offset = T(role), .names = roles,
+     .flags = DCEM_CFG_REQUIRED, .def = NAN},
+    {.key = "sites", .type = DCEM_CFG_LIST, .offset = T(sites), .size = DCEM_ID_MAX,
+     .item = DCEM_CFG_STRING, .min = 0, .max = DCEM_API_MAX_TOKEN_SITES,
+     .count_offset = T(n_sites), .check = check_ids},
+    {.key = "token", .type = DCEM_CFG_STRING, .offset = T(token), .size = DCEM_API_TOKEN_MAX},
+    {.key = "token_file", .type = DCEM_CFG_STRING, .offset = T(token_file),
+     .size = DCEM_API_PATH_MAX},
+    {.key = "token_env", .type = DCEM_CFG_STRING, .offset = T(token_env), .size = 64},
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = T(line)},
+    {0},
+};
+#undef T
+
+#define A(f) offsetof(dcem_collector_api, f)
+static const dcem_cfg_field api_fields[] = {
+    {.key = "listen", .type = DCEM_CFG_STRING, .offset = A(listen), .size = 128,
+     .def_str = "127.0.0.1:8080", .check = check_listen},
+    {.key = "dashboard_dir", .type = DCEM_CFG_STRING, .offset = A(dashboard_dir),
+     .size = DCEM_COLLECTOR_PATH_MAX},
+    {.key = "reports_dir", .type = DCEM_CFG_STRING, .offset = A(reports_dir),
+     .size = DCEM_COLLECTOR_PATH_MAX},
+    {.key = "metrics", .type = DCEM_CFG_ENUM, .offset = A(metrics), .names = metrics_access,
+     .def = DCEM_API_METRICS_REGULATOR},
+    {.key = "max_connections", .type = DCEM_CFG_INT, .offset = A(max_connections), .min = 1,
+     .max = 1024, .def = 64},
+    {.key = "timeout_s", .type = DCEM_CFG_INT, .offset = A(timeout_s), .min = 1, .max = 3600,
+     .def = 15},
+    {.key = "silent_intervals", .type = DCEM_CFG_INT, .offset = A(silent_intervals), .min = 1,
+     .max = 10000, .def = 3},
+    {.key = "tokens", .type = DCEM_CFG_LIST, .offset = A(tokens), .size = sizeof(dcem_api_token),
+     .min = 0, .max = DCEM_API_MAX_TOKENS, .sub = token_fields, .count_offset = A(n_tokens)},
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = A(line)},
+    {0},
+};
+#undef A
+
 #define C(f) offsetof(dcem_collector_config, f)
 static const dcem_cfg_field fields[] = {
     {.key = "collector", .type = DCEM_CFG_STRING, .offset = C(collector), .size = DCEM_ID_MAX,
@@ -68,6 +139,7 @@ static const dcem_cfg_field fields[] = {
     {.key = "store", .type = DCEM_CFG_MAP, .offset = C(store), .flags = DCEM_CFG_REQUIRED,
      .sub = store_fields},
     {.key = "influx", .type = DCEM_CFG_MAP, .offset = C(influx), .sub = dcem_influx_cfg_fields},
+    {.key = "api", .type = DCEM_CFG_MAP, .offset = C(api), .sub = api_fields},
     {0},
 };
 #undef C
@@ -125,6 +197,102 @@ static int load_sites(dcem_collector_config *c, const char *name, char *err, siz
     return rc;
 }
 
+/* The token of t from its file (first line) or environment variable. */
+static int token_source(dcem_api_token *t, const char *name, const char *key, char *err,
+                        size_t errlen)
+{
+    int sources = (t->token[0] != 0) + (t->token_file[0] != 0) + (t->token_env[0] != 0);
+    if (sources != 1)
+        return dcem_cfg_error(err, errlen, name, t->line, key,
+                              "give exactly one of token, token_file, token_env (%d given)",
+                              sources);
+    const char *v = NULL;
+    char *buf = NULL, why[256];
+    size_t len = 0;
+    if (t->token_file[0]) {
+        if (dcem_io_resolve(name, t->token_file, sizeof t->token_file))
+            return dcem_cfg_error(err, errlen, name, t->line, key, "token_file: path too long");
+        if (dcem_io_read_file(t->token_file, &buf, &len, why, sizeof why))
+            return dcem_cfg_error(err, errlen, name, t->line, key, "token_file: %s", why);
+        len = strcspn(buf, "\r\n"); /* the first line; a trailing newline is usual */
+        v = buf;
+    } else if (t->token_env[0]) {
+        v = getenv(t->token_env);
+        if (!v || !*v)
+            return dcem_cfg_error(err, errlen, name, t->line, key,
+                                  "token_env: the environment variable %s is not set or empty",
+                                  t->token_env);
+        len = strlen(v);
+    } else {
+        v = t->token;
+        len = strlen(v);
+    }
+    int rc = dcem_api_token_check(v, len, why, sizeof why);
+    if (!rc && v != t->token) {
+        memcpy(t->token, v, len);
+        memset(t->token + len, 0, sizeof t->token - len);
+    }
+    if (buf) {
+        wipe(buf, 0, len); /* a secret: not left in freed memory */
+        free(buf);
+    }
+    if (rc) return dcem_cfg_error(err, errlen, name, t->line, key, "%s", why);
+    return 0;
+}
+
+/* The api section's rules beyond types and ranges; after the ledgers are
+ * loaded (an operator's sites must have one). */
+static int check_api(dcem_collector_config *c, const char *name, char *err, size_t errlen)
+{
+    dcem_collector_api *a = &c->api;
+    if (!a->line) return 0;
+    if (!a->dashboard_dir[0]) {
+        struct stat st;
+        const char *d = !stat(DCEM_DASHBOARD_DIR, &st) && S_ISDIR(st.st_mode) ? DCEM_DASHBOARD_DIR
+                                                                               : "dashboard";
+        snprintf(a->dashboard_dir, sizeof a->dashboard_dir, "%s", d);
+    }
+    if (dcem_io_resolve(name, a->dashboard_dir, sizeof a->dashboard_dir))
+        return dcem_cfg_error(err, errlen, name, a->line, "api.dashboard_dir", "path too long");
+    if (a->reports_dir[0]) {
+        if (dcem_io_resolve(name, a->reports_dir, sizeof a->reports_dir))
+            return dcem_cfg_error(err, errlen, name, a->line, "api.reports_dir", "path too long");
+    } else { /* beside the store file (already resolved) */
+        const char *slash = strrchr(c->store.path, '/');
+        int dir = slash ? (int)(slash - c->store.path) : 0;
+        int n = slash ? snprintf(a->reports_dir, sizeof a->reports_dir, "%.*s/reports", dir,
+                                 c->store.path)
+                      : snprintf(a->reports_dir, sizeof a->reports_dir, "reports");
+        if (n < 0 || (size_t)n >= sizeof a->reports_dir)
+            return dcem_cfg_error(err, errlen, name, a->line, "api.reports_dir", "path too long");
+    }
+    for (size_t i = 0; i < a->n_tokens; i++) {
+        dcem_api_token *t = &a->tokens[i];
+        char key[64];
+        snprintf(key, sizeof key, "api.tokens[%zu]", i);
+        if (!t->name[0]) snprintf(t->name, sizeof t->name, "tokens[%zu]", i);
+        int rc = token_source(t, name, key, err, errlen);
+        if (rc) return rc;
+        if (t->role == DCEM_API_ROLE_REGULATOR && t->n_sites)
+            return dcem_cfg_error(err, errlen, name, t->line, key,
+                                  "a regulator reads every site: remove 'sites'");
+        if (t->role == DCEM_API_ROLE_OPERATOR && !t->n_sites)
+            return dcem_cfg_error(err, errlen, name, t->line, key,
+                                  "an operator needs 'sites': the site ids it may read");
+        for (size_t k = 0; k < t->n_sites; k++)
+            if (!dcem_collector_site_find(c, t->sites[k]))
+                return dcem_cfg_error(err, errlen, name, t->line, key,
+                                      "sites: no ledger for site '%s' in %s", t->sites[k],
+                                      c->sites_dir);
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(a->tokens[k].token, t->token))
+                return dcem_cfg_error(err, errlen, name, t->line, key,
+                                      "the same token as %s: give each its own",
+                                      a->tokens[k].name);
+    }
+    return 0;
+}
+
 dcem_collector_config *dcem_collector_config_parse(const char *name, const char *buf, size_t len,
                                                    char *err, size_t errlen)
 {
@@ -148,6 +316,7 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
         rc = c->policy ? dcem_io_load_policy(c->policy_file, c->policy, err, errlen) : DCEM_ENOMEM;
     }
     if (!rc) rc = load_sites(c, name, err, errlen);
+    if (!rc) rc = check_api(c, name, err, errlen);
     if (rc) {
         if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);
         dcem_collector_config_free(c);
@@ -169,6 +338,8 @@ dcem_collector_config *dcem_collector_config_load(const char *path, char *err, s
 void dcem_collector_config_free(dcem_collector_config *c)
 {
     if (!c) return;
+    /* the tokens are secrets: not left in freed memory */
+    wipe(c->api.tokens, 0, sizeof c->api.tokens);
     for (size_t i = 0; i < c->n_sites; i++) {
         free(c->sites[i].ledger);
         dcem_tz_free(c->sites[i].tz);

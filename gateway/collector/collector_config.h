@@ -1,10 +1,11 @@
 /* collector_config.h — dcem-collector's configuration (collector.yaml): the
  * site ledgers and the policy it judges them by, its MQTT subscription, the
- * store, and logging. Parsed and checked whole before it replaces a running
+ * store, logging, and its HTTP API (listener, tokens, dashboard). Parsed and checked whole before it replaces a running
  * one, so a bad reload changes nothing. */
 #ifndef DCEM_COLLECTOR_CONFIG_H
 #define DCEM_COLLECTOR_CONFIG_H
 
+#include "api_auth.h"
 #include "influx.h"
 #include "policy.h"
 #include "site.h"
@@ -34,6 +35,23 @@ typedef struct dcem_collector_store {
     long long retention_days;   /* readings; 0 = for ever */
 } dcem_collector_store;
 
+/* Who may read /metrics (docs/api.md). */
+enum { DCEM_API_METRICS_REGULATOR = 0, DCEM_API_METRICS_TOKEN, DCEM_API_METRICS_PUBLIC };
+
+/* The HTTP API (docs/api.md). line == 0: no api section, no API. */
+typedef struct dcem_collector_api {
+    char listen[128];           /* "127.0.0.1:8080" (checked by dcem_api_listen_parse) */
+    char dashboard_dir[DCEM_COLLECTOR_PATH_MAX]; /* resolved; may not exist (404s then) */
+    char reports_dir[DCEM_COLLECTOR_PATH_MAX];   /* resolved; default: "reports" beside the store */
+    int metrics;                /* DCEM_API_METRICS_* */
+    long long max_connections;  /* at once */
+    long long timeout_s;        /* idle connections closed after */
+    long long silent_intervals; /* a meter without a value this many intervals is silent */
+    dcem_api_token tokens[DCEM_API_MAX_TOKENS]; /* token filled in from token_file / token_env */
+    size_t n_tokens;
+    int line;
+} dcem_collector_api;
+
 /* One site: its ledger and time zone. */
 typedef struct dcem_collector_site {
     dcem_site *ledger;          /* owned */
@@ -51,6 +69,7 @@ typedef struct dcem_collector_config {
     dcem_collector_mqtt mqtt;
     dcem_collector_store store;
     dcem_influx_cfg influx;     /* influx.line == 0: no InfluxDB section, SQLite alone */
+    dcem_collector_api api;     /* api.line == 0: no HTTP API */
     /* loaded with the config */
     dcem_policy *policy;        /* owned */
     dcem_collector_site sites[DCEM_COLLECTOR_MAX_SITES];
@@ -59,7 +78,8 @@ typedef struct dcem_collector_config {
 
 /* Parses buf (name: for messages; relative paths resolve against its
  * directory), loads the policy and every *.yaml ledger of the sites
- * directory with its time zone. NULL with "file:line: key: what" in err. */
+ * directory with its time zone, and the API tokens from their files or
+ * environment variables. NULL with "file:line: key: what" in err. */
 dcem_collector_config *dcem_collector_config_parse(const char *name, const char *buf, size_t len,
                                                    char *err, size_t errlen);
 dcem_collector_config *dcem_collector_config_load(const char *path, char *err, size_t errlen);

@@ -644,8 +644,10 @@ static void store_days(void *arg, size_t meter, int64_t d0, int64_t d1, dcem_met
     *out = d->sums[meter];
 }
 
-static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_month,
-                        int64_t as_of_ms, unsigned *bits)
+/* The period object of dcem_period_json (NULL when the store failed or
+ * memory ran out); hands its dcem_figures line to the sink. */
+static cJSON *period_obj(dcem_engine *e, site_rt *s, int kind, long long first_month,
+                         int n_months, int64_t as_of_ms, unsigned *bits)
 {
     const dcem_site *ledger = s->cs->ledger;
     dcem_meter_period *mp = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *mp);
@@ -659,12 +661,10 @@ static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_mo
         return NULL;
     }
     dcem_period_figures(ledger, e->cfg->policy, &s->zone, store_days, &d, kind, first_month,
-                        kind == DCEM_PERIOD_YEAR ? 12 : 1, as_of_ms, &f, &v, mp);
-    char *json = NULL;
+                        n_months, as_of_ms, &f, &v, mp);
+    cJSON *o = NULL;
     if (!d.failed) {
-        cJSON *o = dcem_period_json(ledger, e->cfg->policy, &f, &v, mp, &s->zone);
-        json = o ? cJSON_PrintUnformatted(o) : NULL;
-        cJSON_Delete(o);
+        o = dcem_period_json(ledger, e->cfg->policy, &f, &v, mp, &s->zone);
         dcem_lp_tag tags[] = {{"site", ledger->site},
                               {"period", kind == DCEM_PERIOD_YEAR ? "year" : "month"}};
         dcem_lp_field fl[6];
@@ -685,6 +685,15 @@ static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_mo
     free(mp);
     free(d.sums);
     if (bits) *bits = v.bits;
+    return o;
+}
+
+static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_month,
+                        int n_months, int64_t as_of_ms, unsigned *bits)
+{
+    cJSON *o = period_obj(e, s, kind, first_month, n_months, as_of_ms, bits);
+    char *json = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
     return json;
 }
 
@@ -692,7 +701,17 @@ char *dcem_engine_period_json(dcem_engine *e, const char *site, int kind, long l
                               int64_t as_of_ms)
 {
     site_rt *s = site_of(e, site);
-    return s ? period_doc(e, s, kind, first_month, as_of_ms, NULL) : NULL;
+    return s ? period_doc(e, s, kind, first_month, kind == DCEM_PERIOD_YEAR ? 12 : 1, as_of_ms,
+                          NULL)
+             : NULL;
+}
+
+cJSON *dcem_engine_months_obj(dcem_engine *e, const char *site, int kind, long long first_month,
+                              int n_months, int64_t as_of_ms)
+{
+    site_rt *s = site_of(e, site);
+    if (!s || n_months < 1 || n_months > 12 * 100) return NULL;
+    return period_obj(e, s, kind, first_month, n_months, as_of_ms, NULL);
 }
 
 /* Verdicts that operators are told about when they change. */
@@ -738,7 +757,7 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
         long long lo = s->dirty_min, hi = s->dirty_max;
         if (hi - lo >= MAX_MONTHS_PER_PASS) lo = hi - MAX_MONTHS_PER_PASS + 1;
         for (long long m = lo; m <= hi; m++) {
-            char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, as_of, NULL);
+            char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, 1, as_of, NULL);
             if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_MONTH, m, json, now_ms);
             free(json);
             n++;
@@ -757,7 +776,7 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
                 s->have_bits = 1;
             }
             unsigned bits = 0;
-            json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, as_of, &bits);
+            json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &bits);
             if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, json, now_ms);
             free(json);
             n++;

@@ -12,6 +12,8 @@
 #include "collector_config.h"
 #include "store.h"
 
+#include <cJSON.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,6 +109,16 @@ void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gat
  * the caller frees, or NULL. */
 char *dcem_engine_period_json(dcem_engine *e, const char *site, int kind, long long first_month,
                               int64_t as_of_ms);
+
+/* The same for any run of whole months [first_month, first_month +
+ * n_months) (1 to 1200), with the kind the document and the policy see
+ * (the API's year to date and rolling 12 months), as the cJSON object
+ * itself (its numbers raw, fixed-point) for the caller to embed; the caller
+ * frees it with cJSON_Delete. Read-only: stores nothing (an engine with a
+ * line sink hands on one dcem_figures line). NULL for an unknown site, a
+ * store failure or no memory. */
+cJSON *dcem_engine_months_obj(dcem_engine *e, const char *site, int kind, long long first_month,
+                              int n_months, int64_t as_of_ms);
 
 const dcem_engine_stats *dcem_engine_stats_get(const dcem_engine *e);
 

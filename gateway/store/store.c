@@ -285,6 +285,24 @@ int dcem_store_export(dcem_store *st, const char *site, const char *meter, int64
     return st->be->export_readings(st, site, meter, from_ms, to_ms, fn, ctx);
 }
 
+int dcem_store_last_reading_ms(dcem_store *st, const char *site, int64_t *t_ms)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "last_reading_ms: invalid site id");
+    if (!t_ms) return bad(st, "last_reading_ms: no output");
+    return st->be->last_reading_ms(st, site, t_ms);
+}
+
+int dcem_store_latest_readings(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                               dcem_store_reading_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "latest_readings: invalid site id");
+    if (!fn) return bad(st, "latest_readings: no callback");
+    if (from_ms >= to_ms) return 0;
+    return st->be->latest_readings(st, site, from_ms, to_ms, fn, ctx);
+}
+
 int dcem_store_prune(dcem_store *st, int64_t now_ms, size_t *deleted)
 {
     CHECK_HANDLE(st);
@@ -506,6 +524,18 @@ int dcem_store_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t
     if (!fn) return bad(st, "alerts: no callback");
     if (from_ms >= to_ms) return 0;
     return st->be->alerts(st, site, from_ms, to_ms, fn, ctx);
+}
+
+int dcem_store_alerts_page(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                           int64_t before_t_ms, int64_t before_id, long limit,
+                           dcem_store_alert_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "alerts_page: invalid site id");
+    if (!fn) return bad(st, "alerts_page: no callback");
+    if (limit < 1 || limit > 100000) return bad(st, "alerts_page: limit must be 1..100000");
+    if (from_ms >= to_ms) return 0;
+    return st->be->alerts_page(st, site, from_ms, to_ms, before_t_ms, before_id, limit, fn, ctx);
 }
 
 void dcem_store_stats(const dcem_store *st, dcem_store_stat *out)

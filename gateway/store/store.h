@@ -157,6 +157,18 @@ typedef int (*dcem_store_reading_fn)(void *ctx, const dcem_store_reading *r);
 int dcem_store_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
                       int64_t to_ms, dcem_store_reading_fn fn, void *ctx);
 
+/* The newest reading time of site (any meter, any quality) into *t_ms;
+ * DCEM_ENOTFOUND when the site has none. */
+int dcem_store_last_reading_ms(dcem_store *st, const char *site, int64_t *t_ms);
+
+/* For every meter of site with a reading that carries a value (kwh or kw)
+ * at from_ms <= t_ms < to_ms: its latest such reading, one call per meter,
+ * ordered by meter. The cost grows with the readings in the range, so the
+ * caller bounds it (the API: a few days before the site's newest reading).
+ * fn as in dcem_store_epochs. */
+int dcem_store_latest_readings(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                               dcem_store_reading_fn fn, void *ctx);
+
 /* Deletes at most prune_chunk readings (one transaction) older than
  * now_ms - retention_days, and at most as many batch rows (with their
  * quarantine) received before then, of those the contiguous seq covers (a
@@ -328,6 +340,15 @@ int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
 typedef int (*dcem_store_alert_fn)(void *ctx, const dcem_store_alert *a);
 int dcem_store_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                       dcem_store_alert_fn fn, void *ctx);
+
+/* One page of the alerts of site with from_ms <= t_ms < to_ms, NEWEST
+ * first — ordered by (t_ms, id) descending — starting after the alert
+ * (before_t_ms, before_id) of the previous page (INT64_MAX, INT64_MAX for
+ * the first page): at most limit (1..100000) calls of fn. fn as in
+ * dcem_store_alerts. */
+int dcem_store_alerts_page(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                           int64_t before_t_ms, int64_t before_id, long limit,
+                           dcem_store_alert_fn fn, void *ctx);
 
 /* ---- health ------------------------------------------------------------------------------- */
 

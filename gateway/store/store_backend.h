@@ -70,6 +70,14 @@ typedef struct dcem_store_backend {
     int (*add_alert)(dcem_store *st, const dcem_store_alert *a, int64_t *id);
     int (*alerts)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                   dcem_store_alert_fn fn, void *ctx);
+
+    /* read functions for the HTTP API */
+    int (*last_reading_ms)(dcem_store *st, const char *site, int64_t *t_ms);
+    int (*latest_readings)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                           dcem_store_reading_fn fn, void *ctx);
+    int (*alerts_page)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                       int64_t before_t_ms, int64_t before_id, long limit,
+                       dcem_store_alert_fn fn, void *ctx);
 } dcem_store_backend;
 
 struct dcem_store {

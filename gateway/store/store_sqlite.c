@@ -279,6 +279,9 @@ enum {
     S_ALERT_ADD,
     S_ALERTS_SITE,
     S_ALERTS_ALL,
+    S_LAST_READING,
+    S_LATEST_READINGS,
+    S_ALERTS_PAGE,
     S_COUNT
 };
 
@@ -296,6 +299,7 @@ enum {
     "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms, stale, events"
 #define EPOCH_COLS "site, gateway, epoch, contiguous_seq, max_seq, skipped, first_ms, last_ms"
 #define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq"
+#define READING_COLS_MAX "meter, max(t_ms), kwh, kw, quality, gateway, epoch, seq"
 
 static const char *const sql_text[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -421,6 +425,20 @@ static const char *const sql_text[S_COUNT] = {
                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, id",
     [S_ALERTS_ALL] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
                      " WHERE t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, id",
+
+    /* the API's reads */
+    [S_LAST_READING] = "SELECT max(t_ms) FROM readings WHERE site = ?1",
+    /* a bare column beside a single max() comes from the row holding the
+     * max (SQLite's documented rule), so each meter's columns are those of
+     * its latest reading in the range */
+    [S_LATEST_READINGS] = "SELECT " READING_COLS_MAX " FROM readings"
+                          " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
+                          " AND (kwh IS NOT NULL OR kw IS NOT NULL)"
+                          " GROUP BY meter ORDER BY meter",
+    [S_ALERTS_PAGE] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
+                      " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
+                      " AND (t_ms < ?4 OR (t_ms = ?4 AND id < ?5))"
+                      " ORDER BY t_ms DESC, id DESC LIMIT ?6",
 };
 
 /* clang-format on */
@@ -1118,17 +1136,13 @@ static int sq_epochs(dcem_store *st, dcem_store_epoch_fn fn, void *ctx)
     return rc;
 }
 
-static int sq_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
-                     int64_t to_ms, dcem_store_reading_fn fn, void *ctx)
+/* Calls fn for each row of s, a statement over READING_COLS, already
+ * bound; resets it. */
+static int each_reading(dcem_store *st, sqlite3_stmt *s, const char *site, const char *what,
+                        dcem_store_reading_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, meter ? S_EXPORT_METER : S_EXPORT_SITE);
-    if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
-    b_i64(s, 2, from_ms);
-    b_i64(s, 3, to_ms);
-    if (meter) b_text(s, 4, meter);
     int rc;
-    while ((rc = step(st, s, "export")) == 1) {
+    while ((rc = step(st, s, what)) == 1) {
         dcem_store_reading r = {
             .site = site,
             .meter = c_text(s, 0),
@@ -1146,6 +1160,43 @@ static int sq_export(dcem_store *st, const char *site, const char *meter, int64_
     }
     done(s);
     return rc;
+}
+
+static int sq_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
+                     int64_t to_ms, dcem_store_reading_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, meter ? S_EXPORT_METER : S_EXPORT_SITE);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    if (meter) b_text(s, 4, meter);
+    return each_reading(st, s, site, "export", fn, ctx);
+}
+
+static int sq_last_reading_ms(dcem_store *st, const char *site, int64_t *t_ms)
+{
+    sqlite3_stmt *s = stmt(st, S_LAST_READING);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    int rc = step(st, s, "last_reading_ms");
+    if (rc == 1) {
+        if (sqlite3_column_type(s, 0) == SQLITE_NULL) rc = 0; /* max() of no rows */
+        else *t_ms = c_i64(s, 0);
+    }
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_latest_readings(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                              dcem_store_reading_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, S_LATEST_READINGS);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    return each_reading(st, s, site, "latest_readings", fn, ctx);
 }
 
 static int prune_tx(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *deleted)
@@ -1711,6 +1762,35 @@ static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t 
     return rc;
 }
 
+static int sq_alerts_page(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                          int64_t before_t_ms, int64_t before_id, long limit,
+                          dcem_store_alert_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, S_ALERTS_PAGE);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    b_i64(s, 4, before_t_ms);
+    b_i64(s, 5, before_id);
+    b_i64(s, 6, limit);
+    int rc;
+    while ((rc = step(st, s, "alerts_page")) == 1) {
+        dcem_store_alert a = {
+            .id = c_i64(s, 0),
+            .site = c_text(s, 1),
+            .t_ms = c_i64(s, 2),
+            .kind = c_text(s, 3),
+            .message = c_text(s, 4),
+            .state = strcmp(c_text(s, 5), "cleared") == 0 ? DCEM_STORE_ALERT_CLEARED
+                                                          : DCEM_STORE_ALERT_RAISED,
+        };
+        if ((rc = fn(ctx, &a)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
 const dcem_store_backend dcem_store_sqlite_backend = {
     .name = "sqlite",
     .open = sq_open,
@@ -1737,4 +1817,7 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .figures = sq_figures,
     .add_alert = sq_add_alert,
     .alerts = sq_alerts,
+    .last_reading_ms = sq_last_reading_ms,
+    .latest_readings = sq_latest_readings,
+    .alerts_page = sq_alerts_page,
 };

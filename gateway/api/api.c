@@ -1,0 +1,937 @@
+#include "api.h"
+#include "api_auth.h"
+#include "api_query.h"
+#include "api_views.h"
+#ifdef DCEM_API_REPORTS
+#include "api_reports.h"
+#endif
+#include "dcem_log.h"
+#include "errors.h"
+#include "parse.h"
+#include "store.h"
+#include "wire.h"
+
+#include <cJSON.h>
+#include <microhttpd.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef DCEM_VERSION
+#define DCEM_VERSION "0"
+#endif
+
+#define MAX_PARAMS 16                 /* query parameters per request; more: 400 */
+#define CONNECTION_MEMORY (64u << 10) /* per connection: request line and headers */
+#define EXPORT_ROWS_PER_CHUNK 4096    /* readings fetched per store query while streaming */
+#define EXPORT_BLOCK (64u << 10)      /* bytes MHD asks for at a time */
+
+struct dcem_api_view {
+    const dcem_collector_config *cfg;
+    dcem_store *st;
+    dcem_engine *engine;
+};
+
+/* Statuses counted for /metrics. */
+static const int counted[] = {200, 400, 401, 403, 404, 405, 500, 501};
+#define N_COUNTED (sizeof counted / sizeof counted[0])
+
+struct dcem_api {
+    struct MHD_Daemon *daemon;
+    /* the settings the daemon was started with */
+    char listen[sizeof((dcem_collector_api *)0)->listen];
+    long long max_connections, timeout_s;
+    /* lock: the view; held for the whole of a request (one request at a
+     * time: the daemon has one thread), taken by the ingest thread only to
+     * swap the view on a reload */
+    pthread_mutex_t lock;
+    dcem_api_view *view;
+    /* health_lock: the ingest loop's snapshot */
+    pthread_mutex_t health_lock;
+    dcem_api_health health;
+    /* the daemon's thread only */
+    uint64_t requests[N_COUNTED + 1]; /* the last: any other status */
+    dcem_api_health scratch;
+#ifdef DCEM_API_REPORTS
+    dcem_api_reports *reports; /* under lock: forgotten when the view changes */
+#endif
+};
+
+/* ---- views ---- */
+
+int dcem_api_view_open(const dcem_collector_config *cfg, dcem_api_view **out, char *err,
+                       size_t errlen)
+{
+    *out = NULL;
+    dcem_api_view *v = calloc(1, sizeof *v);
+    if (!v) {
+        snprintf(err, errlen, "api: out of memory");
+        return DCEM_ENOMEM;
+    }
+    v->cfg = cfg;
+    dcem_store_opts so = {.synchronous = cfg->store.synchronous,
+                          .retention_days = (int)cfg->store.retention_days};
+    char why[512];
+    int rc = dcem_store_open(cfg->store.backend, cfg->store.path, &so, &v->st, why, sizeof why);
+    if (rc) {
+        snprintf(err, errlen, "api: %s", why);
+        free(v);
+        return rc;
+    }
+    v->engine = dcem_engine_new(cfg, v->st);
+    if (!v->engine) {
+        snprintf(err, errlen, "api: out of memory");
+        dcem_api_view_free(v);
+        return DCEM_ENOMEM;
+    }
+    *out = v;
+    return 0;
+}
+
+void dcem_api_view_free(dcem_api_view *v)
+{
+    if (!v) return;
+    dcem_engine_free(v->engine);
+    dcem_store_close(v->st);
+    free(v);
+}
+
+/* ---- responses ---- */
+
+static void count_status(dcem_api *a, int status)
+{
+    size_t i = 0;
+    while (i < N_COUNTED && counted[i] != status)
+        i++;
+    a->requests[i]++;
+}
+
+static void common_headers(struct MHD_Response *r, const char *type)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+}
+
+/* Queues body (malloc'ed, taken) with status. */
+static enum MHD_Result send_body(dcem_api *a, struct MHD_Connection *c, int status, char *body,
+                                 size_t len, const char *type, const char *extra_header,
+                                 const char *extra_value)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    common_headers(r, type);
+    if (extra_header) MHD_add_response_header(r, extra_header, extra_value);
+    count_status(a, status);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(dcem_api *a, struct MHD_Connection *c, int status, cJSON *o,
+                                 const char *extra_header, const char *extra_value)
+{
+    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!s) {
+        static const char oom[] = "{\"error\":\"out of memory\",\"param\":null}";
+        size_t n = sizeof oom - 1;
+        char *b = malloc(n);
+        if (b) memcpy(b, oom, n);
+        return send_body(a, c, 500, b, b ? n : 0, "application/json; charset=utf-8", NULL, NULL);
+    }
+    return send_body(a, c, status, s, strlen(s), "application/json; charset=utf-8", extra_header,
+                     extra_value);
+}
+
+/* {"error": why, "param": param or null} */
+static enum MHD_Result send_error(dcem_api *a, struct MHD_Connection *c, int status,
+                                  const char *param, const char *why)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", why);
+    if (param && *param)
+        cJSON_AddStringToObject(o, "param", param);
+    else
+        cJSON_AddNullToObject(o, "param");
+    const char *h = NULL, *v = NULL;
+    if (status == 401) h = MHD_HTTP_HEADER_WWW_AUTHENTICATE, v = "Bearer realm=\"dcem\"";
+    if (status == 405) h = MHD_HTTP_HEADER_ALLOW, v = "GET, HEAD";
+    return send_json(a, c, status, o, h, v);
+}
+
+/* ---- authentication ---- */
+
+typedef struct caller {
+    int role;                /* dcem_api_role */
+    const dcem_api_token *t; /* NULL for the public */
+    int bad_token;           /* an Authorization header that is no configured token */
+} caller;
+
+static caller who(const dcem_api_view *v, struct MHD_Connection *c)
+{
+    caller w = {.role = DCEM_API_ROLE_PUBLIC};
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h) return w;
+    const char *tok;
+    size_t len;
+    int i = -1;
+    if (!dcem_api_bearer(h, &tok, &len))
+        i = dcem_api_token_find(v->cfg->api.tokens, v->cfg->api.n_tokens, tok, len);
+    if (i < 0) {
+        w.bad_token = 1;
+        return w;
+    }
+    w.t = &v->cfg->api.tokens[i];
+    w.role = w.t->role;
+    return w;
+}
+
+static enum MHD_Result unauthorized(dcem_api *a, struct MHD_Connection *c, const caller *w)
+{
+    if (w->bad_token) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "error", "unknown bearer token");
+        cJSON_AddNullToObject(o, "param");
+        return send_json(a, c, 401, o, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                         "Bearer realm=\"dcem\", error=\"invalid_token\"");
+    }
+    return send_error(a, c, 401, NULL, "this needs a bearer token (Authorization: Bearer <token>)");
+}
+
+/* ---- query parameters ---- */
+
+typedef struct params {
+    dcem_api_param p[MAX_PARAMS];
+    size_t n;
+    int too_many;
+} params;
+
+static enum MHD_Result take_param(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    params *ps = cls;
+    if (ps->n == MAX_PARAMS) {
+        ps->too_many = 1;
+        return MHD_NO;
+    }
+    ps->p[ps->n++] = (dcem_api_param){key, value};
+    return MHD_YES;
+}
+
+/* ---- /metrics and /healthz ---- */
+
+typedef struct text {
+    char *b;
+    size_t len, cap;
+    int failed;
+} text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !t->failed; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->b ? t->b + t->len : NULL, t->b ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = 1;
+            return;
+        }
+        if (t->b && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *b = realloc(t->b, cap);
+        if (!b) {
+            t->failed = 1;
+            return;
+        }
+        t->b = b;
+        t->cap = cap;
+    }
+}
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void put_label(text *t, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            put(t, "\\\\");
+        else if (*v == '"')
+            put(t, "\\\"");
+        else if (*v == '\n')
+            put(t, "\\n");
+        else
+            put(t, "%c", *v);
+    }
+}
+
+static void metric(text *t, const char *name, const char *type, const char *help, uint64_t v)
+{
+    put(t, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+        (unsigned long long)v);
+}
+
+static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
+{
+    dcem_api_health *h = &a->scratch;
+    pthread_mutex_lock(&a->health_lock);
+    *h = a->health;
+    pthread_mutex_unlock(&a->health_lock);
+    const dcem_engine_stats *s = &h->engine;
+    text t = {0};
+    metric(&t, "dcem_batches_received_total", "counter", "Batches received on data topics.",
+           s->received);
+    metric(&t, "dcem_batches_stored_total", "counter", "Batches stored and processed.", s->stored);
+    metric(&t, "dcem_batches_duplicate_total", "counter", "Batches stored before, acked again.",
+           s->duplicates);
+    metric(&t, "dcem_batch_gaps_total", "counter",
+           "Batches that came ahead of a missing one (a resend was asked for).", s->gaps);
+    metric(&t, "dcem_batches_malformed_total", "counter", "Payloads refused as malformed.",
+           s->malformed);
+    put(&t,
+        "# HELP dcem_batches_malformed_by_reason_total Malformed payloads by wire-format reason.\n"
+        "# TYPE dcem_batches_malformed_by_reason_total counter\n");
+    for (int i = 1; i < DCEM_WIRE_REASON_COUNT; i++) { /* 0 is "ok" */
+        put(&t, "dcem_batches_malformed_by_reason_total{reason=\"");
+        put_label(&t, dcem_wire_reason_name(i));
+        put(&t, "\"} %llu\n", (unsigned long long)s->malformed_by_reason[i]);
+    }
+    metric(&t, "dcem_batches_quarantined_total", "counter", "Batches set aside and acked.",
+           s->quarantined);
+    metric(&t, "dcem_batches_unknown_site_total", "counter", "Batches for a site without a ledger.",
+           s->unknown_site);
+    metric(&t, "dcem_batches_failed_total", "counter", "Batches the store failed to take.",
+           s->failed);
+    metric(&t, "dcem_readings_total", "counter", "Readings run through the counter rules.",
+           s->readings);
+    metric(&t, "dcem_readings_unknown_meter_total", "counter",
+           "Readings of meters not in the ledger.", s->unknown_meter_readings);
+    metric(&t, "dcem_readings_rejected_total", "counter", "Readings the counter rules rejected.",
+           s->rejected_readings);
+    metric(&t, "dcem_intervals_total", "counter", "Intervals produced.", s->intervals);
+    metric(&t, "dcem_recomputes_total", "counter", "Periods whose figures were recomputed.",
+           s->recomputes);
+    put(&t, "# HELP dcem_refused_payloads_total Refused payloads by gateway (site/gateway) and "
+            "reason.\n"
+            "# TYPE dcem_refused_payloads_total counter\n");
+    for (size_t i = 0; i < h->n_refusals; i++) {
+        put(&t, "dcem_refused_payloads_total{gateway=\"");
+        put_label(&t, h->refusals[i].gateway);
+        put(&t, "\",reason=\"");
+        put_label(&t, h->refusals[i].reason);
+        put(&t, "\"} %llu\n", (unsigned long long)h->refusals[i].count);
+    }
+    metric(&t, "dcem_mqtt_connected", "gauge", "1 while subscribed to the broker.",
+           (uint64_t)h->mqtt_connected);
+    metric(&t, "dcem_store_ok", "gauge", "0 while store writes fail.", (uint64_t)h->store_ok);
+    if (h->have_influx) {
+        const dcem_influx_stats *is = &h->influx;
+        metric(&t, "dcem_influx_lines_written_total", "counter", "Lines InfluxDB accepted.",
+               is->lines_written);
+        metric(&t, "dcem_influx_requests_failed_total", "counter", "Write requests that failed.",
+               is->requests_failed);
+        metric(&t, "dcem_influx_dropped_lines_total", "counter",
+               "Lines dropped (backlog full, or refused by InfluxDB).", is->dropped_lines);
+        metric(&t, "dcem_influx_backlog_lines", "gauge", "Lines waiting in the backlog.",
+               is->backlog_lines);
+        metric(&t, "dcem_influx_down", "gauge", "1 while InfluxDB is unreachable.",
+               (uint64_t)is->down);
+    }
+    put(&t, "# HELP dcem_api_requests_total Requests this API answered, by status.\n"
+            "# TYPE dcem_api_requests_total counter\n");
+    /* this request is counted as the 200 it will be */
+    a->requests[0]++;
+    for (size_t i = 0; i < N_COUNTED; i++)
+        put(&t, "dcem_api_requests_total{code=\"%d\"} %llu\n", counted[i],
+            (unsigned long long)a->requests[i]);
+    put(&t, "dcem_api_requests_total{code=\"other\"} %llu\n",
+        (unsigned long long)a->requests[N_COUNTED]);
+    a->requests[0]--;
+    metric(&t, "dcem_uptime_seconds", "gauge", "Seconds since the collector started.",
+           (uint64_t)(h->uptime_s > 0 ? h->uptime_s : 0));
+    if (t.failed) {
+        free(t.b);
+        return send_error(a, c, 500, NULL, "out of memory");
+    }
+    return send_body(a, c, 200, t.b, t.len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+}
+
+static enum MHD_Result healthz(dcem_api *a, struct MHD_Connection *c)
+{
+    dcem_api_health *h = &a->scratch;
+    pthread_mutex_lock(&a->health_lock);
+    *h = a->health;
+    pthread_mutex_unlock(&a->health_lock);
+    const dcem_api_view *v = a->view;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", h->mqtt_connected && h->store_ok ? "ok" : "degraded");
+    cJSON_AddStringToObject(o, "collector", v->cfg->collector);
+    cJSON_AddStringToObject(o, "version", DCEM_VERSION);
+    cJSON_AddNumberToObject(o, "uptime_s", (double)h->uptime_s);
+    cJSON *m = cJSON_AddObjectToObject(o, "mqtt");
+    cJSON_AddBoolToObject(m, "connected", h->mqtt_connected);
+    cJSON *s = cJSON_AddObjectToObject(o, "store");
+    cJSON_AddBoolToObject(s, "ok", h->store_ok);
+    cJSON_AddStringToObject(s, "backend", dcem_store_backend_name(v->st));
+    cJSON_AddNumberToObject(s, "schema_version", dcem_store_schema_version(v->st));
+    if (h->have_influx) {
+        cJSON *i = cJSON_AddObjectToObject(o, "influx");
+        cJSON_AddBoolToObject(i, "down", h->influx.down);
+        cJSON_AddNumberToObject(i, "backlog_lines", (double)h->influx.backlog_lines);
+    } else {
+        cJSON_AddNullToObject(o, "influx");
+    }
+    return send_json(a, c, 200, o, NULL, NULL);
+}
+
+/* ---- the dashboard's files ---- */
+
+/* Opens dir/rel one segment at a time without following a symbolic link
+ * anywhere (O_NOFOLLOW on every segment, not only the last); a regular file
+ * only. Returns the fd, or -1. */
+static int open_static(const char *dir, const char *rel, struct stat *st)
+{
+    int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return -1;
+    char seg[256];
+    const char *p = rel;
+    for (;;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || n >= sizeof seg) break;
+        memcpy(seg, p, n);
+        seg[n] = '\0';
+        int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (e ? O_DIRECTORY : O_NONBLOCK);
+        int f = openat(d, seg, flags);
+        close(d);
+        if (f < 0) return -1;
+        if (!e) {
+            if (fstat(f, st) || !S_ISREG(st->st_mode)) {
+                close(f);
+                return -1;
+            }
+            return f;
+        }
+        d = f;
+        p = e + 1;
+    }
+    close(d);
+    return -1;
+}
+
+static enum MHD_Result static_file(dcem_api *a, struct MHD_Connection *c, const char *url)
+{
+    char rel[1024];
+    struct stat st;
+    int fd = -1;
+    if (!dcem_api_static_path(url, rel, sizeof rel))
+        fd = open_static(a->view->cfg->api.dashboard_dir, rel, &st);
+    if (fd < 0) return send_error(a, c, 404, NULL, "no such file");
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)st.st_size, fd); /* takes fd */
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, dcem_api_content_type(rel));
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    count_status(a, 200);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ---- the readings export, streamed ---- */
+
+typedef struct export_ctx {
+    dcem_api *a;
+    char site[DCEM_ID_MAX];
+    int64_t cur, to; /* readings [cur, to) not yet fetched */
+    char *buf;
+    size_t len, off, cap;
+    int done, failed;
+    /* while fetching */
+    size_t rows;
+    int64_t last_t, stop_at;
+    int stopped;
+} export_ctx;
+
+static int export_append(export_ctx *x, const char *s, size_t n)
+{
+    if (x->len + n > x->cap) {
+        size_t cap = x->cap ? x->cap : 1u << 16;
+        while (cap < x->len + n)
+            cap *= 2;
+        char *b = realloc(x->buf, cap);
+        if (!b) return -1;
+        x->buf = b;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, s, n);
+    x->len += n;
+    return 0;
+}
+
+/* One row exactly as `dcem-collector export` prints it. */
+static int export_row(void *ctx, const dcem_store_reading *r)
+{
+    export_ctx *x = ctx;
+    if (x->rows >= EXPORT_ROWS_PER_CHUNK && r->t_ms != x->last_t) {
+        /* a chunk ends between two times, never inside one */
+        x->stop_at = r->t_ms;
+        x->stopped = 1;
+        return 1;
+    }
+    if (!r->has_kwh && !r->has_kw) return 0;
+    char t[40], kwh[32] = "", kw[32] = "", line[256];
+    dcem_format_time(r->t_ms, 0, t, sizeof t);
+    if (r->has_kwh) snprintf(kwh, sizeof kwh, "%.17g", r->kwh);
+    if (r->has_kw) snprintf(kw, sizeof kw, "%.17g", r->kw);
+    int n = snprintf(line, sizeof line, "%s,%s,%s,%s\n", t, r->meter, kwh, kw);
+    if (n < 0 || (size_t)n >= sizeof line || export_append(x, line, (size_t)n)) {
+        x->failed = 1;
+        return 1;
+    }
+    x->rows++;
+    x->last_t = r->t_ms;
+    return 0;
+}
+
+static int export_fill(export_ctx *x)
+{
+    x->len = x->off = 0;
+    x->rows = 0;
+    x->stopped = 0;
+    dcem_api *a = x->a;
+    pthread_mutex_lock(&a->lock);
+    int rc = dcem_store_export(a->view->st, x->site, NULL, x->cur, x->to, export_row, x);
+    if (rc < 0) DCEM_LOGW("api", "export of %s failed: %s", x->site, dcem_store_error(a->view->st));
+    pthread_mutex_unlock(&a->lock);
+    if (rc < 0 || x->failed) return -1;
+    if (x->stopped)
+        x->cur = x->stop_at;
+    else
+        x->done = 1;
+    return 0;
+}
+
+static ssize_t export_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    export_ctx *x = cls;
+    while (x->off == x->len) {
+        if (x->done) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (export_fill(x)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = x->len - x->off < max ? x->len - x->off : max;
+    memcpy(out, x->buf + x->off, n);
+    x->off += n;
+    return (ssize_t)n;
+}
+
+static void export_free(void *cls)
+{
+    export_ctx *x = cls;
+    free(x->buf);
+    free(x);
+}
+
+static enum MHD_Result export(dcem_api *a, struct MHD_Connection *c, const char *site, int64_t from,
+                              int64_t to) {
+    export_ctx *x = calloc(1, sizeof *x);
+    if (!x) return send_error(a, c, 500, NULL, "out of memory");
+    static const char header[] = "time,meter,kwh,kw\n"; x->a = a;
+    snprintf(x->site, sizeof x->site, "%s", site); x->cur = from; x->to = to;
+    if (export_append(x, header, sizeof header - 1)){
+        export_free(x); return send_error(a, c, 500, NULL, "out of memory");}
+struct MHD_Response *r =
+    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EXPORT_BLOCK, export_read, x, export_free);
+if (!r) {
+    export_free(x);
+    return MHD_NO;
+}
+char disposition[128];
+snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-readings.csv\"", site);
+common_headers(r, "text/csv; charset=utf-8");
+MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+count_status(a, 200);
+enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+MHD_destroy_response(r);
+return ret;
+}
+
+/* ---- routing ---- */
+
+/* Query parameters each endpoint takes. */
+static unsigned allowed_params(int route, unsigned *required)
+{
+    *required = 0;
+    switch (route) {
+    case DCEM_API_R_FIGURES:
+        return DCEM_API_Q_PERIOD | DCEM_API_Q_AT;
+    case DCEM_API_R_VERDICTS:
+    case DCEM_API_R_COMPLIANT:
+        return DCEM_API_Q_YEAR;
+    case DCEM_API_R_ALERTS:
+        return DCEM_API_Q_FROM | DCEM_API_Q_TO | DCEM_API_Q_LIMIT | DCEM_API_Q_CURSOR;
+    case DCEM_API_R_METERS:
+    case DCEM_API_R_POWER:
+        return DCEM_API_Q_AT;
+    case DCEM_API_R_EXPORT:
+        *required = DCEM_API_Q_FROM | DCEM_API_Q_TO;
+        return DCEM_API_Q_FROM | DCEM_API_Q_TO;
+    default:
+        return 0;
+    }
+}
+
+static int regulator_only(int route)
+{
+    return route == DCEM_API_R_EXPORT || route == DCEM_API_R_REPORTS ||
+           route == DCEM_API_R_SITE_REPORTS || route == DCEM_API_R_SITE_REPORT ||
+           route == DCEM_API_R_SITE_REPORT_FILE;
+}
+
+#ifdef DCEM_API_REPORTS
+/* A file of a report, written today (now if not yet), if its manifest
+ * lists it. */
+static enum MHD_Result report_file(dcem_api *a, struct MHD_Connection *c, const dcem_api_ctx *ctx,
+                                   const dcem_collector_site *site, const dcem_api_route *r)
+{
+    char dir[DCEM_COLLECTOR_PATH_MAX + 128];
+    dcem_api_error e = {0};
+    int status = dcem_api_report_dir(a->reports, ctx, site, r->report_is_year, r->report_period,
+                                     dir, sizeof dir, &e);
+    if (status != 200) {
+        if (status == 500) DCEM_LOGW("api", "report: %s", e.why);
+        return send_error(a, c, status, NULL, e.why);
+    }
+    struct stat st;
+    int fd =
+        dcem_api_report_lists(dir, r->report_file) ? open_static(dir, r->report_file, &st) : -1;
+    if (fd < 0)
+        return send_error(a, c, 404, NULL, "no such file in this report (see its manifest)");
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+    if (!resp) {
+        close(fd);
+        return MHD_NO;
+    }
+    char disposition[DCEM_API_FILE_MAX + 40];
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s\"", r->report_file);
+    common_headers(resp, dcem_api_content_type(r->report_file));
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+    count_status(a, 200);
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+#else
+static const char not_yet[] =
+    "not yet: reports need the report library (gateway/report), not built into this collector";
+#endif
+
+/* One request, with the view locked. */
+static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *url)
+{
+    const dcem_api_view *v = a->view;
+    dcem_api_route r;
+    dcem_api_route_parse(url, &r);
+    if (r.id == DCEM_API_R_NONE)
+        return send_error(a, c, 404, NULL, "no such endpoint (docs/api.md)");
+    if (r.id == DCEM_API_R_STATIC) return static_file(a, c, url);
+    if (r.id == DCEM_API_R_HEALTHZ) return healthz(a, c);
+    caller w = who(v, c);
+
+    /* who may: 401 before 403 before 404 before 400 */
+    if (r.id == DCEM_API_R_METRICS) {
+        int access = v->cfg->api.metrics;
+        if (access != DCEM_API_METRICS_PUBLIC) {
+            if (w.role == DCEM_API_ROLE_PUBLIC) return unauthorized(a, c, &w);
+            if (access == DCEM_API_METRICS_REGULATOR && w.role != DCEM_API_ROLE_REGULATOR)
+                return send_error(a, c, 403, NULL,
+                                  "/metrics is for regulator tokens (api.metrics)");
+        }
+    } else if (r.id != DCEM_API_R_COMPLIANT) {
+        if (w.role == DCEM_API_ROLE_PUBLIC) return unauthorized(a, c, &w);
+        if (regulator_only(r.id) && w.role != DCEM_API_ROLE_REGULATOR)
+            return send_error(a, c, 403, NULL,
+                              r.id == DCEM_API_R_EXPORT ? "exports are for regulator tokens"
+                                                        : "reports are for regulator tokens");
+    }
+    const dcem_collector_site *site = NULL;
+    if (dcem_api_route_site_scoped(r.id)) {
+        if (r.site_ok) site = dcem_collector_site_find(v->cfg, r.site);
+        if (w.role == DCEM_API_ROLE_OPERATOR &&
+            (!site || !dcem_api_may_read_site(w.role, w.t, r.site)))
+            return send_error(a, c, 403, NULL, "this token may not read that site");
+        if (!site) return send_error(a, c, 404, NULL, "no such site");
+    }
+
+    params ps = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, take_param, &ps);
+    dcem_api_query q;
+    dcem_api_error e;
+    unsigned required, allowed = allowed_params(r.id, &required);
+    if (ps.too_many) {
+        snprintf(e.why, sizeof e.why, "more than %d query parameters", MAX_PARAMS);
+        return send_error(a, c, 400, NULL, e.why);
+    }
+    if (dcem_api_query_parse(ps.p, ps.n, allowed, required, &q, &e))
+        return send_error(a, c, 400, e.param, e.why);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    dcem_api_ctx ctx = {v->cfg, v->st, v->engine, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+    cJSON *out = NULL;
+    int status;
+    memset(&e, 0, sizeof e);
+    switch (r.id) {
+    case DCEM_API_R_METRICS:
+        return metrics(a, c);
+    case DCEM_API_R_SITES:
+        status = dcem_api_view_sites(&ctx, w.role, w.t, &out, &e);
+        break;
+    case DCEM_API_R_SITE:
+        status = dcem_api_view_site(&ctx, site, &out, &e);
+        break;
+    case DCEM_API_R_FIGURES:
+        status = dcem_api_view_figures(&ctx, site, &q, &out, &e);
+        break;
+    case DCEM_API_R_VERDICTS:
+        status = dcem_api_view_verdicts(&ctx, site, &q, &out, &e);
+        break;
+    case DCEM_API_R_ALERTS:
+        status = dcem_api_view_alerts(&ctx, site, &q, &out, &e);
+        break;
+    case DCEM_API_R_METERS:
+        status = dcem_api_view_meters(&ctx, site, &q, &out, &e);
+        break;
+    case DCEM_API_R_POWER:
+        status = dcem_api_view_power(&ctx, site, &q, &out, &e);
+        break;
+    case DCEM_API_R_COMPLIANT:
+        status = dcem_api_view_compliant(&ctx, &q, &out, &e);
+        break;
+    case DCEM_API_R_EXPORT: {
+        int64_t from = dcem_api_instant(site, &q.from), to = dcem_api_instant(site, &q.to);
+        if (from >= to) return send_error(a, c, 400, "to", "to: must be later than from");
+        return export(a, c, site->ledger->site, from, to);
+    }
+#ifdef DCEM_API_REPORTS
+    case DCEM_API_R_REPORTS:
+        status = dcem_api_view_report_periods(&ctx, NULL, &out, &e);
+        break;
+    case DCEM_API_R_SITE_REPORTS:
+        status = dcem_api_view_report_periods(&ctx, site, &out, &e);
+        break;
+    case DCEM_API_R_SITE_REPORT:
+        status = dcem_api_view_report(a->reports, &ctx, site, r.report_is_year, r.report_period,
+                                      &out, &e);
+        break;
+    case DCEM_API_R_SITE_REPORT_FILE:
+        return report_file(a, c, &ctx, site, &r);
+    default:
+        return send_error(a, c, 404, NULL, "no such endpoint (docs/api.md)");
+#else
+    default: /* reports */
+        return send_error(a, c, 501, NULL, not_yet);
+#endif
+    }
+    if (status != 200) {
+        if (status == 500) DCEM_LOGW("api", "%s: %s", url, e.why);
+        return send_error(a, c, status, e.param, e.why);
+    }
+    return send_json(a, c, 200, out, NULL, NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    (void)version, (void)upload;
+    dcem_api *a = cls;
+    /* Another method is answered at once, before any body is read (the
+     * connection is then closed: nobody can make us read a large body). A
+     * GET is answered on the second call, once its headers are complete:
+     * libmicrohttpd then keeps the connection alive; a GET with a body is
+     * refused as soon as the body shows. */
+    static int seen;
+    if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+        return send_error(a, c, 405, NULL, "only GET and HEAD");
+    if (!*req_cls) {
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if ((cl && strcmp(cl, "0")) ||
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+            return send_error(a, c, 400, NULL, "a GET request has no body");
+        *req_cls = &seen;
+        return MHD_YES;
+    }
+    *upload_size = 0; /* none: refused above */
+    pthread_mutex_lock(&a->lock);
+    enum MHD_Result ret = route(a, c, url);
+    pthread_mutex_unlock(&a->lock);
+    DCEM_LOGD("api", "%s %s", method, url);
+    return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char b[512];
+    vsnprintf(b, sizeof b, fmt, ap);
+    size_t n = strlen(b);
+    while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+        b[--n] = '\0';
+    DCEM_LOGW("api", "%s", b);
+}
+
+/* ---- start, stop, reload ---- */
+
+static void take_listener(dcem_api *a, const dcem_collector_api *cfg)
+{
+    snprintf(a->listen, sizeof a->listen, "%s", cfg->listen);
+    a->max_connections = cfg->max_connections;
+    a->timeout_s = cfg->timeout_s;
+}
+
+static int listen_on(dcem_api *a, char *err, size_t errlen)
+{
+    dcem_api_listen l;
+    char why[256];
+    if (dcem_api_listen_parse(a->listen, &l, why, sizeof why)) {
+        snprintf(err, errlen, "api.listen: %s", why);
+        return DCEM_ECONFIG;
+    }
+    struct sockaddr_in sin = {0};
+    struct sockaddr_in6 sin6 = {0};
+    const struct sockaddr *sa;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (l.ipv6) {
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons((uint16_t)l.port);
+        memcpy(&sin6.sin6_addr, l.addr, 16);
+        sa = (const struct sockaddr *)&sin6;
+        flags |= MHD_USE_IPv6;
+    } else {
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)l.port);
+        memcpy(&sin.sin_addr, l.addr, 4);
+        sa = (const struct sockaddr *)&sin;
+    }
+    a->daemon = MHD_start_daemon(flags, (uint16_t)l.port, NULL, NULL, on_request, a,
+                                 /* first, so that MHD's own messages go to our log too */
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+                                 sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->max_connections,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout_s,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+                                 MHD_OPTION_END);
+    if (!a->daemon) {
+        snprintf(err, errlen, "api: cannot listen on %s (in use, or not an address of this host)",
+                 a->listen);
+        return DCEM_ESTORAGE;
+    }
+    DCEM_LOGI("api", "listening on http://%s%s", a->listen,
+              dcem_api_listen_is_loopback(&l) ? "" : " (not loopback: put TLS in front of it)");
+    return 0;
+}
+
+int dcem_api_start(dcem_api_view *v, dcem_api **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    dcem_api *a = calloc(1, sizeof *a);
+    if (!a) {
+        dcem_api_view_free(v);
+        snprintf(err, errlen, "api: out of memory");
+        return DCEM_ENOMEM;
+    }
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->health_lock, NULL);
+    a->view = v;
+#ifdef DCEM_API_REPORTS
+    if (!(a->reports = dcem_api_reports_new())) {
+        dcem_api_stop(a);
+        snprintf(err, errlen, "api: out of memory");
+        return DCEM_ENOMEM;
+    }
+#endif
+    take_listener(a, &v->cfg->api);
+    a->health.store_ok = 1;
+    int rc = listen_on(a, err, errlen);
+    if (rc) {
+        dcem_api_stop(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void dcem_api_repoint(dcem_api *a, dcem_api_view *v)
+{
+    pthread_mutex_lock(&a->lock);
+    dcem_api_view *old = a->view;
+    a->view = v;
+#ifdef DCEM_API_REPORTS
+    dcem_api_reports_forget(a->reports); /* the new config may judge differently */
+#endif
+    pthread_mutex_unlock(&a->lock);
+    dcem_api_view_free(old);
+}
+
+int dcem_api_same_listener(const dcem_collector_api *x, const dcem_collector_api *y)
+{
+    return !strcmp(x->listen, y->listen) && x->max_connections == y->max_connections &&
+           x->timeout_s == y->timeout_s;
+}
+
+int dcem_api_restart(dcem_api *a, char *err, size_t errlen)
+{
+    if (a->daemon) MHD_stop_daemon(a->daemon);
+    a->daemon = NULL;
+    pthread_mutex_lock(&a->lock);
+    take_listener(a, &a->view->cfg->api);
+    pthread_mutex_unlock(&a->lock);
+    return listen_on(a, err, errlen);
+}
+
+void dcem_api_stop(dcem_api *a)
+{
+    if (!a) return;
+    if (a->daemon) MHD_stop_daemon(a->daemon); /* joins its thread */
+    dcem_api_view_free(a->view);
+#ifdef DCEM_API_REPORTS
+    dcem_api_reports_free(a->reports);
+#endif
+    pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->health_lock);
+    free(a);
+}
+
+void dcem_api_set_health(dcem_api *a, const dcem_api_health *h)
+{
+    pthread_mutex_lock(&a->health_lock);
+    a->health = *h;
+    pthread_mutex_unlock(&a->health_lock);
+}

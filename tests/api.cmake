@@ -1,0 +1,22 @@
+# The collector's HTTP API (docs/api.md): the pure parts — tokens found in
+# constant time, routes, query parameters, dashboard paths — and the store
+# reads it added as cmocka unit tests; the whole API against a running
+# collector fed through the real ingest path (tests/integration/api.sh).
+if(TARGET dcem_api_pure)
+  dcem_unit_test(test_api_query unit/test_api_query.c)
+  target_link_libraries(test_api_query PRIVATE dcem_api_pure dcem_warnings)
+endif()
+
+# The store's reads the API added (latest readings, alert pages) on a real
+# SQLite file.
+if(TARGET dcem_store)
+  dcem_unit_test(test_api_store unit/test_api_store.c)
+  target_link_libraries(test_api_store PRIVATE dcem_store dcem_warnings)
+endif()
+
+if(TARGET dcem-collector AND TARGET dcem-replay)
+  add_test(NAME api_e2e
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/api.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(api_e2e PROPERTIES TIMEOUT 180 LABELS integration)
+endif()
