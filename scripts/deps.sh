@@ -31,6 +31,7 @@ PACKAGES=(
   libssl-dev        # SHA-256 of report manifests (libcrypto)
   python3-openpyxl  # tests open the XLSX reports and check their cells
   chromium          # headless browser of the dashboard test
+  fonts-wqy-microhei # a CJK font, so the dashboard's Chinese renders in its screenshots
 )
 
 names=()
