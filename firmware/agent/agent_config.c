@@ -244,7 +244,8 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
         }
     }
     if (!rc && !*c->mqtt.client_id)
-        snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%s", c->gateway);
+        /* a gateway id is unique within its site only: two sites may both have a gw-1 */
+        snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%.60s-%.60s", c->site, c->gateway);
     if (!rc) rc = finish(c, name, err, errlen);
     if (rc) {
         if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);

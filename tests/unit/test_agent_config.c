@@ -30,7 +30,7 @@ static void test_shipped(void **state)
     assert_int_equal(c->n_devices, 2);
     assert_int_equal(c->n_profiles, 2);
     assert_non_null(c->site_ledger);
-    assert_string_equal(c->mqtt.client_id, "dcem-gw-alpha-1");
+    assert_string_equal(c->mqtt.client_id, "dcem-yz-alpha-gw-alpha-1");
     dcem_agent_config_free(c);
 }
 
