@@ -30,8 +30,8 @@ const S = {
   year: null,        // a past year to show (#year=YYYY): its figures as of its end; null: now
 };
 
-// The `at` of the figures of the year shown: a past year is read as of
-// 1 January of the next (ytd and rolling 12 are then that whole year);
+// The `at` of the figures of the year shown (#year=YYYY, a past year): its
+// December, its last interval, the 12 months before 1 January of the next;
 // nothing for now.
 function atYear(period) {
   if (!S.year) return "";
@@ -39,6 +39,8 @@ function atYear(period) {
   if (period === "interval") return `&at=${encodeURIComponent(`${S.year}-12-31T23:59:59+08:00`)}`;
   return `&at=${S.year + 1}-01-01`;
 }
+// The year-to-date figures, or the whole of the year shown.
+const ytdPeriod = () => (S.year ? `year&at=${S.year}` : "ytd");
 const verdictsQuery = () => (S.year ? `?year=${S.year}` : "");
 
 const t = I.t;
@@ -293,7 +295,7 @@ async function showPublic() {
 
 async function overviewRow(s, i, sitesEp, sites) {
   const id = s.site;
-  const ytdEp = `sites/${id}/figures?period=ytd${atYear("ytd")}`, vEp = `sites/${id}/verdicts${verdictsQuery()}`,
+  const ytdEp = `sites/${id}/figures?period=${ytdPeriod()}`, vEp = `sites/${id}/verdicts${verdictsQuery()}`,
     pEp = `sites/${id}/power`;
   const row = (cells) => h("tr", { "data-site": id }, cells);
   const name = h("td", {}, h("a", { href: `#site=${encodeURIComponent(id)}&lang=${S.lang}`, class: "site-link" },
@@ -418,7 +420,7 @@ async function lastInterval(base) {
 
 async function loadFigures(id) {
   const base = `sites/${id}/figures?period=`;
-  const eps = { month: base + "month" + atYear("month"), ytd: base + "ytd" + atYear("ytd"),
+  const eps = { month: base + "month" + atYear("month"), ytd: base + ytdPeriod(),
     rolling12: base + "rolling12" + atYear("rolling12") };
   let f;
   try {
