@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The README's first command, non-interactively: scripts/demo.sh --once on
+# this build, in a directory and on a port of its own.
+#
+#   demo.sh BUILD_DIR SOURCE_DIR
+#
+# Proves: the demo comes up, backfills 2025 through dcem-agent --import,
+# prints the three sample sites' expected verdicts (yz-alpha
+# reward_eligible, yz-beta differential_pricing_candidate, yz-gamma
+# cap_exceeded) and writes their reports, the live agents deliver readings,
+# the dashboard's page is served, and when it stops no process it started
+# is left behind.
+set -euo pipefail
+build=$1
+src=$2
+. "$(dirname "$0")/lib.sh"
+work=$(mktemp -d /tmp/dcem-demo.XXXXXX)
+trap 'rc=$?; if ((rc == 0)); then rm -rf "$work"; else echo "demo.sh failed; files kept in $work" >&2; fi' EXIT
+port=$(free_port)
+DCEM_BUILD_DIR=$build DCEM_DEMO_DIR=$work/demo DCEM_DEMO_PORT=$port \
+  "$src/scripts/demo.sh" --once >"$work/demo.out" 2>&1 || fail "scripts/demo.sh --once: $(tail -5 "$work/demo.out")"
+cat "$work/demo.out"
+for want in "yz-alpha .*reward_eligible" "yz-beta .*differential_pricing_candidate" "yz-gamma .*cap_exceeded" \
+  "Dashboard (regulator): http://127.0.0.1:$port/#token="; do
+  grep -q -- "$want" "$work/demo.out" || fail "the demo did not print '$want'"
+done
+grep -q "yz-alpha .*cap_exceeded\|yz-gamma .*reward_eligible\|yz-beta .*reward_eligible" "$work/demo.out" &&
+  fail "a site has a verdict it must not have"
+for s in yz-alpha yz-beta yz-gamma; do
+  [[ -s $work/demo/reports/$s/figures-2025.json ]] || fail "no figures of $s"
+  for p in 2025 2025-12; do
+    [[ -s $work/demo/reports/$s/$p/$s-$p.xlsx ]] || fail "no $p report of $s"
+    (cd "$work/demo/reports/$s/$p" && sha256sum --quiet -c MANIFEST.sha256) ||
+      fail "the $p report of $s does not match its manifest"
+  done
+  # the live agent delivered readings (its log says so when batches are acked)
+  n=$(sqlite3 "$work/demo/store.db" "SELECT count(*) FROM readings WHERE gateway = 'gw-$s'")
+  ((n > 0)) || fail "the live agent of $s delivered nothing"
+done
+left=$(pgrep -f "$work/demo" || true)
+[[ -z $left ]] || fail "processes left behind: $(ps -o pid,args -p "$left")"
+echo "demo.sh: passed"
