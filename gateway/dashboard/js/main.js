@@ -43,7 +43,16 @@ function atYear(period) {
 const ytdPeriod = () => (S.year ? `year&at=${S.year}` : "ytd");
 const verdictsQuery = () => (S.year ? `?year=${S.year}` : "");
 
-const t = I.t;
+// Labels that say "this year" name the year when a past one is shown.
+const YEAR_LABELS = {
+  pue_ytd: ["PUE（{y} 年）", "PUE ({y})"],
+  pue_ytd_short: ["{y} 年", "{y}"],
+  verdicts_year: ["{y} 年判定", "Verdicts of {y}"],
+  green_threshold: ["{y} 年门槛", "Threshold of {y}"],
+};
+const t = (key) => (S.year && YEAR_LABELS[key]
+  ? YEAR_LABELS[key][S.lang === "zh" ? 0 : 1].replace("{y}", String(S.year))
+  : I.t(key));
 
 /* ---- API ---- */
 
@@ -269,7 +278,7 @@ async function publicList(container) {
     h("h3", {}, t("public_year") + " ", fig(ep, d, "year", "text")),
     d.sites.length === 0 ? h("p", { class: "muted" }, t("public_none")) :
       h("table", {}, h("thead", {}, h("tr", {}, ["site", "name", "pue_short", "green_share", "green_threshold", "as_of", ""]
-        .map((k) => h("th", {}, k ? t(k) : "")))),
+        .map((k) => h("th", {}, k ? I.t(k) : "")))), // each list is its own year
       h("tbody", {}, d.sites.map((_, i) => h("tr", {},
         h("td", {}, fig(ep, d, `sites.${i}.site`, "text")),
         h("td", {}, fig(ep, d, `sites.${i}.name`, "text")),
