@@ -1079,6 +1079,51 @@ static void test_stale_survives_restart(void **state)
     env_close(&v);
 }
 
+/* A birth says which batches the gateway still holds (next_seq - queued ..
+ * next_seq - 1): those before are given up as missing data, so its next
+ * batch is stored instead of waiting for a resend that cannot come. A birth
+ * that holds what the collector expects next changes nothing. */
+static void test_birth_gives_up_what_the_gateway_no_longer_holds(void **state)
+{
+    fx *f = *state;
+    env v;
+    env_open(f, &v, "store", 0);
+    dcem_engine_reply rep[1];
+    int out[1];
+    msg m[1];
+    /* seq 1 stored; the gateway then says it holds 5..6 only */
+    make_batch(&m[0], G1, 1, PLAIN);
+    feed(&v, m, 1, rep, out);
+    assert_stored(&rep[0], out[0], &m[0]);
+    free_msgs(m, 1);
+    make_batch(&m[0], G1, 5, PLAIN);
+    feed(&v, m, 1, rep, out);
+    assert_int_equal(out[0], DCEM_ENGINE_GAP);
+    assert_int_equal(rep[0].resend_from, 2);
+    free_msgs(m, 1);
+    dcem_wire_state birth = {.online = 1, .epoch = EPOCH, .next_seq = 7, .queued = 2};
+    dcem_engine_gateway_state(v.e, gws[G1].site, gws[G1].gateway, &birth, NOW);
+    dcem_store_epoch ep;
+    assert_int_equal(dcem_store_gateway_seq(v.st, gws[G1].site, gws[G1].gateway, EPOCH, &ep), 0);
+    assert_int_equal(ep.contiguous_seq, 4);
+    assert_int_equal(ep.skipped, 3); /* 2, 3 and 4: missing data */
+    make_batch(&m[0], G1, 5, PLAIN);
+    feed(&v, m, 1, rep, out);
+    assert_stored(&rep[0], out[0], &m[0]);
+    assert_int_equal(rep[0].ack_seq, 5);
+    free_msgs(m, 1);
+    /* it holds 6 and later: what comes next — nothing to give up */
+    birth.next_seq = 8;
+    dcem_engine_gateway_state(v.e, gws[G1].site, gws[G1].gateway, &birth, NOW);
+    assert_int_equal(dcem_store_gateway_seq(v.st, gws[G1].site, gws[G1].gateway, EPOCH, &ep), 0);
+    assert_int_equal(ep.contiguous_seq, 5);
+    assert_int_equal(ep.skipped, 3);
+    /* a birth of a site without a ledger is ignored */
+    dcem_engine_gateway_state(v.e, "eng-nowhere", "gw-9", &birth, NOW);
+    assert_int_equal(dcem_store_gateway_seq(v.st, "eng-nowhere", "gw-9", EPOCH, &ep), DCEM_ENOTFOUND);
+    env_close(&v);
+}
+
 static void test_alerts_not_on_rollback(void **state)
 {
     fx *f = *state;
@@ -1228,6 +1273,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alerts_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alerts_not_on_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_birth_gives_up_what_the_gateway_no_longer_holds, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stale_of_rolled_back_batch_raised_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_locked_store_fails_whole_group, setup, teardown),
