@@ -1737,16 +1737,13 @@ static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
     return op_end_stmt(st, rc);
 }
 
-static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
-                     dcem_store_alert_fn fn, void *ctx)
+/* Calls fn for each alert row of s (bound; columns id, site, t_ms, kind,
+ * message, state), then resets s. */
+static int walk_alerts(dcem_store *st, sqlite3_stmt *s, const char *what, dcem_store_alert_fn fn,
+                       void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, site ? S_ALERTS_SITE : S_ALERTS_ALL);
-    if (!s) return DCEM_ESTORAGE;
-    if (site) b_text(s, 1, site);
-    b_i64(s, 2, from_ms);
-    b_i64(s, 3, to_ms);
     int rc;
-    while ((rc = step(st, s, "alerts")) == 1) {
+    while ((rc = step(st, s, what)) == 1) {
         dcem_store_alert a = {
             .id = c_i64(s, 0),
             .site = c_text(s, 1),
@@ -1762,6 +1759,17 @@ static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t 
     return rc;
 }
 
+static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
+                     dcem_store_alert_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, site ? S_ALERTS_SITE : S_ALERTS_ALL);
+    if (!s) return DCEM_ESTORAGE;
+    if (site) b_text(s, 1, site);
+    b_i64(s, 2, from_ms);
+    b_i64(s, 3, to_ms);
+    return walk_alerts(st, s, "alerts", fn, ctx);
+}
+
 static int sq_alerts_page(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                           int64_t before_t_ms, int64_t before_id, long limit,
                           dcem_store_alert_fn fn, void *ctx)
@@ -1774,21 +1782,7 @@ static int sq_alerts_page(dcem_store *st, const char *site, int64_t from_ms, int
     b_i64(s, 4, before_t_ms);
     b_i64(s, 5, before_id);
     b_i64(s, 6, limit);
-    int rc;
-    while ((rc = step(st, s, "alerts_page")) == 1) {
-        dcem_store_alert a = {
-            .id = c_i64(s, 0),
-            .site = c_text(s, 1),
-            .t_ms = c_i64(s, 2),
-            .kind = c_text(s, 3),
-            .message = c_text(s, 4),
-            .state = strcmp(c_text(s, 5), "cleared") == 0 ? DCEM_STORE_ALERT_CLEARED
-                                                          : DCEM_STORE_ALERT_RAISED,
-        };
-        if ((rc = fn(ctx, &a)) != 0) break;
-    }
-    done(s);
-    return rc;
+    return walk_alerts(st, s, "alerts_page", fn, ctx);
 }
 
 const dcem_store_backend dcem_store_sqlite_backend = {
