@@ -21,23 +21,9 @@ agent=$build/firmware/agent/dcem-agent
 col=$build/gateway/collector/dcem-collector
 gen=$build/tests/dcem-gen
 audit=$build/common/audit/dcem-audit
-work=$(mktemp -d /tmp/dcem-agent-import.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "agent_import.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work agent-import
 
-port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n' \
-  "$port" >"$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
+start_mosquitto
 
 mkdir -p "$work/sites"
 cp "$src/configs/sites/yz-alpha.yaml" "$work/sites/"

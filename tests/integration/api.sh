@@ -27,28 +27,10 @@ col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
 audit=$build/common/audit/dcem-audit
-work=$(mktemp -d /tmp/dcem-api.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "api.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work api
 started=$SECONDS
 
-port=$(free_port)
-cat >"$work/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
+start_mosquitto
 
 # yz-alpha with hourly intervals, so a whole year replays in seconds; yz-beta as shipped
 mkdir -p "$work/sites" "$work/dash/js" "$work/dash/sub"

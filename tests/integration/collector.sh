@@ -18,53 +18,12 @@ col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
 audit=$build/common/audit/dcem-audit
-work=$(mktemp -d /tmp/dcem-collector.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "collector.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work collector
 
-port=$(free_port)
-cat >"$work/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
+start_mosquitto
 
 # InfluxDB 1.x (Debian influxdb) on its own loopback ports and directories
-ihttp=$(free_port)
-irpc=$(free_port)
-cat >"$work/influxd.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:$irpc"
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$ihttp"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[rpc]
-[coordinator]
-EOF
-influxd -config "$work/influxd.conf" >"$work/influxd.log" 2>&1 &
-pids+=($!)
-influx_ping() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ihttp/ping") == 204 ]]; }
-wait_for "influxd" 30 influx_ping
-curl -s -XPOST "http://127.0.0.1:$ihttp/query" --data-urlencode 'q=CREATE DATABASE dcem' >/dev/null
+start_influxd
 
 mkdir -p "$work/sites"
 cp "$src/configs/sites/yz-alpha.yaml" "$work/sites/"

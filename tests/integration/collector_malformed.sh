@@ -23,33 +23,13 @@ col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
 audit=$build/common/audit/dcem-audit
-work=$(mktemp -d /tmp/dcem-collector-malformed.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "collector_malformed.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work collector-malformed
 
-port=$(free_port)
 # mosquitto 2.0.11 refuses "max_packet_size 0"; without the line there is no
 # limit but MQTT's own (256 MiB). It is set explicitly so that the 10 MB
 # payload below reaches the collector, which has to refuse it itself
 # (configs/mosquitto/dcem.conf stops it at the broker with 2 MiB).
-cat >"$work/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-max_packet_size 16777216
-EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
-uri="tcp://127.0.0.1:$port"
+start_mosquitto mosquitto "max_packet_size 16777216"
 pub() { mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 "$@"; }
 
 mkdir -p "$work/sites"

@@ -17,26 +17,12 @@ src=$2
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
-work=$(mktemp -d /tmp/dcem-collector-reload.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "collector_reload.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work collector-reload
 
 ports=()
 for i in 1 2; do
-  port=$(free_port)
+  start_mosquitto "mosquitto-$i"
   ports+=("$port")
-  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" \
-    >"$work/mosquitto-$i.conf"
-  mosquitto -c "$work/mosquitto-$i.conf" >"$work/mosquitto-$i.log" 2>&1 &
-  pids+=($!)
-  wait_for "mosquitto $i" 10 port_open "$port"
 done
 
 mkdir -p "$work/sites"

@@ -21,28 +21,9 @@ col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
 audit=$build/common/audit/dcem-audit
-work=$(mktemp -d /tmp/dcem-collector-share.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "collector_share.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work collector-share
 
-port=$(free_port)
-uri="tcp://127.0.0.1:$port"
-cat >"$work/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
+start_mosquitto
 
 mkdir -p "$work/sites"
 cp "$src/configs/sites/yz-alpha.yaml" "$work/sites/"

@@ -36,16 +36,7 @@ col=$build/gateway/collector/dcem-collector
 audit=$build/common/audit/dcem-audit
 replay=$build/tests/dcem-replay
 for b in "$sim" "$agent" "$col" "$audit" "$replay"; do [[ -x $b ]] || fail "no $b"; done
-work=$(mktemp -d /tmp/dcem-collector-sim.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "collector_sim.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work collector-sim
 started=$SECONDS
 now_ms() { date +%s%3N; }
 sql() { sqlite3 -cmd '.timeout 5000' "$work/store.db" "$1"; }
@@ -64,42 +55,10 @@ cooling 3 acrel-adl400 cooling 250 0.6 345678.9 cooling 0.01
 pv-roof 4 chint-dtsu666 pv 80 0.8 23456.7 green_onsite 0.001953125"
 
 # ---- mosquitto ----
-port=$(free_port)
-cat >"$work/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
+start_mosquitto
 
 # ---- InfluxDB 1.x (Debian influxdb) on its own loopback ports and directories ----
-ihttp=$(free_port)
-irpc=$(free_port)
-cat >"$work/influxd.conf" <<EOF
-reporting-disabled = true
-bind-address = "127.0.0.1:$irpc"
-[meta]
-  dir = "$work/influx/meta"
-[data]
-  dir = "$work/influx/data"
-  wal-dir = "$work/influx/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:$ihttp"
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[rpc]
-[coordinator]
-EOF
-influxd -config "$work/influxd.conf" >"$work/influxd.log" 2>&1 &
-pids+=($!)
-influx_ping() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ihttp/ping") == 204 ]]; }
-wait_for "influxd" 30 influx_ping
-curl -s -XPOST "http://127.0.0.1:$ihttp/query" --data-urlencode 'q=CREATE DATABASE dcem' >/dev/null
+start_influxd
 query() { curl -s -G "http://127.0.0.1:$ihttp/query" --data-urlencode db=dcem --data-urlencode "q=$1"; }
 influx_count() { # InfluxQL count query -> a number (0 when there is no series)
   query "$1" | $PY -c 'import json, sys

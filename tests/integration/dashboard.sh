@@ -29,29 +29,11 @@ command -v chromium >/dev/null || { echo "SKIP: chromium is not installed (scrip
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
-work=$(mktemp -d /tmp/dcem-dash.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$work"; else echo "dashboard.sh failed; files kept in $work" >&2; fi
-  exit "$rc"
-}
-trap cleanup EXIT
+make_work dash
 started=$SECONDS
 mkdir -p "$out" "$work/sites"
 
-port=$(free_port)
-cat >"$work/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 0
-EOF
-mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
-pids+=($!)
-wait_for "mosquitto" 10 port_open "$port"
+start_mosquitto
 
 # yz-alpha hourly (a year replays in seconds) with green contracts this
 # year; yz-beta with an approved cap its three weeks come close to

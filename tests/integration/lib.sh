@@ -20,3 +20,73 @@ wait_for() {
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# make_work NAME: a fresh work directory $work (/tmp/dcem-NAME.XXXXXX) and
+# $pids, the processes the test starts; on exit they are stopped (TERM,
+# then waited for) and the directory is removed if the test passed, kept
+# and named if it failed. A LABEL after NAME names the test in that message.
+make_work() {
+  work=$(mktemp -d "/tmp/dcem-$1.XXXXXX")
+  work_label=${2:-$(basename "$0")}
+  pids=()
+  trap stop_work EXIT
+}
+
+stop_work() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((rc == 0)); then rm -rf "$work"; else echo "$work_label failed; files kept in $work" >&2; fi
+  exit "$rc"
+}
+
+# start_mosquitto [NAME [CONFIG-LINE...]]: a broker of the test's own on a
+# free loopback port (no persistence, no queue limit, and the CONFIG-LINEs),
+# awaited; sets $port and $uri, adds it to $pids. NAME (default mosquitto)
+# names its config and log in $work.
+start_mosquitto() {
+  local name=${1:-mosquitto} line
+  shift || true
+  port=$(free_port)
+  uri="tcp://127.0.0.1:$port"
+  {
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n' \
+      "$port"
+    for line in "$@"; do echo "$line"; done
+  } >"$work/$name.conf"
+  mosquitto -c "$work/$name.conf" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  wait_for "$name" 10 port_open "$port"
+}
+
+# start_influxd: InfluxDB 1.x (Debian influxdb) with its own directories in
+# $work and loopback ports, awaited, with an empty database dcem; sets
+# $ihttp (its HTTP port), adds it to $pids.
+start_influxd() {
+  ihttp=$(free_port)
+  local irpc
+  irpc=$(free_port)
+  cat >"$work/influxd.conf" <<EOC
+reporting-disabled = true
+bind-address = "127.0.0.1:$irpc"
+[meta]
+  dir = "$work/influx/meta"
+[data]
+  dir = "$work/influx/data"
+  wal-dir = "$work/influx/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:$ihttp"
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[rpc]
+[coordinator]
+EOC
+  influxd -config "$work/influxd.conf" >"$work/influxd.log" 2>&1 &
+  pids+=($!)
+  wait_for "influxd" 30 influx_ping
+  curl -s -XPOST "http://127.0.0.1:$ihttp/query" --data-urlencode 'q=CREATE DATABASE dcem' >/dev/null
+}
+
+influx_ping() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ihttp/ping") == 204 ]]; }
