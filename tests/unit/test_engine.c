@@ -21,6 +21,7 @@
 #include "figures.h"
 #include "store.h"
 #include "wire.h"
+#include "tmpdir.h"
 
 #include <sqlite3.h>
 
@@ -145,28 +146,6 @@ typedef struct msg {
 enum { PLAIN = 0, STALE = 1u << 0, POISON = 1u << 1 };
 
 /* ---- fixture and helpers ------------------------------------------------------------------ */
-
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-            rm_rf(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static int write_file(const char *path, const char *text)
 {

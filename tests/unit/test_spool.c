@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "spool.h"
+#include "tmpdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,26 +34,6 @@ typedef struct fx {
 } fx;
 
 /* ---- fixture and file helpers ------------------------------------------------------------ */
-
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-        struct stat st;
-        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) rm_rf(p);
-        else unlink(p);
-    }
-    closedir(d);
-    rmdir(path);
-}
 
 static int setup(void **state)
 {
