@@ -109,3 +109,21 @@ cJSON *dcem_period_json(const dcem_site *site, const dcem_policy *pol, const dce
     return o;
 }
 
+
+void dcem_audit_doc_head(cJSON *doc, const dcem_site *site, const dcem_policy *pol)
+{
+    cJSON_AddStringToObject(doc, "format", "dcem-audit/1");
+    cJSON *s = cJSON_AddObjectToObject(doc, "site");
+    cJSON_AddStringToObject(s, "site", site->site);
+    cJSON_AddStringToObject(s, "name", site->name);
+    cJSON_AddStringToObject(s, "timezone", site->timezone);
+    cJSON_AddNumberToObject(s, "racks", (double)site->racks);
+    cJSON_AddItemToObject(s, "rack_power_kw", dcem_json_num(site->rack_power_kw, 3));
+    cJSON_AddBoolToObject(s, "in_scope", dcem_policy_in_scope(pol, site));
+    cJSON_AddItemToObject(s, "approved_annual_kwh", dcem_json_num(site->approved_annual_kwh, 3));
+    cJSON_AddItemToObject(s, "baseline_annual_kwh", dcem_json_num(site->baseline_annual_kwh, 3));
+    cJSON *p = cJSON_AddObjectToObject(doc, "policy");
+    cJSON_AddStringToObject(p, "policy", pol->policy);
+    cJSON_AddStringToObject(p, "document", pol->document);
+    cJSON_AddItemToObject(p, "pue_limit", dcem_json_num(pol->pue.limit, 6));
+}

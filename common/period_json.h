@@ -21,6 +21,10 @@ cJSON *dcem_json_time(int64_t t_ms, dcem_zone *z);
 /* "2025-01" for a month, "2025" for a year. */
 void dcem_period_name(const dcem_figures *f, dcem_zone *z, char *b, size_t n);
 
+/* Adds the members a dcem-audit/1 document opens with to doc: "format",
+ * "site" (the ledger's identity, scope and caps) and "policy". */
+void dcem_audit_doc_head(cJSON *doc, const dcem_site *site, const dcem_policy *pol);
+
 /* The period object: figures, cap, surcharge, verdicts and, when mp is not
  * NULL, one entry per meter of the site. The caller owns the result. */
 cJSON *dcem_period_json(const dcem_site *site, const dcem_policy *pol, const dcem_figures *f,

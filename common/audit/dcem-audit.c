@@ -294,20 +294,7 @@ int main(int argc, char **argv)
     cJSON *periods = NULL;
     if (o.json) {
         root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "format", "dcem-audit/1");
-        cJSON *s = cJSON_AddObjectToObject(root, "site");
-        cJSON_AddStringToObject(s, "site", site->site);
-        cJSON_AddStringToObject(s, "name", site->name);
-        cJSON_AddStringToObject(s, "timezone", site->timezone);
-        cJSON_AddNumberToObject(s, "racks", (double)site->racks);
-        cJSON_AddItemToObject(s, "rack_power_kw", dcem_json_num(site->rack_power_kw, 3));
-        cJSON_AddBoolToObject(s, "in_scope", dcem_policy_in_scope(pol, site));
-        cJSON_AddItemToObject(s, "approved_annual_kwh", dcem_json_num(site->approved_annual_kwh, 3));
-        cJSON_AddItemToObject(s, "baseline_annual_kwh", dcem_json_num(site->baseline_annual_kwh, 3));
-        cJSON *p = cJSON_AddObjectToObject(root, "policy");
-        cJSON_AddStringToObject(p, "policy", pol->policy);
-        cJSON_AddStringToObject(p, "document", pol->document);
-        cJSON_AddItemToObject(p, "pue_limit", dcem_json_num(pol->pue.limit, 6));
+        dcem_audit_doc_head(root, site, pol);
         cJSON *r = cJSON_AddObjectToObject(root, "readings");
         cJSON_AddStringToObject(r, "file", o.readings);
         cJSON_AddNumberToObject(r, "rows", (double)st->rows);

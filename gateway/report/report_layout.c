@@ -763,20 +763,7 @@ static void add_figures(const dcem_report *r, cJSON *root)
     const dcem_policy *pol = r->pol;
     /* the same "site" and "policy" objects as dcem-audit --json prints */
     cJSON *f = cJSON_AddObjectToObject(root, "figures");
-    cJSON_AddStringToObject(f, "format", "dcem-audit/1");
-    cJSON *s = cJSON_AddObjectToObject(f, "site");
-    cJSON_AddStringToObject(s, "site", site->site);
-    cJSON_AddStringToObject(s, "name", site->name);
-    cJSON_AddStringToObject(s, "timezone", site->timezone);
-    cJSON_AddNumberToObject(s, "racks", (double)site->racks);
-    cJSON_AddItemToObject(s, "rack_power_kw", dcem_json_num(site->rack_power_kw, 3));
-    cJSON_AddBoolToObject(s, "in_scope", dcem_policy_in_scope(pol, site));
-    cJSON_AddItemToObject(s, "approved_annual_kwh", dcem_json_num(site->approved_annual_kwh, 3));
-    cJSON_AddItemToObject(s, "baseline_annual_kwh", dcem_json_num(site->baseline_annual_kwh, 3));
-    cJSON *p = cJSON_AddObjectToObject(f, "policy");
-    cJSON_AddStringToObject(p, "policy", pol->policy);
-    cJSON_AddStringToObject(p, "document", pol->document);
-    cJSON_AddItemToObject(p, "pue_limit", dcem_json_num(pol->pue.limit, 6));
+    dcem_audit_doc_head(f, site, pol);
     cJSON *periods = cJSON_AddArrayToObject(f, "periods");
     /* the engine's documents verbatim: not a digit is reformatted */
     for (int i = 0; i < r->n_periods; i++)
