@@ -860,6 +860,10 @@ static void kill9_loop(fx *f, int policy, int kills, uint64_t seed)
             crash_child(f->dir, fds[1], &o);
         }
         close(fds[1]);
+        /* the first child creates the spool (and its epoch): it is killed
+         * only after its first append, however slow the machine */
+        for (int tries = 0; iter == 0 && appended == 0 && tries < 1000; tries++)
+            drain(fds[0], &appended, &acked, 10);
         int wait_ms = 5 + (int)(xorshift(&rng) % 60);
         drain(fds[0], &appended, &acked, wait_ms);
         assert_int_equal(kill(pid, SIGKILL), 0);
