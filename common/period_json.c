@@ -8,7 +8,20 @@
 cJSON *dcem_json_num(double v, int decimals)
 {
     if (isnan(v) || isinf(v)) return cJSON_CreateNull();
-    char b[64];
+    char b[400];
+    /* Two computations of one figure (the collector's rollups in micro-kWh,
+     * dcem-audit's sums of doubles) differ by float noise far below the
+     * printed digits, but on a half-way value (272.6325 to 3 decimals) the
+     * noise picks the last digit. So the value is first rounded to 6 more
+     * decimals (as far as 15 significant digits reach), then printed. */
+    int int_digits = fabs(v) < 1 ? 1 : (int)floor(log10(fabs(v))) + 1;
+    int extra = 15 - int_digits - decimals;
+    if (extra > 6) extra = 6;
+    if (extra > 0) {
+        snprintf(b, sizeof b, "%.*f", decimals + extra, v);
+        double r;
+        if (!dcem_parse_double(b, strlen(b), &r)) v = r;
+    }
     snprintf(b, sizeof b, "%.*f", decimals, v);
     if (!strcmp(b, "-0") || !strncmp(b, "-0.", 3)) {
         int zero = 1;

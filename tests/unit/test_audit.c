@@ -10,6 +10,7 @@
 #include "calendar.h"
 #include "dcem_io.h"
 #include "parse.h"
+#include "period_json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -344,9 +345,51 @@ static void test_corrupt_rows(void **state)
     teardown_site(fx);
 }
 
+/* A figure computed two ways (the collector's micro-kWh rollups, dcem-audit's
+ * sums of doubles) prints the same digits even on a half-way value, where
+ * float noise would otherwise pick the last one; and ordinary values print
+ * as before. */
+static void test_json_num_half_way(void **state)
+{
+    (void)state;
+    const double parts[] = {839.484, 627.0103, 960.6269, 522.1932, 733.4481};
+    double from_doubles = 0;
+    long long ukwh = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        from_doubles += parts[i];
+        ukwh += llround(parts[i] * 1e6);
+    }
+    double from_ukwh = (double)ukwh / 1e6;
+    assert_true(from_doubles != from_ukwh); /* 3682.7625000000003 and 3682.7625 */
+    const double v[] = {from_doubles, from_ukwh, 3682.7625};
+    char first[64] = "";
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        cJSON *n = dcem_json_num(v[i], 3);
+        char *txt = cJSON_PrintUnformatted(n);
+        if (!i) snprintf(first, sizeof first, "%s", txt);
+        assert_string_equal(txt, first);
+        free(txt);
+        cJSON_Delete(n);
+    }
+    struct {
+        double v;
+        int decimals;
+        const char *want;
+    } cases[] = {{1.25, 6, "1.250000"}, {-0.0001, 3, "0.000"}, {1234567.891, 3, "1234567.891"},
+                 {1e9, 3, "1000000000.000"}, {0.1 + 0.2, 6, "0.300000"}, {2.675, 2, "2.67"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cJSON *n = dcem_json_num(cases[i].v, cases[i].decimals);
+        char *txt = cJSON_PrintUnformatted(n);
+        assert_string_equal(txt, cases[i].want);
+        free(txt);
+        cJSON_Delete(n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_num_half_way),
         cmocka_unit_test(test_gap_across_month_end), cmocka_unit_test(test_new_year_in_shanghai),
         cmocka_unit_test(test_dst_months),           cmocka_unit_test(test_leap_year),
         cmocka_unit_test(test_incomplete_month),     cmocka_unit_test(test_rejected_rows),
