@@ -17,7 +17,7 @@ static const char *const quantity_names[] = {
     "energy_import_kwh", "energy_export_kwh", "energy_total_kwh", "power_kw",
     "reactive_kvar",     "apparent_kva",      "voltage_v",        "voltage_ll_v",
     "current_a",         "power_factor",      "frequency_hz",     "scale_factor",
-    NULL};
+    "ct_ratio",          "pt_ratio",          NULL};
 
 /* Plausible ranges when a register gives no min/max: wide enough for any
  * feeder a data centre has (1 GW, 1 MV, 1 MA), narrow enough to catch a
@@ -32,6 +32,7 @@ static const struct {
     [DCEM_Q_VOLTAGE_V] = {0, 1e6},          [DCEM_Q_VOLTAGE_LL_V] = {0, 1e6},
     [DCEM_Q_CURRENT_A] = {-1e6, 1e6},       [DCEM_Q_POWER_FACTOR] = {-1.001, 1.001},
     [DCEM_Q_FREQUENCY_HZ] = {0, 100},       [DCEM_Q_SCALE_FACTOR] = {-10, 10},
+    [DCEM_Q_CT_RATIO] = {0, DCEM_RATIO_MAX}, [DCEM_Q_PT_RATIO] = {0, DCEM_RATIO_MAX},
 };
 
 /* SunSpec model blocks dcem reads: ID and L plus L registers. */
@@ -53,6 +54,12 @@ const char *dcem_wordorder_name(int order)
 const char *dcem_quantity_name(int quantity)
 {
     return quantity >= 0 && quantity < DCEM_Q_COUNT ? quantity_names[quantity] : NULL;
+}
+
+int dcem_quantity_measured(int quantity)
+{
+    return quantity >= 0 && quantity < DCEM_Q_COUNT && quantity != DCEM_Q_SCALE_FACTOR &&
+           quantity != DCEM_Q_CT_RATIO && quantity != DCEM_Q_PT_RATIO;
 }
 
 unsigned dcem_regtype_words(int type)
@@ -271,14 +278,68 @@ static int emit(dcem_read_req *out, size_t max, size_t *n, dcem_read_req req)
     return 0;
 }
 
-int dcem_profile_plan(const dcem_profile *p, unsigned base, dcem_read_req *out, size_t max)
+double dcem_ratio_factor(int quantity, double ct, double pt)
+{
+    switch (quantity) {
+    case DCEM_Q_ENERGY_IMPORT_KWH:
+    case DCEM_Q_ENERGY_EXPORT_KWH:
+    case DCEM_Q_ENERGY_TOTAL_KWH:
+    case DCEM_Q_POWER_KW:
+    case DCEM_Q_REACTIVE_KVAR:
+    case DCEM_Q_APPARENT_KVA: return ct * pt;
+    case DCEM_Q_CURRENT_A: return ct;
+    case DCEM_Q_VOLTAGE_V:
+    case DCEM_Q_VOLTAGE_LL_V: return pt;
+    default: return 1;
+    }
+}
+
+int dcem_ratio_valid(double r)
+{
+    return r > 0 && r <= DCEM_RATIO_MAX; /* NaN fails both */
+}
+
+int dcem_register_is_ratio(const dcem_register *r)
+{
+    return r->quantity == DCEM_Q_CT_RATIO || r->quantity == DCEM_Q_PT_RATIO;
+}
+
+void dcem_plan_rules_init(dcem_plan_rules *r, const dcem_profile *p)
+{
+    memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < p->n_regs && i < DCEM_PROFILE_MAX_REGS; i++)
+        r->reg[i] = dcem_register_is_ratio(&p->regs[i]) ? DCEM_PLAN_SKIP : DCEM_PLAN_READ;
+}
+
+/* 1 when a request of function fn covering [from, to) would touch a
+ * register the rules say the device refuses. */
+static int covers_refused(const dcem_profile *p, unsigned base, const dcem_plan_rules *rules,
+                          int fn, unsigned long from, unsigned long to)
+{
+    for (size_t i = 0; i < p->n_regs; i++) {
+        const dcem_register *r = &p->regs[i];
+        if (rules->reg[i] != DCEM_PLAN_REFUSED || r->function != fn) continue;
+        unsigned long a = (unsigned long)base + r->address, w = dcem_regtype_words(r->type);
+        if (a < to && a + w > from) return 1;
+    }
+    return 0;
+}
+
+int dcem_profile_plan_rules(const dcem_profile *p, unsigned base, const dcem_plan_rules *rules,
+                            dcem_read_req *out, size_t max)
 {
     if (p->max_registers < 1 || p->max_registers > 125 || p->n_regs > DCEM_PROFILE_MAX_REGS)
         return DCEM_EINVAL;
-    size_t idx[DCEM_PROFILE_MAX_REGS];
+    dcem_plan_rules initial;
+    if (!rules) {
+        dcem_plan_rules_init(&initial, p);
+        rules = &initial;
+    }
+    size_t idx[DCEM_PROFILE_MAX_REGS], m = 0;
     for (size_t i = 0; i < p->n_regs; i++) { /* insertion sort by (function, address) */
+        if (rules->reg[i] != DCEM_PLAN_READ) continue;
         const dcem_register *r = &p->regs[i];
-        size_t j = i;
+        size_t j = m++;
         for (; j > 0; j--) {
             const dcem_register *q = &p->regs[idx[j - 1]];
             if (q->function < r->function ||
@@ -291,24 +352,33 @@ int dcem_profile_plan(const dcem_profile *p, unsigned base, dcem_read_req *out, 
     size_t n = 0;
     dcem_read_req cur = {0};
     unsigned long cur_end = 0;
-    for (size_t k = 0; k < p->n_regs; k++) {
+    int cut = 0; /* the current request's last register ends it */
+    for (size_t k = 0; k < m; k++) {
         const dcem_register *r = &p->regs[idx[k]];
         unsigned long a = (unsigned long)base + r->address, w = dcem_regtype_words(r->type);
         if (a + w > 65536) return DCEM_ERANGE;
         if (w > p->max_registers) return DCEM_EINVAL;
         unsigned long end = a + w > cur_end ? a + w : cur_end;
-        if (cur.count && r->function == cur.function && a <= cur_end + p->max_gap &&
-            end - cur.address <= p->max_registers) {
+        if (cur.count && !cut && r->function == cur.function && a <= cur_end + p->max_gap &&
+            end - cur.address <= p->max_registers &&
+            !covers_refused(p, base, rules, r->function, cur_end, a)) {
             cur_end = end;
             cur.count = (unsigned)(cur_end - cur.address);
+            cut = rules->cut[idx[k]];
             continue;
         }
         if (cur.count && emit(out, max, &n, cur)) return DCEM_EFULL;
         cur = (dcem_read_req){r->function, (unsigned)a, (unsigned)w};
         cur_end = a + w;
+        cut = rules->cut[idx[k]];
     }
     if (cur.count && emit(out, max, &n, cur)) return DCEM_EFULL;
     return (int)n;
+}
+
+int dcem_profile_plan(const dcem_profile *p, unsigned base, dcem_read_req *out, size_t max)
+{
+    return dcem_profile_plan_rules(p, base, NULL, out, max);
 }
 
 /* ---- parsing ---- */
@@ -496,6 +566,8 @@ static int check_register(const dcem_profile *p, size_t i, const char *name, cha
             FAIL("address", "offset %u + %u runs past the end of SunSpec model %d (%u registers)",
                  r->address, w, p->sunspec_model, blk);
     }
+    if (dcem_register_is_ratio(r) && r->phase)
+        FAIL("phase", "a transformer ratio is one per meter: leave phase out");
     if (r->quantity == DCEM_Q_SCALE_FACTOR && r->type != DCEM_S16)
         FAIL("type", "a scale_factor register must be s16, got %s", tn);
     if (r->scale_register[0]) {

@@ -11,6 +11,7 @@
 
 #define DCEM_PROFILE_MAX_REGS 96
 #define DCEM_REG_NAME_MAX 32
+#define DCEM_RATIO_MAX 100000.0 /* a CT or PT ratio above this is a mistake, never applied */
 
 /* Register value types, as named in profile files: u16 s16 u32 s32 u64 s64
  * f32 f64 (f32/f64: IEEE 754). */
@@ -44,6 +45,8 @@ typedef enum dcem_quantity {
     DCEM_Q_POWER_FACTOR,
     DCEM_Q_FREQUENCY_HZ,
     DCEM_Q_SCALE_FACTOR, /* SunSpec *_SF: signed power of ten for other registers */
+    DCEM_Q_CT_RATIO,     /* current transformer ratio the meter is set to (2000/5 A: 400) */
+    DCEM_Q_PT_RATIO,     /* voltage (potential) transformer ratio (10 kV/100 V: 100) */
     DCEM_Q_COUNT
 } dcem_quantity;
 
@@ -89,6 +92,10 @@ int dcem_profile_find(const dcem_profile *p, int quantity, int phase);
 
 /* Registers (16-bit words) a value of this type occupies: 1, 2 or 4. */
 unsigned dcem_regtype_words(int type);
+
+/* 1 for the quantities a reading carries as measured values: all but
+ * scale_factor, ct_ratio and pt_ratio, which only serve to read others. */
+int dcem_quantity_measured(int quantity);
 
 /* Type and order names as in profile files ("u32", "CDAB"); NULL if unknown. */
 const char *dcem_regtype_name(int type);
@@ -142,7 +149,40 @@ typedef struct dcem_read_req {
     unsigned count;   /* registers, <= max_registers */
 } dcem_read_req;
 
-/* Plans the reads that fetch every register of p, registers at address +
+/* Instrument transformers. A meter behind CTs and PTs measures on their
+ * secondary side; the primary value is the secondary one times the factor
+ * of its quantity: ct * pt for energy, power, reactive and apparent power,
+ * ct for current, pt for voltage, 1 for anything else (power factor,
+ * frequency, the ratios themselves). */
+double dcem_ratio_factor(int quantity, double ct, double pt);
+
+/* 1 when r is a ratio dcem applies: finite, > 0 and <= DCEM_RATIO_MAX. */
+int dcem_ratio_valid(double r);
+
+/* 1 for the registers a poll does not read every time: ct_ratio and
+ * pt_ratio (read when a device is first reached and then now and then). */
+int dcem_register_is_ratio(const dcem_register *r);
+
+/* What a device has shown of its register map, for planning around it.
+ * reg[i]: DCEM_PLAN_READ (fetch it), DCEM_PLAN_SKIP (not wanted now; a
+ * request may still read across it), DCEM_PLAN_REFUSED (the device answers
+ * an exception for it: no request may cover any of its words). cut[i]: 1
+ * when the device refuses a request that reads register i together with a
+ * register at a higher address of the same function (a hole after i it
+ * does not serve); register i then ends its request. Indexes are the
+ * profile's. */
+enum { DCEM_PLAN_READ = 0, DCEM_PLAN_SKIP, DCEM_PLAN_REFUSED };
+typedef struct dcem_plan_rules {
+    unsigned char reg[DCEM_PROFILE_MAX_REGS];
+    unsigned char cut[DCEM_PROFILE_MAX_REGS];
+} dcem_plan_rules;
+
+/* The rules of a device nothing has been learned of: every register READ
+ * but the ratio registers, which are SKIP. */
+void dcem_plan_rules_init(dcem_plan_rules *r, const dcem_profile *p);
+
+/* Plans the reads that fetch every register of p (the ratio registers
+ * aside, see below), registers at address +
  * base (base: 0, or the SunSpec model block's address): registers of the
  * same function are coalesced into one request while the span stays within
  * max_registers and no hole exceeds max_gap. Requests come out sorted by
@@ -153,5 +193,14 @@ typedef struct dcem_read_req {
  * register 65535; DCEM_EINVAL when max_registers is not 1..125 or a
  * register is wider than it (dcem_profile_parse rejects both). */
 int dcem_profile_plan(const dcem_profile *p, unsigned base, dcem_read_req *out, size_t max);
+
+/* The same plan for the READ registers of rules only (NULL: the rules of
+ * dcem_plan_rules_init — which is what dcem_profile_plan uses, so it never
+ * reads the ratio registers), never covering a REFUSED register's words
+ * and never joining a register marked cut with a later one. With the rules
+ * a device has shown, the greedy plan is again the fewest requests that
+ * device serves. */
+int dcem_profile_plan_rules(const dcem_profile *p, unsigned base, const dcem_plan_rules *rules,
+                            dcem_read_req *out, size_t max);
 
 #endif

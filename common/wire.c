@@ -193,7 +193,7 @@ static int reading_ok(const dcem_wire_reading *r)
         return 0;
     for (size_t i = 0; i < r->n_values; i++) {
         int q = r->values[i].quantity, ph = r->values[i].phase;
-        if (q < 0 || q >= DCEM_Q_COUNT || q == DCEM_Q_SCALE_FACTOR || ph < 0 || ph > 3) return 0;
+        if (!dcem_quantity_measured(q) || ph < 0 || ph > 3) return 0;
         if (ph == 0 && (q == DCEM_Q_ENERGY_IMPORT_KWH || q == DCEM_Q_POWER_KW)) return 0;
         if (seen[q][ph]++) return 0;
     }
@@ -524,7 +524,7 @@ static int quantity_key(const char *s, int *q, int *phase)
     }
     for (*q = 0; *q < DCEM_Q_COUNT; (*q)++) {
         const char *name = dcem_quantity_name(*q);
-        if (*q != DCEM_Q_SCALE_FACTOR && strlen(name) == n && memcmp(name, s, n) == 0) return 1;
+        if (dcem_quantity_measured(*q) && strlen(name) == n && memcmp(name, s, n) == 0) return 1;
     }
     return 0;
 }

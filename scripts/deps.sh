@@ -30,6 +30,7 @@ PACKAGES=(
   libxlsxwriter-dev # XLSX reports (dcem-report)
   libssl-dev        # SHA-256 of report manifests (libcrypto)
   python3-openpyxl  # tests open the XLSX reports and check their cells
+  python3-pymodbus  # an independent Modbus server (partial register maps) in the agent tests
   chromium          # headless browser of the dashboard test
   fonts-wqy-microhei # a CJK font, so the dashboard's Chinese renders in its screenshots
 )

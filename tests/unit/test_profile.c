@@ -371,7 +371,7 @@ static const bad_case bad_cases[] = {
                             "type: u16}\n",
      "profile.yaml:7: registers[1].quantity: 'power_w' is not one of: energy_import_kwh, "
      "energy_export_kwh, energy_total_kwh, power_kw, reactive_kvar, apparent_kva, voltage_v, "
-     "voltage_ll_v, current_a, power_factor, frequency_hz, scale_factor"},
+     "voltage_ll_v, current_a, power_factor, frequency_hz, scale_factor, ct_ratio, pt_ratio"},
     {"function 5", HEAD EI "  - {name: r, quantity: power_kw, function: 5, address: 0, "
                           "type: u16}\n",
      "profile.yaml:7: registers[1].function: 5: use 3 (holding registers) or 4 (input "

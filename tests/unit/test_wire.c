@@ -105,7 +105,7 @@ static void worst_reading(dcem_wire_reading *r)
     r->kwh = r->kw = -1.2345678901234567e-300;
     for (int q = 0; q < DCEM_Q_COUNT; q++)
         for (int ph = 0; ph < 4; ph++)
-            if (q != DCEM_Q_SCALE_FACTOR &&
+            if (dcem_quantity_measured(q) &&
                 !(ph == 0 && (q == DCEM_Q_ENERGY_IMPORT_KWH || q == DCEM_Q_POWER_KW)))
                 add_value(r, q, ph, -1.2345678901234567e-300);
 }
