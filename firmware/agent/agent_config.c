@@ -55,6 +55,17 @@ static const dcem_cfg_field device_fields[] = {
      .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "poll_ms", .type = DCEM_CFG_INT, .offset = D(poll_ms), .min = 100, .max = 3600000,
      .def = 1000},
+    {.key = "ct_ratio", .type = DCEM_CFG_DOUBLE, .offset = D(ct_ratio), .min = 0,
+     .max = DCEM_RATIO_MAX, .def = NAN, .flags = DCEM_CFG_MIN_EXCL,
+     .help = "current transformer ratio (2000/5 A: 400); wins over the meter's register"},
+    {.key = "pt_ratio", .type = DCEM_CFG_DOUBLE, .offset = D(pt_ratio), .min = 0,
+     .max = DCEM_RATIO_MAX, .def = NAN, .flags = DCEM_CFG_MIN_EXCL,
+     .help = "voltage transformer ratio (10 kV/100 V: 100); wins over the meter's register"},
+    {.key = "ratio_every_s", .type = DCEM_CFG_INT, .offset = D(ratio_every_s), .min = 1,
+     .max = 86400, .def = 300, .help = "how often the meter's ratio registers are read again"},
+    {.key = "map_retry_s", .type = DCEM_CFG_INT, .offset = D(map_retry_s), .min = 1,
+     .max = 604800, .def = 3600,
+     .help = "how often registers the meter refused are asked for again"},
     {0},
 };
 #undef D

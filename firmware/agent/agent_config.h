@@ -39,6 +39,9 @@ typedef struct dcem_device_cfg {
     char profile[64];           /* model name: <profiles>/<profile>.yaml */
     char meter[DCEM_ID_MAX];    /* meter id from the site ledger */
     long long poll_ms;
+    double ct_ratio, pt_ratio;  /* NAN: not configured (the meter's register, else 1) */
+    long long ratio_every_s;    /* ratio registers read again this often */
+    long long map_retry_s;      /* refused registers asked for again this often */
     int bus_index;              /* derived */
     int profile_index;          /* derived: into dcem_agent_config.profiles */
     int line;

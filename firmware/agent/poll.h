@@ -21,7 +21,18 @@ typedef struct dcem_poll_value {
     double value;   /* canonical unit */
     int valid;      /* 0: NaN/Inf/out of range: never handed on as a number */
     int absent;     /* the device says it does not implement this value */
+    int unsupported; /* the device refuses the register (exception 02/03/04): left
+                        out of its plan until the map is tried again */
 } dcem_poll_value;
+
+/* Where the transformer ratios applied to a reading come from. */
+typedef enum dcem_ratio_source {
+    DCEM_RATIO_NONE = 0,   /* a primary-side meter: no ratio registers, none configured */
+    DCEM_RATIO_REGISTER,   /* read from the meter's ct_ratio / pt_ratio registers */
+    DCEM_RATIO_CONFIG,     /* devices[].ct_ratio / pt_ratio (wins over a register) */
+    DCEM_RATIO_UNKNOWN,    /* the profile has ratio registers, the meter refused them and
+                              nothing is configured: 1 is applied (said once in the log) */
+} dcem_ratio_source;
 
 typedef struct dcem_poll_result {
     size_t device;            /* index into the config's devices */
@@ -30,6 +41,11 @@ typedef struct dcem_poll_result {
     int quality;              /* dcem_wire_quality */
     dcem_poll_value values[DCEM_PROFILE_MAX_REGS];
     size_t n_values;
+    double ct, pt;            /* ratios in force, applied to every value (1: none) */
+    int ct_source, pt_source; /* dcem_ratio_source */
+    int ratio_held;           /* a ratio register read 0 or absurd: the last good one kept */
+    int ratio_mismatch;       /* the configured ratio differs from the meter's register */
+    size_t requests;          /* Modbus requests this poll took */
     char why[160];            /* for a comm error: what failed */
 } dcem_poll_result;
 
@@ -40,6 +56,8 @@ typedef struct dcem_device_stats {
     unsigned long polls, ok, failed;
     unsigned long requests, exceptions, timeouts, crc_errors, other_errors;
     unsigned long reconnects;
+    unsigned long unsupported;  /* registers refused at the last learning of the map */
+    unsigned long ratio_changes; /* ratios in force changed while running */
     int64_t backoff_ms;       /* current, 0 when healthy */
 } dcem_device_stats;
 
