@@ -22,6 +22,9 @@ _Static_assert(COUNT(reason_names) == DCEM_WIRE_REASON_COUNT, "a name for every 
 static const char *const quality_names[] = {"ok", "stale", "out_of_range", "comm_error"};
 _Static_assert(COUNT(quality_names) == DCEM_WIRE_Q_COUNT, "a name for every quality");
 
+static const char *const ratio_note_names[] = {"", "held", "unknown", "mismatch"};
+_Static_assert(COUNT(ratio_note_names) == DCEM_WIRE_RATIO_NOTE_COUNT, "a name for every note");
+
 static const char *const leaf_names[] = {"data", "ack", "ctl", "state", "metrics", "alerts"};
 _Static_assert(COUNT(leaf_names) == DCEM_WIRE_LEAF_COUNT, "a name for every leaf");
 
@@ -43,6 +46,16 @@ const char *dcem_wire_reason_name(int reason)
 const char *dcem_wire_quality_name(int quality)
 {
     return quality >= 0 && quality < DCEM_WIRE_Q_COUNT ? quality_names[quality] : "unknown";
+}
+
+const char *dcem_wire_ratio_note_name(int note)
+{
+    return note > 0 && note < DCEM_WIRE_RATIO_NOTE_COUNT ? ratio_note_names[note] : "";
+}
+
+double dcem_wire_ratio(const dcem_wire_reading *r)
+{
+    return (r->ct ? r->ct : 1) * (r->pt ? r->pt : 1);
 }
 
 const char *dcem_wire_leaf_name(int leaf)
@@ -189,7 +202,9 @@ static int reading_ok(const dcem_wire_reading *r)
 {
     unsigned char seen[DCEM_Q_COUNT][4] = {{0}};
     if (!id_ok(r->meter) || !time_ok(r->t_ms) || r->quality < 0 ||
-        r->quality >= DCEM_WIRE_Q_COUNT || r->n_values > DCEM_WIRE_MAX_VALUES)
+        r->quality >= DCEM_WIRE_Q_COUNT || r->n_values > DCEM_WIRE_MAX_VALUES ||
+        (r->ct && !dcem_ratio_valid(r->ct)) || (r->pt && !dcem_ratio_valid(r->pt)) ||
+        r->ratio_note < 0 || r->ratio_note >= DCEM_WIRE_RATIO_NOTE_COUNT)
         return 0;
     for (size_t i = 0; i < r->n_values; i++) {
         int q = r->values[i].quantity, ph = r->values[i].phase;
@@ -214,6 +229,11 @@ static void put_reading(wbuf *w, const dcem_wire_reading *r)
         quality = DCEM_WIRE_Q_OUT_OF_RANGE;
     put(w, "{\"meter\":\"%s\",\"t\":%" PRId64 ",\"q\":\"%s\"", r->meter, r->t_ms,
         dcem_wire_quality_name(quality));
+    double ct = r->ct ? r->ct : 1, pt = r->pt ? r->pt : 1;
+    if (values && ct != 1) put_number(w, ",", "ct", ct);
+    if (values && pt != 1) put_number(w, ",", "pt", pt);
+    if (values && r->ratio_note)
+        put(w, ",\"ratio\":\"%s\"", dcem_wire_ratio_note_name(r->ratio_note));
     if (values && r->has_kwh && isfinite(r->kwh)) put_number(w, ",", "kwh", r->kwh);
     if (values && r->has_kw && isfinite(r->kw)) put_number(w, ",", "kw", r->kw);
     if (values && n_finite) {
@@ -577,12 +597,31 @@ static int reading(dctx *c, const cJSON *obj, size_t i, dcem_wire_reading *r, si
     if ((r->quality = find_name(quality_names, COUNT(quality_names), s, n)) < 0)
         return fail(c, DCEM_WIRE_BAD_QUALITY, "%sq: not ok, stale, out_of_range or comm_error",
                     path);
+    int has_ct = 0, has_pt = 0;
+    if ((rc = opt_number(c, obj, path, "ct", &has_ct, &r->ct)) ||
+        (rc = opt_number(c, obj, path, "pt", &has_pt, &r->pt)) ||
+        (rc = member(c, obj, path, "ratio", 0, &it)))
+        return rc;
+    if ((has_ct && !dcem_ratio_valid(r->ct)) || (has_pt && !dcem_ratio_valid(r->pt)))
+        return fail(c, DCEM_WIRE_BAD_FIELD, "%s%s: a transformer ratio must be > 0 and <= %g",
+                    path, has_ct && !dcem_ratio_valid(r->ct) ? "ct" : "pt", DCEM_RATIO_MAX);
+    if (!has_ct) r->ct = 1;
+    if (!has_pt) r->pt = 1;
+    if (it) {
+        if (!cJSON_IsString(it))
+            return fail(c, DCEM_WIRE_WRONG_TYPE, "%sratio: not a string", path);
+        r->ratio_note = find_name(ratio_note_names, COUNT(ratio_note_names), it->valuestring,
+                                  strlen(it->valuestring));
+        if (r->ratio_note <= 0)
+            return fail(c, DCEM_WIRE_BAD_FIELD, "%sratio: not held, unknown or mismatch", path);
+    }
     if ((rc = opt_number(c, obj, path, "kwh", &r->has_kwh, &r->kwh)) ||
         (rc = opt_number(c, obj, path, "kw", &r->has_kw, &r->kw)) ||
         (rc = member(c, obj, path, "values", 0, &it)) ||
         (it && (rc = values(c, it, path, r, unknown))))
         return rc;
-    if (r->quality == DCEM_WIRE_Q_COMM_ERROR && (r->has_kwh || r->has_kw || r->n_values))
+    if (r->quality == DCEM_WIRE_Q_COMM_ERROR &&
+        (r->has_kwh || r->has_kw || r->n_values || has_ct || has_pt || r->ratio_note))
         return fail(c, DCEM_WIRE_BAD_QUALITY, "%sq: a comm_error reading has no values", path);
     return 0;
 }

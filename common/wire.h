@@ -119,6 +119,20 @@ typedef struct dcem_wire_value {
     double value; /* canonical unit */
 } dcem_wire_value;
 
+/* A note on the transformer ratios of a reading ("ratio" on the wire). */
+typedef enum dcem_wire_ratio_note {
+    DCEM_WIRE_RATIO_FINE = 0, /* (absent) */
+    DCEM_WIRE_RATIO_HELD,     /* "held": the meter's ratio register read 0 or absurd; the
+                                 last good ratio is applied */
+    DCEM_WIRE_RATIO_UNKNOWN,  /* "unknown": the meter refuses its ratio register and none
+                                 is configured: ratio 1 is applied, maybe wrongly */
+    DCEM_WIRE_RATIO_MISMATCH, /* "mismatch": the configured ratio (applied) differs from
+                                 the meter's register */
+    DCEM_WIRE_RATIO_NOTE_COUNT
+} dcem_wire_ratio_note;
+
+const char *dcem_wire_ratio_note_name(int note);
+
 typedef struct dcem_wire_reading {
     char meter[DCEM_ID_MAX]; /* ledger meter id */
     int64_t t_ms;            /* UTC ms when measured (not when sent) */
@@ -126,6 +140,11 @@ typedef struct dcem_wire_reading {
     int has_kwh, has_kw;
     double kwh;              /* energy import counter (energy_import_kwh, phase 0) */
     double kw;               /* total active power (power_kw, phase 0) */
+    /* Transformer ratios already applied to every value (all are primary
+     * side): "ct" and "pt" on the wire, left out when 1. 0 counts as 1 when
+     * encoding; a decoded reading always has them (1 when absent). */
+    double ct, pt;
+    int ratio_note;          /* dcem_wire_ratio_note */
     dcem_wire_value values[DCEM_WIRE_MAX_VALUES];
     size_t n_values;
 } dcem_wire_reading;
@@ -143,6 +162,11 @@ typedef struct dcem_wire_batch {
                                 quarantined: resending the same bytes cannot succeed) */
     size_t unknown_values;   /* "values" keys of quantities this version does not know */
 } dcem_wire_batch;
+
+/* The product ct * pt of a reading (0 read as 1): what its counter is
+ * scaled by. A change of it between two readings of a meter is a counter
+ * event (docs/figures.md). */
+double dcem_wire_ratio(const dcem_wire_reading *r);
 
 /* Encodes a batch into a new NUL-terminated buffer *json (caller frees with
  * free()) of *len bytes. Numbers are printed in the shortest form that reads

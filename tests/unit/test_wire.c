@@ -626,7 +626,66 @@ static const bad_case bad_cases[] = {
     {"second reading bad",
      HDR "\"readings\":[{" OK_R "},{\"meter\":\"m1\",\"t\":-5,\"q\":\"ok\"}]}",
      DCEM_WIRE_BAD_TIME, 1},
+    /* transformer ratios: never 0, negative or absurd, never on a comm error */
+    {"ct 0", ONE(OK_R ",\"ct\":0,\"kwh\":1"), DCEM_WIRE_BAD_FIELD, 1},
+    {"ct negative", ONE(OK_R ",\"ct\":-400,\"kwh\":1"), DCEM_WIRE_BAD_FIELD, 1},
+    {"pt above 100000", ONE(OK_R ",\"pt\":100001,\"kwh\":1"), DCEM_WIRE_BAD_FIELD, 1},
+    {"ct 1e999", ONE(OK_R ",\"ct\":1e999"), DCEM_WIRE_NOT_FINITE, 1},
+    {"ct a string", ONE(OK_R ",\"ct\":\"400\""), DCEM_WIRE_WRONG_TYPE, 1},
+    {"ratio note unknown", ONE(OK_R ",\"ratio\":\"odd\""), DCEM_WIRE_BAD_FIELD, 1},
+    {"ratio note a number", ONE(OK_R ",\"ratio\":1"), DCEM_WIRE_WRONG_TYPE, 1},
+    {"comm_error with ct", ONE("\"meter\":\"m1\",\"t\":1735689600000,\"q\":\"comm_error\","
+                               "\"ct\":400"), DCEM_WIRE_BAD_QUALITY, 1},
 };
+
+/* Ratios travel with every reading: left out when 1, read back as 1 when
+ * absent, and the note by name. */
+static void test_ratio_round_trip(void **state)
+{
+    (void)state;
+    dcem_wire_reading r[3];
+    set_reading(&r[0], "incomer", 1735689600000, DCEM_WIRE_Q_OK);
+    r[0].has_kwh = 1;
+    r[0].kwh = 1234.56 * 400;
+    r[0].ct = 400;
+    r[0].pt = 100;
+    r[0].ratio_note = DCEM_WIRE_RATIO_MISMATCH;
+    set_reading(&r[1], "it-1", 1735689600000, DCEM_WIRE_Q_OK);
+    r[1].has_kwh = 1;
+    r[1].kwh = 7;
+    set_reading(&r[2], "ups", 1735689600000, DCEM_WIRE_Q_OK);
+    r[2].has_kwh = 1;
+    r[2].kwh = 8;
+    r[2].ct = 1;
+    r[2].pt = 2.5;
+    r[2].ratio_note = DCEM_WIRE_RATIO_HELD;
+    dcem_wire_batch b;
+    batch_init(&b, r, 3);
+    char *json;
+    size_t len;
+    assert_int_equal(dcem_wire_encode_batch(&b, &json, &len), 0);
+    assert_non_null(strstr(json, "\"ct\":400,\"pt\":100,\"ratio\":\"mismatch\",\"kwh\":493824"));
+    assert_non_null(strstr(json, "{\"meter\":\"it-1\",\"t\":1735689600000,\"q\":\"ok\",\"kwh\":7}"));
+    assert_non_null(strstr(json, "\"q\":\"ok\",\"pt\":2.5,\"ratio\":\"held\",\"kwh\":8"));
+    dcem_wire_reading *st = storage();
+    dcem_wire_batch out;
+    int reason;
+    assert_int_equal(decode(json, len, st, &out, &reason, NULL, 0), 0);
+    assert_int_equal(out.n_readings, 3);
+    assert_true(out.readings[0].ct == 400 && out.readings[0].pt == 100);
+    assert_int_equal(out.readings[0].ratio_note, DCEM_WIRE_RATIO_MISMATCH);
+    assert_true(out.readings[1].ct == 1 && out.readings[1].pt == 1);
+    assert_int_equal(out.readings[1].ratio_note, DCEM_WIRE_RATIO_FINE);
+    assert_true(dcem_wire_ratio(&out.readings[0]) == 40000);
+    assert_true(dcem_wire_ratio(&out.readings[2]) == 2.5);
+    assert_int_equal(out.readings[2].ratio_note, DCEM_WIRE_RATIO_HELD);
+    free(json);
+    /* an encoder never writes a ratio it would refuse */
+    r[1].ct = 0.0 - 5;
+    assert_int_equal(dcem_wire_encode_batch(&b, &json, &len), DCEM_EINVAL);
+    assert_null(json);
+    free(st);
+}
 
 static void test_bad_batch(void **state)
 {
@@ -1030,6 +1089,7 @@ int main(void)
         cmocka_unit_test(test_state_round_trip),
         cmocka_unit_test(test_metrics_round_trip),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_ratio_round_trip),
     };
     int failed = cmocka_run_group_tests_name("wire", tests, NULL, NULL);
     failed += RUN_TABLE("malformed batches", test_bad_batch, bad_cases);
