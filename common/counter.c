@@ -22,6 +22,27 @@ void dcem_counter_init(dcem_counter *c, const dcem_counter_cfg *cfg)
     c->cfg = *cfg;
 }
 
+/* The ratio in force (0: never set, 1). */
+static double scale(const dcem_counter *c)
+{
+    return c->ratio > 0 ? c->ratio : 1;
+}
+
+int dcem_counter_set_ratio(dcem_counter *c, double ratio)
+{
+    if (!(ratio > 0) || !isfinite(ratio)) ratio = 1;
+    double old = scale(c);
+    if (ratio == old) return 0;
+    c->ratio = ratio;
+    if (c->mode != MODE_COUNTER || !c->have_anchor) return 0;
+    double k = ratio / old;
+    c->anchor_v *= k;
+    c->pending_v *= k;
+    c->late_v *= k;
+    c->ratio_break = 1;
+    return 1;
+}
+
 static double hours(int64_t t0, int64_t t1)
 {
     return (double)(t1 - t0) / 3.6e6;
@@ -36,14 +57,14 @@ static int plausible(const dcem_counter *c, int64_t t0, double v0, int64_t t1, d
                      double *kwh, unsigned *flags)
 {
     /* one step of slack, widened by a hair: 99.99 - 100 is -0.0100000000000051 */
-    double step = c->cfg.resolution_kwh * (1 + 1e-6);
+    double step = c->cfg.resolution_kwh * scale(c) * (1 + 1e-6);
     double bound = c->cfg.rated_kw * hours(t0, t1) * c->cfg.margin + step;
     double d = v1 - v0;
     *flags = 0;
     if (d >= 0 && d <= bound) return *kwh = d, PLAUSIBLE;
     if (d < 0 && d >= -step) return *kwh = 0, JITTER;
     if (d < 0 && c->cfg.modulo_kwh > 0) {
-        double w = d + c->cfg.modulo_kwh;
+        double w = d + c->cfg.modulo_kwh * scale(c);
         if (w >= 0 && w <= bound) return *flags = DCEM_SEG_ROLLOVER, *kwh = w, PLAUSIBLE;
     }
     return IMPLAUSIBLE;
@@ -55,6 +76,7 @@ static void emit(const dcem_counter *c, dcem_counter_out *out, int64_t t0, int64
     /* too long to spread with any meaning: the hole shows in completeness */
     if (t1 - t0 > c->cfg.max_gap_ms) return;
     if (t1 - t0 > c->cfg.gap_ms) flags |= DCEM_SEG_GAP;
+    if (c->ratio_break && t0 == c->anchor_t) flags |= DCEM_SEG_RESET | DCEM_SEG_RATIO;
     out->seg[out->n_seg++] = (dcem_segment){t0, t1, kwh, flags};
 }
 
@@ -64,6 +86,7 @@ static void advance(dcem_counter *c, int64_t t, double v, int how)
 {
     if (how != JITTER) c->anchor_v = v;
     c->anchor_t = t;
+    c->ratio_break = 0;
 }
 
 static void push_power(dcem_counter *c, int64_t t, double kw, dcem_counter_out *out)
@@ -115,6 +138,7 @@ static void push_counter(dcem_counter *c, int64_t t, double v, dcem_counter_out 
         c->have_pending = 0;
         c->anchor_t = t;
         c->anchor_v = v;
+        c->ratio_break = 0;
     } else { /* implausible against both: the held one was a glitch, hold this */
         out->discarded_t_ms[out->discarded++] = c->pending_t;
         c->pending_t = t;
@@ -152,7 +176,7 @@ void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, i
             return;
         }
         if (!(kwh >= 0) || !isfinite(kwh) ||
-            (c->cfg.modulo_kwh > 0 && kwh >= c->cfg.modulo_kwh)) {
+            (c->cfg.modulo_kwh > 0 && kwh >= c->cfg.modulo_kwh * scale(c))) {
             out->reject = DCEM_REJECT_VALUE;
             return;
         }

@@ -28,6 +28,7 @@ enum {
     DCEM_SEG_RESET = 1u << 1,      /* straddles a counter epoch change */
     DCEM_SEG_ROLLOVER = 1u << 2,   /* the counter wrapped at its modulo */
     DCEM_SEG_INTEGRATED = 1u << 3, /* from power samples, not a register */
+    DCEM_SEG_RATIO = 1u << 4,      /* straddles a change of transformer ratio (with RESET) */
 };
 #define DCEM_SEG_ESTIMATED (DCEM_SEG_GAP | DCEM_SEG_RESET)
 
@@ -66,9 +67,24 @@ typedef struct dcem_counter {
     int have_late;      /* a reading far after the previous one, held */
     int64_t anchor_t, pending_t, late_t, last_t;
     double anchor_v, pending_v, late_v;
+    double ratio;       /* ct * pt the held values are scaled by; 0 until set (1) */
+    int ratio_break;    /* the ratio changed since the anchor: its next segment straddles it */
 } dcem_counter;
 
 void dcem_counter_init(dcem_counter *c, const dcem_counter_cfg *cfg);
+
+/* Meters behind instrument transformers: the readings' counter values are
+ * primary side, the register's value times ratio (ct * pt). Call before
+ * pushing a reading taken at another ratio than the previous one (a ratio
+ * <= 0 or NaN counts as 1). The counter's modulo and resolution are the
+ * register's, so they scale with the ratio. A change is a counter event,
+ * like a replacement: the values held (anchor, and readings held for
+ * judgement) are rescaled to the new ratio — their register value at the
+ * new scale — so the next difference is the register's own difference at
+ * the new scale, never a jump; the segment that straddles the change is
+ * flagged DCEM_SEG_RESET | DCEM_SEG_RATIO (estimated: part of it flowed at
+ * the old ratio). Returns 1 when the ratio changed a running counter. */
+int dcem_counter_set_ratio(dcem_counter *c, double ratio);
 
 /* Feeds one reading taken at t_ms: a counter value kwh (has_kwh) and/or a
  * power kw (has_kw). The meter's first accepted reading fixes its mode:

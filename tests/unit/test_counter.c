@@ -179,11 +179,81 @@ static void test_conservation(void **state)
     assert_float_equal(sum, truth - (10 + 1), 1e-6);
 }
 
+/* Readings of a meter behind transformers: the counter values are the
+ * register's times the ratio, and a ratio change opens a new epoch at the
+ * new scale instead of a jump. rated 100 kW x 1.5 over 15 min: 37.5 kWh. */
+static void push_at(dcem_counter *c, int64_t t, double reg, double ratio, dcem_counter_out *out,
+                    int *changed)
+{
+    *changed = dcem_counter_set_ratio(c, ratio);
+    dcem_counter_push(c, t, 1, reg * ratio, 0, 0, out);
+}
+
+static void test_ratio(void **state)
+{
+    (void)state;
+    dcem_counter_cfg cfg = {.rated_kw = 100, .modulo_kwh = 1000, .resolution_kwh = 0.01,
+                            .margin = 1.5, .gap_ms = 45 * MIN / 2, .max_gap_ms = 92 * DAY};
+    dcem_counter c;
+    dcem_counter_out out;
+    int changed;
+    dcem_counter_init(&c, &cfg);
+    push_at(&c, 0, 100, 2, &out, &changed); /* the first ratio is no event */
+    assert_int_equal(changed, 0);
+    assert_int_equal(out.n_seg, 0);
+    push_at(&c, 15 * MIN, 105, 2, &out, &changed);
+    assert_int_equal(out.n_seg, 1);
+    assert_float_equal(out.seg[0].kwh, 10, 1e-9);
+    assert_int_equal(out.seg[0].flags, 0);
+    /* CT swapped, ratio 2 -> 4: the register goes on from 105 to 110 */
+    push_at(&c, 30 * MIN, 110, 4, &out, &changed);
+    assert_int_equal(changed, 1);
+    assert_int_equal(out.reject, 0);
+    assert_int_equal(out.n_seg, 1);
+    assert_float_equal(out.seg[0].kwh, 20, 1e-9); /* 5 register kWh at the new scale */
+    assert_int_equal(out.seg[0].flags, DCEM_SEG_RESET | DCEM_SEG_RATIO);
+    push_at(&c, 45 * MIN, 115, 4, &out, &changed);
+    assert_int_equal(changed, 0);
+    assert_float_equal(out.seg[0].kwh, 20, 1e-9);
+    assert_int_equal(out.seg[0].flags, 0);
+    /* the modulo is the register's: at ratio 4 the counter wraps at 4000 */
+    push_at(&c, 60 * MIN, 995, 4, &out, &changed); /* an implausible jump: held */
+    assert_int_equal(out.n_seg, 0);
+    push_at(&c, 75 * MIN, 1000 - 0.5, 4, &out, &changed); /* confirms it: new epoch */
+    assert_int_equal(out.n_seg, 2);
+    assert_int_equal(out.seg[0].flags, DCEM_SEG_RESET);
+    assert_float_equal(out.seg[1].kwh, 4.5 * 4, 1e-9);
+    push_at(&c, 90 * MIN, 2, 4, &out, &changed); /* 999.5 -> 2 wraps at 1000 */
+    assert_int_equal(out.reject, 0);
+    assert_int_equal(out.n_seg, 1);
+    assert_float_equal(out.seg[0].kwh, 2.5 * 4, 1e-9);
+    assert_int_equal(out.seg[0].flags, DCEM_SEG_ROLLOVER);
+    /* a ratio change while a reading is held for its value: both rescaled */
+    push_at(&c, 105 * MIN, 500, 4, &out, &changed); /* jump: held */
+    assert_int_equal(out.n_seg, 0);
+    push_at(&c, 120 * MIN, 502, 8, &out, &changed); /* confirms it at the new scale */
+    assert_int_equal(changed, 1);
+    assert_int_equal(out.n_seg, 2);
+    assert_int_equal(out.seg[0].flags, DCEM_SEG_RESET | DCEM_SEG_RATIO);
+    assert_float_equal(out.seg[1].kwh, 2 * 8, 1e-9);
+    assert_int_equal(out.seg[1].flags, 0);
+    /* a value at or past the scaled modulo is impossible */
+    push_at(&c, 135 * MIN, 1000, 8, &out, &changed);
+    assert_int_equal(out.reject, DCEM_REJECT_VALUE);
+    for (int k = 0; k < out.n_seg; k++) assert_true(out.seg[k].kwh >= 0);
+    /* no ratio, 0 or NaN: 1 */
+    dcem_counter_init(&c, &cfg);
+    assert_int_equal(dcem_counter_set_ratio(&c, 0), 0);
+    assert_int_equal(dcem_counter_set_ratio(&c, NAN), 0);
+    assert_int_equal(dcem_counter_set_ratio(&c, 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_conservation),
+        cmocka_unit_test(test_ratio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
