@@ -57,6 +57,7 @@ static const struct {
     [DCEM_ROW_OUT_OF_ORDER] = {"out_of_order", "not later than the meter's previous reading"},
     [DCEM_ROW_OUT_OF_RANGE] = {"out_of_range", "value negative, beyond the counter or rated power"},
     [DCEM_ROW_WRONG_KIND] = {"wrong_kind", "kw-only row for a counter meter, or kwh for a power meter"},
+    [DCEM_ROW_BAD_RATIO] = {"bad_ratio", "ratio is not a number above 0 and at most 1e10"},
 };
 
 const char *dcem_row_reason_name(int r)
@@ -208,9 +209,11 @@ static int split_fields(const char *line, size_t len, const char **f, size_t *fl
 int dcem_audit_header(dcem_audit *a, const char *line, size_t len)
 {
     if (len && line[len - 1] == '\r') len--;
-    static const char h3[] = "time,meter,kwh", h4[] = "time,meter,kwh,kw";
+    static const char h3[] = "time,meter,kwh", h4[] = "time,meter,kwh,kw",
+                      h5[] = "time,meter,kwh,kw,ratio";
     if (len == sizeof h3 - 1 && !memcmp(line, h3, len)) a->ncols = 3;
     else if (len == sizeof h4 - 1 && !memcmp(line, h4, len)) a->ncols = 4;
+    else if (len == sizeof h5 - 1 && !memcmp(line, h5, len)) a->ncols = 5;
     else return DCEM_EINVAL;
     return 0;
 }
@@ -237,12 +240,12 @@ static void note_unknown(dcem_audit *a, const char *id, size_t n)
 
 int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
 {
-    const char *f[4];
-    size_t fl[4];
+    const char *f[5];
+    size_t fl[5];
     if (len && line[len - 1] == '\r') len--;
     a->stats.rows++;
     int ncols = a->ncols ? a->ncols : 3;
-    if (split_fields(line, len, f, fl, 4) != ncols) return reject(a, DCEM_ROW_MALFORMED);
+    if (split_fields(line, len, f, fl, 5) != ncols) return reject(a, DCEM_ROW_MALFORMED);
     int64_t t;
     if (dcem_parse_time(f[0], fl[0], &t)) return reject(a, DCEM_ROW_BAD_TIME);
     int has_kwh = fl[2] > 0, has_kw = ncols == 4 && fl[3] > 0;
@@ -250,6 +253,10 @@ int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
     if (has_kwh && dcem_parse_double(f[2], fl[2], &kwh)) return reject(a, DCEM_ROW_BAD_KWH);
     if (has_kw && dcem_parse_double(f[3], fl[3], &kw)) return reject(a, DCEM_ROW_BAD_KW);
     if (!has_kwh && !has_kw) return reject(a, DCEM_ROW_NO_VALUE);
+    double ratio = 1; /* an empty ratio: none */
+    if (ncols == 5 && fl[4] &&
+        (dcem_parse_double(f[4], fl[4], &ratio) || !(ratio > 0 && ratio <= DCEM_AUDIT_RATIO_MAX)))
+        return reject(a, DCEM_ROW_BAD_RATIO);
     int idx = lookup(a, f[1], fl[1]);
     if (idx < 0) {
         note_unknown(a, f[1], fl[1]);
@@ -257,7 +264,7 @@ int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
     }
     meter_state *m = &a->meters[idx];
     dcem_counter_out out;
-    dcem_counter_push(&m->counter, t, has_kwh, kwh, has_kw, kw, &out);
+    dcem_counter_push_ratio(&m->counter, t, has_kwh, kwh, has_kw, kw, ratio, &out);
     switch (out.reject) {
     case DCEM_REJECT_ORDER: return reject(a, DCEM_ROW_OUT_OF_ORDER);
     case DCEM_REJECT_VALUE: return reject(a, DCEM_ROW_OUT_OF_RANGE);

@@ -25,6 +25,7 @@ typedef enum dcem_row_reason {
     DCEM_ROW_OUT_OF_ORDER,   /* not later than the meter's previous reading */
     DCEM_ROW_OUT_OF_RANGE,   /* negative, at or above the counter modulo, or kW > rated */
     DCEM_ROW_WRONG_KIND,     /* kw-only row for a counter meter, or the reverse */
+    DCEM_ROW_BAD_RATIO,      /* ratio not a number in (0, 1e10] */
     DCEM_ROW_REASON_COUNT
 } dcem_row_reason;
 
@@ -46,8 +47,11 @@ typedef struct dcem_audit_stats {
 dcem_audit *dcem_audit_new(const dcem_site *site, const dcem_policy *policy, const dcem_tz *tz);
 void dcem_audit_free(dcem_audit *a);
 
-/* Checks the header line: "time,meter,kwh" or "time,meter,kwh,kw".
- * Returns 0 or DCEM_EINVAL. */
+/* Checks the header line: "time,meter,kwh", "time,meter,kwh,kw" or
+ * "time,meter,kwh,kw,ratio" (ratio: the transformer ratio ct * pt the kwh
+ * of a meter behind CTs/PTs was scaled by; empty = 1. A change of it is a
+ * counter event, see dcem_counter_set_ratio). Returns 0 or DCEM_EINVAL. */
+#define DCEM_AUDIT_RATIO_MAX 1e10 /* ct and pt each at most 100000 */
 int dcem_audit_header(dcem_audit *a, const char *line, size_t len);
 
 /* Feeds one data row (without its newline; a trailing CR is ignored).

@@ -224,3 +224,13 @@ void dcem_counter_finish(dcem_counter *c, dcem_counter_out *out)
         c->have_pending = 0;
     }
 }
+
+void dcem_counter_push_ratio(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, int has_kw,
+                             double kw, double ratio, dcem_counter_out *out)
+{
+    dcem_counter before = *c;
+    int changed = dcem_counter_set_ratio(c, ratio);
+    dcem_counter_push(c, t_ms, has_kwh, kwh, has_kw, kw, out);
+    if (out->reject) *c = before;
+    else out->ratio_changed = changed;
+}

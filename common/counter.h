@@ -57,6 +57,7 @@ typedef struct dcem_counter_out {
     int reject;                 /* dcem_reject for this reading */
     int discarded;              /* held readings found to be glitches (0-2) */
     int64_t discarded_t_ms[2];  /* their times */
+    int ratio_changed;          /* dcem_counter_push_ratio: a new ratio, a new epoch */
 } dcem_counter_out;
 
 typedef struct dcem_counter {
@@ -74,9 +75,9 @@ typedef struct dcem_counter {
 void dcem_counter_init(dcem_counter *c, const dcem_counter_cfg *cfg);
 
 /* Meters behind instrument transformers: the readings' counter values are
- * primary side, the register's value times ratio (ct * pt). Call before
- * pushing a reading taken at another ratio than the previous one (a ratio
- * <= 0 or NaN counts as 1). The counter's modulo and resolution are the
+ * primary side, the register's value times ratio (ct * pt). Sets the ratio
+ * of the readings pushed next (a ratio <= 0 or NaN counts as 1); use
+ * dcem_counter_push_ratio, which undoes it when the reading is rejected. The counter's modulo and resolution are the
  * register's, so they scale with the ratio. A change is a counter event,
  * like a replacement: the values held (anchor, and readings held for
  * judgement) are rescaled to the new ratio — their register value at the
@@ -91,6 +92,13 @@ int dcem_counter_set_ratio(dcem_counter *c, double ratio);
  * counter when it has kwh, power otherwise. Results in *out. */
 void dcem_counter_push(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, int has_kw,
                        double kw, dcem_counter_out *out);
+
+/* dcem_counter_push of a reading taken at transformer ratio `ratio`: sets
+ * it first (dcem_counter_set_ratio) and, when the reading is rejected,
+ * leaves the counter as it was — a refused reading changes nothing, its
+ * ratio included. out->ratio_changed is 1 when it opened a new epoch. */
+void dcem_counter_push_ratio(dcem_counter *c, int64_t t_ms, int has_kwh, double kwh, int has_kw,
+                             double kw, double ratio, dcem_counter_out *out);
 
 /* End of data: a reading held for its value has no right-hand neighbour to
  * confirm it, so it is discarded; one held only for its time is used. */

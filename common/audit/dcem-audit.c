@@ -34,7 +34,7 @@ static void usage(FILE *out)
           "                  [--year YYYY | --month YYYY-MM] [--as-of YYYY-MM-DD]\n"
           "                  [--json] [--max-errors N]\n"
           "Recomputes PUE, green share, cap usage and the verdicts of the policy\n"
-          "for every month and year of the readings (CSV: time,meter,kwh[,kw]).\n"
+          "for every month and year of the readings (CSV: time,meter,kwh[,kw[,ratio]]).\n"
           "--readings - reads standard input. See docs/audit.md.\n",
           out);
 }
@@ -122,8 +122,8 @@ static int feed_line(feeder *fd, const char *s, size_t len)
     if (len == 0 || (len == 1 && s[0] == '\r')) return 0;
     if (!fd->have_header) {
         if (dcem_audit_header(fd->audit, s, len)) {
-            fprintf(stderr, "%s:%lld: header must be time,meter,kwh or time,meter,kwh,kw\n",
-                    fd->name, fd->line);
+            fprintf(stderr, "%s:%lld: header must be time,meter,kwh, time,meter,kwh,kw or "
+                            "time,meter,kwh,kw,ratio\n", fd->name, fd->line);
             return -1;
         }
         fd->have_header = 1;

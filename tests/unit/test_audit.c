@@ -296,6 +296,42 @@ static void test_clock_glitch_early(void **state)
     teardown_site(fx);
 }
 
+/* The ratio column: a facility meter behind CTs, reprogrammed from 400 to
+ * 800 mid-month. Its register moves 0.1 kWh per 15 min (40 kWh primary
+ * at 400, 80 at 800); the change is a counter event at the new scale,
+ * never a jump, and a bad ratio is a rejected row that changes nothing. */
+static void test_ratio_column(void **state)
+{
+    (void)state;
+    fixture *fx = setup_site("Asia/Shanghai", "");
+    assert_int_equal(dcem_audit_header(fx->audit, "time,meter,kwh,kw,ratio", 23), 0);
+    int64_t t0 = utc("2025-01-01T00:00:00+08:00");
+    char line[160], ts[40];
+    double reg = 1000;
+    for (int i = 0; i <= 8; i++, reg += 0.1) {
+        double ratio = i < 4 ? 400 : 800;
+        dcem_format_time(t0 + i * 15 * MIN, 0, ts, sizeof ts);
+        int n = snprintf(line, sizeof line, "%s,f1,%.6f,,%g", ts, reg * ratio, ratio);
+        assert_int_equal(dcem_audit_row(fx->audit, line, (size_t)n), DCEM_ROW_OK);
+    }
+    static const char *const bad[] = {
+        "2025-01-01T02:15:00+08:00,f1,1,,0",   "2025-01-01T02:15:00+08:00,f1,1,,-2",
+        "2025-01-01T02:15:00+08:00,f1,1,,1e11", "2025-01-01T02:15:00+08:00,f1,1,,x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(dcem_audit_row(fx->audit, bad[i], strlen(bad[i])), DCEM_ROW_BAD_RATIO);
+    assert_int_equal(dcem_audit_finish(fx->audit), 0);
+    assert_int_equal(dcem_audit_stats_get(fx->audit)->by_reason[DCEM_ROW_BAD_RATIO], 4);
+    dcem_figures f;
+    dcem_verdicts v;
+    dcem_meter_period mp[2];
+    period(fx, DCEM_PERIOD_MONTH, 2025, 1, &f, &v, mp);
+    /* 3 x 40 at 400, the straddling 15 min at the new scale (80), 4 x 80 */
+    assert_float_equal(f.role_kwh[DCEM_ROLE_FACILITY], 120 + 80 + 320, 1e-6);
+    assert_int_equal(mp[0].resets, 1);
+    teardown_site(fx);
+}
+
 /* Random corruptions of valid rows never crash the engine (ASan/UBSan run
  * this too) and every row is either accepted or rejected with a reason. */
 static void test_corrupt_rows(void **state)
@@ -393,7 +429,8 @@ int main(void)
         cmocka_unit_test(test_gap_across_month_end), cmocka_unit_test(test_new_year_in_shanghai),
         cmocka_unit_test(test_dst_months),           cmocka_unit_test(test_leap_year),
         cmocka_unit_test(test_incomplete_month),     cmocka_unit_test(test_rejected_rows),
-        cmocka_unit_test(test_clock_glitch_early),   cmocka_unit_test(test_corrupt_rows),
+        cmocka_unit_test(test_clock_glitch_early),
+        cmocka_unit_test(test_ratio_column),   cmocka_unit_test(test_corrupt_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -185,8 +185,8 @@ static void test_conservation(void **state)
 static void push_at(dcem_counter *c, int64_t t, double reg, double ratio, dcem_counter_out *out,
                     int *changed)
 {
-    *changed = dcem_counter_set_ratio(c, ratio);
-    dcem_counter_push(c, t, 1, reg * ratio, 0, 0, out);
+    dcem_counter_push_ratio(c, t, 1, reg * ratio, 0, 0, ratio, out);
+    *changed = out->ratio_changed;
 }
 
 static void test_ratio(void **state)
@@ -241,6 +241,13 @@ static void test_ratio(void **state)
     push_at(&c, 135 * MIN, 1000, 8, &out, &changed);
     assert_int_equal(out.reject, DCEM_REJECT_VALUE);
     for (int k = 0; k < out.n_seg; k++) assert_true(out.seg[k].kwh >= 0);
+    /* a rejected reading leaves the ratio as it was */
+    push_at(&c, 120 * MIN, 503, 16, &out, &changed); /* not after the last: out of order */
+    assert_int_equal(out.reject, DCEM_REJECT_ORDER);
+    push_at(&c, 135 * MIN, 503, 8, &out, &changed);
+    assert_int_equal(changed, 0);
+    assert_float_equal(out.seg[0].kwh, 8, 1e-9);
+    assert_int_equal(out.seg[0].flags, 0);
     /* no ratio, 0 or NaN: 1 */
     dcem_counter_init(&c, &cfg);
     assert_int_equal(dcem_counter_set_ratio(&c, 0), 0);
