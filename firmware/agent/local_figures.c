@@ -107,7 +107,8 @@ void dcem_local_add(dcem_local *l, const dcem_wire_reading *r)
         meter *m = &l->meters[i];
         if (m->role < 0 || r->quality != DCEM_WIRE_Q_OK) return;
         dcem_counter_out out;
-        dcem_counter_push(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw, &out);
+        dcem_counter_push_ratio(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
+                                dcem_wire_ratio(r), &out);
         l->current = i;
         for (int k = 0; k < out.n_seg; k++) dcem_splitter_add(&m->split, &out.seg[k], on_interval, l);
         return;

@@ -504,13 +504,10 @@ static int export_row(void *ctx, const dcem_store_reading *r)
         x->stopped = 1;
         return 1;
     }
-    if (!r->has_kwh && !r->has_kw) return 0;
-    char t[40], kwh[32] = "", kw[32] = "", line[256];
-    dcem_format_time(r->t_ms, 0, t, sizeof t);
-    if (r->has_kwh) snprintf(kwh, sizeof kwh, "%.17g", r->kwh);
-    if (r->has_kw) snprintf(kw, sizeof kw, "%.17g", r->kw);
-    int n = snprintf(line, sizeof line, "%s,%s,%s,%s\n", t, r->meter, kwh, kw);
-    if (n < 0 || (size_t)n >= sizeof line || export_append(x, line, (size_t)n)) {
+    char line[DCEM_STORE_CSV_ROW_MAX];
+    int n = dcem_store_reading_csv(r, line, sizeof line);
+    if (n == 0) return 0;
+    if (n < 0 || export_append(x, line, (size_t)n)) {
         x->failed = 1;
         return 1;
     }
@@ -562,7 +559,7 @@ static enum MHD_Result export(dcem_api *a, struct MHD_Connection *c, const char 
                               int64_t to) {
     export_ctx *x = calloc(1, sizeof *x);
     if (!x) return send_error(a, c, 500, NULL, "out of memory");
-    static const char header[] = "time,meter,kwh,kw\n"; x->a = a;
+    static const char header[] = DCEM_STORE_CSV_HEADER; x->a = a;
     snprintf(x->site, sizeof x->site, "%s", site); x->cur = from; x->to = to;
     if (export_append(x, header, sizeof header - 1)){
         export_free(x); return send_error(a, c, 500, NULL, "out of memory");}

@@ -697,13 +697,9 @@ static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_
 
 static int print_row(void *ctx, const dcem_store_reading *r)
 {
-    FILE *out = ctx;
-    if (!r->has_kwh && !r->has_kw) return 0;
-    char t[40], kwh[32] = "", kw[32] = "";
-    dcem_format_time(r->t_ms, 0, t, sizeof t);
-    if (r->has_kwh) snprintf(kwh, sizeof kwh, "%.17g", r->kwh);
-    if (r->has_kw) snprintf(kw, sizeof kw, "%.17g", r->kw);
-    fprintf(out, "%s,%s,%s,%s\n", t, r->meter, kwh, kw);
+    char row[DCEM_STORE_CSV_ROW_MAX];
+    int n = dcem_store_reading_csv(r, row, sizeof row);
+    if (n > 0) fwrite(row, 1, (size_t)n, ctx);
     return 0;
 }
 
@@ -726,7 +722,7 @@ static int cmd_export(dcem_collector_config *cfg, const char *site, const char *
     }
     dcem_store *st = open_store(cfg, err, sizeof err);
     if (!st) return fprintf(stderr, "dcem-collector: %s\n", err), 1;
-    puts("time,meter,kwh,kw");
+    fputs(DCEM_STORE_CSV_HEADER, stdout);
     int rc = dcem_store_export(st, site, NULL, t0, t1, print_row, stdout);
     if (rc) fprintf(stderr, "dcem-collector: export: %s\n", dcem_store_error(st));
     dcem_store_close(st);

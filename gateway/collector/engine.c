@@ -404,7 +404,8 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
         if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
         m->touched = 1;
         dcem_counter_out out;
-        dcem_counter_push(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw, &out);
+        dcem_counter_push_ratio(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
+                                dcem_wire_ratio(r), &out);
         if (out.reject) {
             e->stats.rejected_readings++;
             continue;

@@ -320,7 +320,7 @@ typedef struct ctx_row {
     int64_t t_ms;
     const char *meter; /* the ledger's id */
     int has_kwh, has_kw;
-    double kwh, kw;
+    double kwh, kw, ratio;
 } ctx_row;
 
 typedef struct rows_ctx {
@@ -334,7 +334,7 @@ static int keep_row(void *arg, const dcem_store_reading *rd)
 {
     rows_ctx *c = arg;
     if (!rd->has_kwh && !rd->has_kw) return 0;
-    ctx_row row = {rd->t_ms, c->meter, rd->has_kwh, rd->has_kw, rd->kwh, rd->kw};
+    ctx_row row = {rd->t_ms, c->meter, rd->has_kwh, rd->has_kw, rd->kwh, rd->kw, rd->ratio};
     if (c->first) {
         c->rows[c->n++] = row;
         return c->n == CONTEXT_READINGS ? 1 : 0; /* enough: stop the walk */
@@ -353,14 +353,11 @@ static int by_row_time(const void *a, const void *b)
 }
 
 /* One CSV row exactly as `dcem-collector export` prints it. */
-static int put_row(FILE *f, int64_t t_ms, const char *meter, int has_kwh, double kwh, int has_kw,
-                   double kw)
+static int put_row(FILE *f, const dcem_store_reading *rd)
 {
-    char t[40], a[32] = "", b[32] = "";
-    dcem_format_time(t_ms, 0, t, sizeof t);
-    if (has_kwh) snprintf(a, sizeof a, "%.17g", kwh);
-    if (has_kw) snprintf(b, sizeof b, "%.17g", kw);
-    return fprintf(f, "%s,%s,%s,%s\n", t, meter, a, b) < 0 ? -1 : 0;
+    char row[DCEM_STORE_CSV_ROW_MAX];
+    int n = dcem_store_reading_csv(rd, row, sizeof row);
+    return n < 0 || fwrite(row, 1, (size_t)n, f) != (size_t)n ? -1 : 0;
 }
 
 typedef struct main_ctx {
@@ -373,7 +370,7 @@ static int main_row(void *arg, const dcem_store_reading *rd)
 {
     main_ctx *c = arg;
     if (!rd->has_kwh && !rd->has_kw) return 0;
-    if (put_row(c->f, rd->t_ms, rd->meter, rd->has_kwh, rd->kwh, rd->has_kw, rd->kw)) {
+    if (put_row(c->f, rd)) {
         c->failed = 1;
         return -1;
     }
@@ -420,10 +417,12 @@ static int context_rows(dcem_report *r, int after, int64_t at, ctx_row **rows, s
 
 static int write_rows(FILE *f, const ctx_row *rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (put_row(f, rows[i].t_ms, rows[i].meter, rows[i].has_kwh, rows[i].kwh, rows[i].has_kw,
-                    rows[i].kw))
-            return -1;
+    for (size_t i = 0; i < n; i++) {
+        dcem_store_reading rd = {.meter = rows[i].meter, .t_ms = rows[i].t_ms,
+                                 .has_kwh = rows[i].has_kwh, .has_kw = rows[i].has_kw,
+                                 .kwh = rows[i].kwh, .kw = rows[i].kw, .ratio = rows[i].ratio};
+        if (put_row(f, &rd)) return -1;
+    }
     return 0;
 }
 
@@ -450,7 +449,7 @@ static int export_readings(dcem_report *r, const char *path, char *err, size_t e
     FILE *f = rc ? NULL : fopen(path, "wb");
     if (!rc && !f) rc = fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno));
     main_ctx m = {.f = f};
-    if (!rc && (fputs("time,meter,kwh,kw\n", f) < 0 || write_rows(f, head, n_head))) m.failed = 1;
+    if (!rc && (fputs(DCEM_STORE_CSV_HEADER, f) < 0 || write_rows(f, head, n_head))) m.failed = 1;
     if (!rc && !m.failed &&
         dcem_store_export(r->st, r->ledger->site, NULL, from, to, main_row, &m) && !m.failed)
         rc = fail(err, errlen, DCEM_ESTORAGE, "exporting the readings of %s: %s", r->ledger->site,

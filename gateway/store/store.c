@@ -3,6 +3,7 @@
 #include "store_backend.h"
 
 #include "errors.h"
+#include "parse.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -543,4 +544,16 @@ void dcem_store_stats(const dcem_store *st, dcem_store_stat *out)
     if (!out) return;
     memset(out, 0, sizeof *out);
     if (st) *out = st->stats;
+}
+
+int dcem_store_reading_csv(const dcem_store_reading *r, char *buf, size_t len)
+{
+    if (!r->has_kwh && !r->has_kw) return 0;
+    char t[40], kwh[32] = "", kw[32] = "", ratio[32] = "";
+    dcem_format_time(r->t_ms, 0, t, sizeof t);
+    if (r->has_kwh) snprintf(kwh, sizeof kwh, "%.17g", r->kwh);
+    if (r->has_kw) snprintf(kw, sizeof kw, "%.17g", r->kw);
+    if (r->ratio != 1 && r->ratio > 0) snprintf(ratio, sizeof ratio, "%.17g", r->ratio);
+    int n = snprintf(buf, len, "%s,%s,%s,%s,%s\n", t, r->meter, kwh, kw, ratio);
+    return n < 0 || (size_t)n >= len ? -1 : n;
 }

@@ -146,9 +146,22 @@ typedef struct dcem_store_reading {
     int has_kwh, has_kw;
     double kwh, kw;
     uint64_t epoch, seq; /* the batch that brought it */
+    double ratio;        /* transformer ratio ct * pt its values were scaled by (1: none) */
 } dcem_store_reading;
 
 typedef int (*dcem_store_reading_fn)(void *ctx, const dcem_store_reading *r);
+
+/* The dcem-audit CSV of readings (docs/audit.md): its header line, and one
+ * reading as a row — RFC 3339 UTC time, meter, kwh and kw in the shortest
+ * form that reads back exactly (empty when absent), the ratio (empty when
+ * 1). Writes the row with its newline into buf; returns its length, 0 for a
+ * reading without a value (no row), or -1 when buf is too small
+ * (DCEM_STORE_CSV_ROW_MAX always suffices). Every export writes with it, so
+ * `dcem-collector export`, the API and a report's readings.csv agree byte
+ * for byte. */
+#define DCEM_STORE_CSV_HEADER "time,meter,kwh,kw,ratio\n"
+#define DCEM_STORE_CSV_ROW_MAX 256
+int dcem_store_reading_csv(const dcem_store_reading *r, char *buf, size_t len);
 
 /* Readings of site with from_ms <= t_ms < to_ms, ordered by (t_ms, meter) —
  * the dcem-audit CSV export, and, with meter not NULL (only that meter, in

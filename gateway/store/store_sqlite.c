@@ -232,9 +232,20 @@ static const struct migration {
      " CHECK (stale IN (0, 1));\n"
      "ALTER TABLE meter_state ADD COLUMN events BLOB NOT NULL DEFAULT x''\n"
      " CHECK (length(events) % 9 = 0 AND length(events) <= 144);\n"},
+
+    /* the transformer ratio ct * pt a reading's values were scaled by: a
+     * change of it is a counter event, so the export carries it */
+    {"transformer ratios of readings and of a meter's counter",
+     "ALTER TABLE readings ADD COLUMN ratio REAL NOT NULL DEFAULT 1\n"
+     " CHECK (ratio > 0 AND ratio <= 1e10);\n"
+     "ALTER TABLE meter_state ADD COLUMN ratio REAL NOT NULL DEFAULT 0\n"
+     " CHECK (ratio >= 0 AND ratio <= 1e10);\n"
+     "ALTER TABLE meter_state ADD COLUMN ratio_break INTEGER NOT NULL DEFAULT 0\n"
+     " CHECK (ratio_break IN (0, 1));\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
+#define SCHEMA_RATIO 5 /* readings.ratio, meter_state.ratio */
 
 /* ---- statements --------------------------------------------------------------------------- */
 
@@ -255,6 +266,7 @@ enum {
     S_BATCH_COUNT,
     S_BATCH_SET_NEW,
     S_READING_INSERT,
+    S_READING_INSERT_V4,
     S_QUARANTINE_INSERT,
     S_EXPORT_SITE,
     S_EXPORT_METER,
@@ -296,10 +308,11 @@ enum {
     "rated_kw, modulo_kwh, resolution_kwh, margin, gap_ms, max_gap_ms, mode, have_anchor, "     \
     "have_pending, have_late, anchor_t, pending_t, late_t, last_t, anchor_v, pending_v, "       \
     "late_v, split_len_ms, split_open, cur_start_ms, cur_end_ms, cur_kwh, cur_estimated_kwh, "  \
-    "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms, stale, events"
+    "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms, stale, events, " \
+    "ratio, ratio_break"
 #define EPOCH_COLS "site, gateway, epoch, contiguous_seq, max_seq, skipped, first_ms, last_ms"
-#define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq"
-#define READING_COLS_MAX "meter, max(t_ms), kwh, kw, quality, gateway, epoch, seq"
+#define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq, ratio"
+#define READING_COLS_MAX "meter, max(t_ms), kwh, kw, quality, gateway, epoch, seq, ratio"
 
 static const char *const sql_text[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -332,9 +345,15 @@ static const char *const sql_text[S_COUNT] = {
     /* ON CONFLICT names the key, unlike INSERT OR IGNORE, which would also
      * silently skip rows that break a CHECK */
     [S_READING_INSERT] = "INSERT INTO readings"
-                         " (site, meter, t_ms, kwh, kw, quality, gateway, epoch, seq)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                         " (site, meter, t_ms, kwh, kw, quality, gateway, epoch, seq, ratio)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                          " ON CONFLICT (site, t_ms, meter) DO NOTHING",
+    /* a store held at a schema before the ratio column (tests build old
+     * stores so): the readings without it, which then must be at ratio 1 */
+    [S_READING_INSERT_V4] = "INSERT INTO readings"
+                            " (site, meter, t_ms, kwh, kw, quality, gateway, epoch, seq)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                            " ON CONFLICT (site, t_ms, meter) DO NOTHING",
     [S_QUARANTINE_INSERT] = "INSERT INTO quarantine"
                             " (site, gateway, epoch, seq, received_ms, reason, payload)"
                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -408,7 +427,7 @@ static const char *const sql_text[S_COUNT] = {
 
     [S_STATE_PUT] = "INSERT OR REPLACE INTO meter_state (site, meter, " STATE_COLS ") VALUES"
                     " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-                    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)",
+                    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
     [S_STATE_GET] = "SELECT " STATE_COLS " FROM meter_state WHERE site = ?1 AND meter = ?2",
 
     [S_FIG_PUT] = "INSERT OR REPLACE INTO figures (site, kind, period_key, json, computed_ms)"
@@ -988,7 +1007,8 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
         return rc;
     }
 
-    sqlite3_stmt *s = stmt(st, S_READING_INSERT);
+    int has_ratio = st->schema_version >= SCHEMA_RATIO;
+    sqlite3_stmt *s = stmt(st, has_ratio ? S_READING_INSERT : S_READING_INSERT_V4);
     if (!s) return DCEM_ESTORAGE;
     sqlite3 *db = conn(st)->db;
     /* the batch's columns are bound once; bindings survive sqlite3_reset */
@@ -1016,6 +1036,14 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
         else
             sqlite3_bind_null(s, 5);
         sqlite3_bind_int(s, 6, r->quality);
+        if (has_ratio) {
+            sqlite3_bind_double(s, 10, dcem_wire_ratio(r));
+        } else if (dcem_wire_ratio(r) != 1) {
+            done(s);
+            dcem_store_set_error(st, "put_batch: schema %d has no transformer ratio",
+                                 st->schema_version);
+            return DCEM_ESTORAGE;
+        }
         rc = sqlite3_step(s);
         if (rc != SQLITE_DONE) {
             char what[64];
@@ -1155,6 +1183,7 @@ static int each_reading(dcem_store *st, sqlite3_stmt *s, const char *site, const
             .gateway = c_text(s, 5),
             .epoch = c_u64(s, 6),
             .seq = c_u64(s, 7),
+            .ratio = sqlite3_column_double(s, 8),
         };
         if ((rc = fn(ctx, &r)) != 0) break;
     }
@@ -1600,6 +1629,8 @@ static int sq_put_meter_state(dcem_store *st, const char *site, const char *mete
     b_i64(s, i++, updated_ms);
     sqlite3_bind_int(s, i++, x->stale);
     sqlite3_bind_blob(s, i++, ev, x->n_events * EVENT_BYTES, SQLITE_STATIC);
+    b_real(s, i++, c->ratio);
+    sqlite3_bind_int(s, i++, c->ratio_break);
     return op_end_stmt(st, run(st, s, "put_meter_state"));
 }
 
@@ -1657,6 +1688,8 @@ static int sq_get_meter_state(dcem_store *st, const char *site, const char *mete
             x->event_kind[k] = p[0];
             x->event_ms[k] = (int64_t)t;
         }
+        c->ratio = c_real(s, i++);
+        c->ratio_break = c_int(s, i++);
     }
     done(s);
     return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;

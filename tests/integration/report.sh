@@ -393,7 +393,7 @@ check(any(e["event"] == "estimated" and e["cause"] == "reset" for e in ev), "the
 # readings.csv holds the collector's own export of the year to date, in order
 exp = open(f"{w}/alpha-export.csv").read().splitlines()[1:]
 mine = open(f"{w}/alpha-month/readings.csv").read().splitlines()
-check(mine[0] == "time,meter,kwh,kw", f"readings.csv header {mine[0]}")
+check(mine[0] == "time,meter,kwh,kw,ratio", f"readings.csv header {mine[0]}")
 body = mine[1:]
 ctx = reports["alpha-month"]["inputs"]["readings"]["context_rows"]
 check(len(body) == len(exp) + ctx and exp[0] in body, f"readings.csv: {len(body)} rows, export {len(exp)} + {ctx}")

@@ -37,7 +37,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SCHEMA_LATEST 4
+#define SCHEMA_LATEST 5
 
 typedef struct fx {
     char tmp[64];   /* mkdtemp, removed after the test */
