@@ -31,7 +31,10 @@ typedef struct dcem_meter {
     int role;                      /* dcem_role */
     double rated_kw;               /* > 0: bounds plausible energy per hour */
     double counter_modulo_kwh;     /* NAN when the counter does not roll over */
-    double counter_resolution_kwh; /* smallest counter step (default 0.01) */
+    double counter_resolution_kwh; /* smallest step of the register (default 0.01) */
+    double ct_ratio, pt_ratio;     /* instrument transformers (default 1): the inventory's
+                                      record; readings carry the ratios in force, and the
+                                      register's modulo and resolution scale with them */
     char model[96];
     char accuracy_class[16];
     char calibrated_on[11];        /* YYYY-MM-DD */

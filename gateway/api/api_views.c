@@ -141,6 +141,8 @@ int dcem_api_view_site(const dcem_api_ctx *c, const dcem_collector_site *cs, cJS
         cJSON_AddStringToObject(j, "id", m->id);
         cJSON_AddStringToObject(j, "role", dcem_role_name(m->role));
         cJSON_AddStringToObject(j, "model", m->model);
+        cJSON_AddNumberToObject(j, "ct_ratio", m->ct_ratio);
+        cJSON_AddNumberToObject(j, "pt_ratio", m->pt_ratio);
         cJSON_AddStringToObject(j, "accuracy_class", m->accuracy_class);
         if (m->calibrated_on[0])
             cJSON_AddStringToObject(j, "calibrated_on", m->calibrated_on);

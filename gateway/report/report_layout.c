@@ -599,9 +599,11 @@ static int meters_table(const dcem_report *r, dcem_rt_table *t)
                                           {"额定功率(kW)", "Rated power (kW)"},
                                           {"计数器量程(kWh)", "Counter modulo (kWh)"},
                                           {"计数器分辨率(kWh)", "Counter resolution (kWh)"},
-                                          {"计入指标", "Enters the figures"}};
-    static const double widths[] = {20, 14, 30, 22, 12, 14, 14, 16, 16, 12};
-    int rc = columns(t, cols, widths, 10);
+                                          {"计入指标", "Enters the figures"},
+                                          {"电流互感器变比", "CT ratio"},
+                                          {"电压互感器变比", "PT ratio"}};
+    static const double widths[] = {20, 14, 30, 22, 12, 14, 14, 16, 16, 12, 12, 12};
+    int rc = columns(t, cols, widths, 12);
     char label[128];
     for (size_t i = 0; i < r->ledger->n_meters && !rc; i++) {
         const dcem_meter *m = &r->ledger->meters[i];
@@ -617,6 +619,8 @@ static int meters_table(const dcem_report *r, dcem_rt_table *t)
         if (!rc) rc = dcem_rt_num(t, 7, m->counter_modulo_kwh, DCEM_RT_GENERAL);
         if (!rc) rc = dcem_rt_num(t, 8, m->counter_resolution_kwh, DCEM_RT_GENERAL);
         if (!rc) rc = dcem_rt_bool(t, 9, dcem_role_in_figures(m->role));
+        if (!rc) rc = dcem_rt_num(t, 10, m->ct_ratio, DCEM_RT_GENERAL);
+        if (!rc) rc = dcem_rt_num(t, 11, m->pt_ratio, DCEM_RT_GENERAL);
     }
     return rc;
 }
@@ -812,6 +816,8 @@ static void add_inventory(const dcem_report *r, cJSON *root)
             cJSON_AddNumberToObject(o, "counter_modulo_kwh", m->counter_modulo_kwh);
         cJSON_AddNumberToObject(o, "counter_resolution_kwh", m->counter_resolution_kwh);
         cJSON_AddBoolToObject(o, "in_figures", dcem_role_in_figures(m->role));
+        cJSON_AddNumberToObject(o, "ct_ratio", m->ct_ratio);
+        cJSON_AddNumberToObject(o, "pt_ratio", m->pt_ratio);
         cJSON_AddItemToArray(a, o);
     }
 }

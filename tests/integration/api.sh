@@ -352,11 +352,11 @@ check(sites[0]["approved_annual_kwh"] == 26000000 and sites[0]["in_scope"] is Tr
 led = get("/api/v1/sites/yz-alpha", ALPHA)
 check(len(led["meters"]) == 8 and led["policy"]["pue_limit"] == 1.4, "ledger meters / policy")
 m0 = led["meters"][0]
-check(set(m0) == {"id", "role", "model", "accuracy_class", "calibrated_on", "rated_kw",
-                  "counter_modulo_kwh", "counter_resolution_kwh"}, f"ledger meter {m0}")
-check(m0 == {"id": "alpha-in-a", "role": "facility", "model": "Schneider PM5560", "accuracy_class": "0.2S",
-             "calibrated_on": "2024-11-12", "rated_kw": 2000, "counter_modulo_kwh": None,
-             "counter_resolution_kwh": 0.01}, f"ledger meter {m0}")
+check(set(m0) == {"id", "role", "model", "ct_ratio", "pt_ratio", "accuracy_class", "calibrated_on",
+                  "rated_kw", "counter_modulo_kwh", "counter_resolution_kwh"}, f"ledger meter {m0}")
+check(m0 == {"id": "alpha-in-a", "role": "facility", "model": "Schneider PM5560", "ct_ratio": 1,
+             "pt_ratio": 1, "accuracy_class": "0.2S", "calibrated_on": "2024-11-12", "rated_kw": 2000,
+             "counter_modulo_kwh": None, "counter_resolution_kwh": 0.01}, f"ledger meter {m0}")
 cert = [g for g in led["green"] if g["kind"] == "certificate"]
 check(len(led["green"]) == 16 and cert[0] == {"month": "2025-03", "kind": "certificate", "kwh": 300000,
                                                 "certificates": 300}, f"green {led['green'][:3]}")

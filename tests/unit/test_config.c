@@ -213,8 +213,8 @@ typedef struct bad_case {
     "site, name, timezone, racks, rack_power_kw, approved_annual_kwh, baseline_annual_kwh, "       \
     "interval_minutes, meters, green"
 #define METER_KEYS                                                                                 \
-    "id, role, rated_kw, counter_modulo_kwh, counter_resolution_kwh, model, accuracy_class, "      \
-    "calibrated_on"
+    "id, role, rated_kw, counter_modulo_kwh, counter_resolution_kwh, ct_ratio, pt_ratio, model, "  \
+    "accuracy_class, calibrated_on"
 #define POLICY_KEYS                                                                                \
     "policy, name, document, scope, pue, green_share, differential_pricing, cap, conversion, "     \
     "data"
@@ -265,6 +265,11 @@ static const bad_case bad_cases[] = {
      SITE_HEAD "meters:\n  - id: m\n    role: lighting\n    rated_kw: 1\n",
      "site.yaml:6: meters[0].role: 'lighting' is not one of: facility, it, green_onsite, "
      "compute, cooling, other"},
+    {"ct_ratio 0", SITE, SITE_HEAD "meters:\n  - id: m\n    role: it\n    rated_kw: 1\n    ct_ratio: 0\n",
+     "site.yaml:8: meters[0].ct_ratio: must be > 0, got 0"},
+    {"pt_ratio absurd", SITE,
+     SITE_HEAD "meters:\n  - id: m\n    role: it\n    rated_kw: 1\n    pt_ratio: 200000\n",
+     "site.yaml:8: meters[0].pt_ratio: must be <= 100000, got 200000"},
     {"calibrated_on: 2024-02-30 is not a date", SITE,
      SITE_HEAD "meters:\n  - id: m\n    role: it\n    rated_kw: 1\n    calibrated_on: 2024-02-30\n",
      "site.yaml:8: meters[0].calibrated_on: expected a date YYYY-MM-DD, got '2024-02-30'"},
