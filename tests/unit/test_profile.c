@@ -742,7 +742,8 @@ static void test_plan(void **state)
     }
 }
 
-/* Every register of p lies wholly inside exactly one request of its function,
+/* Every register of p lies wholly inside exactly one request of its function
+ * (the ct_ratio/pt_ratio registers inside none: a poll does not read them),
  * and the requests respect the device's limit and come out sorted. */
 static void check_plan_covers(const dcem_profile *p, unsigned base, const dcem_read_req *req,
                               int n)
@@ -761,7 +762,9 @@ static void check_plan_covers(const dcem_profile *p, unsigned base, const dcem_r
         for (int k = 0; k < n; k++)
             hits += req[k].function == r->function && a >= req[k].address &&
                     a + w <= req[k].address + req[k].count;
-        if (hits != 1) fail_msg("%s: '%s' is in %d requests", p->model, r->name, hits);
+        int want = dcem_register_is_ratio(r) ? 0 : 1;
+        if (hits != want)
+            fail_msg("%s: '%s' is in %d requests, want %d", p->model, r->name, hits, want);
     }
 }
 
@@ -825,19 +828,43 @@ static void test_plan_sunspec203(void **state)
 
 /* ---- shipped profiles ---- */
 
+/* What a profile reads besides its import counter (which every one has). */
+enum {
+    HAS_P = 1,    /* total active power */
+    HAS_V = 2,    /* L1-N voltage */
+    HAS_I = 4,    /* L1 current */
+    HAS_HZ = 8,   /* frequency */
+    HAS_EXP = 16, /* export counter */
+    HAS_PF = 32,  /* total or per-phase power factor */
+    HAS_METER = HAS_P | HAS_V | HAS_I | HAS_HZ | HAS_EXP,
+};
+
 typedef struct shipped_case {
     const char *name; /* the model = file stem */
     int sunspec_model;
-    int requests; /* what the plan needs, at base 40070 for SunSpec */
-    int has_pf;   /* total or per-phase power factor */
+    int requests;       /* what the per-poll plan needs, at base 40070 for SunSpec */
+    int has;            /* HAS_* of the profile, exactly */
+    int ratio_requests; /* 0: primary-side values, no ratio registers; else the
+                           requests of a ratio refresh (ct_ratio + pt_ratio) */
 } shipped_case;
 
+/* The request counts are pinned: a profile edit that changes how many reads
+ * a poll takes must change this table too (and say why in the file). */
 static const shipped_case shipped[] = {
-    {"eastron-sdm630", 0, 2, 1},   {"acrel-adl400", 0, 4, 1},
-    {"chint-dtsu666", 0, 4, 1},    {"schneider-pm5xxx", 0, 3, 0},
-    {"abb-b23", 0, 5, 1},          {"janitza-umg", 0, 2, 1},
-    {"carlo-gavazzi-em24", 0, 3, 1}, {"sunspec-203", 203, 1, 1},
-    {"sunspec-213", 213, 1, 1},
+    {"eastron-sdm630", 0, 2, HAS_METER | HAS_PF, 0},
+    {"acrel-adl400", 0, 4, HAS_METER | HAS_PF, 1},  /* secondary side */
+    {"chint-dtsu666", 0, 4, HAS_METER | HAS_PF, 1}, /* secondary side */
+    {"schneider-pm5xxx", 0, 3, HAS_METER, 0},
+    {"abb-b23", 0, 5, HAS_METER | HAS_PF, 0},
+    {"janitza-umg", 0, 2, HAS_METER | HAS_PF, 0},
+    {"carlo-gavazzi-em24", 0, 3, HAS_METER | HAS_PF, 0},
+    {"sunspec-203", 203, 1, HAS_METER | HAS_PF, 0},
+    {"sunspec-213", 213, 1, HAS_METER | HAS_PF, 0},
+    {"schneider-iem3xxx", 0, 3, HAS_METER, 0},
+    {"siemens-pac3200", 0, 2, HAS_METER | HAS_PF, 0},
+    {"janitza-umg604", 0, 3, HAS_METER, 0},
+    {"acrel-pz-e4", 0, 1, HAS_EXP, 0}, /* primary float counters only */
+    {"ups-generic", 0, 1, HAS_P, 0},   /* template: one counter + power */
 };
 
 static void test_shipped_profile(void **state)
@@ -851,14 +878,30 @@ static void test_shipped_profile(void **state)
     int e = dcem_profile_find(p, DCEM_Q_ENERGY_IMPORT_KWH, 0);
     assert_true(e >= 0);
     assert_true(p->regs[e].min >= 0);
-    assert_true(dcem_profile_find(p, DCEM_Q_POWER_KW, 0) >= 0);
-    assert_true(dcem_profile_find(p, DCEM_Q_VOLTAGE_V, 1) >= 0);
-    assert_true(dcem_profile_find(p, DCEM_Q_CURRENT_A, 1) >= 0);
-    assert_true(dcem_profile_find(p, DCEM_Q_FREQUENCY_HZ, 0) >= 0);
-    assert_true(dcem_profile_find(p, DCEM_Q_ENERGY_EXPORT_KWH, 0) >= 0);
-    int pf = dcem_profile_find(p, DCEM_Q_POWER_FACTOR, 0) >= 0 ||
-             dcem_profile_find(p, DCEM_Q_POWER_FACTOR, 1) >= 0;
-    assert_int_equal(pf, c->has_pf);
+    int has = (dcem_profile_find(p, DCEM_Q_POWER_KW, 0) >= 0 ? HAS_P : 0) |
+              (dcem_profile_find(p, DCEM_Q_VOLTAGE_V, 1) >= 0 ? HAS_V : 0) |
+              (dcem_profile_find(p, DCEM_Q_CURRENT_A, 1) >= 0 ? HAS_I : 0) |
+              (dcem_profile_find(p, DCEM_Q_FREQUENCY_HZ, 0) >= 0 ? HAS_HZ : 0) |
+              (dcem_profile_find(p, DCEM_Q_ENERGY_EXPORT_KWH, 0) >= 0 ? HAS_EXP : 0) |
+              (dcem_profile_find(p, DCEM_Q_POWER_FACTOR, 0) >= 0 ||
+                       dcem_profile_find(p, DCEM_Q_POWER_FACTOR, 1) >= 0
+                   ? HAS_PF
+                   : 0);
+    if (has != c->has) fail_msg("%s reads 0x%x, want 0x%x (HAS_*)", c->name, has, c->has);
+    /* secondary-side meters declare both ratios, primary-side ones neither;
+     * a ratio refresh reads just the two ratio registers */
+    int ct = dcem_profile_find(p, DCEM_Q_CT_RATIO, 0),
+        pt = dcem_profile_find(p, DCEM_Q_PT_RATIO, 0);
+    assert_int_equal(ct >= 0, c->ratio_requests > 0);
+    assert_int_equal(pt >= 0, c->ratio_requests > 0);
+    if (c->ratio_requests) {
+        dcem_plan_rules only;
+        memset(&only, 0, sizeof only);
+        for (size_t i = 0; i < p->n_regs; i++)
+            only.reg[i] = DCEM_PLAN_SKIP;
+        only.reg[ct] = only.reg[pt] = DCEM_PLAN_READ;
+        assert_int_equal(dcem_profile_plan_rules(p, 0, &only, NULL, 0), c->ratio_requests);
+    }
     for (size_t i = 0; i < p->n_regs; i++) {
         const dcem_register *r = &p->regs[i];
         assert_false(isnan(r->min) || isnan(r->max));
@@ -922,6 +965,45 @@ static void test_shipped_sdm630_energy(void **state)
     free(p);
 }
 
+/* The ratio registers of the secondary-side profiles decode to the ratio:
+ * ADL400 CT 0x008E u16 (1000/5 A: 200), PT 0x008D u16; DTSU666 IrAt 0x0006
+ * s16, UrAt 0x0007 s16 in 0.1 (10 = 1.0, a direct-connected meter). A 0 or
+ * negative word is a value dcem_ratio_valid refuses, so it is never applied. */
+static void test_shipped_ratio_registers(void **state)
+{
+    (void)state;
+    double v;
+    dcem_profile *p = load_shipped("acrel-adl400");
+    int ct = dcem_profile_find(p, DCEM_Q_CT_RATIO, 0),
+        pt = dcem_profile_find(p, DCEM_Q_PT_RATIO, 0);
+    assert_int_equal(p->regs[ct].address, 0x008E);
+    assert_int_equal(p->regs[pt].address, 0x008D);
+    static const uint16_t w200[1] = {200}, w1[1] = {1}, w0[1] = {0};
+    assert_int_equal(dcem_profile_value(p, (size_t)ct, w200, NULL, &v), 0);
+    assert_true(v == 200);
+    assert_int_equal(dcem_profile_value(p, (size_t)pt, w1, NULL, &v), 0);
+    assert_true(v == 1);
+    /* 1000/5 A CTs, no PT: 1234.56 kWh at the terminals is 246 912 kWh */
+    assert_true(dcem_ratio_factor(DCEM_Q_ENERGY_IMPORT_KWH, 200, 1) * 1234.56 == 246912.0);
+    assert_int_equal(dcem_profile_value(p, (size_t)ct, w0, NULL, &v), 0);
+    assert_false(dcem_ratio_valid(v));
+    free(p);
+
+    p = load_shipped("chint-dtsu666");
+    ct = dcem_profile_find(p, DCEM_Q_CT_RATIO, 0);
+    pt = dcem_profile_find(p, DCEM_Q_PT_RATIO, 0);
+    assert_int_equal(p->regs[ct].address, 0x0006);
+    assert_int_equal(p->regs[pt].address, 0x0007);
+    static const uint16_t w10[1] = {10}, w20[1] = {20}, wneg[1] = {0xFFFF};
+    assert_int_equal(dcem_profile_value(p, (size_t)pt, w10, NULL, &v), 0);
+    assert_true(v == 1.0);
+    assert_int_equal(dcem_profile_value(p, (size_t)ct, w20, NULL, &v), 0);
+    assert_true(v == 20);
+    /* -1 is below the ratio range: rejected before it could be applied */
+    assert_int_not_equal(dcem_profile_value(p, (size_t)ct, wneg, NULL, &v), 0);
+    free(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -937,6 +1019,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_plan_sunspec203),
         cmocka_unit_test(test_shipped_directory),
         cmocka_unit_test(test_shipped_sdm630_energy),
+        cmocka_unit_test(test_shipped_ratio_registers),
     };
     int failed = cmocka_run_group_tests_name("profiles", misc, NULL, NULL);
     failed += RUN_TABLE("datasheet vectors", test_vector, vectors);
