@@ -33,3 +33,11 @@ if(TARGET dcem-collector)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(agent_import PROPERTIES TIMEOUT 180 LABELS integration)
 endif()
+
+# Commissioning: --once (JSON piped, the table on a pty, exit 1 for a dead
+# device) and --check-config against dcem-sim; a missing serial device and a
+# closed broker port in words.
+add_test(NAME agent_commission
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_commission.sh ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(agent_commission PROPERTIES TIMEOUT 120 LABELS integration)

@@ -1,10 +1,15 @@
 #include "dcem_io.h"
 #include "errors.h"
 
+#define DCEM_IO_PATH_MAX 4096
+
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int dcem_io_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
@@ -131,4 +136,88 @@ int dcem_io_resolve(const char *cfgfile, char *path, size_t size)
     memcpy(path, cfgfile, dir);
     path[dir] = '/';
     return 0;
+}
+
+#define SHARE_PROFILES "share/dcem/meters"
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return !stat(path, &st) && S_ISDIR(st.st_mode);
+}
+
+/* Appends ", what" (or "what" first) to tried; quietly stops when full. */
+static void note_tried(char *tried, size_t trylen, const char *what)
+{
+    size_t used = strlen(tried);
+    if (used < trylen) snprintf(tried + used, trylen - used, "%s%s", used ? ", " : "", what);
+}
+
+int dcem_io_profiles_dir(const char *built_in, char *dir, size_t size, char *tried,
+                         size_t trylen)
+{
+    if (trylen) *tried = '\0';
+    char exe[DCEM_IO_PATH_MAX], cand[DCEM_IO_PATH_MAX + sizeof SHARE_PROFILES + 4];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0 && (size_t)n < sizeof exe - 1) {
+        exe[n] = '\0';
+        /* /usr/bin/dcem-agent -> /usr -> /usr/share/dcem/meters */
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(cand, sizeof cand, "%s/" SHARE_PROFILES, exe);
+            if (is_dir(cand) && strlen(cand) < size) return snprintf(dir, size, "%s", cand), 0;
+            note_tried(tried, trylen, cand);
+        }
+    }
+    if (built_in && *built_in) {
+        if (is_dir(built_in) && strlen(built_in) < size)
+            return snprintf(dir, size, "%s", built_in), 0;
+        note_tried(tried, trylen, built_in);
+    }
+    const char *sys = "/usr/" SHARE_PROFILES;
+    if (is_dir(sys) && strlen(sys) < size) return snprintf(dir, size, "%s", sys), 0;
+    note_tried(tried, trylen, sys);
+    return DCEM_ENOTFOUND;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int dcem_io_list_profiles(const char *dir, char *out, size_t size)
+{
+    enum { MAX_NAMES = 256 }; /* a profile library is tens of files */
+    if (size) *out = '\0';
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    char *names[MAX_NAMES];
+    size_t n = 0;
+    int total = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len <= 5 || e->d_name[0] == '.' || strcmp(e->d_name + len - 5, ".yaml")) continue;
+        total++;
+        if (n < MAX_NAMES && (names[n] = malloc(len - 4))) {
+            memcpy(names[n], e->d_name, len - 5);
+            names[n++][len - 5] = '\0';
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_names);
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *sep = i ? ", " : "";
+        size_t want = strlen(sep) + strlen(names[i]);
+        if (used + want + 6 >= size) { /* room for ", ..." and the NUL */
+            if (used + 6 <= size) snprintf(out + used, size - used, ", ...");
+            used = size;
+        }
+        if (used < size) used += (size_t)snprintf(out + used, size - used, "%s%s", sep, names[i]);
+        free(names[i]);
+    }
+    return total;
 }

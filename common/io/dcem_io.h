@@ -1,6 +1,7 @@
 /* dcem_io.h — the thin I/O edge of libdcem: reads a config or zoneinfo file
- * into memory for the pure parsers, and loads a site ledger, a policy and a
- * time zone by path or name. The only part of common/ that opens files. */
+ * into memory for the pure parsers, loads a site ledger, a policy, a meter
+ * profile and a time zone by path or name, and finds the folder of the
+ * shipped meter profiles. The only part of common/ that opens files. */
 #ifndef DCEM_IO_H
 #define DCEM_IO_H
 
@@ -36,5 +37,23 @@ int dcem_io_load_policy(const char *path, dcem_policy *policy, char *err, size_t
  * profile's model name is set to `model`. */
 int dcem_io_load_profile(const char *dir, const char *model, dcem_profile *profile, char *err,
                          size_t errlen);
+
+/* The folder of the shipped meter profiles when a config does not name one.
+ * Tried in order, the first that is a directory wins:
+ *   1. <dir of the running binary>/../share/dcem/meters (/proc/self/exe): an
+ *      installed tree, whatever its prefix (/usr/bin -> /usr/share/dcem/meters);
+ *   2. built_in, when not NULL: the source tree's configs/meters, compiled into
+ *      a build that runs from its build directory;
+ *   3. /usr/share/dcem/meters.
+ * Returns 0 with the folder in dir (size bytes), or DCEM_ENOTFOUND with the
+ * places tried, comma-separated, in tried (trylen bytes), for the message. */
+int dcem_io_profiles_dir(const char *built_in, char *dir, size_t size, char *tried,
+                         size_t trylen);
+
+/* The profile names in dir (its *.yaml files, without .yaml), sorted and
+ * comma-separated into out (size bytes; a list that does not fit ends with
+ * ", ..."). Returns how many there are, or -1 (out empty) when dir cannot be
+ * read. For "unknown profile" messages. */
+int dcem_io_list_profiles(const char *dir, char *out, size_t size);
 
 #endif

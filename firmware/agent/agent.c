@@ -3,6 +3,7 @@
  * batched, each batch goes to the on-disk spool first, is published QoS 1,
  * and leaves the spool only when the collector acknowledges it. */
 #include "agent_config.h"
+#include "commission.h"
 #include "dcem_log.h"
 #include "local_figures.h"
 #include "errors.h"
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef DCEM_VERSION
 #define DCEM_VERSION "0"
@@ -93,6 +95,13 @@ static void to_wire(const dcem_agent_config *c, const dcem_poll_result *r, dcem_
     w->quality = r->quality;
     (void)c;
     if (r->quality == DCEM_WIRE_Q_COMM_ERROR) return;
+    w->ct = r->ct;
+    w->pt = r->pt;
+    w->ratio_note = r->ratio_held ? DCEM_WIRE_RATIO_HELD
+                    : r->ct_source == DCEM_RATIO_UNKNOWN || r->pt_source == DCEM_RATIO_UNKNOWN
+                        ? DCEM_WIRE_RATIO_UNKNOWN
+                    : r->ratio_mismatch ? DCEM_WIRE_RATIO_MISMATCH
+                                        : DCEM_WIRE_RATIO_FINE;
     for (size_t i = 0; i < r->n_values; i++) {
         const dcem_poll_value *v = &r->values[i];
         if (!v->valid) {
@@ -383,6 +392,17 @@ static void close_io(agent *a)
     a->spool = NULL;
 }
 
+/* A missing serial device is not a config error for the running agent (a
+ * USB adapter may come back; the other buses keep polling): say it clearly
+ * once, at start and at each reload. */
+static void warn_missing_devices(const dcem_agent_config *c)
+{
+    char err[1024];
+    for (size_t i = 0; i < c->n_buses; i++)
+        if (dcem_agent_config_check_device(c, i, err, sizeof err))
+            DCEM_LOGW("agent", "%s (its devices report comm_error until it is there)", err);
+}
+
 static void reload(agent *a)
 {
     char err[1024];
@@ -392,6 +412,7 @@ static void reload(agent *a)
         return;
     }
     DCEM_LOGI("agent", "reloading %s", n->file);
+    warn_missing_devices(n);
     stop_buses(a);
     close_io(a);
     dcem_agent_config_free(a->cfg);
@@ -405,41 +426,44 @@ static void reload(agent *a)
 /* ---- --once ---- */
 
 typedef struct once_ctx {
-    dcem_wire_reading *readings;
-    size_t n, cap;
     const dcem_agent_config *cfg;
+    dcem_commission *report;
 } once_ctx;
 
 static void on_once(void *ctx, const dcem_poll_result *r)
 {
     once_ctx *o = ctx;
-    if (o->n < o->cap) to_wire(o->cfg, r, &o->readings[o->n++]);
+    /* the verdict the agent would publish: to_wire weighs the values too */
+    dcem_wire_reading w;
+    to_wire(o->cfg, r, &w);
+    dcem_commission_add(o->report, r, w.quality);
 }
 
-static int run_once(dcem_agent_config *c)
+/* Polls every device once and prints the report: JSON when asked or when
+ * stdout is not a terminal, else the table. Exit status: 0 when every
+ * device answered, 1 when any failed (or printing failed). */
+static int run_once(dcem_agent_config *c, int json)
 {
-    once_ctx o = {.cap = c->n_devices, .cfg = c};
-    o.readings = calloc(c->n_devices, sizeof *o.readings);
-    if (!o.readings) return 1;
+    once_ctx o = {.cfg = c, .report = dcem_commission_new(c)};
+    if (!o.report) return 1;
     for (size_t i = 0; i < c->n_buses; i++) {
         dcem_bus *b = dcem_bus_new(c, i);
-        if (!b) continue;
+        if (!b) continue; /* its devices are reported as not polled */
         dcem_bus_poll_once(b, on_once, &o);
         dcem_bus_free(b);
     }
-    /* the readings as one (unspooled) batch of epoch 1, seq 1 */
-    dcem_wire_batch batch = {.epoch = 1, .seq = 1, .readings = o.readings, .n_readings = o.n};
-    snprintf(batch.site, sizeof batch.site, "%s", c->site);
-    snprintf(batch.gateway, sizeof batch.gateway, "%s", c->gateway);
-    char *json;
-    size_t len;
-    int rc = dcem_wire_encode_batch(&batch, &json, &len);
-    if (!rc) {
-        puts(json);
-        free(json);
+    int rc = dcem_commission_failed(o.report) ? 1 : 0;
+    if (json) {
+        char *doc = dcem_commission_json(o.report);
+        if (doc) puts(doc);
+        else rc = 1;
+        free(doc);
+    } else {
+        dcem_commission_print_table(o.report, stdout);
     }
-    free(o.readings);
-    return rc ? 1 : 0;
+    if (fflush(stdout)) rc = 1;
+    dcem_commission_free(o.report);
+    return rc;
 }
 
 /* ---- --import ---- */
@@ -477,16 +501,16 @@ static void import_fill(agent *a, importer *im, size_t max)
         line[n] = '\0';
         if (im->line == 1 && !strncmp(line, "time,", 5)) continue; /* the header */
         if (!n) continue;
-        char *f[4] = {line, NULL, NULL, NULL};
+        char *f[5] = {line, NULL, NULL, NULL, NULL};
         size_t nf = 1;
-        for (char *p = line; *p && nf <= 4; p++)
+        for (char *p = line; *p && nf <= 5; p++)
             if (*p == ',') {
                 *p = '\0';
-                if (nf < 4) f[nf] = p + 1;
+                if (nf < 5) f[nf] = p + 1;
                 nf++;
             }
-        if (nf < 3 || nf > 4) {
-            import_skip(im, "expected time,meter,kwh[,kw]");
+        if (nf < 3 || nf > 5) {
+            import_skip(im, "expected time,meter,kwh[,kw[,ratio]]");
             continue;
         }
         dcem_wire_reading *r = &a->batch[a->n_batch];
@@ -520,6 +544,17 @@ static void import_fill(agent *a, importer *im, size_t max)
             import_skip(im, "neither kwh nor kw");
             continue;
         }
+        /* the export's ratio is ct * pt, which is all the counter rules use:
+         * it travels as ct (and pt for what ct cannot carry) */
+        double ratio = 1;
+        if (nf == 5 && *f[4] &&
+            (dcem_parse_double(f[4], strlen(f[4]), &ratio) || !(ratio > 0) ||
+             ratio > DCEM_RATIO_MAX * DCEM_RATIO_MAX)) {
+            import_skip(im, "ratio: not a number above 0 and at most 1e10");
+            continue;
+        }
+        r->ct = ratio > DCEM_RATIO_MAX ? DCEM_RATIO_MAX : ratio;
+        r->pt = ratio / r->ct;
         r->quality = DCEM_WIRE_Q_OK;
         a->n_batch++;
         im->rows++;
@@ -546,63 +581,77 @@ static int import_round(agent *a, importer *im)
 
 static void usage(FILE *f)
 {
-    fputs("usage: dcem-agent -c FILE [--check-config | --once | --import CSV] | --version\n"
+    fputs("usage: dcem-agent -c FILE [--check-config | --once [--json] | --import CSV] | --version\n"
           "Polls the meters of agent.yaml over Modbus and publishes their readings\n"
           "over MQTT, spooled on disk until the collector acknowledges them.\n"
-          "  --check-config  load and check the config (profiles, ledger), then exit\n"
-          "  --once          poll every device once and print the readings as JSON\n"
+          "  --check-config  load and check the config (profiles, ledger, serial devices),\n"
+          "                  then exit\n"
+          "  --once          poll every device once and print what each answered: a table\n"
+          "                  on a terminal, JSON when piped or with --json\n"
           "  --import CSV    deliver the readings of CSV (time,meter,kwh[,kw]) instead of\n"
           "                  polling, and exit once the collector acknowledged them all\n"
+          "Exit status: 0 ok; 1 a device failed (--once), rows skipped (--import), or a\n"
+          "runtime error; 2 a usage or config error.\n"
           "SIGHUP reloads the config (a bad one is refused); SIGTERM stops cleanly.\n",
           f);
 }
+
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"check-config", no_argument, 0, 'k'},
                                          {"once", no_argument, 0, 'o'},
+                                         {"json", no_argument, 0, 'j'},
                                          {"import", required_argument, 0, 'i'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *file = NULL;
-    int check = 0, once = 0, opt;
+    int check = 0, once = 0, json = 0, opt;
     importer im = {0};
     while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': file = optarg; break;
         case 'k': check = 1; break;
         case 'o': once = 1; break;
+        case 'j': json = 1; break;
         case 'i': im.path = optarg; break;
         case 'V': puts("dcem-agent " DCEM_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!file || optind != argc) {
+    if (!file || optind != argc || check + once + !!im.path > 1 || (json && !once)) {
         usage(stderr);
         return 2;
     }
     char err[1024];
     agent a = {0};
     a.cfg = dcem_agent_config_load(file, err, sizeof err);
+    /* --check-config and --once are run by a person at the gateway: a serial
+     * device that is not there is an error of the config for them */
+    if (a.cfg && (check || once) && dcem_agent_config_check_devices(a.cfg, err, sizeof err)) {
+        dcem_agent_config_free(a.cfg);
+        a.cfg = NULL;
+    }
     if (!a.cfg) {
         fprintf(stderr, "dcem-agent: %s\n", err);
-        return 1;
+        return 2;
     }
     dcem_log_set_level(a.cfg->log_level);
     if (check) {
-        printf("%s: ok (%zu buses, %zu devices, %zu profiles)\n", file, a.cfg->n_buses,
-               a.cfg->n_devices, a.cfg->n_profiles);
+        printf("%s: ok (%zu buses, %zu devices, %zu profiles from %s)\n", file, a.cfg->n_buses,
+               a.cfg->n_devices, a.cfg->n_profiles, a.cfg->profiles_dir);
         dcem_agent_config_free(a.cfg);
         return 0;
     }
     if (once) {
-        int rc = run_once(a.cfg);
+        int rc = run_once(a.cfg, json || !isatty(STDOUT_FILENO));
         dcem_agent_config_free(a.cfg);
         return rc;
     }
+    if (!im.path) warn_missing_devices(a.cfg);
     if (im.path && !(im.f = fopen(im.path, "r"))) {
         fprintf(stderr, "dcem-agent: %s: %s\n", im.path, strerror(errno));
         dcem_agent_config_free(a.cfg);

@@ -4,14 +4,26 @@
 #include "dcem_log.h"
 #include "errors.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#ifndef DCEM_AGENT_PROFILES_DIR /* the source tree's configs/meters (CMake) */
+#define DCEM_AGENT_PROFILES_DIR NULL
+#endif
 
 static const char *const parities[] = {"N", "E", "O", NULL};
 static const char *const fsyncs[] = {"always", "interval", "never", NULL};
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+
+#define UNSET (-1) /* a key's "absent" value where every valid one is >= 0 */
+#define SERIAL_DEFAULT_BAUD 9600
+#define SERIAL_DEFAULT_PARITY 0 /* N */
+#define SERIAL_DEFAULT_DATA_BITS 8
+#define SERIAL_DEFAULT_STOP_BITS 1
 
 #define B(f) offsetof(dcem_bus_cfg, f)
 static const dcem_cfg_field bus_fields[] = {
@@ -22,13 +34,17 @@ static const dcem_cfg_field bus_fields[] = {
      .help = "host:port of a Modbus TCP device or gateway"},
     {.key = "rtu", .type = DCEM_CFG_STRING, .offset = B(rtu), .size = DCEM_PATH_MAX,
      .help = "serial device of an RS-485 line"},
+    /* serial line settings: UNSET when absent, so that finish() can tell a
+     * TCP bus that names one (a mistake) from one that does not, then fills
+     * the RTU defaults (SERIAL_DEFAULT_*) */
     {.key = "baud", .type = DCEM_CFG_INT, .offset = B(baud), .min = 300, .max = 921600,
-     .def = 9600},
-    {.key = "parity", .type = DCEM_CFG_ENUM, .offset = B(parity), .names = parities, .def = 0},
+     .def = UNSET, .help = "RTU only (default 9600)"},
+    {.key = "parity", .type = DCEM_CFG_ENUM, .offset = B(parity), .names = parities,
+     .def = UNSET, .help = "RTU only: N, E or O (default N)"},
     {.key = "data_bits", .type = DCEM_CFG_INT, .offset = B(data_bits), .min = 7, .max = 8,
-     .def = 8},
+     .def = UNSET, .help = "RTU only (default 8)"},
     {.key = "stop_bits", .type = DCEM_CFG_INT, .offset = B(stop_bits), .min = 1, .max = 2,
-     .def = 1},
+     .def = UNSET, .help = "RTU only (default 1)"},
     {.key = "response_timeout_ms", .type = DCEM_CFG_INT, .offset = B(response_timeout_ms),
      .min = 10, .max = 60000, .def = 500},
     {.key = "pause_ms", .type = DCEM_CFG_INT, .offset = B(pause_ms), .min = 0, .max = 10000,
@@ -122,7 +138,7 @@ static const dcem_cfg_field agent_fields[] = {
      .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "ledger", .type = DCEM_CFG_STRING, .offset = A(ledger), .size = DCEM_PATH_MAX},
     {.key = "profiles", .type = DCEM_CFG_STRING, .offset = A(profiles_dir), .size = DCEM_PATH_MAX,
-     .def_str = "/usr/share/dcem/meters"},
+     .help = "folder of meter profiles (default: see dcem_io_profiles_dir)"},
     {.key = "log_level", .type = DCEM_CFG_ENUM, .offset = A(log_level), .names = levels,
      .def = DCEM_LOG_INFO},
     {.key = "buses", .type = DCEM_CFG_LIST, .offset = A(buses), .size = sizeof(dcem_bus_cfg),
@@ -158,6 +174,45 @@ static int split_host_port(dcem_bus_cfg *b)
     return 0;
 }
 
+/* The serial line settings belong to an RTU bus: on a TCP bus they would be
+ * silently ignored (a TCP-to-serial gateway's serial side is set up on the
+ * gateway), so naming one there is an error. Absent ones get the defaults. */
+static int serial_settings(dcem_bus_cfg *b, const char *name, char *err, size_t errlen)
+{
+    long long parity = b->parity;
+    const struct {
+        const char *key;
+        long long *value;
+        long long def;
+    } keys[] = {{"baud", &b->baud, SERIAL_DEFAULT_BAUD},
+                {"parity", &parity, SERIAL_DEFAULT_PARITY},
+                {"data_bits", &b->data_bits, SERIAL_DEFAULT_DATA_BITS},
+                {"stop_bits", &b->stop_bits, SERIAL_DEFAULT_STOP_BITS}};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        if (*keys[k].value == UNSET) {
+            *keys[k].value = keys[k].def;
+        } else if (b->kind == DCEM_BUS_TCP) {
+            char key[32];
+            snprintf(key, sizeof key, "buses.%s", keys[k].key);
+            return dcem_cfg_error(err, errlen, name, b->line, key,
+                                  "bus '%s' is Modbus TCP: '%s' is a serial line setting of an "
+                                  "rtu bus (a TCP-to-serial gateway's line is set up on the "
+                                  "gateway)",
+                                  b->name, keys[k].key);
+        }
+    }
+    b->parity = (int)parity;
+    return 0;
+}
+
+static int profile_exists(const char *dir, const char *model)
+{
+    char path[DCEM_PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s/%s.yaml", dir, model);
+    struct stat st;
+    return !stat(path, &st);
+}
+
 /* Cross-field rules and loading what the config names. */
 static int finish(dcem_agent_config *c, const char *name, char *err, size_t errlen)
 {
@@ -170,6 +225,7 @@ static int finish(dcem_agent_config *c, const char *name, char *err, size_t errl
             return dcem_cfg_error(err, errlen, name, b->line, "buses.tcp",
                                   "'%s': expected host:port", b->tcp);
         b->kind = *b->tcp ? DCEM_BUS_TCP : DCEM_BUS_RTU;
+        if (serial_settings(b, name, err, errlen)) return DCEM_ECONFIG;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(c->buses[j].name, b->name))
                 return dcem_cfg_error(err, errlen, name, b->line, "buses.name",
@@ -212,6 +268,22 @@ static int finish(dcem_agent_config *c, const char *name, char *err, size_t errl
             int rc = dcem_io_load_profile(c->profiles_dir, d->profile, p, why, sizeof why);
             if (rc == DCEM_ECONFIG) /* why says file:line in the profile */
                 return dcem_cfg_error(err, errlen, name, d->line, "devices.profile", "%s", why);
+            if (rc == DCEM_EIO && !profile_exists(c->profiles_dir, d->profile)) {
+                char have[400];
+                int n = dcem_io_list_profiles(c->profiles_dir, have, sizeof have);
+                if (n > 0)
+                    return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
+                                          "profile '%s': no %s.yaml in %s; the profiles there: %s",
+                                          d->profile, d->profile, c->profiles_dir, have);
+                if (n < 0)
+                    return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
+                                          "profile '%s': the profiles folder %s: %s", d->profile,
+                                          c->profiles_dir, strerror(errno));
+                return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
+                                      "profile '%s': no %s.yaml in %s, which holds no profiles "
+                                      "('profiles' names the folder of configs/meters)",
+                                      d->profile, d->profile, c->profiles_dir);
+            }
             if (rc)
                 return dcem_cfg_error(err, errlen, name, d->line, "devices.profile",
                                       "profile '%s': %s", d->profile, why);
@@ -254,6 +326,15 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
                                     c->site_ledger->site, c->site);
         }
     }
+    if (!rc && !*c->profiles_dir) {
+        char tried[3 * DCEM_PATH_MAX];
+        if (dcem_io_profiles_dir(DCEM_AGENT_PROFILES_DIR, c->profiles_dir, sizeof c->profiles_dir,
+                                 tried, sizeof tried))
+            rc = dcem_cfg_error(err, errlen, name, 1, "profiles",
+                                "not given, and no folder of meter profiles found (tried %s): "
+                                "set 'profiles' to the folder of configs/meters",
+                                tried);
+    }
     if (!rc && !*c->mqtt.client_id)
         /* a gateway id is unique within its site only: two sites may both have a gw-1 */
         snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%.60s-%.60s", c->site, c->gateway);
@@ -282,4 +363,30 @@ void dcem_agent_config_free(dcem_agent_config *c)
     free(c->profiles);
     free(c->site_ledger);
     free(c);
+}
+
+int dcem_agent_config_check_device(const dcem_agent_config *c, size_t bus, char *err,
+                                   size_t errlen)
+{
+    const dcem_bus_cfg *b = &c->buses[bus];
+    if (b->kind != DCEM_BUS_RTU) return 0;
+    struct stat st;
+    if (stat(b->rtu, &st))
+        return dcem_cfg_error(err, errlen, c->file, b->line, "buses.rtu", "%s: %s", b->rtu,
+                              strerror(errno));
+    if (!S_ISCHR(st.st_mode))
+        return dcem_cfg_error(err, errlen, c->file, b->line, "buses.rtu",
+                              "%s: not a character device (a serial port is /dev/ttyUSB0, "
+                              "/dev/ttyS1, /dev/serial/by-id/...)",
+                              b->rtu);
+    return 0;
+}
+
+int dcem_agent_config_check_devices(const dcem_agent_config *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_buses; i++) {
+        int rc = dcem_agent_config_check_device(c, i, err, errlen);
+        if (rc) return rc;
+    }
+    return 0;
 }

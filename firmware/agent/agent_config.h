@@ -75,7 +75,7 @@ typedef struct dcem_agent_config {
     char gateway[DCEM_ID_MAX];
     char site[DCEM_ID_MAX];
     char ledger[DCEM_PATH_MAX]; /* optional: site ledger, for local figures */
-    char profiles_dir[DCEM_PATH_MAX];
+    char profiles_dir[DCEM_PATH_MAX]; /* given, else found by dcem_io_profiles_dir */
     int log_level;
     dcem_bus_cfg buses[DCEM_AGENT_MAX_BUSES];
     size_t n_buses;
@@ -93,13 +93,29 @@ typedef struct dcem_agent_config {
 /* Parses buf (the file's bytes; name for messages, and relative paths are
  * resolved against its directory), loads the profiles and the ledger it
  * names, and checks the cross-field rules: device buses exist, (bus, unit)
- * unique, meters unique and in the ledger when there is one, profiles load.
+ * unique, meters unique and in the ledger when there is one, profiles load
+ * (an unknown one: the error lists the profiles there), serial settings only
+ * on RTU buses. Without 'profiles', the shipped folder is looked for
+ * (dcem_io_profiles_dir). Does not look at serial devices: see
+ * dcem_agent_config_check_device.
  * Returns a new config or NULL with "file:line: key: what" in err. */
 dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, size_t len,
                                            char *err, size_t errlen);
 
 /* Reads and parses a file. */
 dcem_agent_config *dcem_agent_config_load(const char *path, char *err, size_t errlen);
+
+/* Checks that the serial device of RTU bus `bus` exists and is a character
+ * device (a tty, or a pty a symlink names). Not part of loading: a USB
+ * adapter unplugged at a SIGHUP must not make the config invalid and stop
+ * the other buses, so the running agent logs this as a warning, while
+ * --check-config and --once refuse. Returns 0 (also for a TCP bus), or
+ * DCEM_ECONFIG with "file:line: buses.rtu: DEVICE: what" in err. */
+int dcem_agent_config_check_device(const dcem_agent_config *c, size_t bus, char *err,
+                                   size_t errlen);
+
+/* dcem_agent_config_check_device for every bus; the first error. */
+int dcem_agent_config_check_devices(const dcem_agent_config *c, char *err, size_t errlen);
 
 void dcem_agent_config_free(dcem_agent_config *c);
 

@@ -2,10 +2,19 @@
 #include "dcem_log.h"
 
 #include <MQTTClient.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/poll.h> /* not <poll.h>: the agent has a poll.h of its own */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PROBE_TIMEOUT_MS 3000 /* the TCP probe after a failed connect */
 
 struct dcem_mqtt {
     MQTTClient client;
@@ -38,6 +47,161 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     MQTTClient_freeMessage(&msg);
     MQTTClient_free(topic);
     return 1;
+}
+
+/* ---- why a connect failed, in words ---- */
+
+/* Host and port of a paho URI (tcp:// mqtt:// ssl:// mqtts:// ws:// wss://,
+ * host, [v6 address], optional :port, optional /path); *tls for the TLS
+ * schemes. -1 when it cannot be split. */
+static int uri_endpoint(const char *uri, char *host, size_t hostlen, char *port, size_t portlen,
+                        int *tls)
+{
+    static const struct {
+        const char *scheme, *port;
+        int tls;
+    } schemes[] = {{"tcp://", "1883", 0}, {"mqtt://", "1883", 0}, {"ssl://", "8883", 1},
+                   {"mqtts://", "8883", 1}, {"ws://", "80", 0},    {"wss://", "443", 1}};
+    const char *p = NULL, *def = NULL;
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes && !p; i++)
+        if (!strncmp(uri, schemes[i].scheme, strlen(schemes[i].scheme))) {
+            p = uri + strlen(schemes[i].scheme);
+            def = schemes[i].port;
+            *tls = schemes[i].tls;
+        }
+    if (!p) return -1;
+    const char *end;
+    if (*p == '[') { /* [2001:db8::1]:1883 */
+        end = strchr(++p, ']');
+        if (!end) return -1;
+    } else {
+        end = p + strcspn(p, ":/");
+    }
+    if (end == p || (size_t)(end - p) >= hostlen) return -1;
+    memcpy(host, p, (size_t)(end - p));
+    host[end - p] = '\0';
+    if (*end == ']') end++;
+    if (*end == ':') {
+        size_t n = strcspn(end + 1, "/");
+        if (!n || n >= portlen) return -1;
+        memcpy(port, end + 1, n);
+        port[n] = '\0';
+    } else {
+        snprintf(port, portlen, "%s", def);
+    }
+    return 0;
+}
+
+/* One non-blocking connect to ai within timeout_ms: 0 or an errno. */
+static int probe_one(const struct addrinfo *ai, int timeout_ms)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) return errno;
+    int rc = 0;
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) rc = errno;
+    else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) rc = 0;
+    else if (errno != EINPROGRESS) rc = errno;
+    else {
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int n;
+        while ((n = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR) {}
+        if (n == 0) {
+            rc = ETIMEDOUT;
+        } else {
+            socklen_t len = sizeof rc;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &rc, &len)) rc = errno;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+/* paho says only "Failure" (-1) when the TCP connection, the TLS handshake
+ * or the name lookup fails: find out which with a plain TCP connect to the
+ * URI's host and port, and say it in words with what to check. */
+static void explain_failure(const char *uri, char *out, size_t len)
+{
+    char host[128], port[16], where[160];
+    int tls = 0;
+    if (uri_endpoint(uri, host, sizeof host, port, sizeof port, &tls)) {
+        snprintf(out, len, "failed (paho: %s)", MQTTClient_strerror(MQTTCLIENT_FAILURE));
+        return;
+    }
+    snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai == EAI_AGAIN) {
+        snprintf(out, len, "cannot resolve '%s' now: %s (is a DNS server reachable?)", host,
+                 gai_strerror(gai));
+        return;
+    }
+    if (gai) {
+        snprintf(out, len, "the name '%s' does not resolve: %s (check mqtt.uri)", host,
+                 gai_strerror(gai));
+        return;
+    }
+    int err = ENOENT;
+    for (const struct addrinfo *ai = res; ai && err; ai = ai->ai_next)
+        err = probe_one(ai, PROBE_TIMEOUT_MS);
+    freeaddrinfo(res);
+    switch (err) {
+    case 0:
+        if (tls)
+            snprintf(out, len, "the TLS handshake with %s failed (is it the broker's TLS port? "
+                               "check mqtt.ca_file, cert_file, key_file, and that the broker's "
+                               "certificate names '%s')",
+                     where, host);
+        else
+            snprintf(out, len, "%s accepts TCP connections but no MQTT session came of it (a "
+                               "TLS port? use ssl://; else see the broker's log)",
+                     where);
+        break;
+    case ECONNREFUSED:
+        snprintf(out, len, "connection refused (is a broker listening on %s?)", where);
+        break;
+    case ETIMEDOUT:
+        snprintf(out, len, "no answer from %s within %d s (the host is down, or a firewall "
+                           "drops the port)",
+                 where, PROBE_TIMEOUT_MS / 1000);
+        break;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+        snprintf(out, len, "no route to %s: %s (check the address and the network)", where,
+                 strerror(err));
+        break;
+    default: snprintf(out, len, "cannot connect to %s: %s", where, strerror(err)); break;
+    }
+}
+
+/* A broker's refusal: MQTT 5 reason codes (>= 0x80) and MQTT 3.1.1 CONNACK
+ * return codes (1-5), by name, with what to check. */
+static void explain_refusal(int rc, int v5, char *out, size_t len)
+{
+    static const char *const v3[] = {NULL, "unacceptable protocol version",
+                                      "client identifier rejected", "server unavailable",
+                                      "bad user name or password", "not authorized"};
+    char name[80];
+    int auth = 0, denied = 0;
+    if (v5) {
+        const char *s = MQTTReasonCode_toString((enum MQTTReasonCodes)rc);
+        size_t i = 0;
+        for (; s && s[i] && i + 1 < sizeof name; i++) name[i] = (char)tolower((unsigned char)s[i]);
+        name[i] = '\0';
+        if (!i) snprintf(name, sizeof name, "reason code %d", rc);
+        auth = rc == MQTTREASONCODE_BAD_USER_NAME_OR_PASSWORD ||
+               rc == MQTTREASONCODE_BAD_AUTHENTICATION_METHOD;
+        denied = rc == MQTTREASONCODE_NOT_AUTHORIZED || rc == MQTTREASONCODE_BANNED;
+    } else {
+        snprintf(name, sizeof name, "%s", rc >= 1 && rc <= 5 ? v3[rc] : "refused");
+        auth = rc == 4;
+        denied = rc == 5;
+    }
+    snprintf(out, len, "refused by the broker: %s (%s %d)%s", name, v5 ? "reason" : "return code",
+             rc,
+             auth     ? "; check mqtt.username and mqtt.password"
+             : denied ? "; check mqtt.username and mqtt.password, and that the broker allows "
+                        "this client"
+                      : "");
 }
 
 dcem_mqtt *dcem_mqtt_new(const dcem_mqtt_cfg *cfg, const char *will_topic,
@@ -105,8 +269,11 @@ int dcem_mqtt_connect(dcem_mqtt *m, const char *const *topics, size_t n, char *e
         rc = MQTTClient_connect(m->client, &o);
     }
     if (rc != MQTTCLIENT_SUCCESS) {
-        snprintf(err, errlen, "mqtt connect %s: %s (%d)", c->uri,
-                 rc < 0 ? MQTTClient_strerror(rc) : "refused by the broker", rc);
+        char why[768];
+        if (rc == MQTTCLIENT_FAILURE) explain_failure(c->uri, why, sizeof why);
+        else if (rc > 0) explain_refusal(rc, v5, why, sizeof why);
+        else snprintf(why, sizeof why, "%s (paho %d)", MQTTClient_strerror(rc), rc);
+        snprintf(err, errlen, "mqtt connect %s: %s", c->uri, why);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -119,7 +286,11 @@ int dcem_mqtt_connect(dcem_mqtt *m, const char *const *topics, size_t n, char *e
             rc = MQTTClient_subscribe(m->client, topics[i], 1);
         }
         if (rc != MQTTCLIENT_SUCCESS) {
-            snprintf(err, errlen, "mqtt subscribe %s: %d", topics[i], rc);
+            char why[200];
+            if (v5 && rc > 0) explain_refusal(rc, 1, why, sizeof why);
+            else if (rc == 0x80) snprintf(why, sizeof why, "refused by the broker (its ACL?)");
+            else snprintf(why, sizeof why, "%s (paho %d)", MQTTClient_strerror(rc), rc);
+            snprintf(err, errlen, "mqtt subscribe %s: %s", topics[i], why);
             MQTTClient_disconnect(m->client, 1000);
             return -1;
         }

@@ -247,25 +247,31 @@ for l in open(sys.argv[1]):
     m = re.search(r"id: (\S+), unit: (\d+), profile: (\S+),", l)
     if m: print(m.group(2), m.group(3), m.group(1))' "$src/configs/sim/all-profiles.yaml")
   write_agent "$devices"
+  # piped, --once prints its JSON document (dcem-agent-once/1) and exits 0
+  # when every device answered
   "$agent" -c "$work/agent.yaml" --once >"$work/once.json" 2>"$work/agent.err" || fail "--once failed"
   kill -USR1 "$sim_pid"
   wait_for "truth file" 10 test -s "$work/truth.json"
   $PY - "$work/once.json" "$work/truth.json" <<'EOF'
 import json, sys
-batch = json.load(open(sys.argv[1]))
+doc = json.load(open(sys.argv[1]))
 truth = json.load(open(sys.argv[2]))
-got = {r["meter"]: r for r in batch["readings"]}
+got = {d["meter"]: d for d in doc["devices"]}
 bad, checked = [], 0
 for m in truth["meters"]:
     r = got.get(m["id"])
-    if r is None or r["q"] != "ok":
-        bad.append(f"{m['id']} ({m['profile']}): {r and r['q']}"); continue
+    if r is None or r["result"] != "ok":
+        bad.append(f"{m['id']} ({m['profile']}): {r and r['result']}"); continue
+    # a value is printed as a number only when it is valid (status ok); one
+    # the device does not implement is null
+    values = {(v["quantity"], v["phase"]): v["value"] for v in r["values"]}
     for reg in m["registers"]:
         q, ph = reg["quantity"], reg["phase"]
         if q == "scale_factor": continue
-        if (q, ph) == ("energy_import_kwh", 0): v = r.get("kwh")
-        elif (q, ph) == ("power_kw", 0): v = r.get("kw")
-        else: v = r.get("values", {}).get(q + (f"_l{ph}" if ph else ""))
+        v = values.get((q, ph))
+        if q in ("ct_ratio", "pt_ratio"): # not a value: the ratio in force, read from the meter
+            k = q[:2]
+            v = r["ratios"][k] if r["ratios"][k + "_source"] == "register" else None
         checked += 1
         want = reg["served"]
         if m["profile"] == "sunspec-203" and q.startswith("energy") and want == 0:

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "agent_config.h"
+#include "errors.h"
 #include "table.h"
 
 #include <stdio.h>
@@ -86,6 +87,31 @@ static const bad_case bad[] = {
      "1: ledger: the ledger is for site 'yz-alpha', not 'yz-beta'"},
     {"missing mqtt", "mqtt:\n  uri: tcp://127.0.0.1:1883\n", "", "",
      "1: mqtt: missing required key 'mqtt'"},
+    /* a serial line setting on a TCP bus would be ignored: an error naming it */
+    {"baud on a tcp bus", "    tcp: 127.0.0.1:1502\n", "    tcp: 127.0.0.1:1502\n    baud: 9600\n",
+     "", "6: buses.baud: bus 'b1' is Modbus TCP: 'baud' is a serial line setting of an rtu bus"},
+    {"parity on a tcp bus", "    tcp: 127.0.0.1:1502\n", "    tcp: 127.0.0.1:1502\n    parity: E\n",
+     "", "6: buses.parity: bus 'b1' is Modbus TCP: 'parity' is a serial"},
+    {"data_bits on a tcp bus", "    tcp: 127.0.0.1:1502\n",
+     "    tcp: 127.0.0.1:1502\n    data_bits: 8\n", "",
+     "6: buses.data_bits: bus 'b1' is Modbus TCP: 'data_bits' is a serial"},
+    {"stop_bits on a tcp bus", "    tcp: 127.0.0.1:1502\n",
+     "    tcp: 127.0.0.1:1502\n    stop_bits: 2\n", "",
+     "6: buses.stop_bits: bus 'b1' is Modbus TCP: 'stop_bits' is a serial"},
+    /* an unknown profile: the error lists the shipped ones */
+    {"unknown profile lists the profiles", "eastron-sdm630", "eastron-sdm999", "",
+     "9: devices.profile: profile 'eastron-sdm999': no eastron-sdm999.yaml in "},
+    {"profiles folder that does not exist", "profiles: ../meters", "profiles: ../nowhere", "",
+     "9: devices.profile: profile 'eastron-sdm630': the profiles folder "},
+    /* transformer ratios: > 0 and at most 100000 */
+    {"ct_ratio 0", NULL, NULL, "  - {bus: b1, unit: 2, profile: eastron-sdm630, meter: alpha-in-b, "
+     "ct_ratio: 0}\n", "13: devices[1].ct_ratio: must be > 0, got 0"},
+    {"ct_ratio -1", NULL, NULL, "  - {bus: b1, unit: 2, profile: eastron-sdm630, meter: alpha-in-b, "
+     "ct_ratio: -1}\n", "13: devices[1].ct_ratio: must be > 0, got -1"},
+    {"ct_ratio 200000", NULL, NULL, "  - {bus: b1, unit: 2, profile: eastron-sdm630, meter: "
+     "alpha-in-b, ct_ratio: 200000}\n", "13: devices[1].ct_ratio: must be <= 100000, got 200000"},
+    {"pt_ratio 0", NULL, NULL, "  - {bus: b1, unit: 2, profile: eastron-sdm630, meter: alpha-in-b, "
+     "pt_ratio: 0}\n", "13: devices[1].pt_ratio: must be > 0, got 0"},
 };
 
 static void test_bad(void **state)
@@ -109,11 +135,117 @@ static void test_bad(void **state)
     if (strncmp(err, want, strlen(want))) fail_msg("got  %s\nwant %s", err, want);
 }
 
+/* Parses BASE with one replacement; the config or NULL (err set). */
+static dcem_agent_config *parse_with(const char *from, const char *to, char *err, size_t errlen)
+{
+    char body[4096], doc[4096], name[1024];
+    snprintf(body, sizeof body, BASE, "");
+    char *at = strstr(body, from);
+    assert_non_null(at);
+    snprintf(doc, sizeof doc, "%.*s%s%s", (int)(at - body), body, to, at + strlen(from));
+    snprintf(name, sizeof name, "%s/agent/test.yaml", configs);
+    return dcem_agent_config_parse(name, doc, strlen(doc), err, errlen);
+}
+
+/* The unknown-profile error names every shipped profile. */
+static void test_unknown_profile_lists(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    assert_null(parse_with("eastron-sdm630", "eastron-sdm999", err, sizeof err));
+    static const char *const shipped[] = {"abb-b23", "acrel-adl400", "chint-dtsu666",
+                                          "eastron-sdm630", "sunspec-213"};
+    if (!strstr(err, "; the profiles there: abb-b23, acrel-adl400, ")) fail_msg("%s", err);
+    for (size_t i = 0; i < sizeof shipped / sizeof *shipped; i++)
+        if (!strstr(err, shipped[i])) fail_msg("'%s' not listed: %s", shipped[i], err);
+}
+
+/* Serial settings: the defaults on an RTU bus, what is given otherwise. */
+static void test_serial_defaults(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    dcem_agent_config *c = parse_with("    tcp: 127.0.0.1:1502\n", "    rtu: /dev/null\n", err,
+                                      sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(c->buses[0].kind, DCEM_BUS_RTU);
+    assert_int_equal(c->buses[0].baud, 9600);
+    assert_int_equal(c->buses[0].parity, 0);
+    assert_int_equal(c->buses[0].data_bits, 8);
+    assert_int_equal(c->buses[0].stop_bits, 1);
+    dcem_agent_config_free(c);
+    c = parse_with("    tcp: 127.0.0.1:1502\n",
+                   "    rtu: /dev/null\n    baud: 38400\n    parity: E\n    stop_bits: 2\n", err,
+                   sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(c->buses[0].baud, 38400);
+    assert_int_equal(c->buses[0].parity, 1);
+    assert_int_equal(c->buses[0].data_bits, 8);
+    assert_int_equal(c->buses[0].stop_bits, 2);
+    dcem_agent_config_free(c);
+}
+
+/* --check-config's serial device check: loading never looks at the device
+ * (a reload with an adapter unplugged is not refused); the check names a
+ * missing one and one that is not a character device, with file:line. */
+static void test_serial_device(void **state)
+{
+    (void)state;
+    char err[1024] = "", want[1200];
+    dcem_agent_config *c = parse_with("    tcp: 127.0.0.1:1502\n",
+                                      "    rtu: /dev/ttyDCEM-none\n", err, sizeof err);
+    if (!c) fail_msg("loading must not look at the device: %s", err);
+    assert_int_equal(dcem_agent_config_check_devices(c, err, sizeof err), DCEM_ECONFIG);
+    snprintf(want, sizeof want, "%s:6: buses.rtu: /dev/ttyDCEM-none: No such file or directory",
+             c->file);
+    assert_string_equal(err, want);
+    dcem_agent_config_free(c);
+
+    char path[1024];
+    snprintf(path, sizeof path, "    rtu: %s/agent/agent.yaml\n", configs); /* a plain file */
+    c = parse_with("    tcp: 127.0.0.1:1502\n", path, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(dcem_agent_config_check_devices(c, err, sizeof err), DCEM_ECONFIG);
+    if (!strstr(err, ":6: buses.rtu: ") || !strstr(err, "agent.yaml: not a character device"))
+        fail_msg("%s", err);
+    dcem_agent_config_free(c);
+
+    c = parse_with("    tcp: 127.0.0.1:1502\n", "    rtu: /dev/null\n", err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(dcem_agent_config_check_devices(c, err, sizeof err), 0);
+    dcem_agent_config_free(c);
+
+    c = parse_with("profiles: ../meters\n", "profiles: ../meters\n", err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    assert_int_equal(dcem_agent_config_check_devices(c, err, sizeof err), 0); /* TCP only */
+    dcem_agent_config_free(c);
+}
+
+/* Without `profiles:`, a build finds the source tree's configs/meters (the
+ * test binary has no ../share/dcem/meters beside it). */
+static void test_default_profiles(void **state)
+{
+    (void)state;
+    char err[1024] = "", want[1024];
+    dcem_agent_config *c = parse_with("profiles: ../meters\n", "", err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    snprintf(want, sizeof want, "%s/meters", configs);
+    assert_string_equal(c->profiles_dir, want);
+    assert_int_equal(c->n_profiles, 1);
+    dcem_agent_config_free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return 2;
     configs = argv[1];
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shipped)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shipped),
+        cmocka_unit_test(test_unknown_profile_lists),
+        cmocka_unit_test(test_serial_defaults),
+        cmocka_unit_test(test_serial_device),
+        cmocka_unit_test(test_default_profiles),
+    };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     return failed + RUN_TABLE("broken agent configs", test_bad, bad);
 }
