@@ -805,6 +805,67 @@ static void test_plan_sdm630(void **state)
     free(p);
 }
 
+/* Plans around what a device refuses: a refused register is never covered
+ * and a cut ends a request, and the rest stays coalesced. */
+static void test_plan_rules(void **state)
+{
+    (void)state;
+    dcem_profile *p = load_shipped("eastron-sdm630");
+    dcem_plan_rules rules;
+    dcem_plan_rules_init(&rules, p);
+    dcem_read_req req[16];
+    assert_int_equal(dcem_profile_plan_rules(p, 0, &rules, req, 16), 2); /* as without rules */
+    int pf1 = dcem_profile_find(p, DCEM_Q_POWER_FACTOR, 1);
+    int freq = dcem_profile_find(p, DCEM_Q_FREQUENCY_HZ, 0);
+    int l1 = dcem_profile_find(p, DCEM_Q_ENERGY_IMPORT_KWH, 1);
+    int l2 = dcem_profile_find(p, DCEM_Q_ENERGY_IMPORT_KWH, 2);
+    int l3 = dcem_profile_find(p, DCEM_Q_ENERGY_IMPORT_KWH, 3);
+    assert_true(pf1 >= 0 && freq >= 0 && l1 >= 0 && l2 >= 0 && l3 >= 0);
+    /* pf_l1 (0x001E) refused: the first read splits around it */
+    rules.reg[pf1] = DCEM_PLAN_REFUSED;
+    int n = dcem_profile_plan_rules(p, 0, &rules, req, 16);
+    assert_int_equal(n, 3);
+    assert_int_equal(req[0].address, 0x0000);
+    assert_int_equal(req[0].count, 0x0012); /* V, I, P: up to 0x0011 */
+    assert_int_equal(req[1].address, 0x0020); /* pf_l2 on, up to export 0x004B */
+    assert_int_equal(req[1].count, 0x004C - 0x0020);
+    for (int k = 0; k < n; k++) /* no request touches 0x001E-0x001F */
+        assert_true(req[k].address + req[k].count <= 0x001E || req[k].address >= 0x0020);
+    /* a cut after the frequency (0x0046): the counter at 0x0048 starts anew */
+    rules.cut[freq] = 1;
+    n = dcem_profile_plan_rules(p, 0, &rules, req, 16);
+    assert_int_equal(n, 4);
+    assert_int_equal(req[1].address + req[1].count, 0x0048);
+    assert_int_equal(req[2].address, 0x0048);
+    /* the per-phase counters refused: 0x0156 read alone */
+    rules.reg[l1] = rules.reg[l2] = rules.reg[l3] = DCEM_PLAN_REFUSED;
+    n = dcem_profile_plan_rules(p, 0, &rules, req, 16);
+    assert_int_equal(n, 4);
+    assert_int_equal(req[3].address, 0x0156);
+    assert_int_equal(req[3].count, 2);
+    /* SKIP registers are not read but may be read across */
+    dcem_plan_rules_init(&rules, p);
+    rules.reg[pf1] = DCEM_PLAN_SKIP;
+    n = dcem_profile_plan_rules(p, 0, &rules, req, 16);
+    assert_int_equal(n, 2);
+    assert_int_equal(req[0].count, 76);
+    free(p);
+    /* the ratio registers are never in the per-poll plan, only on demand */
+    p = load_shipped("acrel-adl400");
+    int ct = dcem_profile_find(p, DCEM_Q_CT_RATIO, 0), pt = dcem_profile_find(p, DCEM_Q_PT_RATIO, 0);
+    assert_true(ct >= 0 && pt >= 0);
+    n = dcem_profile_plan(p, 0, req, 16);
+    for (int k = 0; k < n; k++)
+        assert_true(req[k].address > 0x008E || req[k].address + req[k].count <= 0x008D);
+    memset(&rules, 0, sizeof rules);
+    for (size_t i = 0; i < p->n_regs; i++) rules.reg[i] = DCEM_PLAN_SKIP;
+    rules.reg[ct] = rules.reg[pt] = DCEM_PLAN_READ;
+    assert_int_equal(dcem_profile_plan_rules(p, 0, &rules, req, 16), 1);
+    assert_int_equal(req[0].address, 0x008D);
+    assert_int_equal(req[0].count, 2);
+    free(p);
+}
+
 /* SunSpec 203: every value and its scale factor in the same request (the
  * SF may change between reads), here all in one. */
 static void test_plan_sunspec203(void **state)
@@ -1016,6 +1077,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_value_bad_index),
         cmocka_unit_test(test_plan_sdm630),
+        cmocka_unit_test(test_plan_rules),
         cmocka_unit_test(test_plan_sunspec203),
         cmocka_unit_test(test_shipped_directory),
         cmocka_unit_test(test_shipped_sdm630_energy),
