@@ -31,6 +31,8 @@ PACKAGES=(
   libssl-dev        # SHA-256 of report manifests (libcrypto)
   python3-openpyxl  # tests open the XLSX reports and check their cells
   python3-pymodbus  # an independent Modbus server (partial register maps) in the agent tests
+  python3-serial    # pyserial: pymodbus imports it even for its TCP server
+  python3-serial-asyncio # and serial_asyncio too
   chromium          # headless browser of the dashboard test
   fonts-wqy-microhei # a CJK font, so the dashboard's Chinese renders in its screenshots
 )

@@ -41,3 +41,11 @@ add_test(NAME agent_commission
   COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_commission.sh ${PROJECT_BINARY_DIR}
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(agent_commission PROPERTIES TIMEOUT 120 LABELS integration)
+
+# Partial register maps: dcem-sim over TCP and over a pty, and pymodbus — a
+# refused register inside a read never costs the counter, and after the first
+# poll each poll takes the fewest requests the served map allows.
+add_test(NAME agent_partial
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_partial.sh ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(agent_partial PROPERTIES TIMEOUT 180 LABELS integration)

@@ -12,6 +12,10 @@
 
 #define MAX_READS DCEM_AGENT_MAX_READS
 #define SUNSPEC_BASE 40000u
+/* Plans a poll may try while it learns a device's map; each pass that fails
+ * learns at least one refused register or hole, so a few suffice for any
+ * shipped profile — and the next poll goes on where this one stopped. */
+#define MAX_LEARNING_PASSES 8
 
 typedef struct device {
     size_t index;                 /* into the config's devices */
@@ -588,29 +592,36 @@ static int read_device(dcem_bus *b, device *d, int64_t now, char *why, size_t le
     if (err) return err;
     if (memcmp(&before, &d->rules, sizeof before)) /* a refused ratio register: read around it */
         d->n_reads = dcem_profile_plan_rules(d->profile, d->base, &d->rules, d->reads, MAX_READS);
-    dcem_plan_rules learned = d->rules;
-    err = read_planned(b, d, &learned, d->reads, d->n_reads, why, len);
-    if (err) return err;
-    /* The energy counter is never lost to an optional value, and a meter
-     * that refuses its counter is failing, not partial: nothing is learned. */
-    int e = dcem_profile_find(d->profile, DCEM_Q_ENERGY_IMPORT_KWH, 0);
-    if (learned.reg[e] == DCEM_PLAN_REFUSED) {
-        const dcem_register *g = &d->profile->regs[e];
-        char what[96];
-        describe(b, d->refused_by[e], what, sizeof what);
-        snprintf(why, len, "energy counter %s (fc %d, 0x%04X = %u) refused: %s", g->name,
-                 g->function, reg_addr(d, (size_t)e), doc_ref(g, reg_addr(d, (size_t)e)), what);
-        d->rules = before;
+    /* A pass that learns what the device refuses plans again and reads
+     * again, until a plan is served whole: from the next poll on the device
+     * costs exactly the requests of the map it serves. */
+    for (int pass = 0; pass < MAX_LEARNING_PASSES; pass++) {
+        dcem_plan_rules learned = d->rules;
+        err = read_planned(b, d, &learned, d->reads, d->n_reads, why, len);
+        if (err) return err;
+        /* The energy counter is never lost to an optional value, and a meter
+         * that refuses its counter is failing, not partial: nothing is learned. */
+        int e = dcem_profile_find(d->profile, DCEM_Q_ENERGY_IMPORT_KWH, 0);
+        if (learned.reg[e] == DCEM_PLAN_REFUSED) {
+            const dcem_register *g = &d->profile->regs[e];
+            char what[96];
+            describe(b, d->refused_by[e], what, sizeof what);
+            snprintf(why, len, "energy counter %s (fc %d, 0x%04X = %u) refused: %s", g->name,
+                     g->function, reg_addr(d, (size_t)e), doc_ref(g, reg_addr(d, (size_t)e)), what);
+            d->rules = before;
+            d->n_reads =
+                dcem_profile_plan_rules(d->profile, d->base, &d->rules, d->reads, MAX_READS);
+            return d->refused_by[e];
+        }
+        if (!memcmp(&learned, &d->rules, sizeof learned)) break;
+        d->rules = learned;
         d->n_reads = dcem_profile_plan_rules(d->profile, d->base, &d->rules, d->reads, MAX_READS);
-        return d->refused_by[e];
+        unsigned long refused = 0;
+        for (size_t i = 0; i < d->profile->n_regs; i++)
+            refused += learned.reg[i] == DCEM_PLAN_REFUSED;
+        d->stats.unsupported = refused;
     }
     if (ratios_due) d->ratio_due_ms = now + d->cfg->ratio_every_s * 1000;
-    if (!memcmp(&learned, &d->rules, sizeof learned)) return 0;
-    d->rules = learned;
-    d->n_reads = dcem_profile_plan_rules(d->profile, d->base, &d->rules, d->reads, MAX_READS);
-    unsigned long refused = 0;
-    for (size_t i = 0; i < d->profile->n_regs; i++) refused += learned.reg[i] == DCEM_PLAN_REFUSED;
-    d->stats.unsupported = refused;
     return 0;
 }
 
