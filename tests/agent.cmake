@@ -49,3 +49,11 @@ add_test(NAME agent_partial
   COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_partial.sh ${PROJECT_BINARY_DIR}
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(agent_partial PROPERTIES TIMEOUT 180 LABELS integration)
+
+# Meters behind CTs, end to end: ratios from the meter's registers and from the
+# config give primary-side energy; a ratio change mid-stream is one counter
+# epoch, and the collector's figures equal dcem-audit's over the export.
+add_test(NAME agent_ratio
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_ratio.sh ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(agent_ratio PROPERTIES TIMEOUT 240 LABELS integration)
