@@ -6,7 +6,8 @@
  * served (SIGUSR1 and at exit). docs/sim.md has the details.
  *
  *   dcem-sim -c SCENARIO [--tcp HOST:PORT|none] [--rtu DEVICE --baud N
- *            --parity N|E|O --data 7|8 --stop 1|2] [--speed X] [--start T|now]
+ *            --parity N|E|O --data 7|8 --stop 1|2 --wire-time on|off
+ *            --turnaround-ms N] [--speed X] [--start T|now]
  *            [--truth FILE] [--profiles DIR] [--check-config]
  */
 #include "dcem_io.h"
@@ -43,12 +44,12 @@ static void on_signal(int sig)
     signal_flags |= sig == SIGUSR1 ? SIG_TRUTH : SIG_STOP;
 }
 
-static int64_t mono_ms(void *ctx)
+static int64_t mono_ns(void *ctx)
 {
     (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int64_t wall_ms(void)
@@ -66,6 +67,8 @@ static void usage(FILE *out)
           "  --tcp HOST:PORT      TCP listener (port 0: any free port); 'none': no TCP\n"
           "  --rtu DEVICE         RTU line: a serial device or a socat pty link\n"
           "  --baud N --parity N|E|O --data 7|8 --stop 1|2   RTU line settings\n"
+          "  --wire-time on|off   RTU: frames take a real line's time (default on)\n"
+          "  --turnaround-ms N    RTU: the meter's answer delay after the request (default 5)\n"
           "  --speed X            simulated seconds per real second (0: frozen)\n"
           "  --start TIME|now     simulated start time (RFC 3339)\n"
           "  --truth FILE         write what is served as JSON on SIGUSR1 and at exit\n"
@@ -90,6 +93,8 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 typedef struct options {
     const char *config, *tcp, *rtu, *truth, *profiles, *start;
     long baud, data, stop;
+    long turnaround_ms; /* < 0: the scenario's */
+    int wire_time;      /* < 0: the scenario's */
     char parity;
     double speed; /* < 0: the scenario's */
     int check;
@@ -104,6 +109,8 @@ static int parse_options(int argc, char **argv, options *o)
         O_PARITY,
         O_DATA,
         O_STOP,
+        O_WIRE_TIME,
+        O_TURNAROUND,
         O_SPEED,
         O_START,
         O_TRUTH,
@@ -118,6 +125,8 @@ static int parse_options(int argc, char **argv, options *o)
         {"parity", required_argument, NULL, O_PARITY},
         {"data", required_argument, NULL, O_DATA},
         {"stop", required_argument, NULL, O_STOP},
+        {"wire-time", required_argument, NULL, O_WIRE_TIME},
+        {"turnaround-ms", required_argument, NULL, O_TURNAROUND},
         {"speed", required_argument, NULL, O_SPEED},
         {"start", required_argument, NULL, O_START},
         {"truth", required_argument, NULL, O_TRUTH},
@@ -127,7 +136,8 @@ static int parse_options(int argc, char **argv, options *o)
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
-    o->baud = o->data = o->stop = -1;
+    o->baud = o->data = o->stop = o->turnaround_ms = -1;
+    o->wire_time = -1;
     o->speed = -1;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -156,6 +166,17 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case O_STOP:
             if (parse_int(optarg, 1, 2, &o->stop)) bad = "--stop (1 or 2)";
+            break;
+        case O_WIRE_TIME:
+            if (!strcmp(optarg, "on"))
+                o->wire_time = 1;
+            else if (!strcmp(optarg, "off"))
+                o->wire_time = 0;
+            else
+                bad = "--wire-time (on or off)";
+            break;
+        case O_TURNAROUND:
+            if (parse_int(optarg, 0, 10000, &o->turnaround_ms)) bad = "--turnaround-ms (0..10000)";
             break;
         case O_SPEED:
             if (dcem_parse_double(optarg, strlen(optarg), &o->speed) || o->speed < 0 ||
@@ -246,6 +267,8 @@ static int load_scenario(const options *o, sim_scenario *sc, sim_listen *l, char
     l->parity = o->parity ? o->parity : "NEO"[sc->listen.parity];
     l->data_bits = (int)(o->data > 0 ? o->data : sc->listen.data_bits);
     l->stop_bits = (int)(o->stop > 0 ? o->stop : sc->listen.stop_bits);
+    l->wire_time = o->wire_time >= 0 ? o->wire_time : sc->listen.wire_time;
+    l->turnaround_ms = (int)(o->turnaround_ms >= 0 ? o->turnaround_ms : sc->listen.turnaround_ms);
     return 0;
 }
 
@@ -278,7 +301,7 @@ static int serve(sim_site *site, const sim_listen *l, const char *truth)
     sigaction(SIGPIPE, &sa, NULL); /* a client gone mid-reply is an error return, not death */
 
     sim_server *srv;
-    int rc = sim_server_new(site, l, mono_ms, NULL, &srv, err, sizeof err);
+    int rc = sim_server_new(site, l, mono_ns, NULL, &srv, err, sizeof err);
     if (rc) {
         fprintf(stderr, "dcem-sim: %s\n", err);
         return 1;
@@ -308,8 +331,9 @@ static int serve(sim_site *site, const sim_listen *l, const char *truth)
     const sim_server_stats *st = sim_server_get_stats(srv);
     fprintf(stderr,
             "dcem-sim: stopped: %lu requests, %lu connections (%lu refused), %lu bad RTU frames, "
-            "%lu delayed answers dropped, %lu send errors, %lu for unknown units\n",
-            st->requests, st->accepted, st->refused, st->bad_frames, st->pending_dropped,
+            "%lu early RTU requests, %lu delayed answers dropped, %lu send errors, "
+            "%lu for unknown units\n",
+            st->requests, st->accepted, st->refused, st->bad_frames, st->early, st->pending_dropped,
             st->send_errors, site->unknown_unit);
     sim_server_free(srv);
     return status;

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const sim_fault_names[] = {"timeout", "exception", "slow", "rollover",
-                                       "reset",   "glitch",    NULL};
+const char *const sim_fault_names[] = {"timeout", "exception", "slow",  "rollover",
+                                       "reset",   "glitch",    "ratio", NULL};
 const char *const sim_glitch_names[] = {"zero", "spike", NULL};
 
 double sim_fault_random(uint64_t *state)
@@ -83,12 +83,15 @@ enum {
     K_AT = 1u << 4,
     K_VALUE = 1u << 5,
     K_GLITCH = 1u << 6, /* glitch, spike_kwh */
+    K_FROM = 1u << 7,   /* from_s alone (a window's start is part of K_WINDOW) */
+    K_RATIO = 1u << 8,  /* ct_ratio, pt_ratio */
 };
 
 static const unsigned takes[SIM_FAULT_COUNT] = {
     [SIM_FAULT_TIMEOUT] = K_WINDOW,        [SIM_FAULT_EXCEPTION] = K_WINDOW | K_CODE,
     [SIM_FAULT_SLOW] = K_WINDOW | K_DELAY, [SIM_FAULT_ROLLOVER] = K_AFTER,
     [SIM_FAULT_RESET] = K_AT | K_VALUE,    [SIM_FAULT_GLITCH] = K_WINDOW | K_AT | K_GLITCH,
+    [SIM_FAULT_RATIO] = K_FROM | K_RATIO,
 };
 
 int sim_fault_check(const sim_fault *f, char *why, size_t whylen)
@@ -104,7 +107,7 @@ int sim_fault_check(const sim_fault *f, char *why, size_t whylen)
         int given;
         unsigned group;
     } keys[] = {
-        {"from_s", !isnan(f->from_s), K_WINDOW},
+        {"from_s", !isnan(f->from_s), K_WINDOW | K_FROM},
         {"until_s", !isnan(f->until_s), K_WINDOW},
         {"probability", !isnan(f->probability), K_WINDOW},
         {"code", f->code >= 0, K_CODE},
@@ -114,6 +117,8 @@ int sim_fault_check(const sim_fault *f, char *why, size_t whylen)
         {"value_kwh", !isnan(f->value_kwh), K_VALUE},
         {"glitch", f->glitch >= 0, K_GLITCH},
         {"spike_kwh", !isnan(f->spike_kwh), K_GLITCH},
+        {"ct_ratio", !isnan(f->ct_ratio), K_RATIO},
+        {"pt_ratio", !isnan(f->pt_ratio), K_RATIO},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (keys[i].given && !(t & keys[i].group)) {
@@ -131,6 +136,16 @@ int sim_fault_check(const sim_fault *f, char *why, size_t whylen)
     if (f->kind == SIM_FAULT_RESET && isnan(f->at_s)) {
         snprintf(why, whylen, "kind 'reset' needs 'at_s'");
         return 1;
+    }
+    if (f->kind == SIM_FAULT_RATIO) {
+        if (isnan(f->from_s)) {
+            snprintf(why, whylen, "kind 'ratio' needs 'from_s'");
+            return 1;
+        }
+        if (isnan(f->ct_ratio) && isnan(f->pt_ratio)) {
+            snprintf(why, whylen, "kind 'ratio' needs 'ct_ratio' or 'pt_ratio'");
+            return 1;
+        }
     }
     if (f->kind == SIM_FAULT_GLITCH) {
         int window = !isnan(f->from_s) || !isnan(f->until_s) || !isnan(f->probability);

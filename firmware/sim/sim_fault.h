@@ -1,7 +1,8 @@
 /* sim_fault.h — the faults a simulated meter can be told to show, and the
  * decision, request by request, of which of them strike: no answer, an
  * exception reply, a slow answer, a glitched counter. Counter rollover and
- * reset shape the counter itself (sim_meter). Pure: the random draws come
+ * reset shape the counter itself, and a ratio change the transformer ratios
+ * it measures behind (sim_meter). Pure: the random draws come
  * from a caller-held xorshift state, so a seed replays a run. */
 #ifndef DCEM_SIM_FAULT_H
 #define DCEM_SIM_FAULT_H
@@ -16,6 +17,7 @@ typedef enum sim_fault_kind {
     SIM_FAULT_ROLLOVER,    /* the counter starts after_s short of its wrap */
     SIM_FAULT_RESET,       /* the counter restarts from value_kwh at at_s */
     SIM_FAULT_GLITCH,      /* one answer carries 0 or a spike as the counter */
+    SIM_FAULT_RATIO,       /* from from_s the meter runs on other CT/PT ratios */
     SIM_FAULT_COUNT
 } sim_fault_kind;
 
@@ -29,13 +31,16 @@ extern const char *const sim_glitch_names[]; /* "zero", "spike" */
  * scenario's start. Absent doubles are NAN, absent integers -1. */
 typedef struct sim_fault {
     int kind;           /* sim_fault_kind */
-    double from_s;      /* window start (timeout, exception, slow, glitch) */
+    double from_s;      /* window start (timeout, exception, slow, glitch); ratio: when */
     double until_s;     /* window end, exclusive; NAN: open */
     double probability; /* per request inside the window; NAN: 1 */
     double at_s;        /* reset: when; glitch: the first request from then */
     double after_s;     /* rollover: the counter wraps this long after start */
     double value_kwh;   /* reset: the counter's new value (NAN: 0) */
-    double spike_kwh;   /* glitch spike: added to the counter (NAN: 24 h at rated) */
+    double spike_kwh;   /* glitch spike: primary kWh added to the counter (NAN: 24 h at
+                           rated) */
+    double ct_ratio;    /* ratio: the new CT ratio (NAN: unchanged) */
+    double pt_ratio;    /* ratio: the new PT ratio (NAN: unchanged) */
     long long code;     /* exception code 1..255 (-1: 4, server failure) */
     long long delay_ms; /* slow: how late */
     int glitch;         /* SIM_GLITCH_*; -1: zero */

@@ -77,7 +77,11 @@ static void choose_scale_factors(sim_meter *m)
             if (strcmp(r->scale_register, p->regs[s].name)) continue;
             if (is_counter(r->quantity)) counter = 1;
             if (is_float(r->type) || is_counter(r->quantity)) continue;
-            double bound = quantity_bound(&m->model, r->quantity), max = type_max(r->type);
+            /* secondary values: the largest is the one on the smallest ratio */
+            double f = INFINITY;
+            for (size_t k = 0; k < m->n_ratio; k++)
+                f = fmin(f, dcem_ratio_factor(r->quantity, m->ratio[k].ct, m->ratio[k].pt));
+            double bound = quantity_bound(&m->model, r->quantity) / f, max = type_max(r->type);
             while (sf < 9 && bound / (r->scale * pow(10, sf)) > max)
                 sf++;
         }
@@ -117,6 +121,55 @@ static unsigned sunspec_len(int model)
     return 0;
 }
 
+/* The runs of contiguous words the meter serves per function, merged: a
+ * read without holes lies inside one run. */
+static void compute_runs(sim_meter *m)
+{
+    const dcem_profile *p = m->profile;
+    sim_word_run *w = m->runs;
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_regs; i++) {
+        unsigned a = sim_meter_reg_address(m, i);
+        w[n++] = (sim_word_run){p->regs[i].function, a, a + dcem_regtype_words(p->regs[i].type)};
+    }
+    if (m->base) /* a SunSpec device serves its whole chain, unimplemented points too */
+        w[n++] = (sim_word_run){3, SIM_SUNSPEC_BASE, m->base + 2 + m->sunspec_len + 2};
+    for (size_t i = 1; i < n; i++) { /* insertion sort by function, start: n <= 97 */
+        sim_word_run x = w[i];
+        size_t j = i;
+        for (; j > 0 && (w[j - 1].function > x.function ||
+                         (w[j - 1].function == x.function && w[j - 1].start > x.start));
+             j--)
+            w[j] = w[j - 1];
+        w[j] = x;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && w[k - 1].function == w[i].function && w[i].start <= w[k - 1].end) {
+            if (w[i].end > w[k - 1].end) w[k - 1].end = w[i].end;
+        } else {
+            w[k++] = w[i];
+        }
+    }
+    m->n_runs = k;
+}
+
+int sim_meter_refuses(const sim_meter *m, int function, unsigned address, unsigned count)
+{
+    const dcem_profile *p = m->profile;
+    unsigned end = address + count;
+    for (size_t i = 0; i < p->n_regs; i++) {
+        if (!m->refused[i] || p->regs[i].function != function) continue;
+        unsigned a = sim_meter_reg_address(m, i);
+        if (a < end && address < a + dcem_regtype_words(p->regs[i].type)) return 1;
+    }
+    if (m->holes != SIM_HOLES_REFUSE) return 0;
+    for (size_t k = 0; k < m->n_runs; k++)
+        if (m->runs[k].function == function && m->runs[k].start <= address && end <= m->runs[k].end)
+            return 0;
+    return 1;
+}
+
 static void compute_ranges(sim_meter *m)
 {
     unsigned lo[2] = {0xFFFFFFFFu, 0xFFFFFFFFu}, hi[2] = {0, 0};
@@ -137,6 +190,91 @@ static void compute_ranges(sim_meter *m)
         m->range_start[f] = hi[f] ? lo[f] : 0;
         m->range_count[f] = hi[f] ? hi[f] - lo[f] : 0;
     }
+}
+
+/* The stretches of constant ratios: the meter's own from the start, then
+ * one per ratio fault in time order, each changing what it names. */
+static void build_ratios(sim_meter *m, const sim_meter_cfg *c)
+{
+    m->ratio[0] = (sim_ratio_seg){
+        .from_ms = m->start_ms, .ct = c->ct_ratio, .pt = c->pt_ratio, .line = c->line};
+    m->n_ratio = 1;
+    for (size_t k = 0; k < c->n_faults; k++) {
+        const sim_fault *f = &c->faults[k];
+        if (f->kind != SIM_FAULT_RATIO) continue;
+        sim_ratio_seg g = {.from_ms = m->start_ms + (int64_t)llround(f->from_s * 1000),
+                           .ct = f->ct_ratio,
+                           .pt = f->pt_ratio,
+                           .line = f->line};
+        size_t j = m->n_ratio++;
+        for (; j > 1 && m->ratio[j - 1].from_ms > g.from_ms; j--)
+            m->ratio[j] = m->ratio[j - 1];
+        m->ratio[j] = g;
+    }
+    for (size_t j = 1; j < m->n_ratio; j++) { /* absent: unchanged */
+        if (isnan(m->ratio[j].ct)) m->ratio[j].ct = m->ratio[j - 1].ct;
+        if (isnan(m->ratio[j].pt)) m->ratio[j].pt = m->ratio[j - 1].pt;
+    }
+    /* a change at from_s 0 is in force from the start */
+    m->seg = 0;
+    while (m->seg + 1 < m->n_ratio && m->ratio[m->seg + 1].from_ms <= m->start_ms)
+        m->seg++;
+}
+
+/* Every ratio in force must be one the profile's ratio registers can show:
+ * a whole number of steps within the register type (a meter cannot be set
+ * to a ratio it cannot display, and the truth would disagree with the wire). */
+static int check_ratio_registers(const sim_meter *m, const char *name, char *err, size_t errlen)
+{
+    const dcem_profile *p = m->profile;
+    for (size_t i = 0; i < p->n_regs; i++) {
+        const dcem_register *r = &p->regs[i];
+        int ct = r->quantity == DCEM_Q_CT_RATIO;
+        if (!ct && r->quantity != DCEM_Q_PT_RATIO) continue;
+        if (is_float(r->type)) continue; /* any ratio within 2^24 steps is exact enough */
+        double unit = sim_meter_reg_unit(m, i);
+        for (size_t k = 0; k < m->n_ratio; k++) {
+            double v = ct ? m->ratio[k].ct : m->ratio[k].pt, raw = v / unit;
+            if (fabs(raw - round(raw)) <= 1e-6 * fmax(1, raw) && round(raw) <= type_max(r->type))
+                continue;
+            return dcem_cfg_error(err, errlen, name, m->ratio[k].line,
+                                  k    ? "meters.faults"
+                                  : ct ? "meters.ct_ratio"
+                                       : "meters.pt_ratio",
+                                  "%s %g: register '%s' of '%s' (%s, step %g) cannot hold it",
+                                  ct ? "ct_ratio" : "pt_ratio", v, r->name, p->model,
+                                  dcem_regtype_name(r->type), unit);
+        }
+    }
+    return 0;
+}
+
+static int resolve_refused(sim_meter *m, const sim_meter_cfg *c, const char *name, char *err,
+                           size_t errlen)
+{
+    const dcem_profile *p = m->profile;
+    m->holes = c->holes;
+    for (size_t k = 0; k < c->n_refuse; k++) {
+        int found = -1;
+        for (size_t i = 0; i < p->n_regs && found < 0; i++)
+            if (!strcmp(p->regs[i].name, c->refuse[k])) found = (int)i;
+        if (found >= 0) {
+            m->refused[found] = 1;
+            continue;
+        }
+        char valid[640] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < p->n_regs; i++) {
+            int n =
+                snprintf(valid + used, sizeof valid - used, "%s%s", i ? ", " : "", p->regs[i].name);
+            if (n < 0 || used + (size_t)n >= sizeof valid) break;
+            used += (size_t)n;
+        }
+        return dcem_cfg_error(err, errlen, name, c->line, "meters.refuse",
+                              "'%s' is not a register of '%s' (valid: %s)", c->refuse[k], p->model,
+                              valid);
+    }
+    return 0;
 }
 
 int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem_profile *p,
@@ -178,10 +316,17 @@ int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem
                                   "211-214 are)",
                                   p->model, p->sunspec_model);
     }
+    build_ratios(m, c);
     choose_scale_factors(m);
     compute_ranges(m);
+    compute_runs(m);
+    int rc = resolve_refused(m, c, name, err, errlen);
+    if (!rc) rc = check_ratio_registers(m, name, err, errlen);
+    if (rc) return rc;
 
+    const sim_ratio_seg *g0 = sim_meter_ratio(m);
     m->initial_kwh = isnan(c->initial_kwh) ? 0 : c->initial_kwh;
+    m->initial_secondary_kwh = m->initial_kwh / (g0->ct * g0->pt);
     for (size_t k = 0; k < m->n_faults; k++) {
         sim_fault *f = &m->faults[k];
         f->fired = 0;
@@ -194,29 +339,68 @@ int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem
                 return dcem_cfg_error(err, errlen, name, f->line, "meters.faults",
                                       "rollover: the counter of '%s' is %s and never wraps",
                                       p->model, dcem_regtype_name(p->regs[m->counter_reg].type));
-            double e = sim_model_energy_kwh(&m->model, m->start_ms,
-                                            m->start_ms + (int64_t)llround(f->after_s * 1000));
+            /* the served (secondary) counter wraps: what it counts by then */
+            int64_t at = m->start_ms + (int64_t)llround(f->after_s * 1000);
+            double e = 0;
+            for (size_t k2 = m->seg; k2 < m->n_ratio && m->ratio[k2].from_ms < at; k2++) {
+                int64_t a = m->ratio[k2].from_ms > m->start_ms ? m->ratio[k2].from_ms : m->start_ms;
+                int64_t b = k2 + 1 < m->n_ratio && m->ratio[k2 + 1].from_ms < at
+                                ? m->ratio[k2 + 1].from_ms
+                                : at;
+                e += sim_model_energy_kwh(&m->model, a, b) / (m->ratio[k2].ct * m->ratio[k2].pt);
+            }
             double unit = sim_meter_reg_unit(m, (size_t)m->counter_reg);
             /* no energy by then (PV at night): wrap on the first count */
-            m->initial_kwh = wrap - (e > unit ? e : unit);
+            m->initial_secondary_kwh = wrap - (e > unit ? e : unit);
+            m->initial_kwh = m->initial_secondary_kwh * g0->ct * g0->pt;
         }
     }
+    for (size_t k = 0; k <= m->seg; k++)
+        m->ratio[k].secondary_start_kwh = m->initial_secondary_kwh;
     return 0;
+}
+
+const sim_ratio_seg *sim_meter_ratio(const sim_meter *m)
+{
+    return &m->ratio[m->seg];
+}
+
+/* Integrates the energy up to t (> m->t_ms), stretch by stretch of constant
+ * ratios, entering each stretch as its time comes. */
+static void integrate(sim_meter *m, int64_t t)
+{
+    while (m->t_ms < t) {
+        sim_ratio_seg *g = &m->ratio[m->seg];
+        int64_t end = t;
+        if (m->seg + 1 < m->n_ratio && m->ratio[m->seg + 1].from_ms < end)
+            end = m->ratio[m->seg + 1].from_ms;
+        double e = sim_model_energy_kwh(&m->model, m->t_ms, end);
+        m->energy_kwh += e;
+        g->energy_kwh += e;
+        m->secondary_kwh += e / (g->ct * g->pt);
+        m->t_ms = end;
+        /* the counter does not jump at a change: it counts on at the new rate */
+        while (m->seg + 1 < m->n_ratio && m->ratio[m->seg + 1].from_ms <= m->t_ms) {
+            m->seg++;
+            m->ratio[m->seg].secondary_start_kwh = sim_meter_secondary_kwh(m);
+        }
+    }
 }
 
 void sim_meter_advance(sim_meter *m, int64_t t_ms)
 {
     if (!m->reset_done && t_ms >= m->reset_ms) {
-        if (m->reset_ms > m->t_ms) {
-            m->energy_kwh += sim_model_energy_kwh(&m->model, m->t_ms, m->reset_ms);
-            m->t_ms = m->reset_ms;
-        }
+        integrate(m, m->reset_ms);
+        const sim_ratio_seg *g = sim_meter_ratio(m);
         m->energy_at_reset = m->energy_kwh;
+        m->secondary_at_reset = m->secondary_kwh;
+        m->reset_secondary_kwh = m->reset_value_kwh / (g->ct * g->pt);
         m->reset_done = 1;
+        /* a stretch that began at this very instant begins after the reset */
+        if (m->ratio[m->seg].from_ms == m->reset_ms)
+            m->ratio[m->seg].secondary_start_kwh = m->reset_secondary_kwh;
     }
-    if (t_ms <= m->t_ms) return;
-    m->energy_kwh += sim_model_energy_kwh(&m->model, m->t_ms, t_ms);
-    m->t_ms = t_ms;
+    integrate(m, t_ms);
 }
 
 double sim_meter_counter_kwh(const sim_meter *m)
@@ -225,43 +409,55 @@ double sim_meter_counter_kwh(const sim_meter *m)
     return m->initial_kwh + m->energy_kwh;
 }
 
+double sim_meter_secondary_kwh(const sim_meter *m)
+{
+    if (m->reset_done) return m->reset_secondary_kwh + (m->secondary_kwh - m->secondary_at_reset);
+    return m->initial_secondary_kwh + m->secondary_kwh;
+}
+
 double sim_meter_reg_value(const sim_meter *m, size_t i, const sim_electrical *e,
                            const sim_glitch *g)
 {
     const dcem_register *r = &m->profile->regs[i];
     int ph = r->phase >= 0 && r->phase <= 3 ? r->phase : 0;
+    const sim_ratio_seg *ratio = sim_meter_ratio(m);
+    double factor = dcem_ratio_factor(r->quantity, ratio->ct, ratio->pt);
     switch (r->quantity) {
     case DCEM_Q_ENERGY_IMPORT_KWH:
     case DCEM_Q_ENERGY_TOTAL_KWH: { /* nothing is exported: total = import */
         double share = ph ? m->model.share[ph - 1] : 1;
-        double v = sim_meter_counter_kwh(m) * share;
-        if (g && g->active)
-            v = g->kind == SIM_GLITCH_ZERO
-                    ? 0
-                    : v + share * (isnan(g->spike_kwh) ? 24 * m->model.c.rated_kw : g->spike_kwh);
+        double v = sim_meter_secondary_kwh(m) * share; /* already secondary */
+        if (g && g->active) {
+            double spike = isnan(g->spike_kwh) ? 24 * m->model.c.rated_kw : g->spike_kwh;
+            v = g->kind == SIM_GLITCH_ZERO ? 0 : v + share * spike / factor;
+        }
         double wrap = sim_meter_reg_wrap(m, i);
         return isinf(wrap) ? v : fmod(v, wrap);
     }
     case DCEM_Q_ENERGY_EXPORT_KWH:
         return 0;
     case DCEM_Q_POWER_KW:
-        return e->p_kw[ph];
+        return e->p_kw[ph] / factor;
     case DCEM_Q_REACTIVE_KVAR:
-        return e->q_kvar[ph];
+        return e->q_kvar[ph] / factor;
     case DCEM_Q_APPARENT_KVA:
-        return e->s_kva[ph];
+        return e->s_kva[ph] / factor;
     case DCEM_Q_VOLTAGE_V:
-        return e->v[ph];
+        return e->v[ph] / factor;
     case DCEM_Q_VOLTAGE_LL_V:
-        return e->v_ll[ph];
+        return e->v_ll[ph] / factor;
     case DCEM_Q_CURRENT_A:
-        return e->i_a[ph];
+        return e->i_a[ph] / factor;
     case DCEM_Q_POWER_FACTOR:
         return e->pf[ph];
     case DCEM_Q_FREQUENCY_HZ:
         return e->hz;
     case DCEM_Q_SCALE_FACTOR:
         return m->sf[i];
+    case DCEM_Q_CT_RATIO:
+        return ratio->ct;
+    case DCEM_Q_PT_RATIO:
+        return ratio->pt;
     default:
         return 0;
     }

@@ -1,9 +1,13 @@
 /* sim_meter.h — one simulated meter: its profile's register map filled from
  * the power model, with the energy counter as the exact integral of that
  * power from an initial value, wrapping where its register wraps and
- * restarting at a reset fault. SunSpec profiles are served behind "SunS" at
- * 40000 and a common block (model 1), with scale factors chosen to fit the
- * meter's rating. Pure: time comes in as simulated UTC milliseconds. */
+ * restarting at a reset fault. A meter behind current/voltage transformers
+ * serves secondary values (primary / ratio) and its ratio registers; the
+ * ratios may change in service. A partial map refuses some registers, or
+ * reads that span unmapped words, as strict firmware does. SunSpec profiles
+ * are served behind "SunS" at 40000 and a common block (model 1), with
+ * scale factors chosen to fit the meter's rating. Pure: time comes in as
+ * simulated UTC milliseconds. */
 #ifndef DCEM_SIM_METER_H
 #define DCEM_SIM_METER_H
 
@@ -28,7 +32,26 @@ typedef struct sim_meter_stats {
     unsigned long exceptions; /* exception replies, faults and protocol */
     unsigned long delayed;    /* slow fault */
     unsigned long glitches;   /* answers with a glitched counter */
+    unsigned long refused;    /* exception 02 for a refused register or a hole */
 } sim_meter_stats;
+
+/* A stretch of time on the same transformer ratios: the meter's own
+ * ct_ratio/pt_ratio from the start, then one per ratio fault. */
+typedef struct sim_ratio_seg {
+    int64_t from_ms;            /* simulated UTC */
+    double ct, pt;              /* the ratios in force */
+    int line;                   /* where they are declared */
+    double energy_kwh;          /* primary energy in the stretch so far */
+    double secondary_start_kwh; /* the meter's counter (secondary, unwrapped) as it began */
+} sim_ratio_seg;
+
+#define SIM_MAX_RATIO_SEGS (1 + SIM_MAX_FAULTS)
+
+/* A run of contiguous words the meter serves, for holes: refuse. */
+typedef struct sim_word_run {
+    int function;
+    unsigned start, end; /* [start, end) */
+} sim_word_run;
 
 /* A glitch to apply to the counter registers of one answer. */
 typedef struct sim_glitch {
@@ -47,12 +70,23 @@ typedef struct sim_meter {
     int64_t start_ms;
     /* the energy integral since start, advanced to t_ms */
     int64_t t_ms;
-    double energy_kwh;
-    double initial_kwh; /* the counter at start */
-    int64_t reset_ms;   /* INT64_MAX: no reset */
-    double reset_value_kwh;
+    double energy_kwh;    /* primary */
+    double secondary_kwh; /* what the meter counted: energy / (ct * pt) stretch by stretch */
+    double initial_kwh;   /* the primary counter at start */
+    double initial_secondary_kwh; /* the meter's counter at start */
+    int64_t reset_ms;             /* INT64_MAX: no reset */
+    double reset_value_kwh;       /* primary */
     int reset_done;
-    double energy_at_reset;
+    double energy_at_reset, secondary_at_reset;
+    double reset_secondary_kwh; /* the meter's counter right after the reset */
+    /* transformer ratios, stretch by stretch, sorted; seg: the one in force */
+    sim_ratio_seg ratio[SIM_MAX_RATIO_SEGS];
+    size_t n_ratio, seg;
+    /* the partial map */
+    unsigned char refused[DCEM_PROFILE_MAX_REGS]; /* 1: exception 02 for any read of it */
+    int holes;                                    /* SIM_HOLES_* */
+    sim_word_run runs[DCEM_PROFILE_MAX_REGS + 1]; /* served words, merged */
+    size_t n_runs;
     /* the register image */
     unsigned base;                           /* SunSpec: SIM_SUNSPEC_MODEL_ADDR, else 0 */
     unsigned sunspec_len;                    /* SunSpec: the meter model's L */
@@ -65,8 +99,10 @@ typedef struct sim_meter {
 
 /* Sets up replica r of entry c on profile p (borrowed), starting at
  * start_ms with the scenario's clock and seed. Checks what needs the
- * profile (a rollover needs an integer counter register). Returns 0, or
- * DCEM_ECONFIG with "name:line: key: what" in err. */
+ * profile: a rollover needs an integer counter register, refuse names
+ * registers of the profile, and every ratio in force is one the profile's
+ * ratio registers (if any) can hold. Returns 0, or DCEM_ECONFIG with
+ * "name:line: key: what" in err. */
 int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem_profile *p,
                    const sim_scenario *sc, const char *name, char *err, size_t errlen);
 
@@ -74,9 +110,19 @@ int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem
  * meter serves at the latest time it has seen). */
 void sim_meter_advance(sim_meter *m, int64_t t_ms);
 
-/* The counter at t_ms before wrapping: initial + energy, or after a reset
- * its value + the energy since. */
+/* The primary counter at t_ms: initial + energy, or after a reset its
+ * value + the energy since. What an agent that applies the ratios in force
+ * stretch by stretch would count. */
 double sim_meter_counter_kwh(const sim_meter *m);
+
+/* The counter the meter holds (secondary side, before wrapping): initial /
+ * (ct * pt) at start + each stretch's energy / its ct * pt; after a reset,
+ * value / (ct * pt) then + the same since. Equals sim_meter_counter_kwh on a
+ * meter without transformers. */
+double sim_meter_secondary_kwh(const sim_meter *m);
+
+/* The ratios in force at the meter's time. */
+const sim_ratio_seg *sim_meter_ratio(const sim_meter *m);
 
 /* Value per raw count of register i (scale * 10^sf), and where an integer
  * counter register wraps (kWh; INFINITY for floats and non-counters). */
@@ -86,8 +132,10 @@ double sim_meter_reg_wrap(const sim_meter *m, size_t i);
 /* Absolute wire address of register i. */
 unsigned sim_meter_reg_address(const sim_meter *m, size_t i);
 
-/* The model value of register i at the meter's time (canonical unit;
- * counters wrapped), for electrical state e. */
+/* The value register i holds at the meter's time (canonical unit, as the
+ * meter measures it: secondary side, the primary value divided by
+ * dcem_ratio_factor for the ratios in force; counters wrapped; ratio
+ * registers the ratios in force), for electrical state e. */
 double sim_meter_reg_value(const sim_meter *m, size_t i, const sim_electrical *e,
                            const sim_glitch *g);
 
@@ -97,6 +145,13 @@ double sim_meter_reg_value(const sim_meter *m, size_t i, const sim_electrical *e
  * the common block and the end marker. */
 void sim_meter_fill(const sim_meter *m, int function, uint16_t *tab, unsigned start, unsigned count,
                     const sim_glitch *g);
+
+/* Whether the meter refuses a read of [address, address + count) of
+ * function (exception 02): it touches a word of a refused register of that
+ * function, or, with holes: refuse, a word no register of that function
+ * holds (SunSpec: the whole block from "SunS" to the end marker is held).
+ * Says nothing about the range check (sim_site does that first). */
+int sim_meter_refuses(const sim_meter *m, int function, unsigned address, unsigned count);
 
 /* Whether [address, address + count) of function overlaps a counter
  * register (energy import or total), which a glitch would hit. */

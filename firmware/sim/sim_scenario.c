@@ -9,6 +9,7 @@
 #include <string.h>
 
 static const char *const parity_names[] = {"N", "E", "O", NULL};
+const char *const sim_holes_names[] = {"serve", "refuse", NULL};
 
 static int check_id(const void *value, size_t count, char *why, size_t len)
 {
@@ -56,6 +57,25 @@ static int check_start(const void *value, size_t count, char *why, size_t len)
     return 1;
 }
 
+/* refuse: register names, each once (whether the profile has them is
+ * sim_meter_init's check: profiles are not loaded here) */
+static int check_refuse(const void *value, size_t count, char *why, size_t len)
+{
+    const char(*names)[DCEM_REG_NAME_MAX] = value;
+    for (size_t i = 0; i < count; i++) {
+        if (!names[i][0]) {
+            snprintf(why, len, "item %zu: empty register name", i);
+            return 1;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(names[i], names[j])) {
+                snprintf(why, len, "'%s' listed twice", names[i]);
+                return 1;
+            }
+    }
+    return 0;
+}
+
 #define F(f) offsetof(sim_fault, f)
 static const dcem_cfg_field fault_fields[] = {
     {.key = "@line", .type = DCEM_CFG_LINE, .offset = F(line)},
@@ -81,6 +101,12 @@ static const dcem_cfg_field fault_fields[] = {
      .def = -1},
     {.key = "glitch", .type = DCEM_CFG_ENUM, .offset = F(glitch), .names = sim_glitch_names,
      .def = -1},
+    {.key = "ct_ratio", .type = DCEM_CFG_DOUBLE, .offset = F(ct_ratio),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = DCEM_RATIO_MAX, .def = NAN,
+     .help = "ratio: the CT ratio from from_s on; absent: unchanged"},
+    {.key = "pt_ratio", .type = DCEM_CFG_DOUBLE, .offset = F(pt_ratio),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = DCEM_RATIO_MAX, .def = NAN,
+     .help = "ratio: the PT ratio from from_s on; absent: unchanged"},
     {0},
 };
 #undef F
@@ -109,7 +135,19 @@ static const dcem_cfg_field meter_fields[] = {
     {.key = "hz_nominal", .type = DCEM_CFG_DOUBLE, .offset = M(hz_nominal), .min = 45, .max = 65,
      .def = 50},
     {.key = "initial_kwh", .type = DCEM_CFG_DOUBLE, .offset = M(initial_kwh), .min = 0,
-     .max = 1e15, .def = NAN},
+     .max = 1e15, .def = NAN, .help = "the primary counter at start"},
+    {.key = "ct_ratio", .type = DCEM_CFG_DOUBLE, .offset = M(ct_ratio),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = DCEM_RATIO_MAX, .def = 1,
+     .help = "CT ratio the meter sits behind: it serves secondary values"},
+    {.key = "pt_ratio", .type = DCEM_CFG_DOUBLE, .offset = M(pt_ratio),
+     .flags = DCEM_CFG_MIN_EXCL, .min = 0, .max = DCEM_RATIO_MAX, .def = 1,
+     .help = "PT ratio the meter sits behind"},
+    {.key = "refuse", .type = DCEM_CFG_LIST, .offset = M(refuse), .size = DCEM_REG_NAME_MAX,
+     .item = DCEM_CFG_STRING, .min = 0, .max = DCEM_PROFILE_MAX_REGS,
+     .count_offset = M(n_refuse), .check = check_refuse,
+     .help = "profile registers the meter answers exception 02 for"},
+    {.key = "holes", .type = DCEM_CFG_ENUM, .offset = M(holes), .names = sim_holes_names,
+     .def = SIM_HOLES_SERVE, .help = "refuse: a read spanning an unmapped word gets 02"},
     {.key = "faults", .type = DCEM_CFG_LIST, .offset = M(faults), .size = sizeof(sim_fault),
      .min = 0, .max = SIM_MAX_FAULTS, .sub = fault_fields, .count_offset = M(n_faults)},
     {0},
@@ -129,6 +167,11 @@ static const dcem_cfg_field listen_fields[] = {
      .min = 7, .max = 8, .def = 8},
     {.key = "stop_bits", .type = DCEM_CFG_INT, .offset = S(listen.stop_bits) - S(listen),
      .min = 1, .max = 2, .def = 1},
+    {.key = "wire_time", .type = DCEM_CFG_BOOL, .offset = S(listen.wire_time) - S(listen),
+     .def = 1, .help = "RTU: frames take the time a real line takes (docs/sim.md)"},
+    {.key = "turnaround_ms", .type = DCEM_CFG_INT,
+     .offset = S(listen.turnaround_ms) - S(listen), .min = 0, .max = 10000, .def = 5,
+     .help = "RTU: the device's answer delay after a request's end and 3.5 characters"},
     {0},
 };
 
@@ -269,6 +312,11 @@ int sim_scenario_parse(const char *name, const char *buf, size_t len, sim_scenar
             if (f->kind == SIM_FAULT_ROLLOVER && rollover++)
                 return dcem_cfg_error(err, errlen, name, f->line, "meters.faults",
                                       "at most one rollover per meter");
+            for (size_t j = 0; f->kind == SIM_FAULT_RATIO && j < k; j++)
+                if (m->faults[j].kind == SIM_FAULT_RATIO && m->faults[j].from_s == f->from_s)
+                    return dcem_cfg_error(err, errlen, name, f->line, "meters.faults",
+                                          "a ratio change at from_s %g already at line %d",
+                                          f->from_s, m->faults[j].line);
         }
         if (rollover && !isnan(m->initial_kwh))
             return dcem_cfg_error(err, errlen, name, m->line, "meters.initial_kwh",

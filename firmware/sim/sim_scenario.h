@@ -6,6 +6,7 @@
 #ifndef DCEM_SIM_SCENARIO_H
 #define DCEM_SIM_SCENARIO_H
 
+#include "profile.h"
 #include "sim_fault.h"
 
 #include <stddef.h>
@@ -17,6 +18,9 @@
 #define SIM_ID_MAX 48
 #define SIM_PROFILE_NAME_MAX 64
 #define SIM_HOST_MAX 64
+
+enum { SIM_HOLES_SERVE = 0, SIM_HOLES_REFUSE = 1 };
+extern const char *const sim_holes_names[]; /* "serve", "refuse" */
 
 typedef struct sim_meter_cfg {
     char id[SIM_ID_MAX];                /* with count > 1: "<id>-01", "<id>-02", ... */
@@ -30,7 +34,14 @@ typedef struct sim_meter_cfg {
     double pf; /* NAN: the shape's default */
     double v_nominal;
     double hz_nominal;
-    double initial_kwh; /* NAN: 0 */
+    double initial_kwh; /* the PRIMARY counter at start; NAN: 0 */
+    double ct_ratio;    /* transformers the meter sits behind: it serves primary / */
+    double pt_ratio;    /* dcem_ratio_factor(quantity, ct, pt); 1: none */
+    /* a partial register map: names of profile registers the meter answers
+     * exception 02 for (checked against the profile by sim_meter_init) */
+    char refuse[DCEM_PROFILE_MAX_REGS][DCEM_REG_NAME_MAX];
+    size_t n_refuse;
+    int holes; /* SIM_HOLES_*: whether a read may span words no register holds */
     sim_fault faults[SIM_MAX_FAULTS];
     size_t n_faults;
     int line;
@@ -45,6 +56,8 @@ typedef struct sim_scenario {
         long long baud;
         int parity; /* 0 N, 1 E, 2 O */
         long long data_bits, stop_bits;
+        int wire_time;           /* RTU: keep a real line's timing on a pty */
+        long long turnaround_ms; /* RTU: the device's answer delay (with wire_time) */
     } listen;
     struct {
         char start[40];          /* RFC 3339, or "now" */
@@ -62,7 +75,8 @@ typedef struct sim_scenario {
 
 /* Parses a scenario into *out (large: allocate it). Checks beyond the
  * tables: ids and unit ids unique over all replicas, the keys of each fault
- * fit its kind, rollover and initial_kwh not both. Returns 0, or
+ * fit its kind, rollover and initial_kwh not both, no two ratio faults of a
+ * meter at the same from_s, refuse names not repeated. Returns 0, or
  * DCEM_ECONFIG / DCEM_ENOMEM with "name:line: key: what" in err. */
 int sim_scenario_parse(const char *name, const char *buf, size_t len, sim_scenario *out, char *err,
                        size_t errlen);

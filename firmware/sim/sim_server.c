@@ -13,15 +13,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MS 1000000LL /* nanoseconds */
 #define RTU_BUF 512
 /* On a pty a request arrives in one piece; bytes that sit this long without
  * completing a frame are noise and are dropped (a real line would use 3.5
  * character times, which a pty does not keep). */
-#define RTU_STALE_MS 100
+#define RTU_STALE_NS (100 * MS)
+/* An answer on the line is written in pieces at most this far apart, each
+ * piece the characters complete by then: the client sees the first byte
+ * when a real line would deliver it (its response timeout), and the last
+ * one not before (the frame's end). Finer pieces only cost wake-ups. */
+#define RTU_PACE_NS (4 * MS)
 
 typedef struct pending {
-    int fd;         /* the TCP connection, or -1: the RTU line */
-    int64_t due_ms; /* monotonic */
+    int fd;         /* the TCP connection */
+    int64_t due_ns; /* monotonic */
     int meter;      /* index, -1 for an exception to an unknown unit */
     int exception;  /* > 0: answer this exception */
     int function;
@@ -30,6 +36,14 @@ typedef struct pending {
     uint8_t req[MODBUS_TCP_MAX_ADU_LENGTH];
     int req_len;
 } pending;
+
+/* An RTU answer, built when the request is decided (so it carries the
+ * registers as they were when asked), waiting for the line. */
+typedef struct rtu_frame {
+    int64_t earliest_ns; /* monotonic: may not start on the line before */
+    size_t len;
+    uint8_t b[MODBUS_RTU_MAX_ADU_LENGTH];
+} rtu_frame;
 
 struct sim_server {
     sim_site *site;
@@ -47,8 +61,19 @@ struct sim_server {
     int rtu_fd;
     uint8_t rx[RTU_BUF];
     size_t rx_len;
-    int64_t rx_last_ms;
-    /* delayed answers, unordered (the queue is small) */
+    int64_t rx_first_ns, rx_last_ns; /* the first and last byte of rx arrived */
+    /* the line's timeline (all 0 without wire_time: everything at once) */
+    int bits, baud;        /* per character; the line's speed */
+    int64_t silence_ns;    /* between frames */
+    int64_t turnaround_ns; /* the device's delay beyond the silence */
+    int64_t line_free_ns;  /* the line may carry a new frame from then */
+    rtu_frame *txq;        /* answers waiting for the line, unordered */
+    size_t n_txq;
+    rtu_frame tx; /* the answer on the line */
+    int tx_busy;
+    int64_t tx_start_ns; /* its first character started then */
+    size_t tx_sent;      /* bytes of it written */
+    /* delayed TCP answers, unordered (the queue is small) */
     pending *pend;
     size_t n_pend;
     sim_server_stats stats;
@@ -61,7 +86,7 @@ static int64_t mono(const sim_server *s)
 
 int64_t sim_server_sim_time(const sim_server *s)
 {
-    return sim_site_time(s->site, mono(s) - s->t0);
+    return sim_site_time(s->site, (mono(s) - s->t0) / MS);
 }
 
 int sim_server_tcp_port(const sim_server *s)
@@ -90,6 +115,7 @@ void sim_server_free(sim_server *s)
             modbus_mapping_free(s->maps[i]);
     free(s->maps);
     free(s->pend);
+    free(s->txq);
     free(s);
 }
 
@@ -128,6 +154,20 @@ static int open_rtu(sim_server *s, const sim_listen *l, char *err, size_t errlen
     if (s->rtu_fd >= FD_SETSIZE) {
         snprintf(err, errlen, "rtu %s: descriptor %d beyond select()", l->rtu_device, s->rtu_fd);
         return DCEM_EIO;
+    }
+    s->txq = calloc(SIM_MAX_PENDING, sizeof *s->txq);
+    if (!s->txq) {
+        snprintf(err, errlen, "rtu %s: out of memory", l->rtu_device);
+        return DCEM_ENOMEM;
+    }
+    if (l->wire_time) {
+        s->bits = 1 + l->data_bits + (l->parity != 'N') + l->stop_bits;
+        s->baud = l->baud;
+        /* Modbus over Serial Line V1.02, 2.5.1.1: above 19200 baud the
+         * silence is a fixed 1.75 ms, not 3.5 characters */
+        s->silence_ns =
+            l->baud > 19200 ? 1750000 : (int64_t)7 * s->bits * 1000000000 / (2 * l->baud);
+        s->turnaround_ns = (int64_t)l->turnaround_ms * MS;
     }
     return 0;
 }
@@ -185,19 +225,24 @@ static unsigned table_start(const modbus_mapping_t *map, int function)
     return (unsigned)(function == 4 ? map->start_input_registers : map->start_registers);
 }
 
-static void send_answer(sim_server *s, modbus_t *ctx, int fd, const uint8_t *req, int req_len,
-                        int meter, int exception)
+static void send_answer(sim_server *s, int fd, const uint8_t *req, int req_len, int meter,
+                        int exception)
 {
-    if (fd >= 0)
-        modbus_set_socket(ctx, fd);
-    else
-        modbus_set_slave(ctx, req[0]);
-    int rc = exception > 0 ? modbus_reply_exception(ctx, req, (unsigned)exception)
-                           : modbus_reply(ctx, req, req_len, s->maps[meter]);
+    modbus_set_socket(s->tcp, fd);
+    int rc = exception > 0 ? modbus_reply_exception(s->tcp, req, (unsigned)exception)
+                           : modbus_reply(s->tcp, req, req_len, s->maps[meter]);
     if (rc < 0) s->stats.send_errors++;
 }
 
-static void handle_request(sim_server *s, modbus_t *ctx, int fd, const uint8_t *req, int req_len)
+static uint16_t crc16(const uint8_t *b, size_t n);
+static void rtu_answer(sim_server *s, const uint8_t *req, const sim_answer *a, int meter,
+                       unsigned address, unsigned count, int64_t earliest_ns);
+
+/* Decides the request of req_len bytes at req and answers it: on TCP
+ * connection fd at once or after the answer's delay; on the RTU line (fd
+ * -1) when the line allows, not before answer_ns (monotonic). */
+static void handle_request(sim_server *s, modbus_t *ctx, int fd, const uint8_t *req, int req_len,
+                           int64_t answer_ns)
 {
     int hl = modbus_get_header_length(ctx);
     if (req_len < hl + 1) return;
@@ -220,8 +265,12 @@ static void handle_request(sim_server *s, modbus_t *ctx, int fd, const uint8_t *
                                      : (unsigned)map->nb_registers,
                        &a.glitch);
     }
+    if (fd < 0) {
+        rtu_answer(s, req, &a, meter, address, count, answer_ns + a.delay_ms * MS);
+        return;
+    }
     if (!a.delay_ms) {
-        send_answer(s, ctx, fd, req, req_len, meter, a.action == SIM_EXCEPTION ? a.exception : 0);
+        send_answer(s, fd, req, req_len, meter, a.action == SIM_EXCEPTION ? a.exception : 0);
         return;
     }
     if (s->n_pend == SIM_MAX_PENDING || req_len > (int)sizeof s->pend[0].req) {
@@ -231,7 +280,7 @@ static void handle_request(sim_server *s, modbus_t *ctx, int fd, const uint8_t *
     /* the answer carries the registers as they were when asked */
     pending *p = &s->pend[s->n_pend++];
     p->fd = fd;
-    p->due_ms = mono(s) + a.delay_ms;
+    p->due_ns = mono(s) + a.delay_ms * MS;
     p->meter = meter;
     p->exception = a.action == SIM_EXCEPTION ? a.exception : 0;
     p->function = function;
@@ -251,7 +300,7 @@ static void send_due(sim_server *s)
     int64_t now = mono(s);
     for (size_t i = 0; i < s->n_pend;) {
         pending *p = &s->pend[i];
-        if (p->due_ms > now) {
+        if (p->due_ns > now) {
             i++;
             continue;
         }
@@ -260,8 +309,7 @@ static void send_due(sim_server *s)
             memcpy(table(map, p->function) + (p->address - table_start(map, p->function)), p->words,
                    p->count * sizeof p->words[0]);
         }
-        send_answer(s, p->fd >= 0 ? s->tcp : s->rtu, p->fd, p->req, p->req_len, p->meter,
-                    p->exception);
+        send_answer(s, p->fd, p->req, p->req_len, p->meter, p->exception);
         *p = s->pend[--s->n_pend];
     }
 }
@@ -270,7 +318,7 @@ static int64_t next_due(const sim_server *s)
 {
     int64_t due = INT64_MAX;
     for (size_t i = 0; i < s->n_pend; i++)
-        if (s->pend[i].due_ms < due) due = s->pend[i].due_ms;
+        if (s->pend[i].due_ns < due) due = s->pend[i].due_ns;
     return due;
 }
 
@@ -309,7 +357,7 @@ static void read_conn(sim_server *s, size_t i)
     if (rc < 0)
         close_conn(s, i); /* closed by the peer, or not Modbus */
     else if (rc > 0)
-        handle_request(s, s->tcp, s->conns[i], req, rc);
+        handle_request(s, s->tcp, s->conns[i], req, rc, 0);
 }
 
 /* ---- RTU ---- */
@@ -323,6 +371,122 @@ static uint16_t crc16(const uint8_t *b, size_t n)
             crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : crc >> 1;
     }
     return crc;
+}
+
+/* Nanoseconds that n characters take on the line (0 without wire_time).
+ * Computed from the frame's start each time, never summed per character,
+ * so that rounding does not accumulate. */
+static int64_t chars_ns(const sim_server *s, size_t n)
+{
+    return s->baud ? (int64_t)n * s->bits * 1000000000 / s->baud : 0;
+}
+
+static void rtu_answer(sim_server *s, const uint8_t *req, const sim_answer *a, int meter,
+                       unsigned address, unsigned count, int64_t earliest_ns)
+{
+    if (s->n_txq == SIM_MAX_PENDING) {
+        s->stats.pending_dropped++;
+        return;
+    }
+    rtu_frame *f = &s->txq[s->n_txq];
+    uint8_t *b = f->b;
+    size_t n = 0;
+    int exception = a->action == SIM_EXCEPTION ? a->exception : 0;
+    const uint16_t *w = NULL;
+    if (!exception) {
+        const modbus_mapping_t *map = s->maps[meter];
+        unsigned start = table_start(map, req[1]);
+        unsigned size = (unsigned)(req[1] == 4 ? map->nb_input_registers : map->nb_registers);
+        /* sim_site checked the range against the meter; this is the table */
+        if (address < start || address - start + count > size || count > MODBUS_MAX_READ_REGISTERS)
+            exception = MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS;
+        else
+            w = table(s->maps[meter], req[1]) + (address - start);
+    }
+    b[n++] = req[0];
+    if (exception) {
+        b[n++] = (uint8_t)(req[1] | 0x80);
+        b[n++] = (uint8_t)exception;
+    } else {
+        b[n++] = req[1];
+        b[n++] = (uint8_t)(2 * count);
+        for (unsigned k = 0; k < count; k++) {
+            b[n++] = (uint8_t)(w[k] >> 8);
+            b[n++] = (uint8_t)w[k];
+        }
+    }
+    uint16_t crc = crc16(b, n);
+    b[n++] = (uint8_t)crc; /* low byte first */
+    b[n++] = (uint8_t)(crc >> 8);
+    f->len = n;
+    f->earliest_ns = earliest_ns;
+    s->n_txq++;
+}
+
+/* Puts answers on the line: the one on it gets the characters complete by
+ * now written; when the line is free the earliest waiting answer starts,
+ * at its earliest time or when the line became free, whichever is later
+ * (a time in the past when the loop woke late: the timeline is kept, not
+ * the wake-up). An answer waits in the queue, the line not taken, until
+ * its start has come, so a request arriving meanwhile goes first, as on a
+ * real line where the late device would still be silent. */
+static void rtu_send(sim_server *s, int64_t now)
+{
+    for (;;) {
+        if (!s->tx_busy) {
+            size_t best = SIZE_MAX;
+            for (size_t i = 0; i < s->n_txq; i++)
+                if (best == SIZE_MAX || s->txq[i].earliest_ns < s->txq[best].earliest_ns) best = i;
+            if (best == SIZE_MAX) return;
+            int64_t start = s->txq[best].earliest_ns;
+            if (start < s->line_free_ns) start = s->line_free_ns;
+            if (start > now) return;
+            s->tx = s->txq[best];
+            s->txq[best] = s->txq[--s->n_txq];
+            s->tx_busy = 1;
+            s->tx_start_ns = start;
+            s->tx_sent = 0;
+            s->line_free_ns = start + chars_ns(s, s->tx.len) + s->silence_ns;
+        }
+        /* characters complete by now: the k with chars_ns(k) <= elapsed */
+        int64_t elapsed = now - s->tx_start_ns;
+        size_t due =
+            s->baud ? (size_t)(elapsed * s->baud / ((int64_t)s->bits * 1000000000)) : s->tx.len;
+        if (due > s->tx.len) due = s->tx.len;
+        while (due < s->tx.len && chars_ns(s, due + 1) <= elapsed)
+            due++;
+        while (due > 0 && chars_ns(s, due) > elapsed)
+            due--;
+        if (due > s->tx_sent) {
+            ssize_t n = write(s->rtu_fd, s->tx.b + s->tx_sent, due - s->tx_sent);
+            if (n > 0) {
+                s->tx_sent += (size_t)n;
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                s->stats.send_errors++; /* the rest of this answer is lost */
+                s->tx_sent = s->tx.len;
+            }
+        }
+        if (s->tx_sent < s->tx.len) return; /* more later (or the pty is full: try again) */
+        s->tx_busy = 0;
+    }
+}
+
+/* When rtu_send has something to do next, or INT64_MAX. */
+static int64_t rtu_next(const sim_server *s, int64_t now)
+{
+    if (s->tx_busy) {
+        int64_t end = s->tx_start_ns + chars_ns(s, s->tx.len);
+        int64_t next = s->tx_start_ns + chars_ns(s, s->tx_sent + 1);
+        if (next >= now + RTU_PACE_NS) return next; /* a slow line: byte by byte */
+        /* pieces RTU_PACE_NS apart, the last one on time; behind (the pty
+         * was full) means try again later, not at once */
+        return end > now && end < now + RTU_PACE_NS ? end : now + RTU_PACE_NS;
+    }
+    int64_t due = INT64_MAX;
+    for (size_t i = 0; i < s->n_txq; i++)
+        if (s->txq[i].earliest_ns < due) due = s->txq[i].earliest_ns;
+    if (due != INT64_MAX && due < s->line_free_ns) due = s->line_free_ns;
+    return due;
 }
 
 /* Length of the request frame at b (n bytes so far): > 0 the full length,
@@ -373,7 +537,20 @@ static void rtu_frames(sim_server *s)
             s->rx_len = 0;
             return;
         }
-        handle_request(s, s->rtu, -1, s->rx, (int)n);
+        /* The request is on the line from its first byte's arrival (or
+         * when the line was free, if later: a pty delivers it early) for
+         * n characters; the device knows it has ended after the silence,
+         * and answers after its turnaround. */
+        int64_t start = s->rx_first_ns;
+        if (start < s->line_free_ns) {
+            /* a real line would garble it or merge it with the last frame;
+             * here it waits, counted, so that a client's timing shows */
+            start = s->line_free_ns;
+            s->stats.early++;
+        }
+        int64_t end = start + chars_ns(s, n);
+        s->line_free_ns = end + s->silence_ns;
+        handle_request(s, s->rtu, -1, s->rx, (int)n, s->line_free_ns + s->turnaround_ns);
         memmove(s->rx, s->rx + n, s->rx_len - n);
         s->rx_len -= n;
     }
@@ -387,8 +564,10 @@ static int read_rtu(sim_server *s, char *err, size_t errlen)
         snprintf(err, errlen, "rtu: the line is gone: %s", n ? strerror(errno) : "end of file");
         return DCEM_EIO;
     }
+    int64_t now = mono(s);
+    if (!s->rx_len) s->rx_first_ns = now;
     s->rx_len += (size_t)n;
-    s->rx_last_ms = mono(s);
+    s->rx_last_ns = now;
     rtu_frames(s);
     if (s->rx_len == sizeof s->rx) { /* no request is this long */
         s->stats.bad_frames++;
@@ -402,10 +581,11 @@ static int read_rtu(sim_server *s, char *err, size_t errlen)
 int sim_server_poll(sim_server *s, int max_wait_ms, const sigset_t *sigmask, char *err,
                     size_t errlen)
 {
-    int64_t now = mono(s), wake = now + max_wait_ms;
+    int64_t now = mono(s), wake = now + max_wait_ms * MS;
     int64_t due = next_due(s);
     if (due < wake) wake = due;
-    if (s->rx_len && s->rx_last_ms + RTU_STALE_MS < wake) wake = s->rx_last_ms + RTU_STALE_MS;
+    if (s->rtu && (due = rtu_next(s, now)) < wake) wake = due;
+    if (s->rx_len && s->rx_last_ns + RTU_STALE_NS < wake) wake = s->rx_last_ns + RTU_STALE_NS;
     int64_t wait = wake > now ? wake - now : 0;
 
     fd_set rd;
@@ -423,7 +603,7 @@ int sim_server_poll(sim_server *s, int max_wait_ms, const sigset_t *sigmask, cha
         FD_SET(s->rtu_fd, &rd);
         if (s->rtu_fd > maxfd) maxfd = s->rtu_fd;
     }
-    struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+    struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
     int ready = pselect(maxfd + 1, &rd, NULL, NULL, &ts, sigmask);
     if (ready < 0) {
         if (errno == EINTR) return 0;
@@ -440,10 +620,12 @@ int sim_server_poll(sim_server *s, int max_wait_ms, const sigset_t *sigmask, cha
             if (FD_ISSET(s->conns[i], &rd)) read_conn(s, i);
         if (s->listen_fd >= 0 && FD_ISSET(s->listen_fd, &rd)) accept_conn(s);
     }
-    if (s->rx_len && mono(s) - s->rx_last_ms >= RTU_STALE_MS) {
+    now = mono(s);
+    if (s->rx_len && now - s->rx_last_ns >= RTU_STALE_NS) {
         s->stats.bad_frames++;
         s->rx_len = 0;
     }
     send_due(s);
+    if (s->rtu) rtu_send(s, now);
     return 0;
 }

@@ -139,6 +139,9 @@ void sim_site_request(sim_site *s, int64_t t_ms, int bus, int unit, int function
         unsigned lo = m->range_start[f], n = m->range_count[f];
         if (!n || address < lo || address + count > lo + n) {
             a->exception = EX_ILLEGAL_ADDRESS;
+        } else if (sim_meter_refuses(m, function, address, count)) {
+            a->exception = EX_ILLEGAL_ADDRESS; /* a partial map: what strict firmware says */
+            m->stats.refused++;
         } else {
             a->action = SIM_REPLY;
             m->stats.answered++;

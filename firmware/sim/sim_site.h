@@ -1,7 +1,8 @@
 /* sim_site.h — the simulated meters of a scenario and what each Modbus
  * request gets: routed by unit id, passed through the meter's faults
  * (silence, exception, delay, glitch), checked like a device would (function,
- * register count, address range), and answered from the meter advanced to
+ * register count, address range, registers and holes a partial map
+ * refuses), and answered from the meter advanced to
  * the request's simulated time. Pure: profiles come through a loader
  * callback, time comes in as an argument. The transport is sim_server. */
 #ifndef DCEM_SIM_SITE_H

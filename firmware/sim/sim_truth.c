@@ -32,10 +32,35 @@ static cJSON *register_json(const sim_meter *m, size_t i, const sim_electrical *
     cJSON_AddStringToObject(j, "type", dcem_regtype_name(r->type));
     cJSON_AddStringToObject(j, "order", dcem_wordorder_name(r->order));
     cJSON_AddNumberToObject(j, "unit", sim_meter_reg_unit(m, i));
-    cJSON_AddNumberToObject(j, "value", sim_meter_reg_value(m, i, e, NULL));
+    double value = sim_meter_reg_value(m, i, e, NULL);
+    const sim_ratio_seg *g = sim_meter_ratio(m);
+    cJSON_AddNumberToObject(j, "value", value);
+    cJSON_AddNumberToObject(j, "primary", value * dcem_ratio_factor(r->quantity, g->ct, g->pt));
     cJSON_AddNumberToObject(j, "served", served);
     cJSON_AddStringToObject(j, "words", hex);
+    cJSON_AddBoolToObject(j, "refused", m->refused[i]);
     return j;
+}
+
+/* The stretches of constant ratios begun by the meter's time: with them
+ * the primary energy follows from the counter the meter served. */
+static cJSON *ratios_json(const sim_meter *m)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t k = 0; a && k <= m->seg; k++) {
+        const sim_ratio_seg *g = &m->ratio[k];
+        cJSON *j = cJSON_CreateObject();
+        if (!j) break;
+        cJSON_AddNumberToObject(j, "from_s", (double)(g->from_ms - m->start_ms) / 1000);
+        cJSON_AddNumberToObject(j, "from_ms", (double)g->from_ms);
+        cJSON_AddNumberToObject(j, "ct_ratio", g->ct);
+        cJSON_AddNumberToObject(j, "pt_ratio", g->pt);
+        cJSON_AddNumberToObject(j, "secondary_start_kwh", g->secondary_start_kwh);
+        cJSON_AddNumberToObject(j, "energy_kwh", g->energy_kwh);
+        cJSON_AddNumberToObject(j, "secondary_kwh", g->energy_kwh / (g->ct * g->pt));
+        cJSON_AddItemToArray(a, j);
+    }
+    return a;
 }
 
 static cJSON *meter_json(sim_meter *m)
@@ -44,8 +69,9 @@ static cJSON *meter_json(sim_meter *m)
     if (!j) return NULL;
     sim_electrical e;
     sim_model_electrical(&m->model, m->t_ms, &e);
-    double counter = sim_meter_counter_kwh(m);
+    double counter = sim_meter_counter_kwh(m), secondary = sim_meter_secondary_kwh(m);
     double wrap = sim_meter_reg_wrap(m, (size_t)m->counter_reg);
+    const sim_ratio_seg *g = sim_meter_ratio(m);
     cJSON_AddStringToObject(j, "id", m->id);
     cJSON_AddNumberToObject(j, "unit", m->unit);
     cJSON_AddStringToObject(j, "profile", m->profile->model);
@@ -55,9 +81,18 @@ static cJSON *meter_json(sim_meter *m)
     cJSON_AddNumberToObject(j, "energy_kwh", m->energy_kwh);
     cJSON_AddNumberToObject(j, "initial_kwh", m->initial_kwh);
     cJSON_AddNumberToObject(j, "counter_kwh", counter);
+    cJSON_AddNumberToObject(j, "ct_ratio", g->ct);
+    cJSON_AddNumberToObject(j, "pt_ratio", g->pt);
+    cJSON_AddNumberToObject(j, "secondary_kwh", secondary);
     cJSON_AddNumberToObject(j, "wrap_kwh", isinf(wrap) ? -1 : wrap);
-    cJSON_AddNumberToObject(j, "wraps", isinf(wrap) ? 0 : floor(counter / wrap));
+    cJSON_AddNumberToObject(j, "wraps", isinf(wrap) ? 0 : floor(secondary / wrap));
     cJSON_AddBoolToObject(j, "reset", m->reset_done);
+    cJSON_AddItemToObject(j, "ratios", ratios_json(m));
+    cJSON_AddStringToObject(j, "holes", sim_holes_names[m->holes]);
+    cJSON *refused = cJSON_AddArrayToObject(j, "refused");
+    for (size_t i = 0; refused && i < m->profile->n_regs; i++)
+        if (m->refused[i])
+            cJSON_AddItemToArray(refused, cJSON_CreateString(m->profile->regs[i].name));
     cJSON *regs = cJSON_AddArrayToObject(j, "registers");
     double served = NAN;
     for (size_t i = 0; regs && i < m->profile->n_regs; i++) {
@@ -67,6 +102,7 @@ static cJSON *meter_json(sim_meter *m)
         if ((int)i == m->counter_reg) served = cJSON_GetObjectItem(r, "served")->valuedouble;
     }
     cJSON_AddNumberToObject(j, "served_kwh", served);
+    cJSON_AddNumberToObject(j, "served_primary_kwh", served * g->ct * g->pt);
     cJSON *st = cJSON_AddObjectToObject(j, "stats");
     if (st) {
         cJSON_AddNumberToObject(st, "requests", (double)m->stats.requests);
@@ -75,6 +111,7 @@ static cJSON *meter_json(sim_meter *m)
         cJSON_AddNumberToObject(st, "exceptions", (double)m->stats.exceptions);
         cJSON_AddNumberToObject(st, "delayed", (double)m->stats.delayed);
         cJSON_AddNumberToObject(st, "glitches", (double)m->stats.glitches);
+        cJSON_AddNumberToObject(st, "refused", (double)m->stats.refused);
     }
     return j;
 }

@@ -6,7 +6,11 @@
  * words, decoded here by code of this test's own, must equal the model's
  * value to within one register step. A running clock serves a counter
  * between two truth snapshots; the fault scenarios give exceptions and
- * silence; 64 meters answer many clients at once. Processes are awaited by
+ * silence; 64 meters answer many clients at once. A partial register map
+ * refuses a block read over a register it does not serve with exception 02
+ * while each other register alone answers, and meters behind transformers
+ * serve their ratio registers and secondary counters (libmodbus as the
+ * client here, mbpoll for a second opinion). Processes are awaited by
  * polling (the ready line, the truth file), never by sleeping, and killed
  * in teardown whatever happened.
  *
@@ -25,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <modbus.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -45,6 +50,7 @@ extern char **environ;
 
 typedef struct fixture {
     const char *sim_bin, *configs, *scratch;
+    char profiles[512];     /* "": the source tree's configs/meters */
     pid_t procs[MAX_PROCS]; /* everything started: killed in teardown */
     size_t n_procs;
     pid_t sim;
@@ -151,7 +157,10 @@ static void start_sim(fixture *f, const char *scenario, const char *speed, int t
 {
     char config[512], profiles[512];
     snprintf(config, sizeof config, "%s/sim/%s.yaml", f->configs, scenario);
-    snprintf(profiles, sizeof profiles, "%s/meters", f->configs);
+    if (f->profiles[0])
+        snprintf(profiles, sizeof profiles, "%s", f->profiles);
+    else
+        snprintf(profiles, sizeof profiles, "%s/meters", f->configs);
     snprintf(f->truth, sizeof f->truth, "%s/truth-%ld.json", f->scratch, (long)getpid());
     unlink(f->truth);
     char *argv[16] = {(char *)f->sim_bin, "-c",          config,    "--profiles", profiles,
@@ -422,6 +431,7 @@ static int setup(void **state)
     f->n_procs = 0;
     f->sim_out = -1;
     f->port = -1;
+    f->profiles[0] = '\0';
     snprintf(f->tty_a, sizeof f->tty_a, "%s/tty-sim-%ld", f->scratch, (long)getpid());
     snprintf(f->tty_b, sizeof f->tty_b, "%s/tty-client-%ld", f->scratch, (long)getpid());
     return 0;
@@ -631,6 +641,263 @@ static void sixty_four_meters_many_clients(void **state)
     stop_sim(f);
 }
 
+/* ---- partial maps and transformers, with libmodbus as the client ---- */
+
+static modbus_t *client(fixture *f, int unit)
+{
+    modbus_t *ctx = modbus_new_tcp("127.0.0.1", f->port);
+    assert_non_null(ctx);
+    assert_int_equal(modbus_set_slave(ctx, unit), 0);
+    modbus_set_response_timeout(ctx, 2, 0);
+    if (modbus_connect(ctx)) {
+        print_error("connect: %s\n", modbus_strerror(errno));
+        modbus_free(ctx);
+        fail();
+    }
+    return ctx;
+}
+
+static void client_free(modbus_t *ctx)
+{
+    modbus_close(ctx);
+    modbus_free(ctx);
+}
+
+/* Reads count registers of function at address into out: 0, the Modbus
+ * exception code the device answered, or -1 for anything else. */
+static int mb_read(modbus_t *ctx, int function, unsigned address, unsigned count, uint16_t *out)
+{
+    int rc = function == 3 ? modbus_read_registers(ctx, (int)address, (int)count, out)
+                           : modbus_read_input_registers(ctx, (int)address, (int)count, out);
+    if (rc == (int)count) return 0;
+    if (rc < 0 && errno > MODBUS_ENOBASE && errno < MODBUS_ENOBASE + 256)
+        return errno - MODBUS_ENOBASE;
+    return -1;
+}
+
+static int is_refused(cJSON *reg)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItem(reg, "refused"));
+}
+
+/* Every register of the meter at unit read alone: refused ones get
+ * exception 02, the others exactly the words the truth says (a frozen
+ * clock). Returns how many were refused. */
+static int each_register_alone(fixture *f, cJSON *t, int unit)
+{
+    modbus_t *ctx = client(f, unit);
+    cJSON *r;
+    int refused = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(meter_of(t, unit), "registers"))
+    {
+        uint16_t w[4];
+        unsigned n = words_of_type(str(r, "type"));
+        int rc = mb_read(ctx, (int)num(r, "function"), (unsigned)num(r, "address"), n, w);
+        if (is_refused(r)) {
+            assert_int_equal(rc, MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+            refused++;
+            continue;
+        }
+        if (rc) {
+            print_error("unit %d %s: rc %d\n", unit, str(r, "name"), rc);
+            fail();
+        }
+        reading rd = {.ok = 1, .n = n};
+        memcpy(rd.words, w, n * sizeof w[0]);
+        char got[32];
+        words_text(&rd, got, sizeof got);
+        assert_string_equal(got, str(r, "words"));
+    }
+    client_free(ctx);
+    return refused;
+}
+
+static double stat_of(cJSON *t, int unit, const char *key)
+{
+    return num(cJSON_GetObjectItem(meter_of(t, unit), "stats"), key);
+}
+
+static void partial_map_refuses_like_firmware(void **state)
+{
+    fixture *f = *state;
+    start_sim(f, "partial-map", "0", 1);
+    cJSON *t = truth(f);
+    uint16_t w[125];
+
+    /* unit 2, an ADL400 without reactive power: the coalesced read over
+     * 0x0164-0x017F fails, the same registers around it read fine */
+    cJSON *q = register_of(meter_of(t, 2), "reactive_total");
+    assert_true(is_refused(q));
+    unsigned qa = (unsigned)num(q, "address");
+    modbus_t *ctx = client(f, 2);
+    assert_int_equal(mb_read(ctx, 3, 0x0164, 28, w), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+    assert_int_equal(mb_read(ctx, 3, 0x0164, qa - 0x0164, w), 0);
+    assert_int_equal(mb_read(ctx, 3, qa + 2, 0x0180 - (qa + 2), w), 0);
+    assert_int_equal(mb_read(ctx, 3, qa + 1, 1, w), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+    assert_int_equal(mb_read(ctx, 3, 0x0000, 22, w), 0); /* holes: serve */
+    client_free(ctx);
+    assert_int_equal(each_register_alone(f, t, 2), 1);
+
+    /* unit 1, a strict SDM630: six registers refused, and no read across
+     * words no register holds */
+    ctx = client(f, 1);
+    assert_int_equal(mb_read(ctx, 4, 0x0000, 0x12, w), 0);
+    assert_int_equal(mb_read(ctx, 4, 0x0000, 0x14, w), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+    assert_int_equal(mb_read(ctx, 4, 0x0046, 6, w), 0);
+    client_free(ctx);
+    assert_int_equal(each_register_alone(f, t, 1), 6);
+
+    /* unit 4: even the import counter */
+    ctx = client(f, 4);
+    assert_int_equal(mb_read(ctx, 3, 0x000A, 2, w), MODBUS_EXCEPTION_ILLEGAL_DATA_ADDRESS);
+    assert_int_equal(mb_read(ctx, 3, 0x0000, 2, w), 0);
+    client_free(ctx);
+    /* unit 3 serves everything */
+    assert_int_equal(each_register_alone(f, t, 3), 0);
+
+    /* mbpoll, an independent client, hears the same */
+    reading rd = mbpoll(f, 2, 3, qa, 2, "2");
+    assert_false(rd.ok);
+    assert_non_null(strstr(rd.out, "Illegal data address"));
+    assert_true(mbpoll(f, 2, 3, qa - 2, 2, "2").ok);
+
+    cJSON *t2 = truth(f);
+    /* unit 2: the block, qa + 1, reactive_total alone, mbpoll's read */
+    assert_int_equal(stat_of(t2, 2, "refused"), 4);
+    assert_int_equal(stat_of(t2, 1, "refused"), 7); /* a hole, six registers */
+    assert_int_equal(stat_of(t2, 4, "refused"), 1);
+    assert_int_equal(stat_of(t2, 3, "refused"), 0);
+    assert_string_equal(str(meter_of(t2, 1), "holes"), "refuse");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(meter_of(t2, 1), "refused")), 6);
+    cJSON_Delete(t2);
+    cJSON_Delete(t);
+    stop_sim(f);
+}
+
+/* Copies the profile src to dst; with add_ratios, when it has no ratio
+ * registers, adds the ADL400's (PT 0x008D, CT 0x008E, u16): the test holds
+ * before and after the shipped profile gains them. */
+static void copy_profile(const char *src, const char *dst, int add_ratios)
+{
+    FILE *in = fopen(src, "rb");
+    assert_non_null(in);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, in);
+    fclose(in);
+    buf[n] = '\0';
+    FILE *out = fopen(dst, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(buf, 1, n, out), n);
+    if (add_ratios && !strstr(buf, "quantity: ct_ratio")) {
+        if (n && buf[n - 1] != '\n') fputc('\n', out);
+        fputs("  - {name: pt_ratio, quantity: pt_ratio, function: 3, address: 0x008D, type: u16}\n"
+              "  - {name: ct_ratio, quantity: ct_ratio, function: 3, address: 0x008E, type: u16}\n",
+              out);
+    }
+    assert_int_equal(fclose(out), 0);
+}
+
+static cJSON *register_of_quantity(cJSON *meter, const char *quantity)
+{
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(meter, "registers"))
+    {
+        if (!strcmp(str(r, "quantity"), quantity)) return r;
+    }
+    fail_msg("no %s register", quantity);
+    return NULL;
+}
+
+static void ratio_registers_read_back(void **state)
+{
+    fixture *f = *state;
+    snprintf(f->profiles, sizeof f->profiles, "%s/profiles-%ld", f->scratch, (long)getpid());
+    mkdir(f->profiles, 0755);
+    const char *models[] = {"acrel-adl400", "eastron-sdm630"};
+    for (int k = 0; k < 2; k++) {
+        char src[1024], dst[1024];
+        snprintf(src, sizeof src, "%s/meters/%s.yaml", f->configs, models[k]);
+        snprintf(dst, sizeof dst, "%s/%s.yaml", f->profiles, models[k]);
+        copy_profile(src, dst, k == 0);
+    }
+    start_sim(f, "ct-ratio", "600", 1); /* ten minutes a second: the 120 s change comes soon */
+
+    /* unit 1, an ADL400 on CT 400, PT 1: its ratio registers say so */
+    cJSON *t = truth(f);
+    cJSON *ct = register_of_quantity(meter_of(t, 1), "ct_ratio");
+    cJSON *pt = register_of_quantity(meter_of(t, 1), "pt_ratio");
+    assert_string_equal(str(ct, "words"), "0190");
+    modbus_t *ctx = client(f, 1);
+    uint16_t w[2];
+    assert_int_equal(mb_read(ctx, (int)num(ct, "function"), (unsigned)num(ct, "address"), 1, w), 0);
+    assert_int_equal(w[0], 400);
+    assert_int_equal(mb_read(ctx, (int)num(pt, "function"), (unsigned)num(pt, "address"), 1, w), 0);
+    assert_int_equal(w[0], 1);
+    client_free(ctx);
+    reading rd = mbpoll(f, 1, 3, (unsigned)num(ct, "address"), 1, "2"); /* a second opinion */
+    assert_true(rd.ok);
+    assert_int_equal(rd.words[0], 0x0190);
+
+    /* unit 3: CT 400 until 120 s, then 800 */
+    ct = register_of_quantity(meter_of(t, 3), "ct_ratio");
+    ctx = client(f, 3);
+    int64_t end = now_ms() + WAIT_MS;
+    do {
+        assert_int_equal(mb_read(ctx, 3, (unsigned)num(ct, "address"), 1, w), 0);
+        assert_true(w[0] == 400 || w[0] == 800);
+        if (w[0] == 400) pause_ms(20);
+    } while (w[0] != 800 && now_ms() < end);
+    assert_int_equal(w[0], 800);
+    client_free(ctx);
+    cJSON_Delete(t);
+
+    t = truth(f);
+    for (int unit = 1; unit <= 3; unit++) {
+        cJSON *m = meter_of(t, unit);
+        double ct_now = num(m, "ct_ratio"), pt_now = num(m, "pt_ratio");
+        /* the primary counter is the initial value plus the energy */
+        double energy = num(m, "energy_kwh"), counter = num(m, "counter_kwh");
+        assert_true(energy > 0);
+        assert_true(fabs(counter - num(m, "initial_kwh") - energy) < 1e-6);
+        assert_true(fabs(num(m, "served_primary_kwh") - num(m, "served_kwh") * ct_now * pt_now) <
+                    1e-6);
+        /* the stretches: the counter runs on from one to the next, and
+         * their secondary advances times their ratios give the energy */
+        cJSON *g, *ratios = cJSON_GetObjectItem(m, "ratios");
+        double sum = 0, at = num(cJSON_GetArrayItem(ratios, 0), "secondary_start_kwh");
+        cJSON_ArrayForEach(g, ratios)
+        {
+            assert_true(fabs(num(g, "secondary_start_kwh") - at) < 1e-9 * at);
+            at += num(g, "secondary_kwh");
+            sum += num(g, "secondary_kwh") * num(g, "ct_ratio") * num(g, "pt_ratio");
+        }
+        assert_true(fabs(at - num(m, "secondary_kwh")) < 1e-9 * at);
+        assert_true(fabs(sum - energy) < 1e-9 * energy);
+        /* one stretch: served times the ratios is the primary counter, to
+         * one count of the meter (0.01 kWh secondary; float32 for the SDM) */
+        double step = unit == 2 ? 1e-6 * counter : 0.01 * ct_now * pt_now;
+        if (unit != 3) assert_true(fabs(num(m, "served_primary_kwh") - counter) <= step);
+    }
+    cJSON *m3 = meter_of(t, 3), *ratios = cJSON_GetObjectItem(m3, "ratios");
+    assert_int_equal(cJSON_GetArraySize(ratios), 2);
+    assert_true(num(cJSON_GetArrayItem(ratios, 1), "from_s") == 120);
+    assert_true(num(cJSON_GetArrayItem(ratios, 1), "ct_ratio") == 800);
+    assert_true(num(m3, "ct_ratio") == 800);
+    /* an SDM630 on CT 40: current is a fortieth, voltage as it is */
+    cJSON *i1 = register_of(meter_of(t, 2), "current_l1");
+    assert_true(fabs(num(i1, "primary") - 40 * num(i1, "value")) < 1e-9 * num(i1, "primary"));
+    cJSON *v1 = register_of(meter_of(t, 2), "voltage_l1");
+    assert_true(num(v1, "primary") == num(v1, "value"));
+    cJSON_Delete(t);
+    stop_sim(f);
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.yaml", f->profiles, models[k]);
+        unlink(path);
+    }
+    rmdir(f->profiles);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -653,6 +920,9 @@ int main(int argc, char **argv)
                                                  teardown, &f),
         cmocka_unit_test_prestate_setup_teardown(sixty_four_meters_many_clients, setup, teardown,
                                                  &f),
+        cmocka_unit_test_prestate_setup_teardown(partial_map_refuses_like_firmware, setup, teardown,
+                                                 &f),
+        cmocka_unit_test_prestate_setup_teardown(ratio_registers_read_back, setup, teardown, &f),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

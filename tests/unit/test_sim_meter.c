@@ -6,7 +6,10 @@
  * profile decodes to the model; SunSpec devices are found by the agent's
  * discovery; rollover, reset, glitch, timeout, exception and slow faults
  * strike when and as often as the scenario says; requests a device would
- * refuse get the exceptions a device gives.
+ * refuse get the exceptions a device gives. A meter behind transformers
+ * serves secondary values and its ratio registers the ratios in force; a
+ * ratio change leaves the counter where it was and counts on at the new
+ * rate; a partial map refuses its registers and holes with exception 02.
  *
  * Argument: the configs directory of the source tree. */
 #include <stdarg.h>
@@ -40,11 +43,52 @@ static void assert_close_(double a, double b, double tol, const char *what, cons
 #define START_MS 1772413200000LL /* 2026-03-02T09:00:00+08:00, a Monday */
 #define S(x) ((int64_t)((x)*1000))
 
+/* A meter with transformer ratio registers, as the ADL400 (PT 0x008D, CT
+ * 0x008E) and, at a 0.1 step, the DTSU666 PT ratio keep them; independent
+ * of the shipped profiles, which may or may not carry them. */
+static const char ratio_profile[] =
+    "model: ratio-test\nvendor: test\nsources: [test_sim_meter.c]\n"
+    "max_registers: 64\nmax_gap: 8\nregisters:\n"
+    "  - {name: energy_import, quantity: energy_import_kwh, function: 3, address: 0x000A,"
+    " type: u32, scale: 0.01}\n"
+    "  - {name: voltage_a, quantity: voltage_v, phase: 1, function: 3, address: 0x0061,"
+    " type: u16, scale: 0.01}\n"
+    "  - {name: current_a, quantity: current_a, phase: 1, function: 3, address: 0x0064,"
+    " type: u16, scale: 0.001}\n"
+    "  - {name: pt_ratio, quantity: pt_ratio, function: 3, address: 0x008D, type: u16,"
+    " scale: 0.1}\n"
+    "  - {name: ct_ratio, quantity: ct_ratio, function: 3, address: 0x008E, type: u16}\n"
+    "  - {name: power_total, quantity: power_kw, function: 3, address: 0x016A, type: s32,"
+    " scale: 0.000001}\n"
+    "  - {name: pf_total, quantity: power_factor, function: 3, address: 0x017F, type: s16,"
+    " scale: 0.001}\n";
+
 static int load_from(void *ctx, const char *model, dcem_profile *out, char *err, size_t errlen)
 {
+    if (!strcmp(model, "ratio-test"))
+        return dcem_profile_parse("ratio-test.yaml", ratio_profile, strlen(ratio_profile), out, err,
+                                  errlen);
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/meters", (const char *)ctx);
     return dcem_io_load_profile(dir, model, out, err, errlen);
+}
+
+/* A site from scenario text, starting at START_MS; NULL with the message in
+ * err when it does not build. */
+static sim_site *try_site(const char *yaml, char *err, size_t errlen)
+{
+    const char *configs = getenv("DCEM_TEST_CONFIGS");
+    assert_non_null(configs);
+    sim_scenario *sc = calloc(1, sizeof *sc);
+    assert_non_null(sc);
+    int rc = sim_scenario_parse("t.yaml", yaml, strlen(yaml), sc, err, errlen);
+    sim_site *site = NULL;
+    if (!rc) {
+        sc->start_ms = START_MS;
+        rc = sim_site_new(sc, "t.yaml", load_from, (void *)(uintptr_t)configs, &site, err, errlen);
+    }
+    free(sc);
+    return rc ? NULL : site;
 }
 
 /* A site from scenario text, starting at START_MS. */
@@ -419,6 +463,297 @@ static void requests_a_device_refuses(void **state)
     sim_site_free(s);
 }
 
+/* ---- transformers ---- */
+
+static int reg_index(const sim_meter *m, const char *name)
+{
+    for (size_t i = 0; i < m->profile->n_regs; i++)
+        if (!strcmp(m->profile->regs[i].name, name)) return (int)i;
+    fail_msg("no register %s", name);
+    return -1;
+}
+
+/* Register `name` as the agent decodes it from the served image. */
+static double served_reg(const sim_meter *m, const char *name)
+{
+    int i = reg_index(m, name);
+    image im = fill(m, m->profile->regs[i].function, NULL);
+    double v = NAN;
+    assert_int_equal(agent_value(m, &im, (size_t)i, &v), 0);
+    free(im.tab);
+    return v;
+}
+
+static uint16_t served_word(const sim_meter *m, const char *name)
+{
+    int i = reg_index(m, name);
+    image im = fill(m, m->profile->regs[i].function, NULL);
+    uint16_t w = *words_of(&im, sim_meter_reg_address(m, (size_t)i));
+    free(im.tab);
+    return w;
+}
+
+/* Behind CT 400 and PT 10 every value is the primary one divided by its
+ * factor (energy and power ct * pt, current ct, voltage pt, PF 1), and the
+ * ratio registers serve 400 and 10 (raw 100 at a 0.1 step). */
+static void transformers_serve_secondary_values(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("ratio-test", "constant",
+                              "    initial_kwh: 400000\n    ct_ratio: 400\n    pt_ratio: 10\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    /* at start the meter holds the primary counter / (ct * pt) */
+    assert_close(m->initial_kwh, 400000, 0);
+    assert_close(sim_meter_secondary_kwh(m), 100, 1e-12);
+    assert_close(served_counter(m, NULL), 100, 0.01 + 1e-9);
+    int64_t t = START_MS + S(3600 + 7);
+    sim_meter_advance(m, t);
+    double e = sim_model_energy_kwh(&m->model, START_MS, t);
+    assert_true(e > 100);
+    assert_close(sim_meter_counter_kwh(m), 400000 + e, 1e-9);
+    assert_close(sim_meter_secondary_kwh(m), 100 + e / 4000, 1e-9);
+    double sc = served_counter(m, NULL);
+    assert_true(sc <= 100 + e / 4000 + 1e-9 && sc > 100 + e / 4000 - 0.01);
+
+    sim_electrical el;
+    sim_model_electrical(&m->model, m->t_ms, &el);
+    assert_close(served_reg(m, "voltage_a"), el.v[1] / 10, 0.005 + 1e-9);
+    assert_close(served_reg(m, "current_a"), el.i_a[1] / 400, 0.0005 + 1e-9);
+    assert_close(served_reg(m, "power_total"), el.p_kw[0] / 4000, 0.0000005 + 1e-12);
+    assert_close(served_reg(m, "pf_total"), el.pf[0], 0.0005 + 1e-9);
+    assert_close(served_reg(m, "ct_ratio"), 400, 0);
+    assert_close(served_reg(m, "pt_ratio"), 10, 1e-12);
+    assert_int_equal(served_word(m, "ct_ratio"), 400);
+    assert_int_equal(served_word(m, "pt_ratio"), 100);
+    /* the agent's figure: served value times the factor is the primary one */
+    assert_close(served_reg(m, "voltage_a") * dcem_ratio_factor(DCEM_Q_VOLTAGE_V, 400, 10), el.v[1],
+                 0.05 + 1e-9);
+    sim_site_free(s);
+
+    /* no transformers: the ratio registers say 1, values are primary */
+    s = site_of(ONE("ratio-test", "constant", ""));
+    m = sim_site_meter(s, 1);
+    assert_int_equal(served_word(m, "ct_ratio"), 1);
+    assert_int_equal(served_word(m, "pt_ratio"), 10);
+    assert_close(served_reg(m, "pt_ratio"), 1, 1e-12);
+    sim_model_electrical(&m->model, m->t_ms, &el);
+    assert_close(served_reg(m, "voltage_a"), el.v[1], 0.005 + 1e-9);
+    sim_site_free(s);
+
+    /* a profile without ratio registers (the agent is told the ratio) */
+    s = site_of(ONE("eastron-sdm630", "it", "    initial_kwh: 8000\n    ct_ratio: 40\n"));
+    m = sim_site_meter(s, 1);
+    sim_meter_advance(m, START_MS + S(600));
+    sim_model_electrical(&m->model, m->t_ms, &el);
+    assert_close(served_reg(m, "current_l2"), el.i_a[2] / 40, 1e-6 * el.i_a[2] / 40);
+    assert_close(served_reg(m, "voltage_l2"), el.v[2], 1e-6 * el.v[2]); /* pt 1 */
+    assert_close(served_reg(m, "power_total"), el.p_kw[0] / 40, 1e-6 * el.p_kw[0] / 40);
+    assert_close(served_counter(m, NULL), (8000 + m->energy_kwh) / 40, 1e-4);
+    /* per-phase counters share the secondary counter */
+    assert_close(served_reg(m, "energy_import_l1"), sim_meter_secondary_kwh(m) * m->model.share[0],
+                 1e-4);
+    sim_site_free(s);
+}
+
+/* CT 400 -> 800 at 120 s: the counter does not jump, it counts on at half
+ * the rate; the ct register follows; the stretches give back the primary
+ * energy from the served counter. */
+static void ratio_change_keeps_the_counter(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("ratio-test", "it",
+                              "    initial_kwh: 800000\n    ct_ratio: 400\n    faults:\n"
+                              "      - {kind: ratio, from_s: 120, ct_ratio: 800}\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    const int64_t change = START_MS + S(120);
+    sim_meter_advance(m, change - 1);
+    assert_int_equal(served_word(m, "ct_ratio"), 400);
+    assert_close(sim_meter_ratio(m)->ct, 400, 0);
+    sim_meter_advance(m, change);
+    assert_int_equal(served_word(m, "ct_ratio"), 800);
+    assert_close(sim_meter_ratio(m)->ct, 800, 0);
+    assert_close(sim_meter_ratio(m)->pt, 1, 0); /* not named: unchanged */
+    double e1 = sim_model_energy_kwh(&m->model, START_MS, change);
+    double at_change = 2000 + e1 / 400;
+    assert_close(sim_meter_secondary_kwh(m), at_change, 1e-9);
+    assert_close(m->ratio[1].secondary_start_kwh, at_change, 1e-9);
+
+    int64_t t = START_MS + S(3 * 3600);
+    sim_meter_advance(m, t);
+    double e2 = sim_model_energy_kwh(&m->model, change, t);
+    assert_close(sim_meter_secondary_kwh(m), at_change + e2 / 800, 1e-9);
+    assert_close(m->energy_kwh, e1 + e2, 1e-9 * (e1 + e2));
+    assert_close(sim_meter_counter_kwh(m), 800000 + e1 + e2, 1e-6);
+    /* what the truth lists: each stretch's ratios and energy */
+    assert_int_equal(m->n_ratio, 2);
+    assert_int_equal(m->seg, 1);
+    assert_close(m->ratio[0].energy_kwh, e1, 1e-9 * e1);
+    assert_close(m->ratio[1].energy_kwh, e2, 1e-9 * e2);
+    /* an agent applying the ratio in force to each counter delta gets the
+     * primary energy back */
+    double primary = (m->ratio[1].secondary_start_kwh - m->ratio[0].secondary_start_kwh) * 400 +
+                     (sim_meter_secondary_kwh(m) - m->ratio[1].secondary_start_kwh) * 800;
+    assert_close(primary, m->energy_kwh, 1e-6);
+    double sc = served_counter(m, NULL);
+    assert_true(sc <= at_change + e2 / 800 + 1e-9 && sc > at_change + e2 / 800 - 0.01);
+    sim_site_free(s);
+
+    /* a reset after the change restarts the counter at value / (ct * pt) */
+    s = site_of(ONE("ratio-test", "it",
+                    "    ct_ratio: 400\n    faults:\n"
+                    "      - {kind: ratio, from_s: 60, ct_ratio: 800, pt_ratio: 2}\n"
+                    "      - {kind: reset, at_s: 600, value_kwh: 16000}\n"));
+    m = sim_site_meter(s, 1);
+    sim_meter_advance(m, START_MS + S(900));
+    double since = sim_model_energy_kwh(&m->model, START_MS + S(600), START_MS + S(900));
+    assert_close(sim_meter_secondary_kwh(m), 10 + since / 1600, 1e-9);
+    assert_close(sim_meter_counter_kwh(m), 16000 + since, 1e-9);
+    assert_close(served_reg(m, "pt_ratio"), 2, 1e-12);
+    sim_site_free(s);
+}
+
+/* A rollover wraps the served (secondary) counter after_s from the start. */
+static void rollover_behind_transformers(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("acrel-adl400", "it",
+                              "    ct_ratio: 400\n    faults:\n"
+                              "      - {kind: rollover, after_s: 300}\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    double wrap = sim_meter_reg_wrap(m, (size_t)m->counter_reg);
+    assert_close(m->initial_kwh, m->initial_secondary_kwh * 400, 1e-6);
+    sim_meter_advance(m, START_MS + S(299));
+    double before = served_counter(m, NULL);
+    assert_true(before > wrap - 1 && before < wrap);
+    sim_meter_advance(m, START_MS + S(302));
+    assert_true(served_counter(m, NULL) < 0.1);
+    sim_site_free(s);
+}
+
+/* A ratio the profile's ratio register cannot show is a scenario error. */
+static void ratio_registers_must_hold_the_ratio(void **state)
+{
+    (void)state;
+    const struct {
+        const char *extra, *want;
+    } rows[] = {
+        {"    ct_ratio: 2.5\n",
+         "t.yaml:3: meters.ct_ratio: ct_ratio 2.5: register 'ct_ratio' of 'ratio-test' (u16, "
+         "step 1) cannot hold it"},
+        {"    pt_ratio: 0.05\n",
+         "t.yaml:3: meters.pt_ratio: pt_ratio 0.05: register 'pt_ratio' of 'ratio-test' (u16, "
+         "step 0.1) cannot hold it"},
+        {"    faults:\n      - {kind: ratio, from_s: 5, ct_ratio: 70000}\n",
+         "t.yaml:9: meters.faults: ct_ratio 70000: register 'ct_ratio'"},
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        char yaml[512], err[1024] = "";
+        snprintf(yaml, sizeof yaml, ONE("ratio-test", "it", "%s"), rows[k].extra);
+        sim_site *s = try_site(yaml, err, sizeof err);
+        sim_site_free(s);
+        if (s || strncmp(err, rows[k].want, strlen(rows[k].want))) {
+            print_error("got:\n  %s\nwanted:\n  %s\n", err, rows[k].want);
+            fail();
+        }
+    }
+    /* a profile without ratio registers takes any valid ratio */
+    sim_site_free(site_of(ONE("eastron-sdm630", "it", "    ct_ratio: 2.5\n")));
+}
+
+/* ---- partial maps ---- */
+
+static void refused_registers_answer_02(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("eastron-sdm630", "it", "    refuse: [pf_l1, energy_import_l2]\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    const struct {
+        unsigned address, count;
+        int refused;
+    } rows[] = {
+        {0x001E, 2, 1},    /* pf_l1 itself */
+        {0x001F, 1, 1},    /* one word of it */
+        {0x001C, 3, 1},    /* a span touching its first word */
+        {0x0000, 80, 1},   /* a block read across it */
+        {0x0000, 0x1E, 0}, /* everything before it */
+        {0x0020, 2, 0},    /* pf_l2 alone */
+        {0x0012, 4, 0},    /* holes are served (holes: serve) */
+        {0x015A, 6, 1},    /* the per-phase block, l2 inside */
+        {0x015A, 2, 0},    /* l1 alone */
+        {0x015E, 2, 0},    /* l3 alone */
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        assert_int_equal(sim_meter_refuses(m, 4, rows[k].address, rows[k].count), rows[k].refused);
+        sim_answer a = ask(s, START_MS, 1, 4, rows[k].address, rows[k].count);
+        if (rows[k].refused) {
+            assert_int_equal(a.action, SIM_EXCEPTION);
+            assert_int_equal(a.exception, 2);
+        } else {
+            assert_int_equal(a.action, SIM_REPLY);
+        }
+    }
+    assert_int_equal(m->stats.refused, 5);
+    assert_int_equal(m->stats.exceptions, 5);
+    /* the function matters: fc 3 is outside this meter anyway (range check) */
+    assert_int_equal(sim_meter_refuses(m, 3, 0x001E, 2), 0);
+    sim_site_free(s);
+
+    /* the import counter itself may be refused */
+    s = site_of(ONE("acrel-adl400", "it", "    refuse: [energy_import]\n"));
+    assert_int_equal(ask(s, START_MS, 1, 3, 0x000A, 2).exception, 2);
+    assert_int_equal(ask(s, START_MS, 1, 3, 0x0000, 22).exception, 2);
+    assert_int_equal(ask(s, START_MS, 1, 3, 0x0000, 2).action, SIM_REPLY);
+    sim_site_free(s);
+}
+
+static void holes_refuse_needs_contiguous_registers(void **state)
+{
+    (void)state;
+    sim_site *s = site_of(ONE("eastron-sdm630", "it", "    holes: refuse\n"));
+    sim_meter *m = sim_site_meter(s, 1);
+    const struct {
+        unsigned address, count;
+        int refused;
+    } rows[] = {
+        {0x0000, 0x12, 0}, /* V, I, P per phase: contiguous */
+        {0x0000, 0x13, 1}, /* ... and the first unmapped word */
+        {0x0012, 1, 1},    /* a hole alone */
+        {0x0046, 6, 0},    /* frequency, import, export */
+        {0x001E, 6, 0},    /* pf_l1..l3 */
+        {0x001E, 7, 1},    /* and the word after pf_l3 */
+        {0x003E, 10, 1},   /* pf_total .. frequency across 0x40-0x45 */
+        {0x0156, 2, 0},    /* energy_total */
+        {0x0156, 6, 1},    /* 0x0158-0x0159 unmapped */
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        if (sim_meter_refuses(m, 4, rows[k].address, rows[k].count) != rows[k].refused) {
+            print_error("row %zu: %#x+%u\n", k, rows[k].address, rows[k].count);
+            fail();
+        }
+        assert_int_equal(ask(s, START_MS, 1, 4, rows[k].address, rows[k].count).action,
+                         rows[k].refused ? SIM_EXCEPTION : SIM_REPLY);
+    }
+    sim_site_free(s);
+
+    /* refuse and holes together: the refused register is no longer a bridge */
+    s = site_of(ONE("acrel-adl400", "it", "    holes: refuse\n    refuse: [voltage_b]\n"));
+    m = sim_site_meter(s, 1);
+    assert_int_equal(sim_meter_refuses(m, 3, 0x0061, 1), 0);
+    assert_int_equal(sim_meter_refuses(m, 3, 0x0061, 2), 1);
+    assert_int_equal(sim_meter_refuses(m, 3, 0x0063, 4), 0);
+    assert_int_equal(sim_meter_refuses(m, 3, 0x0000, 2), 0);
+    assert_int_equal(sim_meter_refuses(m, 3, 0x0000, 12), 1); /* tariff gap 0x02-0x09 */
+    sim_site_free(s);
+
+    /* SunSpec: the whole chain is served, unimplemented points too */
+    s = site_of(ONE("sunspec-203", "it", "    initial_kwh: 5\n    holes: refuse\n"));
+    m = sim_site_meter(s, 1);
+    assert_int_equal(sim_meter_refuses(m, 3, SIM_SUNSPEC_BASE, 100), 0);
+    assert_int_equal(sim_meter_refuses(m, 3, SIM_SUNSPEC_MODEL_ADDR, 100), 0);
+    assert_int_equal(ask(s, START_MS, 1, 3, SIM_SUNSPEC_BASE, 100).action, SIM_REPLY);
+    sim_site_free(s);
+}
+
 static void simulated_clock(void **state)
 {
     (void)state;
@@ -451,6 +786,12 @@ int main(int argc, char **argv)
         cmocka_unit_test(probability_is_a_rate_and_replays),
         cmocka_unit_test(exception_and_slow_faults),
         cmocka_unit_test(requests_a_device_refuses),
+        cmocka_unit_test(transformers_serve_secondary_values),
+        cmocka_unit_test(ratio_change_keeps_the_counter),
+        cmocka_unit_test(rollover_behind_transformers),
+        cmocka_unit_test(ratio_registers_must_hold_the_ratio),
+        cmocka_unit_test(refused_registers_answer_02),
+        cmocka_unit_test(holes_refuse_needs_contiguous_registers),
         cmocka_unit_test(simulated_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,7 +87,7 @@ static const bad_row bad_rows[] = {
      "t.yaml:3: clock.speed: must be >= 0, got -1"},
     {"fault kind unknown", HEAD "meters:\n" METER "    faults:\n      - kind: fire\n",
      "t.yaml:9: meters[0].faults[0].kind: 'fire' is not one of: timeout, exception, slow, "
-     "rollover, reset, glitch"},
+     "rollover, reset, glitch, ratio"},
     {"key foreign to the kind",
      HEAD "meters:\n" METER "    faults:\n      - kind: timeout\n        code: 4\n",
      "t.yaml:9: meters.faults: 'code' does not apply to kind 'timeout'"},
@@ -126,6 +126,45 @@ static const bad_row bad_rows[] = {
           "{kind: timeout}, {kind: timeout}]\n",
      "t.yaml:8: meters[0].faults: at most 8 items allowed, got 9"},
     {"yaml syntax", HEAD "meters:\n  - id: [a\n", "t.yaml:4: (top): YAML syntax"},
+    /* transformers */
+    {"ct_ratio zero", HEAD "meters:\n" METER "    ct_ratio: 0\n",
+     "t.yaml:8: meters[0].ct_ratio: must be > 0, got 0"},
+    {"pt_ratio too large", HEAD "meters:\n" METER "    pt_ratio: 200000\n",
+     "t.yaml:8: meters[0].pt_ratio: must be <= 100000, got 200000"},
+    {"ct_ratio not a number", HEAD "meters:\n" METER "    ct_ratio: 400/5\n",
+     "t.yaml:8: meters[0].ct_ratio: expected a number, got '400/5'"},
+    {"ratio change without from_s",
+     HEAD "meters:\n" METER "    faults:\n      - {kind: ratio, ct_ratio: 800}\n",
+     "t.yaml:9: meters.faults: kind 'ratio' needs 'from_s'"},
+    {"ratio change without a ratio",
+     HEAD "meters:\n" METER "    faults:\n      - {kind: ratio, from_s: 120}\n",
+     "t.yaml:9: meters.faults: kind 'ratio' needs 'ct_ratio' or 'pt_ratio'"},
+    {"ratio change with a window end",
+     HEAD "meters:\n" METER
+          "    faults:\n      - {kind: ratio, from_s: 120, until_s: 240, ct_ratio: 800}\n",
+     "t.yaml:9: meters.faults: 'until_s' does not apply to kind 'ratio'"},
+    {"ratio key on another kind",
+     HEAD "meters:\n" METER "    faults:\n      - {kind: reset, at_s: 5, pt_ratio: 100}\n",
+     "t.yaml:9: meters.faults: 'pt_ratio' does not apply to kind 'reset'"},
+    {"ratio change to zero",
+     HEAD "meters:\n" METER "    faults:\n      - {kind: ratio, from_s: 120, ct_ratio: 0}\n",
+     "t.yaml:9: meters[0].faults[0].ct_ratio: must be > 0, got 0"},
+    {"two ratio changes at once",
+     HEAD "meters:\n" METER "    faults:\n      - {kind: ratio, from_s: 60, ct_ratio: 800}\n"
+          "      - {kind: ratio, from_s: 60, pt_ratio: 100}\n",
+     "t.yaml:10: meters.faults: a ratio change at from_s 60 already at line 9"},
+    /* partial maps */
+    {"refuse not a list", HEAD "meters:\n" METER "    refuse: pf_l1\n",
+     "t.yaml:8: meters[0].refuse: expected a list"},
+    {"refuse a name twice", HEAD "meters:\n" METER "    refuse: [pf_l1, pf_l2, pf_l1]\n",
+     "t.yaml:8: meters[0].refuse: 'pf_l1' listed twice"},
+    {"refuse an empty name", HEAD "meters:\n" METER "    refuse: [pf_l1, \"\"]\n",
+     "t.yaml:8: meters[0].refuse: item 1: empty register name"},
+    {"refuse a name too long",
+     HEAD "meters:\n" METER "    refuse: [a_register_name_longer_than_31_chars]\n",
+     "t.yaml:8: meters[0].refuse[0]: longer than 31 characters"},
+    {"holes neither serve nor refuse", HEAD "meters:\n" METER "    holes: zero\n",
+     "t.yaml:8: meters[0].holes: 'zero' is not one of: serve, refuse"},
 };
 
 static void bad_scenario(void **state)
@@ -168,6 +207,14 @@ static const site_row site_rows[] = {
      HEAD "meters:\n  - id: a\n    unit: 1\n    profile: no-such-meter\n    shape: it\n"
           "    rated_kw: 3\n",
      "t.yaml:3: meters.profile: 'no-such-meter': "},
+    {"refuse names no register of the profile",
+     HEAD "meters:\n" METER "    refuse: [pf_l1, pf_l9]\n",
+     "t.yaml:3: meters.refuse: 'pf_l9' is not a register of 'eastron-sdm630' (valid: "
+     "voltage_l1, voltage_l2, voltage_l3, current_l1, "},
+    {"refuse names a register of another profile",
+     HEAD "meters:\n  - {id: a, unit: 1, profile: acrel-adl400, shape: it, rated_kw: 9,"
+          " refuse: [pf_l1]}\n",
+     "t.yaml:3: meters.refuse: 'pf_l1' is not a register of 'acrel-adl400'"},
 };
 
 static void bad_site(void **state)
@@ -240,6 +287,36 @@ static void shipped_scenarios_load(void **state)
                 assert_string_equal(sim_site_meter(site, u)->profile->model, want[u - 1]);
             for (size_t i = 0; i < site->n_meters; i++)
                 assert_int_equal(site->meters[i].n_faults, 0);
+        }
+        if (!strcmp(e->d_name, "partial-map.yaml")) {
+            /* a strict SDM630 with six registers missing, an ADL400 missing
+             * one inside a block, a clean meter, one without its counter */
+            sim_meter *m = sim_site_meter(site, 1);
+            assert_string_equal(m->profile->model, "eastron-sdm630");
+            assert_int_equal(m->holes, SIM_HOLES_REFUSE);
+            size_t refused = 0;
+            for (size_t i = 0; i < m->profile->n_regs; i++) refused += m->refused[i];
+            assert_int_equal(refused, 6);
+            assert_true(m->refused[dcem_profile_find(m->profile, DCEM_Q_POWER_FACTOR, 1)]);
+            m = sim_site_meter(site, 2);
+            assert_string_equal(m->profile->model, "acrel-adl400");
+            assert_int_equal(m->holes, SIM_HOLES_SERVE);
+            m = sim_site_meter(site, 3);
+            for (size_t i = 0; i < m->profile->n_regs; i++) assert_false(m->refused[i]);
+            m = sim_site_meter(site, 4);
+            assert_true(m->refused[m->counter_reg]);
+        }
+        if (!strcmp(e->d_name, "ct-ratio.yaml")) {
+            sim_meter *m = sim_site_meter(site, 1);
+            assert_string_equal(m->profile->model, "acrel-adl400");
+            assert_true(sim_meter_ratio(m)->ct == 400 && sim_meter_ratio(m)->pt == 1);
+            m = sim_site_meter(site, 2);
+            assert_string_equal(m->profile->model, "eastron-sdm630");
+            assert_true(sim_meter_ratio(m)->ct == 40);
+            m = sim_site_meter(site, 3);
+            assert_int_equal(m->n_ratio, 2);
+            assert_true(m->ratio[0].ct == 400 && m->ratio[1].ct == 800);
+            assert_true(m->ratio[1].from_ms == site->start_ms + 120000);
         }
         if (!strncmp(e->d_name, "fault-", 6)) { /* a fault scenario has faults */
             size_t faults = 0;
