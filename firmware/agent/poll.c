@@ -56,6 +56,8 @@ struct dcem_bus {
     device *devices;
     size_t n_devices;
     unsigned long requests;       /* Modbus requests sent, all devices */
+    int64_t silence_us;           /* RTU: the 3.5-character silence between frames; 0 on TCP */
+    int64_t quiet_until_us;       /* monotonic: no request before this */
     dcem_complaint connect_complaint;
 };
 
@@ -74,6 +76,21 @@ int64_t dcem_now_mono_ms(void)
 int64_t dcem_now_wall_ms(void)
 {
     return clock_ms(CLOCK_REALTIME);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_until_us(int64_t t)
+{
+    int64_t d = t - now_us();
+    if (d <= 0) return;
+    struct timespec ts = {.tv_sec = (time_t)(d / 1000000), .tv_nsec = (long)(d % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
 static void sleep_ms(int64_t ms)
@@ -131,6 +148,13 @@ dcem_bus *dcem_bus_new(const dcem_agent_config *c, size_t bus_index)
     if (!b->mb) {
         dcem_bus_free(b);
         return NULL;
+    }
+    if (bc->kind == DCEM_BUS_RTU) {
+        /* Modbus over serial line: frames are separated by at least 3.5
+         * characters of silence (1.75 ms above 19200 baud); a request sent
+         * sooner may be read by a strict meter as the tail of the last frame */
+        long long bits = 1 + bc->data_bits + (bc->parity != 0) + bc->stop_bits;
+        b->silence_us = bc->baud > 19200 ? 1750 : 3500000LL * bits / bc->baud;
     }
     uint32_t to = (uint32_t)bc->response_timeout_ms;
     modbus_set_response_timeout(b->mb, to / 1000, (to % 1000) * 1000);
@@ -207,12 +231,16 @@ static int request(dcem_bus *b, device *d, int function, unsigned addr, unsigned
     for (long long attempt = 0; attempt <= b->cfg->retries; attempt++) {
         if ((err = bus_connect(b))) return err;
         modbus_set_slave(b->mb, (int)d->cfg->unit);
+        sleep_until_us(b->quiet_until_us);
         d->stats.requests++;
         b->requests++;
         int n = function == 4 ? modbus_read_input_registers(b->mb, (int)addr, (int)count, dest)
                               : modbus_read_registers(b->mb, (int)addr, (int)count, dest);
         err = n == (int)count ? 0 : (n < 0 ? errno : EMBBADDATA);
-        sleep_ms(b->cfg->pause_ms);
+        /* the line stays quiet for pause_ms (a slow meter's turnaround), and
+         * at least the frame silence, before the next request */
+        int64_t quiet = b->cfg->pause_ms * 1000;
+        b->quiet_until_us = now_us() + (quiet > b->silence_us ? quiet : b->silence_us);
         if (!err) return 0;
         if (err >= EMBXILFUN && err <= EMBXGTAR) {
             d->stats.exceptions++;
