@@ -145,37 +145,8 @@ def check(ok, msg):
         bad.append(msg)
     return ok
 
-def limits(profile):
-    text = open(f"{src}/configs/meters/{profile}.yaml").read()
-    get = lambda k: int(re.search(rf"^{k}:\s*(\d+)", text, re.M).group(1)) if re.search(rf"^{k}:", text, re.M) else 0
-    return get("max_registers"), get("max_gap")
-
-WORDS = {"u16": 1, "s16": 1, "u32": 2, "s32": 2, "f32": 2, "u64": 4, "s64": 4, "f64": 4}
-
-def minimum_requests(meter):
-    """The fewest reads that fetch every served register, never covering a
-    refused register, nor (holes: refuse) an address no register holds:
-    greedy over registers sorted by function and address, the same limits
-    as the profile's. The ratio registers are not polled."""
-    max_regs, max_gap = limits(meter["profile"])
-    refused = set(meter["refused"])
-    regs = meter["registers"]
-    want = sorted((r["function"], r["address"], WORDS[r["type"]]) for r in regs
-                  if r["name"] not in refused and r["quantity"] not in ("ct_ratio", "pt_ratio"))
-    bad_words = {(r["function"], r["address"] + i) for r in regs if r["name"] in refused
-                 for i in range(WORDS[r["type"]])}
-    held = {(r["function"], r["address"] + i) for r in regs for i in range(WORDS[r["type"]])}
-    n, cur = 0, None
-    for fn, a, wd in want:
-        if cur and fn == cur[0] and a <= cur[2] + max_gap and max(cur[2], a + wd) - cur[1] <= max_regs:
-            span = range(cur[2], a)
-            if not any((fn, x) in bad_words for x in span) and \
-               (meter["holes"] != "refuse" or all((fn, x) in held for x in span)):
-                cur = (fn, cur[1], max(cur[2], a + wd))
-                continue
-        n += 1
-        cur = (fn, a, a + wd)
-    return n
+sys.path.insert(0, f"{src}/tests/integration")
+from modbus_plan import minimum_requests
 
 def agent_stats(path):
     out = {}
@@ -209,7 +180,7 @@ for bus in ("tcp", "rtu"):
         check(kwh and kwh[0]["status"] == "ok" and kwh[0]["value"] > 0, f"{meter}: no counter in --once {kwh}")
         unsupported = sorted(u["register"] for u in d["unsupported"])
         check(unsupported == sorted(t["refused"]), f"{meter}: unsupported {unsupported}, the meter refuses {t['refused']}")
-        k = minimum_requests(t)
+        k = minimum_requests(t, f"{src}/configs/meters/{t['profile']}.yaml")
         s = stats.get(meter)
         if not check(s is not None, f"{meter}: no counters in the agent's log"):
             continue
