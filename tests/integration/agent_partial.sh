@@ -24,7 +24,11 @@
 #      requests = first poll + (polls - 1) x minimum, and dcem-sim counted the
 #      same requests; each refused register is logged once with its address;
 #   3. against pymodbus: the same, and the map asked for again (map_retry_s)
-#      finds the registers the new firmware serves.
+#      finds the registers the new firmware serves; ADL400s behind CTs: the
+#      ratio read from the meter is applied (primary = register x 0.01 x CT);
+#      when the meter's CT register turns 0 the last good ratio stays and the
+#      readings say "held"; a configured ratio wins over a register that says
+#      otherwise and the readings say "mismatch".
 set -euo pipefail
 build=$1
 src=$2
@@ -97,14 +101,14 @@ wait_for "the truth files" 10 test -s "$work/truth-tcp.json" -a -s "$work/truth-
 
 # ---- 3. pymodbus: partial, then full firmware on the same port ----
 pm_port=$(free_port)
-start_pymodbus() { # MODE
-  $PY "$src/tests/integration/pymodbus_meter.py" "$pm_port" "$1" >"$work/pymodbus-$1.out" \
+start_pymodbus() { # MODE CT
+  $PY "$src/tests/integration/pymodbus_meter.py" "$pm_port" "$1" "$2" >"$work/pymodbus-$1.out" \
     2>"$work/pymodbus-$1.err" &
   pm_pid=$!
   pids+=("$pm_pid")
   wait_for "pymodbus ($1)" 15 grep -q '^ready' "$work/pymodbus-$1.out"
 }
-start_pymodbus partial
+start_pymodbus partial 200
 cat >"$work/pm.yaml" <<EOF
 gateway: gw-pymodbus
 site: partial-site
@@ -113,6 +117,8 @@ buses:
   - {name: pm, tcp: "127.0.0.1:$pm_port", response_timeout_ms: 1000, retries: 0}
 devices:
   - {bus: pm, unit: 1, profile: eastron-sdm630, meter: pm-meter, poll_ms: 500, map_retry_s: 2}
+  - {bus: pm, unit: 2, profile: acrel-adl400, meter: pm-ct, poll_ms: 500, ratio_every_s: 1}
+  - {bus: pm, unit: 3, profile: acrel-adl400, meter: pm-mismatch, poll_ms: 500, ct_ratio: 400}
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5, reconnect_max_ms: 500}
 spool: {dir: "$work/spool-pm"}
 batch: {max_readings: 10, max_delay_ms: 100}
@@ -126,9 +132,11 @@ pm_polled() { (($(grep -c '"meter":"pm-meter"' "$work/mqtt.log") >= 4)); }
 wait_for "four polls of the partial pymodbus meter" 20 pm_polled
 kill -TERM "$pm_pid"
 wait "$pm_pid" 2>/dev/null || true
-start_pymodbus full
+start_pymodbus full 0
 has_pf() { grep '"meter":"pm-meter"' "$work/mqtt.log" | grep -q '"power_factor_l1"'; }
 wait_for "the per-phase power factor once the new firmware serves it" 20 has_pf
+held() { (($(grep -o '"meter":"pm-ct"[^}]*"ratio":"held"' "$work/mqtt.log" | wc -l) >= 3)); }
+wait_for "three readings at the held CT ratio" 20 held
 kill -TERM "$pm_agent"
 wait "$pm_agent" || fail "dcem-agent (pymodbus) exited with $?"
 
@@ -225,6 +233,33 @@ check(first_pf >= 4 and all("power_factor_l1" not in r.get("values", {}) for r i
 check(pub[first_pf]["values"]["power_factor_l1"] == struct.unpack(">f", struct.pack(">f", 0.97))[0],
       f"pymodbus: PF L1 {pub[first_pf]['values']}")
 print(f"pymodbus: {len(ok)} polls ok (counter {want}), unsupported {uns}; the new firmware's PF from poll {first_pf + 1}")
+
+# ---- pymodbus ADL400s behind CTs ----
+devs = {x["meter"]: x for x in json.load(open(f"{w}/pm-once.json"))["devices"]}
+def counter(d):
+    return [v["value"] for v in d["values"] if v["quantity"] == "energy_import_kwh" and v["phase"] == 0]
+d = devs["pm-ct"]
+check(d["result"] == "ok" and d["ratios"]["ct"] == 200 and d["ratios"]["ct_source"] == "register"
+      and counter(d) == [1234.56 * 200], f"pm-ct --once: {d['ratios']} {counter(d)}")
+d = devs["pm-mismatch"]
+check(d["ratios"]["ct"] == 400 and d["ratios"]["ct_source"] == "config" and d["ratios"]["mismatch"]
+      and counter(d) == [1234.56 * 400], f"pm-mismatch --once: {d['ratios']} {counter(d)}")
+pub = [r for r in published("pm-ct") if r["q"] == "ok"]
+held = [r for r in pub if r.get("ratio") == "held"]
+check(pub and all(r["ct"] == 200 and r["kwh"] == 1234.56 * 200 for r in pub),
+      f"pm-ct: a reading not at CT 200: {[r for r in pub if r['ct'] != 200][:2]}")
+check(held and all("ratio" not in r for r in pub[:pub.index(held[0])]) and
+      all(r.get("ratio") == "held" for r in pub[pub.index(held[0]):]),
+      f"pm-ct: the CT register at 0 is not 'held' from then on: {[r.get('ratio') for r in pub]}")
+pub = [r for r in published("pm-mismatch") if r["q"] == "ok"]
+check(pub and all(r["ct"] == 400 and r.get("ratio") == "mismatch" and r["kwh"] == 1234.56 * 400 for r in pub),
+      f"pm-mismatch: {pub[:2]}")
+log = open(f"{w}/pm-agent.err").read()
+check(log.count("configured ct_ratio 400 differs from the meter's register (200)") == 1,
+      "pm-mismatch: the mismatch is not logged once")
+check(log.count("a ratio register reads 0 or above") == 1, "pm-ct: the bad ratio register is not logged once")
+print(f"pymodbus ADL400s: CT 200 from the register, then held at 200 when it read 0 ({len(held)} readings);"
+      f" the configured 400 over a register's 200, flagged mismatch")
 
 if bad:
     print("\n".join(bad))
