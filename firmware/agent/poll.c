@@ -706,10 +706,11 @@ static void log_stats(const dcem_bus *b)
         const dcem_device_stats *s = &d->stats;
         DCEM_LOGI("poll",
                   "meter %s (bus %s unit %lld): %lu polls, %lu ok, %lu failed; %lu requests, "
-                  "%lu exceptions, %lu timeouts, %lu crc errors, %lu other, %lu reconnects",
+                  "%lu exceptions, %lu timeouts, %lu crc errors, %lu other, %lu reconnects; "
+                  "%lu unsupported registers, %lu ratio changes",
                   d->cfg->meter, b->cfg->name, d->cfg->unit, s->polls, s->ok, s->failed,
                   s->requests, s->exceptions, s->timeouts, s->crc_errors, s->other_errors,
-                  s->reconnects);
+                  s->reconnects, s->unsupported, s->ratio_changes);
     }
 }
 

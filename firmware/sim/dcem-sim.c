@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #ifndef DCEM_SIM_PROFILES_DIR
@@ -72,7 +71,8 @@ static void usage(FILE *out)
           "  --speed X            simulated seconds per real second (0: frozen)\n"
           "  --start TIME|now     simulated start time (RFC 3339)\n"
           "  --truth FILE         write what is served as JSON on SIGUSR1 and at exit\n"
-          "  --profiles DIR       meter profiles (default: " DCEM_SIM_PROFILES_DIR ")\n"
+          "  --profiles DIR       meter profiles (default: beside the install prefix, else\n"
+          "                       " DCEM_SIM_PROFILES_DIR ", else /usr/share/dcem/meters)\n"
           "  --check-config       load the scenario and its profiles, then exit\n"
           "Prints 'ready tcp=HOST:PORT rtu=DEVICE meters=N' once serving.\n"
           "Stops cleanly on SIGINT/SIGTERM.\n",
@@ -214,14 +214,16 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
-/* The profiles directory: --profiles, else the source tree's, else
- * ./configs/meters. */
-static const char *profiles_dir(const options *o)
+/* The profiles directory: --profiles, else where the agent looks too
+ * (dcem_io_profiles_dir: an installed tree, the source tree's, then
+ * /usr/share/dcem/meters). 0, or -1 with the places tried in err. */
+static int profiles_dir(const options *o, char *dir, size_t size, char *err, size_t errlen)
 {
-    struct stat st;
-    if (o->profiles) return o->profiles;
-    if (!stat(DCEM_SIM_PROFILES_DIR, &st) && S_ISDIR(st.st_mode)) return DCEM_SIM_PROFILES_DIR;
-    return "configs/meters";
+    if (o->profiles) return snprintf(dir, size, "%s", o->profiles) >= (int)size ? -1 : 0;
+    char tried[1024];
+    if (!dcem_io_profiles_dir(DCEM_SIM_PROFILES_DIR, dir, size, tried, sizeof tried)) return 0;
+    snprintf(err, errlen, "no meter profiles folder (tried %.600s): give --profiles DIR", tried);
+    return -1;
 }
 
 static int load_profile(void *ctx, const char *model, dcem_profile *out, char *err, size_t errlen)
@@ -352,11 +354,11 @@ int main(int argc, char **argv)
     sim_listen l;
     int rc = load_scenario(&o, sc, &l, err, sizeof err);
     sim_site *site = NULL;
-    if (!rc) {
-        const char *dir = profiles_dir(&o);
+    char dir[1024];
+    if (!rc && profiles_dir(&o, dir, sizeof dir, err, sizeof err)) rc = DCEM_ENOTFOUND;
+    if (!rc)
         rc = sim_site_new(sc, o.config, load_profile, (void *)(uintptr_t)dir, &site, err,
                           sizeof err);
-    }
     free(sc);
     if (rc) {
         fprintf(stderr, "dcem-sim: %s\n", rc == DCEM_ENOMEM ? "out of memory" : err);

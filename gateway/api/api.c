@@ -330,6 +330,17 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
            "Readings of meters not in the ledger.", s->unknown_meter_readings);
     metric(&t, "dcem_readings_rejected_total", "counter", "Readings the counter rules rejected.",
            s->rejected_readings);
+    metric(&t, "dcem_ratio_changes_total", "counter",
+           "Meters whose transformer ratio changed (a new counter epoch each).", s->ratio_changes);
+    put(&t, "# HELP dcem_readings_ratio_note_total Readings whose transformer ratio was held "
+            "(the meter's register read 0), unknown (ratio 1 applied) or a mismatch (config over "
+            "register).\n"
+            "# TYPE dcem_readings_ratio_note_total counter\n");
+    for (int i = 1; i < DCEM_WIRE_RATIO_NOTE_COUNT; i++) {
+        put(&t, "dcem_readings_ratio_note_total{note=\"");
+        put_label(&t, dcem_wire_ratio_note_name(i));
+        put(&t, "\"} %llu\n", (unsigned long long)s->ratio_notes[i]);
+    }
     metric(&t, "dcem_intervals_total", "counter", "Intervals produced.", s->intervals);
     metric(&t, "dcem_recomputes_total", "counter", "Periods whose figures were recomputed.",
            s->recomputes);

@@ -532,6 +532,14 @@ static void log_health(collector *c)
     for (size_t i = 0; i < c->n_refusals; i++)
         DCEM_LOGI("health", "refused from %s: %s %llu", c->refusals[i].gateway,
                   reason_name(c->refusals[i].reason), (unsigned long long)c->refusals[i].count);
+    const uint64_t *rn = s->ratio_notes;
+    if (s->ratio_changes || rn[DCEM_WIRE_RATIO_HELD] || rn[DCEM_WIRE_RATIO_UNKNOWN] ||
+        rn[DCEM_WIRE_RATIO_MISMATCH])
+        DCEM_LOGI("health", "transformer ratios: %llu changes; readings held %llu, unknown %llu, "
+                  "mismatch %llu", (unsigned long long)s->ratio_changes,
+                  (unsigned long long)rn[DCEM_WIRE_RATIO_HELD],
+                  (unsigned long long)rn[DCEM_WIRE_RATIO_UNKNOWN],
+                  (unsigned long long)rn[DCEM_WIRE_RATIO_MISMATCH]);
     if (c->influx) {
         dcem_influx_stats is;
         dcem_influx_stats_get(c->influx, &is);

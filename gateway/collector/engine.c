@@ -411,6 +411,9 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
             continue;
         }
         e->stats.readings++;
+        e->stats.ratio_changes += (uint64_t)out.ratio_changed;
+        if (r->ratio_note > 0 && r->ratio_note < DCEM_WIRE_RATIO_NOTE_COUNT)
+            e->stats.ratio_notes[r->ratio_note]++;
         for (int k = 0; k < out.discarded; k++) add_event(m, out.discarded_t_ms[k], DCEM_STORE_EV_DISCARD);
         s->current = (size_t)mi;
         for (int k = 0; k < out.n_seg; k++) {

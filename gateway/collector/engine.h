@@ -41,6 +41,8 @@ typedef struct dcem_engine_stats {
     uint64_t received, stored, duplicates, gaps, quarantined, malformed, unknown_site, failed;
     uint64_t readings, unknown_meter_readings, rejected_readings, intervals, recomputes;
     uint64_t malformed_by_reason[DCEM_WIRE_REASON_COUNT];
+    uint64_t ratio_changes;                          /* meters' transformer ratio changed */
+    uint64_t ratio_notes[DCEM_WIRE_RATIO_NOTE_COUNT]; /* readings by their ratio note */
 } dcem_engine_stats;
 
 /* An alert, handed to the caller to publish and log. */
