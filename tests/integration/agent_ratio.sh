@@ -17,7 +17,8 @@
 #      each meter's energy is what the simulator's exact integral says, to
 #      within the register's step at the ratio and the timing of the truth
 #      snapshots; the ratio in the config wins over none and is logged;
-#   2. the ratio change is one counter event — feeder-b's figures show one
+#   2. the ratio change is one counter event (dcem_ratio_changes_total 1 in
+#      /metrics, the health log) — feeder-b's figures show one
 #      counter epoch (reset), its estimated energy is the one straddling
 #      interval and is the register's own difference at the new ratio — and
 #      never a spike: no interval holds more than the meter can draw;
@@ -73,6 +74,7 @@ meters:
   - {id: feeder-b, role: facility, rated_kw: $((400 * speed)), counter_resolution_kwh: 0.01, ct_ratio: 800, model: Acrel ADL400}
   - {id: rack-row, role: it, rated_kw: $((60 * speed)), counter_resolution_kwh: 0.001, ct_ratio: 40, model: Eastron SDM630}
 EOF
+api_port=$(free_port)
 cat >"$work/collector.yaml" <<EOF
 collector: ratio
 sites: sites
@@ -81,6 +83,7 @@ health_log_s: 5
 recompute_ms: 1000
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
+api: {listen: "127.0.0.1:$api_port", metrics: public}
 EOF
 "$col" -c "$work/collector.yaml" >"$work/collector.out" 2>"$work/collector.err" &
 col_pid=$!
@@ -149,8 +152,16 @@ write_agent "$work/close.yaml" gw-close "$work/spool-close" \
   "  - {bus: sim, unit: 1, profile: acrel-adl400, meter: feeder-a}"
 "$agent" -c "$work/close.yaml" --import "$work/close.csv" >"$work/close.out" 2>"$work/close.err" ||
   fail "the closing readings: $(cat "$work/close.err")"
+# the ratio change is counted where operators look: /metrics and the health log
+curl -s "http://127.0.0.1:$api_port/metrics" >"$work/metrics.txt"
+grep -qx "dcem_ratio_changes_total 1" "$work/metrics.txt" ||
+  fail "/metrics: $(grep ratio "$work/metrics.txt")"
+grep -qx 'dcem_readings_ratio_note_total{note="held"} 0' "$work/metrics.txt" ||
+  fail "/metrics: readings flagged held: $(grep ratio_note "$work/metrics.txt")"
 kill -TERM "$col_pid"
 wait "$col_pid" || fail "dcem-collector exited with $?"
+grep -q "health: transformer ratios: 1 changes; readings held 0, unknown 0, mismatch 0" \
+  "$work/collector.err" || fail "the health log does not count the ratio change"
 ! grep -E "(malformed|quarantined|unknown site|failed) [1-9]" <(grep "health: received" "$work/collector.err") ||
   fail "the collector refused or failed to store batches"
 ! grep -E "Sanitizer|runtime error" "$work"/*.err || fail "a sanitizer report in the logs"
