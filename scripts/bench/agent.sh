@@ -27,17 +27,10 @@
 # Usage: scripts/bench/agent.sh [seconds] [workdir]   (defaults: 60, a temp dir)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/bench/lib.sh"
 secs=${1:-60}
-if [[ -n ${2:-} ]]; then
-  work=$2 own_work=0
-  mkdir -p "$work"
-  # a spool or readings left from an earlier run would be counted again
-  rm -rf "$work/spool" "$work/collectd" "$work/acked.jsonl" "$work/collectd.msgs" "$work/collectd.log"
-else
-  work=$(mktemp -d /tmp/dcem-bench-agent.XXXXXX) own_work=1
-fi
+work=${2:-}
 build="$root/build/release"
-PY=/usr/bin/python3
 profile="$root/configs/meters/eastron-sdm630.yaml"
 scenario="$root/configs/sim/bench-64.yaml"
 meters=64
@@ -61,33 +54,9 @@ sim="$build/firmware/sim/dcem-sim"
 agent="$build/firmware/agent/dcem-agent"
 ack="$build/tests/dcem-test-ack"
 
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  if ((rc != 0)); then echo "agent.sh: failed; files kept in $work" >&2
-  elif ((own_work)); then rm -rf "$work"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-fail() { echo "agent.sh: $*" >&2; exit 1; }
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-# wait_for DESCRIPTION SECONDS COMMAND... : polls until COMMAND succeeds
-wait_for() {
-  local what=$1 limit=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out waiting for $what"
-    sleep 0.1
-  done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+bench_work agent "$work"
+# a spool or readings left from an earlier run would be counted again
+rm -rf "$work/spool" "$work/collectd" "$work/acked.jsonl" "$work/collectd.msgs" "$work/collectd.log"
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 le() { awk "BEGIN { exit !($1 <= $2) }"; }
 # cpu_s PID: user + system CPU seconds of the whole process (all threads).

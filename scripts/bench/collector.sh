@@ -33,15 +33,9 @@
 # Usage: scripts/bench/collector.sh [workdir]   (default: a temp dir)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-if [[ -n ${1:-} ]]; then
-  work=$1 own_work=0
-  mkdir -p "$work"
-  rm -rf "$work/store.db" "$work/store.db-wal" "$work/store.db-shm" "$work"/*.log "$work"/*.out
-else
-  work=$(mktemp -d /tmp/dcem-bench-collector.XXXXXX) own_work=1
-fi
+. "$root/scripts/bench/lib.sh"
+work=${1:-}
 build="$root/build/release"
-PY=/usr/bin/python3
 meters=200 gateways=8 batch=250 window=20 rate=10000
 
 "$root/scripts/deps.sh"
@@ -51,27 +45,8 @@ col="$build/gateway/collector/dcem-collector"
 gen="$build/tests/dcem-gen"
 blast="$build/tests/dcem-blast"
 
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc != 0)); then echo "collector.sh: failed; files kept in $work" >&2
-  elif ((own_work)); then rm -rf "$work"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-fail() { echo "collector.sh: $*" >&2; exit 1; }
-wait_for() {
-  local what=$1 limit=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out waiting for $what"
-    sleep 0.1
-  done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+bench_work collector "$work"
+rm -rf "$work/store.db" "$work/store.db-wal" "$work/store.db-shm" "$work"/*.log "$work"/*.out
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 lt() { awk "BEGIN { exit !($1 < $2) }"; }
 cpu_s() {

@@ -23,6 +23,7 @@
 # Usage: scripts/bench/partial.sh [-d SECONDS] [-w WORKDIR]   (default 20 s)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/bench/lib.sh"
 secs=20 work=
 while getopts "d:w:h" opt; do
   case $opt in
@@ -32,10 +33,7 @@ while getopts "d:w:h" opt; do
   esac
 done
 [[ $secs =~ ^[0-9]+$ && $secs -ge 5 ]] || { echo "partial.sh: -d: at least 5 seconds" >&2; exit 2; }
-own_work=0
-if [[ -z $work ]]; then work=$(mktemp -d /tmp/dcem-bench-partial.XXXXXX) own_work=1; else mkdir -p "$work"; fi
 build="$root/build/release"
-PY=/usr/bin/python3
 baud=9600 turnaround=5
 
 "$root/scripts/deps.sh"
@@ -44,30 +42,16 @@ cmake --build "$build" -j "$(nproc)" --target dcem-agent dcem-sim >/dev/null
 sim="$build/firmware/sim/dcem-sim"
 agent="$build/firmware/agent/dcem-agent"
 
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0 && own_work)); then rm -rf "$work"; elif ((rc)); then echo "partial.sh failed; files in $work" >&2; fi
-}
-trap cleanup EXIT
-wait_file() { # FILE [PATTERN]: until FILE exists (and holds PATTERN), 10 s at most
-  for _ in $(seq 100); do
-    [[ -e $1 ]] && { [[ -z ${2:-} ]] || grep -q "$2" "$1" 2>/dev/null; } && return 0
-    sleep 0.1
-  done
-  return 1
-}
+bench_work partial "$work"
 
 socat pty,raw,echo=0,link="$work/tty0" pty,raw,echo=0,link="$work/tty1" 2>"$work/socat.err" &
 pids+=($!)
-wait_file "$work/tty1" || { echo "no pty pair" >&2; exit 1; }
+wait_for "the pty pair" 10 test -e "$work/tty1"
 "$sim" -c "$root/configs/sim/partial-map.yaml" --tcp none --rtu "$work/tty0" --baud $baud \
   --turnaround-ms $turnaround --truth "$work/truth.json" >"$work/sim.out" 2>"$work/sim.err" &
 sim_pid=$!
 pids+=("$sim_pid")
-wait_file "$work/sim.out" '^ready' || { echo "dcem-sim did not start" >&2; exit 1; }
+wait_for "dcem-sim ready" 10 grep -q '^ready' "$work/sim.out"
 cat >"$work/agent.yaml" <<EOF
 gateway: gw-bench
 site: bench
@@ -83,7 +67,7 @@ spool: {dir: "$work/spool", max_mib: 64}
 EOF
 # the first poll of each meter, as a fresh agent learns it
 "$agent" -c "$work/agent.yaml" --once --json >"$work/once.json" 2>"$work/once.err" ||
-  { echo "--once failed: $(cat "$work/once.err")" >&2; exit 1; }
+  fail "--once failed: $(cat "$work/once.err")"
 # steady polling (no broker: readings wait on the spool, which is not measured)
 "$agent" -c "$work/agent.yaml" >"$work/agent.out" 2>"$work/agent.err" &
 agent_pid=$!
@@ -92,7 +76,7 @@ sleep "$secs"
 kill -TERM "$agent_pid"
 wait "$agent_pid" || true
 kill -USR1 "$sim_pid"
-wait_file "$work/truth.json" "meters" || { echo "no truth file" >&2; exit 1; }
+wait_for "the truth file" 10 grep -q meters "$work/truth.json"
 
 $PY - "$work" "$root" "$secs" "$baud" "$turnaround" <<'EOF'
 import json, re, sys

@@ -37,6 +37,7 @@
 #   -w  work directory (default: a temp dir, removed on success)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/bench/lib.sh"
 secs=25 meters=4 turnaround=5 pause=0 work=
 while getopts "d:m:t:p:w:h" opt; do
   case $opt in
@@ -55,14 +56,7 @@ done
 [[ $meters =~ ^[0-9]+$ && $meters -ge 1 && $meters -le 247 ]] || { echo "rtu.sh: -m: 1..247" >&2; exit 2; }
 [[ $turnaround =~ ^[0-9]+$ && $turnaround -le 10000 ]] || { echo "rtu.sh: -t: 0..10000" >&2; exit 2; }
 [[ $pause =~ ^[0-9]+$ && $pause -le 10000 ]] || { echo "rtu.sh: -p: 0..10000" >&2; exit 2; }
-if [[ -n $work ]]; then
-  own_work=0
-  mkdir -p "$work"
-else
-  work=$(mktemp -d /tmp/dcem-bench-rtu.XXXXXX) own_work=1
-fi
 build="$root/build/release"
-PY=/usr/bin/python3
 profile="$root/configs/meters/eastron-sdm630.yaml"
 baud=9600
 
@@ -73,33 +67,7 @@ sim="$build/firmware/sim/dcem-sim"
 agent="$build/firmware/agent/dcem-agent"
 ack="$build/tests/dcem-test-ack"
 
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.3
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  if ((rc != 0)); then echo "rtu.sh: failed; files kept in $work" >&2
-  elif ((own_work)); then rm -rf "$work"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-fail() { echo "rtu.sh: $*" >&2; exit 1; }
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-# wait_for DESCRIPTION SECONDS COMMAND... : polls until COMMAND succeeds
-wait_for() {
-  local what=$1 limit=$2
-  shift 2
-  local deadline=$((SECONDS + limit))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || fail "timed out waiting for $what"
-    sleep 0.05
-  done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+bench_work rtu "$work"
 
 # The reads of a meter-poll: the profile's registers sorted by (function,
 # address), a read grown while the span stays within max_registers and the
