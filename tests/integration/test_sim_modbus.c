@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "spawn.h"
+
 #include "parse.h"
 
 #include <arpa/inet.h>
@@ -43,7 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define WAIT_MS 15000 /* for anything to start, answer or finish */
 #define MAX_PROCS 24
@@ -79,29 +80,7 @@ static void pause_ms(long ms)
  * end goes to *out (or to /dev/null when out is NULL). */
 static pid_t start(fixture *f, char *const argv[], int *out)
 {
-    int p[2] = {-1, -1};
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    if (out) {
-        assert_int_equal(pipe(p), 0);
-        posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, p[1], STDERR_FILENO);
-        posix_spawn_file_actions_addclose(&fa, p[0]);
-        posix_spawn_file_actions_addclose(&fa, p[1]);
-    } else {
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    }
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (out) close(p[1]);
-    if (rc) {
-        print_error("cannot start %s: %s (scripts/deps.sh installs mbpoll and socat)\n", argv[0],
-                    strerror(rc));
-        if (out) close(p[0]);
-        fail();
-    }
-    if (out) *out = p[0];
+    pid_t pid = spawn_child(argv, out, 1, "scripts/deps.sh installs mbpoll and socat");
     assert_true(f->n_procs < MAX_PROCS);
     f->procs[f->n_procs++] = pid;
     return pid;

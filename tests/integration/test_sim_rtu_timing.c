@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "spawn.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <modbus.h>
@@ -34,7 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 #define WAIT_MS 15000 /* for anything to start */
 
@@ -89,28 +90,7 @@ static double read_ms(const line *l, int registers)
 
 static pid_t spawn(char *const argv[], int *out)
 {
-    int p[2] = {-1, -1};
-    posix_spawn_file_actions_t fa;
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    if (out) {
-        assert_int_equal(pipe(p), 0);
-        posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-        posix_spawn_file_actions_addclose(&fa, p[0]);
-        posix_spawn_file_actions_addclose(&fa, p[1]);
-    } else {
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    }
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (out) close(p[1]);
-    if (rc) {
-        print_error("cannot start %s: %s (scripts/deps.sh installs socat)\n", argv[0],
-                    strerror(rc));
-        fail();
-    }
-    if (out) *out = p[0];
-    return pid;
+    return spawn_child(argv, out, 0, "scripts/deps.sh installs socat");
 }
 
 /* A socat pty pair, dcem-sim on one end with extra options (NULL-ended),
