@@ -81,6 +81,20 @@ static const dcem_cfg_field green_fields[] = {
 };
 #undef G
 
+#define W(f) offsetof(dcem_gateway, f)
+static const dcem_cfg_field gateway_fields[] = {
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = W(line)},
+    {.key = "id", .type = DCEM_CFG_STRING, .offset = W(id), .size = DCEM_ID_MAX,
+     .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id,
+     .help = "the gateway id its agent publishes under (agent.yaml gateway:)"},
+    {.key = "keys", .type = DCEM_CFG_LIST, .offset = W(key_text), .size = DCEM_PUBKEY_TEXT_MAX,
+     .min = 0, .max = DCEM_SIG_MAX_KEYS, .item = DCEM_CFG_STRING, .count_offset = W(n_keys),
+     .check = dcem_pubkey_list_check,
+     .help = "its Ed25519 public keys, \"ed25519:<base64>\" (two while rotating)"},
+    {0},
+};
+#undef W
+
 #define S(f) offsetof(dcem_site, f)
 static const dcem_cfg_field site_fields[] = {
     {.key = "site", .type = DCEM_CFG_STRING, .offset = S(site), .size = DCEM_ID_MAX,
@@ -104,6 +118,9 @@ static const dcem_cfg_field site_fields[] = {
     {.key = "green", .type = DCEM_CFG_LIST, .offset = S(green),
      .size = sizeof(dcem_green_entry), .min = 0, .max = DCEM_SITE_MAX_GREEN, .sub = green_fields,
      .count_offset = S(n_green)},
+    {.key = "gateways", .type = DCEM_CFG_LIST, .offset = S(gateways),
+     .size = sizeof(dcem_gateway), .min = 0, .max = DCEM_SITE_MAX_GATEWAYS,
+     .sub = gateway_fields, .count_offset = S(n_gateways)},
     {0},
 };
 #undef S
@@ -119,6 +136,13 @@ static int id_cmp(const char *id, size_t idlen, const char *meter)
     size_t n = strnlen(meter, DCEM_ID_MAX);
     int c = memcmp(id, meter, idlen < n ? idlen : n);
     return c ? c : (idlen > n) - (idlen < n);
+}
+
+const dcem_gateway *dcem_site_find_gateway(const dcem_site *s, const char *id, size_t idlen)
+{
+    for (size_t i = 0; i < s->n_gateways; i++)
+        if (!id_cmp(id, idlen, s->gateways[i].id)) return &s->gateways[i];
+    return NULL;
 }
 
 int dcem_site_find_meter(const dcem_site *s, const char *id, size_t idlen)
@@ -179,6 +203,15 @@ int dcem_site_parse(const char *name, const char *buf, size_t len, dcem_site *ou
             out->by_id[j] = out->by_id[j - 1];
         }
         out->by_id[j] = (unsigned short)i;
+    }
+    for (size_t i = 0; i < out->n_gateways; i++) {
+        dcem_gateway *g = &out->gateways[i];
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(out->gateways[j].id, g->id))
+                return dcem_cfg_error(err, errlen, name, g->line, "gateways.id",
+                                      "'%s' already declared at line %d", g->id,
+                                      out->gateways[j].line);
+        dcem_pubkey_list_parse(g->key_text, g->n_keys, g->keys);
     }
     for (size_t i = 0; i < out->n_green; i++) {
         const dcem_green_entry *g = &out->green[i];

@@ -6,6 +6,7 @@
 #define DCEM_SITE_H
 
 #include "calendar.h"
+#include "sign.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #define DCEM_SITE_MAX_METERS 1024
 #define DCEM_SITE_MAX_GREEN 1200
 #define DCEM_ID_MAX 64
+#define DCEM_SITE_MAX_GATEWAYS 256
 
 typedef enum dcem_role {
     DCEM_ROLE_FACILITY = 0, /* utility incomer */
@@ -49,6 +51,17 @@ typedef struct dcem_green_entry {
     int line;
 } dcem_green_entry;
 
+/* A gateway allowed to send the site's readings, with the public keys its
+ * batches and births must be signed with (docs/security.md). Two keys while
+ * a key is rotated; none only for a lab collector with allow_unsigned. */
+typedef struct dcem_gateway {
+    char id[DCEM_ID_MAX];
+    char key_text[DCEM_SIG_MAX_KEYS][DCEM_PUBKEY_TEXT_MAX];
+    size_t n_keys;
+    dcem_pubkey keys[DCEM_SIG_MAX_KEYS]; /* key_text decoded */
+    int line;
+} dcem_gateway;
+
 typedef struct dcem_site {
     char site[DCEM_ID_MAX];
     char name[128];
@@ -63,6 +76,8 @@ typedef struct dcem_site {
     unsigned short by_id[DCEM_SITE_MAX_METERS]; /* meter indexes in id order, for lookups */
     dcem_green_entry green[DCEM_SITE_MAX_GREEN];
     size_t n_green;
+    dcem_gateway gateways[DCEM_SITE_MAX_GATEWAYS];
+    size_t n_gateways; /* 0: the ledger names no gateway (only a lab collector accepts any) */
 } dcem_site;
 
 /* kWh per green certificate (绿证): 1 GEC = 1000 kWh (发改能源〔2023〕1044号). */
@@ -76,6 +91,9 @@ int dcem_site_parse(const char *name, const char *buf, size_t len, dcem_site *ou
 
 /* Meter index by id, or -1. Linear; callers that look up per reading hash. */
 int dcem_site_find_meter(const dcem_site *s, const char *id, size_t idlen);
+
+/* The gateway of that id (idlen bytes, not terminated), or NULL. */
+const dcem_gateway *dcem_site_find_gateway(const dcem_site *s, const char *id, size_t idlen);
 
 /* Green kWh from the ledger for one month (year*12+month-1). */
 double dcem_site_green_month_kwh(const dcem_site *s, int month);

@@ -1,4 +1,5 @@
 #include "wire.h"
+#include "sign.h"
 #include "errors.h"
 
 #include <cJSON.h>
@@ -16,7 +17,7 @@ static const char *const reason_names[] = {
     "ok", "too_large", "not_json", "wrong_type", "missing_field", "duplicate_field",
     "unsupported_version", "bad_id", "site_mismatch", "gateway_mismatch", "bad_seq",
     "too_many_readings", "bad_meter", "bad_time", "bad_quality", "not_finite", "bad_command",
-    "bad_field"};
+    "bad_field", "unsigned", "bad_signature", "unknown_gateway"};
 _Static_assert(COUNT(reason_names) == DCEM_WIRE_REASON_COUNT, "a name for every reason");
 
 static const char *const quality_names[] = {"ok", "stale", "out_of_range", "comm_error"};
@@ -253,7 +254,7 @@ static void put_reading(wbuf *w, const dcem_wire_reading *r)
 
 int dcem_wire_encode_batch(const dcem_wire_batch *b, char **json, size_t *len)
 {
-    wbuf w = {.max = DCEM_WIRE_MAX_PAYLOAD};
+    wbuf w = {.max = DCEM_WIRE_MAX_PAYLOAD - DCEM_SIG_SUFFIX_LEN};
     if (!id_ok(b->site) || !id_ok(b->gateway) || !int_ok(b->epoch, 1) || !int_ok(b->seq, 1) ||
         (b->n_readings && !b->readings))
         w.err = DCEM_EINVAL;
@@ -273,7 +274,7 @@ int dcem_wire_encode_batch(const dcem_wire_batch *b, char **json, size_t *len)
 
 int dcem_wire_encode_ack(const dcem_wire_ack *a, char **json, size_t *len)
 {
-    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD};
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN};
     if (!int_ok(a->epoch, 1) || !int_ok(a->seq, 0)) w.err = DCEM_EINVAL;
     put(&w, "{\"v\":%d,\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64 "}", DCEM_WIRE_VERSION, a->epoch,
         a->seq);
@@ -282,7 +283,7 @@ int dcem_wire_encode_ack(const dcem_wire_ack *a, char **json, size_t *len)
 
 int dcem_wire_encode_ctl(const dcem_wire_ctl *c, char **json, size_t *len)
 {
-    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD};
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN};
     if (c->cmd < 0 || c->cmd >= DCEM_WIRE_CMD_COUNT || !int_ok(c->epoch, 1) ||
         !int_ok(c->from_seq, 1))
         w.err = DCEM_EINVAL;
@@ -303,7 +304,7 @@ static int version_ok(const char *s, size_t len)
 
 int dcem_wire_encode_state(const dcem_wire_state *s, char **json, size_t *len)
 {
-    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD};
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN};
     if (!s->online)
         put(&w, "{\"v\":%d,\"online\":false}", DCEM_WIRE_VERSION);
     else if (!int_ok(s->epoch, 1) || !int_ok(s->next_seq, 1) || s->queued >= s->next_seq ||
@@ -326,7 +327,8 @@ static int metrics_ok(const dcem_wire_metrics *m)
 
 int dcem_wire_encode_metrics(const dcem_wire_metrics *m, char **json, size_t *len)
 {
-    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD, .err = metrics_ok(m) ? 0 : DCEM_EINVAL};
+    wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN,
+              .err = metrics_ok(m) ? 0 : DCEM_EINVAL};
     put(&w,
         "{\"v\":%d,\"site\":\"%s\",\"gateway\":\"%s\",\"start\":%" PRId64 ",\"end\":%" PRId64
         ",\"kwh\":{",

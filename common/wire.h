@@ -69,6 +69,9 @@ typedef enum dcem_wire_reason {
     DCEM_WIRE_NOT_FINITE,        /* "not_finite": a value overflowed (1e999) or null */
     DCEM_WIRE_BAD_COMMAND,       /* "bad_command": unknown ctl cmd */
     DCEM_WIRE_BAD_FIELD,         /* "bad_field": any other out-of-range field */
+    DCEM_WIRE_UNSIGNED,          /* "unsigned": no signature where one is required */
+    DCEM_WIRE_BAD_SIGNATURE,     /* "bad_signature": a signature no key of the sender verifies */
+    DCEM_WIRE_UNKNOWN_GATEWAY,   /* "unknown_gateway": a gateway its site's ledger does not list */
     DCEM_WIRE_REASON_COUNT
 } dcem_wire_reason;
 
@@ -176,7 +179,9 @@ double dcem_wire_ratio(const dcem_wire_reading *r);
  * epoch/seq, time, quality, quantity, phase, or a (quantity, phase) given
  * twice or belonging in kwh/kw; DCEM_EFULL for more than
  * DCEM_WIRE_MAX_READINGS readings or more than DCEM_WIRE_MAX_PAYLOAD bytes
- * (split the batch); DCEM_ENOMEM. On error *json is NULL. */
+ * less room for a signature (DCEM_SIG_SUFFIX_LEN: every encoder leaves it,
+ * so a signed payload is still within the limit) — split the batch;
+ * DCEM_ENOMEM. On error *json is NULL. */
 int dcem_wire_encode_batch(const dcem_wire_batch *b, char **json, size_t *len);
 
 /* Validates and decodes a batch received on the data topic of topic_site /

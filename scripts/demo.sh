@@ -128,6 +128,7 @@ cat >"$out/collector.yaml" <<EOF
 collector: demo
 sites: sites
 policy: $root/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: unsigned traffic
 mqtt: {uri: "$mqtt", version: 5}
 store: {path: store.db}
 $influx_section
@@ -158,6 +159,7 @@ devices:
 $6
 mqtt: {uri: "$mqtt", version: 5, reconnect_max_ms: 2000}
 spool: {dir: $4, fsync: interval}
+identity: {allow_unsigned: true}
 batch: {max_readings: 250, max_delay_ms: 1000}
 EOF
 }

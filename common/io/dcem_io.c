@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,4 +221,123 @@ int dcem_io_list_profiles(const char *dir, char *out, size_t size)
         free(names[i]);
     }
     return total;
+}
+
+int dcem_io_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                        size_t errlen)
+{
+    *len = 0;
+    /* O_NONBLOCK: a FIFO put where the secret should be must not hang the
+     * program (or --check-config); it is refused below. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return DCEM_EIO;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        rc = DCEM_EIO;
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        rc = DCEM_EINVAL;
+    } else if (st.st_mode & 077) {
+        snprintf(err, errlen, "%s: group or others may %s it (mode %04o); chmod 600 it", path,
+                 st.st_mode & 044 ? "read" : "write", (unsigned)(st.st_mode & 07777));
+        rc = DCEM_EINVAL;
+    } else if ((size_t)st.st_size >= cap) {
+        snprintf(err, errlen, "%s: larger than %zu bytes", path, cap - 1);
+        rc = DCEM_EFULL;
+    }
+    while (!rc && *len < cap - 1) {
+        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+            rc = DCEM_EIO;
+        }
+        if (n <= 0) break;
+        *len += (size_t)n;
+    }
+    close(fd);
+    buf[rc ? 0 : *len] = 0;
+    if (rc) *len = 0;
+    return rc;
+}
+
+int dcem_io_load_signer(const char *path, dcem_signer **out, char *err, size_t errlen)
+{
+    char pem[4096], why[200];
+    size_t len;
+    *out = NULL;
+    int rc = dcem_io_read_secret(path, pem, sizeof pem, &len, err, errlen);
+    if (rc) return rc;
+    rc = dcem_signer_from_pem(pem, len, out, why, sizeof why);
+    memset(pem, 0, sizeof pem);
+    if (rc) snprintf(err, errlen, "%s: %s", path, why);
+    return rc;
+}
+
+int dcem_io_keygen(const char *path, dcem_pubkey *pub, char *err, size_t errlen)
+{
+    dcem_signer *s = NULL;
+    char pem[4096];
+    size_t len = 0;
+    int rc = dcem_signer_generate(&s);
+    if (!rc) rc = dcem_signer_pem(s, pem, sizeof pem, &len);
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot make a key: %s", path, dcem_strerror(rc));
+        dcem_signer_free(s);
+        return rc;
+    }
+    dcem_signer_public(s, pub);
+    dcem_signer_free(s);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s%s", path, strerror(errno),
+                 errno == EEXIST ? " (a key is never overwritten: move it away first)" : "");
+        memset(pem, 0, sizeof pem);
+        return DCEM_EIO;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, pem + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    memset(pem, 0, sizeof pem);
+    if (off < len || fsync(fd) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return DCEM_ESTORAGE;
+    }
+    close(fd);
+    return 0;
+}
+
+int dcem_io_key_command(const char *path, int keygen, const char *who)
+{
+    char err[600], text[DCEM_PUBKEY_TEXT_MAX];
+    dcem_pubkey pub;
+    if (keygen) {
+        if (dcem_io_keygen(path, &pub, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", who, err);
+            return 1;
+        }
+        fprintf(stderr, "%s: new private key in %s (mode 0600); its public key:\n", who, path);
+    } else {
+        dcem_signer *s = NULL;
+        if (dcem_io_load_signer(path, &s, err, sizeof err)) {
+            fprintf(stderr, "%s: %s\n", who, err);
+            return 1;
+        }
+        dcem_signer_public(s, &pub);
+        dcem_signer_free(s);
+    }
+    dcem_pubkey_format(&pub, text);
+    printf("%s\n", text);
+    return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "policy.h"
 #include "profile.h"
+#include "sign.h"
 #include "site.h"
 #include "tz.h"
 
@@ -55,5 +56,29 @@ int dcem_io_profiles_dir(const char *built_in, char *dir, size_t size, char *tri
  * ", ..."). Returns how many there are, or -1 (out empty) when dir cannot be
  * read. For "unknown profile" messages. */
 int dcem_io_list_profiles(const char *dir, char *out, size_t size);
+
+/* Reads a secret (a private key, a token) of at most cap-1 bytes into buf,
+ * NUL-terminated, *len its length. The file must be a regular file (never
+ * a FIFO or a device: opening does not block) that neither group nor others
+ * may read or write (mode 0600 or stricter). Returns 0, or DCEM_EIO /
+ * DCEM_EFULL / DCEM_EINVAL (not regular, mode too open: "path: ... chmod
+ * 600 it") with the reason in err. The caller should wipe buf after use. */
+int dcem_io_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *err,
+                        size_t errlen);
+
+/* The Ed25519 private key in path (a secret, as above), for signing.
+ * *out is the caller's to free (dcem_signer_free). 0 or a dcem_err with
+ * "path: reason" in err. */
+int dcem_io_load_signer(const char *path, dcem_signer **out, char *err, size_t errlen);
+
+/* Creates path (which must not exist: never overwrites a key) holding a new
+ * Ed25519 private key, mode 0600, synced; its public key into *pub. 0 or a
+ * dcem_err with "path: reason" in err. */
+int dcem_io_keygen(const char *path, dcem_pubkey *pub, char *err, size_t errlen);
+
+/* The --keygen / --pubkey commands of dcem-agent and dcem-collector: a new
+ * key in path (keygen 1) or the key already there, and its public key
+ * printed on stdout as the ledger or config wants it. An exit status. */
+int dcem_io_key_command(const char *path, int keygen, const char *who);
 
 #endif

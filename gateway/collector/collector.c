@@ -11,6 +11,7 @@
  */
 #include "api.h"
 #include "collector_config.h"
+#include "dcem_io.h"
 #include "dcem_log.h"
 #include "engine.h"
 #include "errors.h"
@@ -240,6 +241,21 @@ static int publish(collector *c, const char *topic, const char *json, size_t len
     return rc == MQTTCLIENT_SUCCESS ? 0 : -1;
 }
 
+/* Publishes an ack or a command, signed with the collector's key (a lab
+ * collector without one sends it unsigned): an agent believes only what
+ * the collector signed for its own topic. */
+static void publish_signed(collector *c, const char *topic, char *json, size_t len)
+{
+    char buf[512];
+    if (c->cfg->signer) {
+        if (len >= sizeof buf - DCEM_SIG_SUFFIX_LEN) return; /* acks and commands are tiny */
+        memcpy(buf, json, len);
+        if (dcem_sign_payload(c->cfg->signer, topic, buf, &len, sizeof buf)) return;
+        json = buf;
+    }
+    publish(c, topic, json, len, 0);
+}
+
 static void send_ack(collector *c, const char *site, const char *gw, uint64_t epoch, uint64_t seq)
 {
     char topic[DCEM_WIRE_TOPIC_MAX], *json;
@@ -248,7 +264,7 @@ static void send_ack(collector *c, const char *site, const char *gw, uint64_t ep
     if (dcem_wire_topic(topic, sizeof topic, site, gw, "ack") ||
         dcem_wire_encode_ack(&a, &json, &len))
         return;
-    publish(c, topic, json, len, 0);
+    publish_signed(c, topic, json, len);
     free(json);
 }
 
@@ -261,7 +277,7 @@ static void send_resend(collector *c, const char *site, const char *gw, uint64_t
     if (dcem_wire_topic(topic, sizeof topic, site, gw, "ctl") ||
         dcem_wire_encode_ctl(&ctl, &json, &len))
         return;
-    publish(c, topic, json, len, 0);
+    publish_signed(c, topic, json, len);
     free(json);
 }
 
@@ -365,6 +381,17 @@ static void handle_state(collector *c, const msg *x, const dcem_wire_topic_parts
     dcem_wire_state s;
     int reason;
     char err[200];
+    dcem_engine_reply r = {0};
+    snprintf(r.site, sizeof r.site, "%s", tp->site);
+    snprintf(r.gateway, sizeof r.gateway, "%s", tp->gateway);
+    if (!dcem_collector_site_find(c->cfg, tp->site)) return;
+    /* a birth moves what the collector waits for: only its gateway may say it */
+    reason = dcem_engine_verify(c->engine, x->topic, tp, x->payload, x->len, NULL, r.why,
+                                sizeof r.why);
+    if (reason) {
+        refuse(c, &r, reason, x->topic);
+        return;
+    }
     if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err)) {
         DCEM_LOGI("gateway", "%s/%s is %s", tp->site, tp->gateway, s.online ? "online" : "offline");
         dcem_engine_gateway_state(c->engine, tp->site, tp->gateway, &s, now);
@@ -772,6 +799,7 @@ static void usage(FILE *f)
     fputs("usage: dcem-collector -c FILE [--check-config]\n"
           "       dcem-collector export -c FILE --site S --from TIME --to TIME\n"
           "       dcem-collector figures -c FILE --site S (--year YYYY | --month YYYY-MM)\n"
+          "       dcem-collector --keygen FILE | --pubkey FILE\n"
           "       dcem-collector --version\n",
           f);
 }
@@ -785,7 +813,8 @@ int main(int argc, char **argv)
         {"site", required_argument, 0, 's'},   {"from", required_argument, 0, 'f'},
         {"to", required_argument, 0, 't'},     {"year", required_argument, 0, 'y'},
         {"month", required_argument, 0, 'm'},  {"version", no_argument, 0, 'V'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},         {"keygen", required_argument, 0, 'g'},
+        {"pubkey", required_argument, 0, 'p'}, {0, 0, 0, 0}};
     const char *file = NULL, *site = NULL, *from = NULL, *to = NULL;
     long long year = -1, month = -1;
     int check = 0, o;
@@ -806,6 +835,8 @@ int main(int argc, char **argv)
             if (dcem_parse_month(optarg, strlen(optarg), &month)) return usage(stderr), 2;
             break;
         case 'V': puts("dcem-collector " DCEM_VERSION); return 0;
+        case 'g': return dcem_io_key_command(optarg, 1, "dcem-collector");
+        case 'p': return dcem_io_key_command(optarg, 0, "dcem-collector");
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

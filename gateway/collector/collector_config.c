@@ -120,6 +120,18 @@ static const dcem_cfg_field api_fields[] = {
 };
 #undef A
 
+#define I(f) offsetof(dcem_collector_identity, f)
+static const dcem_cfg_field identity_fields[] = {
+    {.key = "key_file", .type = DCEM_CFG_STRING, .offset = I(key_file),
+     .size = DCEM_COLLECTOR_PATH_MAX,
+     .help = "the collector's Ed25519 private key (dcem-collector --keygen FILE), mode 0600"},
+    {.key = "allow_unsigned", .type = DCEM_CFG_BOOL, .offset = I(allow_unsigned), .def = 0,
+     .help = "lab only: accept unsigned traffic from gateways without keys"},
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = I(line)},
+    {0},
+};
+#undef I
+
 #define C(f) offsetof(dcem_collector_config, f)
 static const dcem_cfg_field fields[] = {
     {.key = "collector", .type = DCEM_CFG_STRING, .offset = C(collector), .size = DCEM_ID_MAX,
@@ -140,6 +152,7 @@ static const dcem_cfg_field fields[] = {
      .sub = store_fields},
     {.key = "influx", .type = DCEM_CFG_MAP, .offset = C(influx), .sub = dcem_influx_cfg_fields},
     {.key = "api", .type = DCEM_CFG_MAP, .offset = C(api), .sub = api_fields},
+    {.key = "identity", .type = DCEM_CFG_MAP, .offset = C(identity), .sub = identity_fields},
     {0},
 };
 #undef C
@@ -293,6 +306,42 @@ static int check_api(dcem_collector_config *c, const char *name, char *err, size
     return 0;
 }
 
+/* The identity section: the collector's key loaded, and no gateway left
+ * that could only ever be refused. */
+static int check_identity(dcem_collector_config *c, const char *name, char *err, size_t errlen)
+{
+    dcem_collector_identity *id = &c->identity;
+    int line = id->line ? id->line : 1;
+    if (id->key_file[0]) {
+        char why[700];
+        if (dcem_io_resolve(name, id->key_file, sizeof id->key_file))
+            return dcem_cfg_error(err, errlen, name, line, "identity.key_file", "path too long");
+        if (dcem_io_load_signer(id->key_file, &c->signer, why, sizeof why))
+            return dcem_cfg_error(err, errlen, name, line, "identity.key_file", "%s", why);
+    } else if (!id->allow_unsigned) {
+        return dcem_cfg_error(err, errlen, name, line, "identity.key_file",
+                              "required: the collector signs its acks (dcem-collector --keygen "
+                              "FILE makes one), or allow_unsigned: true for a lab");
+    }
+    if (id->allow_unsigned) return 0;
+    for (size_t i = 0; i < c->n_sites; i++) {
+        const dcem_site *s = c->sites[i].ledger;
+        if (!s->n_gateways)
+            return dcem_cfg_error(err, errlen, name, line, "identity",
+                                  "site '%s' lists no gateways with keys: every batch would be "
+                                  "refused (add gateways: to its ledger, or allow_unsigned: true "
+                                  "for a lab)",
+                                  s->site);
+        for (size_t g = 0; g < s->n_gateways; g++)
+            if (!s->gateways[g].n_keys)
+                return dcem_cfg_error(err, errlen, name, line, "identity",
+                                      "gateway '%s' of site '%s' has no keys in its ledger "
+                                      "(line %d): its batches would be refused",
+                                      s->gateways[g].id, s->site, s->gateways[g].line);
+    }
+    return 0;
+}
+
 dcem_collector_config *dcem_collector_config_parse(const char *name, const char *buf, size_t len,
                                                    char *err, size_t errlen)
 {
@@ -317,6 +366,7 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     }
     if (!rc) rc = load_sites(c, name, err, errlen);
     if (!rc) rc = check_api(c, name, err, errlen);
+    if (!rc) rc = check_identity(c, name, err, errlen);
     if (rc) {
         if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);
         dcem_collector_config_free(c);
@@ -345,6 +395,7 @@ void dcem_collector_config_free(dcem_collector_config *c)
         dcem_tz_free(c->sites[i].tz);
     }
     free(c->policy);
+    dcem_signer_free(c->signer);
     free(c);
 }
 

@@ -52,6 +52,15 @@ typedef struct dcem_collector_api {
     int line;
 } dcem_collector_api;
 
+/* Who the collector is and whom it believes (docs/security.md). */
+typedef struct dcem_collector_identity {
+    char key_file[DCEM_COLLECTOR_PATH_MAX]; /* Ed25519 private key: signs acks and resends */
+    int allow_unsigned;  /* lab only: accept unsigned batches and births from gateways their
+                            ledger lists without keys or does not list (a gateway listed with
+                            keys must still sign), and send unsigned acks without key_file */
+    int line;
+} dcem_collector_identity;
+
 /* One site: its ledger and time zone. */
 typedef struct dcem_collector_site {
     dcem_site *ledger;          /* owned */
@@ -70,7 +79,9 @@ typedef struct dcem_collector_config {
     dcem_collector_store store;
     dcem_influx_cfg influx;     /* influx.line == 0: no InfluxDB section, SQLite alone */
     dcem_collector_api api;     /* api.line == 0: no HTTP API */
+    dcem_collector_identity identity;
     /* loaded with the config */
+    dcem_signer *signer;        /* owned; NULL without identity.key_file */
     dcem_policy *policy;        /* owned */
     dcem_collector_site sites[DCEM_COLLECTOR_MAX_SITES];
     size_t n_sites;

@@ -4,6 +4,7 @@
 #include "lineproto.h"
 #include "period.h"
 #include "period_json.h"
+#include "sign.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -115,6 +116,39 @@ void dcem_engine_free(dcem_engine *e)
     free(e->rows);
     free(e->alerts);
     free(e);
+}
+
+int dcem_engine_verify(dcem_engine *e, const char *topic, const dcem_wire_topic_parts *tp,
+                       const void *payload, size_t len, const char **key, char *why,
+                       size_t whylen)
+{
+    const dcem_collector_site *cs = dcem_collector_site_find(e->cfg, tp->site);
+    int lab = e->cfg->identity.allow_unsigned;
+    if (key) *key = NULL;
+    if (!cs) {
+        snprintf(why, whylen, "site %s has no ledger", tp->site);
+        return DCEM_WIRE_UNKNOWN_GATEWAY;
+    }
+    const dcem_site *s = cs->ledger;
+    const dcem_gateway *g = dcem_site_find_gateway(s, tp->gateway, strlen(tp->gateway));
+    if (!g) {
+        if (lab) return 0;
+        snprintf(why, whylen, "gateway %s is not in the ledger of site %s", tp->gateway,
+                 tp->site);
+        return DCEM_WIRE_UNKNOWN_GATEWAY;
+    }
+    if (!g->n_keys) return 0; /* only a lab collector loads a gateway without keys */
+    int idx = -1;
+    int r = dcem_sig_verify(g->keys, g->n_keys, topic, payload, len, &idx, NULL);
+    if (r == DCEM_SIG_VALID) {
+        if (key) *key = g->key_text[idx];
+        return 0;
+    }
+    snprintf(why, whylen, "%s: %s", dcem_sig_result_name(r),
+             r == DCEM_SIG_MISSING ? "the ledger has keys for this gateway; the payload is not signed"
+             : r == DCEM_SIG_MALFORMED ? "its \"sig\" is not 64 bytes of base64 as the last member"
+                                       : "no key of this gateway in the ledger verifies it");
+    return r == DCEM_SIG_MISSING ? DCEM_WIRE_UNSIGNED : DCEM_WIRE_BAD_SIGNATURE;
 }
 
 void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx)
@@ -451,6 +485,18 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
         e->stats.unknown_site++;
         return DCEM_ENGINE_UNKNOWN_SITE;
     }
+    /* who sent it, before anything of it is believed: a refused payload
+     * is not identified (no ack: an ack would speak for another sender) */
+    char topic_z[DCEM_WIRE_TOPIC_MAX];
+    const char *key = NULL;
+    snprintf(topic_z, sizeof topic_z, "%.*s", (int)topic_len, topic);
+    int who = dcem_engine_verify(e, topic_z, &tp, payload, len, &key, rep->why, sizeof rep->why);
+    if (who) {
+        rep->reason = who;
+        e->stats.malformed++;
+        e->stats.malformed_by_reason[who]++;
+        return DCEM_ENGINE_MALFORMED;
+    }
     dcem_wire_batch b;
     int reason = 0;
     int rc = dcem_wire_decode_batch(payload, len, tp.site, tp.gateway, e->storage,
@@ -503,12 +549,17 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
         rep->ack_seq = b.seq;
         return DCEM_ENGINE_QUARANTINED;
     }
-    if (dcem_store_put_batch(e->st, &b, now_ms, &dup) || process(e, s, &b)) {
+    if (dcem_store_put_batch(e->st, &b, now_ms, &dup) ||
+        (key && dcem_store_put_proof(e->st, tp.site, tp.gateway, b.epoch, b.seq, key, payload,
+                                     len)) ||
+        process(e, s, &b)) {
         e->stats.failed++;
         snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
         return DCEM_ENGINE_FAILED;
     }
     e->stats.stored++;
+    if (key) e->stats.signed_batches++;
+    else e->stats.unsigned_batches++;
     rep->ack = 1;
     rep->ack_seq = b.seq;
     return DCEM_ENGINE_STORED;

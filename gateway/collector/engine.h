@@ -39,6 +39,8 @@ typedef struct dcem_engine_reply {
 
 typedef struct dcem_engine_stats {
     uint64_t received, stored, duplicates, gaps, quarantined, malformed, unknown_site, failed;
+    uint64_t signed_batches;   /* stored with a verified signature (and its proof) */
+    uint64_t unsigned_batches; /* stored unsigned: a lab collector (identity.allow_unsigned) */
     uint64_t readings, unknown_meter_readings, rejected_readings, intervals, recomputes;
     uint64_t malformed_by_reason[DCEM_WIRE_REASON_COUNT];
     uint64_t ratio_changes;                          /* meters' transformer ratio changed */
@@ -123,6 +125,20 @@ cJSON *dcem_engine_months_obj(dcem_engine *e, const char *site, int kind, long l
                               int n_months, int64_t as_of_ms);
 
 const dcem_engine_stats *dcem_engine_stats_get(const dcem_engine *e);
+
+/* Who sent a message (docs/security.md): payload, received on topic (the
+ * data or state topic of a gateway, parsed into tp), checked against its
+ * site's ledger before anything of it is believed. A gateway the ledger
+ * lists with keys must have signed it with one of them, always; one it
+ * lists without keys, or does not list, is accepted unsigned by a lab
+ * collector only (identity.allow_unsigned), and is unknown otherwise. Returns 0 — accepted; *key (may be NULL) is
+ * the text of the key that verified it, or NULL when it was accepted
+ * unsigned — or the dcem_wire_reason of the refusal (DCEM_WIRE_UNSIGNED,
+ * _BAD_SIGNATURE, _UNKNOWN_GATEWAY) with the detail in why. The site must
+ * be one of the config's. */
+int dcem_engine_verify(dcem_engine *e, const char *topic, const dcem_wire_topic_parts *tp,
+                       const void *payload, size_t len, const char **key, char *why,
+                       size_t whylen);
 
 /* Where the engine hands InfluxDB line-protocol lines (docs/influxdb.md):
  * dcem_reading for every stored reading, dcem_interval for every interval,

@@ -4,6 +4,7 @@
 
 #include "errors.h"
 #include "parse.h"
+#include "sign.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -241,6 +242,33 @@ int dcem_store_put_quarantine(dcem_store *st, const char *site, const char *gate
                                                   reason, payload ? payload : "", len, &dup));
     if (!rc && duplicate) *duplicate = dup;
     return rc;
+}
+
+int dcem_store_put_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                         uint64_t seq, const char *key, const void *payload, size_t len)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(gateway)) return bad(st, "put_proof: invalid site or gateway id");
+    if (!seq_ok(epoch) || !seq_ok(seq)) return bad(st, "put_proof: epoch or seq out of range");
+    if (!key || strnlen(key, DCEM_PUBKEY_TEXT_MAX) != DCEM_PUBKEY_TEXT_MAX - 1)
+        return bad(st, "put_proof: not a public key");
+    if (!payload || !len || len > DCEM_WIRE_MAX_PAYLOAD)
+        return bad(st, "put_proof: payload missing or too large");
+    write_start(st);
+    return write_end(st, st->be->put_proof(st, site, gateway, epoch, seq, key, payload, len));
+}
+
+int dcem_store_get_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                         uint64_t seq, char *key, size_t keylen, void **payload, size_t *len)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(gateway)) return bad(st, "get_proof: invalid site or gateway id");
+    if (!seq_ok(epoch) || !seq_ok(seq)) return bad(st, "get_proof: epoch or seq out of range");
+    if (!key || keylen < DCEM_PUBKEY_TEXT_MAX || !payload || !len)
+        return bad(st, "get_proof: no output");
+    *payload = NULL;
+    *len = 0;
+    return st->be->get_proof(st, site, gateway, epoch, seq, key, keylen, payload, len);
 }
 
 int dcem_store_gateway_seq(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,

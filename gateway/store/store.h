@@ -106,6 +106,22 @@ int dcem_store_put_quarantine(dcem_store *st, const char *site, const char *gate
                               uint64_t seq, int64_t received_ms, const char *reason,
                               const void *payload, size_t len, int *duplicate);
 
+/* Keeps the proof of who sent batch (site, gateway, epoch, seq), just
+ * stored by dcem_store_put_batch (call it in the same transaction): the
+ * payload exactly as received, its signature inside, and the public key
+ * (text, "ed25519:...") that verified it, so that `dcem-collector verify`
+ * can show later which gateway sent each reading. A batch that has a proof
+ * keeps the first. A store held at a schema before proofs keeps none. */
+int dcem_store_put_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                         uint64_t seq, const char *key, const void *payload, size_t len);
+
+/* The proof of that batch: its key into key (keylen bytes), its payload in
+ * a new buffer *payload of *len bytes the caller frees. 0, DCEM_ENOTFOUND
+ * (none: the batch was stored unsigned by a lab collector, or not at all)
+ * or an error. */
+int dcem_store_get_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                         uint64_t seq, char *key, size_t keylen, void **payload, size_t *len);
+
 /* What the store knows of one (site, gateway, epoch). */
 typedef struct dcem_store_epoch {
     char site[DCEM_ID_MAX];

@@ -31,6 +31,10 @@ typedef struct dcem_store_backend {
     int (*put_quarantine)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
                           uint64_t seq, int64_t received_ms, const char *reason,
                           const void *payload, size_t len, int *duplicate);
+    int (*put_proof)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                     uint64_t seq, const char *key, const void *payload, size_t len);
+    int (*get_proof)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                     uint64_t seq, char *key, size_t keylen, void **payload, size_t *len);
     /* io->site, io->gateway and io->epoch are set; the rest is filled in */
     int (*gateway_seq)(dcem_store *st, dcem_store_epoch *io);
     int (*skip_to)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,

@@ -242,10 +242,23 @@ static const struct migration {
      " CHECK (ratio >= 0 AND ratio <= 1e10);\n"
      "ALTER TABLE meter_state ADD COLUMN ratio_break INTEGER NOT NULL DEFAULT 0\n"
      " CHECK (ratio_break IN (0, 1));\n"},
+
+    /* who sent each batch: the payload exactly as received, its signature
+     * inside, and the public key that verified it (docs/security.md) */
+    {"proofs: signed batches as received",
+     "CREATE TABLE proofs (\n"
+     " site TEXT NOT NULL, gateway TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,\n"
+     " key TEXT NOT NULL CHECK (length(key) = 52),\n"
+     " payload BLOB NOT NULL CHECK (length(payload) <= 1048576),\n"
+     " PRIMARY KEY (site, gateway, epoch, seq),\n"
+     " FOREIGN KEY (site, gateway, epoch, seq) REFERENCES batches (site, gateway, epoch, seq)\n"
+     "  ON DELETE CASCADE\n"
+     ") STRICT;\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 #define SCHEMA_RATIO 5 /* readings.ratio, meter_state.ratio */
+#define SCHEMA_PROOFS 6 /* proofs */
 
 /* ---- statements --------------------------------------------------------------------------- */
 
@@ -268,6 +281,8 @@ enum {
     S_READING_INSERT,
     S_READING_INSERT_V4,
     S_QUARANTINE_INSERT,
+    S_PROOF_INSERT,
+    S_PROOF_GET,
     S_EXPORT_SITE,
     S_EXPORT_METER,
     S_PRUNE_SITES,
@@ -357,6 +372,12 @@ static const char *const sql_text[S_COUNT] = {
     [S_QUARANTINE_INSERT] = "INSERT INTO quarantine"
                             " (site, gateway, epoch, seq, received_ms, reason, payload)"
                             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+
+    [S_PROOF_INSERT] = "INSERT INTO proofs (site, gateway, epoch, seq, key, payload)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                       " ON CONFLICT (site, gateway, epoch, seq) DO NOTHING",
+    [S_PROOF_GET] = "SELECT key, payload FROM proofs"
+                    " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3 AND seq = ?4",
 
     [S_EXPORT_SITE] = "SELECT " READING_COLS " FROM readings"
                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, meter",
@@ -1115,6 +1136,50 @@ static int sq_put_quarantine(dcem_store *st, const char *site, const char *gatew
     return op_end(st, rc);
 }
 
+static int sq_put_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                        uint64_t seq, const char *key, const void *payload, size_t len)
+{
+    if (st->schema_version < SCHEMA_PROOFS) return 0; /* a store held at an older schema */
+    int rc = op_begin_stmt(st);
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st, S_PROOF_INSERT);
+    rc = s ? 0 : DCEM_ESTORAGE;
+    if (s) {
+        bind_epoch_key(s, site, gateway, epoch);
+        b_u64(s, 4, seq);
+        b_text(s, 5, key);
+        sqlite3_bind_blob(s, 6, payload, (int)len, SQLITE_STATIC);
+        rc = run(st, s, "proof insert");
+    }
+    return op_end_stmt(st, rc);
+}
+
+static int sq_get_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
+                        uint64_t seq, char *key, size_t keylen, void **payload, size_t *len)
+{
+    if (st->schema_version < SCHEMA_PROOFS) return DCEM_ENOTFOUND;
+    sqlite3_stmt *s = stmt(st, S_PROOF_GET);
+    if (!s) return DCEM_ESTORAGE;
+    bind_epoch_key(s, site, gateway, epoch);
+    b_u64(s, 4, seq);
+    int rc = step(st, s, "get_proof");
+    if (rc == 1) {
+        size_t n = (size_t)sqlite3_column_bytes(s, 1);
+        const void *p = sqlite3_column_blob(s, 1);
+        snprintf(key, keylen, "%s", c_text(s, 0));
+        *payload = malloc(n ? n : 1);
+        if (*payload) {
+            if (n) memcpy(*payload, p, n);
+            *len = n;
+        } else {
+            dcem_store_set_error(st, "get_proof: out of memory");
+            rc = DCEM_ENOMEM;
+        }
+    }
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
 static int sq_gateway_seq(dcem_store *st, dcem_store_epoch *io)
 {
     sqlite3_stmt *s = stmt(st, S_EPOCH_GET);
@@ -1827,6 +1892,8 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .rollback = sq_rollback,
     .put_batch = sq_put_batch,
     .put_quarantine = sq_put_quarantine,
+    .put_proof = sq_put_proof,
+    .get_proof = sq_get_proof,
     .gateway_seq = sq_gateway_seq,
     .skip_to = sq_skip_to,
     .epochs = sq_epochs,

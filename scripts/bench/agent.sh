@@ -148,6 +148,7 @@ wait_for "dcem-test-ack ready" 10 grep -q '^ready' "$work/ack.out"
   done
   echo "mqtt: {uri: \"tcp://127.0.0.1:$mqtt_port\", version: 5}"
   echo "spool: {dir: \"$work/spool\", fsync: always}"
+  echo "identity: {allow_unsigned: true}"
   echo "batch: {max_readings: 250, max_delay_ms: 1000}"
 } >"$work/agent.yaml"
 "$agent" -c "$work/agent.yaml" --check-config >/dev/null

@@ -113,6 +113,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: bench
 sites: sites
 policy: $root/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: unsigned traffic
 mqtt: {uri: "$uri", version: 5}
 store: {path: store.db}
 EOF

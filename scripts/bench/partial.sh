@@ -64,6 +64,7 @@ devices:
   - {bus: rs485, unit: 3, profile: chint-dtsu666, meter: pv-clean, poll_ms: 100}
 mqtt: {uri: "tcp://127.0.0.1:1", version: 5}
 spool: {dir: "$work/spool", max_mib: 64}
+identity: {allow_unsigned: true}
 EOF
 # the first poll of each meter, as a fresh agent learns it
 "$agent" -c "$work/agent.yaml" --once --json >"$work/once.json" 2>"$work/once.err" ||

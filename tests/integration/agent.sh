@@ -103,6 +103,7 @@ devices:
 $devices
 mqtt: {uri: "tcp://127.0.0.1:$mqtt_port", version: 5, reconnect_max_ms: 1000}
 spool: {dir: "$work/spool"}
+identity: {allow_unsigned: true}
 batch: {max_readings: 250, max_delay_ms: 500}
 EOF
 }
@@ -332,6 +333,7 @@ EOF
 collector: test
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$mqtt_port", version: 5}
 store: {path: store.db}
 EOF

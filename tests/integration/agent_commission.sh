@@ -50,6 +50,7 @@ devices:
 $devices
 mqtt: {uri: "tcp://127.0.0.1:$closed_port", version: 5, reconnect_max_ms: 1000}
 spool: {dir: "$work/spool"}
+identity: {allow_unsigned: true}
 EOF
 }
 three="  - {bus: tcp, unit: 1, profile: eastron-sdm630, meter: it-main}

@@ -31,6 +31,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: import
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
 health_log_s: 1
@@ -48,6 +49,7 @@ devices:
   - {bus: none, unit: 1, profile: eastron-sdm630, meter: alpha-ups-a, poll_ms: 60000}
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5, reconnect_max_ms: 1000}
 spool: {dir: "$work/spool", fsync: interval}
+identity: {allow_unsigned: true}
 batch: {max_readings: 250}
 EOF
 "$agent" -c "$work/agent.yaml" --check-config >/dev/null

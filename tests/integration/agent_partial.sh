@@ -80,6 +80,7 @@ devices:
 ${devices%$'\n'}
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5, reconnect_max_ms: 1000}
 spool: {dir: "$work/spool"}
+identity: {allow_unsigned: true}
 batch: {max_readings: 50, max_delay_ms: 200}
 EOF
 
@@ -121,6 +122,7 @@ devices:
   - {bus: pm, unit: 3, profile: acrel-adl400, meter: pm-mismatch, poll_ms: 500, ct_ratio: 400}
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5, reconnect_max_ms: 500}
 spool: {dir: "$work/spool-pm"}
+identity: {allow_unsigned: true}
 batch: {max_readings: 10, max_delay_ms: 100}
 EOF
 "$agent" -c "$work/pm.yaml" --once --json >"$work/pm-once.json" 2>"$work/pm-once.err" ||

@@ -58,6 +58,7 @@ write_config() { # $1 api port
 collector: api-test
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
 recompute_ms: 200

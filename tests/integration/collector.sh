@@ -31,6 +31,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: test
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
 recompute_ms: 2000
@@ -39,7 +40,11 @@ EOF
 "$gen" --site "$work/sites/yz-alpha.yaml" --year 2025 --faults --out "$work/alpha.csv" \
   --truth "$work/truth.json" >/dev/null
 "$col" -c "$work/collector.yaml" --check-config
-"$col" -c "$src/configs/collector/collector.yaml" --check-config # the shipped example loads
+# the shipped example loads, as shipped but for its key (the deployment's own)
+cp -r "$src/configs" "$work/shipped"
+"$col" --keygen "$work/shipped/collector.key" >/dev/null 2>&1
+sed -i "s|/etc/dcem/collector.key|$work/shipped/collector.key|" "$work/shipped/collector/collector.yaml"
+"$col" -c "$work/shipped/collector/collector.yaml" --check-config
 
 start_collector() {
   "$col" -c "$work/collector.yaml" >>"$work/collector.out" 2>>"$work/collector.err" &

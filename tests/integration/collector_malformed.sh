@@ -38,6 +38,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: test
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "$uri", version: 5}
 store: {path: store.db}
 recompute_ms: 500

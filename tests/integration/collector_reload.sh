@@ -32,6 +32,7 @@ config() { # PORT STORE
 collector: reload
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$1", version: 5}
 store: {path: $2}
 health_log_s: 1
@@ -62,7 +63,7 @@ cp "$work/collector.yaml" "$work/good.yaml"
 printf 'recompute_ms: soon\n' >>"$work/collector.yaml"
 kill -HUP "$col_pid"
 wait_for "the refusal" 10 grep -q "reload refused" "$work/collector.err"
-grep "reload refused" "$work/collector.err" | grep -q "collector.yaml:7: recompute_ms" ||
+grep "reload refused" "$work/collector.err" | grep -q "collector.yaml:8: recompute_ms" ||
   fail "the refusal does not say where: $(grep 'reload refused' "$work/collector.err")"
 replay "${ports[0]}" yz-alpha gw-a >/dev/null || fail "yz-alpha was not acked after a refused reload"
 

@@ -32,6 +32,7 @@ for name in a b; do
 collector: share-$name
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "$uri", version: 5, share_group: dcem}
 store: {path: store.db}
 recompute_ms: 500

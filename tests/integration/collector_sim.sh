@@ -111,6 +111,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: sim
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 health_log_s: 5
 recompute_ms: 1000
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
@@ -136,6 +137,7 @@ devices:
 $4
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5, reconnect_max_ms: 1000}
 spool: {dir: "$work/spool"}
+identity: {allow_unsigned: true}
 batch: {max_readings: 250, max_delay_ms: 200}
 EOF
 }

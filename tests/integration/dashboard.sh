@@ -55,6 +55,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: dashboard-test
 sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
 recompute_ms: 200

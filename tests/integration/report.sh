@@ -42,6 +42,7 @@ cat >"$work/collector.yaml" <<EOF
 collector: report-test
 sites: sites
 policy: $policy
+identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
 EOF
@@ -223,10 +224,12 @@ SHEETS = {"summary": "概要 Summary", "figures": "指标 Figures", "verdicts": 
 
 def ledger_meters(path):
     """id -> {role, model, accuracy_class, calibrated_on} read from the YAML text."""
-    meters, cur = {}, None
+    meters, cur, section = {}, None, None
     for line in open(path, encoding="utf-8"):
         s = line.split("#")[0].rstrip()
-        if s.lstrip().startswith("- id:"):
+        if s and not s.startswith(" ") and s.endswith(":"):
+            section = s[:-1]
+        if section == "meters" and s.lstrip().startswith("- id:"):
             cur = meters.setdefault(s.split(":", 1)[1].strip(), {})
         elif cur is not None and s.startswith("    ") and ":" in s:
             k, v = s.strip().split(":", 1)
@@ -440,7 +443,7 @@ expect_fail 2 "'pdf' is not a format" "${c[@]}" --site yz-alpha --month 2025-04 
 expect_fail 2 "after today" "${c[@]}" --site yz-alpha --month 2025-04 --as-of 2999-01-01 --out "$work/bad-out"
 expect_fail 2 "nothing to report yet" "${c[@]}" --site yz-alpha --month 2025-04 --as-of 2025-04-01 --out "$work/bad-out"
 sed 's/^store: {path: store.db}/store: {path: store.db, colour: blue}/' "$work/collector.yaml" >"$work/broken.yaml"
-expect_fail 1 "broken.yaml:5" -c "$work/broken.yaml" --site yz-alpha --month 2025-04 --out "$work/bad-out"
+expect_fail 1 "broken.yaml:6" -c "$work/broken.yaml" --site yz-alpha --month 2025-04 --out "$work/bad-out"
 sed 's/^store: {path: store.db}/store: {path: missing.db}/' "$work/collector.yaml" >"$work/nostore.yaml"
 expect_fail 1 "missing.db" -c "$work/nostore.yaml" --site yz-alpha --month 2025-04 --out "$work/bad-out"
 [[ ! -e $work/missing.db ]] || fail "a report created a store"

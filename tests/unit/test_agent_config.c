@@ -7,10 +7,13 @@
 #include <cmocka.h>
 
 #include "agent_config.h"
+#include "dcem_io.h"
 #include "errors.h"
 #include "table.h"
+#include "tmpdir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *configs; /* argv[1]: the repository's configs/ */
@@ -18,10 +21,31 @@ static const char *configs; /* argv[1]: the repository's configs/ */
 static void test_shipped(void **state)
 {
     (void)state;
-    char path[1024], err[1024] = "";
+    char path[1024], err[1024] = "", dir[] = "/tmp/dcem-agent-config-XXXXXX", key[64];
     snprintf(path, sizeof path, "%s/agent/agent.yaml", configs);
-    dcem_agent_config *c = dcem_agent_config_load(path, err, sizeof err);
+    /* the shipped file as it is, but for its key: a new one here, since
+     * /etc/dcem/gateway.key is the deployment's */
+    char *text;
+    size_t len;
+    assert_int_equal(dcem_io_read_file(path, &text, &len, err, sizeof err), 0);
+    char *at = strstr(text, "/etc/dcem/gateway.key");
+    assert_non_null(at);
+    assert_non_null(mkdtemp(dir));
+    snprintf(key, sizeof key, "%s/gw.key", dir);
+    dcem_pubkey pub;
+    assert_int_equal(dcem_io_keygen(key, &pub, err, sizeof err), 0);
+    size_t cut = (size_t)(at - text), tail = strlen("/etc/dcem/gateway.key");
+    char *doc = malloc(len + sizeof key);
+    assert_non_null(doc);
+    int n = snprintf(doc, len + sizeof key, "%.*s%s%s", (int)cut, text, key, at + tail);
+    assert_true(n > 0);
+    dcem_agent_config *c = dcem_agent_config_parse(path, doc, (size_t)n, err, sizeof err);
+    free(text);
+    free(doc);
+    rm_rf(dir);
     if (!c) fail_msg("%s", err);
+    assert_non_null(c->signer);
+    assert_int_equal(c->identity.n_collector_keys, 1);
     assert_string_equal(c->gateway, "gw-alpha-1");
     assert_int_equal(c->n_buses, 2);
     assert_int_equal(c->buses[0].kind, DCEM_BUS_TCP);
@@ -53,7 +77,8 @@ static void test_shipped(void **state)
     "mqtt:\n"                                                                                      \
     "  uri: tcp://127.0.0.1:1883\n"                                                                \
     "spool:\n"                                                                                     \
-    "  dir: /tmp/spool\n"
+    "  dir: /tmp/spool\n"                                                                          \
+    "identity: {allow_unsigned: true}\n"
 
 typedef struct bad_case {
     const char *name;
@@ -65,7 +90,7 @@ typedef struct bad_case {
 static const bad_case bad[] = {
     {"unknown key", "site: yz-alpha\n", "site: yz-alpha\ncolour: red\n", "",
      "3: colour: unknown key (valid: gateway, site, ledger, profiles, log_level, buses, devices, "
-     "mqtt, spool, batch)"},
+     "mqtt, spool, batch, identity)"},
     {"bus with neither tcp nor rtu", "    tcp: 127.0.0.1:1502\n", "    baud: 9600\n", "",
      "6: buses: bus 'b1': give exactly one of 'tcp' or 'rtu'"},
     {"tcp without a port", "127.0.0.1:1502", "127.0.0.1", "",

@@ -211,7 +211,9 @@ typedef struct bad_case {
 
 #define SITE_KEYS                                                                                  \
     "site, name, timezone, racks, rack_power_kw, approved_annual_kwh, baseline_annual_kwh, "       \
-    "interval_minutes, meters, green"
+    "interval_minutes, meters, green, gateways"
+#define KEY_A "ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define KEY_B "ed25519:BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA="
 #define METER_KEYS                                                                                 \
     "id, role, rated_kw, counter_modulo_kwh, counter_resolution_kwh, ct_ratio, pt_ratio, model, "  \
     "accuracy_class, calibrated_on"
@@ -226,6 +228,21 @@ static const bad_case bad_cases[] = {
     {"unknown key inside a meter", SITE,
      SITE_HEAD "meters:\n  - id: m\n    role: it\n    rated_kw: 1\n    phase: L1\n",
      "site.yaml:8: meters[0].phase: unknown key (valid: " METER_KEYS ")"},
+    /* gateways and their keys */
+    {"a gateway twice", SITE,
+     SITE_HEAD ONE_METER "gateways:\n  - {id: g, keys: [" KEY_A "]}\n  - {id: g}\n",
+     "site.yaml:8: gateways.id: 'g' already declared at line 7"},
+    {"a key that is no key", SITE,
+     SITE_HEAD ONE_METER "gateways:\n  - id: g\n    keys: [\"ed25519:AAAA\"]\n",
+     "site.yaml:8: gateways[0].keys: not an Ed25519 public key: write \"ed25519:\" and the 44 "
+     "base64 characters of its 32 bytes (dcem-agent --keygen prints it)"},
+    {"a key twice", SITE,
+     SITE_HEAD ONE_METER "gateways:\n  - id: g\n    keys: [" KEY_A ", " KEY_A "]\n",
+     "site.yaml:8: gateways[0].keys: key 2 is key 1 again"},
+    {"five keys", SITE,
+     SITE_HEAD ONE_METER "gateways:\n  - id: g\n    keys: [" KEY_A ", " KEY_B ", " KEY_A
+     ", " KEY_B ", " KEY_A "]\n",
+     "site.yaml:8: gateways[0].keys: at most 4 items allowed, got 5"},
     {"duplicate top-level key", SITE, "site: a\nracks: 1\nracks: 2\nrack_power_kw: 1\n" ONE_METER,
      "site.yaml:3: racks: duplicate key"},
     {"duplicate key inside a meter", SITE,

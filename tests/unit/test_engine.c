@@ -200,6 +200,7 @@ static void env_open(fx *f, env *v, const char *name, int busy_timeout_ms)
                  "collector: test-engine\n"
                  "sites: sites\n"
                  "policy: %s/configs/policy/beijing-etown-2024.yaml\n"
+                 "identity: {allow_unsigned: true}\n"
                  "recompute_ms: 1000\n"
                  "mqtt:\n"
                  "  uri: tcp://127.0.0.1:1883\n"

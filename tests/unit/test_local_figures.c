@@ -26,7 +26,8 @@ static const char doc[] = "gateway: gw-1\n"
                           "  - {bus: b1, unit: 1, profile: acrel-adl400, meter: alpha-in-a}\n"
                           "  - {bus: b1, unit: 2, profile: eastron-sdm630, meter: alpha-ups-a}\n"
                           "mqtt: {uri: \"tcp://127.0.0.1:1883\"}\n"
-                          "spool: {dir: /tmp/unused}\n";
+                          "spool: {dir: /tmp/unused}\n"
+                          "identity: {allow_unsigned: true}\n";
 
 static dcem_wire_reading reading(const char *meter, int64_t t, double kwh)
 {

@@ -37,7 +37,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SCHEMA_LATEST 5
+#define SCHEMA_LATEST 6 /* proofs */
 
 typedef struct fx {
     char tmp[64];   /* mkdtemp, removed after the test */
@@ -322,6 +322,51 @@ static int epoch_fn(void *ctx, const dcem_store_epoch *e)
     if (w->n < 4) w->e[w->n] = *e;
     w->n++;
     return 0;
+}
+
+/* The proof of who sent a batch: kept with it, read back byte for byte,
+ * the first one kept, refused without its batch, gone with its batch. */
+static void test_proofs(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading *r = readings_new(3);
+    dcem_wire_batch b = batch_of(r, 3, 9, 1, T0, 10);
+    static const char key[] = "ed25519:cl7t/dSv5sAwNK8RA9iBBK1FFnyIwZ6wEgBuiyr2pPk=";
+    static const char other[] = "ed25519:yulwsQiovGo2ORj9xQjUVthYJWNijhjd26Tcqxwes5Q=";
+    static const char payload[] = "{\"v\":1,\"sig\":\"...\"}";
+    char got_key[DCEM_PUBKEY_TEXT_MAX];
+    void *got = NULL;
+    size_t len = 0;
+    assert_int_equal(dcem_store_get_proof(st, "sh-dc01", "gw-a17", 9, 1, got_key, sizeof got_key,
+                                          &got, &len),
+                     DCEM_ENOTFOUND);
+    /* no batch row yet: the foreign key refuses it (a constraint: DCEM_EINVAL) */
+    assert_int_equal(dcem_store_put_proof(st, "sh-dc01", "gw-a17", 9, 1, key, payload,
+                                          sizeof payload - 1),
+                     DCEM_EINVAL);
+    assert_non_null(strstr(dcem_store_error(st), "FOREIGN KEY"));
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 1, NULL), 0);
+    assert_int_equal(dcem_store_put_proof(st, "sh-dc01", "gw-a17", 9, 1, key, payload,
+                                          sizeof payload - 1),
+                     0);
+    assert_int_equal(dcem_store_put_proof(st, "sh-dc01", "gw-a17", 9, 1, other, "x", 1), 0);
+    assert_int_equal(dcem_store_get_proof(st, "sh-dc01", "gw-a17", 9, 1, got_key, sizeof got_key,
+                                          &got, &len),
+                     0);
+    assert_string_equal(got_key, key);
+    assert_int_equal(len, sizeof payload - 1);
+    assert_memory_equal(got, payload, len);
+    free(got);
+    /* bad arguments */
+    assert_int_equal(dcem_store_put_proof(st, "sh-dc01", "gw-a17", 9, 1, "ed25519:short", "x", 1),
+                     DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_proof(st, "sh-dc01", "gw-a17", 9, 1, key, "", 0), DCEM_EINVAL);
+    /* pruned with its batch (foreign keys are on in the store's connections) */
+    sql_exec(f, "PRAGMA foreign_keys = ON; DELETE FROM batches");
+    assert_int_equal(q1(f, "SELECT count(*) FROM proofs"), 0);
+    dcem_store_close(st);
+    free(r);
 }
 
 static void test_put_batch_idempotent(void **state)
@@ -1487,6 +1532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_files_and_options_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_batch_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_proofs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_mid_batch_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interval_revisions_keep_rollups_exact, setup,

@@ -1,0 +1,265 @@
+/* sign.c — Ed25519 payload signatures over OpenSSL's EVP interface. The
+ * message signed is a SHA-256 digest (domain tag, topic, payload prefix), so
+ * a payload of any size is hashed as it lies, without a copy, and OpenSSL
+ * 3.0's one-shot Ed25519 signs 32 bytes. */
+#include "sign.h"
+
+#include "errors.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIG_HEAD ",\"sig\":\"" /* 8 bytes before the base64 */
+#define SIG_HEAD_LEN 8
+#define KEY_PREFIX "ed25519:"
+#define KEY_PREFIX_LEN 8
+#define KEY_B64_LEN 44
+#define DOMAIN_TAG "dcem-sig-v1\n"
+
+struct dcem_signer {
+    EVP_PKEY *pkey;
+    dcem_pubkey pub;
+};
+
+/* Strict base64 (with padding) of exactly want bytes: the text must be the
+ * canonical encoding, so one value has one spelling. */
+static int b64_decode(const char *text, size_t len, unsigned char *out, size_t want)
+{
+    unsigned char buf[96];
+    char again[130];
+    if (len != 4 * ((want + 2) / 3) || len > 128) return DCEM_EINVAL;
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len);
+    if (n < 0 || (size_t)n < want) return DCEM_EINVAL;
+    EVP_EncodeBlock((unsigned char *)again, buf, (int)want);
+    if (memcmp(again, text, len) != 0) return DCEM_EINVAL;
+    memcpy(out, buf, want);
+    return 0;
+}
+
+int dcem_pubkey_parse(const char *text, size_t len, dcem_pubkey *out)
+{
+    if (len != KEY_PREFIX_LEN + KEY_B64_LEN || memcmp(text, KEY_PREFIX, KEY_PREFIX_LEN) != 0)
+        return DCEM_EINVAL;
+    return b64_decode(text + KEY_PREFIX_LEN, KEY_B64_LEN, out->raw, DCEM_PUBKEY_BYTES);
+}
+
+void dcem_pubkey_format(const dcem_pubkey *k, char out[DCEM_PUBKEY_TEXT_MAX])
+{
+    memcpy(out, KEY_PREFIX, KEY_PREFIX_LEN);
+    EVP_EncodeBlock((unsigned char *)out + KEY_PREFIX_LEN, k->raw, DCEM_PUBKEY_BYTES);
+}
+
+int dcem_pubkey_check(const void *value, size_t count, char *why, size_t whylen)
+{
+    (void)count;
+    const char *s = value;
+    dcem_pubkey k;
+    if (dcem_pubkey_parse(s, strlen(s), &k) == 0) return 0;
+    snprintf(why, whylen,
+             "not an Ed25519 public key: write \"ed25519:\" and the 44 base64 "
+             "characters of its 32 bytes (dcem-agent --keygen prints it)");
+    return 1;
+}
+
+int dcem_pubkey_list_check(const void *value, size_t count, char *why, size_t whylen)
+{
+    const char(*keys)[DCEM_PUBKEY_TEXT_MAX] = value;
+    for (size_t i = 0; i < count; i++) {
+        if (dcem_pubkey_check(keys[i], 1, why, whylen)) return 1;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(keys[i], keys[j])) {
+                snprintf(why, whylen, "key %zu is key %zu again", i + 1, j + 1);
+                return 1;
+            }
+    }
+    return 0;
+}
+
+void dcem_pubkey_list_parse(const char (*text)[DCEM_PUBKEY_TEXT_MAX], size_t count,
+                            dcem_pubkey *keys)
+{
+    for (size_t i = 0; i < count; i++) dcem_pubkey_parse(text[i], strlen(text[i]), &keys[i]);
+}
+
+static int signer_wrap(EVP_PKEY *pkey, dcem_signer **out)
+{
+    dcem_signer *s = calloc(1, sizeof *s);
+    size_t n = DCEM_PUBKEY_BYTES;
+    if (!s) {
+        EVP_PKEY_free(pkey);
+        return DCEM_ENOMEM;
+    }
+    if (EVP_PKEY_get_raw_public_key(pkey, s->pub.raw, &n) != 1 || n != DCEM_PUBKEY_BYTES) {
+        EVP_PKEY_free(pkey);
+        free(s);
+        return DCEM_EINVAL;
+    }
+    s->pkey = pkey;
+    *out = s;
+    return 0;
+}
+
+int dcem_signer_from_pem(const char *pem, size_t len, dcem_signer **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (len > 1 << 16) {
+        snprintf(err, errlen, "not a PEM private key (%zu bytes)", len);
+        return DCEM_EINVAL;
+    }
+    BIO *b = BIO_new_mem_buf(pem, (int)len);
+    if (!b) return DCEM_ENOMEM;
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (!pkey) {
+        snprintf(err, errlen, "not a PEM private key (an unencrypted PKCS#8 \"PRIVATE KEY\")");
+        return DCEM_EINVAL;
+    }
+    if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "a %s key, not Ed25519", OBJ_nid2sn(EVP_PKEY_get_base_id(pkey)));
+        EVP_PKEY_free(pkey);
+        return DCEM_EINVAL;
+    }
+    int rc = signer_wrap(pkey, out);
+    if (rc == DCEM_EINVAL) snprintf(err, errlen, "the key's public half cannot be derived");
+    return rc;
+}
+
+int dcem_signer_generate(dcem_signer **out)
+{
+    *out = NULL;
+    EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (!pkey) return DCEM_EINVAL;
+    return signer_wrap(pkey, out);
+}
+
+int dcem_signer_pem(const dcem_signer *s, char *buf, size_t cap, size_t *len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data;
+    int rc = DCEM_EFULL;
+    if (!b) return DCEM_ENOMEM;
+    if (PEM_write_bio_PrivateKey(b, s->pkey, NULL, NULL, 0, NULL, NULL) == 1) {
+        long n = BIO_get_mem_data(b, &data);
+        if (n > 0 && (size_t)n < cap) {
+            memcpy(buf, data, (size_t)n);
+            buf[n] = 0;
+            *len = (size_t)n;
+            rc = 0;
+        }
+    }
+    BIO_free(b);
+    return rc;
+}
+
+void dcem_signer_public(const dcem_signer *s, dcem_pubkey *out)
+{
+    *out = s->pub;
+}
+
+void dcem_signer_free(dcem_signer *s)
+{
+    if (!s) return;
+    EVP_PKEY_free(s->pkey);
+    free(s);
+}
+
+/* SHA-256 of the domain tag, the topic and the payload's prefix. */
+static int digest(const char *topic, const void *prefix, size_t len, unsigned char out[32])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, DOMAIN_TAG, sizeof DOMAIN_TAG - 1) == 1 &&
+             EVP_DigestUpdate(ctx, topic, strlen(topic)) == 1 &&
+             EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, prefix, len) == 1 &&
+             EVP_DigestFinal_ex(ctx, out, &n) == 1 && n == 32;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : DCEM_ENOMEM;
+}
+
+int dcem_sign_payload(const dcem_signer *s, const char *topic, char *buf, size_t *len, size_t cap)
+{
+    size_t n = *len;
+    unsigned char md[32], sig[DCEM_SIG_BYTES];
+    size_t siglen = sizeof sig;
+    if (n < 2 || buf[0] != '{' || buf[n - 1] != '}') return DCEM_EINVAL;
+    if (cap < n - 1 + DCEM_SIG_SUFFIX_LEN + 1) return DCEM_EFULL;
+    if (digest(topic, buf, n - 1, md)) return DCEM_ENOMEM;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, s->pkey) == 1 &&
+             EVP_DigestSign(ctx, sig, &siglen, md, sizeof md) == 1 && siglen == sizeof sig;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) return DCEM_ENOMEM;
+    char *p = buf + n - 1;
+    memcpy(p, SIG_HEAD, SIG_HEAD_LEN);
+    EVP_EncodeBlock((unsigned char *)p + SIG_HEAD_LEN, sig, sizeof sig);
+    memcpy(p + SIG_HEAD_LEN + DCEM_SIG_B64_LEN, "\"}", 3);
+    *len = n - 1 + DCEM_SIG_SUFFIX_LEN;
+    return 0;
+}
+
+static const char *const result_names[DCEM_SIG_RESULT_COUNT] = {
+    "valid",
+    "unsigned",
+    "malformed_signature",
+    "bad_signature",
+};
+
+const char *dcem_sig_result_name(int result)
+{
+    if (result < 0 || result >= DCEM_SIG_RESULT_COUNT) return "?";
+    return result_names[result];
+}
+
+/* 1 when p[0..len) ends in a "sig" member of the right length. */
+static int has_sig_member(const char *p, size_t len)
+{
+    return len >= DCEM_SIG_SUFFIX_LEN + 2 && p[0] == '{' &&
+           memcmp(p + len - DCEM_SIG_SUFFIX_LEN, SIG_HEAD, SIG_HEAD_LEN) == 0 &&
+           memcmp(p + len - 2, "\"}", 2) == 0;
+}
+
+size_t dcem_sig_prefix_len(const void *payload, size_t len)
+{
+    return has_sig_member(payload, len) ? len - DCEM_SIG_SUFFIX_LEN : len;
+}
+
+int dcem_sig_verify(const dcem_pubkey *keys, size_t n, const char *topic, const void *payload,
+                    size_t len, int *key_index, unsigned char sig[DCEM_SIG_BYTES])
+{
+    const char *p = payload;
+    unsigned char s[DCEM_SIG_BYTES], md[32];
+    if (!has_sig_member(p, len)) {
+        /* A "sig" member elsewhere, or of another length, is a signature
+         * that cannot be checked, not an unsigned payload. */
+        static const char key[] = "\"sig\"";
+        for (size_t i = 0; i + sizeof key - 1 <= len; i++)
+            if (memcmp(p + i, key, sizeof key - 1) == 0) return DCEM_SIG_MALFORMED;
+        return DCEM_SIG_MISSING;
+    }
+    size_t prefix = len - DCEM_SIG_SUFFIX_LEN;
+    if (b64_decode(p + prefix + SIG_HEAD_LEN, DCEM_SIG_B64_LEN, s, sizeof s))
+        return DCEM_SIG_MALFORMED;
+    if (n == 0 || digest(topic, p, prefix, md)) return DCEM_SIG_INVALID;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int found = -1;
+    for (size_t i = 0; ctx && i < n && found < 0; i++) {
+        EVP_PKEY *k =
+            EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, keys[i].raw, DCEM_PUBKEY_BYTES);
+        if (k && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1 &&
+            EVP_DigestVerify(ctx, s, sizeof s, md, sizeof md) == 1)
+            found = (int)i;
+        EVP_PKEY_free(k);
+        EVP_MD_CTX_reset(ctx);
+    }
+    EVP_MD_CTX_free(ctx);
+    if (found < 0) return DCEM_SIG_INVALID;
+    if (key_index) *key_index = found;
+    if (sig) memcpy(sig, s, sizeof s);
+    return DCEM_SIG_VALID;
+}
