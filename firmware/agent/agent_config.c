@@ -130,6 +130,21 @@ static const dcem_cfg_field batch_fields[] = {
 };
 #undef BT
 
+#define I(f) offsetof(dcem_identity_cfg, f)
+static const dcem_cfg_field identity_fields[] = {
+    {.key = "key_file", .type = DCEM_CFG_STRING, .offset = I(key_file), .size = DCEM_PATH_MAX,
+     .help = "the gateway's Ed25519 private key (dcem-agent --keygen FILE), mode 0600"},
+    {.key = "collector_keys", .type = DCEM_CFG_LIST, .offset = I(collector_key_text),
+     .size = DCEM_PUBKEY_TEXT_MAX, .min = 0, .max = DCEM_SIG_MAX_KEYS, .item = DCEM_CFG_STRING,
+     .count_offset = I(n_collector_keys), .check = dcem_pubkey_list_check,
+     .help = "the collectors' public keys, \"ed25519:<base64>\": acks must verify with one"},
+    {.key = "allow_unsigned", .type = DCEM_CFG_BOOL, .offset = I(allow_unsigned), .def = 0,
+     .help = "lab only: run without key_file or collector_keys"},
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = I(line)},
+    {0},
+};
+#undef I
+
 #define A(f) offsetof(dcem_agent_config, f)
 static const dcem_cfg_field agent_fields[] = {
     {.key = "gateway", .type = DCEM_CFG_STRING, .offset = A(gateway), .size = DCEM_ID_MAX,
@@ -152,6 +167,7 @@ static const dcem_cfg_field agent_fields[] = {
     {.key = "spool", .type = DCEM_CFG_MAP, .offset = A(spool), .flags = DCEM_CFG_REQUIRED,
      .sub = spool_fields},
     {.key = "batch", .type = DCEM_CFG_MAP, .offset = A(batch), .sub = batch_fields},
+    {.key = "identity", .type = DCEM_CFG_MAP, .offset = A(identity), .sub = identity_fields},
     {0},
 };
 #undef A
@@ -211,6 +227,33 @@ static int profile_exists(const char *dir, const char *model)
     snprintf(path, sizeof path, "%s/%s.yaml", dir, model);
     struct stat st;
     return !stat(path, &st);
+}
+
+/* The identity section: the gateway's key loaded, the collector's keys
+ * decoded, and nothing missing that would leave it speaking or listening
+ * unsigned outside a lab. */
+static int check_identity(dcem_agent_config *c, const char *name, char *err, size_t errlen)
+{
+    dcem_identity_cfg *id = &c->identity;
+    int line = id->line ? id->line : 1;
+    dcem_pubkey_list_parse(id->collector_key_text, id->n_collector_keys, id->collector_keys);
+    if (id->key_file[0]) {
+        char why[DCEM_PATH_MAX + 200];
+        if (dcem_io_resolve(name, id->key_file, sizeof id->key_file))
+            return dcem_cfg_error(err, errlen, name, line, "identity.key_file", "path too long");
+        if (dcem_io_load_signer(id->key_file, &c->signer, why, sizeof why))
+            return dcem_cfg_error(err, errlen, name, line, "identity.key_file", "%s", why);
+    } else if (!id->allow_unsigned) {
+        return dcem_cfg_error(err, errlen, name, line, "identity.key_file",
+                              "required: the gateway signs its batches (dcem-agent --keygen FILE "
+                              "makes one), or allow_unsigned: true for a lab");
+    }
+    if (!id->n_collector_keys && !id->allow_unsigned)
+        return dcem_cfg_error(err, errlen, name, line, "identity.collector_keys",
+                              "required: the collector's public keys, so that no one else can "
+                              "ack (dcem-collector --pubkey FILE prints one), or allow_unsigned: "
+                              "true for a lab");
+    return 0;
 }
 
 /* Cross-field rules and loading what the config names. */
@@ -339,6 +382,7 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
         /* a gateway id is unique within its site only: two sites may both have a gw-1 */
         snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%.60s-%.60s", c->site, c->gateway);
     if (!rc) rc = finish(c, name, err, errlen);
+    if (!rc) rc = check_identity(c, name, err, errlen);
     if (rc) {
         if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);
         dcem_agent_config_free(c);
@@ -362,6 +406,7 @@ void dcem_agent_config_free(dcem_agent_config *c)
     if (!c) return;
     free(c->profiles);
     free(c->site_ledger);
+    dcem_signer_free(c->signer);
     free(c);
 }
 

@@ -70,6 +70,16 @@ typedef struct dcem_batch_cfg {
     long long max_delay_ms;
 } dcem_batch_cfg;
 
+/* Who the agent is and whom it believes (docs/security.md). */
+typedef struct dcem_identity_cfg {
+    char key_file[DCEM_PATH_MAX]; /* the gateway's Ed25519 private key: signs batches, births */
+    char collector_key_text[DCEM_SIG_MAX_KEYS][DCEM_PUBKEY_TEXT_MAX];
+    size_t n_collector_keys;
+    dcem_pubkey collector_keys[DCEM_SIG_MAX_KEYS]; /* decoded: acks and commands must verify */
+    int allow_unsigned; /* lab only: run without key_file / collector_keys */
+    int line;
+} dcem_identity_cfg;
+
 typedef struct dcem_agent_config {
     char file[DCEM_PATH_MAX];   /* where it was read from */
     char gateway[DCEM_ID_MAX];
@@ -84,10 +94,12 @@ typedef struct dcem_agent_config {
     dcem_mqtt_cfg mqtt;
     dcem_spool_cfg spool;
     dcem_batch_cfg batch;
+    dcem_identity_cfg identity;
     /* loaded with the config: the profiles the devices use, and the ledger */
     dcem_profile *profiles;     /* n_profiles, owned */
     size_t n_profiles;
     dcem_site *site_ledger;     /* owned; NULL without a ledger */
+    dcem_signer *signer;        /* owned; NULL without identity.key_file */
 } dcem_agent_config;
 
 /* Parses buf (the file's bytes; name for messages, and relative paths are
