@@ -186,7 +186,9 @@ for g in "${revoke[@]}"; do
   rmdir --ignore-fail-on-non-empty "gateways/${g%%/*}"
   say revoked "$g (its certificate is in $dir/revoked/)"
 done
-openssl ca -config db/ca.cnf -gencrl -out crl.pem -batch 2>/dev/null || die "openssl ca -gencrl failed"
+if [[ ! -f crl.pem || ${#revoke[@]} -gt 0 || $new_ca == 1 ]]; then
+  openssl ca -config db/ca.cnf -gencrl -out crl.pem -batch 2>/dev/null || die "openssl ca -gencrl failed"
+fi
 chmod 0644 crl.pem ca.crt
 
 # The broker's rules, for mosquitto's dynamic-security plugin: one role per
