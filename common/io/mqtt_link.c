@@ -50,20 +50,27 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     return 1;
 }
 
-/* paho's ssl_error_cb: OpenSSL's error lines of a failed handshake. The
- * first is the cause ("certificate verify failed", "unknown ca"). */
+/* paho's ssl_error_cb: OpenSSL's error lines of a failed handshake, as
+ * ERR_print_errors_cb writes them ("<thread>:error:0A000086:SSL routines:
+ * <function>:certificate verify failed:<file>:<line>:"). The reason of the
+ * first is kept; the whole line if it has no such form. */
 static int on_tls_error(const char *str, size_t len, void *u)
 {
     dcem_mqtt *m = u;
+    while (len && (str[len - 1] == '\n' || str[len - 1] == '\r')) len--;
+    const char *end = str + len, *p = NULL;
+    for (const char *q = str; q + 6 <= end && !p; q++)
+        if (!memcmp(q, "error:", 6)) p = q;
+    for (int field = 0; p && field < 4; field++) { /* error, code, library, function */
+        p = memchr(p, ':', (size_t)(end - p));
+        if (p) p++;
+    }
+    const char *r = p ? p : str, *rend = p ? memchr(p, ':', (size_t)(end - p)) : NULL;
+    size_t n = (size_t)((rend ? rend : end) - r);
     pthread_mutex_lock(&m->tls_lock);
-    if (!*m->tls_why) {
-        /* "error:0A000086:SSL routines::certificate verify failed\n": the text after the last ':' */
-        while (len && (str[len - 1] == '\n' || str[len - 1] == '\r')) len--;
-        size_t at = len;
-        while (at && str[at - 1] != ':') at--;
-        if (at == len) at = 0;
-        size_t n = len - at < sizeof m->tls_why ? len - at : sizeof m->tls_why - 1;
-        memcpy(m->tls_why, str + at, n);
+    if (!*m->tls_why && n) {
+        if (n >= sizeof m->tls_why) n = sizeof m->tls_why - 1;
+        memcpy(m->tls_why, r, n);
         m->tls_why[n] = '\0';
     }
     pthread_mutex_unlock(&m->tls_lock);
@@ -171,11 +178,12 @@ static void explain_failure(const char *uri, const char *tls_why, char *out, siz
             snprintf(out, len, "the TLS handshake with %s failed: %s (is it the broker's TLS "
                                "port? check mqtt.ca_file, cert_file, key_file)",
                      where, tls_why);
-        else if (tls) /* paho checks the name itself, after OpenSSL: no reason then */
-            snprintf(out, len, "the TLS handshake with %s failed (does the broker's certificate "
-                               "name '%s'? is it the broker's TLS port? check mqtt.ca_file, "
-                               "cert_file, key_file, and that the broker accepts this client's "
-                               "certificate)",
+        else if (tls) /* paho checks the name itself, after OpenSSL, and a broker refuses
+                         a client's certificate after the handshake (TLS 1.3): no reason */
+            snprintf(out, len, "the TLS session with %s failed without a reason from OpenSSL: "
+                               "the broker's certificate does not name '%s', or the broker "
+                               "refused this client's certificate (mqtt.cert_file, key_file: of "
+                               "another CA, expired, revoked?)",
                      where, host);
         else
             snprintf(out, len, "%s accepts TCP connections but no MQTT session came of it (a "
