@@ -17,6 +17,7 @@ PACKAGES=(
   libpaho-mqtt-dev  # MQTT 3.1.1/5 client (paho-mqtt-c): agent publishing
   mosquitto         # MQTT broker started by the integration tests and the demo
   mosquitto-clients # mosquitto_sub/pub for tests and operations
+  openssl           # scripts/mint-certs.sh: the broker's CA and certificates
   socat             # pseudo-terminal pairs: Modbus RTU in tests
   mbpoll            # independent Modbus client for simulator tests
   zlib1g-dev        # crc32 of spool records

@@ -176,7 +176,7 @@ static void stop_buses(agent *a)
 
 /* ---- MQTT messages (paho's thread) ---- */
 
-static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
+static int on_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
     agent *a = ctx;
     char err[200];
@@ -205,6 +205,7 @@ static void on_message(void *ctx, const char *topic, const void *payload, size_t
         }
     }
     pthread_mutex_unlock(&a->lock);
+    return 1;
 }
 
 /* ---- batching and publishing ---- */
@@ -370,7 +371,10 @@ static int open_io(agent *a, char *err, size_t errlen)
     char *json;
     size_t len;
     if (dcem_wire_encode_state(&will, &json, &len)) return snprintf(err, errlen, "state"), -1;
-    a->mqtt = dcem_mqtt_new(&c->mqtt, a->topic_state, json, on_message, a, err, errlen);
+    /* a clean session: the spool and the collector's acks make delivery lossless */
+    dcem_mqtt_opts mo = {.will_topic = a->topic_state, .will_payload = json,
+                         .inflight = (int)c->mqtt.inflight, .fn = on_message, .ctx = a};
+    a->mqtt = dcem_mqtt_new(&c->mqtt, &mo, err, errlen);
     free(json);
     return a->mqtt ? 0 : -1;
 }

@@ -88,17 +88,7 @@ static const dcem_cfg_field device_fields[] = {
 
 #define M(f) offsetof(dcem_mqtt_cfg, f)
 static const dcem_cfg_field mqtt_fields[] = {
-    {.key = "uri", .type = DCEM_CFG_STRING, .offset = M(uri), .size = 256,
-     .flags = DCEM_CFG_REQUIRED},
-    {.key = "client_id", .type = DCEM_CFG_STRING, .offset = M(client_id), .size = 128},
-    {.key = "version", .type = DCEM_CFG_INT, .offset = M(version), .min = 3, .max = 5, .def = 5},
-    {.key = "username", .type = DCEM_CFG_STRING, .offset = M(username), .size = 128},
-    {.key = "password", .type = DCEM_CFG_STRING, .offset = M(password), .size = 128},
-    {.key = "ca_file", .type = DCEM_CFG_STRING, .offset = M(ca_file), .size = DCEM_PATH_MAX},
-    {.key = "cert_file", .type = DCEM_CFG_STRING, .offset = M(cert_file), .size = DCEM_PATH_MAX},
-    {.key = "key_file", .type = DCEM_CFG_STRING, .offset = M(key_file), .size = DCEM_PATH_MAX},
-    {.key = "keepalive_s", .type = DCEM_CFG_INT, .offset = M(keepalive_s), .min = 5, .max = 3600,
-     .def = 30},
+    DCEM_MQTT_CFG_FIELDS,
     {.key = "reconnect_max_ms", .type = DCEM_CFG_INT, .offset = M(reconnect_max_ms), .min = 100,
      .max = 600000, .def = 30000},
     {.key = "inflight", .type = DCEM_CFG_INT, .offset = M(inflight), .min = 1, .max = 1000,
@@ -351,7 +341,10 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
     if (!rc) {
         int bad = dcem_io_resolve(name, c->ledger, sizeof c->ledger) |
                   dcem_io_resolve(name, c->profiles_dir, sizeof c->profiles_dir) |
-                  dcem_io_resolve(name, c->spool.dir, sizeof c->spool.dir);
+                  dcem_io_resolve(name, c->spool.dir, sizeof c->spool.dir) |
+                  dcem_io_resolve(name, c->mqtt.ca_file, sizeof c->mqtt.ca_file) |
+                  dcem_io_resolve(name, c->mqtt.cert_file, sizeof c->mqtt.cert_file) |
+                  dcem_io_resolve(name, c->mqtt.key_file, sizeof c->mqtt.key_file);
         for (size_t i = 0; i < c->n_buses; i++)
             bad |= dcem_io_resolve(name, c->buses[i].rtu, sizeof c->buses[i].rtu);
         if (bad)
@@ -378,6 +371,7 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
                                 "set 'profiles' to the folder of configs/meters",
                                 tried);
     }
+    if (!rc) rc = dcem_mqtt_cfg_check(&c->mqtt, name, err, errlen);
     if (!rc && !*c->mqtt.client_id)
         /* a gateway id is unique within its site only: two sites may both have a gw-1 */
         snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-%.60s-%.60s", c->site, c->gateway);

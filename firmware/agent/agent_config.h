@@ -6,6 +6,7 @@
 #ifndef DCEM_AGENT_CONFIG_H
 #define DCEM_AGENT_CONFIG_H
 
+#include "mqtt_cfg.h"
 #include "profile.h"
 #include "site.h"
 
@@ -47,17 +48,6 @@ typedef struct dcem_device_cfg {
     int line;
 } dcem_device_cfg;
 
-typedef struct dcem_mqtt_cfg {
-    char uri[256];              /* tcp://host:1883, ssl://host:8883 */
-    char client_id[128];        /* default "dcem-<gateway>" */
-    long long version;          /* 3 (3.1.1) or 5 */
-    char username[128], password[128];
-    char ca_file[DCEM_PATH_MAX], cert_file[DCEM_PATH_MAX], key_file[DCEM_PATH_MAX];
-    long long keepalive_s;
-    long long reconnect_max_ms; /* cap of the reconnect backoff */
-    long long inflight;         /* batches published and not yet acked by the collector */
-} dcem_mqtt_cfg;
-
 typedef struct dcem_spool_cfg {
     char dir[DCEM_PATH_MAX];
     double max_mib;
@@ -91,7 +81,7 @@ typedef struct dcem_agent_config {
     size_t n_buses;
     dcem_device_cfg devices[DCEM_AGENT_MAX_DEVICES];
     size_t n_devices;
-    dcem_mqtt_cfg mqtt;
+    dcem_mqtt_cfg mqtt;         /* the agent's keys: reconnect_max_ms, inflight */
     dcem_spool_cfg spool;
     dcem_batch_cfg batch;
     dcem_identity_cfg identity;

@@ -16,10 +16,10 @@
 #include "engine.h"
 #include "errors.h"
 #include "influx.h"
+#include "mqtt_link.h"
 #include "parse.h"
 #include "store.h"
 
-#include <MQTTClient.h>
 #include <curl/curl.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -72,14 +72,12 @@ typedef struct inbox {
     pthread_mutex_t lock;
     msg *head, *tail;
     size_t bytes;
-    volatile int lost;
 } inbox;
 
-static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *m)
+static int on_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
     inbox *in = ctx;
-    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    size_t len = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
+    size_t tl = strlen(topic);
     pthread_mutex_lock(&in->lock);
     size_t queued = in->bytes;
     pthread_mutex_unlock(&in->lock);
@@ -100,7 +98,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     }
     memcpy(t, topic, tl);
     t[tl] = '\0';
-    memcpy(p, m->payload, len);
+    memcpy(p, payload, len);
     *x = (msg){NULL, t, p, len, 0};
     pthread_mutex_lock(&in->lock);
     if (in->tail) in->tail->next = x;
@@ -108,16 +106,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     in->tail = x;
     in->bytes += len;
     pthread_mutex_unlock(&in->lock);
-    MQTTClient_freeMessage(&m);
-    MQTTClient_free(topic);
     return 1;
-}
-
-static void on_lost(void *ctx, char *cause)
-{
-    inbox *in = ctx;
-    in->lost = 1;
-    DCEM_LOGW("mqtt", "connection lost%s%s", cause ? ": " : "", cause ? cause : "");
 }
 
 static msg *inbox_pop(inbox *in)
@@ -160,9 +149,8 @@ typedef struct collector {
     dcem_store *store;
     dcem_engine *engine;
     dcem_influx *influx; /* NULL without an influx section */
-    MQTTClient client;
+    dcem_mqtt *mqtt;
     inbox in;
-    int connected;
     int64_t reconnect_at, backoff;
     dcem_complaint connect_complaint, store_complaint;
     refusal refusals[MAX_REFUSALS];
@@ -228,17 +216,8 @@ static void accept_from(collector *c, const char *site, const char *gateway)
 
 static int publish(collector *c, const char *topic, const char *json, size_t len, int retained)
 {
-    MQTTClient_deliveryToken tok;
-    int rc;
-    if (c->cfg->mqtt.version == 5) {
-        MQTTResponse r = MQTTClient_publish5(c->client, topic, (int)len, json, 1, retained, NULL,
-                                             &tok);
-        rc = r.reasonCode;
-        MQTTResponse_free(r);
-    } else {
-        rc = MQTTClient_publish(c->client, topic, (int)len, json, 1, retained, &tok);
-    }
-    return rc == MQTTCLIENT_SUCCESS ? 0 : -1;
+    char err[300];
+    return dcem_mqtt_publish(c->mqtt, topic, json, len, 1, retained, err, sizeof err);
 }
 
 /* Publishes an ack or a command, signed with the collector's key (a lab
@@ -292,71 +271,20 @@ static int reack(void *ctx, const dcem_store_epoch *e)
 
 static void try_connect(collector *c, int64_t now)
 {
-    if (c->connected && !c->in.lost && MQTTClient_isConnected(c->client)) return;
-    if (now < c->reconnect_at) return;
-    c->connected = 0;
-    c->in.lost = 0;
-    const dcem_collector_mqtt *m = &c->cfg->mqtt;
-    int v5 = m->version == 5;
-    MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
-    MQTTClient_connectOptions o5 = MQTTClient_connectOptions_initializer5;
-    if (v5) o = o5;
-    MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
-    o.keepAliveInterval = (int)m->keepalive_s;
-    o.connectTimeout = 10;
-    /* paho's synchronous client otherwise keeps one QoS 1 message in flight
-     * and sleeps 100 ms at a time waiting for its PUBACK: acks would queue */
-    o.maxInflightMessages = 100;
-    /* a persistent session: the broker keeps our subscription and queues
-     * batches while we are away */
-    if (v5) o.cleanstart = 0;
-    else o.cleansession = 0;
-    if (*m->username) o.username = m->username;
-    if (*m->password) o.password = m->password;
-    if (*m->ca_file || !strncmp(m->uri, "ssl://", 6)) {
-        if (*m->ca_file) ssl.trustStore = m->ca_file;
-        if (*m->cert_file) ssl.keyStore = m->cert_file;
-        if (*m->key_file) ssl.privateKey = m->key_file;
-        o.ssl = &ssl;
-    }
-    int rc;
-    if (v5) {
-        MQTTProperties props = MQTTProperties_initializer;
-        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
-                          .value.integer4 = (unsigned)m->session_expiry_s};
-        MQTTProperties_add(&props, &p);
-        MQTTResponse r = MQTTClient_connect5(c->client, &o, &props, NULL);
-        rc = r.reasonCode;
-        MQTTResponse_free(r);
-        MQTTProperties_free(&props);
-    } else {
-        rc = MQTTClient_connect(c->client, &o);
-    }
-    char data[160];
+    if (dcem_mqtt_is_connected(c->mqtt) || now < c->reconnect_at) return;
+    const dcem_mqtt_cfg *m = &c->cfg->mqtt;
+    char data[160], err[1024];
     if (*m->share_group) snprintf(data, sizeof data, "$share/%s/%s", m->share_group, DCEM_WIRE_FILTER_DATA);
     else snprintf(data, sizeof data, "%s", DCEM_WIRE_FILTER_DATA);
     const char *topics[] = {data, DCEM_WIRE_FILTER_STATE};
-    for (int i = 0; i < 2 && rc == MQTTCLIENT_SUCCESS; i++) {
-        if (v5) {
-            MQTTSubscribe_options so = MQTTSubscribe_options_initializer;
-            MQTTResponse r = MQTTClient_subscribe5(c->client, topics[i], 1, &so, NULL);
-            rc = r.reasonCode == MQTTREASONCODE_GRANTED_QOS_1 ? MQTTCLIENT_SUCCESS : (int)r.reasonCode;
-            MQTTResponse_free(r);
-        } else {
-            rc = MQTTClient_subscribe(c->client, topics[i], 1);
-        }
-    }
-    if (rc != MQTTCLIENT_SUCCESS) {
-        dcem_complain(&c->connect_complaint, DCEM_LOG_WARN, "mqtt", "cannot connect to %s: %d",
-                      m->uri, rc);
+    if (dcem_mqtt_connect(c->mqtt, topics, 2, err, sizeof err)) {
+        dcem_complain(&c->connect_complaint, DCEM_LOG_WARN, "mqtt", "%s", err);
         c->backoff = c->backoff ? (c->backoff * 2 > 30000 ? 30000 : c->backoff * 2) : 500;
         c->reconnect_at = now + c->backoff;
-        if (MQTTClient_isConnected(c->client)) MQTTClient_disconnect(c->client, 1000);
         return;
     }
     dcem_release(&c->connect_complaint, "mqtt", "connected to %s", m->uri);
     DCEM_LOGI("mqtt", "subscribed to %s on %s as %s", data, m->uri, m->client_id);
-    c->connected = 1;
     c->backoff = 0;
     dcem_store_epochs(c->store, reack, c);
 }
@@ -372,7 +300,8 @@ static void on_alert(void *ctx, const dcem_engine_alert *a)
                      "\"message\":\"%s\"}",
                      a->site, a->kind, a->raised ? "raised" : "cleared", (long long)a->t_ms,
                      a->message);
-    if (n > 0 && (size_t)n < sizeof json && c->connected) publish(c, topic, json, (size_t)n, 1);
+    if (n > 0 && (size_t)n < sizeof json && dcem_mqtt_is_connected(c->mqtt))
+        publish(c, topic, json, (size_t)n, 1);
 }
 
 /* A gateway's birth or last will. */
@@ -588,7 +517,7 @@ static void share_health(collector *c, int64_t now)
     h->engine = *dcem_engine_stats_get(c->engine);
     h->have_influx = c->influx != NULL;
     if (c->influx) dcem_influx_stats_get(c->influx, &h->influx);
-    h->mqtt_connected = c->connected && !c->in.lost;
+    h->mqtt_connected = dcem_mqtt_is_connected(c->mqtt);
     h->store_ok = c->store_complaint.count == 0;
     h->uptime_s = (now - c->started_ms) / 1000;
     h->n_refusals = 0;
@@ -609,18 +538,14 @@ static int start_api(const dcem_collector_config *cfg, dcem_api **out, char *err
     return rc ? rc : dcem_api_start(v, out, err, errlen);
 }
 
-static int new_client(inbox *in, const dcem_collector_mqtt *m, MQTTClient *out)
+/* The collector's link: a persistent session (the broker keeps our
+ * subscription and queues batches while we are away), no will, and up to
+ * 100 acks in flight (paho's synchronous client otherwise sleeps 100 ms at
+ * a time waiting for each PUBACK: acks would queue). */
+static dcem_mqtt *new_link(inbox *in, const dcem_mqtt_cfg *m, char *err, size_t errlen)
 {
-    MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
-    co.MQTTVersion = m->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    if (MQTTClient_createWithOptions(out, m->uri, m->client_id, MQTTCLIENT_PERSISTENCE_NONE,
-                                     NULL, &co))
-        return -1;
-    if (MQTTClient_setCallbacks(*out, in, on_lost, on_message, NULL)) {
-        MQTTClient_destroy(out);
-        return -1;
-    }
-    return 0;
+    dcem_mqtt_opts o = {.persistent = 1, .inflight = 100, .fn = on_message, .ctx = in};
+    return dcem_mqtt_new(m, &o, err, errlen);
 }
 
 static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_t errlen);
@@ -628,6 +553,15 @@ static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_
 static int influx_same(const dcem_influx_cfg *a, const dcem_influx_cfg *b)
 {
     dcem_influx_cfg x = *a, y = *b;
+    x.line = y.line = 0; /* where it is in the file does not matter */
+    return !memcmp(&x, &y, sizeof x);
+}
+
+static int mqtt_same(const dcem_mqtt_cfg *a, const dcem_mqtt_cfg *b)
+{
+    dcem_mqtt_cfg x, y; /* memcpy: the padding too, zero in both (calloc'd configs) */
+    memcpy(&x, a, sizeof x);
+    memcpy(&y, b, sizeof y);
     x.line = y.line = 0; /* where it is in the file does not matter */
     return !memcmp(&x, &y, sizeof x);
 }
@@ -645,7 +579,7 @@ static void reload(collector *c, const char *file)
     dcem_collector_config *n = dcem_collector_config_load(file, err, sizeof err);
     dcem_store *st = NULL;
     dcem_influx *ix = NULL;
-    MQTTClient client = NULL;
+    dcem_mqtt *link = NULL;
     dcem_engine *e = NULL;
     dcem_api *api = NULL;     /* a new listener (first one, or moved) */
     dcem_api_view *view = NULL; /* the running listener's new view */
@@ -653,14 +587,11 @@ static void reload(collector *c, const char *file)
     if (!n) goto refused;
     new_store = memcmp(&n->store, &c->cfg->store, sizeof n->store) != 0;
     new_influx = !influx_same(&n->influx, &c->cfg->influx);
-    new_mqtt = memcmp(&n->mqtt, &c->cfg->mqtt, sizeof n->mqtt) != 0;
+    new_mqtt = !mqtt_same(&n->mqtt, &c->cfg->mqtt);
     if (new_store && !(st = open_store(n, err, sizeof err))) goto refused;
     if (new_influx && n->influx.line && dcem_influx_new(&n->influx, &ix, err, sizeof err))
         goto refused;
-    if (new_mqtt && new_client(&c->in, &n->mqtt, &client)) {
-        snprintf(err, sizeof err, "cannot set up MQTT for %s", n->mqtt.uri);
-        goto refused;
-    }
+    if (new_mqtt && !(link = new_link(&c->in, &n->mqtt, err, sizeof err))) goto refused;
     if (!(e = dcem_engine_new(n, st ? st : c->store))) {
         snprintf(err, sizeof err, "out of memory");
         goto refused;
@@ -692,10 +623,8 @@ static void reload(collector *c, const char *file)
         c->influx = ix;
     }
     if (new_mqtt) {
-        if (MQTTClient_isConnected(c->client)) MQTTClient_disconnect(c->client, 1000);
-        MQTTClient_destroy(&c->client);
-        c->client = client;
-        c->connected = 0;
+        dcem_mqtt_free(c->mqtt);
+        c->mqtt = link;
         c->reconnect_at = 0;
         c->backoff = 0;
     }
@@ -712,7 +641,7 @@ refused:
     dcem_engine_free(e);
     dcem_api_stop(api);
     dcem_api_view_free(view);
-    if (client) MQTTClient_destroy(&client);
+    dcem_mqtt_free(link);
     dcem_influx_free(ix);
     dcem_store_close(st);
     dcem_collector_config_free(n);
@@ -869,9 +798,7 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    MQTTClient_init_options init = MQTTClient_init_options_initializer;
-    init.do_openssl_init = 0;
-    MQTTClient_global_init(&init);
+    dcem_mqtt_global_init(0); /* curl initialises OpenSSL */
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread */
 
     collector c = {.cfg = cfg};
@@ -891,8 +818,12 @@ int main(int argc, char **argv)
         dcem_engine_set_sink(c.engine, to_influx, &c);
     }
     if (c.engine) dcem_engine_set_alerts(c.engine, on_alert, &c);
-    if (!c.engine || new_client(&c.in, &cfg->mqtt, &c.client)) {
-        fprintf(stderr, "dcem-collector: cannot set up MQTT for %s\n", cfg->mqtt.uri);
+    if (!c.engine) {
+        fprintf(stderr, "dcem-collector: out of memory\n");
+        goto out;
+    }
+    if (!(c.mqtt = new_link(&c.in, &cfg->mqtt, err, sizeof err))) {
+        fprintf(stderr, "dcem-collector: %s\n", err);
         goto out;
     }
     c.started_ms = mono_ms();
@@ -944,10 +875,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     dcem_api_stop(c.api); /* first: it reads the config and the store file */
-    if (c.client) {
-        if (MQTTClient_isConnected(c.client)) MQTTClient_disconnect(c.client, 2000);
-        MQTTClient_destroy(&c.client);
-    }
+    dcem_mqtt_free(c.mqtt);
     for (msg *x; (x = inbox_pop(&c.in));) msg_free(x);
     while (c.waiting) msg_free(next_msg(&c, 1));
     if (c.influx) dcem_influx_flush(c.influx);

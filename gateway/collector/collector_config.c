@@ -21,21 +21,9 @@
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const syncs[] = {"full", "normal", NULL};
 
-#define M(f) offsetof(dcem_collector_mqtt, f)
+#define M(f) offsetof(dcem_mqtt_cfg, f)
 static const dcem_cfg_field mqtt_fields[] = {
-    {.key = "uri", .type = DCEM_CFG_STRING, .offset = M(uri), .size = 256,
-     .flags = DCEM_CFG_REQUIRED},
-    {.key = "client_id", .type = DCEM_CFG_STRING, .offset = M(client_id), .size = 128},
-    {.key = "version", .type = DCEM_CFG_INT, .offset = M(version), .min = 3, .max = 5, .def = 5},
-    {.key = "username", .type = DCEM_CFG_STRING, .offset = M(username), .size = 128},
-    {.key = "password", .type = DCEM_CFG_STRING, .offset = M(password), .size = 128},
-    {.key = "ca_file", .type = DCEM_CFG_STRING, .offset = M(ca_file), .size = DCEM_COLLECTOR_PATH_MAX},
-    {.key = "cert_file", .type = DCEM_CFG_STRING, .offset = M(cert_file),
-     .size = DCEM_COLLECTOR_PATH_MAX},
-    {.key = "key_file", .type = DCEM_CFG_STRING, .offset = M(key_file),
-     .size = DCEM_COLLECTOR_PATH_MAX},
-    {.key = "keepalive_s", .type = DCEM_CFG_INT, .offset = M(keepalive_s), .min = 5, .max = 3600,
-     .def = 30},
+    DCEM_MQTT_CFG_FIELDS,
     {.key = "share_group", .type = DCEM_CFG_STRING, .offset = M(share_group), .size = 64},
     {.key = "session_expiry_s", .type = DCEM_CFG_INT, .offset = M(session_expiry_s), .min = 0,
      .max = 4294967295.0, .def = 604800},
@@ -352,12 +340,16 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     if (!rc && (dcem_io_resolve(name, c->sites_dir, sizeof c->sites_dir) ||
                 dcem_io_resolve(name, c->policy_file, sizeof c->policy_file) ||
                 dcem_io_resolve(name, c->store.path, sizeof c->store.path) ||
-                dcem_io_resolve(name, c->influx.backlog_dir, sizeof c->influx.backlog_dir)))
+                dcem_io_resolve(name, c->influx.backlog_dir, sizeof c->influx.backlog_dir) ||
+                dcem_io_resolve(name, c->mqtt.ca_file, sizeof c->mqtt.ca_file) ||
+                dcem_io_resolve(name, c->mqtt.cert_file, sizeof c->mqtt.cert_file) ||
+                dcem_io_resolve(name, c->mqtt.key_file, sizeof c->mqtt.key_file)))
         rc = dcem_cfg_error(err, errlen, name, 1, "", "a path is too long");
     if (!rc && c->influx.line) rc = dcem_influx_cfg_check(&c->influx, name, err, errlen);
     if (!rc && strcmp(c->store.backend, "sqlite"))
         rc = dcem_cfg_error(err, errlen, name, 1, "store.backend",
                             "'%s': this build has the sqlite backend only", c->store.backend);
+    if (!rc) rc = dcem_mqtt_cfg_check(&c->mqtt, name, err, errlen);
     if (!rc && !*c->mqtt.client_id)
         snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-collector-%s", c->collector);
     if (!rc) {

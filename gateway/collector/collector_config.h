@@ -7,6 +7,7 @@
 
 #include "api_auth.h"
 #include "influx.h"
+#include "mqtt_cfg.h"
 #include "policy.h"
 #include "site.h"
 #include "tz.h"
@@ -15,18 +16,6 @@
 
 #define DCEM_COLLECTOR_MAX_SITES 256
 #define DCEM_COLLECTOR_PATH_MAX 512
-
-typedef struct dcem_collector_mqtt {
-    char uri[256];
-    char client_id[128];        /* default "dcem-collector-<collector>" */
-    long long version;          /* 3 or 5 */
-    char username[128], password[128];
-    char ca_file[DCEM_COLLECTOR_PATH_MAX], cert_file[DCEM_COLLECTOR_PATH_MAX],
-        key_file[DCEM_COLLECTOR_PATH_MAX];
-    long long keepalive_s;
-    char share_group[64];       /* "" or a group: subscribe $share/<group>/dcem/v1/+/+/data */
-    long long session_expiry_s; /* MQTT 5: how long the broker keeps our queue */
-} dcem_collector_mqtt;
 
 typedef struct dcem_collector_store {
     char backend[16];           /* "sqlite" */
@@ -75,7 +64,7 @@ typedef struct dcem_collector_config {
     int log_level;
     long long health_log_s;
     long long recompute_ms;
-    dcem_collector_mqtt mqtt;
+    dcem_mqtt_cfg mqtt;         /* the collector's keys: share_group, session_expiry_s */
     dcem_collector_store store;
     dcem_influx_cfg influx;     /* influx.line == 0: no InfluxDB section, SQLite alone */
     dcem_collector_api api;     /* api.line == 0: no HTTP API */

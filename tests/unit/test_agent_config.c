@@ -137,6 +137,20 @@ static const bad_case bad[] = {
      "alpha-in-b, ct_ratio: 200000}\n", "13: devices[1].ct_ratio: must be <= 100000, got 200000"},
     {"pt_ratio 0", NULL, NULL, "  - {bus: b1, unit: 2, profile: eastron-sdm630, meter: alpha-in-b, "
      "pt_ratio: 0}\n", "13: devices[1].pt_ratio: must be > 0, got 0"},
+    /* MQTT (common/mqtt_cfg.c, shared with the collector): TLS files only
+     * with a TLS uri, which would otherwise send in the clear unnoticed */
+    {"ca_file on tcp://", "  uri: tcp://127.0.0.1:1883\n",
+     "  uri: tcp://127.0.0.1:1883\n  ca_file: ca.crt\n", "",
+     "14: mqtt.ca_file: TLS files need a TLS uri (ssl://host:8883), not 'tcp://127.0.0.1:1883'"},
+    {"cert_file on mqtt://", "  uri: tcp://127.0.0.1:1883\n",
+     "  uri: mqtt://127.0.0.1:1883\n  cert_file: gw.crt\n", "",
+     "14: mqtt.cert_file: TLS files need a TLS uri"},
+    {"key_file without cert_file", "  uri: tcp://127.0.0.1:1883\n",
+     "  uri: ssl://127.0.0.1:8883\n  key_file: gw.key\n", "",
+     "14: mqtt.key_file: given without mqtt.cert_file"},
+    {"unknown scheme", "tcp://127.0.0.1:1883", "http://127.0.0.1:1883", "",
+     "14: mqtt.uri: 'http://127.0.0.1:1883': use tcp://host:1883, or ssl://host:8883 for TLS"},
+    {"no host", "tcp://127.0.0.1:1883", "ssl://:8883", "", "14: mqtt.uri: 'ssl://:8883': no host"},
 };
 
 static void test_bad(void **state)

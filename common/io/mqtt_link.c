@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/poll.h> /* not <poll.h>: the agent has a poll.h of its own */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,12 @@
 struct dcem_mqtt {
     MQTTClient client;
     dcem_mqtt_cfg cfg;
+    dcem_mqtt_opts opts;        /* will_topic/will_payload point into the two below */
     char will_topic[256];
     char will_payload[256];
-    dcem_mqtt_msg_fn fn;
-    void *ctx;
     atomic_int connected;
+    pthread_mutex_t tls_lock;   /* paho reports TLS errors from its own thread */
+    char tls_why[200];          /* OpenSSL's first error of the last connect, or "" */
 };
 
 static void on_lost(void *ctx, char *cause)
@@ -37,16 +39,42 @@ static void on_lost(void *ctx, char *cause)
 static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *msg)
 {
     dcem_mqtt *m = ctx;
-    char t[256];
-    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    if (tl < sizeof t) {
-        memcpy(t, topic, tl);
-        t[tl] = '\0';
-        m->fn(m->ctx, t, msg->payload, msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
-    }
+    /* topic_len is non-zero only for a topic with an embedded NUL, which
+     * MQTT forbids: such a topic is read up to its first NUL. */
+    (void)topic_len;
+    if (!m->opts.fn(m->opts.ctx, topic, msg->payload,
+                    msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0))
+        return 0; /* not taken: paho keeps both and delivers again */
     MQTTClient_freeMessage(&msg);
     MQTTClient_free(topic);
     return 1;
+}
+
+/* paho's ssl_error_cb: OpenSSL's error lines of a failed handshake, as
+ * ERR_print_errors_cb writes them ("<thread>:error:0A000086:SSL routines:
+ * <function>:certificate verify failed:<file>:<line>:"). The reason of the
+ * first is kept; the whole line if it has no such form. */
+static int on_tls_error(const char *str, size_t len, void *u)
+{
+    dcem_mqtt *m = u;
+    while (len && (str[len - 1] == '\n' || str[len - 1] == '\r')) len--;
+    const char *end = str + len, *p = NULL;
+    for (const char *q = str; q + 6 <= end && !p; q++)
+        if (!memcmp(q, "error:", 6)) p = q;
+    for (int field = 0; p && field < 4; field++) { /* error, code, library, function */
+        p = memchr(p, ':', (size_t)(end - p));
+        if (p) p++;
+    }
+    const char *r = p ? p : str, *rend = p ? memchr(p, ':', (size_t)(end - p)) : NULL;
+    size_t n = (size_t)((rend ? rend : end) - r);
+    pthread_mutex_lock(&m->tls_lock);
+    if (!*m->tls_why && n) {
+        if (n >= sizeof m->tls_why) n = sizeof m->tls_why - 1;
+        memcpy(m->tls_why, r, n);
+        m->tls_why[n] = '\0';
+    }
+    pthread_mutex_unlock(&m->tls_lock);
+    return 0;
 }
 
 /* ---- why a connect failed, in words ---- */
@@ -119,7 +147,7 @@ static int probe_one(const struct addrinfo *ai, int timeout_ms)
 /* paho says only "Failure" (-1) when the TCP connection, the TLS handshake
  * or the name lookup fails: find out which with a plain TCP connect to the
  * URI's host and port, and say it in words with what to check. */
-static void explain_failure(const char *uri, char *out, size_t len)
+static void explain_failure(const char *uri, const char *tls_why, char *out, size_t len)
 {
     char host[128], port[16], where[160];
     int tls = 0;
@@ -146,10 +174,16 @@ static void explain_failure(const char *uri, char *out, size_t len)
     freeaddrinfo(res);
     switch (err) {
     case 0:
-        if (tls)
-            snprintf(out, len, "the TLS handshake with %s failed (is it the broker's TLS port? "
-                               "check mqtt.ca_file, cert_file, key_file, and that the broker's "
-                               "certificate names '%s')",
+        if (tls && *tls_why)
+            snprintf(out, len, "the TLS handshake with %s failed: %s (is it the broker's TLS "
+                               "port? check mqtt.ca_file, cert_file, key_file)",
+                     where, tls_why);
+        else if (tls) /* paho checks the name itself, after OpenSSL, and a broker refuses
+                         a client's certificate after the handshake (TLS 1.3): no reason */
+            snprintf(out, len, "the TLS session with %s failed without a reason from OpenSSL: "
+                               "the broker's certificate does not name '%s', or the broker "
+                               "refused this client's certificate (mqtt.cert_file, key_file: of "
+                               "another CA, expired, revoked?)",
                      where, host);
         else
             snprintf(out, len, "%s accepts TCP connections but no MQTT session came of it (a "
@@ -199,22 +233,34 @@ static void explain_refusal(int rc, int v5, char *out, size_t len)
     snprintf(out, len, "refused by the broker: %s (%s %d)%s", name, v5 ? "reason" : "return code",
              rc,
              auth     ? "; check mqtt.username and mqtt.password"
-             : denied ? "; check mqtt.username and mqtt.password, and that the broker allows "
-                        "this client"
+             : denied ? "; check mqtt.username and mqtt.password (or the client certificate), "
+                        "and that the broker's ACL allows this client"
                       : "");
 }
 
-dcem_mqtt *dcem_mqtt_new(const dcem_mqtt_cfg *cfg, const char *will_topic,
-                         const char *will_payload, dcem_mqtt_msg_fn fn, void *ctx, char *err,
+void dcem_mqtt_global_init(int init_openssl)
+{
+    MQTTClient_init_options init = MQTTClient_init_options_initializer;
+    init.do_openssl_init = init_openssl;
+    MQTTClient_global_init(&init);
+}
+
+dcem_mqtt *dcem_mqtt_new(const dcem_mqtt_cfg *cfg, const dcem_mqtt_opts *opts, char *err,
                          size_t errlen)
 {
     dcem_mqtt *m = calloc(1, sizeof *m);
     if (!m) return snprintf(err, errlen, "out of memory"), NULL;
     m->cfg = *cfg;
-    m->fn = fn;
-    m->ctx = ctx;
-    snprintf(m->will_topic, sizeof m->will_topic, "%s", will_topic);
-    snprintf(m->will_payload, sizeof m->will_payload, "%s", will_payload);
+    m->opts = *opts;
+    if (opts->will_topic) {
+        snprintf(m->will_topic, sizeof m->will_topic, "%s", opts->will_topic);
+        snprintf(m->will_payload, sizeof m->will_payload, "%s",
+                 opts->will_payload ? opts->will_payload : "");
+        m->opts.will_topic = m->will_topic;
+        m->opts.will_payload = m->will_payload;
+    }
+    if (m->opts.inflight < 1) m->opts.inflight = 1;
+    pthread_mutex_init(&m->tls_lock, NULL);
     MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
     co.MQTTVersion = cfg->version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
     int rc = MQTTClient_createWithOptions(&m->client, cfg->uri, cfg->client_id,
@@ -224,6 +270,7 @@ dcem_mqtt *dcem_mqtt_new(const dcem_mqtt_cfg *cfg, const char *will_topic,
     if (rc != MQTTCLIENT_SUCCESS) {
         snprintf(err, errlen, "mqtt %s: %s", cfg->uri, MQTTClient_strerror(rc));
         if (m->client) MQTTClient_destroy(&m->client);
+        pthread_mutex_destroy(&m->tls_lock);
         free(m);
         return NULL;
     }
@@ -239,38 +286,60 @@ int dcem_mqtt_connect(dcem_mqtt *m, const char *const *topics, size_t n, char *e
     if (v5) o = o5;
     MQTTClient_willOptions will = MQTTClient_willOptions_initializer;
     MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
-    will.topicName = m->will_topic;
-    will.message = m->will_payload;
-    will.qos = 1;
-    will.retained = 1;
-    o.will = &will;
+    if (m->opts.will_topic) {
+        will.topicName = m->will_topic;
+        will.message = m->will_payload;
+        will.qos = 1;
+        will.retained = 1;
+        o.will = &will;
+    }
     o.keepAliveInterval = (int)c->keepalive_s;
-    if (v5) o.cleanstart = 1;
-    else o.cleansession = 1;
+    if (v5) o.cleanstart = !m->opts.persistent;
+    else o.cleansession = !m->opts.persistent;
     o.connectTimeout = 10;
-    o.maxInflightMessages = (int)c->inflight;
+    /* paho's synchronous client otherwise keeps one QoS 1 message in flight
+     * and sleeps 100 ms at a time waiting for its PUBACK */
+    o.maxInflightMessages = m->opts.inflight;
     if (*c->username) o.username = c->username;
     if (*c->password) o.password = c->password;
-    if (*c->ca_file || *c->cert_file || !strncmp(c->uri, "ssl://", 6) ||
-        !strncmp(c->uri, "mqtts://", 8)) {
-        if (*c->ca_file) ssl.trustStore = c->ca_file;
+    /* The one TLS rule: the URI's scheme says (the config refuses TLS files
+     * on a plain URI). The broker's certificate must chain to ca_file (only
+     * to it when given: a site CA, not every public one) and name the
+     * URI's host. */
+    if (dcem_mqtt_cfg_tls(c->uri)) {
+        if (*c->ca_file) ssl.trustStore = c->ca_file, ssl.disableDefaultTrustStore = 1;
         if (*c->cert_file) ssl.keyStore = c->cert_file;
         if (*c->key_file) ssl.privateKey = c->key_file;
         ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;
+        ssl.ssl_error_cb = on_tls_error;
+        ssl.ssl_error_context = m;
         o.ssl = &ssl;
     }
+    pthread_mutex_lock(&m->tls_lock);
+    m->tls_why[0] = '\0';
+    pthread_mutex_unlock(&m->tls_lock);
     int rc;
     if (v5) {
         MQTTProperties props = MQTTProperties_initializer;
+        if (m->opts.persistent) {
+            MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+                              .value.integer4 = (unsigned)c->session_expiry_s};
+            MQTTProperties_add(&props, &p);
+        }
         MQTTResponse r = MQTTClient_connect5(m->client, &o, &props, NULL);
         rc = r.reasonCode;
         MQTTResponse_free(r);
+        MQTTProperties_free(&props);
     } else {
         rc = MQTTClient_connect(m->client, &o);
     }
     if (rc != MQTTCLIENT_SUCCESS) {
-        char why[768];
-        if (rc == MQTTCLIENT_FAILURE) explain_failure(c->uri, why, sizeof why);
+        char why[768], tls_why[sizeof m->tls_why];
+        pthread_mutex_lock(&m->tls_lock);
+        memcpy(tls_why, m->tls_why, sizeof tls_why);
+        pthread_mutex_unlock(&m->tls_lock);
+        if (rc == MQTTCLIENT_FAILURE) explain_failure(c->uri, tls_why, why, sizeof why);
         else if (rc > 0) explain_refusal(rc, v5, why, sizeof why);
         else snprintf(why, sizeof why, "%s (paho %d)", MQTTClient_strerror(rc), rc);
         snprintf(err, errlen, "mqtt connect %s: %s", c->uri, why);
@@ -286,7 +355,7 @@ int dcem_mqtt_connect(dcem_mqtt *m, const char *const *topics, size_t n, char *e
             rc = MQTTClient_subscribe(m->client, topics[i], 1);
         }
         if (rc != MQTTCLIENT_SUCCESS) {
-            char why[200];
+            char why[300];
             if (v5 && rc > 0) explain_refusal(rc, 1, why, sizeof why);
             else if (rc == 0x80) snprintf(why, sizeof why, "refused by the broker (its ACL?)");
             else snprintf(why, sizeof why, "%s (paho %d)", MQTTClient_strerror(rc), rc);
@@ -339,5 +408,6 @@ void dcem_mqtt_free(dcem_mqtt *m)
     if (!m) return;
     dcem_mqtt_disconnect(m);
     MQTTClient_destroy(&m->client);
+    pthread_mutex_destroy(&m->tls_lock);
     free(m);
 }
