@@ -192,6 +192,7 @@ mqtt:
   cert_file: pki/collectors/dcem-collector.crt
   key_file: pki/collectors/dcem-collector.key
 store: {path: store.db}
+identity: {allow_unsigned: true}  # this test is about the broker: unsigned traffic
 EOF
 }
 # The collector refusing the broker, said in words: a broker certificate of
@@ -239,6 +240,7 @@ mqtt:
   cert_file: pki/gateways/test-site/gw-test.crt
   key_file: pki/gateways/test-site/gw-test.key
 spool: {dir: spool}
+identity: {allow_unsigned: true}
 batch: {max_readings: 250, max_delay_ms: 300}
 EOF
 "$agent" -c "$work/agent.yaml" --check-config >/dev/null
