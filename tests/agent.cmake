@@ -1,11 +1,12 @@
-# The agent's tests: its config, and the integration tests against a real
+# The agent's tests: its config, its local figures, its half of the ack protocol
+# (test_delivery), and the integration tests against a real
 # mosquitto, dcem-sim over TCP and over a socat pty (RTU), with
 # dcem-test-ack playing the collector's acknowledging role.
 add_executable(dcem-test-ack tools/dcem-test-ack.c)
 target_include_directories(dcem-test-ack PRIVATE ${PAHO_INCLUDE})
 target_link_libraries(dcem-test-ack PRIVATE dcem_core ${PAHO_MQTT3CS})
 
-foreach(t test_agent_config test_local_figures)
+foreach(t test_agent_config test_local_figures test_delivery)
   add_executable(${t} unit/${t}.c)
   target_link_libraries(${t} PRIVATE dcem_agent_lib ${CMOCKA_LIB})
   add_test(NAME ${t} COMMAND ${t} ${PROJECT_SOURCE_DIR}/configs)
