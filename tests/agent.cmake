@@ -58,3 +58,13 @@ add_test(NAME agent_ratio
   COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_ratio.sh ${PROJECT_BINARY_DIR}
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(agent_ratio PROPERTIES TIMEOUT 240 LABELS integration)
+
+# Adversarial case 5: a batch cut off the spool's tail while the agent was
+# stopped; its birth says what is really held and a resend for the lost
+# batch is answered with a birth (tests/integration/agent_torn_spool.sh).
+if(TARGET dcem-sim)
+  add_test(NAME agent_torn_spool
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_torn_spool.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(agent_torn_spool PROPERTIES TIMEOUT 120 LABELS integration)
+endif()
