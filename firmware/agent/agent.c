@@ -314,7 +314,9 @@ static void try_connect(agent *a, int64_t now)
 }
 
 /* The one place where a received ack or ctl payload is checked, decoded and
- * handed to the delivery state machine; what it decides is applied here. */
+ * handed to the delivery state machine (anything that authenticates a
+ * payload belongs at its top, before a byte of it is decoded); what the
+ * state machine decides is applied here. Main loop only. */
 static void on_control(agent *a, int leaf, const char *payload, size_t len, int64_t now)
 {
     char err[200];
@@ -376,7 +378,7 @@ static void on_control(agent *a, int leaf, const char *payload, size_t len, int6
 /* Applies what paho's thread received, in arrival order. */
 static void take_inbox(agent *a, int64_t now)
 {
-    static inbound m; /* the main loop's alone */
+    inbound m;
     for (;;) {
         pthread_mutex_lock(&a->lock);
         int have = a->in_len > 0;

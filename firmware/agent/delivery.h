@@ -33,9 +33,9 @@ typedef struct dcem_delivery_spool {
 } dcem_delivery_spool;
 
 typedef struct dcem_delivery_opts {
-    unsigned inflight;        /* batches published ahead of the acks, 1..1000 */
-    int64_t resend_after_ms;  /* no ack progress for this long: publish again from the oldest */
-    int64_t birth_every_ms;   /* answers to resend requests: at most one birth this often */
+    unsigned inflight;       /* batches published ahead of the acks, 1..1000 */
+    int64_t resend_after_ms; /* no ack progress for this long: publish again from the oldest */
+    int64_t birth_every_ms;  /* answers to resend requests: at most one birth this often */
 } dcem_delivery_opts;
 
 /* What the caller does next (dcem_delivery_next). */
@@ -46,37 +46,37 @@ enum {
 
 typedef struct dcem_delivery_action {
     int kind;
-    dcem_delivery_pos pos;                /* PUBLISH */
-    uint64_t epoch, next_seq, queued;     /* BIRTH: the birth's fields */
+    dcem_delivery_pos pos;            /* PUBLISH */
+    uint64_t epoch, next_seq, queued; /* BIRTH: the birth's fields */
 } dcem_delivery_action;
 
 /* What an ack did (dcem_delivery_ack). */
 enum {
-    DCEM_DELIVERY_ACK_DELETE = 0,  /* delete every batch of *del's epoch with seq <= del->seq */
-    DCEM_DELIVERY_ACK_NOOP = 1,    /* at or below what is already gone: nothing to delete */
-    DCEM_DELIVERY_ACK_AHEAD = 2,   /* above the highest seq published since start: refused */
-    DCEM_DELIVERY_ACK_EPOCH = 3,   /* an epoch the spool does not hold: ignored */
+    DCEM_DELIVERY_ACK_DELETE = 0, /* delete every batch of *del's epoch with seq <= del->seq */
+    DCEM_DELIVERY_ACK_NOOP = 1,   /* at or below what is already gone: nothing to delete */
+    DCEM_DELIVERY_ACK_AHEAD = 2,  /* above the highest seq published since start: refused */
+    DCEM_DELIVERY_ACK_EPOCH = 3,  /* an epoch the spool does not hold: ignored */
 };
 
 /* What a resend request did (dcem_delivery_resend). */
 enum {
-    DCEM_DELIVERY_RESEND_OK = 0,     /* publishing again from the seq asked for */
-    DCEM_DELIVERY_RESEND_GONE = 1,   /* that seq is not held (acked, dropped or lost) or not
-                                        appended: publishing from the next held one, and a
-                                        birth says what is held */
-    DCEM_DELIVERY_RESEND_EPOCH = 2,  /* an epoch the spool does not hold: a birth answers */
+    DCEM_DELIVERY_RESEND_OK = 0,    /* publishing again from the seq asked for */
+    DCEM_DELIVERY_RESEND_GONE = 1,  /* that seq is not held (acked, dropped or lost) or not
+                                       appended: publishing from the next held one, and a
+                                       birth says what is held */
+    DCEM_DELIVERY_RESEND_EPOCH = 2, /* an epoch the spool does not hold: a birth answers */
 };
 
 typedef struct dcem_delivery_stats {
-    unsigned long published;           /* batches handed to MQTT */
-    unsigned long births;              /* births handed to MQTT */
-    unsigned long acks, acks_applied;  /* received; that deleted something */
-    unsigned long acks_ahead;          /* refused: above what was published (forged, confused,
-                                          or re-acks of the last run's batches after a restart) */
-    unsigned long acks_other_epoch;    /* ignored: an epoch not held */
-    unsigned long resends;             /* resend requests received */
-    unsigned long resends_gone;        /* for seqs not held, or an epoch not held */
-    unsigned long timeouts;            /* no ack progress for resend_after_ms: published again */
+    unsigned long published;          /* batches handed to MQTT */
+    unsigned long births;             /* births handed to MQTT */
+    unsigned long acks, acks_applied; /* received; that deleted something */
+    unsigned long acks_ahead;         /* refused: above what was published (forged, confused,
+                                         or re-acks of the last run's batches after a restart) */
+    unsigned long acks_other_epoch;   /* ignored: an epoch not held */
+    unsigned long resends;            /* resend requests received */
+    unsigned long resends_gone;       /* for seqs not held, or an epoch not held */
+    unsigned long timeouts;           /* no ack progress for resend_after_ms: published again */
 } dcem_delivery_stats;
 
 typedef struct dcem_delivery dcem_delivery;
