@@ -68,3 +68,12 @@ if(TARGET dcem-sim)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(agent_torn_spool PROPERTIES TIMEOUT 120 LABELS integration)
 endif()
+
+# Dropped data: a 1 MiB spool that nobody acknowledges fills and drops its
+# oldest batches; counted, logged once, in the stats line and in the metrics.
+if(TARGET dcem-sim)
+  add_test(NAME agent_dropped
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_dropped.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(agent_dropped PROPERTIES TIMEOUT 240 LABELS integration)
+endif()
