@@ -32,6 +32,10 @@ _Static_assert(COUNT(leaf_names) == DCEM_WIRE_LEAF_COUNT, "a name for every leaf
 static const char *const cmd_names[] = {"resend"};
 _Static_assert(COUNT(cmd_names) == DCEM_WIRE_CMD_COUNT, "a name for every command");
 
+static const char *const drop_names[] = {"queue_full", "spool_full_batches", "encode", "too_large",
+                                         "spool_error"};
+_Static_assert(COUNT(drop_names) == DCEM_WIRE_DROP_COUNT, "a name for every drop reason");
+
 static int find_name(const char *const *names, size_t n, const char *s, size_t len)
 {
     for (size_t i = 0; i < n; i++)
@@ -52,6 +56,11 @@ const char *dcem_wire_quality_name(int quality)
 const char *dcem_wire_ratio_note_name(int note)
 {
     return note > 0 && note < DCEM_WIRE_RATIO_NOTE_COUNT ? ratio_note_names[note] : "";
+}
+
+const char *dcem_wire_drop_name(int drop)
+{
+    return drop >= 0 && drop < DCEM_WIRE_DROP_COUNT ? drop_names[drop] : NULL;
 }
 
 double dcem_wire_ratio(const dcem_wire_reading *r)
@@ -320,6 +329,9 @@ int dcem_wire_encode_state(const dcem_wire_state *s, char **json, size_t *len)
 
 static int metrics_ok(const dcem_wire_metrics *m)
 {
+    if (m->has_dropped)
+        for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++)
+            if (m->dropped[i] > DCEM_WIRE_MAX_INT) return 0;
     return id_ok(m->site) && id_ok(m->gateway) && time_ok(m->start_ms) && time_ok(m->end_ms) &&
            m->end_ms > m->start_ms && !(m->pue < 0) && !(m->green_share < 0) &&
            !(m->green_share > 1) && !(m->completeness < 0) && !(m->completeness > 1);
@@ -343,7 +355,9 @@ int dcem_wire_encode_metrics(const dcem_wire_metrics *m, char **json, size_t *le
     if (isfinite(m->pue)) put_number(&w, ",", "pue", m->pue);
     if (isfinite(m->green_share)) put_number(&w, ",", "green_share", m->green_share);
     if (isfinite(m->completeness)) put_number(&w, ",", "completeness", m->completeness);
-    put(&w, "}");
+    for (int i = 0; m->has_dropped && i < DCEM_WIRE_DROP_COUNT; i++)
+        put(&w, "%s\"%s\":%" PRIu64, i ? "," : ",\"dropped\":{", drop_names[i], m->dropped[i]);
+    put(&w, m->has_dropped ? "}}" : "}");
     return finish(&w, json, len);
 }
 
@@ -758,6 +772,20 @@ static int metrics(dctx *c, const cJSON *root, void *p)
         return rc;
     if (!metrics_ok(out))
         return fail(c, DCEM_WIRE_BAD_FIELD, "pue below 0, or a share outside 0..1");
+    const cJSON *dropped;
+    if ((rc = member(c, root, "", "dropped", 0, &dropped)) || !dropped) return rc;
+    if (!cJSON_IsObject(dropped)) return fail(c, DCEM_WIRE_WRONG_TYPE, "dropped: not an object");
+    out->has_dropped = 1;
+    for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++) {
+        const cJSON *it;
+        double d;
+        if ((rc = member(c, dropped, "dropped.", drop_names[i], 0, &it))) return rc;
+        if (!it) continue; /* other keys: reasons of a newer agent, ignored */
+        if ((rc = integer(c, dropped, "dropped.", drop_names[i], 0, (double)DCEM_WIRE_MAX_INT,
+                          DCEM_WIRE_BAD_FIELD, &d)))
+            return rc;
+        out->dropped[i] = (uint64_t)d;
+    }
     return 0;
 }
 

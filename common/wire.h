@@ -228,6 +228,24 @@ typedef struct dcem_wire_state {
     char version[DCEM_WIRE_VERSION_MAX]; /* agent version: printable ASCII, no '"' or '\' */
 } dcem_wire_state;
 
+/* Why the agent dropped data before its spool (metrics "dropped"). Names
+ * are stable; codes are never renumbered or reused. */
+typedef enum dcem_wire_drop {
+    DCEM_WIRE_DROP_QUEUE_FULL = 0,     /* "queue_full": readings; the queue from the pollers
+                                          to the spool was full (oldest dropped) */
+    DCEM_WIRE_DROP_SPOOL_FULL_BATCHES, /* "spool_full_batches": whole batches dropped,
+                                          oldest first, from a full spool */
+    DCEM_WIRE_DROP_ENCODE,             /* "encode": readings of a batch the encoder refused */
+    DCEM_WIRE_DROP_TOO_LARGE,          /* "too_large": readings of a batch larger than the
+                                          spool can ever hold */
+    DCEM_WIRE_DROP_SPOOL_ERROR,        /* "spool_error": readings not written at stop because
+                                          the spool failed */
+    DCEM_WIRE_DROP_COUNT
+} dcem_wire_drop;
+
+/* "queue_full", ...; NULL for a code out of range. */
+const char *dcem_wire_drop_name(int drop);
+
 /* The agent's own figures over one interval, for local display only: the
  * collector computes compliance figures from the readings, never from these. */
 typedef struct dcem_wire_metrics {
@@ -238,6 +256,11 @@ typedef struct dcem_wire_metrics {
     double pue;                        /* NAN: undefined (no IT energy) */
     double green_share;                /* NAN: undefined */
     double completeness;               /* 0..1; NAN: unknown */
+    /* Optional: what the agent dropped before its spool since it started,
+     * by dcem_wire_drop (a reason absent on the wire reads as 0; unknown
+     * reasons are ignored). has_dropped 0: not sent. */
+    int has_dropped;
+    uint64_t dropped[DCEM_WIRE_DROP_COUNT]; /* each <= DCEM_WIRE_MAX_INT */
 } dcem_wire_metrics;
 
 /* Encoders of the small payloads: same contract as dcem_wire_encode_batch

@@ -1,11 +1,12 @@
-# The agent's tests: its config, and the integration tests against a real
+# The agent's tests: its config, its local figures, its half of the ack protocol
+# (test_delivery), and the integration tests against a real
 # mosquitto, dcem-sim over TCP and over a socat pty (RTU), with
 # dcem-test-ack playing the collector's acknowledging role.
 add_executable(dcem-test-ack tools/dcem-test-ack.c)
 target_include_directories(dcem-test-ack PRIVATE ${PAHO_INCLUDE})
 target_link_libraries(dcem-test-ack PRIVATE dcem_core ${PAHO_MQTT3CS})
 
-foreach(t test_agent_config test_local_figures)
+foreach(t test_agent_config test_local_figures test_delivery)
   add_executable(${t} unit/${t}.c)
   target_link_libraries(${t} PRIVATE dcem_agent_lib ${CMOCKA_LIB})
   add_test(NAME ${t} COMMAND ${t} ${PROJECT_SOURCE_DIR}/configs)
@@ -57,3 +58,22 @@ add_test(NAME agent_ratio
   COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_ratio.sh ${PROJECT_BINARY_DIR}
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(agent_ratio PROPERTIES TIMEOUT 240 LABELS integration)
+
+# Adversarial case 5: a batch cut off the spool's tail while the agent was
+# stopped; its birth says what is really held and a resend for the lost
+# batch is answered with a birth (tests/integration/agent_torn_spool.sh).
+if(TARGET dcem-sim)
+  add_test(NAME agent_torn_spool
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_torn_spool.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(agent_torn_spool PROPERTIES TIMEOUT 120 LABELS integration)
+endif()
+
+# Dropped data: a 1 MiB spool that nobody acknowledges fills and drops its
+# oldest batches; counted, logged once, in the stats line and in the metrics.
+if(TARGET dcem-sim)
+  add_test(NAME agent_dropped
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_dropped.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(agent_dropped PROPERTIES TIMEOUT 240 LABELS integration)
+endif()

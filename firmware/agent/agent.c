@@ -5,6 +5,7 @@
 #include "agent_config.h"
 #include "commission.h"
 #include "dcem_log.h"
+#include "delivery.h"
 #include "local_figures.h"
 #include "errors.h"
 #include "mqtt_link.h"
@@ -32,6 +33,11 @@
 
 #define QUEUE_CAP 4096          /* readings between the pollers and the batcher */
 #define RESEND_AFTER_MS 10000   /* no collector ack for this long: publish again */
+#define BIRTH_EVERY_MS 2000     /* births that answer resend requests: at most one this often */
+#define INBOX_CAP 16            /* acks and ctl between paho's thread and the main loop */
+#define INBOX_MSG_MAX 1024      /* a longer ack or ctl is refused (they are < 200 bytes) */
+#define STATS_EVERY_MS 300000   /* the agent's counters in the log */
+#define DROP_QUIET_MS 10000     /* a spell of drops is over after this long without one */
 
 static volatile sig_atomic_t got_term, got_hup;
 
@@ -48,10 +54,18 @@ typedef struct bus_thread {
     int started;
 } bus_thread;
 
+/* An ack or ctl payload as received, for the main loop to check and apply. */
+typedef struct inbound {
+    int leaf; /* DCEM_WIRE_ACK or DCEM_WIRE_CTL */
+    size_t len;
+    char payload[INBOX_MSG_MAX];
+} inbound;
+
 typedef struct agent {
     dcem_agent_config *cfg;
     dcem_spool *spool;
     dcem_mqtt *mqtt;
+    dcem_delivery *delivery;       /* the ack protocol over the spool */
     char topic_data[DCEM_WIRE_TOPIC_MAX], topic_ack[DCEM_WIRE_TOPIC_MAX],
         topic_ctl[DCEM_WIRE_TOPIC_MAX], topic_state[DCEM_WIRE_TOPIC_MAX],
         topic_metrics[DCEM_WIRE_TOPIC_MAX];
@@ -61,10 +75,11 @@ typedef struct agent {
     pthread_mutex_t lock;
     dcem_wire_reading *queue;
     size_t q_head, q_len;
-    unsigned long q_dropped;
-    /* from paho's thread: the newest ack and resend request */
-    int ack_pending, resend_pending;
-    uint64_t ack_epoch, ack_seq, resend_epoch, resend_seq;
+    uint64_t q_dropped;            /* under lock; the main loop copies it into dropped[] */
+    /* paho's thread -> main loop: acks and ctl as received, drop-oldest when full */
+    inbound *inbox;
+    size_t in_head, in_len;
+    unsigned long in_dropped, in_too_large;
 
     /* the batch being filled */
     dcem_wire_reading *batch;
@@ -72,12 +87,26 @@ typedef struct agent {
     int64_t batch_started_ms;
 
     /* publishing */
-    uint64_t cur_epoch, cur_seq;   /* next spool position to publish */
-    int64_t last_ack_ms;           /* monotonic: last ack progress or (re)connect */
     int64_t reconnect_at_ms, reconnect_backoff_ms;
     int64_t next_sync_ms;
-    unsigned long published, malformed_in;
+    unsigned long malformed_in, bad_command;
     char *buf;                     /* spool read buffer */
+    dcem_delivery_pos buf_pos;     /* the batch in buf (buf_len bytes), if buf_full */
+    size_t buf_len;
+    int buf_full;
+
+    /* what was dropped before the spool since start, by dcem_wire_drop;
+     * a spell of drops is logged when it starts and once it is over */
+    uint64_t dropped[DCEM_WIRE_DROP_COUNT];
+    uint64_t spool_dropped_before; /* spool_full_batches of spools closed by reloads */
+    uint64_t drop_seen[DCEM_WIRE_DROP_COUNT], drop_spell[DCEM_WIRE_DROP_COUNT];
+    int64_t drop_last_ms[DCEM_WIRE_DROP_COUNT];
+    int dropping[DCEM_WIRE_DROP_COUNT];
+
+    dcem_complaint ack_ahead, ack_epoch, resend_gone;
+    dcem_delivery_stats delivery_before; /* of state machines ended by reloads */
+    unsigned long spooled;
+    int64_t stats_at_ms;
 
     int importing;                 /* --import: not a live gateway: no goodbye, its state cleared */
     atomic_int stop_buses;
@@ -176,33 +205,30 @@ static void stop_buses(agent *a)
 
 /* ---- MQTT messages (paho's thread) ---- */
 
+/* Keeps an ack or ctl payload for the main loop, which alone touches the
+ * spool and the delivery state: nothing is decoded or trusted here. Always
+ * takes the message (1): the inbox is bounded by dropping its oldest. */
 static int on_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
     agent *a = ctx;
-    char err[200];
-    int reason;
+    int leaf = !strcmp(topic, a->topic_ack)   ? DCEM_WIRE_ACK
+               : !strcmp(topic, a->topic_ctl) ? DCEM_WIRE_CTL
+                                              : -1;
+    if (leaf < 0) return 1;
     pthread_mutex_lock(&a->lock);
-    if (!strcmp(topic, a->topic_ack)) {
-        dcem_wire_ack ack;
-        if (!dcem_wire_decode_ack(payload, len, &ack, &reason, err, sizeof err)) {
-            if (!a->ack_pending || ack.epoch != a->ack_epoch || ack.seq > a->ack_seq) {
-                a->ack_epoch = ack.epoch;
-                a->ack_seq = ack.seq;
-            }
-            a->ack_pending = 1;
-        } else {
-            a->malformed_in++;
+    if (len > INBOX_MSG_MAX) {
+        a->in_too_large++;
+    } else {
+        if (a->in_len == INBOX_CAP) { /* acks are cumulative and repeated: the oldest goes */
+            a->in_head = (a->in_head + 1) % INBOX_CAP;
+            a->in_len--;
+            a->in_dropped++;
         }
-    } else if (!strcmp(topic, a->topic_ctl)) {
-        dcem_wire_ctl ctl;
-        if (!dcem_wire_decode_ctl(payload, len, &ctl, &reason, err, sizeof err) &&
-            ctl.cmd == DCEM_WIRE_CMD_RESEND) {
-            a->resend_pending = 1;
-            a->resend_epoch = ctl.epoch;
-            a->resend_seq = ctl.from_seq;
-        } else {
-            a->malformed_in++;
-        }
+        inbound *m = &a->inbox[(a->in_head + a->in_len) % INBOX_CAP];
+        m->leaf = leaf;
+        m->len = len;
+        memcpy(m->payload, payload, len);
+        a->in_len++;
     }
     pthread_mutex_unlock(&a->lock);
     return 1;
@@ -213,6 +239,7 @@ static int on_message(void *ctx, const char *topic, const void *payload, size_t 
 static int flush_batch(agent *a)
 {
     if (!a->n_batch) return 0;
+    if (!a->spool) return -1; /* a reload could not reopen it: the readings wait */
     dcem_wire_batch b = {.epoch = dcem_spool_epoch(a->spool),
                          .seq = dcem_spool_next_seq(a->spool),
                          .readings = a->batch,
@@ -225,11 +252,17 @@ static int flush_batch(agent *a)
     if (rc) {
         DCEM_LOGE("agent", "cannot encode batch %llu: %s", (unsigned long long)b.seq,
                   dcem_strerror(rc));
+        a->dropped[DCEM_WIRE_DROP_ENCODE] += a->n_batch;
         a->n_batch = 0; /* cannot happen for readings we built; do not loop on it */
         return -1;
     }
     rc = dcem_spool_append(a->spool, b.seq, json, len);
     free(json);
+    if (rc == DCEM_ERANGE) { /* never fits: retrying would hold up every later reading */
+        a->dropped[DCEM_WIRE_DROP_TOO_LARGE] += a->n_batch;
+        a->n_batch = 0;
+        return -1;
+    }
     if (rc) { /* keep the readings and try again next round */
         static dcem_complaint c;
         dcem_complain(&c, DCEM_LOG_ERROR, "spool", "append failed: %s",
@@ -238,21 +271,27 @@ static int flush_batch(agent *a)
     }
     DCEM_LOGD("agent", "batch %llu: %zu readings spooled", (unsigned long long)b.seq, a->n_batch);
     a->n_batch = 0;
+    a->spooled++;
     return 0;
 }
 
-static void publish_state(agent *a, int online)
+/* The retained state: a birth (what dcem_delivery_next computed from the
+ * spool) or, with birth NULL, the goodbye. 0 or -1. */
+static int publish_state(agent *a, const dcem_delivery_action *birth)
 {
-    dcem_spool_stat st;
-    dcem_spool_stats(a->spool, &st);
-    dcem_wire_state s = {.online = online, .epoch = st.epoch, .next_seq = st.next_seq,
-                         .queued = st.records};
+    dcem_wire_state s = {.online = birth != NULL};
+    if (birth) {
+        s.epoch = birth->epoch;
+        s.next_seq = birth->next_seq;
+        s.queued = birth->queued;
+    }
     snprintf(s.version, sizeof s.version, "%s", DCEM_VERSION);
     char *json, err[200];
     size_t len;
-    if (dcem_wire_encode_state(&s, &json, &len)) return;
-    dcem_mqtt_publish(a->mqtt, a->topic_state, json, len, 1, 1, err, sizeof err);
+    if (dcem_wire_encode_state(&s, &json, &len)) return -1;
+    int rc = dcem_mqtt_publish(a->mqtt, a->topic_state, json, len, 1, 1, err, sizeof err);
     free(json);
+    return rc;
 }
 
 static void try_connect(agent *a, int64_t now)
@@ -272,64 +311,147 @@ static void try_connect(agent *a, int64_t now)
     dcem_release(&c, "mqtt", "connected to %s", a->cfg->mqtt.uri);
     DCEM_LOGI("mqtt", "connected to %s as %s", a->cfg->mqtt.uri, a->cfg->mqtt.client_id);
     a->reconnect_backoff_ms = 0;
-    publish_state(a, 1); /* the collector learns which batches we hold */
-    /* whatever was published before may be lost with the old connection:
-     * start again from the oldest batch the collector has not acknowledged */
-    a->cur_epoch = a->cur_seq = 0;
-    a->last_ack_ms = now;
+    /* a birth, then every held batch again from the oldest */
+    dcem_delivery_connected(a->delivery, now);
 }
 
-static void apply_acks(agent *a, int64_t now)
+/* The one place where a received ack or ctl payload is checked, decoded and
+ * handed to the delivery state machine (anything that authenticates a
+ * payload belongs at its top, before a byte of it is decoded); what the
+ * state machine decides is applied here. Main loop only. */
+static void on_control(agent *a, int leaf, const char *payload, size_t len, int64_t now)
 {
-    pthread_mutex_lock(&a->lock);
-    int have_ack = a->ack_pending, have_resend = a->resend_pending;
-    uint64_t ae = a->ack_epoch, as = a->ack_seq, re = a->resend_epoch, rs = a->resend_seq;
-    a->ack_pending = a->resend_pending = 0;
-    pthread_mutex_unlock(&a->lock);
-    if (have_ack) {
-        dcem_spool_stat before, after;
-        dcem_spool_stats(a->spool, &before);
-        dcem_spool_ack(a->spool, ae, as);
-        dcem_spool_stats(a->spool, &after);
-        if (after.records < before.records) a->last_ack_ms = now;
+    char err[200];
+    int reason;
+    if (leaf == DCEM_WIRE_ACK) {
+        dcem_wire_ack ack;
+        if (dcem_wire_decode_ack(payload, len, &ack, &reason, err, sizeof err)) {
+            a->malformed_in++;
+            return;
+        }
+        dcem_delivery_pos del;
+        switch (dcem_delivery_ack(a->delivery, ack.epoch, ack.seq, now, &del)) {
+        case DCEM_DELIVERY_ACK_DELETE:
+            dcem_release(&a->ack_ahead, "agent", "acks apply again (epoch %llu seq %llu)",
+                         (unsigned long long)ack.epoch, (unsigned long long)ack.seq);
+            if (dcem_spool_ack(a->spool, del.epoch, del.seq) == DCEM_ESTORAGE) {
+                static dcem_complaint c;
+                dcem_complain(&c, DCEM_LOG_ERROR, "spool", "ack: %s", dcem_spool_error(a->spool));
+            }
+            break;
+        case DCEM_DELIVERY_ACK_AHEAD:
+            dcem_complain(&a->ack_ahead, DCEM_LOG_WARN, "agent",
+                          "ack for epoch %llu seq %llu is above the newest batch published since "
+                          "start: nothing deleted (normal for a few acks after a restart)",
+                          (unsigned long long)ack.epoch, (unsigned long long)ack.seq);
+            break;
+        case DCEM_DELIVERY_ACK_EPOCH:
+            dcem_complain(&a->ack_epoch, DCEM_LOG_WARN, "agent",
+                          "ack for epoch %llu, which the spool does not hold (epoch %llu): ignored",
+                          (unsigned long long)ack.epoch,
+                          (unsigned long long)dcem_spool_epoch(a->spool));
+            break;
+        default: break;
+        }
+        return;
     }
-    if (have_resend) {
-        DCEM_LOGI("agent", "collector asks to resend from epoch %llu seq %llu",
-                  (unsigned long long)re, (unsigned long long)rs);
-        a->cur_epoch = re;
-        a->cur_seq = rs;
+    dcem_wire_ctl ctl;
+    if (dcem_wire_decode_ctl(payload, len, &ctl, &reason, err, sizeof err)) {
+        if (reason == DCEM_WIRE_BAD_COMMAND) a->bad_command++; /* a newer collector's */
+        else a->malformed_in++;
+        return;
     }
-}
-
-/* Publishes held batches in spool order, at most `inflight` ahead of the
- * collector's acks; no ack progress for a while means publishing again. */
-static void publish_pending(agent *a, int64_t now)
-{
-    if (!dcem_mqtt_is_connected(a->mqtt)) return;
+    DCEM_LOGI("agent", "collector asks to resend from epoch %llu seq %llu",
+              (unsigned long long)ctl.epoch, (unsigned long long)ctl.from_seq);
+    if (dcem_delivery_resend(a->delivery, ctl.epoch, ctl.from_seq, now) == DCEM_DELIVERY_RESEND_OK) {
+        dcem_release(&a->resend_gone, "agent", "resend requests are for held batches again");
+        return;
+    }
     dcem_spool_stat st;
     dcem_spool_stats(a->spool, &st);
-    if (st.records && now - a->last_ack_ms > RESEND_AFTER_MS) {
+    dcem_complain(&a->resend_gone, DCEM_LOG_WARN, "agent",
+                  "resend from epoch %llu seq %llu: not held (acked, dropped or lost) or not yet "
+                  "appended; a birth says what is: epoch %llu seqs %llu..%llu",
+                  (unsigned long long)ctl.epoch, (unsigned long long)ctl.from_seq,
+                  (unsigned long long)st.epoch, (unsigned long long)st.first_seq,
+                  (unsigned long long)st.next_seq - 1);
+}
+
+/* Applies what paho's thread received, in arrival order. */
+static void take_inbox(agent *a, int64_t now)
+{
+    inbound m;
+    for (;;) {
+        pthread_mutex_lock(&a->lock);
+        int have = a->in_len > 0;
+        if (have) {
+            const inbound *x = &a->inbox[a->in_head];
+            m.leaf = x->leaf;
+            m.len = x->len;
+            memcpy(m.payload, x->payload, x->len);
+            a->in_head = (a->in_head + 1) % INBOX_CAP;
+            a->in_len--;
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (!have) return;
+        on_control(a, m.leaf, m.payload, m.len, now);
+    }
+}
+
+/* ---- the delivery state machine's view of the spool ---- */
+
+static void spool_held(void *ctx, dcem_delivery_held *h)
+{
+    agent *a = ctx;
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st);
+    h->epoch = st.epoch;
+    h->next_seq = st.next_seq;
+    h->first_seq = st.first_seq;
+}
+
+/* Reads the batch into a->buf while finding it: the publish that usually
+ * follows needs no second read. */
+static int spool_first(void *ctx, dcem_delivery_pos from, dcem_delivery_pos *at)
+{
+    agent *a = ctx;
+    dcem_spool_rec rec;
+    a->buf_full = 0;
+    if (dcem_spool_read(a->spool, from.epoch, from.seq, a->buf, DCEM_WIRE_MAX_PAYLOAD, &rec))
+        return -1;
+    *at = a->buf_pos = (dcem_delivery_pos){rec.epoch, rec.seq};
+    a->buf_len = rec.len;
+    a->buf_full = 1;
+    return 0;
+}
+
+static int publish_batch(agent *a, dcem_delivery_pos pos)
+{
+    dcem_delivery_pos at;
+    if ((!a->buf_full || a->buf_pos.epoch != pos.epoch || a->buf_pos.seq != pos.seq) &&
+        (spool_first(a, pos, &at) || at.epoch != pos.epoch || at.seq != pos.seq))
+        return -1; /* gone meanwhile: the next round finds what is there */
+    char err[200];
+    return dcem_mqtt_publish(a->mqtt, a->topic_data, a->buf, a->buf_len, 1, 0, err, sizeof err);
+}
+
+/* Publishes what the delivery state machine asks for: a birth, then held
+ * batches in spool order, at most `inflight` ahead of the collector's acks. */
+static void publish_pending(agent *a, int64_t now)
+{
+    if (!dcem_mqtt_is_connected(a->mqtt)) {
+        dcem_delivery_lost(a->delivery);
+        return;
+    }
+    if (dcem_delivery_tick(a->delivery, now))
         DCEM_LOGI("agent", "no ack for %d s: publishing again from the oldest batch",
                   RESEND_AFTER_MS / 1000);
-        a->cur_epoch = a->cur_seq = 0;
-        a->last_ack_ms = now;
-    }
-    for (int n = 0; n < 64; n++) {
-        /* in flight: held records before the cursor */
-        uint64_t ahead = a->cur_epoch == st.epoch && a->cur_seq > st.acked_seq + 1
-                             ? a->cur_seq - st.acked_seq - 1 + st.old_epoch_records
-                             : 0;
-        if (ahead >= (uint64_t)a->cfg->mqtt.inflight) break;
-        dcem_spool_rec rec;
-        if (dcem_spool_read(a->spool, a->cur_epoch, a->cur_seq, a->buf, DCEM_WIRE_MAX_PAYLOAD,
-                            &rec))
-            break;
-        char err[200];
-        if (dcem_mqtt_publish(a->mqtt, a->topic_data, a->buf, rec.len, 1, 0, err, sizeof err))
-            break; /* try again next round from the same record */
-        a->published++;
-        a->cur_epoch = rec.epoch;
-        a->cur_seq = rec.seq + 1;
+    dcem_delivery_action act;
+    for (int n = 0; n < 64 && dcem_delivery_next(a->delivery, now, &act); n++) {
+        int ok = act.kind == DCEM_DELIVERY_BIRTH ? !publish_state(a, &act)
+                                                 : !publish_batch(a, act.pos);
+        dcem_delivery_done(a->delivery, &act, ok, now);
+        if (!ok) break; /* try again next round */
     }
 }
 
@@ -343,6 +465,8 @@ static void publish_metrics(agent *a)
         if (a->cfg->devices[i].poll_ms * 2 > grace) grace = a->cfg->devices[i].poll_ms * 2;
     dcem_wire_metrics m;
     while (dcem_local_take(a->local, dcem_now_wall_ms(), grace, &m)) {
+        m.has_dropped = 1;
+        memcpy(m.dropped, a->dropped, sizeof m.dropped);
         char *json, err[200];
         size_t len;
         if (dcem_wire_encode_metrics(&m, &json, &len)) continue;
@@ -353,6 +477,29 @@ static void publish_metrics(agent *a)
 }
 
 /* ---- setup ---- */
+
+/* What the spool holds after its recovery, and what recovery found: the
+ * birth will say the same. */
+static void log_spool_open(agent *a)
+{
+    static const char *const why[] = {"resumed", "created", "metadata lost",
+                                      "its newest record unreadable"};
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st);
+    DCEM_LOGI("spool", "%s: epoch %llu (%s), next seq %llu; %llu batches held (%llu of earlier "
+              "epochs), seqs %llu.. of this epoch",
+              a->cfg->spool.dir, (unsigned long long)st.epoch,
+              st.epoch_reason >= 0 && st.epoch_reason < 4 ? why[st.epoch_reason] : "?",
+              (unsigned long long)st.next_seq, (unsigned long long)st.records,
+              (unsigned long long)st.old_epoch_records, (unsigned long long)st.first_seq);
+    if (st.truncated_bytes || st.corrupt_segments || st.aside_discarded || st.dropped_records)
+        DCEM_LOGW("spool",
+                  "recovery: %llu bytes of a torn tail cut off, %llu segments set aside "
+                  "(%llu bytes lost, %llu without a copy), %llu batches dropped to fit max_mib",
+                  (unsigned long long)st.truncated_bytes, (unsigned long long)st.corrupt_segments,
+                  (unsigned long long)st.corrupt_bytes, (unsigned long long)st.aside_discarded,
+                  (unsigned long long)st.dropped_records);
+}
 
 static int open_io(agent *a, char *err, size_t errlen)
 {
@@ -367,6 +514,13 @@ static int open_io(agent *a, char *err, size_t errlen)
                           .fsync = c->spool.fsync};
     int rc = dcem_spool_open(c->spool.dir, &so, time(NULL), &a->spool, err, errlen);
     if (rc) return rc;
+    log_spool_open(a);
+    dcem_delivery_spool seam = {.ctx = a, .held = spool_held, .first = spool_first};
+    dcem_delivery_opts dopts = {.inflight = (unsigned)c->mqtt.inflight,
+                                .resend_after_ms = RESEND_AFTER_MS,
+                                .birth_every_ms = BIRTH_EVERY_MS};
+    if (!(a->delivery = dcem_delivery_new(&seam, &dopts)))
+        return snprintf(err, errlen, "out of memory"), -1;
     dcem_wire_state will = {.online = 0};
     char *json;
     size_t len;
@@ -386,14 +540,111 @@ static void close_io(agent *a)
     a->local = NULL;
     if (a->mqtt && dcem_mqtt_is_connected(a->mqtt)) {
         char err[200];
-        if (!a->importing) publish_state(a, 0);
+        if (!a->importing) publish_state(a, NULL);
         else /* an import is over, not a gateway gone: its retained birth is removed */
             dcem_mqtt_publish(a->mqtt, a->topic_state, "", 0, 1, 1, err, sizeof err);
     }
     dcem_mqtt_free(a->mqtt);
     a->mqtt = NULL;
+    if (a->delivery) { /* counters survive a reload */
+        dcem_delivery_stats d, *t = &a->delivery_before;
+        dcem_delivery_get_stats(a->delivery, &d);
+        t->published += d.published;
+        t->births += d.births;
+        t->acks += d.acks;
+        t->acks_applied += d.acks_applied;
+        t->acks_ahead += d.acks_ahead;
+        t->acks_other_epoch += d.acks_other_epoch;
+        t->resends += d.resends;
+        t->resends_gone += d.resends_gone;
+        t->timeouts += d.timeouts;
+    }
+    dcem_delivery_free(a->delivery);
+    a->delivery = NULL;
+    if (a->spool) {
+        dcem_spool_stat st;
+        dcem_spool_stats(a->spool, &st);
+        a->spool_dropped_before += st.dropped_records;
+    }
     dcem_spool_close(a->spool);
     a->spool = NULL;
+}
+
+static const char *const drop_why[DCEM_WIRE_DROP_COUNT] = {
+    "readings dropped: the queue from the pollers to the spool is full (can the spool be written?)",
+    "batches dropped, oldest first: the spool is full (spool.max_mib)",
+    "readings dropped: the encoder refused a batch",
+    "readings dropped: a batch is larger than the spool can ever hold (spool.max_mib)",
+    "readings dropped at stop: the spool could not be written",
+};
+
+/* Brings dropped[] up to date and logs each reason's spell of drops once
+ * when it starts and once when none came for DROP_QUIET_MS (collectd's
+ * c_complain / c_release, with the count of what was dropped). */
+static void note_drops(agent *a, int64_t now, int final)
+{
+    pthread_mutex_lock(&a->lock);
+    a->dropped[DCEM_WIRE_DROP_QUEUE_FULL] = a->q_dropped;
+    pthread_mutex_unlock(&a->lock);
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st); /* zeros without a spool */
+    a->dropped[DCEM_WIRE_DROP_SPOOL_FULL_BATCHES] = a->spool_dropped_before + st.dropped_records;
+    for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++) {
+        const char *name = dcem_wire_drop_name(i);
+        if (a->dropped[i] > a->drop_seen[i]) {
+            if (!a->dropping[i]) {
+                DCEM_LOGW("agent", "%s: %s", name, drop_why[i]);
+                a->drop_spell[i] = a->drop_seen[i];
+                a->dropping[i] = 1;
+            }
+            a->drop_seen[i] = a->dropped[i];
+            a->drop_last_ms[i] = now;
+        }
+        if (a->dropping[i] && (final || now - a->drop_last_ms[i] >= DROP_QUIET_MS)) {
+            DCEM_LOGI("agent", "%s: %llu dropped in that spell%s (%llu since start)", name,
+                      (unsigned long long)(a->dropped[i] - a->drop_spell[i]),
+                      final ? "" : ", none since", (unsigned long long)a->dropped[i]);
+            a->dropping[i] = 0;
+        }
+    }
+}
+
+/* The agent's counters since start, every STATS_EVERY_MS and at stop. */
+static void log_stats(agent *a)
+{
+    dcem_delivery_stats d = a->delivery_before, c;
+    dcem_delivery_get_stats(a->delivery, &c); /* zeros without one */
+    d.published += c.published;
+    d.births += c.births;
+    d.acks += c.acks;
+    d.acks_applied += c.acks_applied;
+    d.acks_ahead += c.acks_ahead;
+    d.acks_other_epoch += c.acks_other_epoch;
+    d.resends += c.resends;
+    d.resends_gone += c.resends_gone;
+    d.timeouts += c.timeouts;
+    dcem_spool_stat st;
+    dcem_spool_stats(a->spool, &st);
+    pthread_mutex_lock(&a->lock);
+    unsigned long in_dropped = a->in_dropped, in_too_large = a->in_too_large;
+    pthread_mutex_unlock(&a->lock);
+    const uint64_t *x = a->dropped;
+    DCEM_LOGI("agent",
+              "%lu batches spooled, %lu published, %lu births; acks: %lu, %lu applied, %lu above "
+              "what was published, %lu for other epochs; %lu resend requests (%lu for batches "
+              "not held); %lu no-ack timeouts; spool: %llu batches, %llu bytes; dropped: %llu "
+              "queue_full, %llu spool_full_batches, %llu encode, %llu too_large, %llu "
+              "spool_error; acks and ctl: %lu malformed, %lu unknown commands, %lu too large, "
+              "%lu overflowed",
+              a->spooled, d.published, d.births, d.acks, d.acks_applied, d.acks_ahead,
+              d.acks_other_epoch, d.resends, d.resends_gone, d.timeouts,
+              (unsigned long long)st.records, (unsigned long long)st.bytes,
+              (unsigned long long)x[DCEM_WIRE_DROP_QUEUE_FULL],
+              (unsigned long long)x[DCEM_WIRE_DROP_SPOOL_FULL_BATCHES],
+              (unsigned long long)x[DCEM_WIRE_DROP_ENCODE],
+              (unsigned long long)x[DCEM_WIRE_DROP_TOO_LARGE],
+              (unsigned long long)x[DCEM_WIRE_DROP_SPOOL_ERROR], a->malformed_in, a->bad_command,
+              in_too_large, in_dropped);
 }
 
 /* A missing serial device is not a config error for the running agent (a
@@ -677,10 +928,11 @@ int main(int argc, char **argv)
 
     pthread_mutex_init(&a.lock, NULL);
     a.queue = calloc(QUEUE_CAP, sizeof *a.queue);
+    a.inbox = calloc(INBOX_CAP, sizeof *a.inbox);
     a.batch = calloc(DCEM_WIRE_SAFE_READINGS, sizeof *a.batch);
     a.buf = malloc(DCEM_WIRE_MAX_PAYLOAD);
     int rc = 1;
-    if (!a.queue || !a.batch || !a.buf) goto out;
+    if (!a.queue || !a.inbox || !a.batch || !a.buf) goto out;
     if (open_io(&a, err, sizeof err)) {
         fprintf(stderr, "dcem-agent: %s\n", err);
         goto out;
@@ -724,9 +976,14 @@ int main(int argc, char **argv)
             dcem_spool_sync(a.spool);
             a.next_sync_ms = now + a.cfg->spool.fsync_interval_ms;
         }
-        if (a.spool && a.mqtt) {
+        note_drops(&a, now, 0);
+        if (now >= a.stats_at_ms) {
+            if (a.stats_at_ms) log_stats(&a);
+            a.stats_at_ms = now + STATS_EVERY_MS;
+        }
+        if (a.spool && a.mqtt && a.delivery) {
             try_connect(&a, now);
-            apply_acks(&a, now);
+            take_inbox(&a, now);
             if (im.f && import_round(&a, &im)) {
                 imported = 1;
                 break;
@@ -747,18 +1004,28 @@ int main(int argc, char **argv)
     /* the last readings go to the spool: they are delivered after a restart */
     pthread_mutex_lock(&a.lock);
     while (a.q_len) {
-        if (a.n_batch == DCEM_WIRE_SAFE_READINGS) flush_batch(&a);
+        if (a.n_batch == DCEM_WIRE_SAFE_READINGS && flush_batch(&a) && a.n_batch) {
+            a.dropped[DCEM_WIRE_DROP_SPOOL_ERROR] += a.n_batch; /* nowhere left to keep them */
+            a.n_batch = 0;
+        }
         a.batch[a.n_batch++] = a.queue[a.q_head];
         a.q_head = (a.q_head + 1) % QUEUE_CAP;
         a.q_len--;
     }
     pthread_mutex_unlock(&a.lock);
+    if (flush_batch(&a) && a.n_batch) {
+        a.dropped[DCEM_WIRE_DROP_SPOOL_ERROR] += a.n_batch;
+        a.n_batch = 0;
+    }
+    note_drops(&a, dcem_now_mono_ms(), 1);
+    log_stats(&a);
     rc = im.path && (!imported || im.skipped) ? 1 : 0;
 out:
     if (a.buses) stop_buses(&a);
     if (a.spool) close_io(&a);
     else dcem_mqtt_free(a.mqtt);
     free(a.queue);
+    free(a.inbox);
     free(a.batch);
     free(a.buf);
     dcem_agent_config_free(a.cfg);

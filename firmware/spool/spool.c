@@ -961,12 +961,14 @@ void dcem_spool_stats(const dcem_spool *sp, dcem_spool_stat *st)
     st->acked_seq = sp->acked;
     st->durable_seq = sp->durable;
     st->segments = sp->nsegs;
+    st->first_seq = sp->next_seq;
     for (size_t i = 0; i < sp->nsegs; i++) {
         const seg *s = &sp->segs[i];
         st->records += s->count;
         st->bytes += s->size - s->head;
         st->disk_bytes += s->size;
         if (s->epoch != sp->epoch) st->old_epoch_records += s->count;
+        else if (s->count && st->first_seq == sp->next_seq) st->first_seq = s->first_seq;
         if (s->count && !st->oldest_epoch) {
             st->oldest_epoch = s->epoch;
             st->oldest_seq = s->first_seq;

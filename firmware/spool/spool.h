@@ -62,6 +62,8 @@ typedef struct dcem_spool_stat {
     uint64_t next_seq;    /* seq the next append must carry */
     uint64_t acked_seq;   /* current epoch: collector has every seq <= this */
     uint64_t durable_seq; /* current epoch: highest seq readable (on stable storage) */
+    uint64_t first_seq;   /* current epoch: the oldest seq held, durable or not (next_seq
+                             when none): what a birth says is still there */
     uint64_t records;     /* held: appended, not acked, not dropped (all epochs) */
     uint64_t bytes;       /* their size on disk, headers included (<= max_bytes) */
     uint64_t disk_bytes;  /* all segment files, acked prefixes included */

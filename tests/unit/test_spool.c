@@ -463,6 +463,51 @@ static void test_torn_tail_every_offset(void **state)
     free(meta5);
 }
 
+/* Adversarial case 5 (docs/spool.md, "A lost seq is never reused"): the agent
+ * stopped cleanly after appending 230, then 7 bytes of the tail were lost
+ * (a disk that lied about a sync, a careless copy). Record 230 may have been
+ * published, so its seq is not handed out again, and the figures a birth is
+ * built from say what is really held: 1..229, next 231. */
+static void test_torn_tail_after_clean_stop(void **state)
+{
+    fx *f = *state;
+    dcem_spool *sp = open_ok(f, NULL, E0);
+    append_n(sp, 1, 230, P68);
+    dcem_spool_close(sp); /* the metadata now says 231 is next */
+    char names[4][64];
+    assert_int_equal(seg_files(f, names, 4), 1);
+    size_t len;
+    uint8_t *seg = slurp(in_dir(f, names[0]), &len);
+    spit(in_dir(f, names[0]), seg, len - 7);
+    free(seg);
+
+    sp = open_ok(f, NULL, E0 + 9);
+    dcem_spool_stat st = stats(sp);
+    assert_int_equal(st.epoch, E0);
+    assert_int_equal(st.epoch_reason, DCEM_SPOOL_EPOCH_RESUMED);
+    assert_int_equal(st.truncated_bytes, 100 - 7);
+    assert_int_equal(st.records, 229);
+    assert_int_equal(st.first_seq, 1);
+    assert_int_equal(st.next_seq, 231); /* not 230: that one may have been seen */
+    uint64_t seqs[240];
+    assert_int_equal(read_all(sp, 0, 0, P68, NULL, seqs, 240), 229);
+    assert_int_equal(seqs[228], 229);
+    /* the collector acks all it has: nothing below 231 is held any more */
+    assert_int_equal(dcem_spool_ack(sp, E0, 229), 0);
+    st = stats(sp);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.first_seq, 231);
+    assert_int_equal(dcem_spool_ack(sp, E0, 230), 0); /* handed out once: an ack of it is fine */
+    assert_int_equal(dcem_spool_ack(sp, E0, 231), DCEM_ERANGE); /* never handed out */
+    append_n(sp, 231, 232, P68);
+    assert_int_equal(stats(sp).first_seq, 231);
+    dcem_spool_close(sp);
+
+    /* After a crash instead, the metadata was last written before 230 was
+     * appended: the cut append was never reported, so never published, and
+     * 230 is handed out again — test_torn_tail_every_offset, at every byte. */
+}
+
 /* Nine 100-byte records in three segments; flips one byte at `off` of
  * segment `segi` and reopens: the segment is set aside with its other
  * records kept, the rest is served, nothing is fatal. */
@@ -921,6 +966,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_resumes_and_replays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity_drop_oldest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_after_clean_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_record_sets_segment_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_aside_copies_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_newest_tail_starts_new_epoch, setup,

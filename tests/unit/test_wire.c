@@ -990,6 +990,22 @@ static const small_case small_cases[] = {
     {"metrics pue null", 3, MHDR "\"kwh\":{},\"pue\":null}", DCEM_WIRE_NOT_FINITE},
     {"metrics share above 1", 3, MHDR "\"kwh\":{},\"green_share\":1.5}", DCEM_WIRE_BAD_FIELD},
     {"metrics negative pue", 3, MHDR "\"kwh\":{},\"pue\":-1}", DCEM_WIRE_BAD_FIELD},
+    /* "dropped" is optional (an older agent has none); a newer agent's reasons are ignored */
+    {"metrics dropped ok", 3, MHDR "\"kwh\":{},\"dropped\":{\"queue_full\":3,\"lost_in_space\":1}}",
+     DCEM_WIRE_OK},
+    {"metrics dropped empty", 3, MHDR "\"kwh\":{},\"dropped\":{}}", DCEM_WIRE_OK},
+    {"metrics dropped an array", 3, MHDR "\"kwh\":{},\"dropped\":[1]}", DCEM_WIRE_WRONG_TYPE},
+    {"metrics dropped negative", 3, MHDR "\"kwh\":{},\"dropped\":{\"queue_full\":-1}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"metrics dropped fraction", 3, MHDR "\"kwh\":{},\"dropped\":{\"encode\":1.5}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"metrics dropped above 2^53", 3,
+     MHDR "\"kwh\":{},\"dropped\":{\"too_large\":9007199254740992}}", DCEM_WIRE_BAD_FIELD},
+    {"metrics dropped a string", 3, MHDR "\"kwh\":{},\"dropped\":{\"spool_error\":\"2\"}}",
+     DCEM_WIRE_WRONG_TYPE},
+    {"metrics dropped twice", 3,
+     MHDR "\"kwh\":{},\"dropped\":{\"queue_full\":1,\"queue_full\":2}}",
+     DCEM_WIRE_DUPLICATE_FIELD},
 };
 
 static void test_small_case(void **state)
@@ -1048,6 +1064,31 @@ static void test_metrics_round_trip(void **state)
     m.completeness = 1;
     m.end_ms = m.start_ms;
     assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), DCEM_EINVAL);
+    m.end_ms = m.start_ms + 900000;
+    assert_false(o.has_dropped); /* not sent, not invented */
+
+    /* the agent's drop counters: every known reason, zeros included */
+    m.has_dropped = 1;
+    m.dropped[DCEM_WIRE_DROP_QUEUE_FULL] = 12;
+    m.dropped[DCEM_WIRE_DROP_SPOOL_FULL_BATCHES] = 3;
+    m.dropped[DCEM_WIRE_DROP_SPOOL_ERROR] = DCEM_WIRE_MAX_INT;
+    assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), 0);
+    assert_non_null(strstr(json, ",\"completeness\":1,\"dropped\":{\"queue_full\":12,"
+                                 "\"spool_full_batches\":3,\"encode\":0,\"too_large\":0,"
+                                 "\"spool_error\":9007199254740991}}"));
+    rc = dcem_wire_decode_metrics(json, len, "s1", "gw1", &o, &reason, err, sizeof err);
+    if (rc) fail_msg("%s: %s", dcem_wire_reason_name(reason), err);
+    assert_true(o.has_dropped);
+    assert_memory_equal(o.dropped, m.dropped, sizeof m.dropped);
+    free(json);
+    m.dropped[DCEM_WIRE_DROP_ENCODE] = DCEM_WIRE_MAX_INT + 1; /* not exact in JSON */
+    assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), DCEM_EINVAL);
+    for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++) {
+        const char *n = dcem_wire_drop_name(i);
+        assert_true(n && *n);
+        for (int j = 0; j < i; j++) assert_string_not_equal(n, dcem_wire_drop_name(j));
+    }
+    assert_null(dcem_wire_drop_name(DCEM_WIRE_DROP_COUNT));
 }
 
 static void test_names(void **state)
