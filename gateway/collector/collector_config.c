@@ -108,9 +108,12 @@ static const dcem_cfg_field api_fields[] = {
     {.key = "metrics", .type = DCEM_CFG_ENUM, .offset = A(metrics), .names = metrics_access,
      .def = DCEM_API_METRICS_REGULATOR},
     {.key = "max_connections", .type = DCEM_CFG_INT, .offset = A(max_connections), .min = 1,
-     .max = 1024, .def = 64},
+     .max = 1024, .def = 256},
+    {.key = "per_ip_connections", .type = DCEM_CFG_INT, .offset = A(per_ip_connections),
+     .min = 0, .max = 1024, .def = 32},
     {.key = "timeout_s", .type = DCEM_CFG_INT, .offset = A(timeout_s), .min = 1, .max = 3600,
      .def = 15},
+    {.key = "threads", .type = DCEM_CFG_INT, .offset = A(threads), .min = 1, .max = 64, .def = 4},
     {.key = "silent_intervals", .type = DCEM_CFG_INT, .offset = A(silent_intervals), .min = 1,
      .max = 10000, .def = 3},
     {.key = "tokens", .type = DCEM_CFG_LIST, .offset = A(tokens), .size = sizeof(dcem_api_token),
@@ -246,6 +249,10 @@ static int check_api(dcem_collector_config *c, const char *name, char *err, size
 {
     dcem_collector_api *a = &c->api;
     if (!a->line) return 0;
+    if (a->max_connections < a->threads)
+        return dcem_cfg_error(err, errlen, name, a->line, "api.max_connections",
+                              "%lld is fewer than api.threads (%lld): each thread needs one",
+                              a->max_connections, a->threads);
     if (!a->dashboard_dir[0]) {
         struct stat st;
         const char *d = !stat(DCEM_DASHBOARD_DIR, &st) && S_ISDIR(st.st_mode) ? DCEM_DASHBOARD_DIR
