@@ -29,3 +29,11 @@ if(TARGET dcem-collector)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(api_slow PROPERTIES TIMEOUT 120 LABELS integration)
 endif()
+
+# Hostile input: token files others may read, or that are no regular file.
+if(TARGET dcem-collector)
+  add_test(NAME api_input
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/api_input.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(api_input PROPERTIES TIMEOUT 60 LABELS integration)
+endif()
