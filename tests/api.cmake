@@ -30,7 +30,8 @@ if(TARGET dcem-collector)
   set_tests_properties(api_slow PROPERTIES TIMEOUT 120 LABELS integration)
 endif()
 
-# Hostile input: token files others may read, or that are no regular file.
+# Hostile input: token files others may read (or that are no regular file),
+# and request targets with %00, invalid UTF-8 or dates out of range.
 if(TARGET dcem-collector)
   add_test(NAME api_input
     COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/api_input.sh ${PROJECT_BINARY_DIR}

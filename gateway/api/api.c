@@ -813,27 +813,56 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
     return send_json(a, c, 200, out, NULL, NULL);
 }
 
+/* One request as the URI callback saw it, before libmicrohttpd decoded
+ * its target; freed when the request completes. */
+typedef struct request {
+    int headers_seen;  /* the access handler was called once */
+    char refused[160]; /* why the target is refused (a 400), "" when it is not */
+} request;
+
+/* Called once per request with the target as the client sent it: a %00
+ * would decode into a NUL that cuts the strings libmicrohttpd hands
+ * on_request (the path or a parameter would read as something shorter),
+ * so the raw target is judged here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls, (void)c;
+    request *rq = calloc(1, sizeof *rq);
+    if (rq) dcem_api_uri_check(uri, rq->refused, sizeof rq->refused); /* "" when fine */
+    return rq;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)c, (void)why;
+    free(*req_cls);
+    *req_cls = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
 {
     (void)version, (void)upload;
     dcem_api *a = cls;
+    request *rq = *req_cls; /* from on_uri */
+    if (!rq) return send_error(a, c, 500, NULL, "out of memory");
     /* Another method is answered at once, before any body is read (the
      * connection is then closed: nobody can make us read a large body). A
      * GET is answered on the second call, once its headers are complete:
      * libmicrohttpd then keeps the connection alive; a GET with a body is
      * refused as soon as the body shows. */
-    static int seen;
     if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
         return send_error(a, c, 405, NULL, "only GET and HEAD");
-    if (!*req_cls) {
+    if (!rq->headers_seen) {
+        if (rq->refused[0]) return send_error(a, c, 400, NULL, rq->refused);
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if ((cl && strcmp(cl, "0")) ||
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
             return send_error(a, c, 400, NULL, "a GET request has no body");
-        *req_cls = &seen;
+        rq->headers_seen = 1;
         return MHD_YES;
     }
     *upload_size = 0; /* none: refused above */
@@ -939,7 +968,8 @@ static int listen_on(dcem_api *a, char *err, size_t errlen)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->threads, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)a->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)a->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_URI_LOG_CALLBACK,
+        on_uri, a, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
     if (!a->daemon) {
         snprintf(err, errlen, "api: cannot listen on %s (in use, or not an address of this host)",
                  a->listen);
