@@ -54,11 +54,11 @@ static const int counted[] = {200, 400, 401, 403, 404, 405, 500, 501};
  * others keep answering (/healthz above all). Handlers therefore run
  * concurrently, and everything they share is guarded:
  *   - the view (config, the API's SQLite handle, its engine with its caches,
- *     the reports cache) is one connection's state that is not safe to use
- *     from two threads at once: `lock` serializes every request that reads
- *     it (the export takes it per chunk). One handle for all threads rather
- *     than one per thread: reads are short, the machine has few cores, and
- *     a reload swaps one view, not N.
+ *     the reports cache) is state that two threads must not use at once:
+ *     `lock` serializes every request that reads it (the export takes it
+ *     per chunk, and is queued outside it: see deferred_export). One handle
+ *     for all threads rather than one per thread: reads are short, the
+ *     machine has few cores, and a reload swaps one view, not N.
  *   - /healthz reads no view: the ingest loop's snapshot and the view's
  *     identity (collector id, store backend and schema) sit under
  *     `health_lock`, so a liveness probe never queues behind a long read.
@@ -700,9 +700,19 @@ static const char not_yet[] =
     "not yet: reports need the report library (gateway/report), not built into this collector";
 #endif
 
-/* One request but /healthz, with the view locked. */
+/* An export asked for, started once the view is unlocked: libmicrohttpd
+ * calls the export's reader with the response's own mutex held, and the
+ * reader then takes the view lock; queueing that response under the view
+ * lock would take the two in the other order. */
+typedef struct deferred_export {
+    int wanted;
+    char site[DCEM_ID_MAX];
+    int64_t from, to;
+} deferred_export;
+
+/* One request but /healthz, with the view locked; an export is left in *x. */
 static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *url,
-                             const dcem_api_route *rp)
+                             const dcem_api_route *rp, deferred_export *x)
 {
     const dcem_api_view *v = a->view;
     dcem_api_route r = *rp;
@@ -784,7 +794,9 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
     case DCEM_API_R_EXPORT: {
         int64_t from = dcem_api_instant(site, &q.from), to = dcem_api_instant(site, &q.to);
         if (from >= to) return send_error(a, c, 400, "to", "to: must be later than from");
-        return export(a, c, site->ledger->site, from, to);
+        snprintf(x->site, sizeof x->site, "%s", site->ledger->site);
+        x->from = from, x->to = to, x->wanted = 1;
+        return MHD_YES;
     }
 #ifdef DCEM_API_REPORTS
     case DCEM_API_R_REPORTS:
@@ -872,9 +884,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r.id == DCEM_API_R_HEALTHZ) {
         ret = healthz(a, c);
     } else {
+        deferred_export x = {0};
         pthread_mutex_lock(&a->lock);
-        ret = route(a, c, url, &r);
+        ret = route(a, c, url, &r, &x);
         pthread_mutex_unlock(&a->lock);
+        if (x.wanted) ret = export(a, c, x.site, x.from, x.to);
     }
     DCEM_LOGD("api", "%s %s", method, url);
     return ret;
