@@ -20,3 +20,21 @@ if(TARGET dcem-collector AND TARGET dcem-replay)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(api_e2e PROPERTIES TIMEOUT 180 LABELS integration)
 endif()
+
+# Slow clients (slowloris) and idle connections do not stop the API: the
+# thread pool, the per-address limit and the idle timeout (docs/api.md).
+if(TARGET dcem-collector)
+  add_test(NAME api_slow
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/api_slow.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(api_slow PROPERTIES TIMEOUT 120 LABELS integration)
+endif()
+
+# Hostile input: token files others may read (or that are no regular file),
+# and request targets with %00, invalid UTF-8 or dates out of range.
+if(TARGET dcem-collector)
+  add_test(NAME api_input
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/api_input.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(api_input PROPERTIES TIMEOUT 60 LABELS integration)
+endif()

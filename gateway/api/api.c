@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,22 +48,44 @@ struct dcem_api_view {
 static const int counted[] = {200, 400, 401, 403, 404, 405, 500, 501};
 #define N_COUNTED (sizeof counted / sizeof counted[0])
 
+/* Threads. The daemon runs a pool of api.threads threads (epoll), so a
+ * request that waits — on the view, on a slow client, on a report being
+ * written — holds up only the connections of its own thread, and the
+ * others keep answering (/healthz above all). Handlers therefore run
+ * concurrently, and everything they share is guarded:
+ *   - the view (config, the API's SQLite handle, its engine with its caches,
+ *     the reports cache) is state that two threads must not use at once:
+ *     `lock` serializes every request that reads it (the export takes it
+ *     per chunk, and is queued outside it: see deferred_export). One handle
+ *     for all threads rather than one per thread: reads are short, the
+ *     machine has few cores, and a reload swaps one view, not N.
+ *   - /healthz reads no view: the ingest loop's snapshot and the view's
+ *     identity (collector id, store backend and schema) sit under
+ *     `health_lock`, so a liveness probe never queues behind a long read.
+ *   - the request counters are atomics; every handler copies what it reads
+ *     into its own memory (no shared scratch buffer).
+ *   - libmicrohttpd's log messages, which a flood of refused connections
+ *     repeats, are folded under `log_lock`. */
 struct dcem_api {
     struct MHD_Daemon *daemon;
     /* the settings the daemon was started with */
     char listen[sizeof((dcem_collector_api *)0)->listen];
-    long long max_connections, timeout_s;
-    /* lock: the view; held for the whole of a request (one request at a
-     * time: the daemon has one thread), taken by the ingest thread only to
-     * swap the view on a reload */
+    long long max_connections, timeout_s, threads, per_ip_connections;
+    /* lock: the view; held for the whole of a request that reads it, taken
+     * by the ingest thread only to swap the view on a reload */
     pthread_mutex_t lock;
     dcem_api_view *view;
-    /* health_lock: the ingest loop's snapshot */
+    /* health_lock: the ingest loop's snapshot and the view's identity */
     pthread_mutex_t health_lock;
     dcem_api_health health;
-    /* the daemon's thread only */
-    uint64_t requests[N_COUNTED + 1]; /* the last: any other status */
-    dcem_api_health scratch;
+    char collector[DCEM_ID_MAX], backend[16];
+    int schema_version;
+    _Atomic uint64_t requests[N_COUNTED + 1]; /* the last: any other status */
+    /* log_lock: the last message libmicrohttpd logged, and how often since */
+    pthread_mutex_t log_lock;
+    char log_last[256];
+    unsigned long log_repeats;
+    struct timespec log_at;
 #ifdef DCEM_API_REPORTS
     dcem_api_reports *reports; /* under lock: forgotten when the view changes */
 #endif
@@ -114,7 +137,7 @@ static void count_status(dcem_api *a, int status)
     size_t i = 0;
     while (i < N_COUNTED && counted[i] != status)
         i++;
-    a->requests[i]++;
+    atomic_fetch_add_explicit(&a->requests[i], 1, memory_order_relaxed);
 }
 
 static void common_headers(struct MHD_Response *r, const char *type)
@@ -293,12 +316,22 @@ static void metric(text *t, const char *name, const char *type, const char *help
         (unsigned long long)v);
 }
 
-static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
+/* A copy of the ingest loop's snapshot (too large for a handler's stack),
+ * freed by the caller; NULL when out of memory. */
+static dcem_api_health *health_copy(dcem_api *a)
 {
-    dcem_api_health *h = &a->scratch;
+    dcem_api_health *h = malloc(sizeof *h);
+    if (!h) return NULL;
     pthread_mutex_lock(&a->health_lock);
     *h = a->health;
     pthread_mutex_unlock(&a->health_lock);
+    return h;
+}
+
+static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
+{
+    dcem_api_health *h = health_copy(a);
+    if (!h) return send_error(a, c, 500, NULL, "out of memory");
     const dcem_engine_stats *s = &h->engine;
     text t = {0};
     metric(&t, "dcem_batches_received_total", "counter", "Batches received on data topics.",
@@ -372,16 +405,17 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
     }
     put(&t, "# HELP dcem_api_requests_total Requests this API answered, by status.\n"
             "# TYPE dcem_api_requests_total counter\n");
-    /* this request is counted as the 200 it will be */
-    a->requests[0]++;
+    uint64_t n[N_COUNTED + 1];
+    for (size_t i = 0; i <= N_COUNTED; i++)
+        n[i] = atomic_load_explicit(&a->requests[i], memory_order_relaxed);
+    n[0]++; /* this request is counted as the 200 it will be */
     for (size_t i = 0; i < N_COUNTED; i++)
         put(&t, "dcem_api_requests_total{code=\"%d\"} %llu\n", counted[i],
-            (unsigned long long)a->requests[i]);
-    put(&t, "dcem_api_requests_total{code=\"other\"} %llu\n",
-        (unsigned long long)a->requests[N_COUNTED]);
-    a->requests[0]--;
+            (unsigned long long)n[i]);
+    put(&t, "dcem_api_requests_total{code=\"other\"} %llu\n", (unsigned long long)n[N_COUNTED]);
     metric(&t, "dcem_uptime_seconds", "gauge", "Seconds since the collector started.",
            (uint64_t)(h->uptime_s > 0 ? h->uptime_s : 0));
+    free(h);
     if (t.failed) {
         free(t.b);
         return send_error(a, c, 500, NULL, "out of memory");
@@ -389,24 +423,29 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
     return send_body(a, c, 200, t.b, t.len, "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
 }
 
+/* Without the view lock (see "Threads" above). */
 static enum MHD_Result healthz(dcem_api *a, struct MHD_Connection *c)
 {
-    dcem_api_health *h = &a->scratch;
+    dcem_api_health *h = malloc(sizeof *h);
+    if (!h) return send_error(a, c, 500, NULL, "out of memory");
+    char collector[sizeof a->collector], backend[sizeof a->backend];
     pthread_mutex_lock(&a->health_lock);
     *h = a->health;
+    memcpy(collector, a->collector, sizeof collector);
+    memcpy(backend, a->backend, sizeof backend);
+    int schema_version = a->schema_version;
     pthread_mutex_unlock(&a->health_lock);
-    const dcem_api_view *v = a->view;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", h->mqtt_connected && h->store_ok ? "ok" : "degraded");
-    cJSON_AddStringToObject(o, "collector", v->cfg->collector);
+    cJSON_AddStringToObject(o, "collector", collector);
     cJSON_AddStringToObject(o, "version", DCEM_VERSION);
     cJSON_AddNumberToObject(o, "uptime_s", (double)h->uptime_s);
     cJSON *m = cJSON_AddObjectToObject(o, "mqtt");
     cJSON_AddBoolToObject(m, "connected", h->mqtt_connected);
     cJSON *s = cJSON_AddObjectToObject(o, "store");
     cJSON_AddBoolToObject(s, "ok", h->store_ok);
-    cJSON_AddStringToObject(s, "backend", dcem_store_backend_name(v->st));
-    cJSON_AddNumberToObject(s, "schema_version", dcem_store_schema_version(v->st));
+    cJSON_AddStringToObject(s, "backend", backend);
+    cJSON_AddNumberToObject(s, "schema_version", schema_version);
     if (h->have_influx) {
         cJSON *i = cJSON_AddObjectToObject(o, "influx");
         cJSON_AddBoolToObject(i, "down", h->influx.down);
@@ -414,6 +453,7 @@ static enum MHD_Result healthz(dcem_api *a, struct MHD_Connection *c)
     } else {
         cJSON_AddNullToObject(o, "influx");
     }
+    free(h);
     return send_json(a, c, 200, o, NULL, NULL);
 }
 
@@ -660,16 +700,25 @@ static const char not_yet[] =
     "not yet: reports need the report library (gateway/report), not built into this collector";
 #endif
 
-/* One request, with the view locked. */
-static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *url)
+/* An export asked for, started once the view is unlocked: libmicrohttpd
+ * calls the export's reader with the response's own mutex held, and the
+ * reader then takes the view lock; queueing that response under the view
+ * lock would take the two in the other order. */
+typedef struct deferred_export {
+    int wanted;
+    char site[DCEM_ID_MAX];
+    int64_t from, to;
+} deferred_export;
+
+/* One request but /healthz, with the view locked; an export is left in *x. */
+static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *url,
+                             const dcem_api_route *rp, deferred_export *x)
 {
     const dcem_api_view *v = a->view;
-    dcem_api_route r;
-    dcem_api_route_parse(url, &r);
+    dcem_api_route r = *rp;
     if (r.id == DCEM_API_R_NONE)
         return send_error(a, c, 404, NULL, "no such endpoint (docs/api.md)");
     if (r.id == DCEM_API_R_STATIC) return static_file(a, c, url);
-    if (r.id == DCEM_API_R_HEALTHZ) return healthz(a, c);
     caller w = who(v, c);
 
     /* who may: 401 before 403 before 404 before 400 */
@@ -745,7 +794,9 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
     case DCEM_API_R_EXPORT: {
         int64_t from = dcem_api_instant(site, &q.from), to = dcem_api_instant(site, &q.to);
         if (from >= to) return send_error(a, c, 400, "to", "to: must be later than from");
-        return export(a, c, site->ledger->site, from, to);
+        snprintf(x->site, sizeof x->site, "%s", site->ledger->site);
+        x->from = from, x->to = to, x->wanted = 1;
+        return MHD_YES;
     }
 #ifdef DCEM_API_REPORTS
     case DCEM_API_R_REPORTS:
@@ -774,46 +825,104 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
     return send_json(a, c, 200, out, NULL, NULL);
 }
 
+/* One request as the URI callback saw it, before libmicrohttpd decoded
+ * its target; freed when the request completes. */
+typedef struct request {
+    int headers_seen;  /* the access handler was called once */
+    char refused[160]; /* why the target is refused (a 400), "" when it is not */
+} request;
+
+/* Called once per request with the target as the client sent it: a %00
+ * would decode into a NUL that cuts the strings libmicrohttpd hands
+ * on_request (the path or a parameter would read as something shorter),
+ * so the raw target is judged here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls, (void)c;
+    request *rq = calloc(1, sizeof *rq);
+    if (rq) dcem_api_uri_check(uri, rq->refused, sizeof rq->refused); /* "" when fine */
+    return rq;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)c, (void)why;
+    free(*req_cls);
+    *req_cls = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req_cls)
 {
     (void)version, (void)upload;
     dcem_api *a = cls;
+    request *rq = *req_cls; /* from on_uri */
+    if (!rq) return send_error(a, c, 500, NULL, "out of memory");
     /* Another method is answered at once, before any body is read (the
      * connection is then closed: nobody can make us read a large body). A
      * GET is answered on the second call, once its headers are complete:
      * libmicrohttpd then keeps the connection alive; a GET with a body is
      * refused as soon as the body shows. */
-    static int seen;
     if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
         return send_error(a, c, 405, NULL, "only GET and HEAD");
-    if (!*req_cls) {
+    if (!rq->headers_seen) {
+        if (rq->refused[0]) return send_error(a, c, 400, NULL, rq->refused);
         const char *cl =
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if ((cl && strcmp(cl, "0")) ||
             MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
             return send_error(a, c, 400, NULL, "a GET request has no body");
-        *req_cls = &seen;
+        rq->headers_seen = 1;
         return MHD_YES;
     }
     *upload_size = 0; /* none: refused above */
-    pthread_mutex_lock(&a->lock);
-    enum MHD_Result ret = route(a, c, url);
-    pthread_mutex_unlock(&a->lock);
+    dcem_api_route r;
+    dcem_api_route_parse(url, &r);
+    enum MHD_Result ret;
+    if (r.id == DCEM_API_R_HEALTHZ) {
+        ret = healthz(a, c);
+    } else {
+        deferred_export x = {0};
+        pthread_mutex_lock(&a->lock);
+        ret = route(a, c, url, &r, &x);
+        pthread_mutex_unlock(&a->lock);
+        if (x.wanted) ret = export(a, c, x.site, x.from, x.to);
+    }
     DCEM_LOGD("api", "%s %s", method, url);
     return ret;
 }
 
+#define LOG_FOLD_S 60 /* a message repeated within this is counted, not logged */
+
+/* libmicrohttpd's messages (a refused connection, a socket error) into our
+ * log. One a client can repeat at will — every connection over a limit —
+ * is logged once and then counted: the count is logged with the next other
+ * message, or with the same one after LOG_FOLD_S. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
-    char b[512];
+    dcem_api *a = cls;
+    char b[256];
     vsnprintf(b, sizeof b, fmt, ap);
     size_t n = strlen(b);
     while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
         b[--n] = '\0';
-    DCEM_LOGW("api", "%s", b);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&a->log_lock);
+    int same = !strcmp(b, a->log_last);
+    if (same && now.tv_sec - a->log_at.tv_sec < LOG_FOLD_S) {
+        a->log_repeats++;
+        pthread_mutex_unlock(&a->log_lock);
+        return;
+    }
+    if (a->log_repeats) DCEM_LOGW("api", "%s (%lu more times)", a->log_last, a->log_repeats);
+    a->log_repeats = 0;
+    a->log_at = now;
+    memcpy(a->log_last, b, sizeof b);
+    pthread_mutex_unlock(&a->log_lock);
+    if (!same) DCEM_LOGW("api", "%s", b);
 }
 
 /* ---- start, stop, reload ---- */
@@ -823,6 +932,19 @@ static void take_listener(dcem_api *a, const dcem_collector_api *cfg)
     snprintf(a->listen, sizeof a->listen, "%s", cfg->listen);
     a->max_connections = cfg->max_connections;
     a->timeout_s = cfg->timeout_s;
+    a->threads = cfg->threads;
+    a->per_ip_connections = cfg->per_ip_connections;
+}
+
+/* The view's identity, for /healthz (under health_lock). v is not yet
+ * shared, or is the current view under `lock`. */
+static void take_identity(dcem_api *a, const dcem_api_view *v)
+{
+    pthread_mutex_lock(&a->health_lock);
+    snprintf(a->collector, sizeof a->collector, "%s", v->cfg->collector);
+    snprintf(a->backend, sizeof a->backend, "%s", dcem_store_backend_name(v->st));
+    a->schema_version = dcem_store_schema_version(v->st);
+    pthread_mutex_unlock(&a->health_lock);
 }
 
 static int listen_on(dcem_api *a, char *err, size_t errlen)
@@ -836,7 +958,8 @@ static int listen_on(dcem_api *a, char *err, size_t errlen)
     struct sockaddr_in sin = {0};
     struct sockaddr_in6 sin6 = {0};
     const struct sockaddr *sa;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    /* a pool of threads, each with its own epoll set (see "Threads") */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (l.ipv6) {
         sin6.sin6_family = AF_INET6;
         sin6.sin6_port = htons((uint16_t)l.port);
@@ -849,20 +972,27 @@ static int listen_on(dcem_api *a, char *err, size_t errlen)
         memcpy(&sin.sin_addr, l.addr, 4);
         sa = (const struct sockaddr *)&sin;
     }
-    a->daemon = MHD_start_daemon(flags, (uint16_t)l.port, NULL, NULL, on_request, a,
-                                 /* first, so that MHD's own messages go to our log too */
-                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-                                 sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->max_connections,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout_s,
-                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-                                 MHD_OPTION_END);
+    /* max_connections is split between the threads; per_ip_connections
+     * is counted across all of them (0: no limit). timeout_s closes a
+     * connection that sent and was sent nothing for that long. */
+    a->daemon = MHD_start_daemon(
+        flags, (uint16_t)l.port, NULL, NULL, on_request, a,
+        /* first, so that MHD's own messages go to our log too */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)a->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)a->per_ip_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_URI_LOG_CALLBACK,
+        on_uri, a, MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_END);
     if (!a->daemon) {
         snprintf(err, errlen, "api: cannot listen on %s (in use, or not an address of this host)",
                  a->listen);
         return DCEM_ESTORAGE;
     }
-    DCEM_LOGI("api", "listening on http://%s%s", a->listen,
-              dcem_api_listen_is_loopback(&l) ? "" : " (not loopback: put TLS in front of it)");
+    DCEM_LOGI("api", "listening on http://%s%s (%lld threads, %lld connections, %lld per address)",
+              a->listen,
+              dcem_api_listen_is_loopback(&l) ? "" : " (not loopback: put TLS in front of it)",
+              a->threads, a->max_connections, a->per_ip_connections);
     return 0;
 }
 
@@ -877,7 +1007,9 @@ int dcem_api_start(dcem_api_view *v, dcem_api **out, char *err, size_t errlen)
     }
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->health_lock, NULL);
+    pthread_mutex_init(&a->log_lock, NULL);
     a->view = v;
+    take_identity(a, v);
 #ifdef DCEM_API_REPORTS
     if (!(a->reports = dcem_api_reports_new())) {
         dcem_api_stop(a);
@@ -898,6 +1030,7 @@ int dcem_api_start(dcem_api_view *v, dcem_api **out, char *err, size_t errlen)
 
 void dcem_api_repoint(dcem_api *a, dcem_api_view *v)
 {
+    take_identity(a, v);
     pthread_mutex_lock(&a->lock);
     dcem_api_view *old = a->view;
     a->view = v;
@@ -911,7 +1044,8 @@ void dcem_api_repoint(dcem_api *a, dcem_api_view *v)
 int dcem_api_same_listener(const dcem_collector_api *x, const dcem_collector_api *y)
 {
     return !strcmp(x->listen, y->listen) && x->max_connections == y->max_connections &&
-           x->timeout_s == y->timeout_s;
+           x->timeout_s == y->timeout_s && x->threads == y->threads &&
+           x->per_ip_connections == y->per_ip_connections;
 }
 
 int dcem_api_restart(dcem_api *a, char *err, size_t errlen)
@@ -934,6 +1068,7 @@ void dcem_api_stop(dcem_api *a)
 #endif
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->health_lock);
+    pthread_mutex_destroy(&a->log_lock);
     free(a);
 }
 

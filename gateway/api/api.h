@@ -1,5 +1,6 @@
 /* api.h — the collector's HTTP API server (docs/api.md): libmicrohttpd with
- * its own polling thread, so requests never hold up the ingest loop. What a
+ * its own pool of threads, so requests never hold up the ingest loop and a
+ * slow client holds up no other (api.c, "Threads"). What a
  * request reads is a "view": the configuration, the API's OWN store handle
  * (a second connection to the same SQLite file: WAL readers never block the
  * writer, and a handle is one thread's) and its own read-only engine. The
@@ -58,7 +59,7 @@ int dcem_api_start(dcem_api_view *v, dcem_api **out, char *err, size_t errlen);
 void dcem_api_repoint(dcem_api *a, dcem_api_view *v);
 
 /* 1 when b can be served by the listener started for a (same address, same
- * limits); otherwise the API is restarted. */
+ * limits, timeout and threads); otherwise the API is restarted. */
 int dcem_api_same_listener(const dcem_collector_api *a, const dcem_collector_api *b);
 
 /* Restarts the listener with the current view's settings, in place (on the

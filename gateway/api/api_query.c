@@ -119,6 +119,71 @@ void dcem_api_route_parse(const char *path, dcem_api_route *r)
     if (r->id) set_site(r, s[3], n[3]);
 }
 
+/* ---- the raw request target ---- */
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int dcem_api_uri_check(const char *uri, char *why, size_t whylen)
+{
+    const char *part = "path";
+    unsigned need = 0;                  /* UTF-8 continuation bytes still to come */
+    unsigned char lo = 0x80, hi = 0xbf; /* the range of the next one */
+    if (whylen) why[0] = '\0';
+    for (const char *p = uri; *p; p++) {
+        unsigned char b = (unsigned char)*p;
+        if (b == '?' && part[0] == 'p') { /* a raw '?' ends the path; %3F does not */
+            if (need) goto not_utf8;
+            part = "query";
+            continue;
+        }
+        if (b == '%') {
+            int h = hex_digit(p[1]), l = h < 0 ? -1 : hex_digit(p[2]);
+            if (l < 0) {
+                snprintf(why, whylen, "a '%%' in the %s is not followed by two hex digits", part);
+                return DCEM_EINVAL;
+            }
+            b = (unsigned char)(h * 16 + l);
+            p += 2;
+            if (!b) {
+                snprintf(why, whylen, "the %s holds %%00 (a NUL byte)", part);
+                return DCEM_EINVAL;
+            }
+        }
+        if (need) {
+            if (b < lo || b > hi) goto not_utf8;
+            need--;
+            lo = 0x80, hi = 0xbf;
+        } else if (b >= 0x80) {
+            if (b >= 0xc2 && b <= 0xdf)
+                need = 1;
+            else if (b == 0xe0)
+                need = 2, lo = 0xa0; /* no overlong forms */
+            else if (b == 0xed)
+                need = 2, hi = 0x9f; /* no surrogates */
+            else if (b >= 0xe1 && b <= 0xef)
+                need = 2;
+            else if (b == 0xf0)
+                need = 3, lo = 0x90;
+            else if (b >= 0xf1 && b <= 0xf3)
+                need = 3;
+            else if (b == 0xf4)
+                need = 3, hi = 0x8f; /* nothing above U+10FFFF */
+            else
+                goto not_utf8; /* a continuation byte first, C0, C1, F5..FF */
+        }
+    }
+    if (!need) return 0;
+not_utf8:
+    snprintf(why, whylen, "the %s is not UTF-8 (once percent-decoded)", part);
+    return DCEM_EINVAL;
+}
+
 /* ---- query parameters ---- */
 
 static const char *const period_names[DCEM_API_P_COUNT] = {"interval", "day",       "month",
@@ -169,18 +234,40 @@ static const char *shown(const char *v, char *buf, size_t len)
 static int parse_year(const char *v, long long *y)
 {
     int x;
-    if (strlen(v) != 4 || dcem_parse_digits(v, 4, &x) || x < 1970) return -1;
+    if (strlen(v) != 4 || dcem_parse_digits(v, 4, &x) || x < DCEM_API_YEAR_MIN) return -1;
     *y = x;
     return 0;
 }
 
-/* from / to: an RFC 3339 time or a local date */
+/* The supported range (DCEM_API_YEAR_MIN/MAX), as messages state it. Dates
+ * and months below 1970 do not parse (dcem_parse_date/_month), above 9999
+ * they cannot be written in four digits; a time can, with year 0000 or an
+ * offset past the end of 9999, so it is checked once parsed. */
+#define RANGE_DATES "1970-01-01 to 9999-12-31"
+#define RANGE_MONTHS "1970-01 to 9999-12"
+#define RANGE_TIMES "1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+/* An RFC 3339 time: 0, -1 when it is not one, -2 when it is out of range. */
+static int parse_time_in_range(const char *v, size_t len, int64_t *t_ms)
+{
+    if (dcem_parse_time(v, len, t_ms)) return -1;
+    return *t_ms < 0 || *t_ms >= DCEM_API_T_MAX_MS ? -2 : 0;
+}
+
+/* from / to: an RFC 3339 time or a local date; as parse_time_in_range */
 static int parse_instant(const char *v, dcem_api_when *w)
 {
     size_t len = strlen(v);
     if (len == 10 && !dcem_parse_date(v, len, &w->day)) return w->kind = DCEM_API_W_DATE, 0;
-    if (!dcem_parse_time(v, len, &w->t_ms)) return w->kind = DCEM_API_W_TIME, 0;
-    return -1;
+    int rc = parse_time_in_range(v, len, &w->t_ms);
+    if (!rc) w->kind = DCEM_API_W_TIME;
+    return rc;
+}
+
+static int out_of_range(dcem_api_error *e, const char *param, const char *v)
+{
+    char b[48];
+    return bad(e, param, "'%s' is outside the supported range " RANGE_TIMES, shown(v, b, sizeof b));
 }
 
 static int parse_at(const dcem_api_query *q, const char *v, dcem_api_when *w, dcem_api_error *e,
@@ -188,20 +275,18 @@ static int parse_at(const dcem_api_query *q, const char *v, dcem_api_when *w, dc
 {
     char b[48];
     size_t len = strlen(v);
-    if (!by_period) {
-        if (!dcem_parse_time(v, len, &w->t_ms)) return w->kind = DCEM_API_W_TIME, 0;
-        return bad(e, "at", "expected an RFC 3339 time with an offset, got '%s'",
-                   shown(v, b, sizeof b));
-    }
     const char *name = dcem_api_period_name(q->period);
-    switch (q->period) {
+    int rc;
+    switch (by_period ? q->period : -1) {
+    case -1: /* no period: a time */
     case DCEM_API_P_INTERVAL:
-        if (!dcem_parse_time(v, len, &w->t_ms)) return w->kind = DCEM_API_W_TIME, 0;
-        return bad(e, "at", "expected an RFC 3339 time with an offset for period=%s, got '%s'",
-                   name, shown(v, b, sizeof b));
+        if (!(rc = parse_time_in_range(v, len, &w->t_ms))) return w->kind = DCEM_API_W_TIME, 0;
+        if (rc == -2) return out_of_range(e, "at", v);
+        return bad(e, "at", "expected an RFC 3339 time with an offset%s%s, got '%s'",
+                   by_period ? " for period=" : "", by_period ? name : "", shown(v, b, sizeof b));
     case DCEM_API_P_MONTH:
         if (len == 7 && !dcem_parse_month(v, len, &w->month)) return w->kind = DCEM_API_W_MONTH, 0;
-        return bad(e, "at", "expected YYYY-MM for period=%s, got '%s'", name,
+        return bad(e, "at", "expected YYYY-MM (" RANGE_MONTHS ") for period=%s, got '%s'", name,
                    shown(v, b, sizeof b));
     case DCEM_API_P_YEAR:
         if (!parse_year(v, &w->year)) return w->kind = DCEM_API_W_YEAR, 0;
@@ -209,8 +294,8 @@ static int parse_at(const dcem_api_query *q, const char *v, dcem_api_when *w, dc
                    shown(v, b, sizeof b));
     default:
         if (len == 10 && !dcem_parse_date(v, len, &w->day)) return w->kind = DCEM_API_W_DATE, 0;
-        return bad(e, "at", "expected a date YYYY-MM-DD for period=%s, got '%s'", name,
-                   shown(v, b, sizeof b));
+        return bad(e, "at", "expected a date YYYY-MM-DD (" RANGE_DATES ") for period=%s, got '%s'",
+                   name, shown(v, b, sizeof b));
     }
 }
 
@@ -292,12 +377,16 @@ int dcem_api_query_parse(const dcem_api_param *ps, size_t n, unsigned allowed, u
                 return bad(e, k, "expected YYYY (1970-9999), got '%s'", shown(v, b, sizeof b));
             break;
         case DCEM_API_Q_FROM:
-        case DCEM_API_Q_TO:
-            if (parse_instant(v, bit == DCEM_API_Q_FROM ? &q->from : &q->to))
-                return bad(
-                    e, k, "expected an RFC 3339 time with an offset or a date YYYY-MM-DD, got '%s'",
-                    shown(v, b, sizeof b));
+        case DCEM_API_Q_TO: {
+            int rc = parse_instant(v, bit == DCEM_API_Q_FROM ? &q->from : &q->to);
+            if (rc == -2) return out_of_range(e, k, v);
+            if (rc)
+                return bad(e, k,
+                           "expected an RFC 3339 time with an offset or a date YYYY-MM-DD "
+                           "(" RANGE_DATES "), got '%s'",
+                           shown(v, b, sizeof b));
             break;
+        }
         case DCEM_API_Q_LIMIT: {
             long long l;
             if (parse_digits_ll(v, strlen(v), &l) || l < 1 || l > DCEM_API_LIMIT_MAX)

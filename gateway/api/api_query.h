@@ -51,7 +51,21 @@ int dcem_api_route_site_scoped(int id);
  * DCEM_API_R_STATIC (the dashboard; see dcem_api_static_path). */
 void dcem_api_route_parse(const char *path, dcem_api_route *r);
 
+/* Checks a request target (path and query) as the client sent it, before
+ * it is percent-decoded: a %00 decodes to a NUL that cuts C strings short,
+ * so the path or a parameter would read as something it is not. Returns 0
+ * with why "" when the target is fine, else DCEM_EINVAL with the reason in
+ * why: a %00, a '%' not followed by two hex digits, or bytes that, decoded,
+ * are not UTF-8 (RFC 3629: no overlong forms, no surrogates). */
+int dcem_api_uri_check(const char *uri, char *why, size_t whylen);
+
 /* ---- query parameters ---- */
+
+/* The dates the API takes: from 1970-01-01 to 9999-12-31; times from
+ * 1970-01-01T00:00:00Z up to (not including) 10000-01-01T00:00:00Z. */
+#define DCEM_API_YEAR_MIN 1970
+#define DCEM_API_YEAR_MAX 9999
+#define DCEM_API_T_MAX_MS 253402300800000LL /* 10000-01-01T00:00:00Z */
 
 typedef enum dcem_api_period {
     DCEM_API_P_INTERVAL = 0,
@@ -121,7 +135,9 @@ typedef struct dcem_api_error {
  * an RFC 3339 time, day / ytd / rolling12 a date YYYY-MM-DD, month YYYY-MM,
  * year YYYY; without DCEM_API_Q_PERIOD in allowed, a time. Returns 0, or
  * DCEM_EINVAL with *e naming the parameter and saying why: unknown,
- * repeated, empty, malformed, out of range, missing, or from not before to. */
+ * repeated, empty, malformed, out of range (a date or time outside the
+ * supported range above, which the message states), missing, or from not
+ * before to. */
 int dcem_api_query_parse(const dcem_api_param *ps, size_t n, unsigned allowed, unsigned required,
                          dcem_api_query *q, dcem_api_error *e);
 

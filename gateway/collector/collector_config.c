@@ -6,11 +6,14 @@
 #include "errors.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The dashboard's files: the source tree's, compiled in (as dcem-sim finds
  * its meter profiles), when it exists; else "dashboard" beside the config. */
@@ -96,9 +99,12 @@ static const dcem_cfg_field api_fields[] = {
     {.key = "metrics", .type = DCEM_CFG_ENUM, .offset = A(metrics), .names = metrics_access,
      .def = DCEM_API_METRICS_REGULATOR},
     {.key = "max_connections", .type = DCEM_CFG_INT, .offset = A(max_connections), .min = 1,
-     .max = 1024, .def = 64},
+     .max = 1024, .def = 256},
+    {.key = "per_ip_connections", .type = DCEM_CFG_INT, .offset = A(per_ip_connections),
+     .min = 0, .max = 1024, .def = 32},
     {.key = "timeout_s", .type = DCEM_CFG_INT, .offset = A(timeout_s), .min = 1, .max = 3600,
      .def = 15},
+    {.key = "threads", .type = DCEM_CFG_INT, .offset = A(threads), .min = 1, .max = 64, .def = 4},
     {.key = "silent_intervals", .type = DCEM_CFG_INT, .offset = A(silent_intervals), .min = 1,
      .max = 10000, .def = 3},
     {.key = "tokens", .type = DCEM_CFG_LIST, .offset = A(tokens), .size = sizeof(dcem_api_token),
@@ -198,6 +204,75 @@ static int load_sites(dcem_collector_config *c, const char *name, char *err, siz
     return rc;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+                                      : "not a regular file";
+}
+
+#define TOKEN_FILE_READ 1024 /* bytes read of a token file: its first line is the token */
+
+/* The start of a token file into buf (cap bytes, NUL-terminated; *len the
+ * bytes read). A secret others can read is no secret, and reading must not
+ * hang --check-config: the file must be a regular file with no group or
+ * other permission bits (0600 or stricter). It is stat()ed before it is
+ * opened, so a FIFO or a device is refused without being opened (opening a
+ * FIFO blocks until a writer comes; a device may act on open), then opened
+ * O_NONBLOCK (whatever was swapped in meanwhile cannot block us) and
+ * fstat()ed: what is read is the file that was checked. A symbolic link is
+ * followed, to a file that passes the same checks: Kubernetes and systemd
+ * hand secrets over as links. 0, or -1 with the reason in why. */
+static int token_file_read(const char *path, char *buf, size_t cap, size_t *len, char *why,
+                           size_t whylen)
+{
+    struct stat st, fst;
+    if (stat(path, &st)) {
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "%s is not a regular file (%s)", path, file_kind(st.st_mode));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &fst) || !S_ISREG(fst.st_mode) || fst.st_dev != st.st_dev ||
+        fst.st_ino != st.st_ino) {
+        snprintf(why, whylen, "%s changed while it was opened", path);
+        close(fd);
+        return -1;
+    }
+    unsigned mode = (unsigned)(fst.st_mode & 07777);
+    if (mode & 077) {
+        snprintf(why, whylen, "%s is %s by group/others (mode %04o); chmod 600 it", path,
+                 mode & 044 ? "readable" : "writable or executable", mode);
+        close(fd);
+        return -1;
+    }
+    size_t n = 0;
+    while (n < cap - 1) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(why, whylen, "%s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    *len = n;
+    return 0;
+}
+
 /* The token of t from its file (first line) or environment variable. */
 static int token_source(dcem_api_token *t, const char *name, const char *key, char *err,
                         size_t errlen)
@@ -208,14 +283,17 @@ static int token_source(dcem_api_token *t, const char *name, const char *key, ch
                               "give exactly one of token, token_file, token_env (%d given)",
                               sources);
     const char *v = NULL;
-    char *buf = NULL, why[256];
-    size_t len = 0;
+    char buf[TOKEN_FILE_READ], why[DCEM_API_PATH_MAX + 128];
+    size_t len = 0, got = 0;
     if (t->token_file[0]) {
         if (dcem_io_resolve(name, t->token_file, sizeof t->token_file))
             return dcem_cfg_error(err, errlen, name, t->line, key, "token_file: path too long");
-        if (dcem_io_read_file(t->token_file, &buf, &len, why, sizeof why))
+        if (token_file_read(t->token_file, buf, sizeof buf, &got, why, sizeof why)) {
+            wipe(buf, 0, sizeof buf);
             return dcem_cfg_error(err, errlen, name, t->line, key, "token_file: %s", why);
-        len = strcspn(buf, "\r\n"); /* the first line; a trailing newline is usual */
+        }
+        while (len < got && buf[len] != '\r' && buf[len] != '\n')
+            len++; /* the first line (a NUL in it is refused below); a trailing newline is usual */
         v = buf;
     } else if (t->token_env[0]) {
         v = getenv(t->token_env);
@@ -233,10 +311,7 @@ static int token_source(dcem_api_token *t, const char *name, const char *key, ch
         memcpy(t->token, v, len);
         memset(t->token + len, 0, sizeof t->token - len);
     }
-    if (buf) {
-        wipe(buf, 0, len); /* a secret: not left in freed memory */
-        free(buf);
-    }
+    wipe(buf, 0, sizeof buf); /* a secret: not left on the stack */
     if (rc) return dcem_cfg_error(err, errlen, name, t->line, key, "%s", why);
     return 0;
 }
@@ -247,6 +322,10 @@ static int check_api(dcem_collector_config *c, const char *name, char *err, size
 {
     dcem_collector_api *a = &c->api;
     if (!a->line) return 0;
+    if (a->max_connections < a->threads)
+        return dcem_cfg_error(err, errlen, name, a->line, "api.max_connections",
+                              "%lld is fewer than api.threads (%lld): each thread needs one",
+                              a->max_connections, a->threads);
     if (!a->dashboard_dir[0]) {
         struct stat st;
         const char *d = !stat(DCEM_DASHBOARD_DIR, &st) && S_ISDIR(st.st_mode) ? DCEM_DASHBOARD_DIR

@@ -33,8 +33,10 @@ typedef struct dcem_collector_api {
     char dashboard_dir[DCEM_COLLECTOR_PATH_MAX]; /* resolved; may not exist (404s then) */
     char reports_dir[DCEM_COLLECTOR_PATH_MAX];   /* resolved; default: "reports" beside the store */
     int metrics;                /* DCEM_API_METRICS_* */
-    long long max_connections;  /* at once */
-    long long timeout_s;        /* idle connections closed after */
+    long long max_connections;  /* at once, over all threads */
+    long long per_ip_connections; /* at once from one address; 0: no limit */
+    long long timeout_s;        /* connections idle this long are closed */
+    long long threads;          /* the server's thread pool */
     long long silent_intervals; /* a meter without a value this many intervals is silent */
     dcem_api_token tokens[DCEM_API_MAX_TOKENS]; /* token filled in from token_file / token_env */
     size_t n_tokens;

@@ -52,6 +52,7 @@ reg=regulator-token-$RANDOM$RANDOM-abcdefgh
 alpha_tok=alpha-operator-$RANDOM$RANDOM-abcdefgh
 export DCEM_TEST_BETA_TOKEN=beta-operator-$RANDOM$RANDOM-abcdefgh
 printf '%s\n' "$alpha_tok" >"$work/alpha.token"
+chmod 600 "$work/alpha.token" # token files must be 0600 or stricter
 aport=$(free_port)
 write_config() { # $1 api port
   cat >"$work/collector.yaml" <<EOF

@@ -287,6 +287,29 @@ static void test_query_refused(void **state)
         {"from", "2025-01-01T00:00:00Z", "to", "2025-01-01T00:00:00Z",
          DCEM_API_Q_FROM | DCEM_API_Q_TO, 0, "to", "later than from"},
         {"from", "yesterday", NULL, NULL, DCEM_API_Q_FROM, 0, "from", "RFC 3339"},
+        /* outside the supported range, which the message names */
+        {"from", "0000-01-01", NULL, NULL, DCEM_API_Q_FROM, 0, "from", "1970-01-01 to 9999-12-31"},
+        {"from", "1969-12-31", NULL, NULL, DCEM_API_Q_FROM, 0, "from", "1970-01-01 to 9999-12-31"},
+        {"to", "10000-01-01", NULL, NULL, DCEM_API_Q_TO, 0, "to", "1970-01-01 to 9999-12-31"},
+        {"to", "2025-13-01", NULL, NULL, DCEM_API_Q_TO, 0, "to", "1970-01-01 to 9999-12-31"},
+        {"from", "0000-01-01T00:00:00Z", NULL, NULL, DCEM_API_Q_FROM, 0, "from",
+         "outside the supported range 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"},
+        {"from", "1970-01-01T07:59:59+08:00", NULL, NULL, DCEM_API_Q_FROM, 0, "from",
+         "outside the supported range"},
+        {"to", "9999-12-31T23:00:00-01:00", NULL, NULL, DCEM_API_Q_TO, 0, "to",
+         "outside the supported range"},
+        {"at", "1969-12-31T23:59:59.999Z", NULL, NULL, DCEM_API_Q_AT, 0, "at",
+         "outside the supported range"},
+        {"period", "interval", "at", "0001-01-01T00:00:00Z", DCEM_API_Q_PERIOD | DCEM_API_Q_AT, 0,
+         "at", "outside the supported range"},
+        {"period", "day", "at", "1969-12-31", DCEM_API_Q_PERIOD | DCEM_API_Q_AT, 0, "at",
+         "1970-01-01 to 9999-12-31"},
+        {"period", "month", "at", "2025-13", DCEM_API_Q_PERIOD | DCEM_API_Q_AT, 0, "at",
+         "1970-01 to 9999-12"},
+        {"period", "month", "at", "0000-01", DCEM_API_Q_PERIOD | DCEM_API_Q_AT, 0, "at",
+         "1970-01 to 9999-12"},
+        {"period", "year", "at", "0000", DCEM_API_Q_PERIOD | DCEM_API_Q_AT, 0, "at", "1970-9999"},
+        {"year", "10000", NULL, NULL, DCEM_API_Q_YEAR, 0, "year", "1970-9999"},
     };
     for (size_t i = 0; i < N(bad); i++) {
         dcem_api_param ps[2] = {{bad[i].k1, bad[i].v1}, {bad[i].k2, bad[i].v2}};
@@ -304,6 +327,71 @@ static void test_query_refused(void **state)
     dcem_api_error e;
     assert_int_equal(parse(ps, 1, 0, 0, &q, &e), DCEM_EINVAL);
     assert_string_equal(e.param, "a?b");
+}
+
+static void test_query_range_edges(void **state)
+{
+    (void)state;
+    dcem_api_query q;
+    dcem_api_error e;
+    const unsigned ft = DCEM_API_Q_FROM | DCEM_API_Q_TO;
+    dcem_api_param first[] = {{"from", "1970-01-01T00:00:00Z"}, {"to", "1970-01-01"}};
+    assert_int_equal(parse(first, 2, ft, 0, &q, &e), 0);
+    assert_int_equal(q.from.t_ms, 0);
+    dcem_api_param last[] = {{"from", "9999-12-31"}, {"to", "9999-12-31T23:59:59.999Z"}};
+    assert_int_equal(parse(last, 2, ft, 0, &q, &e), 0);
+    assert_int_equal(q.to.t_ms, DCEM_API_T_MAX_MS - 1);
+    dcem_api_param y[] = {{"period", "year"}, {"at", "9999"}};
+    assert_int_equal(parse(y, 2, DCEM_API_Q_PERIOD | DCEM_API_Q_AT, 0, &q, &e), 0);
+}
+
+static void test_uri_check(void **state)
+{
+    (void)state;
+    static const char *const ok[] = {
+        "/",
+        "/api/v1/sites/yz-alpha/figures?period=month&at=2025-03",
+        "/api/v1/sites/yz-%61lpha",
+        "/%E4%B8%AD%E6%96%87?q=%F0%9F%98%80", /* 3- and 4-byte characters */
+        "/\xe4\xb8\xad?x=\xc3\xa9",           /* raw UTF-8 */
+        "/a?b=%3F%25%2B+c",                   /* escaped ?, %, + */
+        "/a%3Fb?c=%ED%9F%BF",                 /* U+D7FF, just below the surrogates */
+        "/%F4%8F%BF%BF",                      /* U+10FFFF */
+    };
+    char why[160];
+    for (size_t i = 0; i < N(ok); i++) {
+        snprintf(why, sizeof why, "x");
+        if (dcem_api_uri_check(ok[i], why, sizeof why) || why[0])
+            fail_msg("ok case %zu (%s): %s", i, ok[i], why);
+    }
+    static const struct {
+        const char *uri, *why;
+    } bad[] = {
+        {"/api/v1/sites/yz-alpha%00/figures", "the path holds %00 (a NUL byte)"},
+        {"/healthz?x=%00", "the query holds %00 (a NUL byte)"},
+        {"/a?period%00x=month", "the query holds %00"},
+        {"/a%", "a '%' in the path is not followed by two hex digits"},
+        {"/a%4", "a '%' in the path is not followed by two hex digits"},
+        {"/a?x=%g0", "a '%' in the query is not followed by two hex digits"},
+        {"/yz-%C3%28", "the path is not UTF-8"},    /* a lead byte without its continuation */
+        {"/yz-%C3", "the path is not UTF-8"},       /* cut at the end */
+        {"/yz-%C3?x=%A9", "the path is not UTF-8"}, /* cut by the '?' */
+        {"/\xff", "the path is not UTF-8"},         /* raw */
+        {"/%80", "the path is not UTF-8"},          /* a continuation byte first */
+        {"/%C0%AF", "the path is not UTF-8"},       /* overlong '/' */
+        {"/%E0%80%AF", "the path is not UTF-8"},    /* overlong, 3 bytes */
+        {"/%F0%80%80%AF", "the path is not UTF-8"}, /* overlong, 4 bytes */
+        {"/%ED%A0%80", "the path is not UTF-8"},    /* U+D800, a surrogate */
+        {"/%F4%90%80%80", "the path is not UTF-8"}, /* above U+10FFFF */
+        {"/%F5%80%80%80", "the path is not UTF-8"},
+        {"/a?x=%E2%82", "the query is not UTF-8"},
+        {"/a?x=%FF", "the query is not UTF-8"},
+    };
+    for (size_t i = 0; i < N(bad); i++) {
+        int rc = dcem_api_uri_check(bad[i].uri, why, sizeof why);
+        if (rc != DCEM_EINVAL || !strstr(why, bad[i].why))
+            fail_msg("bad case %zu (%s): rc %d why '%s'", i, bad[i].uri, rc, why);
+    }
 }
 
 static void test_static_path(void **state)
@@ -418,7 +506,8 @@ int main(void)
         cmocka_unit_test(test_token_check),   cmocka_unit_test(test_bearer),
         cmocka_unit_test(test_token_find),    cmocka_unit_test(test_may_read),
         cmocka_unit_test(test_routes),        cmocka_unit_test(test_query_ok),
-        cmocka_unit_test(test_query_refused), cmocka_unit_test(test_static_path),
+        cmocka_unit_test(test_query_refused), cmocka_unit_test(test_query_range_edges),
+        cmocka_unit_test(test_uri_check),     cmocka_unit_test(test_static_path),
         cmocka_unit_test(test_content_type),  cmocka_unit_test(test_manifest_line),
         cmocka_unit_test(test_listen),
     };
