@@ -223,47 +223,61 @@ int dcem_io_list_profiles(const char *dir, char *out, size_t size)
     return total;
 }
 
-int dcem_io_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *err,
-                        size_t errlen)
+static const char *file_kind(mode_t m)
 {
-    *len = 0;
-    /* O_NONBLOCK: a FIFO put where the secret should be must not hang the
-     * program (or --check-config); it is refused below. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+                                      : "not a regular file";
+}
+
+int dcem_io_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *why,
+                        size_t whylen)
+{
+    struct stat st, fst;
+    if (stat(path, &st)) {
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
         return DCEM_EIO;
     }
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        rc = DCEM_EIO;
-    } else if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        rc = DCEM_EINVAL;
-    } else if (st.st_mode & 077) {
-        snprintf(err, errlen, "%s: group or others may %s it (mode %04o); chmod 600 it", path,
-                 st.st_mode & 044 ? "read" : "write", (unsigned)(st.st_mode & 07777));
-        rc = DCEM_EINVAL;
-    } else if ((size_t)st.st_size >= cap) {
-        snprintf(err, errlen, "%s: larger than %zu bytes", path, cap - 1);
-        rc = DCEM_EFULL;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "%s is not a regular file (%s)", path, file_kind(st.st_mode));
+        return DCEM_EIO;
     }
-    while (!rc && *len < cap - 1) {
-        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-            rc = DCEM_EIO;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s: %s", path, strerror(errno));
+        return DCEM_EIO;
+    }
+    if (fstat(fd, &fst) || !S_ISREG(fst.st_mode) || fst.st_dev != st.st_dev ||
+        fst.st_ino != st.st_ino) {
+        snprintf(why, whylen, "%s changed while it was opened", path);
+        close(fd);
+        return DCEM_EIO;
+    }
+    unsigned mode = (unsigned)(fst.st_mode & 07777);
+    if (mode & 077) {
+        snprintf(why, whylen, "%s is %s by group/others (mode %04o); chmod 600 it", path,
+                 mode & 044 ? "readable" : "writable or executable", mode);
+        close(fd);
+        return DCEM_EIO;
+    }
+    size_t n = 0;
+    while (n < cap - 1) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(why, whylen, "%s: %s", path, strerror(errno));
+            close(fd);
+            return DCEM_EIO;
         }
-        if (n <= 0) break;
-        *len += (size_t)n;
+        if (r == 0) break;
+        n += (size_t)r;
     }
     close(fd);
-    buf[rc ? 0 : *len] = 0;
-    if (rc) *len = 0;
-    return rc;
+    buf[n] = '\0';
+    *len = n;
+    return 0;
 }
 
 int dcem_io_load_signer(const char *path, dcem_signer **out, char *err, size_t errlen)

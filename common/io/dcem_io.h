@@ -57,14 +57,19 @@ int dcem_io_profiles_dir(const char *built_in, char *dir, size_t size, char *tri
  * read. For "unknown profile" messages. */
 int dcem_io_list_profiles(const char *dir, char *out, size_t size);
 
-/* Reads a secret (a private key, a token) of at most cap-1 bytes into buf,
- * NUL-terminated, *len its length. The file must be a regular file (never
- * a FIFO or a device: opening does not block) that neither group nor others
- * may read or write (mode 0600 or stricter). Returns 0, or DCEM_EIO /
- * DCEM_EFULL / DCEM_EINVAL (not regular, mode too open: "path: ... chmod
- * 600 it") with the reason in err. The caller should wipe buf after use. */
-int dcem_io_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *err,
-                        size_t errlen);
+/* Reads the start of a secret (a private key, a token): at most cap-1
+ * bytes into buf, NUL-terminated, *len the bytes read. A secret others can
+ * read is no secret, and reading must not hang --check-config: the file
+ * must be a regular file with no group or other permission bits (0600 or
+ * stricter). It is stat()ed before it is opened, so a FIFO or a device is
+ * refused without being opened (opening a FIFO blocks until a writer comes;
+ * a device may act on open), then opened O_NONBLOCK and fstat()ed: what is
+ * read is the file that was checked. A symbolic link is followed, to a file
+ * that passes the same checks (Kubernetes and systemd hand secrets over as
+ * links). 0, or DCEM_EIO with the reason in why ("PATH is readable by
+ * group/others (mode 0644); chmod 600 it"). The caller wipes buf after use. */
+int dcem_io_read_secret(const char *path, char *buf, size_t cap, size_t *len, char *why,
+                        size_t whylen);
 
 /* The Ed25519 private key in path (a secret, as above), for signing.
  * *out is the caller's to free (dcem_signer_free). 0 or a dcem_err with

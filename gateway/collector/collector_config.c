@@ -204,74 +204,7 @@ static int load_sites(dcem_collector_config *c, const char *name, char *err, siz
     return rc;
 }
 
-static const char *file_kind(mode_t m)
-{
-    return S_ISDIR(m)    ? "a directory"
-           : S_ISFIFO(m) ? "a FIFO"
-           : S_ISSOCK(m) ? "a socket"
-           : S_ISCHR(m) || S_ISBLK(m) ? "a device"
-                                      : "not a regular file";
-}
-
 #define TOKEN_FILE_READ 1024 /* bytes read of a token file: its first line is the token */
-
-/* The start of a token file into buf (cap bytes, NUL-terminated; *len the
- * bytes read). A secret others can read is no secret, and reading must not
- * hang --check-config: the file must be a regular file with no group or
- * other permission bits (0600 or stricter). It is stat()ed before it is
- * opened, so a FIFO or a device is refused without being opened (opening a
- * FIFO blocks until a writer comes; a device may act on open), then opened
- * O_NONBLOCK (whatever was swapped in meanwhile cannot block us) and
- * fstat()ed: what is read is the file that was checked. A symbolic link is
- * followed, to a file that passes the same checks: Kubernetes and systemd
- * hand secrets over as links. 0, or -1 with the reason in why. */
-static int token_file_read(const char *path, char *buf, size_t cap, size_t *len, char *why,
-                           size_t whylen)
-{
-    struct stat st, fst;
-    if (stat(path, &st)) {
-        snprintf(why, whylen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(why, whylen, "%s is not a regular file (%s)", path, file_kind(st.st_mode));
-        return -1;
-    }
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(why, whylen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &fst) || !S_ISREG(fst.st_mode) || fst.st_dev != st.st_dev ||
-        fst.st_ino != st.st_ino) {
-        snprintf(why, whylen, "%s changed while it was opened", path);
-        close(fd);
-        return -1;
-    }
-    unsigned mode = (unsigned)(fst.st_mode & 07777);
-    if (mode & 077) {
-        snprintf(why, whylen, "%s is %s by group/others (mode %04o); chmod 600 it", path,
-                 mode & 044 ? "readable" : "writable or executable", mode);
-        close(fd);
-        return -1;
-    }
-    size_t n = 0;
-    while (n < cap - 1) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            snprintf(why, whylen, "%s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *len = n;
-    return 0;
-}
 
 /* The token of t from its file (first line) or environment variable. */
 static int token_source(dcem_api_token *t, const char *name, const char *key, char *err,
@@ -288,7 +221,7 @@ static int token_source(dcem_api_token *t, const char *name, const char *key, ch
     if (t->token_file[0]) {
         if (dcem_io_resolve(name, t->token_file, sizeof t->token_file))
             return dcem_cfg_error(err, errlen, name, t->line, key, "token_file: path too long");
-        if (token_file_read(t->token_file, buf, sizeof buf, &got, why, sizeof why)) {
+        if (dcem_io_read_secret(t->token_file, buf, sizeof buf, &got, why, sizeof why)) {
             wipe(buf, 0, sizeof buf);
             return dcem_cfg_error(err, errlen, name, t->line, key, "token_file: %s", why);
         }

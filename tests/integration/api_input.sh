@@ -33,6 +33,7 @@ sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
 mqtt: {uri: "tcp://127.0.0.1:$port", version: 5}
 store: {path: store.db}
+identity: {allow_unsigned: true}
 api:
   listen: 127.0.0.1:$aport
   tokens:
