@@ -4,6 +4,7 @@
  * and leaves the spool only when the collector acknowledges it. */
 #include "agent_config.h"
 #include "commission.h"
+#include "dcem_io.h"
 #include "dcem_log.h"
 #include "delivery.h"
 #include "local_figures.h"
@@ -90,7 +91,10 @@ typedef struct agent {
     int64_t reconnect_at_ms, reconnect_backoff_ms;
     int64_t next_sync_ms;
     unsigned long malformed_in, bad_command;
-    char *buf;                     /* spool read buffer */
+    unsigned long unauthentic_in;  /* acks and ctl no collector key verifies: ignored */
+    dcem_complaint unauthentic;
+    char *buf;                     /* spool read buffer (room for a signature) */
+    char *small;                   /* births, wills and metrics, signed (SMALL_PAYLOAD bytes) */
     dcem_delivery_pos buf_pos;     /* the batch in buf (buf_len bytes), if buf_full */
     size_t buf_len;
     int buf_full;
@@ -275,6 +279,39 @@ static int flush_batch(agent *a)
     return 0;
 }
 
+/* Publishes buf[0..len) on topic signed with the gateway's key (as it is
+ * in a lab without one): the signature is made at each publication, so a
+ * key rotated meanwhile signs what the spool held. buf has room for the
+ * signature (cap bytes) and is left as it was. 0 or -1. */
+static int publish_signed(agent *a, const char *topic, char *buf, size_t len, size_t cap,
+                          int qos, int retain)
+{
+    char err[200];
+    size_t n = len;
+    if (a->cfg->signer && dcem_sign_payload(a->cfg->signer, topic, buf, &n, cap)) {
+        static dcem_complaint c;
+        dcem_complain(&c, DCEM_LOG_ERROR, "agent", "cannot sign a payload for %s", topic);
+        return -1;
+    }
+    int rc = dcem_mqtt_publish(a->mqtt, topic, buf, n, qos, retain, err, sizeof err);
+    if (n != len) buf[len - 1] = '}'; /* the prefix is intact: the payload as it was */
+    return rc;
+}
+
+/* The same for an encoder's output (json, len bytes; freed here), copied
+ * into the small-payload buffer. */
+static int publish_small(agent *a, const char *topic, char *json, size_t len, int qos,
+                         int retain)
+{
+    int rc = -1;
+    if (len < DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN) {
+        memcpy(a->small, json, len);
+        rc = publish_signed(a, topic, a->small, len, DCEM_WIRE_MAX_SMALL_PAYLOAD, qos, retain);
+    }
+    free(json);
+    return rc;
+}
+
 /* The retained state: a birth (what dcem_delivery_next computed from the
  * spool) or, with birth NULL, the goodbye. 0 or -1. */
 static int publish_state(agent *a, const dcem_delivery_action *birth)
@@ -286,12 +323,10 @@ static int publish_state(agent *a, const dcem_delivery_action *birth)
         s.queued = birth->queued;
     }
     snprintf(s.version, sizeof s.version, "%s", DCEM_VERSION);
-    char *json, err[200];
+    char *json;
     size_t len;
     if (dcem_wire_encode_state(&s, &json, &len)) return -1;
-    int rc = dcem_mqtt_publish(a->mqtt, a->topic_state, json, len, 1, 1, err, sizeof err);
-    free(json);
-    return rc;
+    return publish_small(a, a->topic_state, json, len, 1, 1);
 }
 
 static void try_connect(agent *a, int64_t now)
@@ -323,6 +358,24 @@ static void on_control(agent *a, int leaf, const char *payload, size_t len, int6
 {
     char err[200];
     int reason;
+    /* only what a collector signed for this topic is obeyed: a forged ack
+     * would delete batches nobody stored (a lab without collector_keys
+     * believes anything) */
+    const dcem_identity_cfg *id = &a->cfg->identity;
+    if (id->n_collector_keys) {
+        const char *topic = leaf == DCEM_WIRE_ACK ? a->topic_ack : a->topic_ctl;
+        int r = dcem_sig_verify(id->collector_keys, id->n_collector_keys, topic, payload, len,
+                                NULL, NULL);
+        if (r != DCEM_SIG_VALID) {
+            a->unauthentic_in++;
+            dcem_complain(&a->unauthentic, DCEM_LOG_WARN, "agent",
+                          "%s on %s ignored: %s (no collector key verifies it; repeats counted)",
+                          leaf == DCEM_WIRE_ACK ? "ack" : "command", topic,
+                          dcem_sig_result_name(r));
+            return;
+        }
+        dcem_release(&a->unauthentic, "agent", "signed acks again");
+    }
     if (leaf == DCEM_WIRE_ACK) {
         dcem_wire_ack ack;
         if (dcem_wire_decode_ack(payload, len, &ack, &reason, err, sizeof err)) {
@@ -431,8 +484,7 @@ static int publish_batch(agent *a, dcem_delivery_pos pos)
     if ((!a->buf_full || a->buf_pos.epoch != pos.epoch || a->buf_pos.seq != pos.seq) &&
         (spool_first(a, pos, &at) || at.epoch != pos.epoch || at.seq != pos.seq))
         return -1; /* gone meanwhile: the next round finds what is there */
-    char err[200];
-    return dcem_mqtt_publish(a->mqtt, a->topic_data, a->buf, a->buf_len, 1, 0, err, sizeof err);
+    return publish_signed(a, a->topic_data, a->buf, a->buf_len, DCEM_WIRE_MAX_PAYLOAD, 1, 0);
 }
 
 /* Publishes what the delivery state machine asks for: a birth, then held
@@ -467,12 +519,11 @@ static void publish_metrics(agent *a)
     while (dcem_local_take(a->local, dcem_now_wall_ms(), grace, &m)) {
         m.has_dropped = 1;
         memcpy(m.dropped, a->dropped, sizeof m.dropped);
-        char *json, err[200];
+        char *json;
         size_t len;
         if (dcem_wire_encode_metrics(&m, &json, &len)) continue;
-        if (dcem_mqtt_is_connected(a->mqtt))
-            dcem_mqtt_publish(a->mqtt, a->topic_metrics, json, len, 0, 1, err, sizeof err);
-        free(json);
+        if (dcem_mqtt_is_connected(a->mqtt)) publish_small(a, a->topic_metrics, json, len, 0, 1);
+        else free(json);
     }
 }
 
@@ -522,14 +573,23 @@ static int open_io(agent *a, char *err, size_t errlen)
     if (!(a->delivery = dcem_delivery_new(&seam, &dopts)))
         return snprintf(err, errlen, "out of memory"), -1;
     dcem_wire_state will = {.online = 0};
-    char *json;
+    char *json, signed_will[256];
     size_t len;
     if (dcem_wire_encode_state(&will, &json, &len)) return snprintf(err, errlen, "state"), -1;
+    /* the will is signed too: the collector believes no unsigned state */
+    int bad = len >= sizeof signed_will;
+    if (!bad) {
+        memcpy(signed_will, json, len + 1);
+        if (c->signer)
+            bad = dcem_sign_payload(c->signer, a->topic_state, signed_will, &len,
+                                    sizeof signed_will) != 0;
+    }
+    free(json);
+    if (bad) return snprintf(err, errlen, "cannot sign the last will"), -1;
     /* a clean session: the spool and the collector's acks make delivery lossless */
-    dcem_mqtt_opts mo = {.will_topic = a->topic_state, .will_payload = json,
+    dcem_mqtt_opts mo = {.will_topic = a->topic_state, .will_payload = signed_will,
                          .inflight = (int)c->mqtt.inflight, .fn = on_message, .ctx = a};
     a->mqtt = dcem_mqtt_new(&c->mqtt, &mo, err, errlen);
-    free(json);
     return a->mqtt ? 0 : -1;
 }
 
@@ -635,7 +695,7 @@ static void log_stats(agent *a)
               "not held); %lu no-ack timeouts; spool: %llu batches, %llu bytes; dropped: %llu "
               "queue_full, %llu spool_full_batches, %llu encode, %llu too_large, %llu "
               "spool_error; acks and ctl: %lu malformed, %lu unknown commands, %lu too large, "
-              "%lu overflowed",
+              "%lu overflowed, %lu not signed by a collector",
               a->spooled, d.published, d.births, d.acks, d.acks_applied, d.acks_ahead,
               d.acks_other_epoch, d.resends, d.resends_gone, d.timeouts,
               (unsigned long long)st.records, (unsigned long long)st.bytes,
@@ -644,7 +704,7 @@ static void log_stats(agent *a)
               (unsigned long long)x[DCEM_WIRE_DROP_ENCODE],
               (unsigned long long)x[DCEM_WIRE_DROP_TOO_LARGE],
               (unsigned long long)x[DCEM_WIRE_DROP_SPOOL_ERROR], a->malformed_in, a->bad_command,
-              in_too_large, in_dropped);
+              in_too_large, in_dropped, a->unauthentic_in);
 }
 
 /* A missing serial device is not a config error for the running agent (a
@@ -837,6 +897,7 @@ static int import_round(agent *a, importer *im)
 static void usage(FILE *f)
 {
     fputs("usage: dcem-agent -c FILE [--check-config | --once [--json] | --import CSV] | --version\n"
+          "       dcem-agent --keygen FILE | --pubkey FILE\n"
           "Polls the meters of agent.yaml over Modbus and publishes their readings\n"
           "over MQTT, spooled on disk until the collector acknowledges them.\n"
           "  --check-config  load and check the config (profiles, ledger, serial devices),\n"
@@ -845,6 +906,9 @@ static void usage(FILE *f)
           "                  on a terminal, JSON when piped or with --json\n"
           "  --import CSV    deliver the readings of CSV (time,meter,kwh[,kw]) instead of\n"
           "                  polling, and exit once the collector acknowledged them all\n"
+          "  --keygen FILE   make the gateway's Ed25519 key in FILE (mode 0600, never\n"
+          "                  overwritten) and print its public key for the site ledger\n"
+          "  --pubkey FILE   print the public key of the private key in FILE\n"
           "Exit status: 0 ok; 1 a device failed (--once), rows skipped (--import), or a\n"
           "runtime error; 2 a usage or config error.\n"
           "SIGHUP reloads the config (a bad one is refused); SIGTERM stops cleanly.\n",
@@ -861,6 +925,8 @@ int main(int argc, char **argv)
                                          {"import", required_argument, 0, 'i'},
                                          {"version", no_argument, 0, 'V'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"keygen", required_argument, 0, 'g'},
+                                         {"pubkey", required_argument, 0, 'p'},
                                          {0, 0, 0, 0}};
     const char *file = NULL;
     int check = 0, once = 0, json = 0, opt;
@@ -873,6 +939,8 @@ int main(int argc, char **argv)
         case 'j': json = 1; break;
         case 'i': im.path = optarg; break;
         case 'V': puts("dcem-agent " DCEM_VERSION); return 0;
+        case 'g': return dcem_io_key_command(optarg, 1, "dcem-agent");
+        case 'p': return dcem_io_key_command(optarg, 0, "dcem-agent");
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -931,8 +999,9 @@ int main(int argc, char **argv)
     a.inbox = calloc(INBOX_CAP, sizeof *a.inbox);
     a.batch = calloc(DCEM_WIRE_SAFE_READINGS, sizeof *a.batch);
     a.buf = malloc(DCEM_WIRE_MAX_PAYLOAD);
+    a.small = malloc(DCEM_WIRE_MAX_SMALL_PAYLOAD);
     int rc = 1;
-    if (!a.queue || !a.inbox || !a.batch || !a.buf) goto out;
+    if (!a.queue || !a.inbox || !a.batch || !a.buf || !a.small) goto out;
     if (open_io(&a, err, sizeof err)) {
         fprintf(stderr, "dcem-agent: %s\n", err);
         goto out;
@@ -1028,6 +1097,7 @@ out:
     free(a.inbox);
     free(a.batch);
     free(a.buf);
+    free(a.small);
     dcem_agent_config_free(a.cfg);
     pthread_mutex_destroy(&a.lock);
     return rc;

@@ -313,7 +313,8 @@ static void handle_state(collector *c, const msg *x, const dcem_wire_topic_parts
     dcem_engine_reply r = {0};
     snprintf(r.site, sizeof r.site, "%s", tp->site);
     snprintf(r.gateway, sizeof r.gateway, "%s", tp->gateway);
-    if (!dcem_collector_site_find(c->cfg, tp->site)) return;
+    /* an empty retained message only clears the last one (an import's end) */
+    if (!x->len || !dcem_collector_site_find(c->cfg, tp->site)) return;
     /* a birth moves what the collector waits for: only its gateway may say it */
     reason = dcem_engine_verify(c->engine, x->topic, tp, x->payload, x->len, NULL, r.why,
                                 sizeof r.why);
