@@ -12,7 +12,8 @@
 # unless --save merges what the run found into them (libFuzzer -merge=1
 # keeps only inputs that add coverage). A crash, leak, UB report, timeout or
 # broken invariant fails the run: its report is printed and the input is kept
-# in build/fuzz/crashes/ with the command that replays it.
+# in build/fuzz/crashes/ (until that target's next run) with the command
+# that replays it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 save=0
@@ -59,6 +60,7 @@ run_one() {
               -artifact_prefix="$build/crashes/$t-")
   [[ -f $dict ]] && args+=(-dict="$dict")
   mkdir -p "$scratch"
+  rm -f "$build/crashes/$t-"* # a finding is kept until the target's next run
   # stdin from /dev/null: nothing a target reads may wait on a terminal
   if ! "$build/tests/fuzz/$t" "${args[@]}" "$scratch" "$seeds" >"$log" 2>&1 </dev/null; then
     return 1
@@ -93,8 +95,10 @@ done
 
 if ((${#failed[@]})); then
   for t in "${failed[@]}"; do
-    echo "== fuzz: $t FAILED; the end of build/fuzz/logs/$t.log:" >&2
-    tail -n 60 "$build/logs/$t.log" >&2
+    echo "== fuzz: $t FAILED; from build/fuzz/logs/$t.log:" >&2
+    # the report: from the sanitizer's or the harness's first word on
+    report=$(sed -n '/ERROR: \|runtime error: \|invariant broken: /,$p' "$build/logs/$t.log")
+    if [[ -n $report ]]; then head -n 80 <<<"$report" >&2; else tail -n 30 "$build/logs/$t.log" >&2; fi
     for c in "$build/crashes/$t-"*; do
       [[ -e $c ]] && echo "   replay: $build/tests/fuzz/$t $c" >&2
     done
