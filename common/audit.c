@@ -227,12 +227,17 @@ static int reject(dcem_audit *a, int reason)
 
 static void note_unknown(dcem_audit *a, const char *id, size_t n)
 {
+    /* Only an id that fits and has no NUL inside is kept or matched (the
+     * others are counted in stats anyway): strncmp stops at a NUL, so
+     * "m\0\0...", 80 bytes long, matched a kept "m" and the check of its
+     * id[n] then read past the 64-byte id (found by fuzz_audit). */
+    if (n >= DCEM_ID_MAX || memchr(id, '\0', n)) return;
     for (size_t i = 0; i < a->n_unknown; i++)
         if (!strncmp(a->unknown[i].id, id, n) && a->unknown[i].id[n] == '\0') {
             a->unknown[i].rows++;
             return;
         }
-    if (a->n_unknown == MAX_UNKNOWN || n >= DCEM_ID_MAX) return; /* counted in stats anyway */
+    if (a->n_unknown == MAX_UNKNOWN) return; /* counted in stats anyway */
     memcpy(a->unknown[a->n_unknown].id, id, n);
     a->unknown[a->n_unknown].id[n] = '\0';
     a->unknown[a->n_unknown++].rows = 1;

@@ -36,6 +36,9 @@ PACKAGES=(
   python3-serial-asyncio # and serial_asyncio too
   chromium          # headless browser of the dashboard test
   fonts-wqy-microhei # a CJK font, so the dashboard's Chinese renders in its screenshots
+  clang-14          # compiler of the fuzz targets (scripts/fuzz.sh)
+  libclang-rt-14-dev # libFuzzer and clang's ASan/UBSan runtimes
+  llvm-14           # llvm-symbolizer: function and line names in sanitizer reports
 )
 
 names=()

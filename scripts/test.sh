@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: install what is missing, build, run the whole
-# CTest suite, then build and run it again under AddressSanitizer + UBSan.
-# Exits non-zero on any failure.
+# CTest suite, then build and run it again under AddressSanitizer + UBSan,
+# then fuzz every target in tests/fuzz/ briefly with libFuzzer (clang, ASan +
+# UBSan; DCEM_FUZZ_SECONDS each, default 20). Exits non-zero on any failure:
+# a failing test, or a crash, leak, UB report or broken invariant found.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -20,4 +22,6 @@ run_suite() { # name, extra cmake args...
 
 run_suite release  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCEM_SANITIZE=OFF
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug          -DDCEM_SANITIZE=ON
+# About a minute and a half: the clang build, then the targets two at a time.
+"$root/scripts/fuzz.sh" --jobs "$jobs" all "${DCEM_FUZZ_SECONDS:-20}"
 echo "== all suites passed" >&2

@@ -229,7 +229,7 @@ static void rec_encode(uint8_t *h, uint32_t len, uint64_t epoch, uint64_t seq, c
     put_u32(h + 28, rec_crc(h, payload, len));
 }
 
-/* Checks what the header alone can tell: magic, version, length bound. */
+/* Checks what the header alone can tell: magic, version, length and id bounds. */
 static int rec_parse(const uint8_t *h, rhdr *r)
 {
     if (memcmp(h, rec_magic, 4) || h[4] != REC_VERSION) return -1;
@@ -238,6 +238,8 @@ static int rec_parse(const uint8_t *h, rhdr *r)
     r->seq = get_u64(h + 20);
     r->crc = get_u32(h + 28);
     if (r->len > DCEM_SPOOL_MAX_PAYLOAD) return -1;
+    /* Out of the wire's range (see DCEM_SPOOL_MAX_ID): never written by us. */
+    if (!r->epoch || r->epoch >= DCEM_SPOOL_MAX_ID || r->seq >= DCEM_SPOOL_MAX_ID) return -1;
     return 0;
 }
 
@@ -527,6 +529,7 @@ static int meta_read(dcem_spool *sp, meta *m)
     m->gone = get_u64(b + 24);
     m->next_seq = get_u64(b + 32);
     if (!m->epoch || m->acked > m->gone || m->next_seq <= m->gone) return META_CORRUPT;
+    if (m->epoch >= DCEM_SPOOL_MAX_ID || m->next_seq > DCEM_SPOOL_MAX_ID) return META_CORRUPT;
     return META_OK;
 }
 
@@ -1158,7 +1161,7 @@ static int recover(dcem_spool *sp, int64_t now_s)
     } else {
         /* A new epoch: the wall clock, but always above every epoch still on
          * disk so the collector can never take new data for a duplicate. */
-        uint64_t e = now_s > 0 ? (uint64_t)now_s : 1;
+        uint64_t e = now_s > 0 && (uint64_t)now_s < DCEM_SPOOL_MAX_ID ? (uint64_t)now_s : 1;
         e = max_u64(e, max_u64(max_epoch, meta_epoch) + 1);
         sp->epoch = e;
         sp->acked = sp->gone = 0;

@@ -36,6 +36,12 @@
 #define DCEM_SPOOL_MAX_PAYLOAD (1u << 20) /* a corrupt length never allocates more */
 #define DCEM_SPOOL_MAX_SEGMENT (64u << 20)
 #define DCEM_SPOOL_MAX_ASIDE 8u /* *.corrupt files kept; beyond, damaged data is not copied */
+/* Epochs and seqs go on the wire, which carries integers up to 2^53 - 1
+ * (docs/wire-format.md). A record or metadata holding one at or above that
+ * is corrupt: staying below it leaves room for the next seq and for a new
+ * epoch above every epoch on disk, so the spool never hands out a number
+ * the agent cannot publish (it would drop every new batch). */
+#define DCEM_SPOOL_MAX_ID 9007199254740991ULL
 
 enum {
     DCEM_SPOOL_FSYNC_ALWAYS = 0,   /* fdatasync every append (and every ack's metadata) */
