@@ -66,6 +66,15 @@ if(TARGET dcem-collector AND TARGET dcem-agent AND TARGET dcem-sim)
   set_tests_properties(collector_sim PROPERTIES TIMEOUT 300 LABELS integration)
 endif()
 
+# Forged births, batches and acks from anyone on the broker change nothing;
+# signatures checked against the openssl command line (docs/security.md).
+if(TARGET dcem-collector AND TARGET dcem-agent AND TARGET dcem-sim)
+  add_test(NAME security
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/security.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(security PROPERTIES TIMEOUT 180 LABELS integration)
+endif()
+
 # The engine (gateway/collector/engine.c) on a real SQLite store per test,
 # configured from a collector.yaml, ledgers and the shipped policy: group
 # commit against one-by-one, duplicates / gaps / malformed in a group, a

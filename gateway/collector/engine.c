@@ -144,7 +144,7 @@ int dcem_engine_verify(dcem_engine *e, const char *topic, const dcem_wire_topic_
         if (key) *key = g->key_text[idx];
         return 0;
     }
-    snprintf(why, whylen, "%s: %s", dcem_sig_result_name(r),
+    snprintf(why, whylen, "%s",
              r == DCEM_SIG_MISSING ? "the ledger has keys for this gateway; the payload is not signed"
              : r == DCEM_SIG_MALFORMED ? "its \"sig\" is not 64 bytes of base64 as the last member"
                                        : "no key of this gateway in the ledger verifies it");

@@ -52,30 +52,8 @@ start_agent() {
 }
 stop_agent() { kill -TERM "$agent_pid"; wait "$agent_pid" || fail "the agent exited with $?"; }
 
-# spool [cut N]: the spool's records as "epoch seq" lines (whole valid
-# records only, segments in order); with cut N, first cuts N bytes off the
-# newest segment. The layout is docs/spool.md's.
-spool() {
-  $PY - "$work/spool" "$@" <<'EOF'
-import glob, os, struct, sys, zlib
-segs = sorted(glob.glob(os.path.join(sys.argv[1], "seg-*.log")))
-if len(sys.argv) > 3 and sys.argv[2] == "cut":
-    n = int(sys.argv[3])
-    os.truncate(segs[-1], os.path.getsize(segs[-1]) - n)
-for seg in segs:
-    b = open(seg, "rb").read()
-    off = 0
-    while off + 32 <= len(b):
-        h = b[off:off + 32]
-        length, epoch, seq, crc = struct.unpack_from("<IQQI", h, 8)
-        if h[:4] != b"DCSP" or off + 32 + length > len(b):
-            break
-        if zlib.crc32(b[off + 32:off + 32 + length], zlib.crc32(h[:28])) != crc:
-            break
-        print(epoch, seq)
-        off += 32 + length
-EOF
-}
+# spool [cut N]: the spool's records (spool_records in lib.sh)
+spool() { spool_records "$work/spool" "$@"; }
 have_batches() { (($(spool | wc -l) >= $1)); }
 
 # 1. batches nobody acknowledges, then a clean stop
