@@ -3,7 +3,11 @@
 #
 #   scripts/demo.sh [--once]
 #
-# Installs what is missing, builds, then starts on loopback: mosquitto,
+# Installs what is missing, builds, then starts on loopback, set up as a
+# deployment is (docs/security.md): a site PKI and broker rules minted by
+# scripts/mint-certs.sh, an Ed25519 key per gateway and for the collector;
+# then mosquitto (TLS, a client certificate per gateway, each writing only
+# its own topics),
 # dcem-collector (SQLite store, HTTP API and dashboard; InfluxDB too when
 # influxd is installed), dcem-sim serving the 26 meters of the sample sites
 # yz-alpha, yz-beta and yz-gamma, and one dcem-agent per site polling them.
@@ -81,14 +85,30 @@ wait_for() { # WHAT SECONDS COMMAND...
 }
 token() { head -c 32 /dev/urandom | base64 | tr -d '\n/+=' | cut -c1-32; }
 
-# ---- the broker ----
+# ---- identities (docs/security.md) ----
+# The broker's PKI and rules: a certificate per gateway and for the
+# collector, each gateway writing only its own topics (docs/broker.md); an
+# Ed25519 key per gateway and for the collector, which sign every message.
+gateways=()
+for s in "${sites[@]}"; do gateways+=("$s/gw-$s" "$s/gw-history"); done
+"$root/scripts/mint-certs.sh" -d "$out/pki" "${gateways[@]}" >"$out/logs/mint-certs.log"
+mkdir -m 700 "$out/keys"
+col_key=$("$col" --keygen "$out/keys/collector.key" 2>/dev/null)
+declare -A gw_key
+for g in "${gateways[@]}"; do
+  gw_key[$g]=$("$agent" --keygen "$out/keys/${g%/*}-${g#*/}.key" 2>/dev/null)
+done
+
+# ---- the broker: the shipped config on a loopback port, TLS and its rules ----
 mqtt_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n' \
-  "$mqtt_port" >"$out/mosquitto.conf"
+sed -e "s|^listener 8883\$|listener $mqtt_port 127.0.0.1|" -e "s|/etc/mosquitto/dcem/|$out/pki/|" \
+  -e "s|^persistence true|persistence false|" -e "/^persistence_location/d" \
+  "$root/configs/mosquitto/dcem.conf" >"$out/mosquitto.conf"
+echo "user $(id -un)" >>"$out/mosquitto.conf" # run as root, it would switch to a user who cannot read $out
 mosquitto -c "$out/mosquitto.conf" >"$out/logs/mosquitto.log" 2>&1 &
 pids+=($!)
 wait_for "mosquitto" 10 port_open "$mqtt_port"
-mqtt="tcp://127.0.0.1:$mqtt_port"
+mqtt="ssl://localhost:$mqtt_port"
 
 # ---- InfluxDB 1.x, when installed ----
 influx_section=""
@@ -119,7 +139,18 @@ EOF
 fi
 
 # ---- the collector ----
-for s in "${sites[@]}"; do cp "$root/configs/sites/$s.yaml" "$out/sites/"; done
+# the sample ledgers, with this demo's gateways and their keys in place of
+# the samples'
+for s in "${sites[@]}"; do
+  $PY - "$root/configs/sites/$s.yaml" "$s" "${gw_key[$s/gw-$s]}" "${gw_key[$s/gw-history]}" \
+    >"$out/sites/$s.yaml" <<'EOF'
+import re, sys
+text, site, live, history = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3], sys.argv[4]
+text = re.sub(r"(?m)^gateways:\n(?:[ ].*\n|\n)*", "", text)
+print(text.rstrip("\n"))
+print(f"gateways:\n  - {{id: gw-{site}, keys: [\"{live}\"]}}\n  - {{id: gw-history, keys: [\"{history}\"]}}")
+EOF
+done
 api_port=${DCEM_DEMO_PORT:-8080}
 port_open "$api_port" && api_port=$(free_port)
 (umask 077 && token >"$out/tokens/regulator.token" && token >"$out/tokens/yz-alpha.token")
@@ -128,8 +159,13 @@ cat >"$out/collector.yaml" <<EOF
 collector: demo
 sites: sites
 policy: $root/configs/policy/beijing-etown-2024.yaml
-identity: {allow_unsigned: true}  # lab: unsigned traffic
-mqtt: {uri: "$mqtt", version: 5}
+identity: {key_file: keys/collector.key}
+mqtt:
+  uri: "$mqtt"
+  version: 5
+  ca_file: pki/ca.crt
+  cert_file: pki/collectors/dcem-collector.crt
+  key_file: pki/collectors/dcem-collector.key
 store: {path: store.db}
 $influx_section
 api:
@@ -144,7 +180,7 @@ EOF
 col_pid=$!
 pids+=("$col_pid")
 wait_for "the collector" 15 grep -q "^info: mqtt: subscribed to" "$out/logs/collector.log"
-echo "== broker $mqtt, collector up ($(printf '%s' "${influx_section:+with InfluxDB}"))"
+echo "== broker $mqtt (TLS, certificates, topic rules; every message signed), collector up ($(printf '%s' "${influx_section:+with InfluxDB}"))"
 
 # ---- 2025: a generated year per site, imported through an agent ----
 agent_config() { # FILE SITE GATEWAY SPOOL BUS DEVICES
@@ -157,9 +193,17 @@ buses:
 $5
 devices:
 $6
-mqtt: {uri: "$mqtt", version: 5, reconnect_max_ms: 2000}
+mqtt:
+  uri: "$mqtt"
+  version: 5
+  reconnect_max_ms: 2000
+  ca_file: pki/ca.crt
+  cert_file: pki/gateways/$2/$3.crt
+  key_file: pki/gateways/$2/$3.key
 spool: {dir: $4, fsync: interval}
-identity: {allow_unsigned: true}
+identity:
+  key_file: keys/$2-$3.key
+  collector_keys: ["$col_key"]
 batch: {max_readings: 250, max_delay_ms: 1000}
 EOF
 }
