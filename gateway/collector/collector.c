@@ -19,6 +19,7 @@
 #include "mqtt_link.h"
 #include "parse.h"
 #include "store.h"
+#include "verify.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -694,6 +695,24 @@ static int cmd_export(dcem_collector_config *cfg, const char *site, const char *
     return rc ? 1 : 0;
 }
 
+static int cmd_verify(dcem_collector_config *cfg, const char *site, const char *from,
+                      const char *to)
+{
+    int64_t t0, t1;
+    char err[1024];
+    if (!site || !from || !to || parse_when(from, &t0) || parse_when(to, &t1)) {
+        fputs("dcem-collector verify: --site S --from TIME --to TIME (RFC 3339 or YYYY-MM-DD, UTC)\n",
+              stderr);
+        return 2;
+    }
+    dcem_store *st = open_store(cfg, err, sizeof err);
+    if (!st) return fprintf(stderr, "dcem-collector: %s\n", err), 1;
+    dcem_verify_result res;
+    int rc = dcem_verify_site(cfg, st, site, t0, t1, stdout, &res);
+    dcem_store_close(st);
+    return rc ? 1 : 0;
+}
+
 static int cmd_figures(dcem_collector_config *cfg, const char *site, long long year,
                        long long month)
 {
@@ -729,6 +748,7 @@ static void usage(FILE *f)
     fputs("usage: dcem-collector -c FILE [--check-config]\n"
           "       dcem-collector export -c FILE --site S --from TIME --to TIME\n"
           "       dcem-collector figures -c FILE --site S (--year YYYY | --month YYYY-MM)\n"
+          "       dcem-collector verify -c FILE --site S --from TIME --to TIME\n"
           "       dcem-collector --keygen FILE | --pubkey FILE\n"
           "       dcem-collector --version\n",
           f);
@@ -778,6 +798,11 @@ int main(int argc, char **argv)
     dcem_log_set_level(cfg->log_level);
     if (command && !strcmp(command, "export")) {
         int rc = cmd_export(cfg, site, from, to);
+        dcem_collector_config_free(cfg);
+        return rc;
+    }
+    if (command && !strcmp(command, "verify")) {
+        int rc = cmd_verify(cfg, site, from, to);
         dcem_collector_config_free(cfg);
         return rc;
     }

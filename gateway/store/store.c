@@ -271,6 +271,13 @@ int dcem_store_get_proof(dcem_store *st, const char *site, const char *gateway, 
     return st->be->get_proof(st, site, gateway, epoch, seq, key, keylen, payload, len);
 }
 
+int dcem_store_proofs(dcem_store *st, const char *site, dcem_store_proof_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !fn) return bad(st, "proofs: invalid site or no callback");
+    return st->be->proofs(st, site, fn, ctx);
+}
+
 int dcem_store_gateway_seq(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
                            dcem_store_epoch *out)
 {

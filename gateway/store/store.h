@@ -122,6 +122,20 @@ int dcem_store_put_proof(dcem_store *st, const char *site, const char *gateway, 
 int dcem_store_get_proof(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
                          uint64_t seq, char *key, size_t keylen, void **payload, size_t *len);
 
+/* One stored proof, for dcem_store_proofs. Pointers valid during the call. */
+typedef struct dcem_store_proof {
+    const char *site, *gateway, *key;
+    uint64_t epoch, seq;
+    const void *payload;
+    size_t len;
+} dcem_store_proof;
+
+typedef int (*dcem_store_proof_fn)(void *ctx, const dcem_store_proof *p);
+
+/* Every proof of site's batches, by gateway, epoch and seq; fn returning
+ * non-zero stops the walk (and is returned). 0 or an error. */
+int dcem_store_proofs(dcem_store *st, const char *site, dcem_store_proof_fn fn, void *ctx);
+
 /* What the store knows of one (site, gateway, epoch). */
 typedef struct dcem_store_epoch {
     char site[DCEM_ID_MAX];

@@ -35,6 +35,7 @@ typedef struct dcem_store_backend {
                      uint64_t seq, const char *key, const void *payload, size_t len);
     int (*get_proof)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
                      uint64_t seq, char *key, size_t keylen, void **payload, size_t *len);
+    int (*proofs)(dcem_store *st, const char *site, dcem_store_proof_fn fn, void *ctx);
     /* io->site, io->gateway and io->epoch are set; the rest is filled in */
     int (*gateway_seq)(dcem_store *st, dcem_store_epoch *io);
     int (*skip_to)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,

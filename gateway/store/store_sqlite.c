@@ -283,6 +283,7 @@ enum {
     S_QUARANTINE_INSERT,
     S_PROOF_INSERT,
     S_PROOF_GET,
+    S_PROOFS,
     S_EXPORT_SITE,
     S_EXPORT_METER,
     S_PRUNE_SITES,
@@ -378,6 +379,8 @@ static const char *const sql_text[S_COUNT] = {
                        " ON CONFLICT (site, gateway, epoch, seq) DO NOTHING",
     [S_PROOF_GET] = "SELECT key, payload FROM proofs"
                     " WHERE site = ?1 AND gateway = ?2 AND epoch = ?3 AND seq = ?4",
+    [S_PROOFS] = "SELECT gateway, epoch, seq, key, payload FROM proofs WHERE site = ?1"
+                 " ORDER BY gateway, epoch, seq",
 
     [S_EXPORT_SITE] = "SELECT " READING_COLS " FROM readings"
                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, meter",
@@ -1180,6 +1183,27 @@ static int sq_get_proof(dcem_store *st, const char *site, const char *gateway, u
     return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
 }
 
+static int sq_proofs(dcem_store *st, const char *site, dcem_store_proof_fn fn, void *ctx)
+{
+    if (st->schema_version < SCHEMA_PROOFS) return 0;
+    sqlite3_stmt *s = stmt(st, S_PROOFS);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    int rc;
+    while ((rc = step(st, s, "proofs")) == 1) {
+        dcem_store_proof p = {.site = site,
+                              .gateway = c_text(s, 0),
+                              .epoch = c_u64(s, 1),
+                              .seq = c_u64(s, 2),
+                              .key = c_text(s, 3),
+                              .payload = sqlite3_column_blob(s, 4),
+                              .len = (size_t)sqlite3_column_bytes(s, 4)};
+        if ((rc = fn(ctx, &p)) != 0) break;
+    }
+    done(s);
+    return rc;
+}
+
 static int sq_gateway_seq(dcem_store *st, dcem_store_epoch *io)
 {
     sqlite3_stmt *s = stmt(st, S_EPOCH_GET);
@@ -1894,6 +1918,7 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .put_quarantine = sq_put_quarantine,
     .put_proof = sq_put_proof,
     .get_proof = sq_get_proof,
+    .proofs = sq_proofs,
     .gateway_seq = sq_gateway_seq,
     .skip_to = sq_skip_to,
     .epochs = sq_epochs,

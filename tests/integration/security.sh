@@ -223,6 +223,23 @@ ossl_verify "$work/keys/gw-1.pub" "$root/gw-1/data" "$work/proof.json" ||
   fail "openssl does not verify a stored proof"
 echo "every batch of gw-1 stored once with its proof; none forged"
 
+# dcem-collector verify: every stored reading proven from the kept proofs;
+# a reading changed in the store afterwards is found out
+"$col" verify -c "$work/collector.yaml" --site test-site --from 2000-01-01 --to 2100-01-01 \
+  >"$work/verify.out" || fail "verify: $(cat "$work/verify.out")"
+cat "$work/verify.out"
+grep -q "(0 do not verify, 0 signed by a key no longer in the ledger, 0 readings differ" \
+  "$work/verify.out" || fail "verify found problems"
+sql "UPDATE readings SET kwh = kwh + 1 WHERE (site, t_ms, meter) =
+  (SELECT site, t_ms, meter FROM readings WHERE gateway = 'gw-1' AND kwh IS NOT NULL LIMIT 1)"
+rc=0
+"$col" verify -c "$work/collector.yaml" --site test-site --from 2000-01-01 --to 2100-01-01 \
+  >"$work/verify2.out" || rc=$?
+((rc == 1)) || fail "verify did not fail on a changed reading (exit $rc)"
+grep -q "the store holds other values than the batch signed" "$work/verify2.out" ||
+  fail "verify did not say what changed: $(cat "$work/verify2.out")"
+echo "a changed reading: $(head -1 "$work/verify2.out")"
+
 # the refusals, by reason, counted (the health line) and logged once per
 # gateway, reason and spell: gw-1's 10 forged batches and 1 birth of each kind,
 # gw-ossl's replayed batch and birth
