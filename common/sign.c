@@ -104,6 +104,14 @@ static int signer_wrap(EVP_PKEY *pkey, dcem_signer **out)
     return 0;
 }
 
+/* A pem_password_cb that gives no passphrase, noting it was asked. */
+static int no_passphrase(char *buf, int size, int rwflag, void *asked)
+{
+    (void)buf, (void)size, (void)rwflag;
+    *(int *)asked = 1;
+    return -1;
+}
+
 int dcem_signer_from_pem(const char *pem, size_t len, dcem_signer **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -113,10 +121,17 @@ int dcem_signer_from_pem(const char *pem, size_t len, dcem_signer **out, char *e
     }
     BIO *b = BIO_new_mem_buf(pem, (int)len);
     if (!b) return DCEM_ENOMEM;
-    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    /* No callback would be OpenSSL's default one, which asks the terminal
+     * for the passphrase of an encrypted key and waits (fuzz_sign found it:
+     * corpus/fuzz_sign/regress-pem-encrypted); a daemon's key is read
+     * unencrypted, so the passphrase is refused instead. */
+    int asked = 0;
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, &asked);
     BIO_free(b);
     if (!pkey) {
-        snprintf(err, errlen, "not a PEM private key (an unencrypted PKCS#8 \"PRIVATE KEY\")");
+        snprintf(err, errlen,
+                 asked ? "an encrypted private key: dcem reads keys unencrypted (mode 0600)"
+                       : "not a PEM private key (an unencrypted PKCS#8 \"PRIVATE KEY\")");
         return DCEM_EINVAL;
     }
     if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_ED25519) {
@@ -187,7 +202,10 @@ int dcem_sign_payload(const dcem_signer *s, const char *topic, char *buf, size_t
     size_t n = *len;
     unsigned char md[32], sig[DCEM_SIG_BYTES];
     size_t siglen = sizeof sig;
-    if (n < 2 || buf[0] != '{' || buf[n - 1] != '}') return DCEM_EINVAL;
+    /* At least one member: "{}" would become {,"sig":...}, which is not
+     * JSON and too short for dcem_sig_verify to find its "sig" (fuzz_sign
+     * found it: corpus/fuzz_sign/regress-sign-empty-object). */
+    if (n < 3 || buf[0] != '{' || buf[n - 1] != '}') return DCEM_EINVAL;
     if (cap < n - 1 + DCEM_SIG_SUFFIX_LEN + 1) return DCEM_EFULL;
     if (digest(topic, buf, n - 1, md)) return DCEM_ENOMEM;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();

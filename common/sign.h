@@ -56,7 +56,8 @@ typedef struct dcem_signer dcem_signer;
 
 /* A signer from a PEM private key (PKCS#8, as `openssl genpkey -algorithm
  * ed25519` and dcem_signer_pem write). 0, DCEM_EINVAL (not an Ed25519
- * private key: why in err) or DCEM_ENOMEM. *out is the caller's to free. */
+ * private key, or an encrypted one: why in err; no passphrase is ever asked
+ * for) or DCEM_ENOMEM. *out is the caller's to free. */
 int dcem_signer_from_pem(const char *pem, size_t len, dcem_signer **out, char *err,
                          size_t errlen);
 
@@ -76,8 +77,8 @@ void dcem_signer_free(dcem_signer *s);
 /* Signs, in place, the JSON object in buf[0..*len) (it must end in '}')
  * for publication on topic: the closing '}' becomes ,"sig":"..."} and *len
  * grows by DCEM_SIG_SUFFIX_LEN - 1. cap is buf's size. 0, DCEM_EFULL (no
- * room), DCEM_EINVAL (not an object) or DCEM_ENOMEM. Thread-safe: a signer
- * may be shared by threads. */
+ * room), DCEM_EINVAL (not an object, or "{}": an object with no member) or
+ * DCEM_ENOMEM. Thread-safe: a signer may be shared by threads. */
 int dcem_sign_payload(const dcem_signer *s, const char *topic, char *buf, size_t *len,
                       size_t cap);
 

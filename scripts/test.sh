@@ -22,6 +22,6 @@ run_suite() { # name, extra cmake args...
 
 run_suite release  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCEM_SANITIZE=OFF
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug          -DDCEM_SANITIZE=ON
-# About a minute and a half: the clang build, then the targets two at a time.
+# About two minutes: the clang build, then the targets two at a time, 20 s each.
 "$root/scripts/fuzz.sh" --jobs "$jobs" all "${DCEM_FUZZ_SECONDS:-20}"
 echo "== all suites passed" >&2
