@@ -118,6 +118,7 @@ typedef struct refusal {
 typedef struct hole {
     char site[DCEM_ID_MAX], gateway[DCEM_ID_MAX];
     uint64_t epoch, from; /* the first seq missing (H + 1) */
+    int source;           /* the inbox's source of its gateway */
     uint64_t lowest;      /* the lowest seq above it that came */
     long long requests;   /* resend requests sent for `from` */
     int64_t next_ms;      /* the next request, or giving up (monotonic) */
@@ -143,7 +144,9 @@ typedef struct collector {
     msg *waiting, *waiting_tail;    /* batches held for their predecessor, oldest first */
     size_t n_waiting;
     size_t waiting_of[DCEM_INBOX_MAX_SOURCES];
-    uint64_t progress, progress_tried; /* H moved somewhere / when the held ones were tried */
+    unsigned char moved[DCEM_INBOX_MAX_SOURCES]; /* its H moved: try its held batches again */
+    unsigned char retry_now[DCEM_INBOX_MAX_SOURCES];
+    int any_moved;
     hole holes[MAX_HOLES];
     size_t n_holes;
     uint64_t resend_requests;       /* sent */
@@ -438,7 +441,7 @@ static void hole_remove(collector *c, size_t i)
  * tracked (the first request at once, or after resend_interval_ms in a
  * shared group, where another member may be storing it). NULL when
  * MAX_HOLES are tracked already. */
-static hole *hole_note(collector *c, const dcem_engine_reply *r, int64_t now)
+static hole *hole_note(collector *c, const dcem_engine_reply *r, int source, int64_t now)
 {
     hole *h = NULL;
     for (size_t i = 0; i < c->n_holes && !h; i++)
@@ -453,6 +456,7 @@ static hole *hole_note(collector *c, const dcem_engine_reply *r, int64_t now)
         snprintf(h->site, sizeof h->site, "%s", r->site);
         snprintf(h->gateway, sizeof h->gateway, "%s", r->gateway);
         h->epoch = r->epoch;
+        h->source = source;
     }
     /* new, or its gateway's seqs moved on to another hole */
     h->from = r->resend_from;
@@ -488,7 +492,8 @@ static void holes_tick(collector *c, int64_t now)
             h->requests++;
             c->resend_requests++;
         } else if (!dcem_engine_give_up(c->engine, h->site, h->gateway, h->epoch, h->lowest - 1)) {
-            c->progress++;
+            c->moved[h->source] = 1;
+            c->any_moved = 1;
             hole_remove(c, i);
         } /* else the store failed: tried again at the next interval */
     }
@@ -519,11 +524,11 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
             dcem_release(&c->store_complaint, "store", "storing again");
             if (out[i] != DCEM_ENGINE_QUARANTINED) accept_from(c, xs[i]->source);
             holes_filled(c, r->site, r->gateway, r->epoch, r->ack_seq);
-            if (out[i] != DCEM_ENGINE_DUPLICATE) c->progress++;
+            if (out[i] != DCEM_ENGINE_DUPLICATE) c->moved[xs[i]->source] = 1, c->any_moved = 1;
             answer_add(as, &na, r);
             break;
         case DCEM_ENGINE_GAP: {
-            hole *h = hole_note(c, r, mono_ms());
+            hole *h = hole_note(c, r, xs[i]->source, mono_ms());
             if (h && hold(c, xs[i])) {
                 xs[i] = NULL;
                 break;
@@ -550,22 +555,31 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
 }
 
 /* Takes what the inbox holds, round robin across its sources: data
- * messages in groups, a state message between them on its own; first, when
- * any gateway's seqs moved since they were last tried (in a shared group:
- * with retry_tick, every 20 ms — another member may have stored their
- * predecessor), the batches held for their predecessor. Returns the number
- * taken from the inbox. */
+ * messages in groups, a state message between them on its own; first the
+ * batches held for their predecessor whose gateway's seqs moved since they
+ * were last tried (in a shared group, with retry_tick, every 20 ms, all of
+ * them: another member may have stored their predecessor). Returns the
+ * number taken from the inbox. */
 static size_t drain(collector *c, int retry_tick)
 {
     msg *xs[GROUP_MAX];
     size_t n = 0, bytes = 0, taken = 0, waiting = 0;
-    int shared = c->cfg->mqtt.share_group[0] != 0;
-    if ((shared && retry_tick) || c->progress != c->progress_tried) waiting = c->n_waiting;
-    c->progress_tried = c->progress;
+    int all = c->cfg->mqtt.share_group[0] && retry_tick;
+    if (all || c->any_moved) {
+        waiting = c->n_waiting;
+        memcpy(c->retry_now, c->moved, sizeof c->moved);
+        memset(c->moved, 0, sizeof c->moved);
+        c->any_moved = 0;
+    }
     for (;;) {
         msg *x = taken < waiting                ? unhold(c)
                  : taken < 4 * GROUP_MAX + waiting ? dcem_inbox_take(c->in.q)
                                                    : NULL;
+        if (x && taken < waiting && !all && !c->retry_now[x->source]) {
+            hold(c, x); /* nothing moved for it: to the back, untried */
+            taken++;
+            continue;
+        }
         dcem_wire_topic_parts tp;
         int state = x && !dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) &&
                     tp.leaf == DCEM_WIRE_STATE;
@@ -577,7 +591,8 @@ static size_t drain(collector *c, int retry_tick)
         taken++;
         if (state) {
             handle_state(c, x, &tp, wall_ms());
-            c->progress++; /* a birth may have given batches up */
+            c->moved[x->source] = 1; /* a birth may have given batches up */
+            c->any_moved = 1;
             msg_free(x);
             continue;
         }
