@@ -139,6 +139,7 @@ typedef struct collector {
     int64_t reconnect_at, backoff;
     dcem_complaint connect_complaint, store_complaint;
     refusal (*refusals)[N_REASONS]; /* [DCEM_INBOX_MAX_SOURCES] */
+    dcem_complaint *set_aside;      /* [DCEM_INBOX_MAX_SOURCES]: batches quarantined */
     size_t complaining;             /* refusals with a complaint open */
     dcem_inbox_source *sources;     /* scratch: [DCEM_INBOX_MAX_SOURCES] */
     msg *waiting, *waiting_tail;    /* batches held for their predecessor, oldest first */
@@ -186,6 +187,9 @@ static void refuse(collector *c, const dcem_engine_reply *r, int reason, const m
  * end when they stop: sync_drops). */
 static void accept_from(collector *c, int source)
 {
+    if (c->set_aside[source].count)
+        dcem_release(&c->set_aside[source], "ingest", "%s: batches stored again",
+                     dcem_inbox_source_name(c->in.q, source));
     if (!c->complaining) return;
     for (int k = 0; k < N_REASONS; k++) {
         refusal *f = &c->refusals[source][k];
@@ -516,8 +520,9 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
         const dcem_engine_reply *r = &rs[i];
         switch (out[i]) {
         case DCEM_ENGINE_QUARANTINED:
-            DCEM_LOGW("ingest", "%s/%s batch %llu set aside: %s", r->site, r->gateway,
-                      (unsigned long long)r->ack_seq, r->why);
+            dcem_complain(&c->set_aside[xs[i]->source], DCEM_LOG_WARN, "ingest",
+                          "%s/%s batch %llu set aside: %s (repeats counted)", r->site, r->gateway,
+                          (unsigned long long)r->ack_seq, r->why);
             /* fall through */
         case DCEM_ENGINE_STORED:
         case DCEM_ENGINE_DUPLICATE:
@@ -969,7 +974,8 @@ int main(int argc, char **argv)
     c.in.q = dcem_inbox_new(cfg);
     c.refusals = calloc(DCEM_INBOX_MAX_SOURCES, sizeof *c.refusals);
     c.sources = calloc(DCEM_INBOX_MAX_SOURCES, sizeof *c.sources);
-    if (!c.in.q || !c.refusals || !c.sources) {
+    c.set_aside = calloc(DCEM_INBOX_MAX_SOURCES, sizeof *c.set_aside);
+    if (!c.in.q || !c.refusals || !c.sources || !c.set_aside) {
         fprintf(stderr, "dcem-collector: out of memory\n");
         goto out;
     }
@@ -1050,6 +1056,7 @@ out:
     dcem_inbox_free(c.in.q);
     free(c.refusals);
     free(c.sources);
+    free(c.set_aside);
     if (c.influx) dcem_influx_flush(c.influx);
     dcem_influx_free(c.influx);
     dcem_engine_free(c.engine);
