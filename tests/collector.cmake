@@ -85,3 +85,15 @@ if(TARGET dcem_collector_lib)
   target_link_libraries(test_engine PRIVATE dcem_collector_lib PkgConfig::SQLITE3 dcem_warnings)
   target_compile_definitions(test_engine PRIVATE DCEM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endif()
+
+# What no single message may do (docs/collector.md, "Hostile and broken
+# input"): a clock that jumps to 9999, a hole the gateway cannot fill, values
+# and batches the store would refuse, junk and floods.
+if(TARGET dcem-collector)
+  foreach(case clock hole poison junk)
+    add_test(NAME collector_hostile_${case}
+      COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_hostile.sh ${PROJECT_BINARY_DIR}
+              ${PROJECT_SOURCE_DIR} ${case})
+    set_tests_properties(collector_hostile_${case} PROPERTIES TIMEOUT 180 LABELS integration)
+  endforeach()
+endif()

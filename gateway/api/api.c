@@ -374,11 +374,28 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
         put_label(&t, dcem_wire_ratio_note_name(i));
         put(&t, "\"} %llu\n", (unsigned long long)s->ratio_notes[i]);
     }
+    metric(&t, "dcem_readings_future_total", "counter",
+           "Readings stamped beyond the collector's clock + max_future_skew_s: refused.",
+           s->future_readings);
+    metric(&t, "dcem_values_out_of_range_total", "counter",
+           "Values of absurd magnitude left out (their reading stored out_of_range).",
+           s->out_of_range_values);
+    metric(&t, "dcem_batches_store_refused_total", "counter",
+           "Batches whose content the store refused: quarantined and acked.", s->store_refused);
+    metric(&t, "dcem_meter_states_future_total", "counter",
+           "Meter states found beyond the collector's clock: set aside, the meter started afresh.",
+           s->future_states);
+    metric(&t, "dcem_resend_requests_total", "counter", "Resend requests sent for holes.",
+           h->resend_requests);
+    metric(&t, "dcem_holes_given_up_total", "counter",
+           "Holes given up after max_resend_requests unanswered requests.", s->holes_given_up);
+    metric(&t, "dcem_batches_given_up_total", "counter",
+           "Batches given up in those holes: missing data.", s->seqs_given_up);
     metric(&t, "dcem_intervals_total", "counter", "Intervals produced.", s->intervals);
     metric(&t, "dcem_recomputes_total", "counter", "Periods whose figures were recomputed.",
            s->recomputes);
-    put(&t, "# HELP dcem_refused_payloads_total Refused payloads by gateway (site/gateway) and "
-            "reason.\n"
+    put(&t, "# HELP dcem_refused_payloads_total Refused or dropped payloads by gateway "
+            "(site/gateway, or unknown) and reason.\n"
             "# TYPE dcem_refused_payloads_total counter\n");
     for (size_t i = 0; i < h->n_refusals; i++) {
         put(&t, "dcem_refused_payloads_total{gateway=\"");

@@ -19,7 +19,8 @@
 typedef struct dcem_api dcem_api;
 typedef struct dcem_api_view dcem_api_view;
 
-#define DCEM_API_MAX_REFUSALS 256
+/* (source, reason) pairs: the collector's sources are bounded (inbox.h) */
+#define DCEM_API_MAX_REFUSALS 1024
 
 /* Refused payloads of one gateway for one reason (docs/wire-format.md). */
 typedef struct dcem_api_refusal {
@@ -37,6 +38,7 @@ typedef struct dcem_api_health {
     int mqtt_connected;
     int store_ok; /* 0 while store writes fail */
     int64_t uptime_s;
+    uint64_t resend_requests; /* sent for holes (docs/collector.md) */
     dcem_api_refusal refusals[DCEM_API_MAX_REFUSALS];
     size_t n_refusals;
 } dcem_api_health;

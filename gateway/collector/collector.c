@@ -15,6 +15,7 @@
 #include "dcem_log.h"
 #include "engine.h"
 #include "errors.h"
+#include "inbox.h"
 #include "influx.h"
 #include "mqtt_link.h"
 #include "parse.h"
@@ -34,7 +35,6 @@
 #define DCEM_VERSION "0"
 #endif
 
-#define QUEUE_MAX_BYTES (64u << 20) /* received, not yet stored: beyond it paho redelivers later */
 #define PRUNE_EVERY_MS 600000
 #define API_HEALTH_EVERY_MS 250 /* how fresh /metrics and /healthz are */
 
@@ -61,89 +61,62 @@ static int64_t mono_ms(void)
 
 /* ---- messages from paho's thread ---- */
 
-typedef struct msg {
-    struct msg *next;
-    char *topic;
-    void *payload;
-    size_t len;
-    int64_t wait_until; /* a batch ahead of its predecessor: retried until then (0: not yet) */
-} msg;
+typedef dcem_inbox_msg msg;
 
+/* What paho's thread shares with the ingest loop: the queues, and whether
+ * the connection was lost. */
 typedef struct inbox {
-    pthread_mutex_t lock;
-    msg *head, *tail;
-    size_t bytes;
+    dcem_inbox *q;
 } inbox;
 
 static int on_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
     inbox *in = ctx;
-    size_t tl = strlen(topic);
-    pthread_mutex_lock(&in->lock);
-    size_t queued = in->bytes;
-    pthread_mutex_unlock(&in->lock);
-    if (queued > QUEUE_MAX_BYTES) {
-        /* bounded: not taken now, paho delivers it again (and the broker
-         * holds the rest). Never wait here: the main thread may itself be
-         * waiting on this thread to read a PUBACK. */
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-        return 0;
-    }
-    msg *x = malloc(sizeof *x);
-    char *t = malloc(tl + 1);
-    void *p = malloc(len ? len : 1);
-    if (!x || !t || !p) { /* not taken: paho delivers it again */
-        free(x), free(t), free(p);
-        return 0;
-    }
-    memcpy(t, topic, tl);
-    t[tl] = '\0';
-    memcpy(p, payload, len);
-    *x = (msg){NULL, t, p, len, 0};
-    pthread_mutex_lock(&in->lock);
-    if (in->tail) in->tail->next = x;
-    else in->head = x;
-    in->tail = x;
-    in->bytes += len;
-    pthread_mutex_unlock(&in->lock);
+    /* queued, or dropped by its source's limits (counted there): never
+     * waited on here, so one gateway's flood cannot hold up the others'
+     * messages behind it on the connection */
+    if (dcem_inbox_put(in->q, topic, strlen(topic), payload, len, mono_ms()) == DCEM_ENOMEM)
+        return 0; /* not taken: paho delivers it again */
     return 1;
-}
-
-static msg *inbox_pop(inbox *in)
-{
-    pthread_mutex_lock(&in->lock);
-    msg *x = in->head;
-    if (x) {
-        in->head = x->next;
-        if (!in->head) in->tail = NULL;
-        in->bytes -= x->len;
-    }
-    pthread_mutex_unlock(&in->lock);
-    return x;
 }
 
 static void msg_free(msg *x)
 {
-    if (!x) return;
-    free(x->topic);
-    free(x->payload);
-    free(x);
+    dcem_inbox_msg_free(x);
 }
 
 /* ---- MQTT ---- */
 
-/* Refused payloads by gateway and reason (docs/wire-format.md, "Malformed
- * payloads"): counted, logged once until that gateway sends a good one. */
+/* Refused payloads by source (the inbox's: a gateway the ledgers know, or
+ * `unknown`) and reason (docs/wire-format.md, "Malformed payloads";
+ * docs/collector.md, "Hostile and broken input"): counted, logged once
+ * until that gateway sends a good one. Bounded by the inbox's sources, so
+ * no number of junk names can push a real gateway's refusals out. */
 typedef struct refusal {
-    char gateway[2 * DCEM_ID_MAX]; /* "site/gateway", or "?" when the topic names none */
-    int reason;                    /* a dcem_wire_reason, or REASON_UNKNOWN_SITE */
     uint64_t count;
+    uint64_t at_health; /* count at the last health line (drops: quiet since then ends them) */
     dcem_complaint complaint;
 } refusal;
 
-#define MAX_REFUSALS 256 /* (gateway, reason) pairs tracked; the rest share the last one */
 #define REASON_UNKNOWN_SITE (-1)
+#define REASON_RATE DCEM_WIRE_REASON_COUNT        /* over its source's rate: dropped */
+#define REASON_FULL (DCEM_WIRE_REASON_COUNT + 1)  /* its source's queue full: dropped */
+#define N_REASONS (DCEM_WIRE_REASON_COUNT + 3)    /* index: reason + 1 */
+
+/* A hole in a gateway's seqs the collector asks to be filled: resend
+ * requests every resend_interval_ms, given up after max_resend_requests. */
+typedef struct hole {
+    char site[DCEM_ID_MAX], gateway[DCEM_ID_MAX];
+    uint64_t epoch, from; /* the first seq missing (H + 1) */
+    int source;           /* the inbox's source of its gateway */
+    uint64_t lowest;      /* the lowest seq above it that came */
+    long long requests;   /* resend requests sent for `from` */
+    int64_t next_ms;      /* the next request, or giving up (monotonic) */
+} hole;
+
+#define MAX_HOLES 256      /* holes tracked; beyond, a gap is answered at once, unheld */
+#define MAX_WAITING 1024   /* batches held for their predecessor, all gateways */
+#define MAX_WAITING_PER_SOURCE 256
 
 typedef struct collector {
     dcem_collector_config *cfg;
@@ -154,10 +127,19 @@ typedef struct collector {
     inbox in;
     int64_t reconnect_at, backoff;
     dcem_complaint connect_complaint, store_complaint;
-    refusal refusals[MAX_REFUSALS];
-    size_t n_refusals, complaining; /* pairs in use; of those, with a complaint open */
-    msg *waiting;                   /* batches waiting for their predecessor (shared group) */
+    refusal (*refusals)[N_REASONS]; /* [DCEM_INBOX_MAX_SOURCES] */
+    dcem_complaint *set_aside;      /* [DCEM_INBOX_MAX_SOURCES]: batches quarantined */
+    size_t complaining;             /* refusals with a complaint open */
+    dcem_inbox_source *sources;     /* scratch: [DCEM_INBOX_MAX_SOURCES] */
+    msg *waiting, *waiting_tail;    /* batches held for their predecessor, oldest first */
     size_t n_waiting;
+    size_t waiting_of[DCEM_INBOX_MAX_SOURCES];
+    unsigned char moved[DCEM_INBOX_MAX_SOURCES]; /* its H moved: try its held batches again */
+    unsigned char retry_now[DCEM_INBOX_MAX_SOURCES];
+    int any_moved;
+    hole holes[MAX_HOLES];
+    size_t n_holes;
+    uint64_t resend_requests;       /* sent */
     dcem_api *api;                  /* NULL without an api section */
     dcem_api_health health;         /* what the API is handed (big: kept here, not on the stack) */
     int64_t started_ms;             /* monotonic */
@@ -165,53 +147,74 @@ typedef struct collector {
 
 static const char *reason_name(int reason)
 {
-    return reason == REASON_UNKNOWN_SITE ? "unknown_site" : dcem_wire_reason_name(reason);
-}
-
-static refusal *refusal_of(collector *c, const char *gateway, int reason)
-{
-    for (size_t i = 0; i < c->n_refusals; i++)
-        if (c->refusals[i].reason == reason && !strcmp(c->refusals[i].gateway, gateway))
-            return &c->refusals[i];
-    if (c->n_refusals == MAX_REFUSALS) return &c->refusals[MAX_REFUSALS - 1];
-    refusal *r = &c->refusals[c->n_refusals++];
-    snprintf(r->gateway, sizeof r->gateway, "%s", gateway);
-    r->reason = reason;
-    return r;
+    if (reason == REASON_UNKNOWN_SITE) return "unknown_site";
+    if (reason == REASON_RATE) return "rate_limited";
+    if (reason == REASON_FULL) return "queue_full";
+    return dcem_wire_reason_name(reason);
 }
 
 /* A refused payload: counted, and logged if it is the first of its
- * gateway and reason since that gateway's last good payload. */
-static void refuse(collector *c, const dcem_engine_reply *r, int reason, const char *topic)
+ * source and reason since that source's last good payload. */
+static void refuse(collector *c, const dcem_engine_reply *r, int reason, const msg *x)
 {
-    char gw[2 * DCEM_ID_MAX];
-    if (*r->gateway) snprintf(gw, sizeof gw, "%.63s/%.63s", r->site, r->gateway);
-    else snprintf(gw, sizeof gw, "?");
-    refusal *f = refusal_of(c, gw, reason);
+    refusal *f = &c->refusals[x->source][reason + 1];
+    const char *gw = dcem_inbox_source_name(c->in.q, x->source);
     f->count++;
     if (!f->complaint.count) c->complaining++;
     if (reason == REASON_UNKNOWN_SITE)
         dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
-                      "%s: batch for site %s, which has no ledger, not acked (repeats counted)",
-                      gw, r->site);
+                      "%s: batch for site %s, which has no ledger, not acked (from %.160s; "
+                      "repeats counted)",
+                      gw, r->site, x->topic);
     else
         dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
-                      "%s: malformed payload on %s dropped: %s: %s (repeats counted)", gw, topic,
-                      reason_name(reason), r->why);
+                      "%s: malformed payload on %.160s dropped: %s: %s (repeats counted)", gw,
+                      x->topic, reason_name(reason), r->why);
 }
 
-/* A good payload from site/gateway ends its complaints. */
-static void accept_from(collector *c, const char *site, const char *gateway)
+/* A good payload from a source ends its complaints about payloads (drops
+ * end when they stop: sync_drops). */
+static void accept_from(collector *c, int source)
 {
+    if (c->set_aside[source].count)
+        dcem_release(&c->set_aside[source], "ingest", "%s: batches stored again",
+                     dcem_inbox_source_name(c->in.q, source));
     if (!c->complaining) return;
-    char gw[2 * DCEM_ID_MAX];
-    snprintf(gw, sizeof gw, "%.63s/%.63s", site, gateway);
-    for (size_t i = 0; i < c->n_refusals; i++) {
-        refusal *f = &c->refusals[i];
-        if (!f->complaint.count || strcmp(f->gateway, gw)) continue;
-        dcem_release(&f->complaint, "ingest", "%s: good payloads again after %s", gw,
-                     reason_name(f->reason));
+    for (int k = 0; k < N_REASONS; k++) {
+        refusal *f = &c->refusals[source][k];
+        if (!f->complaint.count || k == REASON_RATE + 1 || k == REASON_FULL + 1) continue;
+        dcem_release(&f->complaint, "ingest", "%s: good payloads again after %s",
+                     dcem_inbox_source_name(c->in.q, source), reason_name(k - 1));
         c->complaining--;
+    }
+}
+
+/* The inbox's drops into the refusal counts: logged once when a source
+ * starts dropping; with `ended`, a source that dropped nothing since the
+ * last call with `ended` is told to be well again. */
+static void sync_drops(collector *c, int ended)
+{
+    size_t n = dcem_inbox_sources(c->in.q, c->sources, DCEM_INBOX_MAX_SOURCES);
+    for (size_t i = 0; i < n && i < DCEM_INBOX_MAX_SOURCES; i++) {
+        const dcem_inbox_source *s = &c->sources[i];
+        uint64_t now[2] = {s->dropped_rate, s->dropped_full};
+        for (int k = 0; k < 2; k++) {
+            int reason = k ? REASON_FULL : REASON_RATE;
+            refusal *f = &c->refusals[i][reason + 1];
+            if (now[k] > f->count) {
+                if (!f->complaint.count) c->complaining++;
+                dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
+                              "%s: messages dropped: %s (a real agent sends them again: they "
+                              "were not acked; repeats counted)",
+                              s->name, k ? "its queue is full" : "over its rate limit");
+                f->count = now[k];
+            } else if (ended && f->complaint.count && f->count == f->at_health) {
+                dcem_release(&f->complaint, "ingest", "%s: no drops (%s) any more", s->name,
+                             reason_name(reason));
+                c->complaining--;
+            }
+            if (ended) f->at_health = f->count;
+        }
     }
 }
 
@@ -320,7 +323,7 @@ static void handle_state(collector *c, const msg *x, const dcem_wire_topic_parts
     reason = dcem_engine_verify(c->engine, x->topic, tp, x->payload, x->len, NULL, r.why,
                                 sizeof r.why);
     if (reason) {
-        refuse(c, &r, reason, x->topic);
+        refuse(c, &r, reason, x);
         return;
     }
     if (!dcem_wire_decode_state(x->payload, x->len, &s, &reason, err, sizeof err)) {
@@ -353,27 +356,112 @@ static void answer_add(answer *as, size_t *n, const dcem_engine_reply *r)
         a->resend = 1, a->resend_from = r->resend_from;
 }
 
-#define GAP_WAIT_MS 2000 /* shared group: how long a batch waits for another collector to store
-                            its predecessor before a resend is asked for */
-#define MAX_WAITING 1024
+/* ---- holes: batches ahead of a missing one ---- */
 
-/* In a shared subscription, batch n + 1 of a gateway often reaches this
- * collector while another member is still storing batch n: it waits here
- * (unacked) and is tried again, and only a predecessor still missing after
- * GAP_WAIT_MS is asked for again. Returns 1 when x was kept. */
-static int wait_for_predecessor(collector *c, msg *x, int64_t now)
+/* A batch that came ahead of a missing one is held here (unacked, bounded:
+ * MAX_WAITING, MAX_WAITING_PER_SOURCE; beyond, it is dropped and its agent
+ * sends it again) and tried again once its gateway's seqs move. Returns 1
+ * when x was kept. */
+static int hold(collector *c, msg *x)
 {
-    if (!c->cfg->mqtt.share_group[0] || c->n_waiting == MAX_WAITING) return 0;
-    if (!x->wait_until) x->wait_until = now + GAP_WAIT_MS;
-    if (now >= x->wait_until) return 0;
-    x->next = c->waiting;
-    c->waiting = x;
+    if (c->n_waiting == MAX_WAITING || c->waiting_of[x->source] == MAX_WAITING_PER_SOURCE)
+        return 0;
+    x->tried = 1;
+    x->next = NULL;
+    if (c->waiting_tail) c->waiting_tail->next = x;
+    else c->waiting = x;
+    c->waiting_tail = x;
     c->n_waiting++;
+    c->waiting_of[x->source]++;
     return 1;
 }
 
+static msg *unhold(collector *c)
+{
+    msg *x = c->waiting;
+    if (!x) return NULL;
+    c->waiting = x->next;
+    if (!c->waiting) c->waiting_tail = NULL;
+    x->next = NULL;
+    c->n_waiting--;
+    c->waiting_of[x->source]--;
+    return x;
+}
+
+static int hole_is(const hole *h, const char *site, const char *gateway, uint64_t epoch)
+{
+    return h->epoch == epoch && !strcmp(h->site, site) && !strcmp(h->gateway, gateway);
+}
+
+static void hole_remove(collector *c, size_t i)
+{
+    c->holes[i] = c->holes[--c->n_holes];
+}
+
+/* Batch r came ahead of the missing r->resend_from: the hole it shows,
+ * tracked (the first request at once, or after resend_interval_ms in a
+ * shared group, where another member may be storing it). NULL when
+ * MAX_HOLES are tracked already. */
+static hole *hole_note(collector *c, const dcem_engine_reply *r, int source, int64_t now)
+{
+    hole *h = NULL;
+    for (size_t i = 0; i < c->n_holes && !h; i++)
+        if (hole_is(&c->holes[i], r->site, r->gateway, r->epoch)) h = &c->holes[i];
+    if (h && h->from == r->resend_from) {
+        if (r->seq < h->lowest) h->lowest = r->seq;
+        return h;
+    }
+    if (!h) {
+        if (c->n_holes == MAX_HOLES) return NULL;
+        h = &c->holes[c->n_holes++];
+        snprintf(h->site, sizeof h->site, "%s", r->site);
+        snprintf(h->gateway, sizeof h->gateway, "%s", r->gateway);
+        h->epoch = r->epoch;
+        h->source = source;
+    }
+    /* new, or its gateway's seqs moved on to another hole */
+    h->from = r->resend_from;
+    h->lowest = r->seq;
+    h->requests = 0;
+    h->next_ms = now + (c->cfg->mqtt.share_group[0] ? c->cfg->ingest.resend_interval_ms : 0);
+    return h;
+}
+
+/* Batches up to seq of site/gateway's epoch are stored (or acked): the
+ * holes they filled are closed. */
+static void holes_filled(collector *c, const char *site, const char *gateway, uint64_t epoch,
+                         uint64_t seq)
+{
+    for (size_t i = c->n_holes; i-- > 0;)
+        if (hole_is(&c->holes[i], site, gateway, epoch) && c->holes[i].from <= seq)
+            hole_remove(c, i);
+}
+
+/* Asks for each hole again every resend_interval_ms; after
+ * max_resend_requests unanswered, gives it up as missing data (up to the
+ * lowest batch that came after it), so the batches held behind it are
+ * stored: a gateway that cannot fill a hole never stalls. */
+static void holes_tick(collector *c, int64_t now)
+{
+    const dcem_collector_ingest *lim = &c->cfg->ingest;
+    for (size_t i = c->n_holes; i-- > 0;) {
+        hole *h = &c->holes[i];
+        if (now < h->next_ms) continue;
+        h->next_ms = now + lim->resend_interval_ms;
+        if (h->requests < lim->max_resend_requests) {
+            send_resend(c, h->site, h->gateway, h->epoch, h->from);
+            h->requests++;
+            c->resend_requests++;
+        } else if (!dcem_engine_give_up(c->engine, h->site, h->gateway, h->epoch, h->lowest - 1)) {
+            c->moved[h->source] = 1;
+            c->any_moved = 1;
+            hole_remove(c, i);
+        } /* else the store failed: tried again at the next interval */
+    }
+}
+
 /* Stores a group of data messages in one transaction, then answers: acks
- * only after the commit. Frees the messages, except those kept waiting. */
+ * only after the commit. Frees the messages, except those held. */
 static void store_group(collector *c, msg **xs, size_t n, int64_t now)
 {
     dcem_engine_msg ms[GROUP_MAX];
@@ -383,30 +471,37 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
     size_t na = 0;
     for (size_t i = 0; i < n; i++)
         ms[i] = (dcem_engine_msg){xs[i]->topic, strlen(xs[i]->topic), xs[i]->payload, xs[i]->len,
-                                  xs[i]->wait_until != 0};
+                                  xs[i]->tried};
     dcem_engine_batches(c->engine, ms, n, now, rs, out);
     for (size_t i = 0; i < n; i++) {
         const dcem_engine_reply *r = &rs[i];
         switch (out[i]) {
         case DCEM_ENGINE_QUARANTINED:
-            DCEM_LOGW("ingest", "%s/%s batch %llu set aside: %s", r->site, r->gateway,
-                      (unsigned long long)r->ack_seq, r->why);
+            dcem_complain(&c->set_aside[xs[i]->source], DCEM_LOG_WARN, "ingest",
+                          "%s/%s batch %llu set aside: %s (repeats counted)", r->site, r->gateway,
+                          (unsigned long long)r->ack_seq, r->why);
             /* fall through */
         case DCEM_ENGINE_STORED:
         case DCEM_ENGINE_DUPLICATE:
             dcem_release(&c->store_complaint, "store", "storing again");
-            if (out[i] != DCEM_ENGINE_QUARANTINED) accept_from(c, r->site, r->gateway);
+            if (out[i] != DCEM_ENGINE_QUARANTINED) accept_from(c, xs[i]->source);
+            holes_filled(c, r->site, r->gateway, r->epoch, r->ack_seq);
+            if (out[i] != DCEM_ENGINE_DUPLICATE) c->moved[xs[i]->source] = 1, c->any_moved = 1;
             answer_add(as, &na, r);
             break;
-        case DCEM_ENGINE_GAP:
-            if (wait_for_predecessor(c, xs[i], mono_ms())) {
+        case DCEM_ENGINE_GAP: {
+            hole *h = hole_note(c, r, xs[i]->source, mono_ms());
+            if (h && hold(c, xs[i])) {
                 xs[i] = NULL;
                 break;
             }
-            answer_add(as, &na, r);
+            /* not held: dropped unacked (its agent sends it again); an
+             * untracked hole is asked for at once */
+            if (!h) answer_add(as, &na, r);
             break;
-        case DCEM_ENGINE_MALFORMED: refuse(c, r, r->reason, xs[i]->topic); break;
-        case DCEM_ENGINE_UNKNOWN_SITE: refuse(c, r, REASON_UNKNOWN_SITE, xs[i]->topic); break;
+        }
+        case DCEM_ENGINE_MALFORMED: refuse(c, r, r->reason, xs[i]); break;
+        case DCEM_ENGINE_UNKNOWN_SITE: refuse(c, r, REASON_UNKNOWN_SITE, xs[i]); break;
         default:
             dcem_complain(&c->store_complaint, DCEM_LOG_ERROR, "store",
                           "cannot store a batch: %s", r->why);
@@ -421,29 +516,32 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
     for (size_t i = 0; i < n; i++) msg_free(xs[i]);
 }
 
-/* The next message: a waiting batch (oldest first), else the inbox's. */
-static msg *next_msg(collector *c, int take_waiting)
-{
-    if (take_waiting && c->waiting) {
-        msg **p = &c->waiting; /* the list is newest first: take its tail */
-        while ((*p)->next) p = &(*p)->next;
-        msg *x = *p;
-        *p = NULL;
-        c->n_waiting--;
-        return x;
-    }
-    return inbox_pop(&c->in);
-}
-
-/* Takes what the inbox holds, in order: data messages in groups, a state
- * message between them on its own; first, with retry_waiting, the batches
- * that wait for their predecessor. Returns the number taken from the inbox. */
-static size_t drain(collector *c, int retry_waiting)
+/* Takes what the inbox holds, round robin across its sources: data
+ * messages in groups, a state message between them on its own; first the
+ * batches held for their predecessor whose gateway's seqs moved since they
+ * were last tried (in a shared group, with retry_tick, every 20 ms, all of
+ * them: another member may have stored their predecessor). Returns the
+ * number taken from the inbox. */
+static size_t drain(collector *c, int retry_tick)
 {
     msg *xs[GROUP_MAX];
-    size_t n = 0, bytes = 0, taken = 0, waiting = retry_waiting ? c->n_waiting : 0;
+    size_t n = 0, bytes = 0, taken = 0, waiting = 0;
+    int all = c->cfg->mqtt.share_group[0] && retry_tick;
+    if (all || c->any_moved) {
+        waiting = c->n_waiting;
+        memcpy(c->retry_now, c->moved, sizeof c->moved);
+        memset(c->moved, 0, sizeof c->moved);
+        c->any_moved = 0;
+    }
     for (;;) {
-        msg *x = taken < 4 * GROUP_MAX + waiting ? next_msg(c, taken < waiting) : NULL;
+        msg *x = taken < waiting                ? unhold(c)
+                 : taken < 4 * GROUP_MAX + waiting ? dcem_inbox_take(c->in.q)
+                                                   : NULL;
+        if (x && taken < waiting && !all && !c->retry_now[x->source]) {
+            hold(c, x); /* nothing moved for it: to the back, untried */
+            taken++;
+            continue;
+        }
         dcem_wire_topic_parts tp;
         int state = x && !dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) &&
                     tp.leaf == DCEM_WIRE_STATE;
@@ -455,11 +553,13 @@ static size_t drain(collector *c, int retry_waiting)
         taken++;
         if (state) {
             handle_state(c, x, &tp, wall_ms());
+            c->moved[x->source] = 1; /* a birth may have given batches up */
+            c->any_moved = 1;
             msg_free(x);
             continue;
         }
         xs[n++] = x;
-        bytes += x->len;
+        bytes += x->payload ? x->len : 0;
     }
     return taken - waiting;
 }
@@ -487,9 +587,28 @@ static void log_health(collector *c)
               (unsigned long long)s->malformed, (unsigned long long)s->quarantined,
               (unsigned long long)s->unknown_site, (unsigned long long)s->failed,
               (unsigned long long)s->readings, (unsigned long long)s->intervals);
-    for (size_t i = 0; i < c->n_refusals; i++)
-        DCEM_LOGI("health", "refused from %s: %s %llu", c->refusals[i].gateway,
-                  reason_name(c->refusals[i].reason), (unsigned long long)c->refusals[i].count);
+    sync_drops(c, 1);
+    size_t n = dcem_inbox_sources(c->in.q, c->sources, DCEM_INBOX_MAX_SOURCES);
+    for (size_t i = 0; i < n && i < DCEM_INBOX_MAX_SOURCES; i++)
+        for (int k = 0; k < N_REASONS; k++)
+            if (c->refusals[i][k].count)
+                DCEM_LOGI("health", "refused from %s: %s %llu", c->sources[i].name,
+                          reason_name(k - 1), (unsigned long long)c->refusals[i][k].count);
+    if (s->future_readings || s->future_states || s->out_of_range_values || s->store_refused ||
+        s->unknown_meter_readings)
+        DCEM_LOGI("health",
+                  "readings refused: stamped in the future %llu, unknown meter %llu; values of "
+                  "absurd size left out %llu; meter states from the future set aside %llu; "
+                  "batches the store refused (quarantined) %llu",
+                  (unsigned long long)s->future_readings,
+                  (unsigned long long)s->unknown_meter_readings,
+                  (unsigned long long)s->out_of_range_values,
+                  (unsigned long long)s->future_states, (unsigned long long)s->store_refused);
+    if (c->resend_requests || s->holes_given_up)
+        DCEM_LOGI("health", "holes: %llu resend requests, %llu holes given up (%llu batches); %zu "
+                  "open, %zu batches held",
+                  (unsigned long long)c->resend_requests, (unsigned long long)s->holes_given_up,
+                  (unsigned long long)s->seqs_given_up, c->n_holes, c->n_waiting);
     const uint64_t *rn = s->ratio_notes;
     if (s->ratio_changes || rn[DCEM_WIRE_RATIO_HELD] || rn[DCEM_WIRE_RATIO_UNKNOWN] ||
         rn[DCEM_WIRE_RATIO_MISMATCH])
@@ -522,13 +641,18 @@ static void share_health(collector *c, int64_t now)
     h->mqtt_connected = dcem_mqtt_is_connected(c->mqtt);
     h->store_ok = c->store_complaint.count == 0;
     h->uptime_s = (now - c->started_ms) / 1000;
+    h->resend_requests = c->resend_requests;
+    sync_drops(c, 0);
+    size_t n = dcem_inbox_sources(c->in.q, c->sources, DCEM_INBOX_MAX_SOURCES);
     h->n_refusals = 0;
-    for (size_t i = 0; i < c->n_refusals && i < DCEM_API_MAX_REFUSALS; i++) {
-        dcem_api_refusal *r = &h->refusals[h->n_refusals++];
-        snprintf(r->gateway, sizeof r->gateway, "%s", c->refusals[i].gateway);
-        snprintf(r->reason, sizeof r->reason, "%s", reason_name(c->refusals[i].reason));
-        r->count = c->refusals[i].count;
-    }
+    for (size_t i = 0; i < n && i < DCEM_INBOX_MAX_SOURCES; i++)
+        for (int k = 0; k < N_REASONS && h->n_refusals < DCEM_API_MAX_REFUSALS; k++) {
+            if (!c->refusals[i][k].count) continue;
+            dcem_api_refusal *r = &h->refusals[h->n_refusals++];
+            snprintf(r->gateway, sizeof r->gateway, "%s", c->sources[i].name);
+            snprintf(r->reason, sizeof r->reason, "%s", reason_name(k - 1));
+            r->count = c->refusals[i][k].count;
+        }
     dcem_api_set_health(c->api, h);
 }
 
@@ -632,6 +756,7 @@ static void reload(collector *c, const char *file)
     }
     if (c->influx) dcem_engine_set_sink(e, to_influx, c);
     dcem_engine_set_alerts(e, on_alert, c);
+    dcem_inbox_set_config(c->in.q, n);
     dcem_collector_config_free(c->cfg);
     c->cfg = n;
     dcem_log_set_level(n->log_level);
@@ -828,8 +953,15 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread */
 
     collector c = {.cfg = cfg};
-    pthread_mutex_init(&c.in.lock, NULL);
     int rc = 1;
+    c.in.q = dcem_inbox_new(cfg);
+    c.refusals = calloc(DCEM_INBOX_MAX_SOURCES, sizeof *c.refusals);
+    c.sources = calloc(DCEM_INBOX_MAX_SOURCES, sizeof *c.sources);
+    c.set_aside = calloc(DCEM_INBOX_MAX_SOURCES, sizeof *c.set_aside);
+    if (!c.in.q || !c.refusals || !c.sources || !c.set_aside) {
+        fprintf(stderr, "dcem-collector: out of memory\n");
+        goto out;
+    }
     c.store = open_store(cfg, err, sizeof err);
     if (!c.store) {
         fprintf(stderr, "dcem-collector: %s\n", err);
@@ -869,10 +1001,12 @@ int main(int argc, char **argv)
             cfg = c.cfg;
         }
         try_connect(&c, now);
-        /* batches waiting for their predecessor are tried again every 20 ms */
+        /* in a shared group, batches held for their predecessor are tried
+         * again every 20 ms */
         int retry = now >= next_retry;
         if (retry) next_retry = now + 20;
         size_t busy = drain(&c, retry);
+        holes_tick(&c, now);
         if (now >= next_recompute) {
             dcem_engine_recompute(c.engine, wall_ms());
             next_recompute = now + cfg->recompute_ms;
@@ -902,8 +1036,11 @@ int main(int argc, char **argv)
 out:
     dcem_api_stop(c.api); /* first: it reads the config and the store file */
     dcem_mqtt_free(c.mqtt);
-    for (msg *x; (x = inbox_pop(&c.in));) msg_free(x);
-    while (c.waiting) msg_free(next_msg(&c, 1));
+    while (c.waiting) msg_free(unhold(&c));
+    dcem_inbox_free(c.in.q);
+    free(c.refusals);
+    free(c.sources);
+    free(c.set_aside);
     if (c.influx) dcem_influx_flush(c.influx);
     dcem_influx_free(c.influx);
     dcem_engine_free(c.engine);

@@ -4,6 +4,7 @@
 #include "dcem_io.h"
 #include "dcem_log.h"
 #include "errors.h"
+#include "wire.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +48,30 @@ static const dcem_cfg_field store_fields[] = {
     {0},
 };
 #undef S
+
+#define I(f) offsetof(dcem_collector_ingest, f)
+static const dcem_cfg_field ingest_fields[] = {
+    {.key = "max_future_skew_s", .type = DCEM_CFG_INT, .offset = I(max_future_skew_s), .min = 0,
+     .max = 31536000, .def = 300},
+    {.key = "max_resend_requests", .type = DCEM_CFG_INT, .offset = I(max_resend_requests),
+     .min = 1, .max = 1000, .def = 5},
+    {.key = "resend_interval_ms", .type = DCEM_CFG_INT, .offset = I(resend_interval_ms),
+     .min = 100, .max = 600000, .def = 2000},
+    {.key = "gateway_msgs_per_s", .type = DCEM_CFG_INT, .offset = I(gateway_msgs_per_s), .min = 1,
+     .max = 1000000, .def = 200},
+    {.key = "gateway_msgs_burst", .type = DCEM_CFG_INT, .offset = I(gateway_msgs_burst), .min = 1,
+     .max = 1000000, .def = 400},
+    {.key = "gateway_bytes_per_s", .type = DCEM_CFG_INT, .offset = I(gateway_bytes_per_s),
+     .min = 1024, .max = 17179869184.0, .def = 16777216},
+    {.key = "gateway_bytes_burst", .type = DCEM_CFG_INT, .offset = I(gateway_bytes_burst),
+     .min = DCEM_WIRE_MAX_PAYLOAD, .max = 17179869184.0, .def = 33554432},
+    {.key = "gateway_queue_msgs", .type = DCEM_CFG_INT, .offset = I(gateway_queue_msgs), .min = 1,
+     .max = 1000000, .def = 512},
+    {.key = "gateway_queue_bytes", .type = DCEM_CFG_INT, .offset = I(gateway_queue_bytes),
+     .min = DCEM_WIRE_MAX_PAYLOAD, .max = 17179869184.0, .def = 33554432},
+    {0},
+};
+#undef I
 
 /* memset through a volatile pointer: a wipe before free() is a dead store
  * the compiler may otherwise drop. */
@@ -144,6 +169,7 @@ static const dcem_cfg_field fields[] = {
      .sub = mqtt_fields},
     {.key = "store", .type = DCEM_CFG_MAP, .offset = C(store), .flags = DCEM_CFG_REQUIRED,
      .sub = store_fields},
+    {.key = "ingest", .type = DCEM_CFG_MAP, .offset = C(ingest), .sub = ingest_fields},
     {.key = "influx", .type = DCEM_CFG_MAP, .offset = C(influx), .sub = dcem_influx_cfg_fields},
     {.key = "api", .type = DCEM_CFG_MAP, .offset = C(api), .sub = api_fields},
     {.key = "identity", .type = DCEM_CFG_MAP, .offset = C(identity), .sub = identity_fields},

@@ -52,6 +52,17 @@ typedef struct dcem_collector_identity {
     int line;
 } dcem_collector_identity;
 
+/* What the collector takes from whom (docs/collector.md, "Hostile and broken
+ * input"): clocks, holes, per-gateway rates and queues. */
+typedef struct dcem_collector_ingest {
+    long long max_future_skew_s;   /* readings stamped further ahead of our clock are refused */
+    long long max_resend_requests; /* for one hole; then it is given up as missing data */
+    long long resend_interval_ms;  /* between two resend requests for the same hole */
+    long long gateway_msgs_per_s, gateway_msgs_burst;   /* token bucket per gateway */
+    long long gateway_bytes_per_s, gateway_bytes_burst; /* the same in payload bytes */
+    long long gateway_queue_msgs, gateway_queue_bytes;  /* received, not yet stored */
+} dcem_collector_ingest;
+
 /* One site: its ledger and time zone. */
 typedef struct dcem_collector_site {
     dcem_site *ledger;          /* owned */
@@ -68,6 +79,7 @@ typedef struct dcem_collector_config {
     long long recompute_ms;
     dcem_mqtt_cfg mqtt;         /* the collector's keys: share_group, session_expiry_s */
     dcem_collector_store store;
+    dcem_collector_ingest ingest;
     dcem_influx_cfg influx;     /* influx.line == 0: no InfluxDB section, SQLite alone */
     dcem_collector_api api;     /* api.line == 0: no HTTP API */
     dcem_collector_identity identity;

@@ -71,6 +71,7 @@ struct dcem_engine {
     pending_alert *alerts;
     size_t n_alerts, cap_alerts;
     int txn_error;
+    int txn_rc;                    /* the store's code of the first failure of the group */
     dcem_engine_stats stats;
 };
 
@@ -159,6 +160,15 @@ void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx)
 
 static site_rt *site_of(dcem_engine *e, const char *id);
 
+/* A store call of the open group failed: the group is rolled back; rc (the
+ * first one) tells a refusal of the content (DCEM_EINVAL) from a failure
+ * that may pass (busy, I/O, disk full). */
+static void txn_fail(dcem_engine *e, int rc)
+{
+    if (!e->txn_error) e->txn_rc = rc;
+    e->txn_error = 1;
+}
+
 static void hand_on(dcem_engine *e, const char *site, const char *kind, int raised,
                     const char *message, int64_t now_ms)
 {
@@ -173,8 +183,9 @@ static void alert(dcem_engine *e, const char *site, const char *kind, int raised
 {
     dcem_store_alert a = {.site = site, .t_ms = now_ms, .kind = kind, .message = message,
                           .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED};
-    if (dcem_store_add_alert(e->st, &a, NULL) && e->in_tx) {
-        e->txn_error = 1;
+    int rc = dcem_store_add_alert(e->st, &a, NULL);
+    if (rc && e->in_tx) {
+        txn_fail(e, rc);
         return;
     }
     if (!e->in_tx) {
@@ -246,6 +257,29 @@ void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gat
     alert(e, site, "gateway_offline", !online, msg, now_ms);
 }
 
+int dcem_engine_give_up(dcem_engine *e, const char *site, const char *gateway, uint64_t epoch,
+                        uint64_t up_to_seq)
+{
+    dcem_store_epoch ep;
+    int rc = dcem_store_gateway_seq(e->st, site, gateway, epoch, &ep);
+    if (rc && rc != DCEM_ENOTFOUND) return rc;
+    if (up_to_seq <= ep.contiguous_seq) return 0; /* filled meanwhile */
+    if ((rc = dcem_store_skip_to(e->st, site, gateway, epoch, up_to_seq))) {
+        DCEM_LOGE("store", "%s/%s: cannot give up batches %llu..%llu: %s", site, gateway,
+                  (unsigned long long)ep.contiguous_seq + 1, (unsigned long long)up_to_seq,
+                  dcem_store_error(e->st));
+        return rc;
+    }
+    e->stats.holes_given_up++;
+    e->stats.seqs_given_up += up_to_seq - ep.contiguous_seq;
+    DCEM_LOGW("ingest",
+              "%s/%s epoch %llu: batches %llu..%llu never came for the resend requests: given up "
+              "as missing data",
+              site, gateway, (unsigned long long)epoch, (unsigned long long)ep.contiguous_seq + 1,
+              (unsigned long long)up_to_seq);
+    return 0;
+}
+
 void dcem_engine_set_sink(dcem_engine *e, dcem_engine_line_fn fn, void *ctx)
 {
     e->line_fn = fn;
@@ -312,20 +346,51 @@ static site_rt *site_of(dcem_engine *e, const char *id)
     return NULL;
 }
 
-/* The meter's counter and splitter: as stored, or fresh. */
-static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i)
+/* The latest time a meter's saved state has seen: its last reading taken,
+ * the readings it holds for judgement, its open interval. */
+static int64_t state_end(const meter_rt *m)
+{
+    const dcem_counter *c = &m->counter;
+    int64_t t = c->mode ? c->last_t : INT64_MIN;
+    if (c->have_late && c->late_t > t) t = c->late_t;
+    if (c->have_pending && c->pending_t > t) t = c->pending_t;
+    if (m->split.open && m->split.cur.start_ms > t) t = m->split.cur.start_ms;
+    return t;
+}
+
+/* The meter's counter and splitter: as stored, or fresh. A state that has
+ * seen a reading stamped beyond now + max_future_skew_s (stored before such
+ * readings were refused, or by a collector whose own clock ran ahead) would
+ * reject every real reading as out of order, for ever: it is set aside and
+ * the meter starts afresh — its next reading is a new anchor, the span
+ * since its last good one missing data. Logged, counted (future_states). */
+static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i, int64_t now_ms)
 {
     meter_rt *m = &s->meters[i];
     if (m->loaded) return m;
     const dcem_site *ledger = s->cs->ledger;
     int rc = dcem_store_get_meter_state(e->st, ledger->site, ledger->meters[i].id, s->cs->tz,
                                         &m->counter, &m->split, &m->x, NULL);
+    int64_t end = rc ? 0 : state_end(m);
+    int reset = 0;
+    if (!rc && end > now_ms + e->cfg->ingest.max_future_skew_s * 1000) {
+        DCEM_LOGW("ingest",
+                  "%s/%s: its saved state reaches %lld ms, beyond this collector's clock: set "
+                  "aside, the meter starts afresh at its next reading",
+                  ledger->site, ledger->meters[i].id, (long long)end);
+        e->stats.future_states++;
+        m->touched = 1; /* the fresh state is saved with the group */
+        reset = 1;
+        rc = DCEM_ENOTFOUND;
+    }
     if (rc == DCEM_ENOTFOUND) {
         dcem_counter_cfg cc;
         dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &cc);
         dcem_counter_init(&m->counter, &cc);
         dcem_splitter_init(&m->split, s->cs->tz, (int)ledger->interval_minutes);
+        int stale = m->x.stale; /* a raised meter_stale stays raised */
         memset(&m->x, 0, sizeof m->x);
+        m->x.stale = reset ? stale : 0;
     } else if (rc) {
         return NULL;
     }
@@ -347,9 +412,10 @@ static void forget_site(site_rt *s)
  * row is written once). */
 static void store_rows(dcem_engine *e)
 {
+    int rc;
     if (e->n_rows && !e->txn_error &&
-        dcem_store_put_intervals(e->st, e->rows_site->cs->ledger->site, e->rows, e->n_rows))
-        e->txn_error = 1;
+        (rc = dcem_store_put_intervals(e->st, e->rows_site->cs->ledger->site, e->rows, e->n_rows)))
+        txn_fail(e, rc);
     e->n_rows = 0;
 }
 
@@ -404,10 +470,54 @@ static void on_interval(void *arg, const dcem_interval *iv)
     if (keys.month > s->dirty_max) s->dirty_max = keys.month;
 }
 
+/* Readings no collector should take, screened before the batch is stored.
+ * Refused (counted, neither stored nor counted in any figure): a meter the
+ * ledger does not have, and a time beyond now + max_future_skew_s — a clock
+ * that ran ahead would otherwise move the meter's state past every real
+ * reading, for ever. Left out: values of a magnitude beyond
+ * DCEM_ENGINE_MAX_VALUE (the reading is stored out_of_range, its value
+ * never summed). The batch keeps the rest, in order. */
+static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t now_ms)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    int64_t horizon = now_ms + e->cfg->ingest.max_future_skew_s * 1000;
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_readings; i++) {
+        dcem_wire_reading *r = &b->readings[i];
+        if (dcem_site_find_meter(ledger, r->meter, strlen(r->meter)) < 0) {
+            e->stats.unknown_meter_readings++;
+            continue;
+        }
+        if (r->t_ms > horizon) {
+            e->stats.future_readings++;
+            continue;
+        }
+        unsigned absurd = 0;
+        if (r->has_kwh && !(fabs(r->kwh) <= DCEM_ENGINE_MAX_VALUE)) r->has_kwh = 0, absurd++;
+        if (r->has_kw && !(fabs(r->kw) <= DCEM_ENGINE_MAX_VALUE)) r->has_kw = 0, absurd++;
+        size_t k = 0;
+        for (size_t j = 0; j < r->n_values; j++) {
+            if (!(fabs(r->values[j].value) <= DCEM_ENGINE_MAX_VALUE)) {
+                absurd++;
+                continue;
+            }
+            r->values[k++] = r->values[j];
+        }
+        r->n_values = k;
+        if (absurd) {
+            e->stats.out_of_range_values += absurd;
+            r->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
+        }
+        if (n != i) b->readings[n] = *r;
+        n++;
+    }
+    b->n_readings = n;
+}
+
 /* Runs the batch's readings through the counter rules, in batch order (the
  * agent's order: per meter, time order), exactly as dcem-audit runs the
  * exported rows. */
-static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
+static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t now_ms)
 {
     const dcem_site *ledger = s->cs->ledger;
     cb_ctx cb = {e, s};
@@ -419,13 +529,13 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
     for (size_t i = 0; i < b->n_readings && !e->txn_error; i++) {
         const dcem_wire_reading *r = &b->readings[i];
         int mi = dcem_site_find_meter(ledger, r->meter, strlen(r->meter));
-        reading_line(e, ledger, b->gateway, r, mi < 0 ? -1 : ledger->meters[mi].role);
-        if (mi < 0) {
-            e->stats.unknown_meter_readings++;
-            continue;
+        if (mi < 0) continue; /* screened out before: never here */
+        reading_line(e, ledger, b->gateway, r, ledger->meters[mi].role);
+        meter_rt *m = meter_of(e, s, (size_t)mi, now_ms);
+        if (!m) {
+            txn_fail(e, DCEM_ESTORAGE);
+            return -1;
         }
-        meter_rt *m = meter_of(e, s, (size_t)mi);
-        if (!m) return -1;
         int stale = r->quality == DCEM_WIRE_Q_STALE;
         if (stale != m->x.stale && r->quality != DCEM_WIRE_Q_COMM_ERROR) {
             char msg[160];
@@ -460,10 +570,30 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b)
     return e->txn_error ? -1 : 0;
 }
 
+/* Sets batch b aside in the quarantine with reason_text and answers it
+ * like a stored one (acked): sending the same bytes again cannot help. */
+static int quarantine(dcem_engine *e, const dcem_engine_msg *msg, const dcem_wire_batch *b,
+                      const char *reason_text, int64_t now_ms, dcem_engine_reply *rep)
+{
+    int dup = 0;
+    int rc = dcem_store_put_quarantine(e->st, b->site, b->gateway, b->epoch, b->seq, now_ms,
+                                       reason_text, msg->payload, msg->len, &dup);
+    if (rc) {
+        snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
+        txn_fail(e, rc);
+        return e->stats.failed++, DCEM_ENGINE_FAILED;
+    }
+    e->stats.quarantined++;
+    rep->ack = 1;
+    rep->ack_seq = b->seq;
+    return DCEM_ENGINE_QUARANTINED;
+}
+
 /* One message inside the open transaction. DCEM_ENGINE_FAILED leaves the
- * transaction to be rolled back. */
+ * transaction to be rolled back. refused: not NULL when the store refused
+ * this batch's content before (why): it is quarantined, not stored. */
 static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
-                  dcem_engine_reply *rep)
+                  dcem_engine_reply *rep, const char *refused)
 {
     const char *topic = msg->topic;
     size_t topic_len = msg->topic_len, len = msg->len;
@@ -504,6 +634,7 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
                                     sizeof rep->why);
     if (rc == DCEM_ENOMEM) {
         snprintf(rep->why, sizeof rep->why, "out of memory");
+        txn_fail(e, rc);
         return e->stats.failed++, DCEM_ENGINE_FAILED;
     }
     rep->reason = reason;
@@ -513,10 +644,12 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
         return DCEM_ENGINE_MALFORMED;
     }
     rep->epoch = b.epoch;
+    rep->seq = b.seq;
     dcem_store_epoch ep;
     int g = dcem_store_gateway_seq(e->st, tp.site, tp.gateway, b.epoch, &ep);
     if (g && g != DCEM_ENOTFOUND) {
         snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
+        txn_fail(e, g);
         return e->stats.failed++, DCEM_ENGINE_FAILED;
     }
     uint64_t expected = ep.contiguous_seq + 1;
@@ -534,25 +667,38 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
         rep->resend_from = expected;
         return DCEM_ENGINE_GAP;
     }
-    int dup = 0;
+    char reason_text[DCEM_STORE_MAX_MESSAGE];
     if (rc) { /* identified, but its content is bad: set aside, acked */
-        char reason_text[DCEM_STORE_MAX_MESSAGE];
         snprintf(reason_text, sizeof reason_text, "%s: %s", dcem_wire_reason_name(reason),
                  rep->why);
-        if (dcem_store_put_quarantine(e->st, tp.site, tp.gateway, b.epoch, b.seq, now_ms,
-                                      reason_text, payload, len, &dup)) {
-            snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
-            return e->stats.failed++, DCEM_ENGINE_FAILED;
-        }
-        e->stats.quarantined++;
-        rep->ack = 1;
-        rep->ack_seq = b.seq;
-        return DCEM_ENGINE_QUARANTINED;
+        return quarantine(e, msg, &b, reason_text, now_ms, rep);
     }
-    if (dcem_store_put_batch(e->st, &b, now_ms, &dup) ||
-        (key && dcem_store_put_proof(e->st, tp.site, tp.gateway, b.epoch, b.seq, key, payload,
-                                     len)) ||
-        process(e, s, &b)) {
+    if (refused) {
+        snprintf(reason_text, sizeof reason_text, "store_refused: %s", refused);
+        snprintf(rep->why, sizeof rep->why, "the store refused its content: %s", refused);
+        e->stats.store_refused++;
+        return quarantine(e, msg, &b, reason_text, now_ms, rep);
+    }
+    screen(e, s, &b, now_ms);
+    int dup = 0;
+    int put = dcem_store_put_batch(e->st, &b, now_ms, &dup);
+    if (put == DCEM_EINVAL) {
+        /* a CHECK refused a row: nothing of the batch was written (its
+         * savepoint), no meter has moved; sending it again cannot help */
+        snprintf(rep->why, sizeof rep->why, "the store refused its content: %s",
+                 dcem_store_error(e->st));
+        snprintf(reason_text, sizeof reason_text, "store_refused: %s", dcem_store_error(e->st));
+        e->stats.store_refused++;
+        return quarantine(e, msg, &b, reason_text, now_ms, rep);
+    }
+    if (put) txn_fail(e, put);
+    int proof = 0; /* who sent it, kept with it (docs/security.md) */
+    if (!put && key) {
+        proof = dcem_store_put_proof(e->st, tp.site, tp.gateway, b.epoch, b.seq, key, payload,
+                                     len);
+        if (proof) txn_fail(e, proof);
+    }
+    if (put || proof || process(e, s, &b, now_ms)) {
         e->stats.failed++;
         snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
         return DCEM_ENGINE_FAILED;
@@ -575,9 +721,9 @@ static void save_meters(dcem_engine *e)
         for (size_t k = 0; s->in_group && k < ledger->n_meters; k++) {
             meter_rt *m = &s->meters[k];
             if (!m->touched || e->txn_error) continue;
-            if (dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id, &m->counter,
-                                           &m->split, &m->x, 0))
-                e->txn_error = 1;
+            int rc = dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id,
+                                                &m->counter, &m->split, &m->x, 0);
+            if (rc) txn_fail(e, rc);
             m->touched = 0;
         }
     }
@@ -588,10 +734,11 @@ static void save_meters(dcem_engine *e)
  * then nothing of it happened — counters, meter state, lines and alerts are
  * as they were before. */
 static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t now_ms,
-                 dcem_engine_reply *replies, int *outcomes)
+                 dcem_engine_reply *replies, int *outcomes, const char *refused)
 {
     dcem_engine_stats before = e->stats;
     e->txn_error = 0;
+    e->txn_rc = 0;
     e->lines_len = 0;
     e->n_alerts = 0;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
@@ -600,14 +747,16 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
          * meters since: read their state again inside this transaction */
         if (e->shared) forget_site(&e->sites[i]);
     }
-    int failed = dcem_store_begin(e->st) != 0;
+    int rc = dcem_store_begin(e->st);
+    int failed = rc != 0;
     if (failed) {
+        txn_fail(e, rc);
         memset(&replies[0], 0, sizeof replies[0]);
         snprintf(replies[0].why, sizeof replies[0].why, "%s", dcem_store_error(e->st));
     }
     e->in_tx = 1;
     for (size_t i = 0; i < n && !failed; i++) {
-        outcomes[i] = ingest(e, &msgs[i], now_ms, &replies[i]);
+        outcomes[i] = ingest(e, &msgs[i], now_ms, &replies[i], refused);
         failed = outcomes[i] == DCEM_ENGINE_FAILED;
     }
     if (!failed) {
@@ -618,7 +767,8 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
             snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
     }
     e->n_rows = 0;
-    if (!failed && dcem_store_commit(e->st)) {
+    if (!failed && (rc = dcem_store_commit(e->st))) {
+        txn_fail(e, rc);
         failed = 1;
         snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
     }
@@ -644,11 +794,20 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
 void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t now_ms,
                          dcem_engine_reply *replies, int *outcomes)
 {
-    if (n == 0 || !group(e, msgs, n, now_ms, replies, outcomes)) return;
+    if (n == 0 || !group(e, msgs, n, now_ms, replies, outcomes, NULL)) return;
     /* the group failed as a whole: each message alone, so that only the
      * one the store refuses is refused (and the rest is acked) */
     for (size_t i = 0; i < n; i++) {
-        if (n > 1 && !group(e, &msgs[i], 1, now_ms, &replies[i], &outcomes[i])) continue;
+        if (n > 1 && !group(e, &msgs[i], 1, now_ms, &replies[i], &outcomes[i], NULL)) continue;
+        if (e->txn_rc == DCEM_EINVAL) {
+            /* refused for its content (say, an interval its readings close
+             * breaks a CHECK): it would fail every time, and block its
+             * gateway for good — quarantined and acked instead. A failure
+             * that may pass (busy, I/O, disk full) is not acked. */
+            char why[sizeof replies[i].why];
+            snprintf(why, sizeof why, "%s", replies[i].why);
+            if (!group(e, &msgs[i], 1, now_ms, &replies[i], &outcomes[i], why)) continue;
+        }
         if (!msgs[i].retry) e->stats.received++;
         e->stats.failed++;
         outcomes[i] = DCEM_ENGINE_FAILED;

@@ -21,7 +21,8 @@ typedef enum dcem_engine_outcome {
     DCEM_ENGINE_STORED = 0,   /* stored and processed: ack */
     DCEM_ENGINE_DUPLICATE,    /* stored before: ack again, nothing changed */
     DCEM_ENGINE_GAP,          /* an earlier batch is missing: ask for a resend, not stored */
-    DCEM_ENGINE_QUARANTINED,  /* identified but invalid: kept aside and acked */
+    DCEM_ENGINE_QUARANTINED,  /* identified but invalid, or its content refused by the
+                                 store: kept aside and acked */
     DCEM_ENGINE_MALFORMED,    /* not acceptable at all: dropped, counted by reason */
     DCEM_ENGINE_UNKNOWN_SITE, /* no ledger for its site: dropped (the agent keeps it) */
     DCEM_ENGINE_FAILED,       /* the store failed: not acked, the agent will resend */
@@ -33,6 +34,7 @@ typedef struct dcem_engine_reply {
     int ack;          /* publish an ack of (epoch, ack_seq) */
     int resend;       /* publish a resend from (epoch, resend_from) */
     uint64_t epoch, ack_seq, resend_from;
+    uint64_t seq;     /* the batch's own seq, once identified */
     int reason;       /* dcem_wire_reason for MALFORMED / QUARANTINED */
     char why[256];
 } dcem_engine_reply;
@@ -42,6 +44,11 @@ typedef struct dcem_engine_stats {
     uint64_t signed_batches;   /* stored with a verified signature (and its proof) */
     uint64_t unsigned_batches; /* stored unsigned: a lab collector (identity.allow_unsigned) */
     uint64_t readings, unknown_meter_readings, rejected_readings, intervals, recomputes;
+    uint64_t future_readings;   /* stamped beyond now + max_future_skew_s: refused, not stored */
+    uint64_t out_of_range_values; /* absurd magnitudes left out (the reading out_of_range) */
+    uint64_t store_refused;     /* batches whose content the store refused: quarantined */
+    uint64_t future_states;     /* meter states found beyond now + skew, started afresh */
+    uint64_t holes_given_up, seqs_given_up; /* dcem_engine_give_up */
     uint64_t malformed_by_reason[DCEM_WIRE_REASON_COUNT];
     uint64_t ratio_changes;                          /* meters' transformer ratio changed */
     uint64_t ratio_notes[DCEM_WIRE_RATIO_NOTE_COUNT]; /* readings by their ratio note */
@@ -63,6 +70,13 @@ typedef struct dcem_engine dcem_engine;
 /* cfg and st must outlive the engine. NULL when out of memory. */
 dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st);
 void dcem_engine_free(dcem_engine *e);
+
+/* The largest magnitude of a reading's value taken (kWh, kW or any other
+ * value): a value beyond it is left out and the reading marked
+ * out_of_range, never summed. 1e15 kWh is 40 years of the world's
+ * electricity; every double difference of two such values is exact enough
+ * and far inside the store's bounds. */
+#define DCEM_ENGINE_MAX_VALUE 1e15
 
 /* One message received on a data topic: stored, processed and committed
  * (with DCEM_STORE_SYNC_FULL: on stable storage) before it returns, so its
@@ -106,6 +120,13 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms);
  * epoch before those are given up as missing data (dcem_store_skip_to). */
 void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gateway,
                                const dcem_wire_state *state, int64_t now_ms);
+
+/* A hole the gateway cannot fill (resend requests unanswered): the seqs
+ * of its epoch up to up_to_seq that are not stored are given up as missing
+ * data (dcem_store_skip_to), counted, and logged. Returns 0, or a store
+ * error (nothing given up: ask again later). */
+int dcem_engine_give_up(dcem_engine *e, const char *site, const char *gateway, uint64_t epoch,
+                        uint64_t up_to_seq);
 
 /* Figures of one site and period computed now from the store (for tools and
  * tests): kind DCEM_PERIOD_MONTH or DCEM_PERIOD_YEAR, month = y*12+m-1 (the

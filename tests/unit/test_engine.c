@@ -108,16 +108,27 @@ static const char ledger_b[] =
     "    rated_kw: 50\n"
     "    counter_resolution_kwh: 0.01\n";
 
-/* Fails the readings of meter "poison" (a meter no ledger has) in the store:
- * put_batch fails before the engine processes the batch. */
+/* Fails the readings of gw-2's batch 2 in the store as a failure that may
+ * pass would (json() of a bad document: "malformed JSON", an SQLITE_ERROR
+ * like an I/O error, not a refusal of the content): put_batch fails before the
+ * engine processes the batch, and the batch is not acked. */
 static const char poison_readings[] =
-    "CREATE TRIGGER poison BEFORE INSERT ON readings WHEN NEW.meter = 'poison'"
-    " BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
+    "CREATE TRIGGER poison BEFORE INSERT ON readings WHEN NEW.gateway = 'gw-2' AND NEW.seq = 2"
+    " BEGIN SELECT json('poisoned'); END;";
 
-/* Fails the interval of pv-a from minute 15 on: it is stored at the end of
- * the group, after the engine has run the batch's readings through the
- * meters' counters and splitters. */
+/* The same failure for the interval of pv-a from minute 15 on: it is stored
+ * at the end of the group, after the engine has run the batch's readings
+ * through the meters' counters and splitters. */
 static const char poison_interval[] =
+    "CREATE TRIGGER poison BEFORE INSERT ON intervals WHEN NEW.meter = 'pv-a'"
+    " AND NEW.start_ms >= 1743435900000 BEGIN SELECT json('poisoned'); END;";
+
+/* The same rows refused for their content, as a CHECK refuses a value
+ * (SQLITE_CONSTRAINT): sending the batch again cannot help. */
+static const char refuse_readings[] =
+    "CREATE TRIGGER poison BEFORE INSERT ON readings WHEN NEW.gateway = 'gw-2' AND NEW.seq = 2"
+    " BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
+static const char refuse_interval[] =
     "CREATE TRIGGER poison BEFORE INSERT ON intervals WHEN NEW.meter = 'pv-a'"
     " AND NEW.start_ms >= 1743435900000 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
 
@@ -143,7 +154,10 @@ typedef struct msg {
     size_t known; /* readings of ledger meters in it */
 } msg;
 
-enum { PLAIN = 0, STALE = 1u << 0, POISON = 1u << 1 };
+enum { PLAIN = 0, STALE = 1u << 0, POISON = 1u << 1, FUTURE = 1u << 2 };
+
+/* The last millisecond the wire format allows: 9999-12-31T23:59:59.999Z. */
+#define T_9999 253402300799999LL
 
 /* ---- fixture and helpers ------------------------------------------------------------------ */
 
@@ -248,7 +262,8 @@ static double kwh_at(size_t m, int k)
 /* Batch seq of gateway gw, encoded: minutes (seq-1)*PER_BATCH .. seq*PER_BATCH-1
  * after T0, each of its meters once a minute, in time order. STALE: its
  * first meter's readings are stale; POISON: one reading of meter "poison"
- * as well. */
+ * (no ledger has it) as well; FUTURE: two readings of its first meter
+ * stamped in 9999 after the others. */
 static void make_batch(msg *out, int gw, uint64_t seq, unsigned flags)
 {
     memset(out, 0, sizeof *out);
@@ -256,7 +271,7 @@ static void make_batch(msg *out, int gw, uint64_t seq, unsigned flags)
     out->seq = seq;
     assert_int_equal(
         dcem_wire_topic(out->topic, sizeof out->topic, gws[gw].site, gws[gw].gateway, "data"), 0);
-    size_t cap = PER_BATCH * 3 + 1, n = 0;
+    size_t cap = PER_BATCH * 3 + 3, n = 0;
     dcem_wire_reading *r = calloc(cap, sizeof *r);
     assert_non_null(r);
     int k0 = (int)(seq - 1) * PER_BATCH;
@@ -281,6 +296,14 @@ static void make_batch(msg *out, int gw, uint64_t seq, unsigned flags)
         x->quality = DCEM_WIRE_Q_OK;
         x->has_kwh = 1;
         x->kwh = 1.0;
+    }
+    for (int k = 0; (flags & FUTURE) && k < 2; k++) {
+        dcem_wire_reading *x = &r[n++];
+        snprintf(x->meter, sizeof x->meter, "%s", meters[gws[gw].first].id);
+        x->t_ms = T_9999 - 60000 + k * 60000;
+        x->quality = DCEM_WIRE_Q_OK;
+        x->has_kwh = 1;
+        x->kwh = kwh_at((size_t)gws[gw].first, k0 + PER_BATCH) + k;
     }
     dcem_wire_batch b;
     memset(&b, 0, sizeof b);
@@ -790,7 +813,7 @@ static void test_duplicate_gap_malformed_in_one_group(void **state)
 
 /* ---- 3. a store failure inside a group ----------------------------------------------------- */
 
-/* The readings of "poison" fail in the store: the group is rolled back and
+/* The readings of gw-2's batch 2 fail in the store: the group is rolled back and
  * tried again batch by batch; only the poisoned batch fails, the others are
  * stored once, and what the store holds equals a store that never saw the
  * poisoned batch — then, with the trigger gone, one that never failed. */
@@ -825,7 +848,7 @@ static void test_store_failure_retried_batch_by_batch(void **state)
         good += m[i].known;
     }
     assert_failed(&rep[bad], out[bad]);
-    if (!strstr(rep[bad].why, "poisoned")) fail_msg("why: %s", rep[bad].why);
+    if (!strstr(rep[bad].why, "malformed JSON")) fail_msg("why: %s", rep[bad].why);
 
     /* counted once each: the rolled-back attempt left no trace in the stats */
     const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
@@ -869,11 +892,13 @@ static void test_store_failure_retried_batch_by_batch(void **state)
     msg next;
     make_batch(&next, G2, 3, PLAIN);
     assert_stored(&r1, feed1(&v, &next, &r1), &next);
-    assert_int_equal(readings_of(v.db, &m[bad]), (int64_t)m[bad].known + 1);
+    /* the reading of "poison", a meter of no ledger, is counted, not stored */
+    assert_int_equal(readings_of(v.db, &m[bad]), (int64_t)m[bad].known);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = 'poison'"), 0);
     assert_int_equal(s->unknown_meter_readings, 1);
     assert_int_equal(s->failed, 1);
     assert_int_equal(s->received, n + 2);
-    assert_int_equal(k.poison, 1);
+    assert_int_equal(k.poison, 0);
 
     /* equal to a run that never failed: it-a's counter was not advanced by
      * the rolled-back attempts */
@@ -918,7 +943,7 @@ static void test_failure_after_processing_leaves_counters_as_committed(void **st
     for (size_t i = 0; i < n; i++)
         if (i != bad) assert_stored(&rep[i], out[i], &m[i]);
     assert_failed(&rep[bad], out[bad]);
-    if (!strstr(rep[bad].why, "poisoned")) fail_msg("why: %s", rep[bad].why);
+    if (!strstr(rep[bad].why, "malformed JSON")) fail_msg("why: %s", rep[bad].why);
     const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
     assert_int_equal(s->received, n);
     assert_int_equal(s->stored, n - 1);
@@ -1242,6 +1267,215 @@ static void test_locked_store_fails_whole_group(void **state)
     free_msgs(m, n);
 }
 
+/* ---- 6. what no single message may do ----------------------------------------------------- */
+
+/* Two readings stamped in 9999 (a clock that jumped, or a forger) would move
+ * fac-a's counter there, and every real reading after them would be out of
+ * order for ever: they are refused and counted, the rest of their batch is
+ * stored, and the store is the one of a run that never saw them. */
+static void test_future_readings_refused(void **state)
+{
+    fx *f = *state;
+    msg m[4], ref[4];
+    make_batch(&m[0], G1, 1, PLAIN);
+    make_batch(&m[1], G1, 2, FUTURE);
+    make_batch(&m[2], G1, 3, PLAIN);
+    make_batch(&m[3], G1, 4, PLAIN);
+    for (uint64_t seq = 1; seq <= 4; seq++)
+        make_batch(&ref[seq - 1], G1, seq, PLAIN);
+    env v, r;
+    env_open(f, &v, "store", 0);
+    env_open(f, &r, "reference", 0);
+    dcem_engine_reply rep[4];
+    for (size_t i = 0; i < 4; i++) { /* one by one: the 9999 readings committed before the next */
+        assert_stored(&rep[0], feed1(&v, &m[i], &rep[0]), &m[i]);
+        assert_stored(&rep[0], feed1(&r, &ref[i], &rep[0]), &ref[i]);
+    }
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->future_readings, 2);
+    assert_int_equal(s->rejected_readings, 0);
+    assert_int_equal(s->readings, dcem_engine_stats_get(r.e)->readings);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE t_ms > 4102444800000"), 0);
+    assert_true(assert_same_store(v.db, r.db) > 0);
+    env_close(&r);
+    env_close(&v);
+    free_msgs(m, 4);
+    free_msgs(ref, 4);
+}
+
+/* A store from before that rule, whose fac-a state is in 9999 (fed here by
+ * an engine whose clock said 9999): the meter is started afresh at its
+ * next reading instead of rejecting every reading for ever. */
+static void test_future_state_set_aside(void **state)
+{
+    fx *f = *state;
+    msg m[4];
+    make_batch(&m[0], G1, 1, PLAIN);
+    make_batch(&m[1], G1, 2, FUTURE);
+    make_batch(&m[2], G1, 3, PLAIN);
+    make_batch(&m[3], G1, 4, PLAIN);
+    env v;
+    env_open(f, &v, "store", 0);
+    dcem_engine_reply rep;
+    for (size_t i = 0; i < 2; i++) {
+        dcem_engine_msg em = {m[i].topic, strlen(m[i].topic), m[i].payload, m[i].len, 0};
+        int out;
+        dcem_engine_batches(v.e, &em, 1, T_9999, &rep, &out);
+        assert_stored(&rep, out, &m[i]);
+    }
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE t_ms > 4102444800000"), 2);
+    env_close(&v);
+
+    env_open(f, &v, "store", 0);
+    for (size_t i = 2; i < 4; i++)
+        assert_stored(&rep, feed1(&v, &m[i], &rep), &m[i]);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->future_states, 1);
+    assert_int_equal(s->rejected_readings, 0);
+    assert_int_equal(s->readings, m[2].known + m[3].known);
+    /* fac-a counts again from its first reading of batch 3 (minute 20) on:
+     * [23:45, 0:00) is closed by minute 30, measured from 23:50 */
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM intervals WHERE meter = 'fac-a'"
+                              " AND start_ms = 1743435900000 AND measured_ms = 600000"),
+                     1);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM meter_state WHERE meter = 'fac-a'"
+                              " AND last_t > 4102444800000"),
+                     0);
+    env_close(&v);
+    free_msgs(m, 4);
+}
+
+/* "kwh": 1.5e308 passes the wire format but no meter reads it: the value is
+ * left out, the reading stored out_of_range and never summed, the batch
+ * stored and acked. */
+static void test_absurd_value_left_out(void **state)
+{
+    fx *f = *state;
+    char big[512];
+    int n = snprintf(big, sizeof big,
+                     "{\"v\":1,\"site\":\"eng-a\",\"gateway\":\"gw-2\",\"epoch\":%llu,\"seq\":2,"
+                     "\"readings\":[{\"meter\":\"it-a\",\"t\":%lld,\"q\":\"ok\",\"kwh\":1.5e308,"
+                     "\"kw\":300,\"values\":{\"voltage_v_l1\":-1e300,\"current_a_l1\":12.5}}]}",
+                     (unsigned long long)EPOCH, (long long)(T0 + 10 * MIN + 30000));
+    assert_true(n > 0 && (size_t)n < sizeof big);
+    msg m[3];
+    make_batch(&m[0], G2, 1, PLAIN);
+    make_raw(&m[1], G2, "data", big);
+    m[1].seq = 2;
+    make_batch(&m[2], G2, 3, PLAIN);
+    env v;
+    env_open(f, &v, "store", 0);
+    dcem_engine_reply rep[3];
+    int out[3];
+    feed(&v, m, 3, rep, out);
+    for (size_t i = 0; i < 3; i++)
+        if (out[i] != DCEM_ENGINE_STORED) fail_msg("batch %zu: outcome %d (%s)", i, out[i], rep[i].why);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->out_of_range_values, 2);
+    assert_int_equal(s->quarantined + s->failed, 0);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE seq = 2 AND kwh IS NULL"
+                              " AND kw = 300 AND quality = 2"),
+                     1);
+    /* it-a's energy is its counter's, as if the reading had not come */
+    char empty[256];
+    n = snprintf(empty, sizeof empty,
+                 "{\"v\":1,\"site\":\"eng-a\",\"gateway\":\"gw-2\",\"epoch\":%llu,\"seq\":2,"
+                 "\"readings\":[]}",
+                 (unsigned long long)EPOCH);
+    assert_true(n > 0 && (size_t)n < sizeof empty);
+    free(m[1].payload);
+    make_raw(&m[1], G2, "data", empty);
+    m[1].seq = 2;
+    env r;
+    env_open(f, &r, "reference", 0);
+    feed(&r, m, 3, rep, out);
+    for (size_t i = 0; i < 3; i++)
+        if (out[i] != DCEM_ENGINE_STORED) fail_msg("reference %zu: outcome %d (%s)", i, out[i], rep[i].why);
+    assert_true(q1(v.db, "SELECT count(*) FROM intervals") > 0);
+    char *x = dump(v.db, "SELECT * FROM intervals ORDER BY site, start_ms, meter");
+    char *y = dump(r.db, "SELECT * FROM intervals ORDER BY site, start_ms, meter");
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+    env_close(&r);
+    env_close(&v);
+    free_msgs(m, 3);
+}
+
+/* The store refuses a batch's readings for their content (a trigger stands
+ * in for a CHECK): sending it again cannot help, so it is quarantined with
+ * the reason and acked, and its gateway's next batches are stored — where
+ * today it would be refused, unacked, for ever. */
+static void test_content_refusal_quarantined(void **state)
+{
+    fx *f = *state;
+    msg m[5];
+    size_t n = 0;
+    make_batch(&m[n++], G1, 1, PLAIN);
+    make_batch(&m[n++], G2, 1, PLAIN);
+    make_batch(&m[n++], G2, 2, PLAIN); /* refused */
+    make_batch(&m[n++], G1, 2, PLAIN);
+    make_batch(&m[n++], G2, 3, PLAIN);
+    env v;
+    env_open(f, &v, "store", 0);
+    sql_exec(v.db, refuse_readings);
+    dcem_engine_reply rep[5];
+    int out[5];
+    feed(&v, m, n, rep, out);
+    for (size_t i = 0; i < n; i++)
+        if (i != 2) assert_stored(&rep[i], out[i], &m[i]);
+    assert_int_equal(out[2], DCEM_ENGINE_QUARANTINED);
+    assert_true(rep[2].ack);
+    assert_int_equal(rep[2].ack_seq, 2);
+    if (!strstr(rep[2].why, "poisoned")) fail_msg("why: %s", rep[2].why);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->store_refused, 1);
+    assert_int_equal(s->quarantined, 1);
+    assert_int_equal(s->failed, 0);
+    assert_int_equal(s->stored, n - 1);
+    assert_int_equal(readings_of(v.db, &m[2]), 0);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM quarantine WHERE gateway = 'gw-2' AND seq = 2"
+                              " AND reason LIKE 'store_refused: %poisoned%'"),
+                     1);
+    env_close(&v);
+    free_msgs(m, n);
+}
+
+/* The same when the refusal comes after the readings ran through the
+ * counters (an interval they close): the batch is quarantined on a third
+ * try, the meters are as committed, and the gateway's next batches are
+ * stored; a failure that may pass (test 3) is still not acked. */
+static void test_content_refusal_after_processing_quarantined(void **state)
+{
+    fx *f = *state;
+    msg m[7];
+    for (uint64_t seq = 1; seq <= 7; seq++)
+        make_batch(&m[seq - 1], G1, seq, PLAIN);
+    env v;
+    env_open(f, &v, "store", 0);
+    sql_exec(v.db, refuse_interval);
+    dcem_engine_reply rep[7];
+    int out[7];
+    feed(&v, m, 4, rep, out); /* seq 4 reaches 0:00 and closes pv-a's [23:45, 0:00) */
+    for (size_t i = 0; i < 3; i++)
+        assert_stored(&rep[i], out[i], &m[i]);
+    assert_int_equal(out[3], DCEM_ENGINE_QUARANTINED);
+    assert_true(rep[3].ack);
+    assert_int_equal(rep[3].ack_seq, 4);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->store_refused, 1);
+    assert_int_equal(s->failed, 0);
+    assert_int_equal(readings_of(v.db, &m[3]), 0);
+    sql_exec(v.db, "DROP TRIGGER poison");
+    feed(&v, m + 4, 3, rep, out);
+    for (size_t i = 0; i < 3; i++)
+        assert_stored(&rep[i], out[i], &m[4 + i]);
+    assert_int_equal(s->rejected_readings, 0);
+    assert_int_equal(s->readings, (uint64_t)q1(v.db, "SELECT count(*) FROM readings"));
+    env_close(&v);
+    free_msgs(m, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1258,6 +1492,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_of_rolled_back_batch_raised_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_locked_store_fails_whole_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_future_readings_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_future_state_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_absurd_value_left_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_refusal_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_refusal_after_processing_quarantined, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
