@@ -17,7 +17,9 @@
 #      collector would skip to it;
 #   3. forges batches for the seqs gw-1 is about to send (unsigned, own key):
 #      the real ones would be acked as duplicates;
-#   4. replays a genuine batch of gw-1 on gw-ossl's topic.
+#   4. replays a genuine batch of gw-1 on gw-ossl's topic;
+#   5. publishes under 600 gateway names the ledger does not list; and
+#      gw-ossl's own clock jumps to 9999 for one reading.
 # Every live batch of gw-1 is still stored once, with nothing given up
 # (epochs.skipped 0), none of the forged readings; the refusals are counted
 # and logged by reason. openssl verifies what the agent signed and what the
@@ -191,6 +193,23 @@ done
 # ---- 4. a genuine batch of gw-1 replayed as gw-ossl's ----------------------
 pub -t "$root/gw-ossl/data" -f "$work/captured-batch.json"
 
+# ---- 5. junk gateway names, and a clock at 9999 -----------------------------
+# 600 names the ledger does not list share one source: gw-1's refusals stay
+# visible (checked below)
+junk=()
+for ((i = 0; i < 600; i++)); do
+  pub -t "$root/junk-$i/data" -m "{\"v\":1,\"site\":\"test-site\",\"gateway\":\"junk-$i\",\"epoch\":1,\"seq\":1,\"readings\":[]}" &
+  junk+=($!)
+  if ((${#junk[@]} == 50)); then wait "${junk[@]}"; junk=(); fi
+done
+# gw-ossl's clock jumps to 9999 for one reading (signed: a faulty gateway,
+# not an outsider), then a reading of now: refused, then stored
+now_ms=$(($(date +%s) * 1000))
+for b in "2:253402300799000" "3:$now_ms"; do
+  batch="{\"v\":1,\"site\":\"test-site\",\"gateway\":\"gw-ossl\",\"epoch\":5,\"seq\":${b%%:*},\"readings\":[{\"meter\":\"pv-roof\",\"t\":${b#*:},\"q\":\"ok\",\"kwh\":13}]}"
+  pub -t "$root/gw-ossl/data" -m "$(ossl_sign "$work/keys/gw-ossl.key" "$root/gw-ossl/data" "$batch")"
+done
+
 # the real batches keep coming; then a clean stop, and a start that drains
 # the spool (its last batch was spooled at stop)
 wait_for "gw-1 past the forged seqs" 30 at_least gw-1 $((newest + 12))
@@ -213,8 +232,14 @@ echo "gw-1 epoch $epoch: $n batches stored, contiguous to $contiguous, $skipped 
 ((n > newest + 10)) || fail "only $n batches: the forged seqs were not passed"
 [[ $(sql "SELECT count(*) FROM readings WHERE kwh = 999999") == 0 ]] || fail "a forged reading was stored"
 [[ $(sql "SELECT count(*) FROM quarantine") == 0 ]] || fail "something was quarantined"
-[[ $(sql "SELECT count(*) FROM batches WHERE gateway = 'gw-ossl'") == 1 ]] ||
-  fail "gw-ossl has other batches than its one openssl-signed batch"
+[[ $(sql "SELECT group_concat(seq) FROM batches WHERE gateway = 'gw-ossl'") == "1,2,3" ]] ||
+  fail "gw-ossl's batches are not its three openssl-signed ones"
+[[ $(sql "SELECT count(*) FROM readings WHERE gateway = 'gw-ossl' AND t_ms > $now_ms + 3600000") == 0 ]] ||
+  fail "a reading stamped 9999 was stored"
+[[ $(sql "SELECT count(*) FROM readings WHERE gateway = 'gw-ossl' AND t_ms = $now_ms") == 1 ]] ||
+  fail "the reading after the clock jump was not stored (the meter froze)"
+grep -q "readings refused: stamped in the future 1," "$work/collector.err" ||
+  fail "the reading stamped 9999 was not counted"
 proofs=$(sql "SELECT count(*) FROM proofs WHERE gateway = 'gw-1' AND key = '$gw_key'")
 ((proofs == n)) || fail "$proofs proofs for gw-1's $n batches"
 # a stored proof, checked by openssl
@@ -249,7 +274,13 @@ for want in "test-site/gw-1: unsigned 11" "test-site/gw-1: bad_signature 11" \
   "test-site/gw-ossl: bad_signature 2"; do
   grep -q "refused from $want\$" <<<"$health" || fail "not counted: $want"
 done
-# (a good batch of gw-1 in between starts a new spell: logged again)
+# (a good batch of gw-1 in between starts a new spell: logged again); the
+# junk names are lumped together as `unknown`
+# (refused as unknown_gateway, or dropped first by that source's rate limit)
+last_count() { grep "refused from unknown: $1 " "$work/collector.err" | tail -1 | awk '{print $NF + 0}'; }
+junk_n=$(($(last_count unknown_gateway) + $(last_count rate_limited)))
+((junk_n == 600)) ||
+  fail "the junk gateways were not all counted under one unknown source ($junk_n of 600)"
 for r in "gw-1.* unsigned" "gw-1.* bad_signature" "gw-ossl.* bad_signature"; do
   n=$(grep -c "test-site/$r: " "$work/collector.err") || true
   ((n >= 1 && n < 5)) || fail "the refusals '$r' were logged $n times, not once per spell"
