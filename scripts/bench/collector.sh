@@ -32,8 +32,12 @@
 #      14 days (a new epoch) at a steady 10,000 readings/s; per batch,
 #      publish to the arrival of the ack that covers it, measured by the
 #      publisher (an ack is sent after the commit).
-# Then dcem-sig-bench: the CPU time of one dcem_sig_verify and one
-# dcem_sign_payload of a batch of this size, alone.
+# When perf is installed, phases 2 and 3 once more with a signed collector
+# under perf record: the share of its CPU inside dcem_sig_verify,
+# dcem_sign_payload and dcem_store_put_proof (the direct figure: the
+# difference of two runs' CPU also carries their group commits and the
+# machine's other load). Then dcem-sig-bench: the CPU time of one
+# dcem_sig_verify and one dcem_sign_payload of a batch of this size, alone.
 # Targets (the issue): >= 100,000 readings/s stored and >= half the null
 # subscriber's rate; p99 publish-to-stored <= 500 ms at 10,000 readings/s;
 # signing and verifying < 5 % of ingest CPU.
@@ -238,41 +242,52 @@ done
 # difference of their group commits (a collector that falls behind takes
 # bigger groups, cheaper per reading) and of the machine's other load; the
 # share of the signed collector's own CPU samples inside the signature
-# functions does not. One more signed full-speed run, sampled with call
-# graphs; perf is enabled just before the first publish (its control FIFO
-# acknowledges) and disabled after the last ack.
-perf_pct=()
-if command -v perf >/dev/null; then
-  echo "perf: one more signed full-speed run under perf record ..." >&2
-  start_collector signed
-  rm -f "$work/perf.ctl" "$work/perf.ack" "$work/perf.data"
+# functions does not. One more signed run of phases 2 and 3, each sampled
+# with call graphs: perf is enabled just before the first publish (its
+# control FIFO acknowledges) and stopped after the last ack.
+declare -A perf_verify perf_sign perf_proof perf_crypto perf_samples perf_line
+# perf_blast PHASE BLAST-ARGS...: dcem-blast under perf record of the
+# collector; its shares into the perf_* arrays under PHASE
+perf_blast() {
+  local phase=$1 data="$work/perf-$1.data" perf_pid
+  shift
+  rm -f "$work/perf.ctl" "$work/perf.ack" "$data"
   mkfifo "$work/perf.ctl" "$work/perf.ack"
   perf record -F 999 --call-graph dwarf -D -1 --control "fifo:$work/perf.ctl,$work/perf.ack" \
-    -p "$col_pid" -o "$work/perf.data" 2>"$work/perf.err" &
+    -p "$col_pid" -o "$data" 2>"$work/perf-$phase.err" &
   perf_pid=$!
   pids+=("$perf_pid")
   exec 8<>"$work/perf.ctl" 9<>"$work/perf.ack" # read-write: opening never blocks
   echo enable >&8
-  read -t 10 -r _ <&9 || fail "perf record did not start: $(tail -3 "$work/perf.err")"
-  p_line=$(taskset -c 1 "$blast" "${blast_args[@]}" --keys "$work/keys" --csv "$work/p1.csv" \
-    --epoch 1) || fail "dcem-blast (perf, signed): $p_line"
-  echo disable >&8
-  read -t 10 -r _ <&9 || true
+  read -t 10 -r _ <&9 || fail "perf record did not start: $(tail -3 "$work/perf-$phase.err")"
+  perf_line[$phase]=$(taskset -c 1 "$blast" "${blast_args[@]}" --keys "$work/keys" "$@") ||
+    fail "dcem-blast (perf, $phase): ${perf_line[$phase]}"
   kill -INT "$perf_pid"
   wait "$perf_pid" || true # 130: stopped by the SIGINT
   exec 8>&- 9>&-
-  stop_collector signed "$rows1"
-  perf report -i "$work/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
-    >"$work/perf-children.txt"
-  perf report -i "$work/perf.data" --no-children --sort dso --stdio -g none -n 2>/dev/null \
-    >"$work/perf-dso.txt" # lines: share, samples, dso
+  perf report -i "$data" --children --sort symbol --stdio -g none 2>/dev/null \
+    >"$work/perf-$phase-children.txt"
+  perf report -i "$data" --no-children --sort dso --stdio -g none -n 2>/dev/null \
+    >"$work/perf-$phase-dso.txt" # lines: share, samples, dso
   # share FUNCTION: its inclusive % of the samples (0 when never sampled)
   share() { awk -v f="$1" '$3 == "[.]" && $4 == f { print $1 + 0; found = 1; exit } END { if (!found) print 0 }' \
-    "$work/perf-children.txt"; }
-  perf_pct=("$(share dcem_sig_verify)" "$(share dcem_sign_payload)" "$(share dcem_store_put_proof)")
-  perf_crypto=$(awk '$3 ~ /^libcrypto/ { print $1 + 0; found = 1; exit } END { if (!found) print 0 }' \
-    "$work/perf-dso.txt")
-  perf_samples=$(awk '$1 ~ /%$/ && $2 ~ /^[0-9]+$/ { n += $2 } END { print n + 0 }' "$work/perf-dso.txt")
+    "$work/perf-$phase-children.txt"; }
+  perf_verify[$phase]=$(share dcem_sig_verify)
+  perf_sign[$phase]=$(share dcem_sign_payload)
+  perf_proof[$phase]=$(share dcem_store_put_proof)
+  perf_crypto[$phase]=$(awk '$3 ~ /^libcrypto/ { print $1 + 0; found = 1; exit } END { if (!found) print 0 }' \
+    "$work/perf-$phase-dso.txt")
+  perf_samples[$phase]=$(awk '$1 ~ /%$/ && $2 ~ /^[0-9]+$/ { n += $2 } END { print n + 0 }' \
+    "$work/perf-$phase-dso.txt")
+}
+have_perf=0
+if command -v perf >/dev/null; then
+  have_perf=1
+  echo "perf: phases 2 and 3 once more, signed, under perf record ..." >&2
+  start_collector signed
+  perf_blast full --csv "$work/p1.csv" --epoch 1
+  perf_blast steady --csv "$work/p2.csv" --epoch 2 --rate "$rate"
+  stop_collector signed "$((rows1 + rows2))"
 fi
 
 # what one signature costs alone (this thread's CPU time), for a batch of
@@ -280,7 +295,7 @@ fi
 sig_line=$("$sigbench" --readings "$batch") || fail "dcem-sig-bench: $sig_line"
 
 # ---- report ----
-declare -A med_rate med_cpu
+declare -A med_rate med_cpu perf_sig
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 all_rounds() { # all_rounds ARRAY MODE FORMAT: the rounds' values, in round order
   local -n arr=$1
@@ -352,12 +367,14 @@ printf '  -> one verification per batch: %.2f µs per reading; %.1f%% of the uns
 echo
 printf 'signed - unsigned, collector CPU per stored reading: %+.1f%% at full speed (median of %d rounds; rounds %s), %+.1f%% at %d readings/s\n' \
   "$d_full" "$rounds" "${pairs% }" "$d_steady" "$rate"
-if ((${#perf_pct[@]})); then
-  perf_sig=$(calc "${perf_pct[0]} + ${perf_pct[1]} + ${perf_pct[2]}")
-  printf 'signed collector under perf record (%s samples, full speed, %.0f readings/s), inclusive share of its CPU:\n' \
-    "$perf_samples" "$(field readings_per_s "$p_line")"
-  printf '  dcem_sig_verify %.1f%%, dcem_sign_payload (acks) %.1f%%, dcem_store_put_proof %.1f%%: %.1f%% in all (libcrypto alone %.1f%%)\n' \
-    "${perf_pct[@]}" "$perf_sig" "$perf_crypto"
+if ((have_perf)); then
+  echo "signed collector under perf record, inclusive shares of its CPU samples:"
+  for ph in full steady; do
+    perf_sig[$ph]=$(calc "${perf_verify[$ph]} + ${perf_sign[$ph]} + ${perf_proof[$ph]}")
+    printf '  %-6s (%5d samples, %6.0f readings/s): dcem_sig_verify %.1f%%, dcem_sign_payload (acks) %.1f%%, dcem_store_put_proof %.1f%%: %.1f%% (libcrypto alone %.1f%%)\n' \
+      "$ph" "${perf_samples[$ph]}" "$(field readings_per_s "${perf_line[$ph]}")" "${perf_verify[$ph]}" \
+      "${perf_sign[$ph]}" "${perf_proof[$ph]}" "${perf_sig[$ph]}" "${perf_crypto[$ph]}"
+  done
 fi
 echo
 for m in unsigned signed; do echo "stored, $m: ${stored_of[$m]}"; done
@@ -365,11 +382,12 @@ echo
 met() { lt "$1" "$2" && echo MISSED || echo met; }
 t_rate=${med_rate[signed]}
 p99=$(field lat_p99_ms "${lat_of[signed]}")
-# the verdict: perf's share when measured (the direct figure), else the
+# the verdict: perf's shares when measured (the direct figure), else the
 # difference of the medians
-if ((${#perf_pct[@]})); then
-  printf 'target signing and verifying < 5%% of ingest CPU: %s (%.1f%% of the signed collector'"'"'s CPU at full speed, perf; a lower bound: the proofs'"'"' bytes cost in the commit and checkpoint too)\n' \
-    "$(lt "$perf_sig" 5 && echo met || echo MISSED)" "$perf_sig"
+if ((have_perf)); then
+  worst=$(awk -v a="${perf_sig[full]}" -v b="${perf_sig[steady]}" 'BEGIN { print (a > b ? a : b) }')
+  printf 'target signing and verifying < 5%% of ingest CPU: %s (%.1f%% of the signed collector'"'"'s CPU at full speed, %.1f%% at %d readings/s, perf; lower bounds: the proofs'"'"' bytes cost in the commit and checkpoint too)\n' \
+    "$(lt "$worst" 5 && echo met || echo MISSED)" "${perf_sig[full]}" "${perf_sig[steady]}" "$rate"
 else
   printf 'target signing and verifying < 5%% of ingest CPU: %s (%+.1f%% CPU per reading at full speed, median of %d rounds)\n' \
     "$(lt "$d_full" 5 && echo met || echo MISSED)" "$d_full" "$rounds"
