@@ -4,7 +4,7 @@
 # dcem-test-ack playing the collector's acknowledging role.
 add_executable(dcem-test-ack tools/dcem-test-ack.c)
 target_include_directories(dcem-test-ack PRIVATE ${PAHO_INCLUDE})
-target_link_libraries(dcem-test-ack PRIVATE dcem_core ${PAHO_MQTT3CS})
+target_link_libraries(dcem-test-ack PRIVATE dcem_io dcem_core ${PAHO_MQTT3CS})
 
 foreach(t test_agent_config test_local_figures test_delivery)
   add_executable(${t} unit/${t}.c)

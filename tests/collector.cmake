@@ -45,13 +45,14 @@ endif()
 
 # dcem-blast: the collector benchmark's load generator (scripts/bench/
 # collector.sh): pre-encoded batches from several gateways, QoS 1, paho's
-# asynchronous client, publish-to-ack latency per batch.
+# asynchronous client, publish-to-ack latency per batch, signed with the
+# gateways' keys or not.
 if(TARGET dcem-collector)
   find_library(PAHO_MQTT3A paho-mqtt3a REQUIRED)
   find_package(Threads REQUIRED)
   add_executable(dcem-blast tools/dcem-blast.c)
   target_include_directories(dcem-blast PRIVATE ${PAHO_INCLUDE})
-  target_link_libraries(dcem-blast PRIVATE dcem_core dcem_warnings ${PAHO_MQTT3A} Threads::Threads)
+  target_link_libraries(dcem-blast PRIVATE dcem_io dcem_core dcem_warnings ${PAHO_MQTT3A} Threads::Threads)
 endif()
 
 # The whole chain with real parts on loopback: dcem-sim (Modbus TCP) ->

@@ -9,7 +9,10 @@
 # batches per gateway at most).
 #
 # Three phases on one broker, each figure printed next to what it is
-# compared with in the same run:
+# compared with in the same run; phases 2 and 3 twice, with a lab collector
+# taking unsigned batches and with a signed one (every gateway's key in the
+# ledger, every batch signed by dcem-blast before the clock starts and
+# verified by the collector, its proof stored, every ack signed):
 #   1. ceiling: no collector yet; a null subscriber (mosquitto_sub on
 #      dcem/v1/+/+/data at QoS 1, printing only a timestamp per message)
 #      counts what it receives while dcem-blast publishes the first 14 days
@@ -20,33 +23,49 @@
 #      the same 14 days once, as fast as the collector's acks let it.
 #      Readings/s stored = readings acked / (last ack - first publish),
 #      checked against the collector's health counters and the rows its
-#      export returns.
-#   3. latency: the next 14 days (a new epoch) at a steady 10,000
-#      readings/s; per batch, publish to the arrival of the ack that covers
-#      it, measured by the publisher (an ack is sent after the commit).
+#      export returns (and its proofs, signed). ROUNDS rounds (default 3),
+#      each unsigned and signed on fresh stores, alternating which goes
+#      first. The collector's CPU time (utime + stime) over the phase per
+#      stored reading, signed against unsigned, is the cost of the
+#      signatures in % of ingest CPU (median of the rounds).
+#   3. latency, in the last round, each collector on its store: the next
+#      14 days (a new epoch) at a steady 10,000 readings/s; per batch,
+#      publish to the arrival of the ack that covers it, measured by the
+#      publisher (an ack is sent after the commit).
+# When perf is installed, phases 2 and 3 once more with a signed collector
+# under perf record: the share of its CPU inside dcem_sig_verify,
+# dcem_sign_payload and dcem_store_put_proof (the direct figure: the
+# difference of two runs' CPU also carries their group commits and the
+# machine's other load). Then dcem-sig-bench: the CPU time of one
+# dcem_sig_verify and one dcem_sign_payload of a batch of this size, alone.
 # Targets (the issue): >= 100,000 readings/s stored and >= half the null
-# subscriber's rate; p99 publish-to-stored <= 500 ms at 10,000 readings/s.
+# subscriber's rate; p99 publish-to-stored <= 500 ms at 10,000 readings/s;
+# signing and verifying < 5 % of ingest CPU.
 #
 # The consumer (collector or null subscriber) runs on core 0, the broker and
 # the publisher on core 1.
 #
-# Usage: scripts/bench/collector.sh [workdir]   (default: a temp dir)
+# Usage: scripts/bench/collector.sh [workdir] [rounds]   (defaults: a temp dir, 3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/scripts/bench/lib.sh"
 work=${1:-}
+rounds=${2:-3}
+[[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "collector.sh: rounds: 1..99" >&2; exit 2; }
 build="$root/build/release"
 meters=200 gateways=8 batch=250 window=20 rate=10000
 
 "$root/scripts/deps.sh"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" --target dcem-collector dcem-gen dcem-blast >/dev/null
+cmake --build "$build" -j "$(nproc)" --target dcem-collector dcem-gen dcem-blast \
+  dcem-sig-bench >/dev/null
 col="$build/gateway/collector/dcem-collector"
 gen="$build/tests/dcem-gen"
 blast="$build/tests/dcem-blast"
+sigbench="$build/tests/dcem-sig-bench"
 
 bench_work collector "$work"
-rm -rf "$work/store.db" "$work/store.db-wal" "$work/store.db-shm" "$work"/*.log "$work"/*.out
+rm -rf "$work"/store*.db* "$work"/*.log "$work"/*.out
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 lt() { awk "BEGIN { exit !($1 < $2) }"; }
 cpu_s() {
@@ -108,82 +127,274 @@ read -r s_msgs s_secs < <(tail -n +$((probes + 1)) "$work/null-sub.out" |
   awk 'NR == 1 { f = $1 } { l = $1 } END { printf "%d %.6f\n", NR, l - f }')
 s_rate=$(calc "($s_msgs - 1) / $s_secs * $batch")
 
-# ---- 2. throughput: the collector ----
-cat >"$work/collector.yaml" <<EOF
+# ---- the collectors: unsigned (a lab) and signed ----
+# Each gateway gets a key (dcem-blast signs its batches with
+# keys/<gateway>.pem), listed in the signed ledger; the signed collector
+# verifies every batch against it, keeps its proof and signs its acks.
+mkdir -p "$work/keys" "$work/sites-signed"
+key_of() { # key_of FILE: the public key of FILE, made first if need be
+  if [[ -s $1 ]]; then "$col" --pubkey "$1"; else "$col" --keygen "$1"; fi
+}
+{
+  cat "$site"
+  echo "gateways:"
+  for ((g = 1; g <= gateways; g++)); do
+    id=$(printf 'gw-blast-%02d' "$g")
+    printf '  - {id: %s, keys: ["%s"]}\n' "$id" "$(key_of "$work/keys/$id.pem")"
+  done
+} >"$work/sites-signed/bench.yaml"
+key_of "$work/keys/collector.pem" >/dev/null
+for mode in unsigned signed; do
+  if [[ $mode == unsigned ]]; then
+    ledgers=sites identity='{allow_unsigned: true}  # lab: unsigned traffic'
+  else
+    ledgers=sites-signed identity="{key_file: keys/collector.pem}"
+  fi
+  cat >"$work/collector-$mode.yaml" <<EOF
 collector: bench
-sites: sites
+sites: $ledgers
 policy: $root/configs/policy/beijing-etown-2024.yaml
-identity: {allow_unsigned: true}  # lab: unsigned traffic
+identity: $identity
 mqtt: {uri: "$uri", version: 5}
-store: {path: store.db}
+store: {path: store-$mode.db}
 EOF
-"$col" -c "$work/collector.yaml" --check-config >/dev/null
-taskset -c 0 "$col" -c "$work/collector.yaml" >"$work/collector.out" 2>"$work/collector.log" &
-col_pid=$!
-pids+=("$col_pid")
-wait_for "the collector's subscription" 10 grep -q "subscribed to" "$work/collector.log"
-echo "2/3 throughput: $rows1 readings as fast as the collector acks ..." >&2
-cpu0=$(cpu_s "$col_pid")
-t_line=$(taskset -c 1 "$blast" "${blast_args[@]}" --csv "$work/p1.csv" --epoch 1) ||
-  fail "dcem-blast (throughput): $t_line"
-cpu1=$(cpu_s "$col_pid")
-t_rate=$(field readings_per_s "$t_line")
-t_secs=$(field elapsed_s "$t_line")
+  "$col" -c "$work/collector-$mode.yaml" --check-config >/dev/null
+done
 
-# ---- 3. latency at a steady rate ----
-echo "3/3 latency: $rows2 readings at $rate readings/s ..." >&2
-l_line=$(taskset -c 1 "$blast" "${blast_args[@]}" --csv "$work/p2.csv" --epoch 2 --rate "$rate") ||
-  fail "dcem-blast (latency): $l_line"
-cpu2=$(cpu_s "$col_pid")
-kill -TERM "$col_pid"
-wait "$col_pid" || fail "the collector exited with $?"
-health=$(grep "health:" "$work/collector.log" | tail -1)
-exported=$("$col" export -c "$work/collector.yaml" --site bench --from 2024-12-01 --to 2025-03-01 |
-  wc -l)
-exported=$((exported - 1)) # the header
-warnings=$(grep -c -E "^(warn|error):" "$work/collector.log" || true)
+# start_collector MODE: on a fresh store; sets col_pid
+start_collector() {
+  rm -f "$work/store-$1.db" "$work/store-$1.db-wal" "$work/store-$1.db-shm"
+  taskset -c 0 "$col" -c "$work/collector-$1.yaml" >"$work/collector-$1.out" \
+    2>"$work/collector-$1.log" &
+  col_pid=$!
+  pids+=("$col_pid")
+  wait_for "the collector's subscription" 10 grep -q "subscribed to" "$work/collector-$1.log"
+}
+# stop_collector MODE READINGS: stops it and checks that its store holds
+# exactly READINGS readings (health line and export), with a proof for
+# every batch when signed and none when not; sets h_stored, h_gaps,
+# h_failed, h_readings, exported, proofs, warnings
+stop_collector() {
+  kill -TERM "$col_pid"
+  wait "$col_pid" || fail "the $1 collector exited with $?"
+  local log="$work/collector-$1.log" health
+  health=$(grep "health: received" "$log" | tail -1)
+  exported=$("$col" export -c "$work/collector-$1.yaml" --site bench --from 2024-12-01 \
+    --to 2025-03-01 | wc -l)
+  exported=$((exported - 1)) # the header
+  warnings=$(grep -c -E "^(warn|error):" "$log" || true)
+  local re='received ([0-9]+), stored ([0-9]+), duplicates ([0-9]+), gaps ([0-9]+), malformed ([0-9]+), .*failed ([0-9]+); readings ([0-9]+)'
+  [[ $health =~ $re ]] || fail "cannot read the $1 collector's health line: $health"
+  h_stored=${BASH_REMATCH[2]} h_gaps=${BASH_REMATCH[4]} h_failed=${BASH_REMATCH[6]}
+  h_readings=${BASH_REMATCH[7]}
+  [[ $h_readings == "$2" && $exported == "$2" && $h_failed == 0 ]] ||
+    fail "$1: stored $h_readings readings (health), exported $exported, failed $h_failed; sent $2"
+  proofs=$(sqlite3 "$work/store-$1.db" 'SELECT count(*) FROM proofs')
+  if [[ $1 == signed ]]; then
+    [[ $proofs == "$h_stored" ]] || fail "signed: $proofs proofs for $h_stored batches"
+  else
+    [[ $proofs == 0 ]] || fail "unsigned: $proofs proofs"
+  fi
+}
+
+# ---- 2. throughput, unsigned and signed, alternating ----
+# Each round stores the 14 days once per mode, each on a fresh store, in
+# the order U S, then S U, ...: a drift in the machine's other load falls
+# on both. Ingest CPU = the collector's CPU seconds (utime + stime, all
+# threads) from just before the first publish to the last ack, per stored
+# reading.
+declare -A rate_of cpu_of line_of busy_of lat_of steady_cpu_of steady_busy_of stored_of
+for ((r = 1; r <= rounds; r++)); do
+  order=(unsigned signed)
+  ((r % 2)) || order=(signed unsigned)
+  for mode in "${order[@]}"; do
+    echo "2/3 throughput, round $r/$rounds, $mode: $rows1 readings as fast as the collector acks ..." >&2
+    start_collector "$mode"
+    keys=()
+    [[ $mode == signed ]] && keys=(--keys "$work/keys")
+    cpu0=$(cpu_s "$col_pid")
+    t_line=$(taskset -c 1 "$blast" "${blast_args[@]}" "${keys[@]}" --csv "$work/p1.csv" \
+      --epoch 1) || fail "dcem-blast (throughput, $mode): $t_line"
+    cpu1=$(cpu_s "$col_pid")
+    rate_of[$mode,$r]=$(field readings_per_s "$t_line")
+    cpu_of[$mode,$r]=$(calc "($cpu1 - $cpu0) / $rows1 * 1e6")
+    busy_of[$mode,$r]=$(calc "($cpu1 - $cpu0) / $(field elapsed_s "$t_line") * 100")
+    line_of[$mode,$r]=$t_line
+    if ((r < rounds)); then
+      stop_collector "$mode" "$rows1"
+      continue
+    fi
+    # ---- 3. latency at a steady rate (the last round, on the same store) ----
+    echo "3/3 latency, $mode: $rows2 readings at $rate readings/s ..." >&2
+    l_line=$(taskset -c 1 "$blast" "${blast_args[@]}" "${keys[@]}" --csv "$work/p2.csv" \
+      --epoch 2 --rate "$rate") || fail "dcem-blast (latency, $mode): $l_line"
+    cpu2=$(cpu_s "$col_pid")
+    lat_of[$mode]=$l_line
+    steady_cpu_of[$mode]=$(calc "($cpu2 - $cpu1) / $rows2 * 1e6")
+    steady_busy_of[$mode]=$(calc "($cpu2 - $cpu1) / $(field elapsed_s "$l_line") * 100")
+    stop_collector "$mode" "$((rows1 + rows2))"
+    stored_of[$mode]="$h_readings readings in $h_stored batches (health line), $exported rows exported, $proofs proofs; gaps $h_gaps, failed $h_failed; warnings/errors logged: $warnings"
+  done
+done
+
+# ---- where the signed collector's CPU goes (perf, when installed) ----
+# The difference of two collectors' CPU per reading also carries the
+# difference of their group commits (a collector that falls behind takes
+# bigger groups, cheaper per reading) and of the machine's other load; the
+# share of the signed collector's own CPU samples inside the signature
+# functions does not. One more signed run of phases 2 and 3, each sampled
+# with call graphs: perf is enabled just before the first publish (its
+# control FIFO acknowledges) and stopped after the last ack.
+declare -A perf_verify perf_sign perf_proof perf_crypto perf_samples perf_line
+# perf_blast PHASE BLAST-ARGS...: dcem-blast under perf record of the
+# collector; its shares into the perf_* arrays under PHASE
+perf_blast() {
+  local phase=$1 data="$work/perf-$1.data" perf_pid
+  shift
+  rm -f "$work/perf.ctl" "$work/perf.ack" "$data"
+  mkfifo "$work/perf.ctl" "$work/perf.ack"
+  perf record -F 999 --call-graph dwarf -D -1 --control "fifo:$work/perf.ctl,$work/perf.ack" \
+    -p "$col_pid" -o "$data" 2>"$work/perf-$phase.err" &
+  perf_pid=$!
+  pids+=("$perf_pid")
+  exec 8<>"$work/perf.ctl" 9<>"$work/perf.ack" # read-write: opening never blocks
+  echo enable >&8
+  read -t 10 -r _ <&9 || fail "perf record did not start: $(tail -3 "$work/perf-$phase.err")"
+  perf_line[$phase]=$(taskset -c 1 "$blast" "${blast_args[@]}" --keys "$work/keys" "$@") ||
+    fail "dcem-blast (perf, $phase): ${perf_line[$phase]}"
+  kill -INT "$perf_pid"
+  wait "$perf_pid" || true # 130: stopped by the SIGINT
+  exec 8>&- 9>&-
+  perf report -i "$data" --children --sort symbol --stdio -g none 2>/dev/null \
+    >"$work/perf-$phase-children.txt"
+  perf report -i "$data" --no-children --sort dso --stdio -g none -n 2>/dev/null \
+    >"$work/perf-$phase-dso.txt" # lines: share, samples, dso
+  # share FUNCTION: its inclusive % of the samples (0 when never sampled)
+  share() { awk -v f="$1" '$3 == "[.]" && $4 == f { print $1 + 0; found = 1; exit } END { if (!found) print 0 }' \
+    "$work/perf-$phase-children.txt"; }
+  perf_verify[$phase]=$(share dcem_sig_verify)
+  perf_sign[$phase]=$(share dcem_sign_payload)
+  perf_proof[$phase]=$(share dcem_store_put_proof)
+  perf_crypto[$phase]=$(awk '$3 ~ /^libcrypto/ { print $1 + 0; found = 1; exit } END { if (!found) print 0 }' \
+    "$work/perf-$phase-dso.txt")
+  perf_samples[$phase]=$(awk '$1 ~ /%$/ && $2 ~ /^[0-9]+$/ { n += $2 } END { print n + 0 }' \
+    "$work/perf-$phase-dso.txt")
+}
+have_perf=0
+if command -v perf >/dev/null; then
+  have_perf=1
+  echo "perf: phases 2 and 3 once more, signed, under perf record ..." >&2
+  start_collector signed
+  perf_blast full --csv "$work/p1.csv" --epoch 1
+  perf_blast steady --csv "$work/p2.csv" --epoch 2 --rate "$rate"
+  stop_collector signed "$((rows1 + rows2))"
+fi
+
+# what one signature costs alone (this thread's CPU time), for a batch of
+# the size published here
+sig_line=$("$sigbench" --readings "$batch") || fail "dcem-sig-bench: $sig_line"
 
 # ---- report ----
-re='received ([0-9]+), stored ([0-9]+), duplicates ([0-9]+), gaps ([0-9]+), malformed ([0-9]+), .*failed ([0-9]+); readings ([0-9]+)'
-[[ $health =~ $re ]] || fail "cannot read the health line: $health"
-h_stored=${BASH_REMATCH[2]} h_gaps=${BASH_REMATCH[4]} h_failed=${BASH_REMATCH[6]}
-h_readings=${BASH_REMATCH[7]}
-[[ $h_readings == $((rows1 + rows2)) && $exported == $((rows1 + rows2)) && $h_failed == 0 ]] ||
-  fail "stored $h_readings readings (health), exported $exported, failed $h_failed; sent $((rows1 + rows2))"
+declare -A med_rate med_cpu perf_sig
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+all_rounds() { # all_rounds ARRAY MODE FORMAT: the rounds' values, in round order
+  local -n arr=$1
+  for ((r = 1; r <= rounds; r++)); do printf "$3 " "${arr[$2,$r]}"; done
+}
+for mode in unsigned signed; do
+  vals=() cvals=()
+  for ((r = 1; r <= rounds; r++)); do vals+=("${rate_of[$mode,$r]}") cvals+=("${cpu_of[$mode,$r]}"); done
+  med_rate[$mode]=$(median "${vals[@]}")
+  med_cpu[$mode]=$(median "${cvals[@]}")
+done
+pct() { calc "($1 - $2) / $2 * 100"; } # pct NEW OLD: NEW's excess over OLD, in % of OLD
+d_full=$(pct "${med_cpu[signed]}" "${med_cpu[unsigned]}")
+d_steady=$(pct "${steady_cpu_of[signed]}" "${steady_cpu_of[unsigned]}")
+pairs=""
+for ((r = 1; r <= rounds; r++)); do
+  pairs+="$(printf '%+.1f%% ' "$(pct "${cpu_of[signed,$r]}" "${cpu_of[unsigned,$r]}")")"
+done
+verify_us=$(field verify_us "$sig_line") sign_us=$(field sign_us "$sig_line")
+sig_share=$(calc "$verify_us / (${med_cpu[unsigned]} * $batch) * 100")
 
 echo
 echo "dcem-collector $("$col" --version | cut -d' ' -f2), mosquitto $(mosquitto -h | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1)," \
-  "SQLite $(sqlite3 --version | cut -d' ' -f1) (synchronous=FULL, WAL); $meters meters,"
-echo "$gateways gateways, batches of $batch readings, window $window; consumer on core 0, broker and publisher on core 1"
+  "SQLite $(sqlite3 --version | cut -d' ' -f1) (synchronous=FULL, WAL), $(openssl version | cut -d' ' -f1-2);"
+echo "$meters meters, $gateways gateways, batches of $batch readings, window $window; consumer on core 0," \
+  "broker and publisher on core 1"
 echo
-printf '%-44s %12s %14s %10s\n' "" "readings/s" "batches/s" "seconds"
-printf '%-44s %12.0f %14.1f %10.2f\n' "ceiling: null subscriber receives" "$s_rate" \
+printf '%-48s %12s %14s %10s\n' "" "readings/s" "batches/s" "seconds"
+printf '%-48s %12.0f %14.1f %10.2f\n' "ceiling: null subscriber receives" "$s_rate" \
   "$(calc "($s_msgs - 1) / $s_secs")" "$s_secs"
-printf '%-44s %12.0f %14.1f %10.2f\n' "  (dcem-blast publishes, broker PUBACKs)" \
+printf '%-48s %12.0f %14.1f %10.2f\n' "  (dcem-blast publishes, broker PUBACKs)" \
   "$(field readings_per_s "$c_line")" "$(field batches_per_s "$c_line")" "$(field elapsed_s "$c_line")"
-printf '%-44s %12.0f %14.1f %10.2f\n' "dcem-collector stores (acked), full speed" "$t_rate" \
-  "$(field batches_per_s "$t_line")" "$t_secs"
-printf '%-44s %12s\n' "  collector CPU, full-speed phase" \
-  "$(calc "($cpu1 - $cpu0) / $t_secs * 100" | cut -d. -f1)%"
-printf '%-44s %12s %14s\n' "  publish to ack at full speed, p50 / p99 ms" \
-  "$(field lat_p50_ms "$t_line")" "$(field lat_p99_ms "$t_line")"
-printf '%-44s %12.0f %14s %10.2f\n' "steady rate: offered (publisher's schedule)" \
-  "$(field publish_readings_per_s "$l_line")" "" "$(field publish_s "$l_line")"
-printf '%-44s %12s\n' "  publisher behind its schedule, max ms" "$(field max_behind_ms "$l_line")"
-printf '%-44s %12s / %s / %s / %s\n' "  publish to ack, p50 / p90 / p99 / max ms" \
-  "$(field lat_p50_ms "$l_line")" "$(field lat_p90_ms "$l_line")" "$(field lat_p99_ms "$l_line")" \
-  "$(field lat_max_ms "$l_line")"
-printf '%-44s %12s\n' "  collector CPU, steady phase" \
-  "$(calc "($cpu2 - $cpu1) / $(field elapsed_s "$l_line") * 100" | cut -d. -f1)%"
 echo
-echo "stored: $h_readings readings in $h_stored batches (health line), $exported rows exported;" \
-  "gaps $h_gaps, failed $h_failed; warnings/errors logged: $warnings"
+printf '%-48s %14s %14s\n' "dcem-collector" "unsigned (lab)" "signed"
+printf '%-48s %14.0f %14.0f\n' "full speed: readings/s stored (acked), median" "${med_rate[unsigned]}" \
+  "${med_rate[signed]}"
+printf '%-48s %14s %14s\n' "  rounds" "$(all_rounds rate_of unsigned %.0f)" \
+  "$(all_rounds rate_of signed %.0f)"
+printf '%-48s %14.2f %14.2f\n' "  collector CPU µs per stored reading, median" "${med_cpu[unsigned]}" \
+  "${med_cpu[signed]}"
+printf '%-48s %14s %14s\n' "  rounds" "$(all_rounds cpu_of unsigned %.2f)" \
+  "$(all_rounds cpu_of signed %.2f)"
+printf '%-48s %14s %14s\n' "  collector CPU busy, rounds (%)" "$(all_rounds busy_of unsigned %.0f)" \
+  "$(all_rounds busy_of signed %.0f)"
+printf '%-48s %14s %14s\n' "  publish to ack p50 / p99 ms, last round" \
+  "$(field lat_p50_ms "${line_of[unsigned,$rounds]}") / $(field lat_p99_ms "${line_of[unsigned,$rounds]}")" \
+  "$(field lat_p50_ms "${line_of[signed,$rounds]}") / $(field lat_p99_ms "${line_of[signed,$rounds]}")"
+printf '%-48s %14.0f %14.0f\n' "steady rate: offered (publisher's schedule)" \
+  "$(field publish_readings_per_s "${lat_of[unsigned]}")" "$(field publish_readings_per_s "${lat_of[signed]}")"
+printf '%-48s %14s %14s\n' "  publisher behind its schedule, max ms" \
+  "$(field max_behind_ms "${lat_of[unsigned]}")" "$(field max_behind_ms "${lat_of[signed]}")"
+for m in unsigned signed; do
+  l=${lat_of[$m]}
+  printf '%-48s %s / %s / %s / %s\n' "  publish to ack, p50 / p90 / p99 / max ms, $m" \
+    "$(field lat_p50_ms "$l")" "$(field lat_p90_ms "$l")" "$(field lat_p99_ms "$l")" "$(field lat_max_ms "$l")"
+done
+printf '%-48s %14.2f %14.2f\n' "  collector CPU µs per stored reading" "${steady_cpu_of[unsigned]}" \
+  "${steady_cpu_of[signed]}"
+printf '%-48s %13.0f%% %13.0f%%\n' "  collector CPU busy" "${steady_busy_of[unsigned]}" \
+  "${steady_busy_of[signed]}"
+echo
+echo "one signature alone (dcem-sig-bench, CPU µs): a batch of $batch readings, $(field bytes "$sig_line") bytes signed:"
+echo "  dcem_sig_verify $verify_us (two ledger keys, the second verifying: $(field verify2_us "$sig_line"))," \
+  "dcem_sign_payload $sign_us, of which SHA-256 $(field sha256_us "$sig_line");"
+echo "  verification with the key's EVP_PKEY built once: $(field verify_cached_us "$sig_line")"
+printf '  -> one verification per batch: %.2f µs per reading; %.1f%% of the unsigned collector'"'"'s CPU per reading at full speed, %.1f%% at %d readings/s\n' \
+  "$(calc "$verify_us / $batch")" "$sig_share" \
+  "$(calc "$verify_us / (${steady_cpu_of[unsigned]} * $batch) * 100")" "$rate"
+echo
+printf 'signed - unsigned, collector CPU per stored reading: %+.1f%% at full speed (median of %d rounds; rounds %s), %+.1f%% at %d readings/s\n' \
+  "$d_full" "$rounds" "${pairs% }" "$d_steady" "$rate"
+if ((have_perf)); then
+  echo "signed collector under perf record, inclusive shares of its CPU samples:"
+  for ph in full steady; do
+    perf_sig[$ph]=$(calc "${perf_verify[$ph]} + ${perf_sign[$ph]} + ${perf_proof[$ph]}")
+    printf '  %-6s (%5d samples, %6.0f readings/s): dcem_sig_verify %.1f%%, dcem_sign_payload (acks) %.1f%%, dcem_store_put_proof %.1f%%: %.1f%% (libcrypto alone %.1f%%)\n' \
+      "$ph" "${perf_samples[$ph]}" "$(field readings_per_s "${perf_line[$ph]}")" "${perf_verify[$ph]}" \
+      "${perf_sign[$ph]}" "${perf_proof[$ph]}" "${perf_sig[$ph]}" "${perf_crypto[$ph]}"
+  done
+fi
+echo
+for m in unsigned signed; do echo "stored, $m: ${stored_of[$m]}"; done
 echo
 met() { lt "$1" "$2" && echo MISSED || echo met; }
-p99=$(field lat_p99_ms "$l_line")
-printf 'target >= 100,000 readings/s stored: %s (%.0f, %.2fx)\n' "$(met "$t_rate" 100000)" \
+t_rate=${med_rate[signed]}
+p99=$(field lat_p99_ms "${lat_of[signed]}")
+# the verdict: perf's shares when measured (the direct figure), else the
+# difference of the medians
+if ((have_perf)); then
+  worst=$(awk -v a="${perf_sig[full]}" -v b="${perf_sig[steady]}" 'BEGIN { print (a > b ? a : b) }')
+  printf 'target signing and verifying < 5%% of ingest CPU: %s (%.1f%% of the signed collector'"'"'s CPU at full speed, %.1f%% at %d readings/s, perf; lower bounds: the proofs'"'"' bytes cost in the commit and checkpoint too)\n' \
+    "$(lt "$worst" 5 && echo met || echo MISSED)" "${perf_sig[full]}" "${perf_sig[steady]}" "$rate"
+else
+  printf 'target signing and verifying < 5%% of ingest CPU: %s (%+.1f%% CPU per reading at full speed, median of %d rounds)\n' \
+    "$(lt "$d_full" 5 && echo met || echo MISSED)" "$d_full" "$rounds"
+fi
+printf 'target >= 100,000 readings/s stored (signed): %s (%.0f, %.2fx)\n' "$(met "$t_rate" 100000)" \
   "$t_rate" "$(calc "$t_rate / 100000")"
 printf 'target >= half the null subscriber (%.0f readings/s): %s (%.4fx of the subscriber)\n' \
   "$(calc "$s_rate / 2")" "$(met "$t_rate" "$(calc "$s_rate / 2")")" "$(calc "$t_rate / $s_rate")"
-printf 'target p99 <= 500 ms at %d readings/s: %s (p99 %s ms)\n' "$rate" \
+printf 'target p99 <= 500 ms at %d readings/s (signed): %s (p99 %s ms)\n' "$rate" \
   "$(lt 500 "$p99" && echo MISSED || echo met)" "$p99"

@@ -15,16 +15,21 @@
  *
  *   dcem-blast --uri URI --site S --csv FILE [--gateways G] [--batch N]
  *              [--window W] [--rate R] [--epoch E] [--prefix P]
- *              [--no-ack [--repeat N]] [--timeout-s T]
+ *              [--no-ack [--repeat N]] [--timeout-s T] [--keys DIR]
  *
  * Gateways are P-01, P-02, ... (P: "gw-blast"). --window: unacknowledged
  * batches per gateway (default 20); --rate: readings/s over all gateways
  * (default 0: as fast as the windows allow); --no-ack: nobody acks (the
  * broker-only ceiling): the window then counts batches the broker has not
- * PUBACKed, and --repeat publishes the batches N times over. Prints one line
+ * PUBACKed, and --repeat publishes the batches N times over. --keys: every
+ * batch is signed, before the clock starts, with the gateway's private key
+ * DIR/<gateway>.pem (as `dcem-agent --keygen` writes it; the ledger lists
+ * its public key), so that the collector verifies each. Prints one line
  * of key=value figures (latencies from each batch's first publish); exit 0
  * when every batch was acked (or PUBACKed) within the timeout. */
+#include "dcem_io.h"
 #include "parse.h"
+#include "sign.h"
 #include "wire.h"
 
 #include <MQTTAsync.h>
@@ -230,7 +235,10 @@ static int load_csv(const char *path, gateway *gws, size_t n_gw, size_t *n_rows)
     return 0;
 }
 
-static int encode_all(gateway *g, const char *site, size_t batch, dcem_wire_reading *rs)
+/* signer: NULL, or the gateway's key: each batch is signed for its data
+ * topic. */
+static int encode_all(gateway *g, const char *site, size_t batch, dcem_wire_reading *rs,
+                      const dcem_signer *signer)
 {
     size_t n = (g->n_rows + batch - 1) / batch;
     g->json = calloc(n ? n : 1, sizeof *g->json);
@@ -255,6 +263,13 @@ static int encode_all(gateway *g, const char *site, size_t batch, dcem_wire_read
         snprintf(b.site, sizeof b.site, "%s", site);
         snprintf(b.gateway, sizeof b.gateway, "%s", g->id);
         if (dcem_wire_encode_batch(&b, &g->json[i], &g->len[i])) return -1;
+        if (signer) { /* the encoder leaves room under the limit; the buffer needs it too */
+            size_t cap = g->len[i] + DCEM_SIG_SUFFIX_LEN + 1;
+            char *p = realloc(g->json[i], cap);
+            if (!p) return -1;
+            g->json[i] = p;
+            if (dcem_sign_payload(signer, g->data_topic, p, &g->len[i], cap)) return -1;
+        }
         g->n_readings[i] = k;
         g->lat_ns[i] = -1;
         g->ctx[i] = (pub_ctx){g, i};
@@ -287,8 +302,8 @@ int main(int argc, char **argv)
         {"rate", required_argument, 0, 'r'},     {"epoch", required_argument, 0, 'e'},
         {"no-ack", no_argument, 0, 'n'},         {"timeout-s", required_argument, 0, 't'},
         {"prefix", required_argument, 0, 'p'},   {"repeat", required_argument, 0, 'R'},
-        {0, 0, 0, 0}};
-    const char *uri = NULL, *site = NULL, *csv = NULL, *prefix = "gw-blast";
+        {"keys", required_argument, 0, 'k'},     {0, 0, 0, 0}};
+    const char *uri = NULL, *site = NULL, *csv = NULL, *prefix = "gw-blast", *keys = NULL;
     long n_gw = 4, batch = 250, window = 20, timeout_s = 300;
     double rate = 0;
     int o;
@@ -305,6 +320,7 @@ int main(int argc, char **argv)
         else if (o == 't') timeout_s = strtol(optarg, NULL, 10);
         else if (o == 'p') prefix = optarg;
         else if (o == 'R') repeat = strtol(optarg, NULL, 10);
+        else if (o == 'k') keys = optarg;
         else return 2;
     }
     if (!uri || !site || !csv || n_gw < 1 || n_gw > MAX_GATEWAYS || batch < 1 ||
@@ -312,7 +328,8 @@ int main(int argc, char **argv)
         epoch < 1 || timeout_s < 1 || repeat < 1 || (repeat > 1 && !no_ack)) {
         fputs("usage: dcem-blast --uri URI --site S --csv FILE [--gateways G<=64] "
               "[--batch N<=250] [--window W] [--rate READINGS_PER_S] [--epoch E] [--no-ack] "
-              "[--timeout-s T] [--prefix GATEWAY_PREFIX] [--repeat N (with --no-ack)]\n",
+              "[--timeout-s T] [--prefix GATEWAY_PREFIX] [--repeat N (with --no-ack)] "
+              "[--keys DIR (DIR/<gateway>.pem)]\n",
               stderr);
         return 2;
     }
@@ -327,7 +344,16 @@ int main(int argc, char **argv)
     size_t n_rows = 0, n_batches = 0;
     if (load_csv(csv, gws, (size_t)n_gw, &n_rows)) return 1;
     for (long i = 0; i < n_gw; i++) {
-        if (encode_all(&gws[i], site, (size_t)batch, rs))
+        dcem_signer *signer = NULL;
+        if (keys) {
+            char path[4096], err[600] = "path too long";
+            if ((size_t)snprintf(path, sizeof path, "%s/%s.pem", keys, gws[i].id) >= sizeof path ||
+                dcem_io_load_signer(path, &signer, err, sizeof err))
+                return fprintf(stderr, "dcem-blast: %s's key: %s\n", gws[i].id, err), 1;
+        }
+        int rc = encode_all(&gws[i], site, (size_t)batch, rs, signer);
+        dcem_signer_free(signer);
+        if (rc)
             return fprintf(stderr, "dcem-blast: cannot encode %s's batches\n", gws[i].id), 1;
         n_batches += gws[i].n_batches;
         gws[i].total = gws[i].n_batches * (size_t)repeat;

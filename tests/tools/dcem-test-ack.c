@@ -5,10 +5,17 @@
  * cumulatively. Duplicates are re-acked, a gap gets a resend request.
  *
  *   dcem-test-ack --uri tcp://127.0.0.1:PORT --out readings.jsonl
- *                 [--ack-delay-ms N] [--no-ack]
+ *                 [--ack-delay-ms N] [--no-ack] [--key FILE]
+ *
+ * --key: acks and resend requests are signed with the Ed25519 private key
+ * in FILE (dcem-collector --keygen writes one), as the collector signs
+ * them, for agents that list its public key in identity.collector_keys
+ * (without it they go unsigned, for lab agents). Batches are not verified.
  *
  * Each stored reading is one line: {"gateway","epoch","seq","meter","t","q",
  * "kwh","kw"}. SIGTERM prints the counters as one JSON line on stdout. */
+#include "dcem_io.h"
+#include "sign.h"
 #include "wire.h"
 
 #include <MQTTClient.h>
@@ -50,14 +57,21 @@ typedef struct ctx {
     dcem_wire_reading *storage;
     long ack_delay_ms;
     int no_ack;
+    dcem_signer *signer; /* NULL: replies go unsigned */
     unsigned long batches, stored, readings, duplicates, gaps, malformed;
 } ctx;
 
 static void publish(ctx *c, const char *site, const char *gw, const char *leaf, const char *json,
                     size_t len)
 {
-    char topic[DCEM_WIRE_TOPIC_MAX];
+    char topic[DCEM_WIRE_TOPIC_MAX], buf[512];
     if (dcem_wire_topic(topic, sizeof topic, site, gw, leaf)) return;
+    if (c->signer) { /* acks and commands are tiny: a reply that does not fit is not sent */
+        if (len >= sizeof buf - DCEM_SIG_SUFFIX_LEN) return;
+        memcpy(buf, json, len);
+        if (dcem_sign_payload(c->signer, topic, buf, &len, sizeof buf)) return;
+        json = buf;
+    }
     MQTTClient_deliveryToken tok;
     MQTTClient_publish(c->client, topic, (int)len, json, 1, 0, &tok);
 }
@@ -196,8 +210,9 @@ int main(int argc, char **argv)
                                          {"out", required_argument, 0, 'o'},
                                          {"ack-delay-ms", required_argument, 0, 'd'},
                                          {"no-ack", no_argument, 0, 'n'},
+                                         {"key", required_argument, 0, 'k'},
                                          {0, 0, 0, 0}};
-    const char *uri = NULL, *out = NULL;
+    const char *uri = NULL, *out = NULL, *key = NULL;
     ctx c = {0};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -205,10 +220,18 @@ int main(int argc, char **argv)
         else if (o == 'o') out = optarg;
         else if (o == 'd') c.ack_delay_ms = strtol(optarg, NULL, 10);
         else if (o == 'n') c.no_ack = 1;
+        else if (o == 'k') key = optarg;
         else return 2;
     }
     if (!uri || !out) {
-        fputs("usage: dcem-test-ack --uri URI --out FILE [--ack-delay-ms N] [--no-ack]\n", stderr);
+        fputs("usage: dcem-test-ack --uri URI --out FILE [--ack-delay-ms N] [--no-ack] "
+              "[--key FILE]\n",
+              stderr);
+        return 2;
+    }
+    char err[600];
+    if (key && dcem_io_load_signer(key, &c.signer, err, sizeof err)) {
+        fprintf(stderr, "dcem-test-ack: %s\n", err);
         return 2;
     }
     c.out = fopen(out, "a");
@@ -252,5 +275,6 @@ int main(int argc, char **argv)
     MQTTClient_destroy(&c.client);
     fclose(c.out);
     free(c.storage);
+    dcem_signer_free(c.signer);
     return 0;
 }
