@@ -29,7 +29,8 @@ PACKAGES=(
   sqlite3           # command-line shell to inspect a store
   libmicrohttpd-dev # the collector's HTTP API and dashboard server
   libxlsxwriter-dev # XLSX reports (dcem-report)
-  libssl-dev        # SHA-256 of report manifests (libcrypto)
+  libssl-dev        # libcrypto: PEM keys, SHA-256 (signatures, report manifests)
+  libsodium-dev     # Ed25519 signing and verifying of every MQTT message (common/sign)
   python3-openpyxl  # tests open the XLSX reports and check their cells
   python3-pymodbus  # an independent Modbus server (partial register maps) in the agent tests
   python3-serial    # pyserial: pymodbus imports it even for its TCP server
