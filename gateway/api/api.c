@@ -337,6 +337,12 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
     metric(&t, "dcem_batches_received_total", "counter", "Batches received on data topics.",
            s->received);
     metric(&t, "dcem_batches_stored_total", "counter", "Batches stored and processed.", s->stored);
+    metric(&t, "dcem_batches_signed_total", "counter",
+           "Batches stored with a verified signature and its proof (docs/security.md).",
+           s->signed_batches);
+    metric(&t, "dcem_batches_unsigned_total", "counter",
+           "Batches stored unsigned: only a lab collector (identity.allow_unsigned) does.",
+           s->unsigned_batches);
     metric(&t, "dcem_batches_duplicate_total", "counter", "Batches stored before, acked again.",
            s->duplicates);
     metric(&t, "dcem_batch_gaps_total", "counter",
