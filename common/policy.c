@@ -151,6 +151,7 @@ static const struct {
     [DCEM_V_CAP_PROJECTED] = {"cap_projected_to_exceed", "9"},
     [DCEM_V_CAP_EXCEEDED] = {"cap_exceeded", "9"},
     [DCEM_V_CONVERSION] = {"computing_center_conversion", "2"},
+    [DCEM_V_GREEN_SHARE_BELOW_THRESHOLD] = {"green_share_below_threshold", "2"},
 };
 
 const char *dcem_verdict_name(int id)
@@ -256,7 +257,8 @@ void dcem_policy_evaluate(const dcem_policy *p, const dcem_site *s, const dcem_f
         evaluate_pricing(p, f, v);
     }
     int green_ok = !isnan(f->green_share) && dcem_cmp(f->green_share, v->green_threshold) > 0;
-    if (green_ok) v->bits |= 1u << DCEM_V_GREEN_SHARE_ABOVE_THRESHOLD;
+    v->bits |= 1u << (green_ok ? DCEM_V_GREEN_SHARE_ABOVE_THRESHOLD
+                               : DCEM_V_GREEN_SHARE_BELOW_THRESHOLD);
     if (pue_cmp < 0 && green_ok) v->bits |= 1u << DCEM_V_REWARD_ELIGIBLE;
 
     if (f->kind == DCEM_PERIOD_YEAR && !isnan(s->baseline_annual_kwh) && !isnan(f->compute_share) &&

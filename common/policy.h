@@ -79,6 +79,7 @@ typedef enum dcem_verdict_id {
     DCEM_V_CAP_PROJECTED,
     DCEM_V_CAP_EXCEEDED,
     DCEM_V_CONVERSION,
+    DCEM_V_GREEN_SHARE_BELOW_THRESHOLD, /* the negative said, not left to be inferred */
     DCEM_V_COUNT
 } dcem_verdict_id;
 

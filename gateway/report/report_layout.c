@@ -45,6 +45,8 @@ static const struct {
     [DCEM_V_CAP_PROJECTED] = {"预计超出批复用电量", "Projected to exceed the approved cap"},
     [DCEM_V_CAP_EXCEEDED] = {"已超出批复用电量", "Approved cap exceeded"},
     [DCEM_V_CONVERSION] = {"转型智能算力中心", "Computing-center conversion"},
+    [DCEM_V_GREEN_SHARE_BELOW_THRESHOLD] = {"绿电占比未超过当年要求",
+                                            "Green share not above the year's threshold"},
 };
 
 /* The part of 京技管发〔2024〕8号 each clause id of common/policy.c names. */

@@ -181,7 +181,8 @@ FIG = {
 CLAUSE = {"in_scope": "scope", "out_of_scope": "scope", "insufficient_data": "1", "provisional": "-",
           "pue_below_limit": "2", "pue_above_limit": "5", "green_share_above_threshold": "2",
           "reward_eligible": "2", "differential_pricing_candidate": "5", "cap_warning": "9",
-          "cap_projected_to_exceed": "9", "cap_exceeded": "9", "computing_center_conversion": "2"}
+          "cap_projected_to_exceed": "9", "cap_exceeded": "9", "computing_center_conversion": "2",
+          "green_share_below_threshold": "2"}
 FIGURE_ROLES = {"facility", "it", "green_onsite", "compute"}
 
 def value(period, key, sub):

@@ -404,7 +404,7 @@ static void test_figures_init(void **state)
     dcem_verdicts v;
     dcem_policy_evaluate(&shipped, s, &f, &v);
     free(s);
-    assert_int_equal(v.bits, B(IN_SCOPE) | B(PUE_BELOW_LIMIT));
+    assert_int_equal(v.bits, B(IN_SCOPE) | B(PUE_BELOW_LIMIT) | B(GREEN_SHARE_BELOW_THRESHOLD));
 }
 
 typedef struct completeness_case {
@@ -453,6 +453,7 @@ typedef struct eval_case {
 #define BAR57 "completeness_min_percent: 90", "completeness_min_percent: 57"
 #define IN B(IN_SCOPE)
 #define BELOW B(PUE_BELOW_LIMIT)
+#define NOT_GREEN B(GREEN_SHARE_BELOW_THRESHOLD) /* said, not left to be inferred */
 #define ABOVE (B(PUE_ABOVE_LIMIT) | B(DIFFERENTIAL_PRICING))
 #define GREEN B(GREEN_SHARE_ABOVE_THRESHOLD)
 #define REWARD (B(PUE_BELOW_LIMIT) | B(GREEN_SHARE_ABOVE_THRESHOLD) | B(REWARD_ELIGIBLE))
@@ -460,48 +461,48 @@ typedef struct eval_case {
 static const eval_case eval_cases[] = {
     /* PUE against the limit 1.4: strictly below for the reward, strictly
      * above for the differential price; exactly 1.4 is neither */
-    {"PUE 1400/1000 = 1.4: neither below nor above", .facility = 1400, .it = 1000, .want = IN},
-    {"PUE 0.14/0.1 = 1.4000000000000001: neither", .facility = 0.14, .it = 0.1, .want = IN},
-    {"PUE 1.134/0.81 = 1.3999999999999997: neither", .facility = 1.134, .it = 0.81, .want = IN},
+    {"PUE 1400/1000 = 1.4: neither below nor above", .facility = 1400, .it = 1000, .want = IN | NOT_GREEN},
+    {"PUE 0.14/0.1 = 1.4000000000000001: neither", .facility = 0.14, .it = 0.1, .want = IN | NOT_GREEN},
+    {"PUE 1.134/0.81 = 1.3999999999999997: neither", .facility = 1.134, .it = 0.81, .want = IN | NOT_GREEN},
     {"PUE 1.4 with green above: no reward", .facility = 1400, .it = 1000, .ledger = 500,
      .want = IN | GREEN},
-    {"PUE 1.3999: below", .facility = 1399.9, .it = 1000, .want = IN | BELOW},
-    {"PUE 1.4001: above, 0.2 CNY/kWh on all", .facility = 1400.1, .it = 1000, .want = IN | ABOVE,
+    {"PUE 1.3999: below", .facility = 1399.9, .it = 1000, .want = IN | BELOW | NOT_GREEN},
+    {"PUE 1.4001: above, 0.2 CNY/kWh on all", .facility = 1400.1, .it = 1000, .want = IN | ABOVE | NOT_GREEN,
      .rate = 0.2, .surcharge_kwh = 1400.1},
-    {"PUE 2.8 (exactly 1x over): 0.2 CNY/kWh", .facility = 2800, .it = 1000, .want = IN | ABOVE,
+    {"PUE 2.8 (exactly 1x over): 0.2 CNY/kWh", .facility = 2800, .it = 1000, .want = IN | ABOVE | NOT_GREEN,
      .rate = 0.2, .surcharge_kwh = 2800},
-    {"PUE 2.81: 0.5 CNY/kWh", .facility = 2810, .it = 1000, .want = IN | ABOVE, .rate = 0.5,
+    {"PUE 2.81: 0.5 CNY/kWh", .facility = 2810, .it = 1000, .want = IN | ABOVE | NOT_GREEN, .rate = 0.5,
      .surcharge_kwh = 2810},
     {"PUE 2.8 with on-site green in total: 0.2 on all 2800", .facility = 2500, .it = 1000,
-     .onsite = 300, .want = IN | ABOVE, .rate = 0.2, .surcharge_kwh = 2800},
+     .onsite = 300, .want = IN | ABOVE | NOT_GREEN, .rate = 0.2, .surcharge_kwh = 2800},
     {"excess: PUE 2.0, 2000 - 1.4 x 1000 = 600 kWh at 0.2", EXCESS, .facility = 2000, .it = 1000,
-     .want = IN | ABOVE, .rate = 0.2, .surcharge_kwh = 600},
-    {"excess: PUE 2.81, 1410 kWh at 0.5", EXCESS, .facility = 2810, .it = 1000, .want = IN | ABOVE,
+     .want = IN | ABOVE | NOT_GREEN, .rate = 0.2, .surcharge_kwh = 600},
+    {"excess: PUE 2.81, 1410 kWh at 0.5", EXCESS, .facility = 2810, .it = 1000, .want = IN | ABOVE | NOT_GREEN,
      .rate = 0.5, .surcharge_kwh = 1410},
     {"PUE above with green above: no reward", .facility = 2000, .it = 1000, .ledger = 1000,
      .want = IN | ABOVE | GREEN, .rate = 0.2, .surcharge_kwh = 2000},
 
     /* green share strictly above the year's threshold (PUE 1.25) */
     {"2025: share exactly 0.20: not above", .facility = 1000, .it = 800, .ledger = 200,
-     .want = IN | BELOW},
+     .want = IN | BELOW | NOT_GREEN},
     {"2025: share 0.2001: reward", .facility = 1000, .it = 800, .ledger = 200.1,
      .want = IN | REWARD},
     {"2025: on-site 200 of 1000 = 0.20: not above", .facility = 800, .it = 800, .onsite = 200,
-     .want = IN | BELOW},
+     .want = IN | BELOW | NOT_GREEN},
     {"2025: share 0.15 (above 2024's bar only)", .facility = 1000, .it = 800, .ledger = 150,
-     .want = IN | BELOW},
+     .want = IN | BELOW | NOT_GREEN},
     {"2024: share exactly 0.10: not above", .year = 2024, .facility = 1000, .it = 800,
-     .ledger = 100, .want = IN | BELOW},
+     .ledger = 100, .want = IN | BELOW | NOT_GREEN},
     {"2024: share 0.1001: reward", .year = 2024, .facility = 1000, .it = 800, .ledger = 100.1,
      .want = IN | REWARD},
     {"2026: share exactly 0.30: not above", .year = 2026, .facility = 1000, .it = 800,
-     .ledger = 300, .want = IN | BELOW},
+     .ledger = 300, .want = IN | BELOW | NOT_GREEN},
     {"2026: share 0.3001: reward", .year = 2026, .facility = 1000, .it = 800, .ledger = 300.1,
      .want = IN | REWARD},
     {"green 5x total: share capped at 1, reward", .facility = 1000, .it = 800, .ledger = 5000,
      .want = IN | REWARD},
     {"relative 2026: share 0.121 = threshold: not above", RELATIVE, .year = 2026, .facility = 1000,
-     .it = 800, .ledger = 121, .want = IN | BELOW},
+     .it = 800, .ledger = 121, .want = IN | BELOW | NOT_GREEN},
     {"relative 2026: share 0.13: reward", RELATIVE, .year = 2026, .facility = 1000, .it = 800,
      .ledger = 130, .want = IN | REWARD},
 
@@ -522,7 +523,7 @@ static const eval_case eval_cases[] = {
     {"completeness exactly 0.9: sufficient", .facility = 1000, .it = 800, .ledger = 500,
      .compute = 500, .baseline = 1200, .completeness = 0.9, .want = IN | REWARD | B(CONVERSION)},
     {"completeness 0.57 with bar 57%: sufficient (at the bar)", BAR57, .facility = 1000, .it = 800,
-     .completeness = 0.57, .want = IN | BELOW},
+     .completeness = 0.57, .want = IN | BELOW | NOT_GREEN},
     {"completeness 0.5699 with bar 57%: insufficient", BAR57, .facility = 1000, .it = 800,
      .completeness = 0.5699, .want = IN | B(INSUFFICIENT_DATA)},
     {"IT 0: PUE NaN, insufficient", .facility = 1000, .it = 0, .ledger = 500,
@@ -535,55 +536,55 @@ static const eval_case eval_cases[] = {
 
     /* provisional */
     {"as_of a day before the end: provisional", .days_left = 1, .facility = 1000, .it = 800,
-     .want = IN | B(PROVISIONAL) | BELOW},
+     .want = IN | B(PROVISIONAL) | BELOW | NOT_GREEN},
     {"January counted to its end: final", .month = 1, .facility = 1000, .it = 800,
-     .want = IN | BELOW},
+     .want = IN | BELOW | NOT_GREEN},
 
     /* cap (approved 10000 kWh) */
     {"cap: 79.99%: no warning", .facility = 1000, .it = 800, .approved = 10000, .ytd = 7999,
-     .want = IN | BELOW, .projected = 7999},
+     .want = IN | BELOW | NOT_GREEN, .projected = 7999},
     {"cap: exactly 80%: warning 80", .facility = 1000, .it = 800, .approved = 10000, .ytd = 8000,
-     .want = IN | BELOW | B(CAP_WARNING), .warning = 80},
+     .want = IN | BELOW | B(CAP_WARNING) | NOT_GREEN, .warning = 80},
     {"cap: 95%: warning 90", .facility = 1000, .it = 800, .approved = 10000, .ytd = 9500,
-     .want = IN | BELOW | B(CAP_WARNING), .warning = 90},
+     .want = IN | BELOW | B(CAP_WARNING) | NOT_GREEN, .warning = 90},
     {"cap: exactly 100%: warning 90, not exceeded", .facility = 1000, .it = 800, .approved = 10000,
-     .ytd = 10000, .want = IN | BELOW | B(CAP_WARNING), .warning = 90},
+     .ytd = 10000, .want = IN | BELOW | B(CAP_WARNING) | NOT_GREEN, .warning = 90},
     {"cap: 100.01%: exceeded, no warning", .facility = 1000, .it = 800, .approved = 10000,
-     .ytd = 10001, .want = IN | BELOW | B(CAP_EXCEEDED)},
+     .ytd = 10001, .want = IN | BELOW | B(CAP_EXCEEDED) | NOT_GREEN},
     {"cap: 8000 + 2500 in the last 30 of 30 days left: projected 10500", .days_left = 30,
      .facility = 1000, .it = 800, .approved = 10000, .ytd = 8000, .trailing = 2500,
-     .want = IN | B(PROVISIONAL) | BELOW | B(CAP_WARNING) | B(CAP_PROJECTED), .warning = 80,
+     .want = IN | B(PROVISIONAL) | BELOW | B(CAP_WARNING) | B(CAP_PROJECTED) | NOT_GREEN, .warning = 80,
      .projected = 10500},
     {"cap: projected exactly 10000: not exceeding", .days_left = 30, .facility = 1000, .it = 800,
      .approved = 10000, .ytd = 8000, .trailing = 2000,
-     .want = IN | B(PROVISIONAL) | BELOW | B(CAP_WARNING), .warning = 80, .projected = 10000},
+     .want = IN | B(PROVISIONAL) | BELOW | B(CAP_WARNING) | NOT_GREEN, .warning = 80, .projected = 10000},
     {"cap: projected 9000", .days_left = 30, .facility = 1000, .it = 800, .approved = 10000,
-     .ytd = 7000, .trailing = 2000, .want = IN | B(PROVISIONAL) | BELOW, .projected = 9000},
+     .ytd = 7000, .trailing = 2000, .want = IN | B(PROVISIONAL) | BELOW | NOT_GREEN, .projected = 9000},
     {"cap: as_of = year end: projection = ytd", .facility = 1000, .it = 800, .approved = 10000,
-     .ytd = 9000, .trailing = 5000, .want = IN | BELOW | B(CAP_WARNING), .warning = 90,
+     .ytd = 9000, .trailing = 5000, .want = IN | BELOW | B(CAP_WARNING) | NOT_GREEN, .warning = 90,
      .projected = 9000},
     {"cap: January: projected to the year end, not the month end", .month = 1, .facility = 1000,
      .it = 800, .approved = 10000, .ytd = 1000, .trailing = 1000,
-     .want = IN | BELOW | B(CAP_PROJECTED), .projected = 1000 + 1000.0 / 30 * 334},
+     .want = IN | BELOW | B(CAP_PROJECTED) | NOT_GREEN, .projected = 1000 + 1000.0 / 30 * 334},
     {"no cap in the ledger: no cap verdicts", .facility = 1000, .it = 800, .ytd = 1e9,
-     .trailing = 1e9, .days_left = 30, .want = IN | B(PROVISIONAL) | BELOW},
+     .trailing = 1e9, .days_left = 30, .want = IN | B(PROVISIONAL) | BELOW | NOT_GREEN},
 
     /* computing-center conversion: year only, baseline set, compute share
      * at least 50%, total not above the baseline */
     {"conversion: compute 50% exactly", .facility = 1000, .it = 800, .compute = 500,
-     .baseline = 1200, .want = IN | BELOW | B(CONVERSION)},
+     .baseline = 1200, .want = IN | BELOW | B(CONVERSION) | NOT_GREEN},
     {"conversion: compute 49.9%: no", .facility = 1000, .it = 800, .compute = 499, .baseline = 1200,
-     .want = IN | BELOW},
+     .want = IN | BELOW | NOT_GREEN},
     {"conversion: total above baseline: no", .facility = 1300, .it = 1000, .compute = 650,
-     .baseline = 1200, .want = IN | BELOW},
+     .baseline = 1200, .want = IN | BELOW | NOT_GREEN},
     {"conversion: total equal to baseline: yes", .facility = 1200, .it = 1000, .compute = 600,
-     .baseline = 1200, .want = IN | BELOW | B(CONVERSION)},
+     .baseline = 1200, .want = IN | BELOW | B(CONVERSION) | NOT_GREEN},
     {"conversion: a month: no", .month = 1, .facility = 1000, .it = 800, .compute = 500,
-     .baseline = 1200, .want = IN | BELOW},
+     .baseline = 1200, .want = IN | BELOW | NOT_GREEN},
     {"conversion: no baseline: no", .facility = 1000, .it = 800, .compute = 500,
-     .want = IN | BELOW},
+     .want = IN | BELOW | NOT_GREEN},
     {"conversion does not depend on PUE", .facility = 1000, .it = 500, .compute = 500,
-     .baseline = 1200, .want = IN | ABOVE | B(CONVERSION), .rate = 0.2, .surcharge_kwh = 1000},
+     .baseline = 1200, .want = IN | ABOVE | B(CONVERSION) | NOT_GREEN, .rate = 0.2, .surcharge_kwh = 1000},
 };
 
 static void test_evaluate(void **state)
@@ -678,7 +679,9 @@ static const name_case name_cases[] = {
     {"cap_projected_to_exceed", DCEM_V_CAP_PROJECTED, 10, "cap_projected_to_exceed", "9"},
     {"cap_exceeded", DCEM_V_CAP_EXCEEDED, 11, "cap_exceeded", "9"},
     {"computing_center_conversion", DCEM_V_CONVERSION, 12, "computing_center_conversion", "2"},
-    {"DCEM_V_COUNT is unknown", DCEM_V_COUNT, 13, "unknown", ""},
+    {"green_share_below_threshold", DCEM_V_GREEN_SHARE_BELOW_THRESHOLD, 13,
+     "green_share_below_threshold", "2"},
+    {"DCEM_V_COUNT is unknown", DCEM_V_COUNT, 14, "unknown", ""},
     {"-1 is unknown", -1, -1, "unknown", ""},
 };
 

@@ -204,6 +204,7 @@ enum {
     V_CAP_PROJECTED,
     V_CAP_EXCEEDED,
     V_CONVERSION,
+    V_GREEN_BELOW,
     V_COUNT
 };
 static const char *const vnames[V_COUNT] = {"in_scope",
@@ -218,7 +219,8 @@ static const char *const vnames[V_COUNT] = {"in_scope",
                                             "cap_warning",
                                             "cap_projected_to_exceed",
                                             "cap_exceeded",
-                                            "computing_center_conversion"};
+                                            "computing_center_conversion",
+                                            "green_share_below_threshold"};
 
 typedef struct expect {
     int want[V_COUNT];
@@ -303,6 +305,7 @@ static void expected_verdicts(const cJSON *truth, const cJSON *tp, int m0, int m
     set(e, V_PRICING, pc > 0, pc != 0);
     int gc = cmp_tol(share, GREEN_THRESHOLD_2025, 1e-6 * share);
     set(e, V_GREEN_ABOVE, gc > 0, gc != 0);
+    set(e, V_GREEN_BELOW, gc < 0, gc != 0);
     set(e, V_REWARD, pc < 0 && gc > 0, pc != 0 && gc != 0);
     double baseline = num(truth, "baseline_annual_kwh");
     if (m1 - m0 == 12 && !isnan(baseline)) {

@@ -210,6 +210,7 @@ const verdicts = {
   pue_below_limit: ["PUE 低于限值", "PUE below limit", "good"],
   pue_above_limit: ["PUE 超过限值", "PUE above limit", "bad"],
   green_share_above_threshold: ["绿电占比达标", "Green share above threshold", "good"],
+  green_share_below_threshold: ["绿电占比未达标", "Green share not above threshold", "bad"],
   reward_eligible: ["符合奖励条件", "Reward-eligible", "good"],
   differential_pricing_candidate: ["差别电价候选", "Differential-pricing candidate", "bad"],
   cap_warning: ["用能上限预警", "Cap warning", "warn"],
