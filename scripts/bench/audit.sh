@@ -19,7 +19,7 @@ build="$root/build/release"
 "$root/scripts/deps.sh"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target dcem-audit dcem-gen >/dev/null
-audit="$build/common/audit/dcem-audit"
+audit="$build/gateway/audit/dcem-audit"
 gen="$build/tests/dcem-gen"
 policy="$root/configs/policy/beijing-etown-2024.yaml"
 

@@ -20,7 +20,7 @@ src=$2
 agent=$build/firmware/agent/dcem-agent
 col=$build/gateway/collector/dcem-collector
 gen=$build/tests/dcem-gen
-audit=$build/common/audit/dcem-audit
+audit=$build/gateway/audit/dcem-audit
 make_work agent-import
 
 start_mosquitto

@@ -34,7 +34,7 @@ src=$2
 sim=$build/firmware/sim/dcem-sim
 agent=$build/firmware/agent/dcem-agent
 col=$build/gateway/collector/dcem-collector
-audit=$build/common/audit/dcem-audit
+audit=$build/gateway/audit/dcem-audit
 for b in "$sim" "$agent" "$col" "$audit"; do [[ -x $b ]] || fail "no $b"; done
 make_work agent-ratio
 started=$SECONDS

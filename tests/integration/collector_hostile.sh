@@ -31,7 +31,7 @@ case=$3
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
-audit=$build/common/audit/dcem-audit
+audit=$build/gateway/audit/dcem-audit
 make_work "collector-hostile-$case" "collector_hostile.sh $case"
 
 start_mosquitto

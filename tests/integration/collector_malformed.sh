@@ -22,7 +22,7 @@ src=$2
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
-audit=$build/common/audit/dcem-audit
+audit=$build/gateway/audit/dcem-audit
 make_work collector-malformed
 
 # mosquitto 2.0.11 refuses "max_packet_size 0"; without the line there is no

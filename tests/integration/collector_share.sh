@@ -20,7 +20,7 @@ src=$2
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
-audit=$build/common/audit/dcem-audit
+audit=$build/gateway/audit/dcem-audit
 make_work collector-share
 
 start_mosquitto

@@ -29,7 +29,7 @@ col=$build/gateway/collector/dcem-collector
 report=$build/gateway/report/dcem-report
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
-audit=$build/common/audit/dcem-audit
+audit=$build/gateway/audit/dcem-audit
 policy=$src/configs/policy/beijing-etown-2024.yaml
 make_work report
 t0=$SECONDS
