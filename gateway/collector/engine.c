@@ -393,6 +393,12 @@ static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i, int64_t now_ms)
         m->x.stale = reset ? stale : 0;
     } else if (rc) {
         return NULL;
+    } else {
+        /* the state is the meter's, the rules are the config's: the ledger
+         * and policy in force, not those saved with the state, so a reload
+         * (a new rated_kw, glitch margin, gap rule) reaches every meter, as
+         * it reaches dcem-audit */
+        dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &m->counter.cfg);
     }
     m->loaded = 1;
     return m;

@@ -1348,6 +1348,41 @@ static void test_future_state_set_aside(void **state)
 /* "kwh": 1.5e308 passes the wire format but no meter reads it: the value is
  * left out, the reading stored out_of_range and never summed, the batch
  * stored and acked. */
+/* A reload (a new engine on the same store) applies the ledger in force to
+ * meters that already have state: fac-a's new rated_kw is what its counter
+ * judges with and saves, not the value saved with its state. */
+static void test_reload_applies_the_ledger(void **state)
+{
+    fx *f = *state;
+    msg m[2];
+    make_batch(&m[0], G1, 1, PLAIN);
+    make_batch(&m[1], G1, 2, PLAIN);
+    env v;
+    dcem_engine_reply rep;
+    env_open(f, &v, "store", 0);
+    assert_stored(&rep, feed1(&v, &m[0], &rep), &m[0]);
+    env_close(&v);
+    char path[256], db[256];
+    int n = snprintf(path, sizeof path, "%s/sites/eng-a.yaml", f->tmp);
+    assert_true(n > 0 && (size_t)n < sizeof path);
+    n = snprintf(db, sizeof db, "%s/store.db", f->tmp);
+    assert_true(n > 0 && (size_t)n < sizeof db);
+    assert_int_equal(q1(db, "SELECT rated_kw FROM meter_state WHERE meter = 'fac-a'"), 600);
+    /* the operator corrects fac-a's rating in the ledger, and reloads */
+    const char *at = strstr(ledger_a, "    rated_kw: 600\n");
+    assert_non_null(at);
+    char text[sizeof ledger_a + 8];
+    n = snprintf(text, sizeof text, "%.*s    rated_kw: 750\n%s", (int)(at - ledger_a), ledger_a,
+                 at + strlen("    rated_kw: 600\n"));
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    assert_int_equal(write_file(path, text), 0);
+    env_open(f, &v, "store", 0);
+    assert_stored(&rep, feed1(&v, &m[1], &rep), &m[1]);
+    env_close(&v);
+    assert_int_equal(q1(db, "SELECT rated_kw FROM meter_state WHERE meter = 'fac-a'"), 750);
+    free_msgs(m, 2);
+}
+
 static void test_absurd_value_left_out(void **state)
 {
     fx *f = *state;
@@ -1495,6 +1530,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_future_readings_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_future_state_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absurd_value_left_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_applies_the_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_refusal_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_refusal_after_processing_quarantined, setup,
                                         teardown),
