@@ -142,6 +142,8 @@ static const dcem_cfg_field agent_fields[] = {
     {.key = "site", .type = DCEM_CFG_STRING, .offset = A(site), .size = DCEM_ID_MAX,
      .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "ledger", .type = DCEM_CFG_STRING, .offset = A(ledger), .size = DCEM_PATH_MAX},
+    {.key = "policy", .type = DCEM_CFG_STRING, .offset = A(policy_file), .size = DCEM_PATH_MAX,
+     .help = "with a ledger: the policy file whose counter rules the local figures apply"},
     {.key = "profiles", .type = DCEM_CFG_STRING, .offset = A(profiles_dir), .size = DCEM_PATH_MAX,
      .help = "folder of meter profiles (default: see dcem_io_profiles_dir)"},
     {.key = "log_level", .type = DCEM_CFG_ENUM, .offset = A(log_level), .names = levels,
@@ -361,6 +363,19 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
                                     "the ledger is for site '%s', not '%s'",
                                     c->site_ledger->site, c->site);
         }
+        if (!rc && *c->ledger) { /* the same counter rules as the collector and dcem-audit */
+            char why[DCEM_PATH_MAX + 200];
+            if (!*c->policy_file)
+                snprintf(c->policy_file, sizeof c->policy_file, "%s", DCEM_AGENT_POLICY_FILE);
+            else if (dcem_io_resolve(name, c->policy_file, sizeof c->policy_file))
+                rc = dcem_cfg_error(err, errlen, name, 1, "policy", "path too long");
+            if (!rc && !(c->policy = malloc(sizeof *c->policy))) rc = DCEM_ENOMEM;
+            else if (!rc && dcem_io_load_policy(c->policy_file, c->policy, why, sizeof why))
+                rc = dcem_cfg_error(err, errlen, name, 1, "policy",
+                                    "%s (with a ledger, the local figures need the policy's "
+                                    "counter rules: set 'policy')",
+                                    why);
+        }
     }
     if (!rc && !*c->profiles_dir) {
         char tried[3 * DCEM_PATH_MAX];
@@ -400,6 +415,7 @@ void dcem_agent_config_free(dcem_agent_config *c)
     if (!c) return;
     free(c->profiles);
     free(c->site_ledger);
+    free(c->policy);
     dcem_signer_free(c->signer);
     free(c);
 }

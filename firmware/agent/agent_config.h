@@ -7,6 +7,7 @@
 #define DCEM_AGENT_CONFIG_H
 
 #include "mqtt_cfg.h"
+#include "policy.h"
 #include "profile.h"
 #include "site.h"
 
@@ -75,6 +76,8 @@ typedef struct dcem_agent_config {
     char gateway[DCEM_ID_MAX];
     char site[DCEM_ID_MAX];
     char ledger[DCEM_PATH_MAX]; /* optional: site ledger, for local figures */
+    char policy_file[DCEM_PATH_MAX]; /* with a ledger: the policy whose counter rules the
+                                        local figures apply (default: the shipped one) */
     char profiles_dir[DCEM_PATH_MAX]; /* given, else found by dcem_io_profiles_dir */
     int log_level;
     dcem_bus_cfg buses[DCEM_AGENT_MAX_BUSES];
@@ -89,6 +92,7 @@ typedef struct dcem_agent_config {
     dcem_profile *profiles;     /* n_profiles, owned */
     size_t n_profiles;
     dcem_site *site_ledger;     /* owned; NULL without a ledger */
+    dcem_policy *policy;        /* owned; loaded with a ledger, else NULL */
     dcem_signer *signer;        /* owned; NULL without identity.key_file */
 } dcem_agent_config;
 

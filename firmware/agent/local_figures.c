@@ -46,19 +46,14 @@ dcem_local *dcem_local_new(const dcem_agent_config *c, char *err, size_t errlen)
         return NULL;
     }
     dcem_zone_init(&l->zone, l->tz);
-    int64_t interval_ms = s->interval_minutes * 60000;
     for (size_t i = 0; i < c->n_devices; i++) {
         int k = dcem_site_find_meter(s, c->devices[i].meter, strlen(c->devices[i].meter));
         meter *m = &l->meters[i];
         m->role = k < 0 ? -1 : s->meters[k].role;
         if (k < 0) continue;
-        /* the counter rules with the default data-quality settings of docs/figures.md */
-        dcem_counter_cfg cc = {.rated_kw = s->meters[k].rated_kw,
-                               .modulo_kwh = s->meters[k].counter_modulo_kwh,
-                               .resolution_kwh = s->meters[k].counter_resolution_kwh,
-                               .margin = 1.5,
-                               .gap_ms = interval_ms * 3 / 2,
-                               .max_gap_ms = 92 * DCEM_MS_PER_DAY};
+        /* the counter rules of the policy in force, as the collector and dcem-audit apply */
+        dcem_counter_cfg cc;
+        dcem_policy_counter_cfg(c->policy, s, (size_t)k, &cc);
         dcem_counter_init(&m->counter, &cc);
         dcem_splitter_init(&m->split, l->tz, (int)s->interval_minutes);
     }

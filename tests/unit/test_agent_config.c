@@ -55,6 +55,8 @@ static void test_shipped(void **state)
     assert_int_equal(c->n_devices, 2);
     assert_int_equal(c->n_profiles, 2);
     assert_non_null(c->site_ledger);
+    assert_non_null(c->policy); /* the local figures' counter rules, as the collector's */
+    assert_true(c->policy->data.glitch_margin > 1);
     assert_string_equal(c->mqtt.client_id, "dcem-yz-alpha-gw-alpha-1");
     dcem_agent_config_free(c);
 }
@@ -89,8 +91,8 @@ typedef struct bad_case {
 
 static const bad_case bad[] = {
     {"unknown key", "site: yz-alpha\n", "site: yz-alpha\ncolour: red\n", "",
-     "3: colour: unknown key (valid: gateway, site, ledger, profiles, log_level, buses, devices, "
-     "mqtt, spool, batch, identity)"},
+     "3: colour: unknown key (valid: gateway, site, ledger, policy, profiles, log_level, buses, "
+     "devices, mqtt, spool, batch, identity)"},
     {"bus with neither tcp nor rtu", "    tcp: 127.0.0.1:1502\n", "    baud: 9600\n", "",
      "6: buses: bus 'b1': give exactly one of 'tcp' or 'rtu'"},
     {"tcp without a port", "127.0.0.1:1502", "127.0.0.1", "",
