@@ -59,6 +59,8 @@ run_one() {
   local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
               -artifact_prefix="$build/crashes/$t-")
   [[ -f $dict ]] && args+=(-dict="$dict")
+  # DCEM_FUZZ_SEED: a fixed seed, so a run can be told again (scripts/test.sh)
+  [[ -n ${DCEM_FUZZ_SEED:-} ]] && args+=(-seed="$DCEM_FUZZ_SEED")
   mkdir -p "$scratch"
   rm -f "$build/crashes/$t-"* # a finding is kept until the target's next run
   # stdin from /dev/null: nothing a target reads may wait on a terminal

@@ -23,5 +23,8 @@ run_suite() { # name, extra cmake args...
 run_suite release  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCEM_SANITIZE=OFF
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug          -DDCEM_SANITIZE=ON
 # About two minutes: the clang build, then the targets two at a time, 20 s each.
-"$root/scripts/fuzz.sh" --jobs "$jobs" all "${DCEM_FUZZ_SECONDS:-20}"
+# A fixed seed: the suite explores the same inputs every run, so it stays a
+# test (a new finding belongs to a longer run of scripts/fuzz.sh, which
+# draws its seed at random, and then to a regression seed in the corpus).
+DCEM_FUZZ_SEED=${DCEM_FUZZ_SEED:-1} "$root/scripts/fuzz.sh" --jobs "$jobs" all "${DCEM_FUZZ_SECONDS:-20}"
 echo "== all suites passed" >&2

@@ -461,6 +461,17 @@ static int seg_recover(dcem_spool *sp, uint64_t id, int newest, uint64_t prev_ep
         sp->st.corrupt_bytes += fsize;
         return set_aside(sp, name);
     }
+    /* No room above its epoch or its last seq: a new epoch, or the next
+     * seq, would be a number the spool refuses when read back (and the wire
+     * cannot carry). Never written by us (fuzz_spool found one: corpus
+     * regress-epoch-without-room). */
+    if (sc->nrec &&
+        (sc->epoch >= DCEM_SPOOL_MAX_ID - 1 || sc->last_seq >= DCEM_SPOOL_MAX_ID - 1)) {
+        close(fd);
+        sp->st.corrupt_segments++;
+        sp->st.corrupt_bytes += fsize;
+        return set_aside(sp, name);
+    }
     *kept = 1;
     if (!sc->bad_mid && !sc->bad_tail) goto out;
     if (!sc->bad_mid && newest && sc->tail_torn) {
@@ -529,7 +540,8 @@ static int meta_read(dcem_spool *sp, meta *m)
     m->gone = get_u64(b + 24);
     m->next_seq = get_u64(b + 32);
     if (!m->epoch || m->acked > m->gone || m->next_seq <= m->gone) return META_CORRUPT;
-    if (m->epoch >= DCEM_SPOOL_MAX_ID || m->next_seq > DCEM_SPOOL_MAX_ID) return META_CORRUPT;
+    /* room for one more: a new epoch above it, the next seq, both readable */
+    if (m->epoch >= DCEM_SPOOL_MAX_ID - 1 || m->next_seq >= DCEM_SPOOL_MAX_ID) return META_CORRUPT;
     return META_OK;
 }
 

@@ -37,10 +37,12 @@
 #define DCEM_SPOOL_MAX_SEGMENT (64u << 20)
 #define DCEM_SPOOL_MAX_ASIDE 8u /* *.corrupt files kept; beyond, damaged data is not copied */
 /* Epochs and seqs go on the wire, which carries integers up to 2^53 - 1
- * (docs/wire-format.md). A record or metadata holding one at or above that
- * is corrupt: staying below it leaves room for the next seq and for a new
- * epoch above every epoch on disk, so the spool never hands out a number
- * the agent cannot publish (it would drop every new batch). */
+ * (docs/wire-format.md). A record holding one at or above that is corrupt;
+ * so is a segment whose epoch or last seq is DCEM_SPOOL_MAX_ID - 1 or more,
+ * and metadata whose epoch is, or whose next seq reaches the limit: there
+ * must be room for the next seq and for a new epoch above every epoch on
+ * disk, so that the spool never hands out a number it refuses to read back
+ * and the agent cannot publish (it would drop every new batch). */
 #define DCEM_SPOOL_MAX_ID 9007199254740991ULL
 
 enum {
