@@ -8,8 +8,9 @@
 # prints the three sample sites' expected verdicts (yz-alpha
 # reward_eligible, yz-beta differential_pricing_candidate, yz-gamma
 # cap_exceeded) and writes their reports, the live agents deliver readings,
-# the dashboard's page is served, and when it stops no process it started
-# is left behind.
+# the dashboard's page is served, every batch is signed and kept with its
+# proof (dcem-collector verify), the broker is the shipped TLS one, and when
+# it stops no process it started is left behind.
 set -euo pipefail
 build=$1
 src=$2
@@ -37,6 +38,17 @@ for s in yz-alpha yz-beta yz-gamma; do
   n=$(sqlite3 "$work/demo/store.db" "SELECT count(*) FROM readings WHERE gateway = 'gw-$s'")
   ((n > 0)) || fail "the live agent of $s delivered nothing"
 done
+# set up as a deployment is: every stored batch signed by its gateway and kept
+# with its proof, nothing refused, and every reading of December proven
+batches=$(sqlite3 "$work/demo/store.db" "SELECT count(*) FROM batches")
+proofs=$(sqlite3 "$work/demo/store.db" "SELECT count(*) FROM proofs")
+((batches > 0 && proofs == batches)) || fail "$proofs proofs for $batches batches: not every batch was signed"
+grep -q "malformed payload\|refused from" "$work/demo/logs/collector.log" &&
+  fail "the collector refused something: $(grep -m1 'malformed payload\|refused from' "$work/demo/logs/collector.log")"
+"$build/gateway/collector/dcem-collector" verify -c "$work/demo/collector.yaml" --site yz-alpha \
+  --from 2025-12-01 --to 2026-01-01 || fail "dcem-collector verify: not every reading of yz-alpha is proven"
+grep -q "^listener .* 127.0.0.1$" "$work/demo/mosquitto.conf" && grep -q "^require_certificate true" "$work/demo/mosquitto.conf" ||
+  fail "the demo's broker is not the shipped TLS one"
 left=$(pgrep -f "$work/demo" || true)
 [[ -z $left ]] || fail "processes left behind: $(ps -o pid,args -p "$left")"
 echo "demo.sh: passed"
