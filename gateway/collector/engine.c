@@ -476,6 +476,24 @@ static void on_interval(void *arg, const dcem_interval *iv)
     if (keys.month > s->dirty_max) s->dirty_max = keys.month;
 }
 
+unsigned dcem_engine_screen_values(dcem_wire_reading *r)
+{
+    unsigned absurd = 0;
+    if (r->has_kwh && !(fabs(r->kwh) <= DCEM_ENGINE_MAX_VALUE)) r->has_kwh = 0, absurd++;
+    if (r->has_kw && !(fabs(r->kw) <= DCEM_ENGINE_MAX_VALUE)) r->has_kw = 0, absurd++;
+    size_t k = 0;
+    for (size_t j = 0; j < r->n_values; j++) {
+        if (!(fabs(r->values[j].value) <= DCEM_ENGINE_MAX_VALUE)) {
+            absurd++;
+            continue;
+        }
+        r->values[k++] = r->values[j];
+    }
+    r->n_values = k;
+    if (absurd) r->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
+    return absurd;
+}
+
 /* Readings no collector should take, screened before the batch is stored.
  * Refused (counted, neither stored nor counted in any figure): a meter the
  * ledger does not have, and a time beyond now + max_future_skew_s — a clock
@@ -498,22 +516,7 @@ static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t
             e->stats.future_readings++;
             continue;
         }
-        unsigned absurd = 0;
-        if (r->has_kwh && !(fabs(r->kwh) <= DCEM_ENGINE_MAX_VALUE)) r->has_kwh = 0, absurd++;
-        if (r->has_kw && !(fabs(r->kw) <= DCEM_ENGINE_MAX_VALUE)) r->has_kw = 0, absurd++;
-        size_t k = 0;
-        for (size_t j = 0; j < r->n_values; j++) {
-            if (!(fabs(r->values[j].value) <= DCEM_ENGINE_MAX_VALUE)) {
-                absurd++;
-                continue;
-            }
-            r->values[k++] = r->values[j];
-        }
-        r->n_values = k;
-        if (absurd) {
-            e->stats.out_of_range_values += absurd;
-            r->quality = DCEM_WIRE_Q_OUT_OF_RANGE;
-        }
+        e->stats.out_of_range_values += dcem_engine_screen_values(r);
         if (n != i) b->readings[n] = *r;
         n++;
     }

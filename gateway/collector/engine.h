@@ -78,6 +78,12 @@ void dcem_engine_free(dcem_engine *e);
  * and far inside the store's bounds. */
 #define DCEM_ENGINE_MAX_VALUE 1e15
 
+/* Leaves out of r every value beyond DCEM_ENGINE_MAX_VALUE (or not finite)
+ * and makes it out_of_range if one was: what the engine stores of a reading
+ * (dcem-collector verify applies it to a signed reading before comparing).
+ * Returns how many values were left out. */
+unsigned dcem_engine_screen_values(dcem_wire_reading *r);
+
 /* One message received on a data topic: stored, processed and committed
  * (with DCEM_STORE_SYNC_FULL: on stable storage) before it returns, so its
  * reply's ack may be published. Returns a dcem_engine_outcome. */

@@ -1,6 +1,7 @@
 /* verify.c — `dcem-collector verify` (verify.h). */
 #include "verify.h"
 
+#include "engine.h"
 #include "errors.h"
 #include "sign.h"
 #include "wire.h"
@@ -109,7 +110,8 @@ static int on_proof(void *ctx, const dcem_store_proof *p)
     }
     int differ = 0;
     for (size_t i = 0; i < b.n_readings; i++) {
-        const dcem_wire_reading *w = &b.readings[i];
+        dcem_wire_reading *w = &b.readings[i];
+        dcem_engine_screen_values(w); /* what the engine stores of it */
         v->want = w, v->want_gw = p->gateway, v->want_epoch = p->epoch, v->want_seq = p->seq;
         v->found = 0;
         int rc = dcem_store_export(v->st, p->site, w->meter, w->t_ms, w->t_ms + 1, on_stored, v);

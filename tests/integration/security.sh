@@ -205,8 +205,11 @@ done
 # gw-ossl's clock jumps to 9999 for one reading (signed: a faulty gateway,
 # not an outsider), then a reading of now: refused, then stored
 now_ms=$(($(date +%s) * 1000))
-for b in "2:253402300799000" "3:$now_ms"; do
-  batch="{\"v\":1,\"site\":\"test-site\",\"gateway\":\"gw-ossl\",\"epoch\":5,\"seq\":${b%%:*},\"readings\":[{\"meter\":\"pv-roof\",\"t\":${b#*:},\"q\":\"ok\",\"kwh\":13}]}"
+# and a value of 1.5e308 (stored out_of_range without it: verify must still
+# find the signed batch and the store agree)
+for b in "2:253402300799000:13" "3:$now_ms:13" "4:$((now_ms + 1)):1.5e308"; do
+  IFS=: read -r seq t kwh <<<"$b"
+  batch="{\"v\":1,\"site\":\"test-site\",\"gateway\":\"gw-ossl\",\"epoch\":5,\"seq\":$seq,\"readings\":[{\"meter\":\"pv-roof\",\"t\":$t,\"q\":\"ok\",\"kwh\":$kwh}]}"
   pub -t "$root/gw-ossl/data" -m "$(ossl_sign "$work/keys/gw-ossl.key" "$root/gw-ossl/data" "$batch")"
 done
 
@@ -232,8 +235,10 @@ echo "gw-1 epoch $epoch: $n batches stored, contiguous to $contiguous, $skipped 
 ((n > newest + 10)) || fail "only $n batches: the forged seqs were not passed"
 [[ $(sql "SELECT count(*) FROM readings WHERE kwh = 999999") == 0 ]] || fail "a forged reading was stored"
 [[ $(sql "SELECT count(*) FROM quarantine") == 0 ]] || fail "something was quarantined"
-[[ $(sql "SELECT group_concat(seq) FROM batches WHERE gateway = 'gw-ossl'") == "1,2,3" ]] ||
-  fail "gw-ossl's batches are not its three openssl-signed ones"
+[[ $(sql "SELECT group_concat(seq) FROM batches WHERE gateway = 'gw-ossl'") == "1,2,3,4" ]] ||
+  fail "gw-ossl's batches are not its four openssl-signed ones"
+[[ $(sql "SELECT quality FROM readings WHERE gateway = 'gw-ossl' AND t_ms = $now_ms + 1 AND kwh IS NULL") == 2 ]] ||
+  fail "the reading of 1.5e308 was not stored out_of_range without its value"
 [[ $(sql "SELECT count(*) FROM readings WHERE gateway = 'gw-ossl' AND t_ms > $now_ms + 3600000") == 0 ]] ||
   fail "a reading stamped 9999 was stored"
 [[ $(sql "SELECT count(*) FROM readings WHERE gateway = 'gw-ossl' AND t_ms = $now_ms") == 1 ]] ||
