@@ -1,5 +1,5 @@
 /* sign.h — who sent a message: Ed25519 signatures over dcem's MQTT payloads
- * (OpenSSL libcrypto). Gateways sign their batches and births, collectors
+ * (libsodium signs and verifies; OpenSSL reads PEM keys and hashes). Gateways sign their batches and births, collectors
  * their acks and resend requests; whoever can publish on a topic still
  * cannot speak for a gateway or a collector without its private key.
  * Pure: keys and payloads come in as bytes; nothing is read or logged here.
