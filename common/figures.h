@@ -10,6 +10,23 @@
 
 #include <stdint.h>
 
+/* The spans estimated energy is counted for (split.h): a period's estimated
+ * energy is the sum over its intervals at the period's own span. */
+enum { DCEM_SPAN_INTERVAL = 0, DCEM_SPAN_DAY, DCEM_SPAN_MONTH, DCEM_SPAN_YEAR, DCEM_SPAN_COUNT };
+
+/* The span of a period kind (dcem_period_kind): an hour counts as its intervals. */
+int dcem_span_of_kind(int kind);
+
+/* Energy sums are whole micro-kWh (int64_t, "ukwh"); as kWh for printing
+ * and ratios only. */
+static inline double dcem_ukwh_kwh(int64_t ukwh)
+{
+    return (double)ukwh / 1e6;
+}
+
+/* kWh rounded to the nearest micro-kWh (|kwh| must be below 9e12). */
+int64_t dcem_kwh_ukwh(double kwh);
+
 typedef enum dcem_period_kind {
     DCEM_PERIOD_INTERVAL = 0,
     DCEM_PERIOD_HOUR,
@@ -24,11 +41,11 @@ typedef struct dcem_figures {
     int64_t start_ms, end_ms; /* [start, end) in UTC */
     int64_t as_of_ms;         /* data counted up to here; < end: provisional */
 
-    /* inputs */
-    double role_kwh[DCEM_ROLE_COUNT]; /* metered energy per meter role */
+    /* inputs: whole micro-kWh, summed exactly */
+    int64_t role_ukwh[DCEM_ROLE_COUNT]; /* metered energy per meter role */
+    int64_t estimated_ukwh;   /* estimated part of the energy in the figures, at the period's span */
+    int64_t integrated_ukwh;  /* part from power integration */
     double green_ledger_kwh;  /* green contracts and certificates of the period */
-    double estimated_kwh;     /* estimated part of the energy in the figures */
-    double integrated_kwh;    /* part from power integration */
     double completeness;      /* site: lowest of the meters in the figures */
     long estimated_intervals, integrated_intervals, discarded_readings, rollovers, resets;
     double ytd_total_kwh;     /* total from 1 January to as_of, for the cap */
@@ -37,6 +54,8 @@ typedef struct dcem_figures {
     int64_t year_end_ms;      /* end of the calendar year of the period */
 
     /* derived by dcem_figures_derive */
+    double role_kwh[DCEM_ROLE_COUNT]; /* role_ukwh in kWh */
+    double estimated_kwh, integrated_kwh;
     double total_kwh;     /* facility + green_onsite */
     double it_kwh;
     double green_kwh;     /* green_onsite + ledger */
@@ -46,15 +65,19 @@ typedef struct dcem_figures {
     double compute_share; /* compute / total; NAN when total is 0 */
 } dcem_figures;
 
-/* One meter's sums over a period (from interval or day rollups). */
+/* One meter's sums over a period (from its intervals or day rollups). */
 typedef struct dcem_meter_period {
-    double kwh, estimated_kwh, integrated_kwh;
-    int64_t measured_ms;  /* time covered by measured (not estimated) data */
-    int64_t expected_ms;  /* length of the period up to as_of */
+    int64_t ukwh;                               /* micro-kWh */
+    int64_t estimated_ukwh[DCEM_SPAN_COUNT];    /* estimated, as seen from each span */
+    int64_t integrated_ukwh;
+    long read_intervals;     /* intervals with at least one good reading */
+    long expected_intervals; /* intervals of the period up to as_of (set by the caller) */
     long estimated_intervals, integrated_intervals, discarded_readings, rollovers, resets;
 } dcem_meter_period;
 
-/* measured / expected, in [0, 1]; 0 for an empty period. */
+/* Readings received / readings expected at the site's interval (the
+ * national online-monitoring rule, docs/figures.md): read_intervals /
+ * expected_intervals, in [0, 1]; 0 for an empty period. */
 double dcem_meter_completeness(const dcem_meter_period *m);
 
 /* Starts a period's figures: zero sums, completeness 1 (lowered by each

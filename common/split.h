@@ -1,23 +1,34 @@
-/* split.h — energy segments to interval energy. A segment's energy is
- * attributed to the intervals it overlaps in proportion to time, and each
- * interval is handed to a callback as soon as a segment reaches its end.
- * Pure; state lives in caller storage. */
+/* split.h — energy segments to interval energy, in whole micro-kWh. A
+ * segment's energy is rounded once to micro-kWh (the only rounding of the
+ * pipeline) and attributed to the intervals it overlaps in proportion to
+ * time, by integer arithmetic, the last piece taking what is left, so the
+ * pieces sum to the segment exactly. Each interval is handed to a callback
+ * as soon as a segment reaches its end. Pure; state lives in caller storage.
+ *
+ * Estimated energy depends on the period it is seen from (docs/figures.md,
+ * "Estimated energy"): energy between two good readings is measured; only
+ * its split across a boundary is estimated. A piece is estimated for a
+ * span (the interval itself, its local day, month or year) when its
+ * segment crosses a boundary of that span, and for every span when the
+ * segment straddles a counter reset (DCEM_SEG_RESET). */
 #ifndef DCEM_SPLIT_H
 #define DCEM_SPLIT_H
 
 #include "calendar.h"
 #include "counter.h"
+#include "figures.h"
 
 #include <stdint.h>
 
 typedef struct dcem_interval {
-    int64_t start_ms, end_ms; /* local-aligned, see dcem_zone_interval */
-    double kwh;               /* all energy attributed to the interval */
-    double estimated_kwh;     /* part from gap or reset segments */
-    double integrated_kwh;    /* part from power integration */
-    int64_t measured_ms;      /* time covered by non-estimated segments */
-    int64_t covered_ms;       /* time covered by any segment */
-    unsigned flags;           /* OR of the flags of the segments in it */
+    int64_t start_ms, end_ms;     /* local-aligned, see dcem_zone_interval */
+    int64_t ukwh;                 /* all energy attributed to the interval */
+    int64_t estimated_ukwh[DCEM_SPAN_COUNT]; /* of it, estimated as seen from each span */
+    int64_t integrated_ukwh;      /* of it, from power integration */
+    int64_t covered_ms;           /* time covered by any segment */
+    int32_t readings;             /* good readings taken in it (not rejected, not discarded) */
+    int32_t discarded, rollovers, resets; /* counter events at a time inside it */
+    unsigned flags;               /* OR of the flags of the segments in it */
 } dcem_interval;
 
 typedef void (*dcem_interval_fn)(void *ctx, const dcem_interval *iv);
@@ -27,6 +38,8 @@ typedef struct dcem_splitter {
     int64_t len_ms;
     dcem_interval cur;
     int open;
+    int have_bounds;                 /* bounds of cur's day, month, year known */
+    int64_t span_start[DCEM_SPAN_COUNT], span_end[DCEM_SPAN_COUNT];
 } dcem_splitter;
 
 /* interval_minutes must divide 60. tz must outlive the splitter. */
