@@ -350,11 +350,12 @@ static void test_add_meter(void **state)
     dcem_figures_init(&f, DCEM_PERIOD_DAY, 2025, 0, DAY_MS, DAY_MS);
     for (size_t i = 0; i < c->n; i++) {
         const meter_in *in = &c->m[i];
-        dcem_meter_period m = {.kwh = in->kwh,
-                               .estimated_kwh = (double)in->counts,
-                               .integrated_kwh = (double)in->counts,
-                               .measured_ms = in->measured_ms,
-                               .expected_ms = in->expected_ms,
+        int64_t u = in->counts * 1000000LL;
+        dcem_meter_period m = {.ukwh = dcem_kwh_ukwh(in->kwh),
+                               .estimated_ukwh = {u, u, u, u},
+                               .integrated_ukwh = u,
+                               .read_intervals = (long)in->measured_ms,
+                               .expected_intervals = (long)in->expected_ms,
                                .estimated_intervals = in->counts,
                                .integrated_intervals = in->counts,
                                .discarded_readings = in->counts,
@@ -362,6 +363,7 @@ static void test_add_meter(void **state)
                                .resets = in->counts};
         dcem_figures_add_meter(&f, in->role, &m);
     }
+    dcem_figures_derive(&f);
     if (!same(f.role_kwh[DCEM_ROLE_FACILITY], c->facility) ||
         !same(f.role_kwh[DCEM_ROLE_IT], c->it) || !same(f.role_kwh[DCEM_ROLE_COOLING], c->cooling))
         fail_msg("role kWh facility %g it %g cooling %g, want %g %g %g",
@@ -422,7 +424,7 @@ static const completeness_case completeness_cases[] = {
 static void test_completeness(void **state)
 {
     const completeness_case *c = *state;
-    dcem_meter_period m = {.measured_ms = c->measured, .expected_ms = c->expected};
+    dcem_meter_period m = {.read_intervals = (long)c->measured, .expected_intervals = (long)c->expected};
     double got = dcem_meter_completeness(&m);
     if (!same(got, c->want)) fail_msg("got %.17g, want %.17g", got, c->want);
 }

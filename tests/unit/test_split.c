@@ -137,23 +137,68 @@ static void test_split_proportional(void **state)
     dcem_splitter_add(&sp, &b, collect, &c);
     dcem_splitter_add(&sp, &g, collect, &c);
     dcem_splitter_flush(&sp, collect, &c);
-    double sum = 0;
-    for (int i = 0; i < c.n; i++) sum += c.iv[i].kwh;
-    assert_true(sum == 135); /* exactly: the last piece takes the remainder */
+    int64_t sum = 0;
+    for (int i = 0; i < c.n; i++) sum += c.iv[i].ukwh;
+    assert_true(sum == 135000000); /* exactly: the last piece takes the remainder */
     assert_int_equal(c.n, 9);
     assert_int_equal(c.iv[0].start_ms, base);
-    assert_float_equal(c.iv[0].kwh, 8, 1e-12);  /* 8 of a's 15 minutes */
+    assert_int_equal(c.iv[0].ukwh, 8000000); /* 8 of a's 15 minutes */
     assert_int_equal(c.iv[0].covered_ms, 8 * MIN);
-    assert_float_equal(c.iv[1].kwh, 7 + 16, 1e-12); /* rest of a, 8 min of b */
-    assert_int_equal(c.iv[1].measured_ms, 15 * MIN);
-    assert_float_equal(c.iv[2].kwh, 14 + 8, 1e-12); /* 7 min of b, 8 of the gap */
-    assert_float_equal(c.iv[2].estimated_kwh, 8, 1e-12);
-    assert_int_equal(c.iv[2].measured_ms, 7 * MIN);
+    /* a crosses the interval's boundary: its split is estimated, seen from
+     * the interval; seen from the day (08:07 to 08:22 local) it is measured */
+    assert_int_equal(c.iv[0].estimated_ukwh[DCEM_SPAN_INTERVAL], 8000000);
+    assert_int_equal(c.iv[0].estimated_ukwh[DCEM_SPAN_DAY], 0);
+    assert_int_equal(c.iv[1].ukwh, 7000000 + 16000000); /* rest of a, 8 min of b */
+    assert_int_equal(c.iv[2].ukwh, 14000000 + 8000000); /* 7 min of b, 8 of the gap */
     assert_true(c.iv[2].flags & DCEM_SEG_GAP);
-    assert_float_equal(c.iv[3].kwh, 15, 1e-12);
-    assert_int_equal(c.iv[3].measured_ms, 0);
+    assert_int_equal(c.iv[2].estimated_ukwh[DCEM_SPAN_YEAR], 0); /* a gap is measured energy */
+    assert_int_equal(c.iv[3].ukwh, 15000000);
     assert_int_equal(c.iv[8].start_ms, base + 120 * MIN); /* partial, flushed */
     assert_int_equal(c.iv[8].covered_ms, 7 * MIN);
+    dcem_tz_free(sh);
+}
+
+/* Pieces are whole micro-kWh that sum to the segment; estimated energy is
+ * what a segment's split puts across each span's boundary; a reset is
+ * estimated from every span. */
+static void test_split_spans(void **state)
+{
+    (void)state;
+    dcem_tz *sh = zone("Asia/Shanghai");
+    dcem_splitter sp;
+    dcem_splitter_init(&sp, sh, 15);
+    collected c = {.n = 0};
+    /* 1 kWh over three whole intervals: 333333 + 333333 + 333334 */
+    int64_t t = utc("2025-03-10T02:00:00Z");
+    dcem_segment a = {t, t + 45 * MIN, 1.0, 0};
+    dcem_splitter_add(&sp, &a, collect, &c);
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.iv[0].ukwh, 333333);
+    assert_int_equal(c.iv[1].ukwh, 333333);
+    assert_int_equal(c.iv[2].ukwh, 333334);
+    /* across local midnight of 31 January (16:00 UTC): day and month spans
+     * see an interpolation, the year does not */
+    c.n = 0;
+    dcem_splitter_init(&sp, sh, 15);
+    int64_t m = utc("2025-01-31T16:00:00Z");
+    dcem_segment b = {m - 10 * MIN, m + 10 * MIN, 2.0, 0};
+    dcem_splitter_add(&sp, &b, collect, &c);
+    dcem_splitter_flush(&sp, collect, &c);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.iv[0].ukwh, 1000000);
+    assert_int_equal(c.iv[0].estimated_ukwh[DCEM_SPAN_INTERVAL], 1000000);
+    assert_int_equal(c.iv[0].estimated_ukwh[DCEM_SPAN_DAY], 1000000);
+    assert_int_equal(c.iv[0].estimated_ukwh[DCEM_SPAN_MONTH], 1000000);
+    assert_int_equal(c.iv[0].estimated_ukwh[DCEM_SPAN_YEAR], 0);
+    assert_int_equal(c.iv[1].estimated_ukwh[DCEM_SPAN_MONTH], 1000000);
+    /* a reset inside an interval: estimated from every span */
+    c.n = 0;
+    dcem_splitter_init(&sp, sh, 15);
+    dcem_segment r = {t + MIN, t + 2 * MIN, 0.5, DCEM_SEG_RESET};
+    dcem_splitter_add(&sp, &r, collect, &c);
+    dcem_splitter_flush(&sp, collect, &c);
+    assert_int_equal(c.n, 1);
+    for (int k = 0; k < DCEM_SPAN_COUNT; k++) assert_int_equal(c.iv[0].estimated_ukwh[k], 500000);
     dcem_tz_free(sh);
 }
 
@@ -164,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_zone_periods),
         cmocka_unit_test(test_intervals_local_aligned),
         cmocka_unit_test(test_split_proportional),
+        cmocka_unit_test(test_split_spans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
