@@ -270,11 +270,11 @@ static void test_derive(void **state)
     dcem_figures f;
     dcem_figures_init(&f, DCEM_PERIOD_YEAR, 2025, year_start(2025), year_start(2026),
                       year_start(2026));
-    f.role_kwh[DCEM_ROLE_FACILITY] = c->facility;
-    f.role_kwh[DCEM_ROLE_IT] = c->it;
-    f.role_kwh[DCEM_ROLE_GREEN_ONSITE] = c->onsite;
-    f.role_kwh[DCEM_ROLE_COMPUTE] = c->compute;
-    f.role_kwh[DCEM_ROLE_COOLING] = c->cooling;
+    f.role_ukwh[DCEM_ROLE_FACILITY] = dcem_kwh_ukwh(c->facility);
+    f.role_ukwh[DCEM_ROLE_IT] = dcem_kwh_ukwh(c->it);
+    f.role_ukwh[DCEM_ROLE_GREEN_ONSITE] = dcem_kwh_ukwh(c->onsite);
+    f.role_ukwh[DCEM_ROLE_COMPUTE] = dcem_kwh_ukwh(c->compute);
+    f.role_ukwh[DCEM_ROLE_COOLING] = dcem_kwh_ukwh(c->cooling);
     f.green_ledger_kwh = c->ledger;
     dcem_figures_derive(&f);
     if (!same(f.total_kwh, c->total)) fail_msg("total %.17g, want %.17g", f.total_kwh, c->total);
@@ -400,8 +400,8 @@ static void test_figures_init(void **state)
 
     /* a period counted to its end is not provisional */
     dcem_site *s = make_site(120, 600, NAN, NAN);
-    f.role_kwh[DCEM_ROLE_FACILITY] = 1300;
-    f.role_kwh[DCEM_ROLE_IT] = 1000;
+    f.role_ukwh[DCEM_ROLE_FACILITY] = dcem_kwh_ukwh(1300);
+    f.role_ukwh[DCEM_ROLE_IT] = dcem_kwh_ukwh(1000);
     dcem_figures_derive(&f);
     dcem_verdicts v;
     dcem_policy_evaluate(&shipped, s, &f, &v);
@@ -604,10 +604,10 @@ static void test_evaluate(void **state)
     int64_t as_of = end - (int64_t)(c->days_left * (double)DAY_MS);
     dcem_figures f;
     dcem_figures_init(&f, c->month ? DCEM_PERIOD_MONTH : DCEM_PERIOD_YEAR, year, start, end, as_of);
-    f.role_kwh[DCEM_ROLE_FACILITY] = c->facility;
-    f.role_kwh[DCEM_ROLE_IT] = c->it;
-    f.role_kwh[DCEM_ROLE_GREEN_ONSITE] = c->onsite;
-    f.role_kwh[DCEM_ROLE_COMPUTE] = c->compute;
+    f.role_ukwh[DCEM_ROLE_FACILITY] = dcem_kwh_ukwh(c->facility);
+    f.role_ukwh[DCEM_ROLE_IT] = dcem_kwh_ukwh(c->it);
+    f.role_ukwh[DCEM_ROLE_GREEN_ONSITE] = dcem_kwh_ukwh(c->onsite);
+    f.role_ukwh[DCEM_ROLE_COMPUTE] = dcem_kwh_ukwh(c->compute);
     f.green_ledger_kwh = c->ledger;
     f.completeness = c->completeness > 0 ? c->completeness : 1;
     f.ytd_total_kwh = c->ytd;
