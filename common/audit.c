@@ -1,10 +1,9 @@
 #include "audit.h"
 #include "calendar.h"
-#include "counter.h"
+#include "meter.h"
 #include "errors.h"
 #include "parse.h"
 #include "period.h"
-#include "split.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,15 +13,14 @@
 #define MAX_UNKNOWN 64
 
 typedef struct day_sum {
-    double kwh, estimated_kwh, integrated_kwh;
-    int64_t measured_ms;
-    int32_t estimated_intervals, integrated_intervals, discarded, rollovers, resets;
+    int64_t ukwh, estimated_ukwh[DCEM_SPAN_COUNT], integrated_ukwh;
+    int32_t read_intervals, estimated_intervals, integrated_intervals, discarded, rollovers, resets;
 } day_sum;
 
 typedef struct meter_state {
     struct dcem_audit *audit;
-    dcem_counter counter;
-    dcem_splitter split;
+    dcem_counter_cfg cfg; /* the ledger's and policy's rules */
+    dcem_meter_state meter;
     int64_t first_day; /* local day number of days[0] */
     day_sum *days;
     size_t n_days, cap_days;
@@ -103,12 +101,10 @@ dcem_audit *dcem_audit_new(const dcem_site *site, const dcem_policy *policy, con
     a->stats.last_ms = INT64_MIN;
     for (size_t i = 0; i < site->n_meters; i++) {
         const dcem_meter *m = &site->meters[i];
-        dcem_counter_cfg cfg;
-        dcem_policy_counter_cfg(policy, site, i, &cfg);
         meter_state *ms = &a->meters[i];
         ms->audit = a;
-        dcem_counter_init(&ms->counter, &cfg);
-        dcem_splitter_init(&ms->split, tz, (int)site->interval_minutes);
+        dcem_policy_counter_cfg(policy, site, i, &ms->cfg);
+        dcem_meter_init(&ms->meter, tz, (int)site->interval_minutes);
         uint32_t h = hash_id(m->id, strlen(m->id)) & (HASH_SIZE - 1);
         while (a->hash[h]) h = (h + 1) & (HASH_SIZE - 1);
         a->hash[h] = (int16_t)(i + 1);
@@ -163,30 +159,15 @@ static void on_interval(void *ctx, const dcem_interval *iv)
     meter_state *m = ctx;
     day_sum *d = day_of(m, iv->start_ms);
     if (!d) return;
-    d->kwh += iv->kwh;
-    d->estimated_kwh += iv->estimated_kwh;
-    d->integrated_kwh += iv->integrated_kwh;
-    d->measured_ms += iv->measured_ms;
+    d->ukwh += iv->ukwh;
+    for (int k = 0; k < DCEM_SPAN_COUNT; k++) d->estimated_ukwh[k] += iv->estimated_ukwh[k];
+    d->integrated_ukwh += iv->integrated_ukwh;
+    d->read_intervals += iv->readings > 0;
     if (iv->flags & DCEM_SEG_ESTIMATED) d->estimated_intervals++;
     if (iv->flags & DCEM_SEG_INTEGRATED) d->integrated_intervals++;
-}
-
-static void apply(meter_state *m, const dcem_counter_out *out)
-{
-    for (int i = 0; i < out->discarded; i++) {
-        day_sum *d = day_of(m, out->discarded_t_ms[i]);
-        if (d) d->discarded++;
-        m->audit->stats.discarded++;
-    }
-    for (int i = 0; i < out->n_seg; i++) {
-        const dcem_segment *s = &out->seg[i];
-        if (s->flags & (DCEM_SEG_RESET | DCEM_SEG_ROLLOVER)) {
-            day_sum *d = day_of(m, s->t1_ms - 1);
-            if (d && (s->flags & DCEM_SEG_RESET)) d->resets++;
-            if (d && (s->flags & DCEM_SEG_ROLLOVER)) d->rollovers++;
-        }
-        dcem_splitter_add(&m->split, s, on_interval, m);
-    }
+    d->discarded += iv->discarded;
+    d->rollovers += iv->rollovers;
+    d->resets += iv->resets;
 }
 
 /* Splits line into at most max fields at commas; returns the count, or
@@ -269,7 +250,7 @@ int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
     }
     meter_state *m = &a->meters[idx];
     dcem_counter_out out;
-    dcem_counter_push_ratio(&m->counter, t, has_kwh, kwh, has_kw, kw, ratio, &out);
+    dcem_meter_push(&m->meter, &m->cfg, t, has_kwh, kwh, has_kw, kw, ratio, on_interval, m, &out);
     switch (out.reject) {
     case DCEM_REJECT_ORDER: return reject(a, DCEM_ROW_OUT_OF_ORDER);
     case DCEM_REJECT_VALUE: return reject(a, DCEM_ROW_OUT_OF_RANGE);
@@ -277,9 +258,9 @@ int dcem_audit_row(dcem_audit *a, const char *line, size_t len)
     default: break;
     }
     a->stats.accepted++;
+    a->stats.discarded += out.discarded;
     if (t < a->stats.first_ms) a->stats.first_ms = t;
     if (t > a->stats.last_ms) a->stats.last_ms = t;
-    apply(m, &out);
     return a->oom ? DCEM_EFULL : DCEM_ROW_OK;
 }
 
@@ -287,10 +268,7 @@ int dcem_audit_finish(dcem_audit *a)
 {
     for (size_t i = 0; i < a->site->n_meters; i++) {
         meter_state *m = &a->meters[i];
-        dcem_counter_out out;
-        dcem_counter_finish(&m->counter, &out);
-        apply(m, &out);
-        dcem_splitter_flush(&m->split, on_interval, m);
+        a->stats.discarded += dcem_meter_finish(&m->meter, &m->cfg, on_interval, m);
     }
     return a->oom ? DCEM_EFULL : 0;
 }
@@ -319,10 +297,10 @@ static void meter_days(const meter_state *m, int64_t d0, int64_t d1, dcem_meter_
     for (int64_t d = d0; d < d1; d++) {
         if (d < m->first_day || d - m->first_day >= (int64_t)m->n_days) continue;
         const day_sum *s = &m->days[d - m->first_day];
-        p->kwh += s->kwh;
-        p->estimated_kwh += s->estimated_kwh;
-        p->integrated_kwh += s->integrated_kwh;
-        p->measured_ms += s->measured_ms;
+        p->ukwh += s->ukwh;
+        for (int k = 0; k < DCEM_SPAN_COUNT; k++) p->estimated_ukwh[k] += s->estimated_ukwh[k];
+        p->integrated_ukwh += s->integrated_ukwh;
+        p->read_intervals += s->read_intervals;
         p->estimated_intervals += s->estimated_intervals;
         p->integrated_intervals += s->integrated_intervals;
         p->discarded_readings += s->discarded;

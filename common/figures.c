@@ -9,9 +9,28 @@ int dcem_role_in_figures(int role)
            role == DCEM_ROLE_COMPUTE;
 }
 
+int dcem_span_of_kind(int kind)
+{
+    switch (kind) {
+    case DCEM_PERIOD_DAY: return DCEM_SPAN_DAY;
+    case DCEM_PERIOD_MONTH: return DCEM_SPAN_MONTH;
+    case DCEM_PERIOD_YEAR: return DCEM_SPAN_YEAR;
+    }
+    return DCEM_SPAN_INTERVAL;
+}
+
+int64_t dcem_kwh_ukwh(double kwh)
+{
+    return (int64_t)llround(kwh * 1e6);
+}
+
 void dcem_figures_derive(dcem_figures *f)
 {
-    f->total_kwh = f->role_kwh[DCEM_ROLE_FACILITY] + f->role_kwh[DCEM_ROLE_GREEN_ONSITE];
+    for (int r = 0; r < DCEM_ROLE_COUNT; r++) f->role_kwh[r] = dcem_ukwh_kwh(f->role_ukwh[r]);
+    f->estimated_kwh = dcem_ukwh_kwh(f->estimated_ukwh);
+    f->integrated_kwh = dcem_ukwh_kwh(f->integrated_ukwh);
+    f->total_kwh =
+        dcem_ukwh_kwh(f->role_ukwh[DCEM_ROLE_FACILITY] + f->role_ukwh[DCEM_ROLE_GREEN_ONSITE]);
     f->it_kwh = f->role_kwh[DCEM_ROLE_IT];
     f->compute_kwh = f->role_kwh[DCEM_ROLE_COMPUTE];
     f->green_kwh = f->role_kwh[DCEM_ROLE_GREEN_ONSITE] + f->green_ledger_kwh;
@@ -29,8 +48,8 @@ void dcem_figures_derive(dcem_figures *f)
 
 double dcem_meter_completeness(const dcem_meter_period *m)
 {
-    if (m->expected_ms <= 0) return 0;
-    double c = (double)m->measured_ms / (double)m->expected_ms;
+    if (m->expected_intervals <= 0) return 0;
+    double c = (double)m->read_intervals / (double)m->expected_intervals;
     return c > 1 ? 1 : c;
 }
 
@@ -48,10 +67,10 @@ void dcem_figures_init(dcem_figures *f, int kind, long long year, int64_t start_
 
 void dcem_figures_add_meter(dcem_figures *f, int role, const dcem_meter_period *m)
 {
-    f->role_kwh[role] += m->kwh;
+    f->role_ukwh[role] += m->ukwh;
     if (!dcem_role_in_figures(role)) return;
-    f->estimated_kwh += m->estimated_kwh;
-    f->integrated_kwh += m->integrated_kwh;
+    f->estimated_ukwh += m->estimated_ukwh[dcem_span_of_kind(f->kind)];
+    f->integrated_ukwh += m->integrated_ukwh;
     f->estimated_intervals += m->estimated_intervals;
     f->integrated_intervals += m->integrated_intervals;
     f->discarded_readings += m->discarded_readings;

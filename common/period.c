@@ -3,17 +3,17 @@
 #include <string.h>
 
 /* Total facility energy (facility + green_onsite) over local days [d0, d1). */
-static double total_days(const dcem_site *site, dcem_meter_days_fn days, void *ctx, int64_t d0,
+static int64_t total_days(const dcem_site *site, dcem_meter_days_fn days, void *ctx, int64_t d0,
                          int64_t d1)
 {
-    double sum = 0;
+    int64_t sum = 0;
     for (size_t i = 0; i < site->n_meters; i++) {
         int role = site->meters[i].role;
         if (role != DCEM_ROLE_FACILITY && role != DCEM_ROLE_GREEN_ONSITE) continue;
         dcem_meter_period p;
         memset(&p, 0, sizeof p);
         days(ctx, i, d0, d1, &p);
-        sum += p.kwh;
+        sum += p.ukwh;
     }
     return sum;
 }
@@ -28,12 +28,15 @@ void dcem_period_figures(const dcem_site *site, const dcem_policy *policy, dcem_
     int64_t end = dcem_zone_month_start(z, first_month + n_months);
     dcem_figures_init(f, kind, year, start, end, as_of_ms < start ? start : as_of_ms);
     int64_t d0 = dcem_zone_day(z, start), d1 = dcem_zone_day(z, f->as_of_ms);
+    /* a reading expected at every interval of the period up to as_of */
+    int64_t len = site->interval_minutes * 60000LL;
+    long expected = (long)((f->as_of_ms - start + len - 1) / len);
 
     for (size_t i = 0; i < site->n_meters; i++) {
         dcem_meter_period p;
         memset(&p, 0, sizeof p);
         days(ctx, i, d0, d1, &p);
-        p.expected_ms = f->as_of_ms - start;
+        p.expected_intervals = expected;
         if (meters) meters[i] = p;
         dcem_figures_add_meter(f, site->meters[i].role, &p);
     }
@@ -45,8 +48,8 @@ void dcem_period_figures(const dcem_site *site, const dcem_policy *policy, dcem_
     int64_t td0 = d1 - policy->cap.projection_days;
     if (td0 < yd0) td0 = yd0;
     f->year_end_ms = dcem_zone_month_start(z, (year + 1) * 12);
-    f->ytd_total_kwh = total_days(site, days, ctx, yd0, d1);
-    f->trailing_total_kwh = total_days(site, days, ctx, td0, d1);
+    f->ytd_total_kwh = dcem_ukwh_kwh(total_days(site, days, ctx, yd0, d1));
+    f->trailing_total_kwh = dcem_ukwh_kwh(total_days(site, days, ctx, td0, d1));
     f->trailing_ms = dcem_zone_day_start(z, d1) - dcem_zone_day_start(z, td0);
 
     dcem_figures_derive(f);

@@ -12,7 +12,7 @@
 #include "site.h"
 
 /* Sums of site->meters[meter] over local days [d0, d1) into *out (zeroed by
- * the caller's callback; expected_ms is set by dcem_period_figures). */
+ * the caller's callback; expected_intervals is set by dcem_period_figures). */
 typedef void (*dcem_meter_days_fn)(void *ctx, size_t meter, int64_t d0, int64_t d1,
                                    dcem_meter_period *out);
 

@@ -9,19 +9,6 @@ cJSON *dcem_json_num(double v, int decimals)
 {
     if (isnan(v) || isinf(v)) return cJSON_CreateNull();
     char b[400];
-    /* Two computations of one figure (the collector's rollups in micro-kWh,
-     * dcem-audit's sums of doubles) differ by float noise far below the
-     * printed digits, but on a half-way value (272.6325 to 3 decimals) the
-     * noise picks the last digit. So the value is first rounded to 6 more
-     * decimals (as far as 15 significant digits reach), then printed. */
-    int int_digits = fabs(v) < 1 ? 1 : (int)floor(log10(fabs(v))) + 1;
-    int extra = 15 - int_digits - decimals;
-    if (extra > 6) extra = 6;
-    if (extra > 0) {
-        snprintf(b, sizeof b, "%.*f", decimals + extra, v);
-        double r;
-        if (!dcem_parse_double(b, strlen(b), &r)) v = r;
-    }
     snprintf(b, sizeof b, "%.*f", decimals, v);
     if (!strcmp(b, "-0") || !strncmp(b, "-0.", 3)) {
         int zero = 1;
@@ -111,9 +98,13 @@ cJSON *dcem_period_json(const dcem_site *site, const dcem_policy *pol, const dce
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", site->meters[i].id);
         cJSON_AddStringToObject(m, "role", dcem_role_name(site->meters[i].role));
-        cJSON_AddItemToObject(m, "kwh", dcem_json_num(mp[i].kwh, 3));
-        cJSON_AddItemToObject(m, "estimated_kwh", dcem_json_num(mp[i].estimated_kwh, 3));
+        cJSON_AddItemToObject(m, "kwh", dcem_json_num(dcem_ukwh_kwh(mp[i].ukwh), 3));
+        cJSON_AddItemToObject(
+            m, "estimated_kwh",
+            dcem_json_num(dcem_ukwh_kwh(mp[i].estimated_ukwh[dcem_span_of_kind(f->kind)]), 3));
         cJSON_AddItemToObject(m, "completeness", dcem_json_num(dcem_meter_completeness(&mp[i]), 6));
+        cJSON_AddNumberToObject(m, "readings", (double)mp[i].read_intervals);
+        cJSON_AddNumberToObject(m, "expected_readings", (double)mp[i].expected_intervals);
         cJSON_AddNumberToObject(m, "discarded_readings", (double)mp[i].discarded_readings);
         cJSON_AddNumberToObject(m, "rollovers", (double)mp[i].rollovers);
         cJSON_AddNumberToObject(m, "resets", (double)mp[i].resets);

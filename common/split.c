@@ -15,31 +15,63 @@ void dcem_splitter_flush(dcem_splitter *s, dcem_interval_fn fn, void *ctx)
     s->open = 0;
 }
 
+/* The local day, month and year of the open interval (asked only for a
+ * segment that crosses the interval's boundary). */
+static void bounds(dcem_splitter *s)
+{
+    if (s->have_bounds) return;
+    dcem_zone *z = &s->zone;
+    int64_t t = s->cur.start_ms, day = dcem_zone_day(z, t), y;
+    int m, d;
+    dcem_zone_date(z, t, &y, &m, &d);
+    s->span_start[DCEM_SPAN_INTERVAL] = s->cur.start_ms;
+    s->span_end[DCEM_SPAN_INTERVAL] = s->cur.end_ms;
+    s->span_start[DCEM_SPAN_DAY] = dcem_zone_day_start(z, day);
+    s->span_end[DCEM_SPAN_DAY] = dcem_zone_day_start(z, day + 1);
+    s->span_start[DCEM_SPAN_MONTH] = dcem_zone_month_start(z, y * 12 + m - 1);
+    s->span_end[DCEM_SPAN_MONTH] = dcem_zone_month_start(z, y * 12 + m);
+    s->span_start[DCEM_SPAN_YEAR] = dcem_zone_month_start(z, y * 12);
+    s->span_end[DCEM_SPAN_YEAR] = dcem_zone_month_start(z, y * 12 + 12);
+    s->have_bounds = 1;
+}
+
 void dcem_splitter_add(dcem_splitter *s, const dcem_segment *seg, dcem_interval_fn fn, void *ctx)
 {
     int64_t dur = seg->t1_ms - seg->t0_ms;
-    int estimated = (seg->flags & DCEM_SEG_ESTIMATED) != 0;
+    int reset = (seg->flags & DCEM_SEG_RESET) != 0;
     int integrated = (seg->flags & DCEM_SEG_INTEGRATED) != 0;
-    double left = seg->kwh;
+    int64_t total = dcem_kwh_ukwh(seg->kwh), left = total; /* the one rounding */
     for (int64_t t = seg->t0_ms; t < seg->t1_ms;) {
         if (s->open && t >= s->cur.end_ms) dcem_splitter_flush(s, fn, ctx);
         if (!s->open) {
             memset(&s->cur, 0, sizeof s->cur);
             dcem_zone_interval(&s->zone, t, s->len_ms, &s->cur.start_ms, &s->cur.end_ms);
             s->open = 1;
+            s->have_bounds = 0;
         }
         int64_t end = seg->t1_ms < s->cur.end_ms ? seg->t1_ms : s->cur.end_ms;
-        /* the last piece takes what is left, so the pieces sum to the
-         * segment's energy exactly: nothing lost or doubled to rounding */
-        double part = end == seg->t1_ms ? left : seg->kwh * (double)(end - t) / (double)dur;
+        /* in proportion to time, in integers; the last piece takes what is
+         * left, so the pieces sum to the segment exactly */
+        int64_t part = end == seg->t1_ms
+                           ? left
+                           : (int64_t)((__int128)total * (end - t) / dur);
         left -= part;
-        s->cur.kwh += part;
-        if (estimated) s->cur.estimated_kwh += part;
-        else s->cur.measured_ms += end - t;
-        if (integrated) s->cur.integrated_kwh += part;
-        s->cur.covered_ms += end - t;
-        s->cur.flags |= seg->flags;
+        dcem_interval *c = &s->cur;
+        c->ukwh += part;
+        if (reset) {
+            for (int k = 0; k < DCEM_SPAN_COUNT; k++) c->estimated_ukwh[k] += part;
+        } else if (seg->t0_ms < c->start_ms || seg->t1_ms > c->end_ms) {
+            /* measured between its readings; where it lies, interpolated:
+             * estimated for each span whose boundary it crosses */
+            bounds(s);
+            for (int k = 0; k < DCEM_SPAN_COUNT; k++)
+                if (seg->t0_ms < s->span_start[k] || seg->t1_ms > s->span_end[k])
+                    c->estimated_ukwh[k] += part;
+        }
+        if (integrated) c->integrated_ukwh += part;
+        c->covered_ms += end - t;
+        c->flags |= seg->flags;
         t = end;
-        if (t == s->cur.end_ms) dcem_splitter_flush(s, fn, ctx);
+        if (t == c->end_ms) dcem_splitter_flush(s, fn, ctx);
     }
 }

@@ -201,6 +201,17 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
                            const char *topic_gateway, dcem_wire_reading *storage, size_t cap,
                            dcem_wire_batch *out, int *reason, char *err, size_t errlen);
 
+/* Why the collector refused to count readings it received (an ack carries
+ * the counts of the batches it answers). */
+enum {
+    DCEM_REFUSE_UNKNOWN_METER = 0,
+    DCEM_REFUSE_FUTURE,
+    DCEM_REFUSE_OUT_OF_RANGE,
+    DCEM_REFUSE_WRONG_KIND,
+    DCEM_REFUSE_QUARANTINED,
+    DCEM_REFUSE_COUNT
+};
+
 /* ack: all batches of epoch with seq <= seq are durably stored (seq 0: none). */
 typedef struct dcem_wire_ack {
     uint64_t epoch, seq;

@@ -1,8 +1,7 @@
 #include "local_figures.h"
-#include "counter.h"
 #include "dcem_io.h"
 #include "figures.h"
-#include "split.h"
+#include "meter.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,14 +13,14 @@
 typedef struct slot {
     int used;
     int64_t start_ms, end_ms;
-    double role_kwh[DCEM_ROLE_COUNT];
-    int64_t *measured_ms; /* per device */
+    int64_t role_ukwh[DCEM_ROLE_COUNT];
+    int32_t *readings; /* per device: good readings in the interval */
 } slot;
 
 typedef struct meter {
     int role; /* -1: not in the ledger */
-    dcem_counter counter;
-    dcem_splitter split;
+    dcem_counter_cfg cfg; /* the rules of the policy in force, as the collector and dcem-audit apply */
+    dcem_meter_state st;
 } meter;
 
 struct dcem_local {
@@ -40,7 +39,7 @@ dcem_local *dcem_local_new(const dcem_agent_config *c, char *err, size_t errlen)
     if (!l) return NULL;
     l->cfg = c;
     l->meters = calloc(c->n_devices, sizeof *l->meters);
-    for (int i = 0; i < SLOTS; i++) l->slots[i].measured_ms = calloc(c->n_devices, sizeof(int64_t));
+    for (int i = 0; i < SLOTS; i++) l->slots[i].readings = calloc(c->n_devices, sizeof(int32_t));
     if (!l->meters || dcem_io_load_tz(s->timezone, &l->tz, err, errlen)) {
         dcem_local_free(l);
         return NULL;
@@ -51,11 +50,8 @@ dcem_local *dcem_local_new(const dcem_agent_config *c, char *err, size_t errlen)
         meter *m = &l->meters[i];
         m->role = k < 0 ? -1 : s->meters[k].role;
         if (k < 0) continue;
-        /* the counter rules of the policy in force, as the collector and dcem-audit apply */
-        dcem_counter_cfg cc;
-        dcem_policy_counter_cfg(c->policy, s, (size_t)k, &cc);
-        dcem_counter_init(&m->counter, &cc);
-        dcem_splitter_init(&m->split, l->tz, (int)s->interval_minutes);
+        dcem_policy_counter_cfg(c->policy, s, (size_t)k, &m->cfg);
+        dcem_meter_init(&m->st, l->tz, (int)s->interval_minutes);
     }
     return l;
 }
@@ -63,7 +59,7 @@ dcem_local *dcem_local_new(const dcem_agent_config *c, char *err, size_t errlen)
 void dcem_local_free(dcem_local *l)
 {
     if (!l) return;
-    for (int i = 0; i < SLOTS; i++) free(l->slots[i].measured_ms);
+    for (int i = 0; i < SLOTS; i++) free(l->slots[i].readings);
     free(l->meters);
     dcem_tz_free(l->tz);
     free(l);
@@ -78,8 +74,8 @@ static slot *slot_for(dcem_local *l, const dcem_interval *iv)
         if (!s->used && !free_slot) free_slot = s;
     }
     if (!free_slot) return NULL; /* more than SLOTS intervals open: too late to show */
-    memset(free_slot->role_kwh, 0, sizeof free_slot->role_kwh);
-    memset(free_slot->measured_ms, 0, l->cfg->n_devices * sizeof(int64_t));
+    memset(free_slot->role_ukwh, 0, sizeof free_slot->role_ukwh);
+    memset(free_slot->readings, 0, l->cfg->n_devices * sizeof(int32_t));
     free_slot->used = 1;
     free_slot->start_ms = iv->start_ms;
     free_slot->end_ms = iv->end_ms;
@@ -91,8 +87,8 @@ static void on_interval(void *ctx, const dcem_interval *iv)
     dcem_local *l = ctx;
     slot *s = slot_for(l, iv);
     if (!s) return;
-    s->role_kwh[l->meters[l->current].role] += iv->kwh;
-    s->measured_ms[l->current] += iv->measured_ms;
+    s->role_ukwh[l->meters[l->current].role] += iv->ukwh;
+    s->readings[l->current] += iv->readings;
 }
 
 void dcem_local_add(dcem_local *l, const dcem_wire_reading *r)
@@ -100,12 +96,11 @@ void dcem_local_add(dcem_local *l, const dcem_wire_reading *r)
     for (size_t i = 0; i < l->cfg->n_devices; i++) {
         if (strcmp(l->cfg->devices[i].meter, r->meter)) continue;
         meter *m = &l->meters[i];
-        if (m->role < 0 || r->quality != DCEM_WIRE_Q_OK) return;
-        dcem_counter_out out;
-        dcem_counter_push_ratio(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
-                                dcem_wire_ratio(r), &out);
+        /* every reading with a value, as the collector counts them */
+        if (m->role < 0 || (!r->has_kwh && !r->has_kw)) return;
         l->current = i;
-        for (int k = 0; k < out.n_seg; k++) dcem_splitter_add(&m->split, &out.seg[k], on_interval, l);
+        dcem_meter_push(&m->st, &m->cfg, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
+                        dcem_wire_ratio(r), on_interval, l, NULL);
         return;
     }
 }
@@ -131,14 +126,14 @@ int dcem_local_take(dcem_local *l, int64_t now_ms, int64_t grace_ms, dcem_wire_m
         int role = l->meters[i].role;
         if (role < 0) continue;
         present[role] = 1;
-        dcem_meter_period p = {.measured_ms = s->measured_ms[i],
-                               .expected_ms = s->end_ms - s->start_ms};
+        /* one reading expected in the interval */
+        dcem_meter_period p = {.read_intervals = s->readings[i] > 0, .expected_intervals = 1};
         dcem_figures_add_meter(&f, role, &p);
     }
-    memcpy(f.role_kwh, s->role_kwh, sizeof f.role_kwh);
+    memcpy(f.role_ukwh, s->role_ukwh, sizeof f.role_ukwh);
     f.green_ledger_kwh = dcem_site_green_kwh(c->site_ledger, &l->zone, s->start_ms, s->end_ms);
     dcem_figures_derive(&f);
-    for (int r = 0; r < DCEM_ROLE_COUNT; r++) m->role_kwh[r] = present[r] ? s->role_kwh[r] : NAN;
+    for (int r = 0; r < DCEM_ROLE_COUNT; r++) m->role_kwh[r] = present[r] ? f.role_kwh[r] : NAN;
     m->pue = f.pue;
     m->green_share = f.green_share;
     m->completeness = f.completeness;

@@ -2,6 +2,7 @@
 #include "dcem_log.h"
 #include "errors.h"
 #include "lineproto.h"
+#include "meter.h"
 #include "period.h"
 #include "period_json.h"
 #include "sign.h"
@@ -17,11 +18,21 @@
 
 typedef struct meter_rt {
     int loaded;
-    dcem_counter counter;
-    dcem_splitter split;
-    dcem_store_meter_extra x; /* meter_stale raised; events waiting for their interval */
-    int touched;              /* state to save with this group */
+    dcem_meter_state st; /* what its readings made (common/meter.h) */
+    int stale;           /* its meter_stale alert is raised */
+    int touched;         /* state to save with this group */
+    int late;            /* late readings came: rebuilt from the stored readings at group end */
+    int64_t late_from;   /* the earliest of them */
 } meter_rt;
+
+/* A batch of the open group, so that readings refused when a meter is
+ * rebuilt at the group's end are told to the batch that brought them. */
+typedef struct group_batch {
+    const struct site_rt *site;
+    char gateway[DCEM_ID_MAX];
+    uint64_t epoch, seq;
+    dcem_engine_reply *rep;
+} group_batch;
 
 typedef struct site_rt {
     const dcem_collector_site *cs;
@@ -70,6 +81,9 @@ struct dcem_engine {
     int shared;                    /* other collectors share the store and the subscription */
     pending_alert *alerts;
     size_t n_alerts, cap_alerts;
+    unsigned char *fresh;          /* per reading of a batch: newly stored (dcem_store_put_batch) */
+    group_batch *gb;               /* batches of the open group */
+    size_t n_gb, cap_gb;
     int txn_error;
     int txn_rc;                    /* the store's code of the first failure of the group */
     dcem_engine_stats stats;
@@ -87,7 +101,8 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
     e->lines = malloc(LINES_START);
     e->lines_cap = LINES_START;
     e->rows = malloc(ROWS_CAP * sizeof *e->rows);
-    if (!e->sites || !e->storage || !e->lines || !e->rows) {
+    e->fresh = malloc(DCEM_WIRE_MAX_READINGS);
+    if (!e->sites || !e->storage || !e->lines || !e->rows || !e->fresh) {
         dcem_engine_free(e);
         return NULL;
     }
@@ -115,6 +130,8 @@ void dcem_engine_free(dcem_engine *e)
     free(e->storage);
     free(e->lines);
     free(e->rows);
+    free(e->fresh);
+    free(e->gb);
     free(e->alerts);
     free(e);
 }
@@ -346,59 +363,44 @@ static site_rt *site_of(dcem_engine *e, const char *id)
     return NULL;
 }
 
-/* The latest time a meter's saved state has seen: its last reading taken,
- * the readings it holds for judgement, its open interval. */
-static int64_t state_end(const meter_rt *m)
-{
-    const dcem_counter *c = &m->counter;
-    int64_t t = c->mode ? c->last_t : INT64_MIN;
-    if (c->have_late && c->late_t > t) t = c->late_t;
-    if (c->have_pending && c->pending_t > t) t = c->pending_t;
-    if (m->split.open && m->split.cur.start_ms > t) t = m->split.cur.start_ms;
-    return t;
-}
-
-/* The meter's counter and splitter: as stored, or fresh. A state that has
- * seen a reading stamped beyond now + max_future_skew_s (stored before such
- * readings were refused, or by a collector whose own clock ran ahead) would
- * reject every real reading as out of order, for ever: it is set aside and
- * the meter starts afresh — its next reading is a new anchor, the span
- * since its last good one missing data. Logged, counted (future_states). */
+/* The meter's state: as stored, or fresh. A state that has seen a reading
+ * stamped beyond now + max_future_skew_s (stored before such readings were
+ * refused, or by a collector whose own clock ran ahead) would take every
+ * real reading for a late one: it is set aside and the meter starts afresh
+ * — its next reading is a new anchor, the span since its last good one
+ * missing data. Logged, counted (future_states). A meter with no state
+ * (new, or its store migrated from a schema whose state cannot be read) is
+ * built from its stored readings at the end of the group. */
 static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i, int64_t now_ms)
 {
     meter_rt *m = &s->meters[i];
     if (m->loaded) return m;
     const dcem_site *ledger = s->cs->ledger;
-    int rc = dcem_store_get_meter_state(e->st, ledger->site, ledger->meters[i].id, s->cs->tz,
-                                        &m->counter, &m->split, &m->x, NULL);
-    int64_t end = rc ? 0 : state_end(m);
-    int reset = 0;
-    if (!rc && end > now_ms + e->cfg->ingest.max_future_skew_s * 1000) {
+    unsigned char blob[DCEM_STORE_MAX_STATE];
+    size_t len = 0;
+    int stale = 0;
+    int rc = dcem_store_get_meter_state(e->st, ledger->site, ledger->meters[i].id, blob,
+                                        sizeof blob, &len, &stale, NULL);
+    if (rc && rc != DCEM_ENOTFOUND) return NULL;
+    m->touched = m->late = 0;
+    if (!rc && dcem_meter_decode(&m->st, s->cs->tz, (int)ledger->interval_minutes, blob, len)) {
+        DCEM_LOGW("ingest", "%s/%s: its saved state is not one this collector reads: rebuilt "
+                  "from its stored readings", ledger->site, ledger->meters[i].id);
+        rc = DCEM_ENOTFOUND;
+    }
+    m->stale = stale;
+    if (!rc && dcem_meter_last_ms(&m->st) > now_ms + e->cfg->ingest.max_future_skew_s * 1000) {
         DCEM_LOGW("ingest",
                   "%s/%s: its saved state reaches %lld ms, beyond this collector's clock: set "
                   "aside, the meter starts afresh at its next reading",
-                  ledger->site, ledger->meters[i].id, (long long)end);
+                  ledger->site, ledger->meters[i].id, (long long)dcem_meter_last_ms(&m->st));
         e->stats.future_states++;
         m->touched = 1; /* the fresh state is saved with the group */
-        reset = 1;
-        rc = DCEM_ENOTFOUND;
-    }
-    if (rc == DCEM_ENOTFOUND) {
-        dcem_counter_cfg cc;
-        dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &cc);
-        dcem_counter_init(&m->counter, &cc);
-        dcem_splitter_init(&m->split, s->cs->tz, (int)ledger->interval_minutes);
-        int stale = m->x.stale; /* a raised meter_stale stays raised */
-        memset(&m->x, 0, sizeof m->x);
-        m->x.stale = reset ? stale : 0;
-    } else if (rc) {
-        return NULL;
-    } else {
-        /* the state is the meter's, the rules are the config's: the ledger
-         * and policy in force, not those saved with the state, so a reload
-         * (a new rated_kw, glitch margin, gap rule) reaches every meter, as
-         * it reaches dcem-audit */
-        dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &m->counter.cfg);
+        dcem_meter_init(&m->st, s->cs->tz, (int)ledger->interval_minutes);
+    } else if (rc == DCEM_ENOTFOUND) {
+        dcem_meter_init(&m->st, s->cs->tz, (int)ledger->interval_minutes);
+        m->touched = m->late = 1;
+        m->late_from = INT64_MIN;
     }
     m->loaded = 1;
     return m;
@@ -411,6 +413,7 @@ static void forget_site(site_rt *s)
     for (size_t i = 0; i < s->cs->ledger->n_meters; i++) {
         s->meters[i].loaded = 0;
         s->meters[i].touched = 0;
+        s->meters[i].late = 0;
     }
 }
 
@@ -425,55 +428,69 @@ static void store_rows(dcem_engine *e)
     e->n_rows = 0;
 }
 
-static void add_event(meter_rt *m, int64_t t, int kind)
-{
-    dcem_store_meter_extra *x = &m->x;
-    if (x->n_events == DCEM_STORE_MAX_EVENTS) return; /* more than an interval can show: keep the first */
-    x->event_ms[x->n_events] = t;
-    x->event_kind[x->n_events++] = kind;
-}
-
 typedef struct cb_ctx {
     dcem_engine *e;
     site_rt *s;
 } cb_ctx;
 
+/* Month `month` (year * 12 + m - 1) of site s has figures to recompute. */
+static void dirty_month(site_rt *s, long long month)
+{
+    if (s->dirty_min > s->dirty_max) s->dirty_min = s->dirty_max = month;
+    if (month < s->dirty_min) s->dirty_min = month;
+    if (month > s->dirty_max) s->dirty_max = month;
+}
+
 static void on_interval(void *arg, const dcem_interval *iv)
 {
     cb_ctx *c = arg;
     site_rt *s = c->s;
-    meter_rt *m = &s->meters[s->current];
-    dcem_store_events ev = {0};
-    dcem_store_meter_extra *x = &m->x;
-    for (int k = 0; k < x->n_events;) {
-        if (x->event_ms[k] >= iv->start_ms && x->event_ms[k] < iv->end_ms) {
-            if (x->event_kind[k] == DCEM_STORE_EV_DISCARD) ev.discarded++;
-            else if (x->event_kind[k] == DCEM_STORE_EV_ROLLOVER) ev.rollovers++;
-            else ev.resets++;
-            x->event_ms[k] = x->event_ms[x->n_events - 1];
-            x->event_kind[k] = x->event_kind[--x->n_events];
-        } else {
-            k++;
-        }
-    }
     const dcem_site *ledger = s->cs->ledger;
     if (c->e->n_rows == ROWS_CAP) store_rows(c->e);
     dcem_store_interval_row *row = &c->e->rows[c->e->n_rows++];
-    *row = (dcem_store_interval_row){.meter = ledger->meters[s->current].id, .iv = *iv, .ev = ev};
-    dcem_store_keys keys;
-    dcem_store_period_keys(&s->zone, iv->start_ms, &keys);
-    row->keys = keys;
+    *row = (dcem_store_interval_row){.meter = ledger->meters[s->current].id, .iv = *iv};
+    dcem_store_period_keys(&s->zone, iv->start_ms, &row->keys);
     c->e->stats.intervals++;
     const dcem_meter *mt = &ledger->meters[s->current];
     dcem_lp_tag tags[] = {{"site", ledger->site}, {"meter", mt->id}, {"role", dcem_role_name(mt->role)}};
-    dcem_lp_field fl[] = {{.key = "kwh", .type = DCEM_LP_FLOAT, .f = iv->kwh},
-                          {.key = "estimated_kwh", .type = DCEM_LP_FLOAT, .f = iv->estimated_kwh}};
+    dcem_lp_field fl[] = {
+        {.key = "kwh", .type = DCEM_LP_FLOAT, .f = dcem_ukwh_kwh(iv->ukwh)},
+        {.key = "estimated_kwh", .type = DCEM_LP_FLOAT,
+         .f = dcem_ukwh_kwh(iv->estimated_ukwh[DCEM_SPAN_INTERVAL])}};
     dcem_lp_point lp = {.measurement = "dcem_interval", .tags = tags, .n_tags = 3, .fields = fl,
                         .n_fields = 2, .has_time = 1, .time = iv->start_ms, .precision = DCEM_LP_MS};
     add_line(c->e, &lp);
-    if (s->dirty_min > s->dirty_max) s->dirty_min = s->dirty_max = keys.month;
-    if (keys.month < s->dirty_min) s->dirty_min = keys.month;
-    if (keys.month > s->dirty_max) s->dirty_max = keys.month;
+    dirty_month(s, row->keys.month);
+}
+
+/* Pushes one reading of meter mi through the pipeline under the rules in
+ * force (the ledger and policy of now: a reload reaches every meter). At
+ * the first reading of a local day, the state the meter had after the
+ * previous day is kept as a checkpoint: a rebuild after late data starts
+ * from the last one before it. Returns the dcem_reject. */
+static int push(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m, int64_t t, int has_kwh,
+                double kwh, int has_kw, double kw, double ratio, dcem_counter_out *out)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    int64_t last = dcem_meter_last_ms(&m->st);
+    if (last != INT64_MIN && dcem_zone_day(&s->zone, last) != dcem_zone_day(&s->zone, t)) {
+        unsigned char blob[DCEM_METER_STATE_MAX];
+        size_t len = dcem_meter_encode(&m->st, blob, sizeof blob);
+        int rc = dcem_store_put_checkpoint(e->st, ledger->site, ledger->meters[mi].id, last, blob,
+                                           len);
+        if (rc) txn_fail(e, rc);
+    }
+    dcem_counter_cfg cc;
+    dcem_policy_counter_cfg(e->cfg->policy, ledger, mi, &cc);
+    cb_ctx cb = {e, s};
+    s->current = mi;
+    m->touched = 1;
+    return dcem_meter_push(&m->st, &cc, t, has_kwh, kwh, has_kw, kw, ratio, on_interval, &cb, out);
+}
+
+static int refuse_reason(int reject)
+{
+    return reject == DCEM_REJECT_KIND ? DCEM_REFUSE_WRONG_KIND : DCEM_REFUSE_OUT_OF_RANGE;
 }
 
 unsigned dcem_engine_screen_values(dcem_wire_reading *r)
@@ -501,7 +518,8 @@ unsigned dcem_engine_screen_values(dcem_wire_reading *r)
  * reading, for ever. Left out: values of a magnitude beyond
  * DCEM_ENGINE_MAX_VALUE (the reading is stored out_of_range, its value
  * never summed). The batch keeps the rest, in order. */
-static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t now_ms)
+static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t now_ms,
+                   dcem_engine_reply *rep)
 {
     const dcem_site *ledger = s->cs->ledger;
     int64_t horizon = now_ms + e->cfg->ingest.max_future_skew_s * 1000;
@@ -510,26 +528,33 @@ static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t
         dcem_wire_reading *r = &b->readings[i];
         if (dcem_site_find_meter(ledger, r->meter, strlen(r->meter)) < 0) {
             e->stats.unknown_meter_readings++;
+            rep->refused[DCEM_REFUSE_UNKNOWN_METER]++;
             continue;
         }
         if (r->t_ms > horizon) {
             e->stats.future_readings++;
+            rep->refused[DCEM_REFUSE_FUTURE]++;
             continue;
         }
-        e->stats.out_of_range_values += dcem_engine_screen_values(r);
+        unsigned absurd = dcem_engine_screen_values(r);
+        e->stats.out_of_range_values += absurd;
+        if (absurd && !r->has_kwh && !r->has_kw) rep->refused[DCEM_REFUSE_OUT_OF_RANGE]++;
         if (n != i) b->readings[n] = *r;
         n++;
     }
     b->n_readings = n;
 }
 
-/* Runs the batch's readings through the counter rules, in batch order (the
- * agent's order: per meter, time order), exactly as dcem-audit runs the
- * exported rows. */
-static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t now_ms)
+/* Runs the batch's new readings through the pipeline, in batch order (per
+ * meter, time order). A reading at or before its meter's latest — history
+ * imported after live data, a gateway's week offline, a replayed spool —
+ * is late: stored like any other, it marks the meter for a rebuild from its
+ * stored readings at the end of the group, so its figures are those of the
+ * readings in time order, as dcem-audit computes them over the export. */
+static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t now_ms,
+                   dcem_engine_reply *rep)
 {
     const dcem_site *ledger = s->cs->ledger;
-    cb_ctx cb = {e, s};
     s->in_group = 1; /* its touched meters' state is saved at the end of the group */
     /* the group's intervals go to the store together (each rollup row
      * written once for all its batches), one site at a time */
@@ -546,35 +571,34 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t
             return -1;
         }
         int stale = r->quality == DCEM_WIRE_Q_STALE;
-        if (stale != m->x.stale && r->quality != DCEM_WIRE_Q_COMM_ERROR) {
+        if (stale != m->stale && r->quality != DCEM_WIRE_Q_COMM_ERROR) {
             char msg[160];
             snprintf(msg, sizeof msg, "meter %s %s", r->meter,
                      stale ? "stale: its counter stopped while power flows" : "counting again");
             alert(e, ledger->site, "meter_stale", stale, msg, r->t_ms);
-            m->x.stale = stale;
+            m->stale = stale;
             m->touched = 1;
         }
         if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
-        m->touched = 1;
+        if (!e->fresh[i]) continue; /* stored before, from another batch: counted then */
+        if (m->late || r->t_ms <= dcem_meter_last_ms(&m->st)) {
+            if (!m->late || r->t_ms < m->late_from) m->late_from = r->t_ms;
+            m->late = m->touched = 1;
+            e->stats.late_readings++;
+            continue;
+        }
         dcem_counter_out out;
-        dcem_counter_push_ratio(&m->counter, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
-                                dcem_wire_ratio(r), &out);
-        if (out.reject) {
+        int reject = push(e, s, (size_t)mi, m, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
+                          dcem_wire_ratio(r), &out);
+        if (reject) {
             e->stats.rejected_readings++;
+            rep->refused[refuse_reason(reject)]++;
             continue;
         }
         e->stats.readings++;
         e->stats.ratio_changes += (uint64_t)out.ratio_changed;
         if (r->ratio_note > 0 && r->ratio_note < DCEM_WIRE_RATIO_NOTE_COUNT)
             e->stats.ratio_notes[r->ratio_note]++;
-        for (int k = 0; k < out.discarded; k++) add_event(m, out.discarded_t_ms[k], DCEM_STORE_EV_DISCARD);
-        s->current = (size_t)mi;
-        for (int k = 0; k < out.n_seg; k++) {
-            const dcem_segment *g = &out.seg[k];
-            if (g->flags & DCEM_SEG_ROLLOVER) add_event(m, g->t1_ms - 1, DCEM_STORE_EV_ROLLOVER);
-            if (g->flags & DCEM_SEG_RESET) add_event(m, g->t1_ms - 1, DCEM_STORE_EV_RESET);
-            dcem_splitter_add(&m->split, g, on_interval, &cb);
-        }
     }
     return e->txn_error ? -1 : 0;
 }
@@ -595,7 +619,28 @@ static int quarantine(dcem_engine *e, const dcem_engine_msg *msg, const dcem_wir
     e->stats.quarantined++;
     rep->ack = 1;
     rep->ack_seq = b->seq;
+    rep->refused[DCEM_REFUSE_QUARANTINED] = (uint32_t)b->n_readings;
     return DCEM_ENGINE_QUARANTINED;
+}
+
+/* Keeps batch b of the open group with its reply (see group_batch). */
+static int note_batch(dcem_engine *e, const site_rt *s, const dcem_wire_batch *b,
+                      dcem_engine_reply *rep)
+{
+    if (e->n_gb == e->cap_gb) {
+        size_t cap = e->cap_gb ? 2 * e->cap_gb : 64;
+        group_batch *g = realloc(e->gb, cap * sizeof *g);
+        if (!g) return -1;
+        e->gb = g;
+        e->cap_gb = cap;
+    }
+    group_batch *g = &e->gb[e->n_gb++];
+    g->site = s;
+    snprintf(g->gateway, sizeof g->gateway, "%s", b->gateway);
+    g->epoch = b->epoch;
+    g->seq = b->seq;
+    g->rep = rep;
+    return 0;
 }
 
 /* One message inside the open transaction. DCEM_ENGINE_FAILED leaves the
@@ -688,9 +733,9 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
         e->stats.store_refused++;
         return quarantine(e, msg, &b, reason_text, now_ms, rep);
     }
-    screen(e, s, &b, now_ms);
+    screen(e, s, &b, now_ms, rep);
     int dup = 0;
-    int put = dcem_store_put_batch(e->st, &b, now_ms, &dup);
+    int put = dcem_store_put_batch(e->st, &b, now_ms, &dup, e->fresh);
     if (put == DCEM_EINVAL) {
         /* a CHECK refused a row: nothing of the batch was written (its
          * savepoint), no meter has moved; sending it again cannot help */
@@ -707,7 +752,8 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
                                      len);
         if (proof) txn_fail(e, proof);
     }
-    if (put || proof || process(e, s, &b, now_ms)) {
+    if (!put && note_batch(e, s, &b, rep)) txn_fail(e, put = DCEM_ENOMEM);
+    if (put || proof || process(e, s, &b, now_ms, rep)) {
         e->stats.failed++;
         snprintf(rep->why, sizeof rep->why, "%s", dcem_store_error(e->st));
         return DCEM_ENGINE_FAILED;
@@ -720,18 +766,132 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
     return DCEM_ENGINE_STORED;
 }
 
-/* The counter and splitter state of every meter the group moved, in its
- * transaction: a restart resumes exactly where the committed data ends. */
+/* ---- late data: a meter rebuilt from its stored readings ---- */
+
+typedef struct replay_reading {
+    int64_t t_ms;
+    double kwh, kw, ratio;
+    int has_kwh, has_kw;
+    uint64_t epoch, seq;
+    int gw; /* index in the group's batches of the one that brought it; -1: an older one */
+} replay_reading;
+
+typedef struct replay_ctx {
+    dcem_engine *e;
+    const site_rt *s;
+    replay_reading *r;
+    size_t n, cap;
+} replay_ctx;
+
+static int collect(void *arg, const dcem_store_reading *sr)
+{
+    replay_ctx *c = arg;
+    if (!sr->has_kwh && !sr->has_kw) return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 4096;
+        replay_reading *r = realloc(c->r, cap * sizeof *r);
+        if (!r) return DCEM_ENOMEM;
+        c->r = r;
+        c->cap = cap;
+    }
+    replay_reading *r = &c->r[c->n++];
+    *r = (replay_reading){sr->t_ms, sr->kwh, sr->kw, sr->ratio, sr->has_kwh, sr->has_kw,
+                          sr->epoch, sr->seq, -1};
+    for (size_t k = 0; k < c->e->n_gb; k++) {
+        const group_batch *g = &c->e->gb[k];
+        if (g->site == c->s && g->epoch == sr->epoch && g->seq == sr->seq &&
+            !strcmp(g->gateway, sr->gateway)) {
+            r->gw = (int)k;
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Rebuilds meter mi of site s: from the last checkpoint before its earliest
+ * late reading (or from nothing), its intervals from there on removed, its
+ * stored readings run again in time order. The figures of every month it
+ * touched are recomputed; readings refused on the way are told to the
+ * batches of this group that brought them. */
+static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    const char *site = ledger->site, *meter = ledger->meters[mi].id;
+    int interval = (int)ledger->interval_minutes;
+    unsigned char blob[DCEM_STORE_MAX_STATE];
+    size_t len = 0;
+    int64_t from = INT64_MIN;
+    int rc = m->late_from == INT64_MIN
+                 ? DCEM_ENOTFOUND
+                 : dcem_store_get_checkpoint(e->st, site, meter, m->late_from, &from, blob,
+                                             sizeof blob, &len);
+    if (rc && rc != DCEM_ENOTFOUND) {
+        txn_fail(e, rc);
+        return;
+    }
+    if (rc || dcem_meter_decode(&m->st, s->cs->tz, interval, blob, len)) {
+        dcem_meter_init(&m->st, s->cs->tz, interval);
+        from = INT64_MIN;
+    }
+    int64_t frontier = dcem_meter_frontier_ms(&m->st);
+    if ((rc = dcem_store_delete_intervals(e->st, site, meter, frontier)) ||
+        (rc = dcem_store_drop_checkpoints(e->st, site, meter, from == INT64_MIN ? from : from + 1))) {
+        txn_fail(e, rc);
+        return;
+    }
+    replay_ctx c = {.e = e, .s = s};
+    rc = dcem_store_export(e->st, site, meter, from == INT64_MIN ? from : from + 1, INT64_MAX,
+                           collect, &c);
+    if (rc) {
+        free(c.r);
+        txn_fail(e, rc);
+        return;
+    }
+    if (frontier != INT64_MIN) {
+        dcem_store_keys k;
+        dcem_store_period_keys(&s->zone, frontier, &k);
+        dirty_month(s, k.month);
+    }
+    if (e->rows_site != s) store_rows(e);
+    e->rows_site = s;
+    for (size_t i = 0; i < c.n && !e->txn_error; i++) {
+        const replay_reading *r = &c.r[i];
+        int reject = push(e, s, mi, m, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw, r->ratio,
+                          NULL);
+        if (reject && r->gw >= 0) e->gb[r->gw].rep->refused[refuse_reason(reject)]++;
+        if (reject && r->gw >= 0) e->stats.rejected_readings++;
+        if (!reject && r->gw >= 0) e->stats.readings++;
+    }
+    if (c.n) {
+        dcem_store_keys k;
+        dcem_store_period_keys(&s->zone, c.r[c.n - 1].t_ms, &k);
+        dirty_month(s, k.month);
+    }
+    e->stats.rebuilds++;
+    e->stats.rebuilt_readings += c.n;
+    free(c.r);
+    m->late = 0;
+    m->touched = 1;
+}
+
+/* The state of every meter the group moved, in its transaction — after the
+ * rebuilds late data asked for: a restart resumes exactly where the
+ * committed data ends. */
 static void save_meters(dcem_engine *e)
 {
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         site_rt *s = &e->sites[i];
         const dcem_site *ledger = s->cs->ledger;
+        for (size_t k = 0; s->in_group && k < ledger->n_meters && !e->txn_error; k++)
+            if (s->meters[k].late) rebuild(e, s, k, &s->meters[k]);
+        store_rows(e);
         for (size_t k = 0; s->in_group && k < ledger->n_meters; k++) {
             meter_rt *m = &s->meters[k];
             if (!m->touched || e->txn_error) continue;
-            int rc = dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id,
-                                                &m->counter, &m->split, &m->x, 0);
+            unsigned char blob[DCEM_METER_STATE_MAX];
+            size_t len = dcem_meter_encode(&m->st, blob, sizeof blob);
+            int rc = dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id, blob,
+                                                len, m->stale, 0);
             if (rc) txn_fail(e, rc);
             m->touched = 0;
         }
@@ -750,6 +910,7 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     e->txn_rc = 0;
     e->lines_len = 0;
     e->n_alerts = 0;
+    e->n_gb = 0;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         e->sites[i].in_group = 0;
         /* in a shared subscription another collector may have moved the

@@ -37,6 +37,7 @@ typedef struct dcem_engine_reply {
     uint64_t seq;     /* the batch's own seq, once identified */
     int reason;       /* dcem_wire_reason for MALFORMED / QUARANTINED */
     char why[256];
+    uint32_t refused[DCEM_REFUSE_COUNT]; /* readings of the batch not counted, by reason */
 } dcem_engine_reply;
 
 typedef struct dcem_engine_stats {
@@ -50,6 +51,9 @@ typedef struct dcem_engine_stats {
     uint64_t future_states;     /* meter states found beyond now + skew, started afresh */
     uint64_t holes_given_up, seqs_given_up; /* dcem_engine_give_up */
     uint64_t malformed_by_reason[DCEM_WIRE_REASON_COUNT];
+    uint64_t late_readings;     /* at or before their meter's latest: the meter rebuilt */
+    uint64_t rebuilds;          /* meters rebuilt from their stored readings */
+    uint64_t rebuilt_readings;  /* readings run again in those rebuilds */
     uint64_t ratio_changes;                          /* meters' transformer ratio changed */
     uint64_t ratio_notes[DCEM_WIRE_RATIO_NOTE_COUNT]; /* readings by their ratio note */
 } dcem_engine_stats;
