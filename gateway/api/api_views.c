@@ -1,5 +1,6 @@
 #include "api_views.h"
 #include "errors.h"
+#include "meter.h"
 #include "parse.h"
 #include "period_json.h"
 #include "policy.h"
@@ -200,25 +201,6 @@ static void set_string(cJSON *o, const char *key, const char *v)
     cJSON_ReplaceItemInObjectCaseSensitive(o, key, cJSON_CreateString(v));
 }
 
-/* A stored rollup from one interval (its energies rounded to micro-kWh as
- * the store rounds them), so an interval sums like a day. */
-static void interval_rollup(const dcem_interval *iv, const dcem_store_events *ev,
-                            dcem_store_rollup *r)
-{
-    memset(r, 0, sizeof *r);
-    r->kwh = (double)llround(iv->kwh * 1e6) / 1e6;
-    r->estimated_kwh = (double)llround(iv->estimated_kwh * 1e6) / 1e6;
-    r->integrated_kwh = (double)llround(iv->integrated_kwh * 1e6) / 1e6;
-    r->measured_ms = iv->measured_ms;
-    r->covered_ms = iv->covered_ms;
-    r->intervals = 1;
-    r->estimated_intervals = (iv->flags & DCEM_SEG_ESTIMATED) ? 1 : 0;
-    r->integrated_intervals = (iv->flags & DCEM_SEG_INTEGRATED) ? 1 : 0;
-    r->discarded_readings = ev->discarded;
-    r->rollovers = ev->rollovers;
-    r->resets = ev->resets;
-}
-
 typedef struct sums_ctx {
     const dcem_site *l;
     dcem_meter_period *mp;
@@ -232,11 +214,11 @@ static int sum_rollup(void *arg, const dcem_store_rollup *r)
     return 0;
 }
 
-static int sum_interval(void *arg, const char *meter, const dcem_interval *iv,
-                        const dcem_store_events *ev)
+/* An interval sums like a day: as the store sums it into its rollups. */
+static int sum_interval(void *arg, const char *meter, const dcem_interval *iv)
 {
     dcem_store_rollup r;
-    interval_rollup(iv, ev, &r);
+    dcem_store_rollup_of_interval(iv, &r);
     snprintf(r.meter, sizeof r.meter, "%s", meter);
     return sum_rollup(arg, &r);
 }
@@ -279,8 +261,9 @@ static cJSON *short_figures(const dcem_collector_config *cfg, const dcem_site *l
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", l->meters[i].id);
         cJSON_AddStringToObject(m, "role", dcem_role_name(l->meters[i].role));
-        add_num(m, "kwh", mp[i].kwh, 3);
-        add_num(m, "estimated_kwh", mp[i].estimated_kwh, 3);
+        add_num(m, "kwh", dcem_ukwh_kwh(mp[i].ukwh), 3);
+        add_num(m, "estimated_kwh", dcem_ukwh_kwh(mp[i].estimated_ukwh[dcem_span_of_kind(f->kind)]),
+                3);
         add_num(m, "completeness", dcem_meter_completeness(&mp[i]), 6);
         cJSON_AddNumberToObject(m, "discarded_readings", (double)mp[i].discarded_readings);
         cJSON_AddNumberToObject(m, "rollovers", (double)mp[i].rollovers);
@@ -316,8 +299,11 @@ static int short_period(const dcem_api_ctx *c, const dcem_collector_site *cs, in
     int mo, d;
     dcem_zone_date(&z, start, &y, &mo, &d);
     dcem_figures_init(&f, kind, y, start, end, as_of < start ? start : as_of);
+    /* a reading expected at every interval up to as_of (as common/period.c counts) */
+    int64_t len = l->interval_minutes * 60000LL;
+    long expected = (long)((f.as_of_ms - start + len - 1) / len);
     for (size_t i = 0; i < l->n_meters; i++) {
-        mp[i].expected_ms = f.as_of_ms - start;
+        mp[i].expected_intervals = expected;
         dcem_figures_add_meter(&f, l->meters[i].role, &mp[i]);
     }
     f.green_ledger_kwh = dcem_site_green_kwh(l, &z, start, f.as_of_ms);
@@ -642,12 +628,11 @@ int dcem_api_view_meters(const dcem_api_ctx *c, const dcem_collector_site *cs,
     size_t n = l->n_meters ? l->n_meters : 1;
     latest *lt = calloc(n, sizeof *lt);
     dcem_store_rollup *month = calloc(n, sizeof *month);
-    dcem_counter *counter = malloc(sizeof *counter);
-    dcem_splitter *split = malloc(sizeof *split);
-    dcem_store_meter_extra *x = malloc(sizeof *x);
+    dcem_meter_state *mt = malloc(sizeof *mt);
+    unsigned char *blob = malloc(DCEM_STORE_MAX_STATE);
     cJSON *o = NULL;
     int rc = 200;
-    if (!lt || !month || !counter || !split || !x) {
+    if (!lt || !month || !mt || !blob) {
         rc = no_memory(e);
         goto out;
     }
@@ -668,18 +653,25 @@ int dcem_api_view_meters(const dcem_api_ctx *c, const dcem_collector_site *cs,
     month_name(ln.month, mname, sizeof mname);
     for (size_t i = 0; i < l->n_meters && arr; i++) {
         const dcem_meter *m = &l->meters[i];
-        int64_t updated;
-        int st =
-            dcem_store_get_meter_state(c->st, l->site, m->id, cs->tz, counter, split, x, &updated);
+        size_t blen;
+        int stale = 0;
+        int st = dcem_store_get_meter_state(c->st, l->site, m->id, blob, DCEM_STORE_MAX_STATE,
+                                            &blen, &stale, NULL);
         if (st && st != DCEM_ENOTFOUND) {
             rc = store_failed(e, c);
             goto out;
         }
         int have_state = st == 0;
+        /* the time its meter last took a reading, from the state (a state
+         * this version cannot read is as none: the collector rebuilds it) */
+        int64_t last_ms = INT64_MIN;
+        if (have_state &&
+            dcem_meter_decode(mt, cs->tz, (int)l->interval_minutes, blob, blen) == 0)
+            last_ms = dcem_meter_last_ms(mt);
         const char *status = "ok";
         if (!lt[i].have || at - lt[i].t_ms > silent_ms)
             status = "silent";
-        else if (have_state && x->stale)
+        else if (have_state && stale)
             status = "stale";
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "id", m->id);
@@ -693,10 +685,10 @@ int dcem_api_view_meters(const dcem_api_ctx *c, const dcem_collector_site *cs,
             add_num(r, "kwh", lt[i].has_kwh ? lt[i].kwh : NAN, 3);
             add_num(r, "kw", lt[i].has_kw ? lt[i].kw : NAN, 3);
             cJSON_AddStringToObject(r, "quality", dcem_wire_quality_name(lt[i].quality));
-        } else if (have_state && counter->mode != 0) {
-            /* older than the lookback: the time its counter last took */
+        } else if (last_ms != INT64_MIN) {
+            /* older than the lookback: the time its meter last took */
             cJSON *r = cJSON_AddObjectToObject(j, "last_reading");
-            add_time(r, "t", counter->last_t, &z);
+            add_time(r, "t", last_ms, &z);
             cJSON_AddNullToObject(r, "kwh");
             cJSON_AddNullToObject(r, "kw");
             cJSON_AddNullToObject(r, "quality");
@@ -707,7 +699,7 @@ int dcem_api_view_meters(const dcem_api_ctx *c, const dcem_collector_site *cs,
             const dcem_store_rollup *r = &month[i];
             cJSON *mj = cJSON_AddObjectToObject(j, "month");
             cJSON_AddStringToObject(mj, "period", mname);
-            add_num(mj, "kwh", r->kwh, 3);
+            add_num(mj, "kwh", dcem_ukwh_kwh(r->ukwh), 3);
             cJSON_AddNumberToObject(mj, "intervals", (double)r->intervals);
             cJSON_AddNumberToObject(mj, "estimated_intervals", (double)r->estimated_intervals);
             cJSON_AddNumberToObject(mj, "integrated_intervals", (double)r->integrated_intervals);
@@ -723,9 +715,8 @@ int dcem_api_view_meters(const dcem_api_ctx *c, const dcem_collector_site *cs,
 out:
     free(lt);
     free(month);
-    free(counter);
-    free(split);
-    free(x);
+    free(mt);
+    free(blob);
     if (rc == 200) return done(o, out, e);
     cJSON_Delete(o);
     return rc;
@@ -740,10 +731,8 @@ typedef struct power_ctx {
     int *have;
 } power_ctx;
 
-static int latest_interval(void *arg, const char *meter, const dcem_interval *iv,
-                           const dcem_store_events *ev)
+static int latest_interval(void *arg, const char *meter, const dcem_interval *iv)
 {
-    (void)ev;
     power_ctx *p = arg;
     int i = dcem_site_find_meter(p->l, meter, strlen(meter));
     if (i >= 0 && iv->end_ms <= p->at) {
@@ -795,7 +784,7 @@ int dcem_api_view_power(const dcem_api_ctx *c, const dcem_collector_site *cs,
         if (lt[i].have && lt[i].has_kw) {
             kw = lt[i].kw, t = lt[i].t_ms, source = "reading";
         } else if (have[i] && iv[i].end_ms > iv[i].start_ms) {
-            kw = iv[i].kwh / ((double)(iv[i].end_ms - iv[i].start_ms) / 3600000.0);
+            kw = dcem_ukwh_kwh(iv[i].ukwh) / ((double)(iv[i].end_ms - iv[i].start_ms) / 3600000.0);
             t = iv[i].start_ms, source = "interval";
         }
         cJSON *j = cJSON_CreateObject();
@@ -805,7 +794,9 @@ int dcem_api_view_power(const dcem_api_ctx *c, const dcem_collector_site *cs,
         if (source) {
             add_time(j, "t", t, &z);
             cJSON_AddStringToObject(j, "source", source);
-            f.role_kwh[m->role] += kw;
+            /* in micro-kW; a value beyond what a meter can report (the
+             * engine refuses it as out_of_range) enters no total */
+            if (fabs(kw) <= DCEM_METER_MAX_VALUE) f.role_ukwh[m->role] += dcem_kwh_ukwh(kw);
         } else {
             cJSON_AddNullToObject(j, "t");
             cJSON_AddNullToObject(j, "source");

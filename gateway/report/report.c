@@ -128,8 +128,7 @@ static void close_run(scan_ctx *c, int meter)
     c->runs[meter].open = 0;
 }
 
-static int scan_interval(void *arg, const char *meter, const dcem_interval *iv,
-                         const dcem_store_events *ev)
+static int scan_interval(void *arg, const char *meter, const dcem_interval *iv)
 {
     scan_ctx *c = arg;
     dcem_report *r = c->r;
@@ -153,7 +152,7 @@ static int scan_interval(void *arg, const char *meter, const dcem_interval *iv,
         if (run->open && run->ev.to_ms == iv->start_ms) {
             run->ev.to_ms = iv->end_ms;
             run->ev.count++;
-            run->ev.kwh += iv->estimated_kwh;
+            run->ev.ukwh += iv->estimated_ukwh[dcem_span_of_kind(r->kind)];
             run->ev.cause |= iv->flags & DCEM_SEG_ESTIMATED;
         } else {
             close_run(c, i);
@@ -164,13 +163,13 @@ static int scan_interval(void *arg, const char *meter, const dcem_interval *iv,
                                           .from_ms = iv->start_ms,
                                           .to_ms = iv->end_ms,
                                           .count = 1,
-                                          .kwh = iv->estimated_kwh};
+                                          .ukwh = iv->estimated_ukwh[dcem_span_of_kind(r->kind)]};
         }
     } else {
         close_run(c, i);
     }
     const int counts[] = {
-        [EV_DISCARDED] = ev->discarded, [EV_ROLLOVER] = ev->rollovers, [EV_RESET] = ev->resets};
+        [EV_DISCARDED] = iv->discarded, [EV_ROLLOVER] = iv->rollovers, [EV_RESET] = iv->resets};
     for (int kind = EV_DISCARDED; kind < EV_COUNT; kind++)
         if (counts[kind] > 0)
             add_event(r, &(dcem_report_event){.meter = i,

@@ -701,7 +701,7 @@ static int events_table(const dcem_report *r, dcem_rt_table *t)
         if (!rc) rc = dcem_rt_text(t, 4, a);
         if (!rc) rc = dcem_rt_text(t, 5, b);
         if (!rc) rc = dcem_rt_num(t, 6, (double)e->count, DCEM_RT_INT);
-        if (!rc && e->kind == EV_ESTIMATED) rc = dcem_rt_num(t, 7, fixed(e->kwh, 3), DCEM_RT_KWH);
+        if (!rc && e->kind == EV_ESTIMATED) rc = dcem_rt_num(t, 7, fixed(dcem_ukwh_kwh(e->ukwh), 3), DCEM_RT_KWH);
         if (!rc && e->kind == EV_ESTIMATED) rc = dcem_rt_text(t, 8, cause_name(e->cause));
     }
     return rc;
@@ -853,7 +853,7 @@ static void add_events(const dcem_report *r, cJSON *root)
         cJSON_AddItemToObject(o, "to", time_item(r, e->to_ms));
         cJSON_AddNumberToObject(o, "count", (double)e->count);
         if (e->kind == EV_ESTIMATED) {
-            cJSON_AddItemToObject(o, "estimated_kwh", dcem_json_num(e->kwh, 3));
+            cJSON_AddItemToObject(o, "estimated_kwh", dcem_json_num(dcem_ukwh_kwh(e->ukwh), 3));
             cJSON_AddStringToObject(o, "cause", cause_name(e->cause));
         } else {
             cJSON_AddNullToObject(o, "estimated_kwh");

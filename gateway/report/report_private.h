@@ -34,7 +34,7 @@ typedef struct dcem_report_event {
     unsigned cause; /* EV_ESTIMATED: DCEM_SEG_GAP and/or DCEM_SEG_RESET */
     int64_t from_ms, to_ms;
     long count; /* intervals of the run, or events in the interval */
-    double kwh; /* EV_ESTIMATED: estimated energy of the run */
+    int64_t ukwh; /* EV_ESTIMATED: estimated energy of the run, at the report's span */
 } dcem_report_event;
 
 struct dcem_report {

@@ -2,11 +2,11 @@
  * statistics and dispatch through the backend table (store_backend.h). */
 #include "store_backend.h"
 
+#include "counter.h" /* DCEM_SEG_* */
 #include "errors.h"
 #include "parse.h"
 #include "sign.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +63,7 @@ static void stat_add(dcem_store_stat *to, const dcem_store_stat *d)
     to->readings_replayed += d->readings_replayed;
     to->intervals += d->intervals;
     to->interval_revisions += d->interval_revisions;
+    to->intervals_deleted += d->intervals_deleted;
     to->pruned_readings += d->pruned_readings;
     to->pruned_batches += d->pruned_batches;
     to->failed += d->failed;
@@ -200,11 +201,12 @@ int dcem_store_rollback(dcem_store *st)
 /* ---- batches and readings ----------------------------------------------------------------- */
 
 int dcem_store_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
-                         int *duplicate)
+                         int *duplicate, unsigned char *fresh)
 {
     CHECK_HANDLE(st);
     if (duplicate) *duplicate = 0;
     if (!b) return bad(st, "put_batch: no batch");
+    if (fresh && b->n_readings <= DCEM_WIRE_MAX_READINGS) memset(fresh, 0, b->n_readings);
     if (!id_ok(b->site) || !id_ok(b->gateway))
         return bad(st, "put_batch: invalid site or gateway id");
     if (!seq_ok(b->epoch) || !seq_ok(b->seq))
@@ -216,10 +218,19 @@ int dcem_store_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t recei
             dcem_store_set_error(st, "put_batch: readings[%zu].meter: not a valid id", i);
             return DCEM_EINVAL;
         }
+    /* the backend always writes into a buffer of its own, so that a caller
+     * never sees the marks of a call that failed and was undone */
+    unsigned char *mark = calloc(b->n_readings ? b->n_readings : 1, 1);
+    if (!mark) {
+        dcem_store_set_error(st, "put_batch: out of memory");
+        return DCEM_ENOMEM;
+    }
     int dup = 0;
     write_start(st);
-    int rc = write_end(st, st->be->put_batch(st, b, received_ms, &dup));
+    int rc = write_end(st, st->be->put_batch(st, b, received_ms, &dup, mark));
     if (!rc && duplicate) *duplicate = dup;
+    if (!rc && !dup && fresh) memcpy(fresh, mark, b->n_readings);
+    free(mark);
     return rc;
 }
 
@@ -365,19 +376,33 @@ void dcem_store_period_keys(dcem_zone *z, int64_t t_ms, dcem_store_keys *out)
     out->month = y * 12 + (m - 1);
 }
 
-static int kwh_ok(double v)
+static int ukwh_ok(int64_t v)
 {
-    return isfinite(v) && fabs(v) <= DCEM_STORE_MAX_KWH;
+    return v >= -DCEM_STORE_MAX_UKWH && v <= DCEM_STORE_MAX_UKWH;
+}
+
+/* The rules the schema's CHECKs also hold, checked first so that a bad row
+ * is named. */
+static const char *interval_invalid(const dcem_interval *iv)
+{
+    if (!ukwh_ok(iv->ukwh) || !ukwh_ok(iv->integrated_ukwh)) return "energy above 1e9 kWh";
+    for (int i = 0; i < DCEM_SPAN_COUNT; i++)
+        if (!ukwh_ok(iv->estimated_ukwh[i])) return "estimated energy above 1e9 kWh";
+    if (iv->start_ms >= iv->end_ms || iv->end_ms - iv->start_ms > 3600 * DCEM_MS_PER_S)
+        return "start not before end, or longer than an hour";
+    if (iv->covered_ms < 0 || iv->covered_ms > iv->end_ms - iv->start_ms)
+        return "covered_ms outside 0..end - start";
+    if (iv->readings < 0 || iv->discarded < 0 || iv->rollovers < 0 || iv->resets < 0)
+        return "negative count";
+    return NULL;
 }
 
 int dcem_store_put_interval(dcem_store *st, const char *site, const char *meter,
-                            const dcem_interval *iv, const dcem_store_keys *keys,
-                            const dcem_store_events *ev)
+                            const dcem_interval *iv, const dcem_store_keys *keys)
 {
     CHECK_HANDLE(st);
     if (!iv || !keys) return bad(st, "put_interval: no interval or keys");
     dcem_store_interval_row row = {.meter = meter, .iv = *iv, .keys = *keys};
-    if (ev) row.ev = *ev;
     return dcem_store_put_intervals(st, site, &row, 1);
 }
 
@@ -391,24 +416,24 @@ int dcem_store_put_intervals(dcem_store *st, const char *site,
     for (size_t i = 0; i < n; i++) {
         const dcem_store_interval_row *r = &rows[i];
         if (!id_ok(r->meter)) return bad(st, "put_interval: invalid site or meter id");
-        if (!kwh_ok(r->iv.kwh) || !kwh_ok(r->iv.estimated_kwh) ||
-            !kwh_ok(r->iv.integrated_kwh))
-            return bad(st, "put_interval: energy not finite or above 1e9 kWh");
-        if (r->ev.discarded < 0 || r->ev.rollovers < 0 || r->ev.resets < 0)
-            return bad(st, "put_interval: negative event count");
+        const char *why = interval_invalid(&r->iv);
+        if (why) {
+            dcem_store_set_error(st, "put_interval: %s (meter %s, start %lld)", why, r->meter,
+                                 (long long)r->iv.start_ms);
+            return DCEM_EINVAL;
+        }
     }
     write_start(st);
     return write_end(st, st->be->put_intervals(st, site, rows, n));
 }
 
 int dcem_store_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
-                            dcem_interval *iv, dcem_store_events *ev)
+                            dcem_interval *iv)
 {
     CHECK_HANDLE(st);
     if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_interval: invalid site or meter id");
     if (!iv) return bad(st, "get_interval: no output");
-    dcem_store_events dummy;
-    return st->be->get_interval(st, site, meter, start_ms, iv, ev ? ev : &dummy);
+    return st->be->get_interval(st, site, meter, start_ms, iv);
 }
 
 int dcem_store_intervals(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
@@ -419,6 +444,16 @@ int dcem_store_intervals(dcem_store *st, const char *site, int64_t from_ms, int6
     if (!fn) return bad(st, "intervals: no callback");
     if (from_ms >= to_ms) return 0;
     return st->be->intervals(st, site, from_ms, to_ms, fn, ctx);
+}
+
+int dcem_store_delete_intervals(dcem_store *st, const char *site, const char *meter,
+                                int64_t from_ms)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter))
+        return bad(st, "delete_intervals: invalid site or meter id");
+    write_start(st);
+    return write_end(st, st->be->delete_intervals(st, site, meter, from_ms));
 }
 
 static int rollup_kind_ok(int kind)
@@ -447,12 +482,30 @@ int dcem_store_rollups(dcem_store *st, const char *site, int kind, int64_t from_
     return st->be->rollups(st, site, kind, from_key, to_key, fn, ctx);
 }
 
+void dcem_store_rollup_of_interval(const dcem_interval *iv, dcem_store_rollup *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ukwh = iv->ukwh;
+    for (int i = 0; i < DCEM_SPAN_COUNT; i++)
+        out->estimated_ukwh[i] = iv->estimated_ukwh[i];
+    out->integrated_ukwh = iv->integrated_ukwh;
+    out->covered_ms = iv->covered_ms;
+    out->intervals = 1;
+    out->read_intervals = iv->readings > 0;
+    out->estimated_intervals = (iv->flags & DCEM_SEG_ESTIMATED) != 0;
+    out->integrated_intervals = (iv->flags & DCEM_SEG_INTEGRATED) != 0;
+    out->discarded_readings = iv->discarded;
+    out->rollovers = iv->rollovers;
+    out->resets = iv->resets;
+}
+
 void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r)
 {
-    m->kwh += r->kwh;
-    m->estimated_kwh += r->estimated_kwh;
-    m->integrated_kwh += r->integrated_kwh;
-    m->measured_ms += r->measured_ms;
+    m->ukwh += r->ukwh;
+    for (int i = 0; i < DCEM_SPAN_COUNT; i++)
+        m->estimated_ukwh[i] += r->estimated_ukwh[i];
+    m->integrated_ukwh += r->integrated_ukwh;
+    m->read_intervals += r->read_intervals;
     m->estimated_intervals += r->estimated_intervals;
     m->integrated_intervals += r->integrated_intervals;
     m->discarded_readings += r->discarded_readings;
@@ -460,38 +513,68 @@ void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r)
     m->resets += r->resets;
 }
 
-/* ---- per-meter state ---------------------------------------------------------------------- */
+/* ---- per-meter state and checkpoints ------------------------------------------------------ */
 
 int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                               const dcem_counter *c, const dcem_splitter *s,
-                               const dcem_store_meter_extra *x, int64_t updated_ms)
+                               const void *blob, size_t len, int stale, int64_t updated_ms)
 {
     CHECK_HANDLE(st);
     if (!id_ok(site) || !id_ok(meter)) return bad(st, "put_meter_state: invalid site or meter id");
-    if (!c || !s) return bad(st, "put_meter_state: no counter or splitter");
-    static const dcem_store_meter_extra none;
-    if (!x) x = &none;
-    if ((x->stale != 0 && x->stale != 1) || x->n_events < 0 ||
-        x->n_events > DCEM_STORE_MAX_EVENTS)
-        return bad(st, "put_meter_state: stale not 0 or 1, or event count out of range");
-    for (int i = 0; i < x->n_events; i++)
-        if (x->event_kind[i] < DCEM_STORE_EV_DISCARD || x->event_kind[i] > DCEM_STORE_EV_RESET)
-            return bad(st, "put_meter_state: unknown event kind");
+    if ((!blob && len) || len > DCEM_STORE_MAX_STATE)
+        return bad(st, "put_meter_state: state missing or above DCEM_STORE_MAX_STATE bytes");
+    if (stale != 0 && stale != 1) return bad(st, "put_meter_state: stale must be 0 or 1");
     write_start(st);
-    return write_end(st, st->be->put_meter_state(st, site, meter, c, s, x, updated_ms));
+    return write_end(st, st->be->put_meter_state(st, site, meter, blob ? blob : "", len, stale,
+                                                 updated_ms));
 }
 
-int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter,
-                               const dcem_tz *tz, dcem_counter *c, dcem_splitter *s,
-                               dcem_store_meter_extra *x, int64_t *updated_ms)
+int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter, void *buf,
+                               size_t cap, size_t *len, int *stale, int64_t *updated_ms)
 {
     CHECK_HANDLE(st);
     if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_meter_state: invalid site or meter id");
-    if (!tz || !c || !s) return bad(st, "get_meter_state: no zone, counter or splitter");
-    int64_t dummy;
-    dcem_store_meter_extra xd;
-    return st->be->get_meter_state(st, site, meter, tz, c, s, x ? x : &xd,
-                                   updated_ms ? updated_ms : &dummy);
+    if ((!buf && cap) || !len) return bad(st, "get_meter_state: no output");
+    *len = 0;
+    int stale_d;
+    int64_t updated_d;
+    char none;
+    return st->be->get_meter_state(st, site, meter, buf ? buf : &none, cap, len,
+                                   stale ? stale : &stale_d, updated_ms ? updated_ms : &updated_d);
+}
+
+int dcem_store_put_checkpoint(dcem_store *st, const char *site, const char *meter, int64_t t_ms,
+                              const void *blob, size_t len)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "put_checkpoint: invalid site or meter id");
+    if ((!blob && len) || len > DCEM_STORE_MAX_STATE)
+        return bad(st, "put_checkpoint: state missing or above DCEM_STORE_MAX_STATE bytes");
+    write_start(st);
+    return write_end(st, st->be->put_checkpoint(st, site, meter, t_ms, blob ? blob : "", len));
+}
+
+int dcem_store_get_checkpoint(dcem_store *st, const char *site, const char *meter,
+                              int64_t before_ms, int64_t *t_ms, void *buf, size_t cap,
+                              size_t *len)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter)) return bad(st, "get_checkpoint: invalid site or meter id");
+    if ((!buf && cap) || !len) return bad(st, "get_checkpoint: no output");
+    *len = 0;
+    int64_t t_d;
+    char none;
+    return st->be->get_checkpoint(st, site, meter, before_ms, t_ms ? t_ms : &t_d,
+                                  buf ? buf : &none, cap, len);
+}
+
+int dcem_store_drop_checkpoints(dcem_store *st, const char *site, const char *meter,
+                                int64_t from_ms)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site) || !id_ok(meter))
+        return bad(st, "drop_checkpoints: invalid site or meter id");
+    write_start(st);
+    return write_end(st, st->be->drop_checkpoints(st, site, meter, from_ms));
 }
 
 /* ---- figures, verdicts, alerts ------------------------------------------------------------ */

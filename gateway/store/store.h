@@ -1,14 +1,13 @@
 /* store.h — the collector's durable store: received batches and their
  * readings (idempotent on the batch's (site, gateway, epoch, seq)), interval
- * energy per meter with hour / day / month rollups kept incrementally, the
- * counter and splitter state each meter resumes from, figures, verdicts and
- * alerts. One small interface over interchangeable backends ("sqlite" today;
+ * energy per meter in whole micro-kWh with hour / day / month rollups kept
+ * as integer sums, each meter's pipeline state and checkpoints as opaque
+ * blobs (common/meter.h encodes them), figures, verdicts and alerts. One small interface over interchangeable backends ("sqlite" today;
  * store_backend.h is the vtable a PostgreSQL backend implements). */
 #ifndef DCEM_STORE_H
 #define DCEM_STORE_H
 
 #include "calendar.h"
-#include "counter.h"
 #include "figures.h"
 #include "split.h"
 #include "wire.h"
@@ -90,11 +89,15 @@ int dcem_store_rollback(dcem_store *st); /* no-op without an open transaction */
  * transaction, and moves the epoch's contiguous seq. A batch already stored
  * — its (site, gateway, epoch, seq) has a row — changes nothing and sets
  * *duplicate to 1 (re-ack it); otherwise *duplicate is 0. A reading
- * already stored from another batch (same site, meter, t_ms) is kept as it
- * was: readings are identified by (meter, t). duplicate may be NULL. Acking
- * after a 0 return (outside an explicit transaction) is safe. */
+ * already stored (same site, meter, t_ms: from another batch, or earlier in
+ * this one) is kept as it was: readings are identified by (meter, t).
+ * fresh, when not NULL, has b->n_readings entries: fresh[i] is set to 1 when
+ * this call inserted readings[i], 0 when it was already stored (all 0 for a
+ * duplicate batch or a failed call), so the caller pushes each reading into
+ * its meter once. duplicate may be NULL. Acking after a 0 return (outside an
+ * explicit transaction) is safe. */
 int dcem_store_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
-                         int *duplicate);
+                         int *duplicate, unsigned char *fresh);
 
 /* Records an identified batch that failed validation (docs/wire-format.md,
  * "Malformed payloads"): its raw payload (at most DCEM_WIRE_MAX_PAYLOAD
@@ -215,8 +218,8 @@ int dcem_store_latest_readings(dcem_store *st, const char *site, int64_t from_ms
 /* Deletes at most prune_chunk readings (one transaction) older than
  * now_ms - retention_days, and at most as many batch rows (with their
  * quarantine) received before then, of those the contiguous seq covers (a
- * batch above it still has to close its gap). Intervals, rollups, counter
- * state, figures, alerts and the epochs' seqs are never pruned. *deleted
+ * batch above it still has to close its gap). Intervals, rollups, meter
+ * state, checkpoints, figures, alerts and the epochs' seqs are never pruned. *deleted
  * (may be NULL) gets the readings deleted: call again while it equals
  * prune_chunk. A no-op when retention_days is 0. */
 int dcem_store_prune(dcem_store *st, int64_t now_ms, size_t *deleted);
@@ -235,28 +238,25 @@ typedef struct dcem_store_keys {
  * interval's start_ms). Pure: the zone is the caller's. */
 void dcem_store_period_keys(dcem_zone *z, int64_t t_ms, dcem_store_keys *out);
 
-/* Counter events attributed to one interval (the one holding the event's
- * time): readings discarded as glitches, rollovers, resets. */
-typedef struct dcem_store_events {
-    int discarded, rollovers, resets;
-} dcem_store_events;
+/* The largest energy of one interval the store accepts, in micro-kWh (1e9
+ * kWh), for each of ukwh, estimated_ukwh[] and integrated_ukwh. */
+#define DCEM_STORE_MAX_UKWH INT64_C(1000000000000000)
 
 /* Inserts or REPLACES the interval of (site, meter) starting at
  * iv->start_ms — late data revises an interval, it never adds to it — and
  * applies the difference (new - old) to the meter's hour, day and month
- * rollups in the same transaction. ev may be NULL (no events). The energies
- * must be finite and at most 1e9 kWh in magnitude, the times consistent
- * (start < end, measured <= covered <= end - start <= 1 h) (DCEM_EINVAL). */
+ * rollups in the same transaction. The interval carries its own counter
+ * events and readings (split.h). Refused (DCEM_EINVAL): an energy beyond
+ * DCEM_STORE_MAX_UKWH in magnitude, start >= end, end - start > 1 h,
+ * covered_ms outside 0..end - start, a negative count. */
 int dcem_store_put_interval(dcem_store *st, const char *site, const char *meter,
-                            const dcem_interval *iv, const dcem_store_keys *keys,
-                            const dcem_store_events *ev);
+                            const dcem_interval *iv, const dcem_store_keys *keys);
 
 /* One interval for dcem_store_put_intervals. */
 typedef struct dcem_store_interval_row {
     const char *meter;
     dcem_interval iv;
     dcem_store_keys keys;
-    dcem_store_events ev;
 } dcem_store_interval_row;
 
 #define DCEM_STORE_MAX_INTERVAL_ROWS 65536 /* rows per dcem_store_put_intervals call */
@@ -270,31 +270,46 @@ typedef struct dcem_store_interval_row {
 int dcem_store_put_intervals(dcem_store *st, const char *site,
                              const dcem_store_interval_row *rows, size_t n);
 
-/* The stored interval of (site, meter) starting at start_ms; ev may be NULL.
- * DCEM_ENOTFOUND when there is none. */
+/* The stored interval of (site, meter) starting at start_ms. DCEM_ENOTFOUND
+ * when there is none. */
 int dcem_store_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
-                            dcem_interval *iv, dcem_store_events *ev);
+                            dcem_interval *iv);
 
 /* Intervals of site with from_ms <= start_ms < to_ms, ordered by (start_ms,
  * meter); meter (valid during the callback) names each one's meter. */
-typedef int (*dcem_store_interval_fn)(void *ctx, const char *meter, const dcem_interval *iv,
-                                      const dcem_store_events *ev);
+typedef int (*dcem_store_interval_fn)(void *ctx, const char *meter, const dcem_interval *iv);
 int dcem_store_intervals(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                          dcem_store_interval_fn fn, void *ctx);
 
-/* One meter's sums over one hour, day or month. Energies are kept as whole
- * micro-kWh (each interval's kWh rounded once, to 1e-6 kWh), so a rollup is
- * exactly the sum of its intervals whatever the order of revisions, and
- * reports built from it are reproducible to the bit. */
+/* Deletes the intervals of (site, meter) with start_ms >= from_ms and takes
+ * them off the meter's hour, day and month rollups (a rollup left with no
+ * interval is deleted), atomically: before the collector replays the meter
+ * from a checkpoint (dcem_meter_frontier_ms of its state). */
+int dcem_store_delete_intervals(dcem_store *st, const char *site, const char *meter,
+                                int64_t from_ms);
+
+/* One meter's sums over one hour, day or month: integer sums of its
+ * intervals' fields, so a rollup is exactly the sum of its intervals
+ * whatever the order of revisions and deletions. */
 typedef struct dcem_store_rollup {
     char meter[DCEM_ID_MAX];
     int kind;    /* DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY or DCEM_PERIOD_MONTH */
     int64_t key; /* hour_ms, day or month as in dcem_store_keys */
-    double kwh, estimated_kwh, integrated_kwh;
-    int64_t measured_ms, covered_ms;
-    long intervals, estimated_intervals, integrated_intervals;
+    int64_t ukwh;                            /* micro-kWh */
+    int64_t estimated_ukwh[DCEM_SPAN_COUNT]; /* sums of the intervals' at each span */
+    int64_t integrated_ukwh;
+    int64_t covered_ms;
+    long intervals;
+    long read_intervals;       /* intervals with readings > 0 */
+    long estimated_intervals;  /* intervals with flags & DCEM_SEG_ESTIMATED */
+    long integrated_intervals; /* intervals with flags & DCEM_SEG_INTEGRATED */
     long discarded_readings, rollovers, resets;
 } dcem_store_rollup;
+
+/* What one interval adds to each rollup it counts in (meter and key left
+ * empty): the single definition of the sums, for readers summing intervals
+ * themselves (the API's interval figures) as the store sums them. */
+void dcem_store_rollup_of_interval(const dcem_interval *iv, dcem_store_rollup *out);
 
 /* The rollup of (site, meter, kind, key); DCEM_ENOTFOUND when no interval
  * counts in it. */
@@ -307,40 +322,49 @@ typedef int (*dcem_store_rollup_fn)(void *ctx, const dcem_store_rollup *r);
 int dcem_store_rollups(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
                        dcem_store_rollup_fn fn, void *ctx);
 
-/* Adds a rollup into the sums common/figures.h takes (call once per rollup
- * of the period); expected_ms is left to the caller. */
+/* Adds every field of a rollup into the sums common/figures.h takes (call
+ * once per rollup of the period); expected_intervals is left to the caller. */
 void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r);
 
-/* ---- per-meter state ---------------------------------------------------------------------- */
+/* ---- per-meter state and checkpoints ------------------------------------------------------ */
 
-#define DCEM_STORE_MAX_EVENTS 16
+/* A meter's state is a blob the store keeps without reading it
+ * (dcem_meter_encode makes it): at most this many bytes. */
+#define DCEM_STORE_MAX_STATE 1024
 
-enum { DCEM_STORE_EV_DISCARD = 0, DCEM_STORE_EV_ROLLOVER = 1, DCEM_STORE_EV_RESET = 2 };
-
-/* What the collector keeps per meter beside its counter and splitter:
- * whether its meter_stale alert is raised, and the counter events waiting
- * for the interval that holds them to close. */
-typedef struct dcem_store_meter_extra {
-    int stale; /* 0 or 1 */
-    int n_events;
-    int64_t event_ms[DCEM_STORE_MAX_EVENTS];
-    int event_kind[DCEM_STORE_MAX_EVENTS]; /* DCEM_STORE_EV_* */
-} dcem_store_meter_extra;
-
-/* Saves the counter, splitter and extra (NULL: none) of (site, meter)
- * exactly (configuration included), replacing what was saved. updated_ms
- * labels it. */
+/* Saves the state of (site, meter) — blob (len bytes, 0..DCEM_STORE_MAX_STATE;
+ * blob may be NULL when len is 0), whether its meter_stale alert is raised
+ * (stale 0 or 1) and the time it was saved — replacing what was saved. */
 int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                               const dcem_counter *c, const dcem_splitter *s,
-                               const dcem_store_meter_extra *x, int64_t updated_ms);
+                               const void *blob, size_t len, int stale, int64_t updated_ms);
 
-/* Restores them: *c, *s and *x (may be NULL) are overwritten; the splitter
- * works in tz (which must outlive it, as for dcem_splitter_init).
- * DCEM_ENOTFOUND when nothing was saved (start the meter with
- * dcem_counter_init / dcem_splitter_init). */
-int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter,
-                               const dcem_tz *tz, dcem_counter *c, dcem_splitter *s,
-                               dcem_store_meter_extra *x, int64_t *updated_ms);
+/* The saved state: the blob into buf (cap bytes), its length into *len,
+ * stale and updated_ms into *stale and *updated_ms (either may be NULL).
+ * DCEM_ENOTFOUND when nothing was saved (start a fresh meter, or rebuild it
+ * from its stored readings); DCEM_EFULL (*len set) when cap is too small —
+ * DCEM_STORE_MAX_STATE always suffices. */
+int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter, void *buf,
+                               size_t cap, size_t *len, int *stale, int64_t *updated_ms);
+
+/* A checkpoint is a meter's state after all its readings up to t_ms
+ * (included), from which a replay of the later readings starts. Inserts
+ * the checkpoint of (site, meter) at t_ms, or replaces it. blob as for
+ * dcem_store_put_meter_state. */
+int dcem_store_put_checkpoint(dcem_store *st, const char *site, const char *meter, int64_t t_ms,
+                              const void *blob, size_t len);
+
+/* The latest checkpoint of (site, meter) with t_ms < before_ms: its time
+ * into *t_ms (may be NULL), its blob into buf and *len as for
+ * dcem_store_get_meter_state. DCEM_ENOTFOUND when there is none (replay
+ * from a fresh meter). */
+int dcem_store_get_checkpoint(dcem_store *st, const char *site, const char *meter,
+                              int64_t before_ms, int64_t *t_ms, void *buf, size_t cap,
+                              size_t *len);
+
+/* Deletes the checkpoints of (site, meter) with t_ms >= from_ms: those a
+ * late reading at from_ms made wrong. */
+int dcem_store_drop_checkpoints(dcem_store *st, const char *site, const char *meter,
+                                int64_t from_ms);
 
 /* ---- figures, verdicts, alerts ------------------------------------------------------------ */
 
@@ -406,6 +430,7 @@ typedef struct dcem_store_stat {
     uint64_t readings_replayed;  /* already stored from another batch: kept as they were */
     uint64_t intervals;          /* inserted */
     uint64_t interval_revisions; /* replaced */
+    uint64_t intervals_deleted;  /* by dcem_store_delete_intervals */
     uint64_t pruned_readings, pruned_batches;
     uint64_t failed; /* write calls that failed and were undone */
 } dcem_store_stat;

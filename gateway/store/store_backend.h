@@ -27,7 +27,9 @@ typedef struct dcem_store_backend {
     int (*commit)(dcem_store *st);
     int (*rollback)(dcem_store *st);
 
-    int (*put_batch)(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms, int *duplicate);
+    /* fresh never NULL, zeroed, b->n_readings entries */
+    int (*put_batch)(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms, int *duplicate,
+                     unsigned char *fresh);
     int (*put_quarantine)(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
                           uint64_t seq, int64_t received_ms, const char *reason,
                           const void *payload, size_t len, int *duplicate);
@@ -50,21 +52,26 @@ typedef struct dcem_store_backend {
     int (*put_intervals)(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
                          size_t n);
     int (*get_interval)(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
-                        dcem_interval *iv, dcem_store_events *ev);
+                        dcem_interval *iv);
     int (*intervals)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                      dcem_store_interval_fn fn, void *ctx);
     int (*get_rollup)(dcem_store *st, const char *site, const char *meter, int kind, int64_t key,
                       dcem_store_rollup *out);
     int (*rollups)(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
                    dcem_store_rollup_fn fn, void *ctx);
+    int (*delete_intervals)(dcem_store *st, const char *site, const char *meter, int64_t from_ms);
 
-    /* x never NULL */
-    int (*put_meter_state)(dcem_store *st, const char *site, const char *meter,
-                           const dcem_counter *c, const dcem_splitter *s,
-                           const dcem_store_meter_extra *x, int64_t updated_ms);
-    int (*get_meter_state)(dcem_store *st, const char *site, const char *meter, const dcem_tz *tz,
-                           dcem_counter *c, dcem_splitter *s, dcem_store_meter_extra *x,
-                           int64_t *updated_ms);
+    /* blob not NULL (a zero-length one when len is 0); len <= DCEM_STORE_MAX_STATE */
+    int (*put_meter_state)(dcem_store *st, const char *site, const char *meter, const void *blob,
+                           size_t len, int stale, int64_t updated_ms);
+    /* no pointer NULL */
+    int (*get_meter_state)(dcem_store *st, const char *site, const char *meter, void *buf,
+                           size_t cap, size_t *len, int *stale, int64_t *updated_ms);
+    int (*put_checkpoint)(dcem_store *st, const char *site, const char *meter, int64_t t_ms,
+                          const void *blob, size_t len);
+    int (*get_checkpoint)(dcem_store *st, const char *site, const char *meter, int64_t before_ms,
+                          int64_t *t_ms, void *buf, size_t cap, size_t *len);
+    int (*drop_checkpoints)(dcem_store *st, const char *site, const char *meter, int64_t from_ms);
 
     int (*put_figures)(dcem_store *st, const char *site, int kind, int64_t period_key,
                        const char *json, size_t len, int64_t computed_ms);
@@ -100,10 +107,6 @@ struct dcem_store {
 /* Formats the detail of a failure into st->err. */
 void dcem_store_set_error(dcem_store *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* Largest interval energy the store accepts, in kWh (so that a month of
- * micro-kWh sums stays far inside int64). */
-#define DCEM_STORE_MAX_KWH 1e9
 
 /* The backends built in. */
 extern const dcem_store_backend dcem_store_sqlite_backend;

@@ -25,6 +25,8 @@
 /* clang-format off: the SQL is laid out as SQL */
 #define ID_CHECK(col) "length(" col ") BETWEEN 1 AND 63 AND " col " NOT GLOB '*[^A-Za-z0-9._-]*'"
 #define MAX_INT "9007199254740991" /* 2^53 - 1, the wire format's integer range */
+#define MAX_UKWH "1000000000000000" /* DCEM_STORE_MAX_UKWH */
+#define MAX_STATE "1024"            /* DCEM_STORE_MAX_STATE */
 
 static const struct migration {
     const char *name;
@@ -254,11 +256,81 @@ static const struct migration {
      " FOREIGN KEY (site, gateway, epoch, seq) REFERENCES batches (site, gateway, epoch, seq)\n"
      "  ON DELETE CASCADE\n"
      ") STRICT;\n"},
+
+    /* One meter pipeline (common/meter.h): interval energy in whole
+     * micro-kWh with estimated energy per span and the counter events
+     * inside the interval, rollups as integer sums of those, the meter's
+     * state as an opaque blob, checkpoints to replay late data from. The
+     * old intervals (kWh as REAL), rollups and field-by-field meter state
+     * cannot be converted: they are dropped, and the collector rebuilds
+     * each meter without state from its stored readings (docs/store.md). */
+    {"one meter pipeline: integer intervals and rollups, opaque meter state, checkpoints",
+     "DROP TABLE intervals;\n"
+     "DROP TABLE rollups;\n"
+     "DROP TABLE meter_state;\n"
+
+     "CREATE TABLE intervals (\n"
+     " site TEXT NOT NULL, meter TEXT NOT NULL CHECK (length(meter) BETWEEN 1 AND 63),\n"
+     " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,\n"
+     " ukwh INTEGER NOT NULL,\n"
+     " estimated_ukwh INTEGER NOT NULL, estimated_day_ukwh INTEGER NOT NULL,\n"
+     " estimated_month_ukwh INTEGER NOT NULL, estimated_year_ukwh INTEGER NOT NULL,\n"
+     " integrated_ukwh INTEGER NOT NULL, covered_ms INTEGER NOT NULL,\n"
+     " readings INTEGER NOT NULL, discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL,\n"
+     " resets INTEGER NOT NULL, flags INTEGER NOT NULL,\n"
+     " hour_ms INTEGER NOT NULL, day INTEGER NOT NULL, month INTEGER NOT NULL,\n"
+     " revisions INTEGER NOT NULL DEFAULT 0,\n"
+     " CHECK (end_ms > start_ms AND end_ms - start_ms <= 3600000),\n"
+     " CHECK (covered_ms BETWEEN 0 AND end_ms - start_ms),\n"
+     " CHECK (ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_day_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_month_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_year_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND integrated_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "),\n"
+     " CHECK (readings >= 0 AND discarded >= 0 AND rollovers >= 0 AND resets >= 0\n"
+     "  AND flags >= 0),\n"
+     " PRIMARY KEY (site, start_ms, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+
+     /* kind: 1 hour, 2 day, 3 month (dcem_period_kind) */
+     "CREATE TABLE rollups (\n"
+     " site TEXT NOT NULL, kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),\n"
+     " key INTEGER NOT NULL, meter TEXT NOT NULL,\n"
+     " ukwh INTEGER NOT NULL,\n"
+     " estimated_ukwh INTEGER NOT NULL, estimated_day_ukwh INTEGER NOT NULL,\n"
+     " estimated_month_ukwh INTEGER NOT NULL, estimated_year_ukwh INTEGER NOT NULL,\n"
+     " integrated_ukwh INTEGER NOT NULL, covered_ms INTEGER NOT NULL,\n"
+     " intervals INTEGER NOT NULL, read_intervals INTEGER NOT NULL,\n"
+     " estimated_intervals INTEGER NOT NULL, integrated_intervals INTEGER NOT NULL,\n"
+     " discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL, resets INTEGER NOT NULL,\n"
+     " CHECK (intervals >= 0 AND read_intervals BETWEEN 0 AND intervals\n"
+     "  AND estimated_intervals BETWEEN 0 AND intervals\n"
+     "  AND integrated_intervals BETWEEN 0 AND intervals AND covered_ms >= 0\n"
+     "  AND discarded >= 0 AND rollovers >= 0 AND resets >= 0),\n"
+     " PRIMARY KEY (site, kind, key, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+
+     "CREATE TABLE meter_state (\n"
+     " site TEXT NOT NULL, meter TEXT NOT NULL CHECK (length(meter) BETWEEN 1 AND 63),\n"
+     " state BLOB NOT NULL CHECK (length(state) <= " MAX_STATE "),\n"
+     " stale INTEGER NOT NULL CHECK (stale IN (0, 1)),\n"
+     " updated_ms INTEGER NOT NULL,\n"
+     " PRIMARY KEY (site, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+
+     "CREATE TABLE checkpoints (\n"
+     " site TEXT NOT NULL, meter TEXT NOT NULL CHECK (length(meter) BETWEEN 1 AND 63),\n"
+     " t_ms INTEGER NOT NULL,\n"
+     " state BLOB NOT NULL CHECK (length(state) <= " MAX_STATE "),\n"
+     " PRIMARY KEY (site, meter, t_ms)\n"
+     ") STRICT, WITHOUT ROWID;\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 #define SCHEMA_RATIO 5 /* readings.ratio, meter_state.ratio */
 #define SCHEMA_PROOFS 6 /* proofs */
+#define SCHEMA_METER 7  /* integer intervals and rollups, opaque meter state, checkpoints */
 
 /* ---- statements --------------------------------------------------------------------------- */
 
@@ -293,6 +365,8 @@ enum {
     S_IV_INSERT,
     S_IV_UPSERT,
     S_IV_RANGE,
+    S_IV_DELETE_SUMS,
+    S_IV_DELETE,
     S_ROLLUP_UPDATE,
     S_ROLLUP_INSERT,
     S_ROLLUP_UPSERT,
@@ -301,6 +375,9 @@ enum {
     S_ROLLUP_RANGE,
     S_STATE_PUT,
     S_STATE_GET,
+    S_CKPT_PUT,
+    S_CKPT_GET,
+    S_CKPT_DROP,
     S_FIG_PUT,
     S_FIG_GET,
     S_FIG_RANGE,
@@ -315,17 +392,27 @@ enum {
 
 /* clang-format off */
 #define IV_COLS                                                                                  \
-    "end_ms, kwh, estimated_kwh, integrated_kwh, measured_ms, covered_ms, flags, discarded, "   \
-    "rollovers, resets, hour_ms, day, month"
+    "end_ms, ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh, "                   \
+    "estimated_year_ukwh, integrated_ukwh, covered_ms, readings, discarded, rollovers, resets, "  \
+    "flags, hour_ms, day, month"
+/* 14 sums, in the order of contrib.v */
 #define ROLLUP_COLS                                                                              \
-    "kwh_ukwh, estimated_ukwh, integrated_ukwh, measured_ms, covered_ms, intervals, "            \
-    "estimated_intervals, integrated_intervals, discarded, rollovers, resets"
-#define STATE_COLS                                                                               \
-    "rated_kw, modulo_kwh, resolution_kwh, margin, gap_ms, max_gap_ms, mode, have_anchor, "     \
-    "have_pending, have_late, anchor_t, pending_t, late_t, last_t, anchor_v, pending_v, "       \
-    "late_v, split_len_ms, split_open, cur_start_ms, cur_end_ms, cur_kwh, cur_estimated_kwh, "  \
-    "cur_integrated_kwh, cur_measured_ms, cur_covered_ms, cur_flags, updated_ms, stale, events, " \
-    "ratio, ratio_break"
+    "ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh, estimated_year_ukwh, "      \
+    "integrated_ukwh, covered_ms, intervals, read_intervals, estimated_intervals, "              \
+    "integrated_intervals, discarded, rollovers, resets"
+#define ROLLUP_ADD                                                                               \
+    " ukwh = ukwh + ?5, estimated_ukwh = estimated_ukwh + ?6,"                                   \
+    " estimated_day_ukwh = estimated_day_ukwh + ?7,"                                             \
+    " estimated_month_ukwh = estimated_month_ukwh + ?8,"                                         \
+    " estimated_year_ukwh = estimated_year_ukwh + ?9, integrated_ukwh = integrated_ukwh + ?10,"  \
+    " covered_ms = covered_ms + ?11, intervals = intervals + ?12,"                               \
+    " read_intervals = read_intervals + ?13, estimated_intervals = estimated_intervals + ?14,"    \
+    " integrated_intervals = integrated_intervals + ?15, discarded = discarded + ?16,"           \
+    " rollovers = rollovers + ?17, resets = resets + ?18"
+#define ROLLUP_VALUES " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15," \
+                      " ?16, ?17, ?18)"
+#define IV_VALUES " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"    \
+                  " ?16, ?17, ?18, ?19)"
 #define EPOCH_COLS "site, gateway, epoch, contiguous_seq, max_seq, skipped, first_ms, last_ms"
 #define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq, ratio"
 #define READING_COLS_MAX "meter, max(t_ms), kwh, kw, quality, gateway, epoch, seq, ratio"
@@ -399,48 +486,42 @@ static const char *const sql_text[S_COUNT] = {
 
     [S_IV_GET] = "SELECT " IV_COLS " FROM intervals"
                  " WHERE site = ?1 AND start_ms = ?2 AND meter = ?3",
-    [S_IV_INSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                    " ?14, ?15, ?16) ON CONFLICT (site, start_ms, meter) DO NOTHING",
-    [S_IV_UPSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                    " ?14, ?15, ?16)"
+    [S_IV_INSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")" IV_VALUES
+                    " ON CONFLICT (site, start_ms, meter) DO NOTHING",
+    [S_IV_UPSERT] = "INSERT INTO intervals (site, start_ms, meter, " IV_COLS ")" IV_VALUES
                     " ON CONFLICT (site, start_ms, meter) DO UPDATE SET"
-                    " end_ms = excluded.end_ms, kwh = excluded.kwh,"
-                    " estimated_kwh = excluded.estimated_kwh,"
-                    " integrated_kwh = excluded.integrated_kwh,"
-                    " measured_ms = excluded.measured_ms, covered_ms = excluded.covered_ms,"
-                    " flags = excluded.flags, discarded = excluded.discarded,"
-                    " rollovers = excluded.rollovers, resets = excluded.resets,"
+                    " end_ms = excluded.end_ms, ukwh = excluded.ukwh,"
+                    " estimated_ukwh = excluded.estimated_ukwh,"
+                    " estimated_day_ukwh = excluded.estimated_day_ukwh,"
+                    " estimated_month_ukwh = excluded.estimated_month_ukwh,"
+                    " estimated_year_ukwh = excluded.estimated_year_ukwh,"
+                    " integrated_ukwh = excluded.integrated_ukwh,"
+                    " covered_ms = excluded.covered_ms, readings = excluded.readings,"
+                    " discarded = excluded.discarded, rollovers = excluded.rollovers,"
+                    " resets = excluded.resets, flags = excluded.flags,"
                     " hour_ms = excluded.hour_ms, day = excluded.day, month = excluded.month,"
                     " revisions = revisions + 1",
     [S_IV_RANGE] = "SELECT meter, start_ms, " IV_COLS " FROM intervals"
                    " WHERE site = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms, meter",
+    /* what the intervals to delete add to each rollup of kind ?4, in
+     * ROLLUP_COLS order; ?5, ?6: the estimated and integrated flag masks */
+    [S_IV_DELETE_SUMS] = "SELECT CASE ?4 WHEN 1 THEN hour_ms WHEN 2 THEN day ELSE month END AS k,"
+                         " sum(ukwh), sum(estimated_ukwh), sum(estimated_day_ukwh),"
+                         " sum(estimated_month_ukwh), sum(estimated_year_ukwh),"
+                         " sum(integrated_ukwh), sum(covered_ms), count(*), sum(readings > 0),"
+                         " sum((flags & ?5) <> 0), sum((flags & ?6) <> 0), sum(discarded),"
+                         " sum(rollovers), sum(resets)"
+                         " FROM intervals WHERE site = ?1 AND start_ms >= ?3 AND meter = ?2"
+                         " GROUP BY k ORDER BY k",
+    [S_IV_DELETE] = "DELETE FROM intervals WHERE site = ?1 AND start_ms >= ?3 AND meter = ?2",
     /* see rollup_apply */
-    [S_ROLLUP_UPDATE] = "UPDATE rollups SET"
-                        " kwh_ukwh = kwh_ukwh + ?5, estimated_ukwh = estimated_ukwh + ?6,"
-                        " integrated_ukwh = integrated_ukwh + ?7,"
-                        " measured_ms = measured_ms + ?8, covered_ms = covered_ms + ?9,"
-                        " intervals = intervals + ?10,"
-                        " estimated_intervals = estimated_intervals + ?11,"
-                        " integrated_intervals = integrated_intervals + ?12,"
-                        " discarded = discarded + ?13, rollovers = rollovers + ?14,"
-                        " resets = resets + ?15"
+    [S_ROLLUP_UPDATE] = "UPDATE rollups SET" ROLLUP_ADD
                         " WHERE site = ?1 AND kind = ?2 AND key = ?3 AND meter = ?4",
     [S_ROLLUP_INSERT] = "INSERT INTO rollups (site, kind, key, meter, " ROLLUP_COLS ")"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                        " ?14, ?15)",
+                        ROLLUP_VALUES,
     [S_ROLLUP_UPSERT] = "INSERT INTO rollups (site, kind, key, meter, " ROLLUP_COLS ")"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                        " ?14, ?15) ON CONFLICT (site, kind, key, meter) DO UPDATE SET"
-                        " kwh_ukwh = kwh_ukwh + ?5, estimated_ukwh = estimated_ukwh + ?6,"
-                        " integrated_ukwh = integrated_ukwh + ?7,"
-                        " measured_ms = measured_ms + ?8, covered_ms = covered_ms + ?9,"
-                        " intervals = intervals + ?10,"
-                        " estimated_intervals = estimated_intervals + ?11,"
-                        " integrated_intervals = integrated_intervals + ?12,"
-                        " discarded = discarded + ?13, rollovers = rollovers + ?14,"
-                        " resets = resets + ?15",
+                        ROLLUP_VALUES " ON CONFLICT (site, kind, key, meter) DO UPDATE SET"
+                        ROLLUP_ADD,
     [S_ROLLUP_DROP_EMPTY] = "DELETE FROM rollups WHERE site = ?1 AND kind = ?2 AND key = ?3"
                             " AND meter = ?4 AND intervals = 0",
     [S_ROLLUP_GET] = "SELECT meter, kind, key, " ROLLUP_COLS " FROM rollups"
@@ -449,10 +530,15 @@ static const char *const sql_text[S_COUNT] = {
                        " WHERE site = ?1 AND kind = ?2 AND key >= ?3 AND key < ?4"
                        " ORDER BY key, meter",
 
-    [S_STATE_PUT] = "INSERT OR REPLACE INTO meter_state (site, meter, " STATE_COLS ") VALUES"
-                    " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-                    " ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
-    [S_STATE_GET] = "SELECT " STATE_COLS " FROM meter_state WHERE site = ?1 AND meter = ?2",
+    [S_STATE_PUT] = "INSERT OR REPLACE INTO meter_state (site, meter, state, stale, updated_ms)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_STATE_GET] = "SELECT state, stale, updated_ms FROM meter_state"
+                    " WHERE site = ?1 AND meter = ?2",
+    [S_CKPT_PUT] = "INSERT OR REPLACE INTO checkpoints (site, meter, t_ms, state)"
+                   " VALUES (?1, ?2, ?3, ?4)",
+    [S_CKPT_GET] = "SELECT t_ms, state FROM checkpoints"
+                   " WHERE site = ?1 AND meter = ?2 AND t_ms < ?3 ORDER BY t_ms DESC LIMIT 1",
+    [S_CKPT_DROP] = "DELETE FROM checkpoints WHERE site = ?1 AND meter = ?2 AND t_ms >= ?3",
 
     [S_FIG_PUT] = "INSERT OR REPLACE INTO figures (site, kind, period_key, json, computed_ms)"
                   " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -587,20 +673,6 @@ static void b_i64(sqlite3_stmt *s, int i, int64_t v)
 static void b_u64(sqlite3_stmt *s, int i, uint64_t v) /* v <= 2^53 - 1, checked by store.c */
 {
     sqlite3_bind_int64(s, i, (sqlite3_int64)v);
-}
-
-/* SQLite stores NaN as NULL anyway; saying so makes the round trip explicit. */
-static void b_real(sqlite3_stmt *s, int i, double v)
-{
-    if (isnan(v))
-        sqlite3_bind_null(s, i);
-    else
-        sqlite3_bind_double(s, i, v);
-}
-
-static double c_real(sqlite3_stmt *s, int i)
-{
-    return sqlite3_column_type(s, i) == SQLITE_NULL ? NAN : sqlite3_column_double(s, i);
 }
 
 static int64_t c_i64(sqlite3_stmt *s, int i)
@@ -1018,7 +1090,7 @@ static int batch_insert(dcem_store *st, const char *site, const char *gateway, u
 
 /* Everything of put_batch between op_begin and op_end. */
 static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
-                        int *duplicate)
+                        int *duplicate, unsigned char *mark)
 {
     dcem_store_epoch e;
     int rc = epoch_get(st, b->site, b->gateway, b->epoch, received_ms, &e);
@@ -1076,7 +1148,9 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
             done(s);
             return rc;
         }
-        fresh += (size_t)sqlite3_changes(db);
+        /* 0: stored before (ON CONFLICT DO NOTHING) */
+        mark[i] = sqlite3_changes(db) == 1;
+        fresh += mark[i];
         sqlite3_reset(s);
     }
     done(s);
@@ -1096,11 +1170,11 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
 }
 
 static int sq_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
-                        int *duplicate)
+                        int *duplicate, unsigned char *fresh)
 {
     int rc = op_begin(st);
     if (rc) return rc;
-    rc = put_batch_tx(st, b, received_ms, duplicate);
+    rc = put_batch_tx(st, b, received_ms, duplicate, fresh);
     if (*duplicate) {
         /* nothing to keep: the epoch row, if just made, cannot be new here */
         st->call.duplicates = 1;
@@ -1356,53 +1430,72 @@ static int sq_prune(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *del
 
 /* ---- interval energy and rollups ---------------------------------------------------------- */
 
-/* What one interval adds to each of its rollups; energies in micro-kWh. */
-typedef struct contrib {
-    int64_t v[11]; /* in ROLLUP_COLS order */
-} contrib;
-
-static int64_t ukwh(double kwh)
+/* Intervals, rollups, meter state and checkpoints as they are now came with
+ * SCHEMA_METER; a store held at an older schema (tests, tools) has none. */
+static int need_meter_schema(dcem_store *st, const char *what)
 {
-    return (int64_t)llround(kwh * 1e6);
+    if (st->schema_version >= SCHEMA_METER) return 0;
+    dcem_store_set_error(st, "%s: the store is at schema %d, before integer intervals (%d)", what,
+                         st->schema_version, SCHEMA_METER);
+    return DCEM_ESTORAGE;
 }
 
-static contrib contrib_of(const dcem_interval *iv, const dcem_store_events *ev)
+#define N_SUMS 14 /* ROLLUP_COLS */
+
+/* What one interval adds to each of its rollups (store.c defines it). */
+typedef struct contrib {
+    int64_t v[N_SUMS]; /* in ROLLUP_COLS order */
+} contrib;
+
+static contrib contrib_of(const dcem_interval *iv)
 {
-    contrib c = {{
-        ukwh(iv->kwh),
-        ukwh(iv->estimated_kwh),
-        ukwh(iv->integrated_kwh),
-        iv->measured_ms,
-        iv->covered_ms,
-        1,
-        (iv->flags & DCEM_SEG_ESTIMATED) ? 1 : 0,
-        (iv->flags & DCEM_SEG_INTEGRATED) ? 1 : 0,
-        ev->discarded,
-        ev->rollovers,
-        ev->resets,
-    }};
+    dcem_store_rollup r;
+    dcem_store_rollup_of_interval(iv, &r);
+    contrib c = {{r.ukwh, r.estimated_ukwh[DCEM_SPAN_INTERVAL], r.estimated_ukwh[DCEM_SPAN_DAY],
+                  r.estimated_ukwh[DCEM_SPAN_MONTH], r.estimated_ukwh[DCEM_SPAN_YEAR],
+                  r.integrated_ukwh, r.covered_ms, r.intervals, r.read_intervals,
+                  r.estimated_intervals, r.integrated_intervals, r.discarded_readings, r.rollovers,
+                  r.resets}};
     return c;
+}
+
+/* to += sign * d, refused when a sum leaves int64 (a caller summing more
+ * than 9e12 kWh into one rollup). */
+static int contrib_add(contrib *to, const contrib *d, int sign)
+{
+    for (int i = 0; i < N_SUMS; i++) {
+        int64_t r;
+        int over = sign > 0 ? __builtin_add_overflow(to->v[i], d->v[i], &r)
+                            : __builtin_sub_overflow(to->v[i], d->v[i], &r);
+        if (over) return DCEM_EINVAL;
+        to->v[i] = r;
+    }
+    return 0;
 }
 
 /* Reads an intervals row (IV_COLS from column `at`). */
 static void read_interval(sqlite3_stmt *s, int at, int64_t start_ms, dcem_interval *iv,
-                          dcem_store_events *ev, dcem_store_keys *keys)
+                          dcem_store_keys *keys)
 {
+    memset(iv, 0, sizeof *iv);
     iv->start_ms = start_ms;
     iv->end_ms = c_i64(s, at);
-    iv->kwh = sqlite3_column_double(s, at + 1);
-    iv->estimated_kwh = sqlite3_column_double(s, at + 2);
-    iv->integrated_kwh = sqlite3_column_double(s, at + 3);
-    iv->measured_ms = c_i64(s, at + 4);
-    iv->covered_ms = c_i64(s, at + 5);
-    iv->flags = (unsigned)c_i64(s, at + 6);
-    ev->discarded = c_int(s, at + 7);
-    ev->rollovers = c_int(s, at + 8);
-    ev->resets = c_int(s, at + 9);
+    iv->ukwh = c_i64(s, at + 1);
+    iv->estimated_ukwh[DCEM_SPAN_INTERVAL] = c_i64(s, at + 2);
+    iv->estimated_ukwh[DCEM_SPAN_DAY] = c_i64(s, at + 3);
+    iv->estimated_ukwh[DCEM_SPAN_MONTH] = c_i64(s, at + 4);
+    iv->estimated_ukwh[DCEM_SPAN_YEAR] = c_i64(s, at + 5);
+    iv->integrated_ukwh = c_i64(s, at + 6);
+    iv->covered_ms = c_i64(s, at + 7);
+    iv->readings = (int32_t)c_i64(s, at + 8);
+    iv->discarded = (int32_t)c_i64(s, at + 9);
+    iv->rollovers = (int32_t)c_i64(s, at + 10);
+    iv->resets = (int32_t)c_i64(s, at + 11);
+    iv->flags = (unsigned)c_i64(s, at + 12);
     if (keys) {
-        keys->hour_ms = c_i64(s, at + 10);
-        keys->day = c_i64(s, at + 11);
-        keys->month = c_i64(s, at + 12);
+        keys->hour_ms = c_i64(s, at + 13);
+        keys->day = c_i64(s, at + 14);
+        keys->month = c_i64(s, at + 15);
     }
 }
 
@@ -1411,7 +1504,7 @@ typedef struct rollup_delta {
     const char *meter;
     int kind;
     int64_t key;
-    int drop_empty; /* an interval moved out of it: deleted if it is left empty */
+    int drop_empty; /* intervals left it: deleted if it is left empty */
     contrib d;
 } rollup_delta;
 
@@ -1432,14 +1525,14 @@ static int delta_cmp(const void *pa, const void *pb)
 static int rollup_apply(dcem_store *st, const char *site, const rollup_delta *r)
 {
     int zero = 1, negative = 0;
-    for (int i = 0; i < 11; i++) {
-        zero &= r->d.v[i] == 0;
-        negative |= r->d.v[i] < 0;
+    const int64_t *v = r->d.v; /* ROLLUP_COLS order; energies (0..5) may be negative */
+    for (int i = 0; i < N_SUMS; i++) {
+        zero &= v[i] == 0;
+        if (i >= 6) negative |= v[i] < 0;
     }
     /* a difference that is a valid row itself (new intervals, the common
      * case) is one upsert: the rollups table's CHECK, on the difference */
-    const int64_t *v = r->d.v; /* ROLLUP_COLS order */
-    int row_ok = !negative && v[3] <= v[4] && v[6] <= v[5] && v[7] <= v[5];
+    int row_ok = !negative && v[8] <= v[7] && v[9] <= v[7] && v[10] <= v[7];
     for (int id = row_ok ? S_ROLLUP_UPSERT : S_ROLLUP_UPDATE; !zero; id = S_ROLLUP_INSERT) {
         sqlite3_stmt *s = stmt(st, id);
         if (!s) return DCEM_ESTORAGE;
@@ -1447,8 +1540,8 @@ static int rollup_apply(dcem_store *st, const char *site, const rollup_delta *r)
         sqlite3_bind_int(s, 2, r->kind);
         b_i64(s, 3, r->key);
         b_text(s, 4, r->meter);
-        for (int i = 0; i < 11; i++)
-            b_i64(s, 5 + i, r->d.v[i]);
+        for (int i = 0; i < N_SUMS; i++)
+            b_i64(s, 5 + i, v[i]);
         int rc = run(st, s, "rollup");
         if (rc) return rc;
         if (id != S_ROLLUP_UPDATE || sqlite3_changes(conn(st)->db) == 1) break;
@@ -1470,19 +1563,24 @@ static void bind_interval(sqlite3_stmt *s, const char *site, const dcem_store_in
     b_i64(s, 2, iv->start_ms);
     b_text(s, 3, r->meter);
     b_i64(s, 4, iv->end_ms);
-    sqlite3_bind_double(s, 5, iv->kwh);
-    sqlite3_bind_double(s, 6, iv->estimated_kwh);
-    sqlite3_bind_double(s, 7, iv->integrated_kwh);
-    b_i64(s, 8, iv->measured_ms);
-    b_i64(s, 9, iv->covered_ms);
-    b_i64(s, 10, (int64_t)iv->flags);
-    sqlite3_bind_int(s, 11, r->ev.discarded);
-    sqlite3_bind_int(s, 12, r->ev.rollovers);
-    sqlite3_bind_int(s, 13, r->ev.resets);
-    b_i64(s, 14, r->keys.hour_ms);
-    b_i64(s, 15, r->keys.day);
-    b_i64(s, 16, r->keys.month);
+    b_i64(s, 5, iv->ukwh);
+    b_i64(s, 6, iv->estimated_ukwh[DCEM_SPAN_INTERVAL]);
+    b_i64(s, 7, iv->estimated_ukwh[DCEM_SPAN_DAY]);
+    b_i64(s, 8, iv->estimated_ukwh[DCEM_SPAN_MONTH]);
+    b_i64(s, 9, iv->estimated_ukwh[DCEM_SPAN_YEAR]);
+    b_i64(s, 10, iv->integrated_ukwh);
+    b_i64(s, 11, iv->covered_ms);
+    b_i64(s, 12, iv->readings);
+    b_i64(s, 13, iv->discarded);
+    b_i64(s, 14, iv->rollovers);
+    b_i64(s, 15, iv->resets);
+    b_i64(s, 16, (int64_t)iv->flags);
+    b_i64(s, 17, r->keys.hour_ms);
+    b_i64(s, 18, r->keys.day);
+    b_i64(s, 19, r->keys.month);
 }
+
+static const int rollup_kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
 
 /* Writes one interval row: a new interval is one INSERT; a revision reads
  * the old row first. Appends what it adds to (and takes from) the rollups
@@ -1495,12 +1593,11 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
     bind_interval(s, site, r);
     int rc = run(st, s, "interval insert");
     if (rc) return rc;
-    static const int kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
     const int64_t nk[3] = {r->keys.hour_ms, r->keys.day, r->keys.month};
-    contrib nw = contrib_of(&r->iv, &r->ev);
+    contrib nw = contrib_of(&r->iv);
     if (sqlite3_changes(conn(st)->db) == 1) {
         for (int k = 0; k < 3; k++)
-            deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], nk[k], 0, nw};
+            deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], nk[k], 0, nw};
         st->call.intervals++;
         return 0;
     }
@@ -1511,31 +1608,27 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
     b_i64(s, 2, r->iv.start_ms);
     b_text(s, 3, r->meter);
     dcem_interval old_iv;
-    dcem_store_events old_ev;
     dcem_store_keys old_keys;
     int had = step(st, s, "interval lookup");
-    if (had == 1) read_interval(s, 0, r->iv.start_ms, &old_iv, &old_ev, &old_keys);
+    if (had == 1) read_interval(s, 0, r->iv.start_ms, &old_iv, &old_keys);
     done(s);
     if (had != 1) return had < 0 ? had : DCEM_ESTORAGE;
     if (!(s = stmt(st, S_IV_UPSERT))) return DCEM_ESTORAGE;
     bind_interval(s, site, r);
     if ((rc = run(st, s, "interval update"))) return rc;
-    contrib od = contrib_of(&old_iv, &old_ev);
+    contrib od = contrib_of(&old_iv);
     const int64_t ok[3] = {old_keys.hour_ms, old_keys.day, old_keys.month};
     for (int k = 0; k < 3; k++) {
         if (ok[k] == nk[k]) { /* always, unless a caller corrects the keys */
-            contrib d;
-            for (int i = 0; i < 11; i++)
-                d.v[i] = nw.v[i] - od.v[i];
-            deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], nk[k], 0, d};
+            contrib d = nw;
+            contrib_add(&d, &od, -1); /* both within DCEM_STORE_MAX_UKWH: cannot overflow */
+            deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], nk[k], 0, d};
             continue;
         }
-        deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], nk[k], 0, nw};
-        for (int i = 0; i < 11; i++)
-            od.v[i] = -od.v[i];
-        deltas[(*nd)++] = (rollup_delta){r->meter, kinds[k], ok[k], 1, od};
-        for (int i = 0; i < 11; i++)
-            od.v[i] = -od.v[i];
+        deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], nk[k], 0, nw};
+        contrib neg = {{0}};
+        contrib_add(&neg, &od, -1);
+        deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], ok[k], 1, neg};
     }
     st->call.interval_revisions++;
     return 0;
@@ -1555,8 +1648,11 @@ static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_i
         rollup_delta sum = deltas[i];
         size_t j = i + 1;
         for (; j < nd && delta_cmp(&deltas[j], &sum) == 0; j++) {
-            for (int k = 0; k < 11; k++)
-                sum.d.v[k] += deltas[j].d.v[k];
+            if (contrib_add(&sum.d, &deltas[j].d, 1)) {
+                dcem_store_set_error(st, "put_intervals: a rollup of %s would overflow",
+                                     sum.meter);
+                return DCEM_EINVAL;
+            }
             sum.drop_empty |= deltas[j].drop_empty;
         }
         int rc = rollup_apply(st, site, &sum);
@@ -1569,27 +1665,31 @@ static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_i
 static int sq_put_intervals(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
                             size_t n)
 {
+    int rc = need_meter_schema(st, "put_intervals");
+    if (rc) return rc;
     rollup_delta *deltas = malloc(6 * n * sizeof *deltas);
     if (!deltas) {
         dcem_store_set_error(st, "put_intervals: out of memory");
         return DCEM_ENOMEM;
     }
-    int rc = op_begin(st);
+    rc = op_begin(st);
     if (!rc) rc = op_end(st, put_intervals_tx(st, site, rows, n, deltas));
     free(deltas);
     return rc;
 }
 
 static int sq_get_interval(dcem_store *st, const char *site, const char *meter, int64_t start_ms,
-                           dcem_interval *iv, dcem_store_events *ev)
+                           dcem_interval *iv)
 {
+    int rc = need_meter_schema(st, "get_interval");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_IV_GET);
     if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, site);
     b_i64(s, 2, start_ms);
     b_text(s, 3, meter);
-    int rc = step(st, s, "get_interval");
-    if (rc == 1) read_interval(s, 0, start_ms, iv, ev, NULL);
+    rc = step(st, s, "get_interval");
+    if (rc == 1) read_interval(s, 0, start_ms, iv, NULL);
     done(s);
     return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
 }
@@ -1597,50 +1697,99 @@ static int sq_get_interval(dcem_store *st, const char *site, const char *meter, 
 static int sq_intervals(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                         dcem_store_interval_fn fn, void *ctx)
 {
+    int rc = need_meter_schema(st, "intervals");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_IV_RANGE);
     if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, site);
     b_i64(s, 2, from_ms);
     b_i64(s, 3, to_ms);
-    int rc;
     while ((rc = step(st, s, "intervals")) == 1) {
         dcem_interval iv;
-        dcem_store_events ev;
-        read_interval(s, 2, c_i64(s, 1), &iv, &ev, NULL);
-        if ((rc = fn(ctx, c_text(s, 0), &iv, &ev)) != 0) break;
+        read_interval(s, 2, c_i64(s, 1), &iv, NULL);
+        if ((rc = fn(ctx, c_text(s, 0), &iv)) != 0) break;
     }
     done(s);
     return rc;
 }
 
+/* Takes the intervals' sums off each rollup they count in — SQL sums them
+ * per rollup row, one UPDATE each — then deletes them. */
+static int delete_intervals_tx(dcem_store *st, const char *site, const char *meter,
+                               int64_t from_ms)
+{
+    sqlite3_stmt *s = stmt(st, S_IV_DELETE_SUMS);
+    if (!s) return DCEM_ESTORAGE;
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++) {
+        b_text(s, 1, site);
+        b_text(s, 2, meter);
+        b_i64(s, 3, from_ms);
+        sqlite3_bind_int(s, 4, rollup_kinds[k]);
+        b_i64(s, 5, DCEM_SEG_ESTIMATED);
+        b_i64(s, 6, DCEM_SEG_INTEGRATED);
+        while ((rc = step(st, s, "delete_intervals: sums")) == 1) {
+            rollup_delta d = {meter, rollup_kinds[k], c_i64(s, 0), 1, {{0}}};
+            for (int i = 0; i < N_SUMS; i++)
+                d.d.v[i] = -c_i64(s, 1 + i); /* each sum checked against int64 by SQLite */
+            if ((rc = rollup_apply(st, site, &d))) break;
+        }
+        done(s);
+    }
+    if (rc) return rc;
+    if (!(s = stmt(st, S_IV_DELETE))) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_text(s, 2, meter);
+    b_i64(s, 3, from_ms);
+    if ((rc = run(st, s, "delete_intervals"))) return rc;
+    st->call.intervals_deleted = (uint64_t)sqlite3_changes(conn(st)->db);
+    return 0;
+}
+
+static int sq_delete_intervals(dcem_store *st, const char *site, const char *meter,
+                               int64_t from_ms)
+{
+    int rc = need_meter_schema(st, "delete_intervals");
+    if (rc) return rc;
+    rc = op_begin(st);
+    if (rc) return rc;
+    return op_end(st, delete_intervals_tx(st, site, meter, from_ms));
+}
+
 static void read_rollup(sqlite3_stmt *s, dcem_store_rollup *r)
 {
+    memset(r, 0, sizeof *r);
     copy_id(r->meter, c_text(s, 0));
     r->kind = c_int(s, 1);
     r->key = c_i64(s, 2);
-    r->kwh = (double)c_i64(s, 3) / 1e6;
-    r->estimated_kwh = (double)c_i64(s, 4) / 1e6;
-    r->integrated_kwh = (double)c_i64(s, 5) / 1e6;
-    r->measured_ms = c_i64(s, 6);
-    r->covered_ms = c_i64(s, 7);
-    r->intervals = (long)c_i64(s, 8);
-    r->estimated_intervals = (long)c_i64(s, 9);
-    r->integrated_intervals = (long)c_i64(s, 10);
-    r->discarded_readings = (long)c_i64(s, 11);
-    r->rollovers = (long)c_i64(s, 12);
-    r->resets = (long)c_i64(s, 13);
+    r->ukwh = c_i64(s, 3);
+    r->estimated_ukwh[DCEM_SPAN_INTERVAL] = c_i64(s, 4);
+    r->estimated_ukwh[DCEM_SPAN_DAY] = c_i64(s, 5);
+    r->estimated_ukwh[DCEM_SPAN_MONTH] = c_i64(s, 6);
+    r->estimated_ukwh[DCEM_SPAN_YEAR] = c_i64(s, 7);
+    r->integrated_ukwh = c_i64(s, 8);
+    r->covered_ms = c_i64(s, 9);
+    r->intervals = (long)c_i64(s, 10);
+    r->read_intervals = (long)c_i64(s, 11);
+    r->estimated_intervals = (long)c_i64(s, 12);
+    r->integrated_intervals = (long)c_i64(s, 13);
+    r->discarded_readings = (long)c_i64(s, 14);
+    r->rollovers = (long)c_i64(s, 15);
+    r->resets = (long)c_i64(s, 16);
 }
 
 static int sq_get_rollup(dcem_store *st, const char *site, const char *meter, int kind, int64_t key,
                          dcem_store_rollup *out)
 {
+    int rc = need_meter_schema(st, "get_rollup");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_ROLLUP_GET);
     if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, site);
     sqlite3_bind_int(s, 2, kind);
     b_i64(s, 3, key);
     b_text(s, 4, meter);
-    int rc = step(st, s, "get_rollup");
+    rc = step(st, s, "get_rollup");
     if (rc == 1) read_rollup(s, out);
     done(s);
     return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
@@ -1649,13 +1798,14 @@ static int sq_get_rollup(dcem_store *st, const char *site, const char *meter, in
 static int sq_rollups(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
                       dcem_store_rollup_fn fn, void *ctx)
 {
+    int rc = need_meter_schema(st, "rollups");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_ROLLUP_RANGE);
     if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, site);
     sqlite3_bind_int(s, 2, kind);
     b_i64(s, 3, from_key);
     b_i64(s, 4, to_key);
-    int rc;
     while ((rc = step(st, s, "rollups")) == 1) {
         dcem_store_rollup r;
         read_rollup(s, &r);
@@ -1665,123 +1815,107 @@ static int sq_rollups(dcem_store *st, const char *site, int kind, int64_t from_k
     return rc;
 }
 
-/* ---- per-meter state ---------------------------------------------------------------------- */
+/* ---- per-meter state and checkpoints ------------------------------------------------------ */
 
-#define EVENT_BYTES 9
+/* Copies a blob column into buf; DCEM_EFULL (with *len the size needed)
+ * when it does not fit. */
+static int take_blob(dcem_store *st, sqlite3_stmt *s, int col, void *buf, size_t cap,
+                     size_t *len, const char *what)
+{
+    const void *p = sqlite3_column_blob(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    *len = n;
+    if (n > cap) {
+        dcem_store_set_error(st, "%s: the state is %zu bytes, the buffer %zu", what, n, cap);
+        return DCEM_EFULL;
+    }
+    if (n) memcpy(buf, p, n);
+    return 0;
+}
 
 static int sq_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                              const dcem_counter *c, const dcem_splitter *sp,
-                              const dcem_store_meter_extra *x, int64_t updated_ms)
+                              const void *blob, size_t len, int stale, int64_t updated_ms)
 {
-    unsigned char ev[DCEM_STORE_MAX_EVENTS * EVENT_BYTES];
-    for (int k = 0; k < x->n_events; k++) {
-        unsigned char *p = &ev[k * EVENT_BYTES];
-        uint64_t t = (uint64_t)x->event_ms[k];
-        p[0] = (unsigned char)x->event_kind[k];
-        for (int b = 0; b < 8; b++)
-            p[1 + b] = (unsigned char)(t >> (56 - 8 * b));
-    }
-    int rc = op_begin_stmt(st);
+    int rc = need_meter_schema(st, "put_meter_state");
     if (rc) return rc;
+    if ((rc = op_begin_stmt(st))) return rc;
     sqlite3_stmt *s = stmt(st, S_STATE_PUT);
     if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
-    int i = 1;
-    b_text(s, i++, site);
-    b_text(s, i++, meter);
-    b_real(s, i++, c->cfg.rated_kw);
-    b_real(s, i++, c->cfg.modulo_kwh);
-    b_real(s, i++, c->cfg.resolution_kwh);
-    b_real(s, i++, c->cfg.margin);
-    b_i64(s, i++, c->cfg.gap_ms);
-    b_i64(s, i++, c->cfg.max_gap_ms);
-    sqlite3_bind_int(s, i++, c->mode);
-    sqlite3_bind_int(s, i++, c->have_anchor);
-    sqlite3_bind_int(s, i++, c->have_pending);
-    sqlite3_bind_int(s, i++, c->have_late);
-    b_i64(s, i++, c->anchor_t);
-    b_i64(s, i++, c->pending_t);
-    b_i64(s, i++, c->late_t);
-    b_i64(s, i++, c->last_t);
-    b_real(s, i++, c->anchor_v);
-    b_real(s, i++, c->pending_v);
-    b_real(s, i++, c->late_v);
-    b_i64(s, i++, sp->len_ms);
-    sqlite3_bind_int(s, i++, sp->open ? 1 : 0);
-    b_i64(s, i++, sp->cur.start_ms);
-    b_i64(s, i++, sp->cur.end_ms);
-    b_real(s, i++, sp->cur.kwh);
-    b_real(s, i++, sp->cur.estimated_kwh);
-    b_real(s, i++, sp->cur.integrated_kwh);
-    b_i64(s, i++, sp->cur.measured_ms);
-    b_i64(s, i++, sp->cur.covered_ms);
-    b_i64(s, i++, (int64_t)sp->cur.flags);
-    b_i64(s, i++, updated_ms);
-    sqlite3_bind_int(s, i++, x->stale);
-    sqlite3_bind_blob(s, i++, ev, x->n_events * EVENT_BYTES, SQLITE_STATIC);
-    b_real(s, i++, c->ratio);
-    sqlite3_bind_int(s, i++, c->ratio_break);
+    b_text(s, 1, site);
+    b_text(s, 2, meter);
+    /* blob is never NULL (store.c): a zero length binds an empty blob, not NULL */
+    sqlite3_bind_blob(s, 3, blob, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, stale);
+    b_i64(s, 5, updated_ms);
     return op_end_stmt(st, run(st, s, "put_meter_state"));
 }
 
-static int sq_get_meter_state(dcem_store *st, const char *site, const char *meter,
-                              const dcem_tz *tz, dcem_counter *c, dcem_splitter *sp,
-                              dcem_store_meter_extra *x, int64_t *updated_ms)
+static int sq_get_meter_state(dcem_store *st, const char *site, const char *meter, void *buf,
+                              size_t cap, size_t *len, int *stale, int64_t *updated_ms)
 {
+    int rc = need_meter_schema(st, "get_meter_state");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_STATE_GET);
     if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, site);
     b_text(s, 2, meter);
-    int rc = step(st, s, "get_meter_state");
+    rc = step(st, s, "get_meter_state");
     if (rc == 1) {
-        int i = 0;
-        dcem_counter_cfg cfg;
-        cfg.rated_kw = c_real(s, i++);
-        cfg.modulo_kwh = c_real(s, i++);
-        cfg.resolution_kwh = c_real(s, i++);
-        cfg.margin = c_real(s, i++);
-        cfg.gap_ms = c_i64(s, i++);
-        cfg.max_gap_ms = c_i64(s, i++);
-        dcem_counter_init(c, &cfg);
-        c->mode = c_int(s, i++);
-        c->have_anchor = c_int(s, i++);
-        c->have_pending = c_int(s, i++);
-        c->have_late = c_int(s, i++);
-        c->anchor_t = c_i64(s, i++);
-        c->pending_t = c_i64(s, i++);
-        c->late_t = c_i64(s, i++);
-        c->last_t = c_i64(s, i++);
-        c->anchor_v = c_real(s, i++);
-        c->pending_v = c_real(s, i++);
-        c->late_v = c_real(s, i++);
-        int64_t len_ms = c_i64(s, i++);
-        dcem_splitter_init(sp, tz, (int)(len_ms / 60000));
-        sp->len_ms = len_ms;
-        sp->open = c_int(s, i++);
-        sp->cur.start_ms = c_i64(s, i++);
-        sp->cur.end_ms = c_i64(s, i++);
-        sp->cur.kwh = c_real(s, i++);
-        sp->cur.estimated_kwh = c_real(s, i++);
-        sp->cur.integrated_kwh = c_real(s, i++);
-        sp->cur.measured_ms = c_i64(s, i++);
-        sp->cur.covered_ms = c_i64(s, i++);
-        sp->cur.flags = (unsigned)c_i64(s, i++);
-        *updated_ms = c_i64(s, i++);
-        x->stale = c_int(s, i++);
-        const unsigned char *p = sqlite3_column_blob(s, i);
-        int n = sqlite3_column_bytes(s, i++) / EVENT_BYTES; /* the CHECK bounds it */
-        x->n_events = n > DCEM_STORE_MAX_EVENTS ? DCEM_STORE_MAX_EVENTS : n;
-        for (int k = 0; k < x->n_events; k++, p += EVENT_BYTES) {
-            uint64_t t = 0;
-            for (int b = 0; b < 8; b++)
-                t = t << 8 | p[1 + b];
-            x->event_kind[k] = p[0];
-            x->event_ms[k] = (int64_t)t;
-        }
-        c->ratio = c_real(s, i++);
-        c->ratio_break = c_int(s, i++);
+        *stale = c_int(s, 1);
+        *updated_ms = c_i64(s, 2);
+        int r = take_blob(st, s, 0, buf, cap, len, "get_meter_state");
+        if (r) rc = r;
     }
     done(s);
     return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_put_checkpoint(dcem_store *st, const char *site, const char *meter, int64_t t_ms,
+                             const void *blob, size_t len)
+{
+    int rc = need_meter_schema(st, "put_checkpoint");
+    if (rc) return rc;
+    if ((rc = op_begin_stmt(st))) return rc;
+    sqlite3_stmt *s = stmt(st, S_CKPT_PUT);
+    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
+    b_text(s, 1, site);
+    b_text(s, 2, meter);
+    b_i64(s, 3, t_ms);
+    sqlite3_bind_blob(s, 4, blob, (int)len, SQLITE_STATIC);
+    return op_end_stmt(st, run(st, s, "put_checkpoint"));
+}
+
+static int sq_get_checkpoint(dcem_store *st, const char *site, const char *meter,
+                             int64_t before_ms, int64_t *t_ms, void *buf, size_t cap, size_t *len)
+{
+    int rc = need_meter_schema(st, "get_checkpoint");
+    if (rc) return rc;
+    sqlite3_stmt *s = stmt(st, S_CKPT_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, site);
+    b_text(s, 2, meter);
+    b_i64(s, 3, before_ms);
+    rc = step(st, s, "get_checkpoint");
+    if (rc == 1) {
+        *t_ms = c_i64(s, 0);
+        int r = take_blob(st, s, 1, buf, cap, len, "get_checkpoint");
+        if (r) rc = r;
+    }
+    done(s);
+    return rc == 1 ? 0 : rc == 0 ? DCEM_ENOTFOUND : rc;
+}
+
+static int sq_drop_checkpoints(dcem_store *st, const char *site, const char *meter, int64_t from_ms)
+{
+    int rc = need_meter_schema(st, "drop_checkpoints");
+    if (rc) return rc;
+    if ((rc = op_begin_stmt(st))) return rc;
+    sqlite3_stmt *s = stmt(st, S_CKPT_DROP);
+    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
+    b_text(s, 1, site);
+    b_text(s, 2, meter);
+    b_i64(s, 3, from_ms);
+    return op_end_stmt(st, run(st, s, "drop_checkpoints"));
 }
 
 /* ---- figures, verdicts, alerts ------------------------------------------------------------ */
@@ -1929,8 +2063,12 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .intervals = sq_intervals,
     .get_rollup = sq_get_rollup,
     .rollups = sq_rollups,
+    .delete_intervals = sq_delete_intervals,
     .put_meter_state = sq_put_meter_state,
     .get_meter_state = sq_get_meter_state,
+    .put_checkpoint = sq_put_checkpoint,
+    .get_checkpoint = sq_get_checkpoint,
+    .drop_checkpoints = sq_drop_checkpoints,
     .put_figures = sq_put_figures,
     .get_figures = sq_get_figures,
     .figures = sq_figures,
