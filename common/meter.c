@@ -92,18 +92,32 @@ static void apply(out_ctx *o, const dcem_counter_out *out)
     }
 }
 
+/* The counter works in micro-kWh: rules scaled, counter values rounded to
+ * whole micro-kWh as they come (the one rounding of a counter's energy), so
+ * that differences are whole and telescope: the energy between two readings
+ * is exactly the difference of their rounded values, however it is cut. */
+static void set_cfg(dcem_meter_state *m, const dcem_counter_cfg *cfg)
+{
+    dcem_counter_cfg *c = &m->counter.cfg;
+    *c = *cfg;
+    c->rated_kw *= 1e6;
+    c->modulo_kwh *= 1e6;
+    c->resolution_kwh *= 1e6;
+}
+
 int dcem_meter_push(dcem_meter_state *m, const dcem_counter_cfg *cfg, int64_t t_ms, int has_kwh,
                     double kwh, int has_kw, double kw, double ratio, dcem_interval_fn fn,
                     void *ctx, dcem_counter_out *out)
 {
     dcem_counter_out local;
     if (!out) out = &local;
-    m->counter.cfg = *cfg;
+    set_cfg(m, cfg);
     if (has_kwh && !(fabs(kwh) <= DCEM_METER_MAX_VALUE)) { /* NaN fails too */
         memset(out, 0, sizeof *out);
         return out->reject = DCEM_REJECT_VALUE;
     }
-    dcem_counter_push_ratio(&m->counter, t_ms, has_kwh, kwh, has_kw, kw, ratio, out);
+    double ukwh = has_kwh ? (double)llround(kwh * 1e6) : 0;
+    dcem_counter_push_ratio(&m->counter, t_ms, has_kwh, ukwh, has_kw, kw * 1e6, ratio, out);
     if (out->reject) return out->reject;
     out_ctx o = {m, fn, ctx};
     pending_at(&o, t_ms)->readings++;
@@ -115,7 +129,7 @@ int dcem_meter_finish(dcem_meter_state *m, const dcem_counter_cfg *cfg, dcem_int
 {
     dcem_counter_out out;
     out_ctx o = {m, fn, ctx};
-    m->counter.cfg = *cfg;
+    set_cfg(m, cfg);
     dcem_counter_finish(&m->counter, &out);
     apply(&o, &out);
     dcem_splitter_flush(&m->split, on_interval, &o);

@@ -1,5 +1,6 @@
 #include "split.h"
 
+#include <math.h>
 #include <string.h>
 
 void dcem_splitter_init(dcem_splitter *s, const dcem_tz *tz, int interval_minutes)
@@ -40,7 +41,7 @@ void dcem_splitter_add(dcem_splitter *s, const dcem_segment *seg, dcem_interval_
     int64_t dur = seg->t1_ms - seg->t0_ms;
     int reset = (seg->flags & DCEM_SEG_RESET) != 0;
     int integrated = (seg->flags & DCEM_SEG_INTEGRATED) != 0;
-    int64_t total = dcem_kwh_ukwh(seg->kwh), left = total; /* the one rounding */
+    int64_t total = llround(seg->kwh), left = total; /* whole micro-kWh */
     for (int64_t t = seg->t0_ms; t < seg->t1_ms;) {
         if (s->open && t >= s->cur.end_ms) dcem_splitter_flush(s, fn, ctx);
         if (!s->open) {

@@ -1,8 +1,9 @@
 /* split.h — energy segments to interval energy, in whole micro-kWh. A
- * segment's energy is rounded once to micro-kWh (the only rounding of the
- * pipeline) and attributed to the intervals it overlaps in proportion to
- * time, by integer arithmetic, the last piece taking what is left, so the
- * pieces sum to the segment exactly. Each interval is handed to a callback
+ * segment's energy (in micro-kWh: common/meter.h runs the counter in them;
+ * a fraction, from power or a reset's estimate, is rounded here) is
+ * attributed to the intervals it overlaps in proportion to time, by integer
+ * arithmetic, the last piece taking what is left, so the pieces sum to the
+ * segment exactly. Each interval is handed to a callback
  * as soon as a segment reaches its end. Pure; state lives in caller storage.
  *
  * Estimated energy depends on the period it is seen from (docs/figures.md,
@@ -45,7 +46,8 @@ typedef struct dcem_splitter {
 /* interval_minutes must divide 60. tz must outlive the splitter. */
 void dcem_splitter_init(dcem_splitter *s, const dcem_tz *tz, int interval_minutes);
 
-/* Adds a segment (t0 < t1, segments in time order, not overlapping). */
+/* Adds a segment of seg->kwh MICRO-kWh (t0 < t1, segments in time order,
+ * not overlapping). */
 void dcem_splitter_add(dcem_splitter *s, const dcem_segment *seg, dcem_interval_fn fn, void *ctx);
 
 /* Hands over the interval still open (partly covered), if any. */

@@ -47,14 +47,14 @@ static void test_intervals(void **state)
     if (!l) fail_msg("%s", err);
     int64_t t0;
     assert_int_equal(dcem_parse_time("2025-06-01T00:00:00+08:00", 25, &t0), 0);
-    /* facility 130 kW, IT 100 kW, a reading a minute for 40 minutes; the IT
-     * meter sends nothing between minutes 15 and 40: a 25-minute gap, more
-     * than 1.5 intervals, so its energy is spread and marked estimated */
+    /* facility 130 kW, IT 100 kW, a reading a minute for 45 minutes; the IT
+     * meter sends nothing from minute 15 to 30: the whole second interval
+     * has no reading of it, its energy is spread by time */
     for (int i = 0; i <= 45; i++) { /* the reading after the gap is held until the next */
         int64_t t = t0 + i * 60000LL;
         dcem_wire_reading f = reading("alpha-in-a", t, 5000 + 130.0 * i / 60);
         dcem_local_add(l, &f);
-        if (i > 15 && i < 40) continue;
+        if (i >= 15 && i <= 30) continue;
         dcem_wire_reading it = reading("alpha-ups-a", t, 7000 + 100.0 * i / 60);
         dcem_local_add(l, &it);
     }
@@ -75,7 +75,8 @@ static void test_intervals(void **state)
     assert_int_equal(dcem_local_take(l, t0 + 15 * 60000LL + 5000, 5000, &m), 0);
 
     /* the second interval: the IT energy of the gap is spread by time (exact
-     * at constant power) and not measured: completeness 0 */
+     * at constant power, to the micro-kWh) and no reading came in it:
+     * completeness 0 (readings received / expected, docs/figures.md) */
     assert_int_equal(dcem_local_take(l, t0 + 30 * 60000LL + 5000, 5000, &m), 1);
     assert_int_equal(m.start_ms, t0 + 15 * 60000LL);
     assert_float_equal(m.role_kwh[DCEM_ROLE_IT], 25, 1e-9);

@@ -129,10 +129,10 @@ static void test_split_proportional(void **state)
     collected c = {.n = 0};
     int64_t base = utc("2025-01-01T00:00:00Z");
     /* readings at :07 — every segment straddles a boundary */
-    dcem_segment a = {base + 7 * MIN, base + 22 * MIN, 15, 0};
-    dcem_segment b = {base + 22 * MIN, base + 37 * MIN, 30, 0};
+    dcem_segment a = {base + 7 * MIN, base + 22 * MIN, 15e6, 0};
+    dcem_segment b = {base + 22 * MIN, base + 37 * MIN, 30e6, 0};
     /* a gap of 1 h 30 (estimated) spread by time */
-    dcem_segment g = {base + 37 * MIN, base + 127 * MIN, 90, DCEM_SEG_GAP};
+    dcem_segment g = {base + 37 * MIN, base + 127 * MIN, 90e6, DCEM_SEG_GAP};
     dcem_splitter_add(&sp, &a, collect, &c);
     dcem_splitter_add(&sp, &b, collect, &c);
     dcem_splitter_add(&sp, &g, collect, &c);
@@ -170,7 +170,7 @@ static void test_split_spans(void **state)
     collected c = {.n = 0};
     /* 1 kWh over three whole intervals: 333333 + 333333 + 333334 */
     int64_t t = utc("2025-03-10T02:00:00Z");
-    dcem_segment a = {t, t + 45 * MIN, 1.0, 0};
+    dcem_segment a = {t, t + 45 * MIN, 1e6, 0};
     dcem_splitter_add(&sp, &a, collect, &c);
     assert_int_equal(c.n, 3);
     assert_int_equal(c.iv[0].ukwh, 333333);
@@ -181,7 +181,7 @@ static void test_split_spans(void **state)
     c.n = 0;
     dcem_splitter_init(&sp, sh, 15);
     int64_t m = utc("2025-01-31T16:00:00Z");
-    dcem_segment b = {m - 10 * MIN, m + 10 * MIN, 2.0, 0};
+    dcem_segment b = {m - 10 * MIN, m + 10 * MIN, 2e6, 0};
     dcem_splitter_add(&sp, &b, collect, &c);
     dcem_splitter_flush(&sp, collect, &c);
     assert_int_equal(c.n, 2);
@@ -194,7 +194,7 @@ static void test_split_spans(void **state)
     /* a reset inside an interval: estimated from every span */
     c.n = 0;
     dcem_splitter_init(&sp, sh, 15);
-    dcem_segment r = {t + MIN, t + 2 * MIN, 0.5, DCEM_SEG_RESET};
+    dcem_segment r = {t + MIN, t + 2 * MIN, 0.5e6, DCEM_SEG_RESET};
     dcem_splitter_add(&sp, &r, collect, &c);
     dcem_splitter_flush(&sp, collect, &c);
     assert_int_equal(c.n, 1);
