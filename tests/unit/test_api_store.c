@@ -70,7 +70,7 @@ static void put(fx *f, uint64_t seq, dcem_wire_reading *rs, size_t n)
     dcem_wire_batch b = {.epoch = 1, .seq = seq, .readings = rs, .n_readings = n};
     snprintf(b.site, sizeof b.site, "s1");
     snprintf(b.gateway, sizeof b.gateway, "gw");
-    assert_int_equal(dcem_store_put_batch(f->st, &b, 1000, NULL), 0);
+    assert_int_equal(dcem_store_put_batch(f->st, &b, 1000, NULL, NULL), 0);
 }
 
 typedef struct seen {

@@ -37,7 +37,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SCHEMA_LATEST 6 /* proofs */
+#define SCHEMA_LATEST 7 /* integer intervals, opaque meter state, checkpoints */
 
 typedef struct fx {
     char tmp[64];   /* mkdtemp, removed after the test */
@@ -221,12 +221,12 @@ static void test_upgrade_and_reopen_keep_data(void **state)
     dcem_wire_reading *r = readings_new(20);
     dcem_wire_batch b = batch_of(r, 20, 7, 1, T0, 4);
     int dup = -1;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 5000, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 5000, &dup, NULL), 0);
     assert_int_equal(dup, 0);
     /* version 1 has no intervals table: a clear failure, not a crash */
-    dcem_interval iv = {.start_ms = T0, .end_ms = T0 + 15 * MIN, .kwh = 1};
+    dcem_interval iv = {.start_ms = T0, .end_ms = T0 + 15 * MIN, .ukwh = 1000000};
     dcem_store_keys k = {T0, 0, 0};
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL), DCEM_ESTORAGE);
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k), DCEM_ESTORAGE);
     assert_non_null(strstr(dcem_store_error(st), "intervals"));
     dcem_store_close(st);
     assert_int_equal(q1(f, "SELECT count(*) FROM sqlite_master WHERE name = 'intervals'"), 0);
@@ -237,18 +237,95 @@ static void test_upgrade_and_reopen_keep_data(void **state)
     assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 7, &e), 0);
     assert_int_equal(e.contiguous_seq, 1);
     assert_int_equal(count_readings(st), 20);
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL), 0);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 9000, &dup), 0);
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 9000, &dup, NULL), 0);
     assert_int_equal(dup, 1); /* the batch from before the upgrade is known */
     dcem_store_close(st);
 
     st = open_ok(f); /* plain reopen */
     dcem_interval back;
-    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", T0, &back, NULL), 0);
-    assert_true(back.kwh == 1.0);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", T0, &back), 0);
+    assert_int_equal(back.ukwh, 1000000);
     assert_int_equal(count_readings(st), 20);
     dcem_store_close(st);
     assert_int_equal(q1(f, "SELECT count(*) FROM schema_version"), SCHEMA_LATEST);
+    free(r);
+}
+
+/* A store of schema 6 (REAL kWh intervals, field-by-field meter state)
+ * migrated to 7: readings, batches, figures and alerts kept; the intervals,
+ * rollups and meter state dropped, the collector rebuilds them. */
+static void test_schema6_migrated_keeps_readings_drops_derived(void **state)
+{
+    fx *f = *state;
+    dcem_store_opts o = {.schema_version = 6};
+    dcem_store *st = open_opts(f, &o);
+    assert_int_equal(dcem_store_schema_version(st), 6);
+    dcem_wire_reading *r = readings_new(40);
+    dcem_wire_batch b = batch_of(r, 40, 7, 1, T0, 4);
+    int dup = -1;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 5000, &dup, NULL), 0);
+    assert_int_equal(
+        dcem_store_put_figures(st, "sh-dc01", DCEM_PERIOD_MONTH, 2025 * 12, "{\"pue\":1.5}", 9),
+        0);
+    dcem_store_alert a = {.site = "sh-dc01", .t_ms = T0, .kind = "meter_stale", .message = "m0",
+                          .state = DCEM_STORE_ALERT_RAISED};
+    assert_int_equal(dcem_store_add_alert(st, &a, NULL), 0);
+    /* the functions of schema 7 refuse an older store clearly */
+    unsigned char blob[8] = {1};
+    size_t len;
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", blob, 8, 0, T0),
+                     DCEM_ESTORAGE);
+    assert_int_equal(dcem_store_get_checkpoint(st, "sh-dc01", "m0", T0, NULL, blob, 8, &len),
+                     DCEM_ESTORAGE);
+    assert_int_equal(dcem_store_delete_intervals(st, "sh-dc01", "m0", T0), DCEM_ESTORAGE);
+    dcem_store_close(st);
+    /* rows as a schema-6 collector wrote them */
+    sql_exec(f, "INSERT INTO intervals (site, meter, start_ms, end_ms, kwh, estimated_kwh,"
+                " integrated_kwh, measured_ms, covered_ms, flags, discarded, rollovers, resets,"
+                " hour_ms, day, month) VALUES ('sh-dc01', 'm0', 1735689600000, 1735690500000,"
+                " 2.5, 0, 0, 900000, 900000, 0, 0, 0, 0, 1735689600000, 20089, 24300)");
+    sql_exec(f, "INSERT INTO rollups (site, kind, key, meter, kwh_ukwh, estimated_ukwh,"
+                " integrated_ukwh, measured_ms, covered_ms, intervals, estimated_intervals,"
+                " integrated_intervals, discarded, rollovers, resets) VALUES"
+                " ('sh-dc01', 2, 20089, 'm0', 2500000, 0, 0, 900000, 900000, 1, 0, 0, 0, 0, 0)");
+    sql_exec(f, "INSERT INTO meter_state (site, meter, gap_ms, max_gap_ms, mode, have_anchor,"
+                " have_pending, have_late, anchor_t, pending_t, late_t, last_t, split_len_ms,"
+                " split_open, cur_start_ms, cur_end_ms, cur_measured_ms, cur_covered_ms,"
+                " cur_flags, updated_ms) VALUES ('sh-dc01', 'm0', 3600000, 86400000, 1, 1, 0,"
+                " 0, 1735689600000, 0, 0, 1735689600000, 900000, 0, 0, 0, 0, 0, 0, 1)");
+
+    st = open_ok(f);
+    assert_int_equal(dcem_store_schema_version(st), SCHEMA_LATEST);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM readings"), 40);
+    assert_int_equal(q1(f, "SELECT count(*) FROM batches"), 1);
+    assert_int_equal(q1(f, "SELECT count(*) FROM epochs"), 1);
+    assert_int_equal(q1(f, "SELECT count(*) FROM figures"), 1);
+    assert_int_equal(q1(f, "SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(q1(f, "SELECT count(*) FROM intervals"), 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM rollups"), 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM meter_state"), 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM checkpoints"), 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM pragma_table_info('intervals')"
+                           " WHERE name IN ('kwh', 'measured_ms')"),
+                     0);
+
+    /* and the migrated store works: the batch is known, the meter has no
+     * state (rebuilt from its readings), new intervals and state go in */
+    st = open_ok(f);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 9000, &dup, NULL), 0);
+    assert_int_equal(dup, 1);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", blob, 8, &len, NULL, NULL),
+                     DCEM_ENOTFOUND);
+    dcem_interval iv = {.start_ms = T0, .end_ms = T0 + 15 * MIN, .ukwh = 2500000, .readings = 4};
+    dcem_store_keys k = {T0, 20089, 2025 * 12};
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k), 0);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", blob, 8, 0, T0), 0);
+    dcem_store_rollup ru;
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_DAY, 20089, &ru), 0);
+    assert_int_equal(ru.ukwh, 2500000);
+    dcem_store_close(st);
     free(r);
 }
 
@@ -346,7 +423,7 @@ static void test_proofs(void **state)
                                           sizeof payload - 1),
                      DCEM_EINVAL);
     assert_non_null(strstr(dcem_store_error(st), "FOREIGN KEY"));
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 1, NULL), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 1, NULL, NULL), 0);
     assert_int_equal(dcem_store_put_proof(st, "sh-dc01", "gw-a17", 9, 1, key, payload,
                                           sizeof payload - 1),
                      0);
@@ -376,9 +453,9 @@ static void test_put_batch_idempotent(void **state)
     dcem_wire_reading *r = readings_new(100);
     dcem_wire_batch b = batch_of(r, 100, 1732650000, 1, T0, 10);
     int dup = -1;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 1, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 1, &dup, NULL), 0);
     assert_int_equal(dup, 0);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 2, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 2, &dup, NULL), 0);
     assert_int_equal(dup, 1);
     assert_int_equal(count_readings(st), 100);
     assert_int_equal(q1(f, "SELECT count(*) FROM batches"), 1);
@@ -406,7 +483,7 @@ static void test_put_batch_idempotent(void **state)
     dcem_wire_batch b2 = batch_of(r2, 100, 1732650000, 2, T0 + 5000, 10);
     for (size_t i = 0; i < 100; i++)
         r2[i].kwh = -1; /* would differ if overwritten */
-    assert_int_equal(dcem_store_put_batch(st, &b2, T0 + 3, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b2, T0 + 3, &dup, NULL), 0);
     assert_int_equal(dup, 0);
     dcem_store_stats(st, &s);
     assert_int_equal(s.readings, 150);
@@ -417,16 +494,16 @@ static void test_put_batch_idempotent(void **state)
 
     /* gaps: 4 before 3, then 3 closes it; 7 with 5 and 6 missing */
     dcem_wire_batch g = batch_of(r2, 1, 1732650000, 4, T0 + 100000, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 4, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 4, &dup, NULL), 0);
     assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
     assert_int_equal(e.contiguous_seq, 2);
     assert_int_equal(e.max_seq, 4);
     g = batch_of(r2, 1, 1732650000, 3, T0 + 101000, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 5, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 5, &dup, NULL), 0);
     assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
     assert_int_equal(e.contiguous_seq, 4);
     g = batch_of(r2, 1, 1732650000, 7, T0 + 102000, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 6, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 6, &dup, NULL), 0);
     assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
     assert_int_equal(e.contiguous_seq, 4);
     assert_int_equal(e.max_seq, 7);
@@ -440,7 +517,7 @@ static void test_put_batch_idempotent(void **state)
     assert_int_equal(e.skipped, 2);
     /* 5 came after all (it raced the birth): stored, not a duplicate */
     g = batch_of(r2, 1, 1732650000, 5, T0 + 103000, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 7, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 7, &dup, NULL), 0);
     assert_int_equal(dup, 0);
 
     /* an identified but invalid batch: quarantined, and it counts for the ack */
@@ -460,7 +537,7 @@ static void test_put_batch_idempotent(void **state)
 
     /* a seq reused for other content is still a duplicate, and counted */
     g = batch_of(r2, 3, 1732650000, 1, T0 + 200000, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 10, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 10, &dup, NULL), 0);
     assert_int_equal(dup, 1);
     dcem_store_stats(st, &s);
     assert_int_equal(s.duplicate_mismatch, 1);
@@ -469,20 +546,20 @@ static void test_put_batch_idempotent(void **state)
     /* the same gateway id and (epoch, seq) at another site is another batch */
     g = batch_of(r2, 2, 1732650000, 1, T0 + 400000, 1);
     snprintf(g.site, sizeof g.site, "bj-dc02");
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 10, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 10, &dup, NULL), 0);
     assert_int_equal(dup, 0);
     assert_int_equal(dcem_store_gateway_seq(st, "bj-dc02", "gw-a17", 1732650000, &e), 0);
     assert_int_equal(e.contiguous_seq, 1);
 
     /* a second epoch; the walk lists both, in order */
     g = batch_of(r2, 1, 1732659999, 1, T0 + 300000, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 11, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0 + 11, &dup, NULL), 0);
     dcem_store_close(st);
 
     st = open_ok(f); /* survives a restart */
     assert_int_equal(dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 1732650000, &e), 0);
     assert_int_equal(e.contiguous_seq, 8);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 12, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 12, &dup, NULL), 0);
     assert_int_equal(dup, 1);
     epoch_walk w = {0};
     assert_int_equal(dcem_store_epochs(st, epoch_fn, &w), 0);
@@ -507,15 +584,15 @@ static void test_bad_arguments(void **state)
     dcem_wire_batch b = batch_of(r, 2, 1, 1, T0, 2);
     int dup;
     b.seq = 0;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), DCEM_EINVAL);
     b.seq = DCEM_WIRE_MAX_INT + 1;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), DCEM_EINVAL);
     b.seq = 1;
     snprintf(b.gateway, sizeof b.gateway, "gw/a");
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), DCEM_EINVAL);
     assert_non_null(strstr(dcem_store_error(st), "gateway"));
-    assert_int_equal(dcem_store_put_batch(st, NULL, T0, &dup), DCEM_EINVAL);
-    assert_int_equal(dcem_store_put_batch(NULL, &b, T0, &dup), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(st, NULL, T0, &dup, NULL), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(NULL, &b, T0, &dup, NULL), DCEM_EINVAL);
     assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_YEAR, 0, NULL),
                      DCEM_EINVAL);
     assert_int_equal(dcem_store_commit(st), DCEM_EINVAL); /* none open */
@@ -550,7 +627,7 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
         if (c == 3) bad->kw = NAN;
         if (c == 4) snprintf(bad->meter, sizeof bad->meter, "m 7");
         if (c == 5) bad->t_ms = -1;
-        assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), cases[c].rc);
+        assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), cases[c].rc);
         assert_non_null(strstr(dcem_store_error(st), "readings[700]"));
         assert_int_equal(count_readings(st), 0);
         assert_int_equal(q1(f, "SELECT count(*) FROM readings"), 0);
@@ -568,23 +645,23 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
 
     /* the good batch goes in afterwards: the failures left no lock or state */
     dcem_wire_batch b = batch_of(r, 1000, 3, 1, T0, 10);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
     assert_int_equal(count_readings(st), 1000);
 
     /* inside an explicit transaction a failing call undoes only itself */
     dcem_interval iv = {.start_ms = T0,
                         .end_ms = T0 + 15 * MIN,
-                        .kwh = 2.5,
-                        .measured_ms = 15 * MIN,
-                        .covered_ms = 15 * MIN};
+                        .ukwh = 2500000,
+                        .covered_ms = 15 * MIN,
+                        .readings = 15};
     dcem_store_keys k = {T0, 20089, 2025 * 12};
     assert_int_equal(dcem_store_begin(st), 0);
     b = batch_of(r, 1000, 3, 2, T0 + 100 * 1000, 10);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
     dcem_wire_batch bad = batch_of(r, 1000, 3, 3, T0 + 200 * 1000, 10);
     r[999].quality = 9;
-    assert_int_equal(dcem_store_put_batch(st, &bad, T0, &dup), DCEM_EINVAL);
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k, NULL), 0);
+    assert_int_equal(dcem_store_put_batch(st, &bad, T0, &dup, NULL), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k), 0);
     dcem_store_stats(st, &s);
     assert_int_equal(s.batches, 1); /* joins at commit */
     assert_int_equal(dcem_store_commit(st), 0);
@@ -600,22 +677,23 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
     /* and a rolled-back transaction leaves nothing */
     assert_int_equal(dcem_store_begin(st), 0);
     b = batch_of(r, 1000, 3, 3, T0 + 300 * 1000, 10);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
-    iv.kwh = 99;
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k, NULL), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
+    iv.ukwh = 99000000;
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k), 0);
     assert_int_equal(dcem_store_rollback(st), 0);
     assert_int_equal(count_readings(st), 2000);
     dcem_interval back;
-    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m1", T0, &back, NULL), 0);
-    assert_true(back.kwh == 2.5);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m1", T0, &back), 0);
+    assert_int_equal(back.ukwh, 2500000);
     dcem_store_rollup ru;
     assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m1", DCEM_PERIOD_DAY, 20089, &ru), 0);
-    assert_true(ru.kwh == 2.5);
+    assert_int_equal(ru.ukwh, 2500000);
+    assert_int_equal(ru.read_intervals, 1);
     dcem_store_stats(st, &s);
     assert_int_equal(s.batches, 2);
     /* an open transaction is rolled back by close */
     assert_int_equal(dcem_store_begin(st), 0);
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
     dcem_store_close(st);
     assert_int_equal(q1(f, "SELECT count(*) FROM readings"), 2000);
     free(r);
@@ -629,7 +707,6 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
 
 typedef struct rv_model {
     dcem_interval iv[RV_METERS][RV_IV];
-    dcem_store_events ev[RV_METERS][RV_IV];
     dcem_store_keys keys[RV_IV];
 } rv_model;
 
@@ -641,49 +718,48 @@ static uint64_t xorshift(uint64_t *s)
     return *s;
 }
 
-static double urand(uint64_t *s)
+/* 0..n-1 */
+static int64_t urand(uint64_t *s, int64_t n)
 {
-    return (double)(xorshift(s) >> 11) / 9007199254740992.0;
+    return (int64_t)(xorshift(s) % (uint64_t)n);
 }
 
-static void random_interval(uint64_t *rng, dcem_interval *iv, dcem_store_events *ev, int64_t start,
-                            int64_t end)
+/* An interval as common/meter.h makes them, with its counter events and
+ * readings in it; energies in whole micro-kWh, some negative (a revision
+ * may lower one). */
+static void random_interval(uint64_t *rng, dcem_interval *iv, int64_t start, int64_t end)
 {
     memset(iv, 0, sizeof *iv);
     iv->start_ms = start;
     iv->end_ms = end;
-    iv->kwh = urand(rng) * 50.0;
-    iv->covered_ms = (int64_t)(urand(rng) * (double)(end - start));
-    iv->measured_ms = iv->covered_ms;
-    unsigned r = (unsigned)(xorshift(rng) % 8);
+    iv->ukwh = urand(rng, 50000001) - 1000;
+    iv->covered_ms = urand(rng, end - start + 1);
+    iv->readings = (int32_t)urand(rng, 16);
+    unsigned r = (unsigned)urand(rng, 8);
     if (r == 0) {
         iv->flags = DCEM_SEG_GAP;
-        iv->estimated_kwh = iv->kwh * urand(rng);
-        iv->measured_ms = iv->covered_ms / 2;
+        for (int sp = 0; sp < DCEM_SPAN_COUNT; sp++)
+            iv->estimated_ukwh[sp] = urand(rng, iv->ukwh > 0 ? iv->ukwh + 1 : 1) / (sp + 1);
     } else if (r == 1) {
         iv->flags = DCEM_SEG_INTEGRATED;
-        iv->integrated_kwh = iv->kwh;
+        iv->integrated_ukwh = iv->ukwh;
     } else if (r == 2) {
         iv->flags = DCEM_SEG_RESET | DCEM_SEG_ROLLOVER;
-        iv->estimated_kwh = iv->kwh / 3;
+        for (int sp = 0; sp < DCEM_SPAN_COUNT; sp++)
+            iv->estimated_ukwh[sp] = iv->ukwh / 3;
     }
-    ev->discarded = (int)(xorshift(rng) % 3);
-    ev->rollovers = (iv->flags & DCEM_SEG_ROLLOVER) ? 1 : 0;
-    ev->resets = (iv->flags & DCEM_SEG_RESET) ? 1 : 0;
+    iv->discarded = (int32_t)urand(rng, 3);
+    iv->rollovers = (iv->flags & DCEM_SEG_ROLLOVER) ? 1 : 0;
+    iv->resets = (iv->flags & DCEM_SEG_RESET) ? 1 : 0;
 }
 
 typedef struct sums {
-    int64_t kwh, est, integ, measured, covered;
-    long n, n_est, n_integ, discarded, rollovers, resets;
-    double kwh_d;
+    int64_t ukwh, est[DCEM_SPAN_COUNT], integ, covered;
+    long n, n_read, n_est, n_integ, discarded, rollovers, resets;
 } sums;
 
-static int64_t uk(double kwh)
-{
-    return (int64_t)llround(kwh * 1e6);
-}
-
-/* The rollup of (meter, kind, key) the model says, from its intervals. */
+/* The rollup of (meter, kind, key) the model says, from its intervals
+ * (end_ms 0: none). */
 static sums model_sum(const rv_model *m, int meter, int kind, int64_t key)
 {
     sums s;
@@ -695,18 +771,18 @@ static sums model_sum(const rv_model *m, int meter, int kind, int64_t key)
                                                : k->month;
         if (ik != key || m->iv[meter][i].end_ms == 0) continue;
         const dcem_interval *iv = &m->iv[meter][i];
-        s.kwh += uk(iv->kwh);
-        s.est += uk(iv->estimated_kwh);
-        s.integ += uk(iv->integrated_kwh);
-        s.measured += iv->measured_ms;
+        s.ukwh += iv->ukwh;
+        for (int sp = 0; sp < DCEM_SPAN_COUNT; sp++)
+            s.est[sp] += iv->estimated_ukwh[sp];
+        s.integ += iv->integrated_ukwh;
         s.covered += iv->covered_ms;
         s.n++;
+        s.n_read += iv->readings > 0;
         s.n_est += (iv->flags & DCEM_SEG_ESTIMATED) != 0;
         s.n_integ += (iv->flags & DCEM_SEG_INTEGRATED) != 0;
-        s.discarded += m->ev[meter][i].discarded;
-        s.rollovers += m->ev[meter][i].rollovers;
-        s.resets += m->ev[meter][i].resets;
-        s.kwh_d += iv->kwh;
+        s.discarded += iv->discarded;
+        s.rollovers += iv->rollovers;
+        s.resets += iv->resets;
     }
     return s;
 }
@@ -723,20 +799,19 @@ static void check_rollup(dcem_store *st, const rv_model *m, int meter, int kind,
         return;
     }
     assert_int_equal(rc, 0);
-    /* exact: micro-kWh integers, whatever the order of the revisions */
-    assert_true(r.kwh == (double)s.kwh / 1e6);
-    assert_true(r.estimated_kwh == (double)s.est / 1e6);
-    assert_true(r.integrated_kwh == (double)s.integ / 1e6);
-    assert_int_equal(r.measured_ms, s.measured);
+    /* exact: integer sums, whatever the order of the revisions and deletions */
+    assert_int_equal(r.ukwh, s.ukwh);
+    for (int sp = 0; sp < DCEM_SPAN_COUNT; sp++)
+        assert_int_equal(r.estimated_ukwh[sp], s.est[sp]);
+    assert_int_equal(r.integrated_ukwh, s.integ);
     assert_int_equal(r.covered_ms, s.covered);
     assert_int_equal(r.intervals, s.n);
+    assert_int_equal(r.read_intervals, s.n_read);
     assert_int_equal(r.estimated_intervals, s.n_est);
     assert_int_equal(r.integrated_intervals, s.n_integ);
     assert_int_equal(r.discarded_readings, s.discarded);
     assert_int_equal(r.rollovers, s.rollovers);
     assert_int_equal(r.resets, s.resets);
-    /* and within half a micro-kWh per interval of the plain double sum */
-    assert_true(fabs(r.kwh - s.kwh_d) <= 0.5e-6 * (double)s.n + 1e-9);
 }
 
 static int count_rollup_fn(void *ctx, const dcem_store_rollup *r)
@@ -771,10 +846,8 @@ static void test_interval_revisions_keep_rollups_exact(void **state)
         for (int me = 0; me < RV_METERS; me++) {
             char id[8];
             snprintf(id, sizeof id, "m%d", me);
-            random_interval(&rng, &m->iv[me][i], &m->ev[me][i], start + i * 15 * MIN,
-                            start + (i + 1) * 15 * MIN);
-            assert_int_equal(dcem_store_put_interval(st, "sh-dc01", id, &m->iv[me][i], &m->keys[i],
-                                                     &m->ev[me][i]),
+            random_interval(&rng, &m->iv[me][i], start + i * 15 * MIN, start + (i + 1) * 15 * MIN);
+            assert_int_equal(dcem_store_put_interval(st, "sh-dc01", id, &m->iv[me][i], &m->keys[i]),
                              0);
         }
         if (i % 96 == 95) assert_int_equal(dcem_store_commit(st), 0);
@@ -793,15 +866,13 @@ static void test_interval_revisions_keep_rollups_exact(void **state)
     assert_int_equal(dcem_store_begin(st), 0);
     for (int r = 0; r < 6000; r++) {
         int i = (int)(xorshift(&rng) % (r < 3000 ? RV_IV : 40)), me = (int)(xorshift(&rng) % RV_METERS);
-        random_interval(&rng, &m->iv[me][i], &m->ev[me][i], start + i * 15 * MIN,
-                        start + (i + 1) * 15 * MIN);
+        random_interval(&rng, &m->iv[me][i], start + i * 15 * MIN, start + (i + 1) * 15 * MIN);
         if (r < 3000) {
-            if (dcem_store_put_interval(st, "sh-dc01", ids[me], &m->iv[me][i], &m->keys[i],
-                                        &m->ev[me][i]))
+            if (dcem_store_put_interval(st, "sh-dc01", ids[me], &m->iv[me][i], &m->keys[i]))
                 fail_msg("revision %d: %s", r, dcem_store_error(st));
             continue;
         }
-        rows[n_rows++] = (dcem_store_interval_row){ids[me], m->iv[me][i], m->keys[i], m->ev[me][i]};
+        rows[n_rows++] = (dcem_store_interval_row){ids[me], m->iv[me][i], m->keys[i]};
         if (n_rows == 97 || r == 5999) {
             if (dcem_store_put_intervals(st, "sh-dc01", rows, n_rows))
                 fail_msg("revisions up to %d: %s", r, dcem_store_error(st));
@@ -813,34 +884,60 @@ static void test_interval_revisions_keep_rollups_exact(void **state)
     dcem_store_keys wrong = {m->keys[5].hour_ms + 7 * HOUR, m->keys[5].day + 9,
                              m->keys[5].month + 3};
     assert_int_equal(
-        dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][5], &wrong, &m->ev[0][5]), 0);
+        dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][5], &wrong), 0);
     dcem_store_rollup ru;
     assert_int_equal(
         dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, wrong.month, &ru), 0);
     assert_int_equal(ru.intervals, 1);
     assert_int_equal(
-        dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][5], &m->keys[5], &m->ev[0][5]), 0);
+        dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][5], &m->keys[5]), 0);
     assert_int_equal(
         dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, wrong.month, &ru),
         DCEM_ENOTFOUND);
     /* the same within one call: wrong keys, then corrected */
-    rows[0] = (dcem_store_interval_row){"m1", m->iv[1][7], wrong, m->ev[1][7]};
-    rows[1] = (dcem_store_interval_row){"m1", m->iv[1][7], m->keys[7], m->ev[1][7]};
+    rows[0] = (dcem_store_interval_row){"m1", m->iv[1][7], wrong};
+    rows[1] = (dcem_store_interval_row){"m1", m->iv[1][7], m->keys[7]};
     assert_int_equal(dcem_store_put_intervals(st, "sh-dc01", rows, 2), 0);
     assert_int_equal(
         dcem_store_get_rollup(st, "sh-dc01", "m1", DCEM_PERIOD_DAY, wrong.day, &ru),
         DCEM_ENOTFOUND);
     /* an invalid row fails the whole call: nothing of it is stored */
     dcem_interval before;
-    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", m->iv[0][3].start_ms, &before, NULL), 0);
-    rows[0] = (dcem_store_interval_row){"m0", m->iv[0][3], m->keys[3], m->ev[0][3]};
-    rows[0].iv.kwh += 1;
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", m->iv[0][3].start_ms, &before), 0);
+    rows[0] = (dcem_store_interval_row){"m0", m->iv[0][3], m->keys[3]};
+    rows[0].iv.ukwh += 1;
     rows[1] = rows[0];
-    rows[1].iv.kwh = NAN;
+    rows[1].iv.estimated_ukwh[DCEM_SPAN_YEAR] = DCEM_STORE_MAX_UKWH + 1;
     assert_int_equal(dcem_store_put_intervals(st, "sh-dc01", rows, 2), DCEM_EINVAL);
     dcem_interval after;
-    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", m->iv[0][3].start_ms, &after, NULL), 0);
-    assert_true(after.kwh == before.kwh);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", m->iv[0][3].start_ms, &after), 0);
+    assert_int_equal(after.ukwh, before.ukwh);
+    assert_memory_equal(&after, &m->iv[0][3], sizeof after);
+
+    /* late data: m0's intervals from day 3 on are deleted (before its replay
+     * from a checkpoint) and some put back revised; the rollups follow */
+    int cut = 2 * 96 + 37;
+    assert_int_equal(dcem_store_delete_intervals(st, "sh-dc01", "m0", m->iv[0][cut].start_ms), 0);
+    dcem_store_stat ds;
+    dcem_store_stats(st, &ds);
+    assert_int_equal(ds.intervals_deleted, RV_IV - cut);
+    for (int i = cut; i < RV_IV; i++)
+        m->iv[0][i].end_ms = 0; /* gone from the model */
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", start + cut * 15 * MIN, &after),
+                     DCEM_ENOTFOUND);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m1", start + cut * 15 * MIN, &after),
+                     0);
+    /* the local day holding the cut keeps a rollup; the day after has none */
+    assert_int_equal(
+        dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_DAY, m->keys[3 * 96].day, &ru),
+        DCEM_ENOTFOUND);
+    for (int i = cut; i < cut + 20; i++) {
+        random_interval(&rng, &m->iv[0][i], start + i * 15 * MIN, start + (i + 1) * 15 * MIN);
+        assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &m->iv[0][i], &m->keys[i]),
+                         0);
+    }
+    /* nothing to delete is no error */
+    assert_int_equal(dcem_store_delete_intervals(st, "sh-dc01", "m0", start + RV_IV * 15 * MIN), 0);
     dcem_store_close(st);
 
     st = open_ok(f);
@@ -853,14 +950,15 @@ static void test_interval_revisions_keep_rollups_exact(void **state)
             char id[8];
             snprintf(id, sizeof id, "m%d", me);
             dcem_interval back;
-            dcem_store_events ev;
-            assert_int_equal(
-                dcem_store_get_interval(st, "sh-dc01", id, m->iv[me][i].start_ms, &back, &ev), 0);
-            assert_true(back.kwh == m->iv[me][i].kwh); /* REAL: bit for bit */
-            assert_true(back.estimated_kwh == m->iv[me][i].estimated_kwh);
-            assert_int_equal(back.end_ms, m->iv[me][i].end_ms);
-            assert_int_equal(back.flags, m->iv[me][i].flags);
-            assert_int_equal(ev.discarded, m->ev[me][i].discarded);
+            if (m->iv[me][i].end_ms == 0) {
+                assert_int_equal(dcem_store_get_interval(st, "sh-dc01", id,
+                                                         start + i * 15 * MIN, &back),
+                                 DCEM_ENOTFOUND);
+                continue;
+            }
+            assert_int_equal(dcem_store_get_interval(st, "sh-dc01", id, m->iv[me][i].start_ms, &back),
+                             0);
+            assert_memory_equal(&back, &m->iv[me][i], sizeof back); /* every field */
         }
     }
     /* one row per local hour, day and month per meter (the days are whole local days) */
@@ -873,34 +971,47 @@ static void test_interval_revisions_keep_rollups_exact(void **state)
     assert_int_equal(dcem_store_rollups(st, "sh-dc01", DCEM_PERIOD_MONTH, INT64_MIN, INT64_MAX,
                                         count_rollup_fn, &months),
                      0);
-    assert_int_equal(hours, RV_METERS * RV_DAYS * 24);
-    assert_int_equal(days, RV_METERS * RV_DAYS);
-    assert_int_equal(months, RV_METERS * 2);
+    /* m0 lost its intervals from cut + 20 on: it keeps (cut + 20) / 4 hours
+     * rounded up, 3 days (the third partly: 1 February) and both months */
+    assert_int_equal(m->keys[cut + 20].month, 2025 * 12 + 1);
+    assert_int_equal(hours, RV_DAYS * 24 + (cut + 20 + 3) / 4);
+    assert_int_equal(days, RV_DAYS + 3);
+    assert_int_equal(months, 2 + 2);
     /* month = sum of its days = sum of its hours, exactly */
     for (int me = 0; me < RV_METERS; me++) {
         int64_t by_day = 0, by_hour = 0;
         for (int i = 0; i < RV_IV; i++) { /* local hours start at i % 4 == 0, days at i % 96 */
             if (m->keys[i].month != 2025 * 12) continue;
-            if (i % 4 == 0) by_hour += model_sum(m, me, DCEM_PERIOD_HOUR, m->keys[i].hour_ms).kwh;
-            if (i % 96 == 0) by_day += model_sum(m, me, DCEM_PERIOD_DAY, m->keys[i].day).kwh;
+            if (i % 4 == 0) by_hour += model_sum(m, me, DCEM_PERIOD_HOUR, m->keys[i].hour_ms).ukwh;
+            if (i % 96 == 0) by_day += model_sum(m, me, DCEM_PERIOD_DAY, m->keys[i].day).ukwh;
         }
         char id[8];
         snprintf(id, sizeof id, "m%d", me);
         assert_int_equal(
             dcem_store_get_rollup(st, "sh-dc01", id, DCEM_PERIOD_MONTH, 2025 * 12, &ru), 0);
-        assert_true(ru.kwh == (double)by_day / 1e6);
-        assert_true(ru.kwh == (double)by_hour / 1e6);
+        assert_int_equal(ru.ukwh, by_day);
+        assert_int_equal(ru.ukwh, by_hour);
         dcem_meter_period mp;
         memset(&mp, 0, sizeof mp);
         dcem_store_rollup_add(&mp, &ru);
-        assert_true(mp.kwh == ru.kwh);
-        assert_int_equal(mp.resets, ru.resets);
+        dcem_store_rollup_add(&mp, &ru);
+        assert_int_equal(mp.ukwh, 2 * ru.ukwh);
+        for (int sp = 0; sp < DCEM_SPAN_COUNT; sp++)
+            assert_int_equal(mp.estimated_ukwh[sp], 2 * ru.estimated_ukwh[sp]);
+        assert_int_equal(mp.integrated_ukwh, 2 * ru.integrated_ukwh);
+        assert_int_equal(mp.read_intervals, 2 * ru.read_intervals);
+        assert_int_equal(mp.estimated_intervals, 2 * ru.estimated_intervals);
+        assert_int_equal(mp.integrated_intervals, 2 * ru.integrated_intervals);
+        assert_int_equal(mp.discarded_readings, 2 * ru.discarded_readings);
+        assert_int_equal(mp.rollovers, 2 * ru.rollovers);
+        assert_int_equal(mp.resets, 2 * ru.resets);
+        assert_int_equal(mp.expected_intervals, 0); /* the caller's */
     }
     dcem_store_stat s;
     dcem_store_stats(st, &s);
     assert_int_equal(s.intervals, 0); /* since this open */
     dcem_store_close(st);
-    assert_int_equal(q1(f, "SELECT count(*) FROM intervals"), RV_METERS * RV_IV);
+    assert_int_equal(q1(f, "SELECT count(*) FROM intervals"), RV_METERS * RV_IV - (RV_IV - cut - 20));
     assert_true(q1(f, "SELECT sum(revisions) FROM intervals") >= 3000);
     dcem_tz_free(tz);
     free(m);
@@ -912,11 +1023,9 @@ typedef struct iv_walk {
     char last_meter[DCEM_ID_MAX];
 } iv_walk;
 
-static int iv_walk_fn(void *ctx, const char *meter, const dcem_interval *iv,
-                      const dcem_store_events *ev)
+static int iv_walk_fn(void *ctx, const char *meter, const dcem_interval *iv)
 {
     iv_walk *w = ctx;
-    (void)ev;
     assert_true(iv->start_ms > w->last_start ||
                 (iv->start_ms == w->last_start && strcmp(meter, w->last_meter) > 0));
     w->last_start = iv->start_ms;
@@ -935,9 +1044,9 @@ static void test_intervals_walk(void **state)
             char id[8];
             snprintf(id, sizeof id, "m%d", me);
             dcem_interval iv = {
-                .start_ms = T0 + i * 15 * MIN, .end_ms = T0 + (i + 1) * 15 * MIN, .kwh = i + me};
+                .start_ms = T0 + i * 15 * MIN, .end_ms = T0 + (i + 1) * 15 * MIN, .ukwh = i + me};
             dcem_store_keys k = {T0 + (i / 4) * HOUR, 20089, 2025 * 12};
-            assert_int_equal(dcem_store_put_interval(st, "sh-dc01", id, &iv, &k, NULL), 0);
+            assert_int_equal(dcem_store_put_interval(st, "sh-dc01", id, &iv, &k), 0);
         }
     }
     assert_int_equal(dcem_store_commit(st), 0);
@@ -945,22 +1054,41 @@ static void test_intervals_walk(void **state)
     assert_int_equal(
         dcem_store_intervals(st, "sh-dc01", T0 + 15 * MIN, T0 + 45 * MIN, iv_walk_fn, &w), 0);
     assert_int_equal(w.n, 6);
-    dcem_interval bad = {.start_ms = T0, .end_ms = T0, .kwh = 1};
+    /* every rule of put_interval, one field wrong at a time */
+    const dcem_interval good = {.start_ms = T0, .end_ms = T0 + 15 * MIN, .ukwh = 1,
+                                .covered_ms = 15 * MIN};
     dcem_store_keys k = {T0, 0, 0};
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
-    bad.end_ms = T0 + 15 * MIN;
-    bad.measured_ms = 16 * MIN;
-    bad.covered_ms = 16 * MIN;
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
-    bad.measured_ms = bad.covered_ms = 0;
-    bad.kwh = NAN;
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
-    bad.kwh = 2e9;
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &bad, &k, NULL), DCEM_EINVAL);
+    dcem_interval bad[16];
+    int nb = 0;
+    for (int i = 0; i < 16; i++)
+        bad[i] = good;
+    bad[nb++].end_ms = T0;
+    bad[nb++].end_ms = T0 + HOUR + 1;
+    bad[nb].covered_ms = 15 * MIN + 1, nb++;
+    bad[nb++].covered_ms = -1;
+    bad[nb++].ukwh = DCEM_STORE_MAX_UKWH + 1;
+    bad[nb++].ukwh = INT64_MIN;
+    bad[nb++].estimated_ukwh[DCEM_SPAN_INTERVAL] = -DCEM_STORE_MAX_UKWH - 1;
+    bad[nb++].estimated_ukwh[DCEM_SPAN_MONTH] = DCEM_STORE_MAX_UKWH + 1;
+    bad[nb++].integrated_ukwh = INT64_MAX;
+    bad[nb++].readings = -1;
+    bad[nb++].discarded = -1;
+    bad[nb++].rollovers = -1;
+    bad[nb++].resets = -1;
+    for (int i = 0; i < nb; i++)
+        if (dcem_store_put_interval(st, "sh-dc01", "m0", &bad[i], &k) != DCEM_EINVAL)
+            fail_msg("bad interval %d accepted", i);
+    /* the limits themselves are accepted */
+    dcem_interval edge = good;
+    edge.start_ms = T0 - HOUR, edge.end_ms = T0;
+    edge.ukwh = -DCEM_STORE_MAX_UKWH;
+    edge.estimated_ukwh[DCEM_SPAN_YEAR] = DCEM_STORE_MAX_UKWH;
+    edge.covered_ms = 0;
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m5", &edge, &k), 0);
     dcem_interval back;
-    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", T0, &back, NULL), 0);
-    assert_true(back.kwh == 0);
-    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m9", T0, &back, NULL), DCEM_ENOTFOUND);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m0", T0, &back), 0);
+    assert_int_equal(back.ukwh, 0);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m9", T0, &back), DCEM_ENOTFOUND);
     dcem_store_close(st);
 }
 
@@ -979,20 +1107,19 @@ static void test_retention_prunes_readings_only(void **state)
     for (int d = 0; d < 60; d++) {
         dcem_wire_batch b = batch_of(r, 60, 11, (uint64_t)d + 1, T0 + d * DAY, 4);
         /* batches of the first 40 days were received then; the rest now */
-        assert_int_equal(dcem_store_put_batch(st, &b, d < 40 ? T0 + d * DAY + 1000 : now, &dup), 0);
+        assert_int_equal(dcem_store_put_batch(st, &b, d < 40 ? T0 + d * DAY + 1000 : now, &dup, NULL), 0);
         dcem_interval iv = {.start_ms = T0 + d * DAY,
                             .end_ms = T0 + d * DAY + 15 * MIN,
-                            .kwh = 1.5,
-                            .measured_ms = 15 * MIN,
+                            .ukwh = 1500000,
                             .covered_ms = 15 * MIN};
         dcem_store_keys k = {T0 + d * DAY, 20089 + d, 2025 * 12 + d / 31};
-        assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL), 0);
+        assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k), 0);
     }
     assert_int_equal(dcem_store_commit(st), 0);
     assert_int_equal(count_readings(st), 3600);
     /* an epoch with a gap: its batch above H must stay */
     dcem_wire_batch g = batch_of(r, 1, 12, 5, T0 + 500, 1);
-    assert_int_equal(dcem_store_put_batch(st, &g, T0, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &g, T0, &dup, NULL), 0);
 
     size_t total = 0, n = 0;
     int calls = 0;
@@ -1013,7 +1140,7 @@ static void test_retention_prunes_readings_only(void **state)
     assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, 2025 * 12, &ru),
                      0);
     assert_int_equal(ru.intervals, 31);
-    assert_true(ru.kwh == 31 * 1.5);
+    assert_int_equal(ru.ukwh, 31 * 1500000);
     /* batch rows received before the cutoff and covered by H are gone; the
      * gap batch and the epochs' seqs stay, so acks and gap checks are intact */
     assert_int_equal(q1(f, "SELECT count(*) FROM batches WHERE epoch = 11"), 30);
@@ -1036,155 +1163,184 @@ static void test_retention_prunes_readings_only(void **state)
     free(r);
 }
 
-/* ---- counter and splitter state ----------------------------------------------------------- */
-
-typedef struct iv_log {
-    dcem_interval iv[64];
-    int n;
-} iv_log;
-
-static void log_iv(void *ctx, const dcem_interval *iv)
-{
-    iv_log *l = ctx;
-    if (l->n < 64) l->iv[l->n] = *iv;
-    l->n++;
-}
-
-static void feed(dcem_counter *c, dcem_splitter *s, iv_log *l, int64_t t, double kwh)
-{
-    dcem_counter_out out;
-    dcem_counter_push(c, t, 1, kwh, 0, 0, &out);
-    for (int i = 0; i < out.n_seg; i++)
-        dcem_splitter_add(s, &out.seg[i], log_iv, l);
-}
+/* ---- meter state and checkpoints --------------------------------------------------------- */
 
 static void test_meter_state_round_trip(void **state)
 {
     fx *f = *state;
     dcem_store *st = open_ok(f);
-    dcem_tz *tz = dcem_tz_new_fixed(8 * 3600);
-    assert_non_null(tz);
-    dcem_counter_cfg cfg = {.rated_kw = 100,
-                            .modulo_kwh = NAN,
-                            .resolution_kwh = 0.01,
-                            .margin = 1.5,
-                            .gap_ms = 22 * MIN + 30000,
-                            .max_gap_ms = 92 * DAY};
-    dcem_counter c;
-    dcem_splitter sp;
-    dcem_counter_init(&c, &cfg);
-    dcem_splitter_init(&sp, tz, 15);
-    iv_log a = {0}, b = {0};
-    feed(&c, &sp, &a, T0, 100.0);
-    feed(&c, &sp, &a, T0 + 5 * MIN, 106.25);
-    feed(&c, &sp, &a, T0 + 20 * MIN, 125.5);
-    feed(&c, &sp, &a, T0 + 25 * MIN, 9000.0); /* implausible: held */
-    assert_int_equal(c.have_pending, 1);
-    assert_int_equal(sp.open, 1);
-
-    int64_t upd = 0;
-    dcem_counter c2;
-    dcem_splitter sp2;
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, NULL, &upd),
+    unsigned char blob[DCEM_STORE_MAX_STATE], back[DCEM_STORE_MAX_STATE + 1];
+    for (size_t i = 0; i < sizeof blob; i++)
+        blob[i] = (unsigned char)(i * 7 + 3);
+    size_t len = 99;
+    int stale = -1;
+    int64_t upd = -1;
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", back, sizeof back, &len,
+                                                &stale, &upd),
                      DCEM_ENOTFOUND);
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, T0 + 26 * MIN), 0);
-    dcem_store_close(st);
+    assert_int_equal(len, 0);
 
-    st = open_ok(f);
-    memset(&c2, 0xa5, sizeof c2);
-    memset(&sp2, 0xa5, sizeof sp2);
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, NULL, &upd), 0);
+    /* kept byte for byte, replaced by the next put */
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", blob, 300, 1, T0 + 26 * MIN),
+                     0);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", back, sizeof back, &len,
+                                                &stale, &upd),
+                     0);
+    assert_int_equal(len, 300);
+    assert_memory_equal(back, blob, 300);
+    assert_int_equal(stale, 1);
     assert_int_equal(upd, T0 + 26 * MIN);
-    assert_true(c2.cfg.rated_kw == cfg.rated_kw && isnan(c2.cfg.modulo_kwh));
-    assert_true(c2.cfg.resolution_kwh == cfg.resolution_kwh && c2.cfg.margin == cfg.margin);
-    assert_int_equal(c2.cfg.gap_ms, cfg.gap_ms);
-    assert_int_equal(c2.cfg.max_gap_ms, cfg.max_gap_ms);
-    assert_int_equal(c2.mode, c.mode);
-    assert_int_equal(c2.have_anchor, c.have_anchor);
-    assert_int_equal(c2.have_pending, c.have_pending);
-    assert_int_equal(c2.have_late, c.have_late);
-    assert_int_equal(c2.anchor_t, c.anchor_t);
-    assert_int_equal(c2.pending_t, c.pending_t);
-    assert_int_equal(c2.late_t, c.late_t);
-    assert_int_equal(c2.last_t, c.last_t);
-    assert_true(c2.anchor_v == c.anchor_v && c2.pending_v == c.pending_v);
-    assert_true(c2.late_v == c.late_v);
-    assert_int_equal(sp2.len_ms, sp.len_ms);
-    assert_int_equal(sp2.open, sp.open);
-    assert_int_equal(sp2.cur.start_ms, sp.cur.start_ms);
-    assert_int_equal(sp2.cur.end_ms, sp.cur.end_ms);
-    assert_true(sp2.cur.kwh == sp.cur.kwh && sp2.cur.estimated_kwh == sp.cur.estimated_kwh);
-    assert_true(sp2.cur.integrated_kwh == sp.cur.integrated_kwh);
-    assert_int_equal(sp2.cur.measured_ms, sp.cur.measured_ms);
-    assert_int_equal(sp2.cur.covered_ms, sp.cur.covered_ms);
-    assert_int_equal(sp2.cur.flags, sp.cur.flags);
-    assert_ptr_equal(sp2.zone.tz, tz);
-
-    /* both go on from here: the restored pair produces exactly what the
-     * original does (the held reading is judged the same way) */
-    b.n = 0;
-    a.n = 0;
-    int64_t ts[] = {T0 + 30 * MIN, T0 + 47 * MIN, T0 + 61 * MIN, T0 + 120 * MIN};
-    double vs[] = {131.0, 140.0, 150.5, 190.0};
-    for (int i = 0; i < 4; i++) {
-        feed(&c, &sp, &a, ts[i], vs[i]);
-        feed(&c2, &sp2, &b, ts[i], vs[i]);
-    }
-    dcem_splitter_flush(&sp, log_iv, &a);
-    dcem_splitter_flush(&sp2, log_iv, &b);
-    assert_true(a.n > 3);
-    assert_int_equal(a.n, b.n);
-    for (int i = 0; i < a.n; i++) {
-        assert_int_equal(a.iv[i].start_ms, b.iv[i].start_ms);
-        assert_int_equal(a.iv[i].end_ms, b.iv[i].end_ms);
-        assert_true(a.iv[i].kwh == b.iv[i].kwh);
-        assert_true(a.iv[i].estimated_kwh == b.iv[i].estimated_kwh);
-        assert_int_equal(a.iv[i].measured_ms, b.iv[i].measured_ms);
-        assert_int_equal(a.iv[i].covered_ms, b.iv[i].covered_ms);
-        assert_int_equal(a.iv[i].flags, b.iv[i].flags);
-    }
-
-    /* replaced, not added */
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, T0 + 200 * MIN), 0);
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, NULL, &upd), 0);
-    assert_int_equal(upd, T0 + 200 * MIN);
-    assert_int_equal(c2.last_t, c.last_t);
-    assert_int_equal(c2.have_late, c.have_late); /* the 59-minute step is held as late */
-    assert_int_equal(c2.late_t, T0 + 120 * MIN);
-
-    /* the stale flag and the events waiting for their interval, exactly */
-    dcem_store_meter_extra x = {.stale = 1, .n_events = 3,
-                                .event_ms = {T0 + 1, -5, INT64_MAX},
-                                .event_kind = {DCEM_STORE_EV_RESET, DCEM_STORE_EV_DISCARD,
-                                               DCEM_STORE_EV_ROLLOVER}},
-                           x2;
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), 0);
-    memset(&x2, 0x5a, sizeof x2);
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &x2, NULL), 0);
-    assert_int_equal(x2.stale, 1);
-    assert_int_equal(x2.n_events, 3);
-    for (int k = 0; k < 3; k++) {
-        assert_int_equal(x2.event_ms[k], x.event_ms[k]);
-        assert_int_equal(x2.event_kind[k], x.event_kind[k]);
-    }
-    /* saved without one: cleared */
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, T0), 0);
-    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", tz, &c2, &sp2, &x2, NULL), 0);
-    assert_int_equal(x2.stale, 0);
-    assert_int_equal(x2.n_events, 0);
-    /* refused: nothing changes */
-    x.stale = 2;
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), DCEM_EINVAL);
-    x.stale = 1, x.n_events = DCEM_STORE_MAX_EVENTS + 1;
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), DCEM_EINVAL);
-    x.n_events = 1, x.event_kind[0] = 7;
-    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, &x, T0), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", blob + 1,
+                                                DCEM_STORE_MAX_STATE - 1, 0, T0),
+                     0);
+    /* stale and updated_ms may be left out */
+    assert_int_equal(
+        dcem_store_get_meter_state(st, "sh-dc01", "m0", back, sizeof back, &len, NULL, NULL), 0);
+    assert_int_equal(len, DCEM_STORE_MAX_STATE - 1);
+    assert_memory_equal(back, blob + 1, len);
+    /* too small a buffer: EFULL and the size needed */
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", back, 10, &len, NULL, NULL),
+                     DCEM_EFULL);
+    assert_int_equal(len, DCEM_STORE_MAX_STATE - 1);
+    /* an empty state is a state */
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m1", NULL, 0, 0, T0), 0);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m1", NULL, 0, &len, &stale, NULL),
+                     0);
+    assert_int_equal(len, 0);
+    /* refused */
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", blob,
+                                                DCEM_STORE_MAX_STATE + 1, 0, T0),
+                     DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", NULL, 5, 0, T0), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m0", blob, 5, 2, T0), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_meter_state(st, "sh-dc01", "m 0", blob, 5, 0, T0),
+                     DCEM_EINVAL);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", back, sizeof back, NULL, NULL,
+                                                NULL),
+                     DCEM_EINVAL);
     dcem_store_close(st);
-    assert_int_equal(q1(f, "SELECT count(*) FROM meter_state"), 1);
-    dcem_tz_free(tz);
+    assert_int_equal(q1(f, "SELECT count(*) FROM meter_state"), 2);
+    assert_int_equal(q1(f, "SELECT length(state) FROM meter_state WHERE meter = 'm0'"),
+                     DCEM_STORE_MAX_STATE - 1);
 }
 
-/* ---- export ------------------------------------------------------------------------------- */
+static void test_checkpoints(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    unsigned char blob[64], back[64];
+    size_t len = 0;
+    int64_t t = 0;
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m0", INT64_MAX, &t, back, sizeof back, &len),
+        DCEM_ENOTFOUND);
+    /* one a day for ten days, m0 and m1 each, the blob saying which */
+    for (int d = 0; d < 10; d++)
+        for (int me = 0; me < 2; me++) {
+            memset(blob, 0, sizeof blob);
+            blob[0] = (unsigned char)d, blob[1] = (unsigned char)me;
+            assert_int_equal(dcem_store_put_checkpoint(st, "sh-dc01", me ? "m1" : "m0",
+                                                       T0 + d * DAY, blob, 2 + (size_t)d),
+                             0);
+        }
+    /* the latest strictly before */
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m0", T0 + 5 * DAY, &t, back, sizeof back, &len),
+        0);
+    assert_int_equal(t, T0 + 4 * DAY);
+    assert_int_equal(len, 6);
+    assert_int_equal(back[0], 4);
+    assert_int_equal(back[1], 0);
+    assert_int_equal(dcem_store_get_checkpoint(st, "sh-dc01", "m1", T0 + 5 * DAY + 1, NULL, back,
+                                               sizeof back, &len),
+                     0);
+    assert_int_equal(back[0], 5);
+    assert_int_equal(back[1], 1);
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m0", T0, &t, back, sizeof back, &len),
+        DCEM_ENOTFOUND);
+    assert_int_equal(dcem_store_get_checkpoint(st, "sh-dc01", "m0", T0 + 5 * DAY, &t, back, 3, &len),
+                     DCEM_EFULL);
+    assert_int_equal(len, 6);
+    /* a put at the same time replaces */
+    blob[0] = 42;
+    assert_int_equal(dcem_store_put_checkpoint(st, "sh-dc01", "m0", T0 + 4 * DAY, blob, 1), 0);
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m0", T0 + 5 * DAY, &t, back, sizeof back, &len),
+        0);
+    assert_int_equal(len, 1);
+    assert_int_equal(back[0], 42);
+    /* a late reading at day 6 + 1 ms makes m0's checkpoints from then on wrong */
+    assert_int_equal(dcem_store_drop_checkpoints(st, "sh-dc01", "m0", T0 + 6 * DAY + 1), 0);
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m0", INT64_MAX, &t, back, sizeof back, &len), 0);
+    assert_int_equal(t, T0 + 6 * DAY);
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m1", INT64_MAX, &t, back, sizeof back, &len), 0);
+    assert_int_equal(t, T0 + 9 * DAY); /* another meter's stay */
+    /* inside a transaction, undone by rollback */
+    assert_int_equal(dcem_store_begin(st), 0);
+    assert_int_equal(dcem_store_drop_checkpoints(st, "sh-dc01", "m1", INT64_MIN), 0);
+    assert_int_equal(dcem_store_rollback(st), 0);
+    assert_int_equal(
+        dcem_store_put_checkpoint(st, "sh-dc01", "m0", T0, blob, DCEM_STORE_MAX_STATE + 1),
+        DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_checkpoint(st, "sh-dc01", "m0", T0, NULL, 1), DCEM_EINVAL);
+    assert_int_equal(
+        dcem_store_get_checkpoint(st, "sh-dc01", "m0", T0, &t, back, sizeof back, NULL),
+        DCEM_EINVAL);
+    dcem_store_close(st);
+    assert_int_equal(q1(f, "SELECT count(*) FROM checkpoints WHERE meter = 'm0'"), 7);
+    assert_int_equal(q1(f, "SELECT count(*) FROM checkpoints WHERE meter = 'm1'"), 10);
+}
+
+/* put_batch marks each reading it inserted: what the collector pushes into
+ * the meter pipeline, once. */
+static void test_put_batch_marks_fresh_readings(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading *r = readings_new(40);
+    unsigned char fresh[40];
+    int dup = -1;
+    /* 20 readings of 4 meters */
+    dcem_wire_batch b = batch_of(r, 20, 7, 1, T0, 4);
+    memset(fresh, 7, sizeof fresh);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, fresh), 0);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(fresh[i], 1);
+    /* the same batch again: a duplicate, nothing fresh */
+    memset(fresh, 7, sizeof fresh);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, fresh), 0);
+    assert_int_equal(dup, 1);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(fresh[i], 0);
+    /* another batch with half of them replayed (a resent spool), and one
+     * reading twice within it */
+    dcem_wire_reading *r2 = readings_new(40);
+    for (int i = 0; i < 10; i++)
+        r2[i] = r[i + 10];
+    dcem_wire_batch b2 = batch_of(r2 + 10, 10, 7, 2, T0 + 1000 * MIN, 4);
+    memcpy(r2 + 20, r2 + 10, sizeof *r2); /* same meter and time as r2[10] */
+    b2.readings = r2;
+    b2.n_readings = 21;
+    memset(fresh, 7, sizeof fresh);
+    assert_int_equal(dcem_store_put_batch(st, &b2, T0, &dup, fresh), 0);
+    assert_int_equal(dup, 0);
+    for (int i = 0; i < 21; i++)
+        if (fresh[i] != (i >= 10 && i < 20)) fail_msg("fresh[%d] = %d", i, fresh[i]);
+    assert_int_equal(count_readings(st), 30);
+    /* a failing batch marks nothing */
+    dcem_wire_batch b3 = batch_of(r2 + 10, 10, 7, 3, T0 + 2000 * MIN, 4);
+    r2[19].quality = 9;
+    memset(fresh, 7, sizeof fresh);
+    assert_int_not_equal(dcem_store_put_batch(st, &b3, T0, &dup, fresh), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fresh[i], 0);
+    dcem_store_close(st);
+    free(r);
+    free(r2);
+}
 
 static void test_export_order(void **state)
 {
@@ -1204,10 +1360,10 @@ static void test_export_order(void **state)
     r[5].has_kwh = r[5].has_kw = 0;
     b.n_readings = 4;
     int dup;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 10000, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 10000, &dup, NULL), 0);
     b.readings = r + 4;
     b.seq = 2;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 10000, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 10000, &dup, NULL), 0);
 
     collect *c = calloc(1, sizeof *c);
     assert_non_null(c);
@@ -1259,7 +1415,7 @@ static void test_export_callback_stops(void **state)
     dcem_wire_reading r[5];
     dcem_wire_batch b = batch_of(r, 5, 1, 1, T0, 1);
     int dup, n = 0;
-    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
     assert_int_equal(dcem_store_export(st, "sh-dc01", NULL, 0, INT64_MAX, stop_after_two, &n), 42);
     assert_int_equal(n, 2);
     n = 0; /* the statement was reset: a new walk starts from the beginning */
@@ -1372,32 +1528,23 @@ static void crash_child(const char *db, int wfd)
     int rc = dcem_store_gateway_seq(st, "sh-dc01", "gw-a17", 9, &e);
     if (rc && rc != DCEM_ENOTFOUND) _exit(3);
     dcem_wire_reading *r = calloc(CR_READINGS, sizeof *r);
-    dcem_tz *tz = dcem_tz_new_fixed(0);
-    if (!r || !tz) _exit(4);
-    dcem_counter_cfg cfg = {.rated_kw = 100,
-                            .modulo_kwh = NAN,
-                            .resolution_kwh = 0.01,
-                            .margin = 1.5,
-                            .gap_ms = HOUR,
-                            .max_gap_ms = DAY};
-    dcem_counter c;
-    dcem_splitter sp;
-    dcem_counter_init(&c, &cfg);
-    dcem_splitter_init(&sp, tz, 15);
+    if (!r) _exit(4);
+    unsigned char blob[200] = {0};
     for (uint64_t seq = e.contiguous_seq + 1;; seq++) {
         int64_t t0 = T0 + (int64_t)seq * 60000;
         dcem_wire_batch b = batch_of(r, CR_READINGS, 9, seq, t0, 5);
         dcem_interval iv = {.start_ms = t0,
                             .end_ms = t0 + MIN,
-                            .kwh = (double)seq / 7.0,
-                            .measured_ms = MIN,
-                            .covered_ms = MIN};
+                            .ukwh = (int64_t)seq * 142857,
+                            .covered_ms = MIN,
+                            .readings = 1};
         dcem_store_keys k = {t0 - t0 % HOUR, t0 / DAY, 2025 * 12};
-        c.last_t = (int64_t)seq;
+        memcpy(blob, &seq, sizeof seq);
         int dup;
-        if (dcem_store_begin(st) || dcem_store_put_batch(st, &b, t0, &dup) || dup ||
-            dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k, NULL) ||
-            dcem_store_put_meter_state(st, "sh-dc01", "m0", &c, &sp, NULL, (int64_t)seq) ||
+        if (dcem_store_begin(st) || dcem_store_put_batch(st, &b, t0, &dup, NULL) || dup ||
+            dcem_store_put_interval(st, "sh-dc01", "m0", &iv, &k) ||
+            dcem_store_put_meter_state(st, "sh-dc01", "m0", blob, sizeof blob, 0, (int64_t)seq) ||
+            dcem_store_put_checkpoint(st, "sh-dc01", "m0", t0, blob, sizeof blob) ||
             dcem_store_commit(st))
             _exit(5);
         if (write(wfd, &seq, sizeof seq) != (ssize_t)sizeof seq) _exit(6);
@@ -1476,10 +1623,9 @@ static void test_kill9_keeps_every_committed_batch(void **state)
             assert_int_equal(
                 dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_MONTH, 2025 * 12, &ru), 0);
             assert_int_equal(ru.intervals, nb);
-            int64_t sum = 0;
-            for (int64_t s = 1; s <= nb; s++)
-                sum += uk((double)s / 7.0);
-            assert_true(ru.kwh == (double)sum / 1e6);
+            assert_int_equal(ru.ukwh, 142857 * nb * (nb + 1) / 2);
+            assert_int_equal(ru.read_intervals, nb);
+            assert_int_equal(q1(f, "SELECT count(*) FROM checkpoints"), nb);
         }
         dcem_store_close(st);
         reported = e.contiguous_seq;
@@ -1502,7 +1648,7 @@ static double insert_rate(fx *f, int sync, int batches, uint64_t epoch, int64_t 
         dcem_wire_batch b =
             batch_of(r, 1000, epoch, (uint64_t)i + 1, t_base + (int64_t)i * 20000, 50);
         int dup;
-        assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup), 0);
+        assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
         assert_int_equal(dup, 0);
     }
     int64_t ms = now_ms() - t0;
@@ -1529,6 +1675,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_from_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_and_reopen_keep_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema6_migrated_keeps_readings_drops_derived, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_files_and_options_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_batch_idempotent, setup, teardown),
@@ -1540,6 +1688,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_intervals_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_prunes_readings_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meter_state_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_batch_marks_fresh_readings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_callback_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_figures_and_alerts, setup, teardown),
