@@ -36,6 +36,10 @@ static const char *const drop_names[] = {"queue_full", "spool_full_batches", "en
                                          "spool_error"};
 _Static_assert(COUNT(drop_names) == DCEM_WIRE_DROP_COUNT, "a name for every drop reason");
 
+static const char *const refuse_names[] = {"unknown_meter", "future", "out_of_range",
+                                           "wrong_kind", "quarantined"};
+_Static_assert(COUNT(refuse_names) == DCEM_REFUSE_COUNT, "a name for every refusal");
+
 static int find_name(const char *const *names, size_t n, const char *s, size_t len)
 {
     for (size_t i = 0; i < n; i++)
@@ -61,6 +65,11 @@ const char *dcem_wire_ratio_note_name(int note)
 const char *dcem_wire_drop_name(int drop)
 {
     return drop >= 0 && drop < DCEM_WIRE_DROP_COUNT ? drop_names[drop] : NULL;
+}
+
+const char *dcem_refuse_name(int why)
+{
+    return why >= 0 && why < DCEM_REFUSE_COUNT ? refuse_names[why] : NULL;
 }
 
 double dcem_wire_ratio(const dcem_wire_reading *r)
@@ -285,8 +294,17 @@ int dcem_wire_encode_ack(const dcem_wire_ack *a, char **json, size_t *len)
 {
     wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN};
     if (!int_ok(a->epoch, 1) || !int_ok(a->seq, 0)) w.err = DCEM_EINVAL;
-    put(&w, "{\"v\":%d,\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64 "}", DCEM_WIRE_VERSION, a->epoch,
+    put(&w, "{\"v\":%d,\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64, DCEM_WIRE_VERSION, a->epoch,
         a->seq);
+    /* only the reasons that happened: an ack without refusals is what an
+     * older agent has always read (the signature, if any, follows: last) */
+    int any = 0;
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        if (!a->refused[i]) continue;
+        put(&w, "%s\"%s\":%" PRIu32, any++ ? "," : ",\"refused\":{", refuse_names[i],
+            a->refused[i]);
+    }
+    put(&w, any ? "}}" : "}");
     return finish(&w, json, len);
 }
 
@@ -681,8 +699,23 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
 static int ack(dctx *c, const cJSON *root, void *p)
 {
     dcem_wire_ack *out = p;
-    int rc = u64(c, root, "epoch", 1, &out->epoch);
-    return rc ? rc : u64(c, root, "seq", 0, &out->seq);
+    const cJSON *refused;
+    int rc;
+    if ((rc = u64(c, root, "epoch", 1, &out->epoch)) || (rc = u64(c, root, "seq", 0, &out->seq)) ||
+        (rc = member(c, root, "", "refused", 0, &refused)) || !refused)
+        return rc;
+    if (!cJSON_IsObject(refused)) return fail(c, DCEM_WIRE_WRONG_TYPE, "refused: not an object");
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        const cJSON *it;
+        double d;
+        if ((rc = member(c, refused, "refused.", refuse_names[i], 0, &it))) return rc;
+        if (!it) continue; /* other keys: reasons of a newer collector, ignored */
+        if ((rc = integer(c, refused, "refused.", refuse_names[i], 0, (double)UINT32_MAX,
+                          DCEM_WIRE_BAD_FIELD, &d)))
+            return rc;
+        out->refused[i] = (uint32_t)d;
+    }
+    return 0;
 }
 
 int dcem_wire_decode_ack(const char *buf, size_t len, dcem_wire_ack *out, int *reason,

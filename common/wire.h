@@ -201,9 +201,35 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
                            const char *topic_gateway, dcem_wire_reading *storage, size_t cap,
                            dcem_wire_batch *out, int *reason, char *err, size_t errlen);
 
-/* ack: all batches of epoch with seq <= seq are durably stored (seq 0: none). */
+/* Why the collector refused to count a reading of a batch it stored (or set
+ * aside) and acknowledged: reported back in the ack ("refused"). Names are
+ * stable (ack keys, the agent's log); codes are never renumbered or reused. */
+enum {
+    DCEM_REFUSE_UNKNOWN_METER = 0, /* "unknown_meter": a meter its site's ledger does not list */
+    DCEM_REFUSE_FUTURE,            /* "future": stamped beyond the collector's clock plus
+                                      ingest.max_future_skew_s */
+    DCEM_REFUSE_OUT_OF_RANGE,      /* "out_of_range": a value the counter rules refuse
+                                      (a negative or absurd counter, say) */
+    DCEM_REFUSE_WRONG_KIND,        /* "wrong_kind": a reading its meter's kind in the ledger
+                                      cannot take */
+    DCEM_REFUSE_QUARANTINED,       /* "quarantined": every reading of a batch set aside
+                                      (identified but invalid, or refused by the store) */
+    DCEM_REFUSE_COUNT
+};
+
+/* "unknown_meter", ...; NULL for a code out of range. */
+const char *dcem_refuse_name(int why);
+
+/* ack: all batches of epoch with seq <= seq are durably stored (seq 0: none).
+ * refused: readings of the batches this ack answers that the collector
+ * refused to count, by DCEM_REFUSE_* (all 0: none, and no "refused" member
+ * on the wire). An ack answers the batches stored since the collector's
+ * previous ack of that epoch, so the same refusals are never reported
+ * twice by one collector — but a repeated ack (a duplicate batch re-acked,
+ * an ack after a reconnect) carries none. */
 typedef struct dcem_wire_ack {
     uint64_t epoch, seq;
+    uint32_t refused[DCEM_REFUSE_COUNT];
 } dcem_wire_ack;
 
 /* ctl commands. */

@@ -889,6 +889,32 @@ static void test_ack_ctl_round_trip(void **state)
     a.seq = DCEM_WIRE_MAX_INT + 1;
     assert_int_equal(dcem_wire_encode_ack(&a, &json, &len), DCEM_EINVAL);
 
+    /* refusals: only the reasons that happened, in enum order, before a
+     * signature would go (last) */
+    a = (dcem_wire_ack){.epoch = 7, .seq = 9};
+    a.refused[DCEM_REFUSE_QUARANTINED] = 250;
+    a.refused[DCEM_REFUSE_OUT_OF_RANGE] = 3;
+    a.refused[DCEM_REFUSE_UNKNOWN_METER] = UINT32_MAX;
+    assert_int_equal(dcem_wire_encode_ack(&a, &json, &len), 0);
+    assert_string_equal(json, "{\"v\":1,\"epoch\":7,\"seq\":9,\"refused\":{\"unknown_meter\":"
+                              "4294967295,\"out_of_range\":3,\"quarantined\":250}}");
+    assert_int_equal(dcem_wire_decode_ack(json, len, &ao, &reason, err, sizeof err), 0);
+    assert_true(ao.epoch == 7 && ao.seq == 9);
+    assert_memory_equal(ao.refused, a.refused, sizeof a.refused);
+    free(json);
+    memset(a.refused, 0, sizeof a.refused);
+    assert_int_equal(dcem_wire_encode_ack(&a, &json, &len), 0);
+    assert_string_equal(json, "{\"v\":1,\"epoch\":7,\"seq\":9}"); /* none: no member */
+    free(json);
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        const char *n = dcem_refuse_name(i);
+        assert_true(n && *n);
+        for (int j = 0; j < i; j++) assert_string_not_equal(n, dcem_refuse_name(j));
+    }
+    assert_string_equal(dcem_refuse_name(DCEM_REFUSE_OUT_OF_RANGE), "out_of_range");
+    assert_null(dcem_refuse_name(DCEM_REFUSE_COUNT));
+    assert_null(dcem_refuse_name(-1));
+
     dcem_wire_ctl c = {.cmd = DCEM_WIRE_CMD_RESEND, .epoch = 3, .from_seq = 17}, co;
     assert_int_equal(dcem_wire_encode_ctl(&c, &json, &len), 0);
     assert_string_equal(json, "{\"v\":1,\"cmd\":\"resend\",\"epoch\":3,\"from_seq\":17}");
@@ -953,6 +979,24 @@ static const small_case small_cases[] = {
     {"ack seq missing", 0, "{\"v\":1,\"epoch\":1}", DCEM_WIRE_MISSING_FIELD},
     {"ack seq string", 0, "{\"v\":1,\"epoch\":1,\"seq\":\"1\"}", DCEM_WIRE_WRONG_TYPE},
     {"ack old field name", 0, "{\"v\":1,\"epoch\":1,\"acked_seq\":3}", DCEM_WIRE_MISSING_FIELD},
+#define AHDR "{\"v\":1,\"epoch\":1,\"seq\":2,"
+    {"ack refused", 0, AHDR "\"refused\":{\"future\":1,\"quarantined\":4294967295}}",
+     DCEM_WIRE_OK},
+    {"ack refused empty", 0, AHDR "\"refused\":{}}", DCEM_WIRE_OK},
+    {"ack refused zero", 0, AHDR "\"refused\":{\"future\":0}}", DCEM_WIRE_OK},
+    {"ack refused by a newer reason", 0, AHDR "\"refused\":{\"too_old\":\"any\"}}",
+     DCEM_WIRE_OK},
+    {"ack refused null", 0, AHDR "\"refused\":null}", DCEM_WIRE_WRONG_TYPE},
+    {"ack refused an array", 0, AHDR "\"refused\":[1]}", DCEM_WIRE_WRONG_TYPE},
+    {"ack refused twice", 0, AHDR "\"refused\":{},\"refused\":{}}", DCEM_WIRE_DUPLICATE_FIELD},
+    {"ack refused a reason twice", 0, AHDR "\"refused\":{\"future\":1,\"future\":1}}",
+     DCEM_WIRE_DUPLICATE_FIELD},
+    {"ack refused above 2^32-1", 0, AHDR "\"refused\":{\"out_of_range\":4294967296}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"ack refused negative", 0, AHDR "\"refused\":{\"unknown_meter\":-1}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"ack refused fraction", 0, AHDR "\"refused\":{\"wrong_kind\":1.5}}", DCEM_WIRE_BAD_FIELD},
+    {"ack refused a string", 0, AHDR "\"refused\":{\"future\":\"3\"}}", DCEM_WIRE_WRONG_TYPE},
     {"ctl ok", 1, "{\"v\":1,\"cmd\":\"resend\",\"epoch\":2,\"from_seq\":9,\"why\":\"gap\"}",
      DCEM_WIRE_OK},
     {"ctl unknown cmd", 1, "{\"v\":1,\"cmd\":\"reboot\",\"epoch\":2}", DCEM_WIRE_BAD_COMMAND},
