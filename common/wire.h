@@ -164,6 +164,9 @@ typedef struct dcem_wire_batch {
                                 when a later check fails (the batch can be acked and
                                 quarantined: resending the same bytes cannot succeed) */
     size_t unknown_values;   /* "values" keys of quantities this version does not know */
+    size_t listed_readings;  /* elements of its "readings" array, also when a check of
+                                them fails: what a quarantined batch withholds (0 when
+                                "readings" is missing or not an array) */
 } dcem_wire_batch;
 
 /* The product ct * pt of a reading (0 read as 1): what its counter is
@@ -287,6 +290,11 @@ typedef struct dcem_wire_metrics {
      * reasons are ignored). has_dropped 0: not sent. */
     int has_dropped;
     uint64_t dropped[DCEM_WIRE_DROP_COUNT]; /* each <= DCEM_WIRE_MAX_INT */
+    /* Optional: the readings the collector refused to count since the agent
+     * started, by DCEM_REFUSE_* (added up from its acks; same rules as
+     * dropped). has_refused 0: not sent. */
+    int has_refused;
+    uint64_t refused[DCEM_REFUSE_COUNT]; /* each <= DCEM_WIRE_MAX_INT */
 } dcem_wire_metrics;
 
 /* Encoders of the small payloads: same contract as dcem_wire_encode_batch
