@@ -36,6 +36,10 @@ static const char *const drop_names[] = {"queue_full", "spool_full_batches", "en
                                          "spool_error"};
 _Static_assert(COUNT(drop_names) == DCEM_WIRE_DROP_COUNT, "a name for every drop reason");
 
+static const char *const refuse_names[] = {"unknown_meter", "future", "out_of_range",
+                                           "wrong_kind", "quarantined"};
+_Static_assert(COUNT(refuse_names) == DCEM_REFUSE_COUNT, "a name for every refusal");
+
 static int find_name(const char *const *names, size_t n, const char *s, size_t len)
 {
     for (size_t i = 0; i < n; i++)
@@ -61,6 +65,11 @@ const char *dcem_wire_ratio_note_name(int note)
 const char *dcem_wire_drop_name(int drop)
 {
     return drop >= 0 && drop < DCEM_WIRE_DROP_COUNT ? drop_names[drop] : NULL;
+}
+
+const char *dcem_refuse_name(int why)
+{
+    return why >= 0 && why < DCEM_REFUSE_COUNT ? refuse_names[why] : NULL;
 }
 
 double dcem_wire_ratio(const dcem_wire_reading *r)
@@ -285,8 +294,17 @@ int dcem_wire_encode_ack(const dcem_wire_ack *a, char **json, size_t *len)
 {
     wbuf w = {.max = DCEM_WIRE_MAX_SMALL_PAYLOAD - DCEM_SIG_SUFFIX_LEN};
     if (!int_ok(a->epoch, 1) || !int_ok(a->seq, 0)) w.err = DCEM_EINVAL;
-    put(&w, "{\"v\":%d,\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64 "}", DCEM_WIRE_VERSION, a->epoch,
+    put(&w, "{\"v\":%d,\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64, DCEM_WIRE_VERSION, a->epoch,
         a->seq);
+    /* only the reasons that happened: an ack without refusals is what an
+     * older agent has always read (the signature, if any, follows: last) */
+    int any = 0;
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        if (!a->refused[i]) continue;
+        put(&w, "%s\"%s\":%" PRIu32, any++ ? "," : ",\"refused\":{", refuse_names[i],
+            a->refused[i]);
+    }
+    put(&w, any ? "}}" : "}");
     return finish(&w, json, len);
 }
 
@@ -332,6 +350,9 @@ static int metrics_ok(const dcem_wire_metrics *m)
     if (m->has_dropped)
         for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++)
             if (m->dropped[i] > DCEM_WIRE_MAX_INT) return 0;
+    if (m->has_refused)
+        for (int i = 0; i < DCEM_REFUSE_COUNT; i++)
+            if (m->refused[i] > DCEM_WIRE_MAX_INT) return 0;
     return id_ok(m->site) && id_ok(m->gateway) && time_ok(m->start_ms) && time_ok(m->end_ms) &&
            m->end_ms > m->start_ms && !(m->pue < 0) && !(m->green_share < 0) &&
            !(m->green_share > 1) && !(m->completeness < 0) && !(m->completeness > 1);
@@ -357,7 +378,10 @@ int dcem_wire_encode_metrics(const dcem_wire_metrics *m, char **json, size_t *le
     if (isfinite(m->completeness)) put_number(&w, ",", "completeness", m->completeness);
     for (int i = 0; m->has_dropped && i < DCEM_WIRE_DROP_COUNT; i++)
         put(&w, "%s\"%s\":%" PRIu64, i ? "," : ",\"dropped\":{", drop_names[i], m->dropped[i]);
-    put(&w, m->has_dropped ? "}}" : "}");
+    if (m->has_dropped) put(&w, "}");
+    for (int i = 0; m->has_refused && i < DCEM_REFUSE_COUNT; i++)
+        put(&w, "%s\"%s\":%" PRIu64, i ? "," : ",\"refused\":{", refuse_names[i], m->refused[i]);
+    put(&w, m->has_refused ? "}}" : "}");
     return finish(&w, json, len);
 }
 
@@ -656,9 +680,9 @@ static int batch(dctx *c, const cJSON *root, void *p)
     if ((rc = member(c, root, "", "readings", 1, &list))) return rc;
     if (!cJSON_IsArray(list)) return fail(c, DCEM_WIRE_WRONG_TYPE, "readings: not an array");
     size_t limit = c->cap < DCEM_WIRE_MAX_READINGS ? c->cap : DCEM_WIRE_MAX_READINGS, n = 0;
-    for (const cJSON *it = list->child; it; it = it->next)
-        if (++n > limit)
-            return fail(c, DCEM_WIRE_TOO_MANY_READINGS, "readings: more than %zu", limit);
+    for (const cJSON *it = list->child; it; it = it->next) n++;
+    out->listed_readings = n; /* within the byte limit: counting them all is cheap */
+    if (n > limit) return fail(c, DCEM_WIRE_TOO_MANY_READINGS, "readings: more than %zu", limit);
     n = 0;
     for (const cJSON *it = list->child; it; it = it->next, n++)
         if ((rc = reading(c, it, n, &c->storage[n], &out->unknown_values))) return rc;
@@ -681,8 +705,23 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
 static int ack(dctx *c, const cJSON *root, void *p)
 {
     dcem_wire_ack *out = p;
-    int rc = u64(c, root, "epoch", 1, &out->epoch);
-    return rc ? rc : u64(c, root, "seq", 0, &out->seq);
+    const cJSON *refused;
+    int rc;
+    if ((rc = u64(c, root, "epoch", 1, &out->epoch)) || (rc = u64(c, root, "seq", 0, &out->seq)) ||
+        (rc = member(c, root, "", "refused", 0, &refused)) || !refused)
+        return rc;
+    if (!cJSON_IsObject(refused)) return fail(c, DCEM_WIRE_WRONG_TYPE, "refused: not an object");
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        const cJSON *it;
+        double d;
+        if ((rc = member(c, refused, "refused.", refuse_names[i], 0, &it))) return rc;
+        if (!it) continue; /* other keys: reasons of a newer collector, ignored */
+        if ((rc = integer(c, refused, "refused.", refuse_names[i], 0, (double)UINT32_MAX,
+                          DCEM_WIRE_BAD_FIELD, &d)))
+            return rc;
+        out->refused[i] = (uint32_t)d;
+    }
+    return 0;
 }
 
 int dcem_wire_decode_ack(const char *buf, size_t len, dcem_wire_ack *out, int *reason,
@@ -749,6 +788,32 @@ int dcem_wire_decode_state(const char *buf, size_t len, dcem_wire_state *out, in
     return decode(&c, buf, len, DCEM_WIRE_MAX_SMALL_PAYLOAD, state, out, reason);
 }
 
+/* An optional object of counts by reason (metrics "dropped", "refused"):
+ * *has 1 when present; each known reason an integer 0..2^53-1 into out[]
+ * (absent: 0); other keys, reasons of a newer agent, are ignored. */
+static int counts(dctx *c, const cJSON *root, const char *name, const char *const *names,
+                  int n, int *has, uint64_t *out)
+{
+    const cJSON *obj;
+    char path[24];
+    int rc;
+    if ((rc = member(c, root, "", name, 0, &obj)) || !obj) return rc;
+    if (!cJSON_IsObject(obj)) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s: not an object", name);
+    *has = 1;
+    snprintf(path, sizeof path, "%s.", name);
+    for (int i = 0; i < n; i++) {
+        const cJSON *it;
+        double d;
+        if ((rc = member(c, obj, path, names[i], 0, &it))) return rc;
+        if (!it) continue;
+        if ((rc = integer(c, obj, path, names[i], 0, (double)DCEM_WIRE_MAX_INT,
+                          DCEM_WIRE_BAD_FIELD, &d)))
+            return rc;
+        out[i] = (uint64_t)d;
+    }
+    return 0;
+}
+
 static int metrics(dctx *c, const cJSON *root, void *p)
 {
     dcem_wire_metrics *out = p;
@@ -772,21 +837,11 @@ static int metrics(dctx *c, const cJSON *root, void *p)
         return rc;
     if (!metrics_ok(out))
         return fail(c, DCEM_WIRE_BAD_FIELD, "pue below 0, or a share outside 0..1");
-    const cJSON *dropped;
-    if ((rc = member(c, root, "", "dropped", 0, &dropped)) || !dropped) return rc;
-    if (!cJSON_IsObject(dropped)) return fail(c, DCEM_WIRE_WRONG_TYPE, "dropped: not an object");
-    out->has_dropped = 1;
-    for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++) {
-        const cJSON *it;
-        double d;
-        if ((rc = member(c, dropped, "dropped.", drop_names[i], 0, &it))) return rc;
-        if (!it) continue; /* other keys: reasons of a newer agent, ignored */
-        if ((rc = integer(c, dropped, "dropped.", drop_names[i], 0, (double)DCEM_WIRE_MAX_INT,
-                          DCEM_WIRE_BAD_FIELD, &d)))
-            return rc;
-        out->dropped[i] = (uint64_t)d;
-    }
-    return 0;
+    if ((rc = counts(c, root, "dropped", drop_names, DCEM_WIRE_DROP_COUNT, &out->has_dropped,
+                     out->dropped)))
+        return rc;
+    return counts(c, root, "refused", refuse_names, DCEM_REFUSE_COUNT, &out->has_refused,
+                  out->refused);
 }
 
 int dcem_wire_decode_metrics(const char *buf, size_t len, const char *topic_site,

@@ -164,6 +164,9 @@ typedef struct dcem_wire_batch {
                                 when a later check fails (the batch can be acked and
                                 quarantined: resending the same bytes cannot succeed) */
     size_t unknown_values;   /* "values" keys of quantities this version does not know */
+    size_t listed_readings;  /* elements of its "readings" array, also when a check of
+                                them fails: what a quarantined batch withholds (0 when
+                                "readings" is missing or not an array) */
 } dcem_wire_batch;
 
 /* The product ct * pt of a reading (0 read as 1): what its counter is
@@ -201,20 +204,35 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
                            const char *topic_gateway, dcem_wire_reading *storage, size_t cap,
                            dcem_wire_batch *out, int *reason, char *err, size_t errlen);
 
-/* Why the collector refused to count readings it received (an ack carries
- * the counts of the batches it answers). */
+/* Why the collector refused to count a reading of a batch it stored (or set
+ * aside) and acknowledged: reported back in the ack ("refused"). Names are
+ * stable (ack keys, the agent's log); codes are never renumbered or reused. */
 enum {
-    DCEM_REFUSE_UNKNOWN_METER = 0,
-    DCEM_REFUSE_FUTURE,
-    DCEM_REFUSE_OUT_OF_RANGE,
-    DCEM_REFUSE_WRONG_KIND,
-    DCEM_REFUSE_QUARANTINED,
+    DCEM_REFUSE_UNKNOWN_METER = 0, /* "unknown_meter": a meter its site's ledger does not list */
+    DCEM_REFUSE_FUTURE,            /* "future": stamped beyond the collector's clock plus
+                                      ingest.max_future_skew_s */
+    DCEM_REFUSE_OUT_OF_RANGE,      /* "out_of_range": a value the counter rules refuse
+                                      (a negative or absurd counter, say) */
+    DCEM_REFUSE_WRONG_KIND,        /* "wrong_kind": a reading its meter's kind in the ledger
+                                      cannot take */
+    DCEM_REFUSE_QUARANTINED,       /* "quarantined": every reading of a batch set aside
+                                      (identified but invalid, or refused by the store) */
     DCEM_REFUSE_COUNT
 };
 
-/* ack: all batches of epoch with seq <= seq are durably stored (seq 0: none). */
+/* "unknown_meter", ...; NULL for a code out of range. */
+const char *dcem_refuse_name(int why);
+
+/* ack: all batches of epoch with seq <= seq are durably stored (seq 0: none).
+ * refused: readings of the batches this ack answers that the collector
+ * refused to count, by DCEM_REFUSE_* (all 0: none, and no "refused" member
+ * on the wire). An ack answers the batches stored since the collector's
+ * previous ack of that epoch, so the same refusals are never reported
+ * twice by one collector — but a repeated ack (a duplicate batch re-acked,
+ * an ack after a reconnect) carries none. */
 typedef struct dcem_wire_ack {
     uint64_t epoch, seq;
+    uint32_t refused[DCEM_REFUSE_COUNT];
 } dcem_wire_ack;
 
 /* ctl commands. */
@@ -272,6 +290,11 @@ typedef struct dcem_wire_metrics {
      * reasons are ignored). has_dropped 0: not sent. */
     int has_dropped;
     uint64_t dropped[DCEM_WIRE_DROP_COUNT]; /* each <= DCEM_WIRE_MAX_INT */
+    /* Optional: the readings the collector refused to count since the agent
+     * started, by DCEM_REFUSE_* (added up from its acks; same rules as
+     * dropped). has_refused 0: not sent. */
+    int has_refused;
+    uint64_t refused[DCEM_REFUSE_COUNT]; /* each <= DCEM_WIRE_MAX_INT */
 } dcem_wire_metrics;
 
 /* Encoders of the small payloads: same contract as dcem_wire_encode_batch

@@ -107,6 +107,10 @@ typedef struct agent {
     int64_t drop_last_ms[DCEM_WIRE_DROP_COUNT];
     int dropping[DCEM_WIRE_DROP_COUNT];
 
+    /* readings the collector refused to count since start, by DCEM_REFUSE_*:
+     * added up from the acks that delete (acks repeat; refusals come once) */
+    uint64_t refused[DCEM_REFUSE_COUNT];
+
     dcem_complaint ack_ahead, ack_epoch, resend_gone;
     dcem_delivery_stats delivery_before; /* of state machines ended by reloads */
     unsigned long spooled;
@@ -350,6 +354,31 @@ static void try_connect(agent *a, int64_t now)
     dcem_delivery_connected(a->delivery, now);
 }
 
+static const char *const refuse_why[DCEM_REFUSE_COUNT] = {
+    "of meters the collector's ledger of the site does not list",
+    "stamped beyond the collector's clock: is this gateway's clock ahead?",
+    "values the counter rules refuse, a negative or absurd counter",
+    "readings their meter's kind in the ledger cannot take",
+    "every reading of batches the collector set aside in its quarantine",
+};
+
+/* Adds up what an ack that deleted batches says the collector refused to
+ * count; each reason is logged the first time it comes (the stats line and
+ * the metrics carry the counts since). */
+static void note_refused(agent *a, const dcem_wire_ack *ack)
+{
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        if (!ack->refused[i]) continue;
+        if (!a->refused[i])
+            DCEM_LOGW("agent",
+                      "the collector refused to count readings up to epoch %llu seq %llu: %lu "
+                      "%s, %s (later ones are counted in the stats line)",
+                      (unsigned long long)ack->epoch, (unsigned long long)ack->seq,
+                      (unsigned long)ack->refused[i], dcem_refuse_name(i), refuse_why[i]);
+        a->refused[i] += ack->refused[i];
+    }
+}
+
 /* The one place where a received ack or ctl payload is checked, decoded and
  * handed to the delivery state machine (anything that authenticates a
  * payload belongs at its top, before a byte of it is decoded); what the
@@ -387,6 +416,7 @@ static void on_control(agent *a, int leaf, const char *payload, size_t len, int6
         case DCEM_DELIVERY_ACK_DELETE:
             dcem_release(&a->ack_ahead, "agent", "acks apply again (epoch %llu seq %llu)",
                          (unsigned long long)ack.epoch, (unsigned long long)ack.seq);
+            note_refused(a, &ack);
             if (dcem_spool_ack(a->spool, del.epoch, del.seq) == DCEM_ESTORAGE) {
                 static dcem_complaint c;
                 dcem_complain(&c, DCEM_LOG_ERROR, "spool", "ack: %s", dcem_spool_error(a->spool));
@@ -519,6 +549,8 @@ static void publish_metrics(agent *a)
     while (dcem_local_take(a->local, dcem_now_wall_ms(), grace, &m)) {
         m.has_dropped = 1;
         memcpy(m.dropped, a->dropped, sizeof m.dropped);
+        m.has_refused = 1;
+        memcpy(m.refused, a->refused, sizeof m.refused);
         char *json;
         size_t len;
         if (dcem_wire_encode_metrics(&m, &json, &len)) continue;
@@ -688,14 +720,15 @@ static void log_stats(agent *a)
     pthread_mutex_lock(&a->lock);
     unsigned long in_dropped = a->in_dropped, in_too_large = a->in_too_large;
     pthread_mutex_unlock(&a->lock);
-    const uint64_t *x = a->dropped;
+    const uint64_t *x = a->dropped, *y = a->refused;
     DCEM_LOGI("agent",
               "%lu batches spooled, %lu published, %lu births; acks: %lu, %lu applied, %lu above "
               "what was published, %lu for other epochs; %lu resend requests (%lu for batches "
               "not held); %lu no-ack timeouts; spool: %llu batches, %llu bytes; dropped: %llu "
               "queue_full, %llu spool_full_batches, %llu encode, %llu too_large, %llu "
-              "spool_error; acks and ctl: %lu malformed, %lu unknown commands, %lu too large, "
-              "%lu overflowed, %lu not signed by a collector",
+              "spool_error; refused by the collector: %llu unknown_meter, %llu future, %llu "
+              "out_of_range, %llu wrong_kind, %llu quarantined; acks and ctl: %lu malformed, "
+              "%lu unknown commands, %lu too large, %lu overflowed, %lu not signed by a collector",
               a->spooled, d.published, d.births, d.acks, d.acks_applied, d.acks_ahead,
               d.acks_other_epoch, d.resends, d.resends_gone, d.timeouts,
               (unsigned long long)st.records, (unsigned long long)st.bytes,
@@ -703,7 +736,12 @@ static void log_stats(agent *a)
               (unsigned long long)x[DCEM_WIRE_DROP_SPOOL_FULL_BATCHES],
               (unsigned long long)x[DCEM_WIRE_DROP_ENCODE],
               (unsigned long long)x[DCEM_WIRE_DROP_TOO_LARGE],
-              (unsigned long long)x[DCEM_WIRE_DROP_SPOOL_ERROR], a->malformed_in, a->bad_command,
+              (unsigned long long)x[DCEM_WIRE_DROP_SPOOL_ERROR],
+              (unsigned long long)y[DCEM_REFUSE_UNKNOWN_METER],
+              (unsigned long long)y[DCEM_REFUSE_FUTURE],
+              (unsigned long long)y[DCEM_REFUSE_OUT_OF_RANGE],
+              (unsigned long long)y[DCEM_REFUSE_WRONG_KIND],
+              (unsigned long long)y[DCEM_REFUSE_QUARANTINED], a->malformed_in, a->bad_command,
               in_too_large, in_dropped, a->unauthentic_in);
 }
 
@@ -905,12 +943,13 @@ static void usage(FILE *f)
           "  --once          poll every device once and print what each answered: a table\n"
           "                  on a terminal, JSON when piped or with --json\n"
           "  --import CSV    deliver the readings of CSV (time,meter,kwh[,kw]) instead of\n"
-          "                  polling, and exit once the collector acknowledged them all\n"
+          "                  polling, and exit once the collector acknowledged them all,\n"
+          "                  printing what it refused to count, by reason\n"
           "  --keygen FILE   make the gateway's Ed25519 key in FILE (mode 0600, never\n"
           "                  overwritten) and print its public key for the site ledger\n"
           "  --pubkey FILE   print the public key of the private key in FILE\n"
-          "Exit status: 0 ok; 1 a device failed (--once), rows skipped (--import), or a\n"
-          "runtime error; 2 a usage or config error.\n"
+          "Exit status: 0 ok; 1 a device failed (--once), rows skipped or readings the\n"
+          "collector refused (--import), or a runtime error; 2 a usage or config error.\n"
           "SIGHUP reloads the config (a bad one is refused); SIGTERM stops cleanly.\n",
           f);
 }
@@ -1063,10 +1102,22 @@ int main(int argc, char **argv)
         struct timespec ts = {0, (im.f ? 2 : 20) * 1000000};
         nanosleep(&ts, NULL);
     }
+    uint64_t refused = 0;
     if (im.f) {
         DCEM_LOGI("agent", "import of %s %s: %lu readings delivered and acknowledged, %lu rows skipped",
                   im.path, imported ? "complete" : "stopped", im.rows, im.skipped);
         fclose(im.f);
+        /* delivered is not counted: say what the collector would not take */
+        char line[256];
+        size_t n = 0;
+        for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+            if (!a.refused[i]) continue;
+            refused += a.refused[i];
+            int w = snprintf(line + n, sizeof line - n, "%s%llu %s", n ? ", " : "",
+                             (unsigned long long)a.refused[i], dcem_refuse_name(i));
+            if (w > 0 && (size_t)w < sizeof line - n) n += (size_t)w;
+        }
+        if (refused) fprintf(stderr, "dcem-agent: %s: collector refused: %s\n", im.path, line);
     }
     DCEM_LOGI("agent", "stopping");
     stop_buses(&a);
@@ -1088,7 +1139,7 @@ int main(int argc, char **argv)
     }
     note_drops(&a, dcem_now_mono_ms(), 1);
     log_stats(&a);
-    rc = im.path && (!imported || im.skipped) ? 1 : 0;
+    rc = im.path && (!imported || im.skipped || refused) ? 1 : 0;
 out:
     if (a.buses) stop_buses(&a);
     if (a.spool) close_io(&a);

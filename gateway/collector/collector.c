@@ -239,11 +239,15 @@ static void publish_signed(collector *c, const char *topic, char *json, size_t l
     publish(c, topic, json, len, 0);
 }
 
-static void send_ack(collector *c, const char *site, const char *gw, uint64_t epoch, uint64_t seq)
+/* refused: the readings of the batches this ack answers that were not
+ * counted, by DCEM_REFUSE_* (NULL: none — a re-ack answers no new batch). */
+static void send_ack(collector *c, const char *site, const char *gw, uint64_t epoch, uint64_t seq,
+                     const uint32_t *refused)
 {
     char topic[DCEM_WIRE_TOPIC_MAX], *json;
     size_t len;
     dcem_wire_ack a = {.epoch = epoch, .seq = seq};
+    if (refused) memcpy(a.refused, refused, sizeof a.refused);
     if (dcem_wire_topic(topic, sizeof topic, site, gw, "ack") ||
         dcem_wire_encode_ack(&a, &json, &len))
         return;
@@ -269,7 +273,7 @@ static void send_resend(collector *c, const char *site, const char *gw, uint64_t
 static int reack(void *ctx, const dcem_store_epoch *e)
 {
     collector *c = ctx;
-    send_ack(c, e->site, e->gateway, e->epoch, e->contiguous_seq);
+    send_ack(c, e->site, e->gateway, e->epoch, e->contiguous_seq, NULL);
     return 0;
 }
 
@@ -336,11 +340,14 @@ static void handle_state(collector *c, const msg *x, const dcem_wire_topic_parts
 #define GROUP_BYTES (16u << 20)    /* and this much payload */
 
 /* One ack or resend per (site, gateway, epoch) for a group: the highest
- * cumulative ack, the lowest resend. */
+ * cumulative ack, the lowest resend, and the refusals of every batch it
+ * answers (each stored batch is answered by exactly one group, so the
+ * agent hears each refusal once). */
 typedef struct answer {
     const dcem_engine_reply *r;
     uint64_t ack_seq, resend_from;
     int ack, resend;
+    uint32_t refused[DCEM_REFUSE_COUNT];
 } answer;
 
 static void answer_add(answer *as, size_t *n, const dcem_engine_reply *r)
@@ -354,6 +361,10 @@ static void answer_add(answer *as, size_t *n, const dcem_engine_reply *r)
     if (r->ack && (!a->ack || r->ack_seq > a->ack_seq)) a->ack = 1, a->ack_seq = r->ack_seq;
     if (r->resend && (!a->resend || r->resend_from < a->resend_from))
         a->resend = 1, a->resend_from = r->resend_from;
+    /* at most 64 batches of 10,000 readings: the cap is never reached */
+    for (int k = 0; k < DCEM_REFUSE_COUNT; k++)
+        a->refused[k] = r->refused[k] > UINT32_MAX - a->refused[k] ? UINT32_MAX
+                                                                    : a->refused[k] + r->refused[k];
 }
 
 /* ---- holes: batches ahead of a missing one ---- */
@@ -509,7 +520,9 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
         }
     }
     for (size_t i = 0; i < na; i++) {
-        if (as[i].ack) send_ack(c, as[i].r->site, as[i].r->gateway, as[i].r->epoch, as[i].ack_seq);
+        if (as[i].ack)
+            send_ack(c, as[i].r->site, as[i].r->gateway, as[i].r->epoch, as[i].ack_seq,
+                     as[i].refused);
         if (as[i].resend)
             send_resend(c, as[i].r->site, as[i].r->gateway, as[i].r->epoch, as[i].resend_from);
     }

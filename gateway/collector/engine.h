@@ -36,6 +36,8 @@ typedef struct dcem_engine_reply {
     uint64_t epoch, ack_seq, resend_from;
     uint64_t seq;     /* the batch's own seq, once identified */
     int reason;       /* dcem_wire_reason for MALFORMED / QUARANTINED */
+    uint32_t refused[DCEM_REFUSE_COUNT]; /* the batch's readings not counted, by DCEM_REFUSE_*
+                                            (STORED, QUARANTINED; 0 otherwise): sent in its ack */
     char why[256];
     uint32_t refused[DCEM_REFUSE_COUNT]; /* readings of the batch not counted, by reason */
 } dcem_engine_reply;

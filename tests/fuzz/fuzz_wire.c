@@ -85,6 +85,7 @@ static void ack(const char *buf, size_t len)
     FUZZ_CHECK(json != NULL);
     FUZZ_CHECK(dcem_wire_decode_ack(json, n, &a2, &reason, err, sizeof err) == 0);
     FUZZ_CHECK(a.epoch == a2.epoch && a.seq == a2.seq);
+    FUZZ_CHECK(memcmp(a.refused, a2.refused, sizeof a.refused) == 0);
     free(json);
 }
 

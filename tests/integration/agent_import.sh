@@ -12,7 +12,10 @@
 # gateway state behind (its retained birth is removed, no goodbye, so no
 # gateway_offline alert); a CSV with bad rows names each by file:line,
 # delivers the rest and exits 1 — imported by a gateway renamed on the same
-# spool, whose birth makes the collector give up the seqs it never had.
+# spool, whose birth makes the collector give up the seqs it never had; a
+# CSV the agent reads whole but whose readings the collector refuses in part
+# (a negative counter, a time far in the future) prints what the collector
+# refused, by reason, and exits 1; a clean import prints no refusal.
 set -euo pipefail
 build=$1
 src=$2
@@ -84,6 +87,10 @@ start_collector
 wait "$agent_pid" || fail "the import exited with $?: $(tail -3 "$work/agent.err")"
 grep -q "import of .* complete: $rows readings delivered and acknowledged, 0 rows skipped" "$work/agent.err" ||
   fail "the agent's summary: $(grep 'import of' "$work/agent.err")"
+! grep -Eq "collector refused|refused to count" "$work/agent.err" ||
+  fail "a clean import reported refusals: $(grep -E 'collector refused|refused to count' "$work/agent.err")"
+grep -qF "refused by the collector: 0 unknown_meter, 0 future, 0 out_of_range, 0 wrong_kind, 0 quarantined" \
+  "$work/agent.err" || fail "the clean import's stats line: $(grep 'refused by' "$work/agent.err")"
 echo "imported $rows readings in $((SECONDS - t0)) s; the collector was killed after $at_kill were stored"
 kill -TERM "$col_pid"
 wait "$col_pid" || fail "the collector exited with $?"
@@ -142,6 +149,27 @@ grep -q "yz-alpha/gw-bad-rows epoch [0-9]*: batches 1\.\.[0-9]* are gone from th
   "$work/collector.err" || fail "the collector did not give up the seqs the renamed gateway never had"
 [[ $(sqlite3 "$work/store.db" "SELECT count(*) FROM readings WHERE gateway = 'gw-bad-rows'") == 1 ]] ||
   fail "the good row of bad.csv was not stored"
+! grep -q "collector refused" "$work/bad.err" || fail "bad.csv: refusals reported: $(cat "$work/bad.err")"
+
+# rows the agent reads but the collector refuses to count: delivered and
+# acknowledged, yet reported by reason (the ack's "refused") and exit 1
+{
+  echo "time,meter,kwh"
+  echo "2025-03-01T00:30:00+08:00,alpha-in-a,2.5"
+  echo "2025-03-01T00:30:00+08:00,alpha-in-b,-5"
+  echo "2099-01-01T00:00:00+08:00,alpha-ups-a,1000"
+  echo "2025-03-01T00:45:00+08:00,alpha-in-b,-7.5"
+} >"$work/refused.csv"
+sed -i 's/gw-bad-rows/gw-refused/' "$work/agent.yaml"
+rc=0
+"$agent" -c "$work/agent.yaml" --import "$work/refused.csv" >"$work/refused.out" 2>"$work/refused.err" || rc=$?
+((rc == 1)) || fail "an import the collector refused in part exited $rc: $(cat "$work/refused.err")"
+for want in "4 readings delivered and acknowledged, 0 rows skipped" \
+  "refused.csv: collector refused: 1 future, 2 out_of_range" \
+  "the collector refused to count readings up to epoch" \
+  "refused by the collector: 0 unknown_meter, 1 future, 2 out_of_range, 0 wrong_kind, 0 quarantined"; do
+  grep -qF "$want" "$work/refused.err" || fail "no '$want' in: $(cat "$work/refused.err")"
+done
 kill -TERM "$col_pid"
 wait "$col_pid" || true
 echo "agent_import.sh: passed"

@@ -120,7 +120,7 @@ bad dcem/v1/yz-alpha/gw-good/data \
 pub -t dcem/v1/no-such-site/gw-bad/data \
   -m '{"v":1,"site":"no-such-site","gateway":"gw-bad","epoch":7006,"seq":1,"readings":['"$rd"']}'
 # an identified batch with a bad reading (t = -1) and a good one: quarantined,
-# acked as (9, 1), none of its readings stored
+# acked as (9, 1) with both readings refused as "quarantined", none stored
 pub -t "$bad_topic" -m "{$hdr,\"epoch\":9,\"seq\":1,\"readings\":[$rd,{\"meter\":\"alpha-in-b\",\"t\":-1,\"q\":\"ok\",\"kwh\":1}]}"
 
 if kill -0 "$replay_pid" 2>/dev/null; then
@@ -178,15 +178,20 @@ for k, v in aud.items():
 
 # 3. acks: gw-bad only for the quarantined batch (9, 1); gw-good only for its
 # own epochs 1 and 2, up to their last seq; no one else
-acks = collections.defaultdict(list)
+acks, refused = collections.defaultdict(list), collections.defaultdict(list)
 for line in open(f"{w}/acks.txt"):
     topic, _, payload = line.rstrip("\n").partition(" ")
     if topic == "dcem/v1/probe/probe/ack": continue
     a = json.loads(payload)
     acks[topic].append((a["epoch"], a["seq"]))
+    refused[topic].append(a.get("refused"))
 g = "dcem/v1/yz-alpha/gw-good/ack"
 b = "dcem/v1/yz-alpha/gw-bad/ack"
 if set(acks[b]) != {(9, 1)}: bad.append(f"gw-bad acks: {acks[b]} (expected only (9, 1))")
+# the first ack of the quarantined batch says what it withheld (a re-ack after a reconnect: nothing)
+if not refused[b] or refused[b][0] != {"quarantined": 2} or any(refused[b][1:]):
+    bad.append(f"gw-bad acks' refused: {refused[b]} (expected {{'quarantined': 2}} first)")
+if any(refused[g]): bad.append(f"gw-good acks with refusals: {[r for r in refused[g] if r]}")
 if {e for e, _ in acks[g]} != {1, 2}: bad.append(f"gw-good acks of epochs {sorted({e for e, _ in acks[g]})}")
 others = set(acks) - {g, b}
 if others: bad.append(f"acks on other topics: {sorted(others)}")

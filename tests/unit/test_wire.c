@@ -284,6 +284,7 @@ static void test_batch_round_trip(void **state)
     assert_int_equal(out.unknown_values, 0);
     assert_ptr_equal(out.readings, st);
     assert_int_equal(out.n_readings, 5);
+    assert_int_equal(out.listed_readings, 5);
     for (size_t i = 0; i < 5; i++) assert_readings_equal(&st[i], &r[i]);
 
     /* re-encoding the decoded batch gives the same bytes */
@@ -849,6 +850,8 @@ static void test_too_many_readings(void **state)
     assert_int_equal(reason, DCEM_WIRE_TOO_MANY_READINGS);
     assert_int_equal(out.identified, 1);
     assert_true(out.epoch == 7 && out.seq == 42);
+    assert_int_equal(out.n_readings, 0);
+    assert_int_equal(out.listed_readings, n); /* what a quarantine withholds */
     /* storage smaller than the limit: its size is the cap */
     const char *three = HDR "\"readings\":[{\"meter\":\"a\",\"t\":1,\"q\":\"ok\"},"
                             "{\"meter\":\"b\",\"t\":1,\"q\":\"ok\"},"
@@ -859,6 +862,14 @@ static void test_too_many_readings(void **state)
     assert_int_equal(dcem_wire_decode_batch(three, strlen(three), "s1", "gw1", st, 3, &out,
                                             &reason, err, sizeof err), 0);
     assert_string_equal(st[2].meter, "c");
+    /* a bad reading: nothing decoded, all three listed */
+    const char *bad = HDR "\"readings\":[{\"meter\":\"a\",\"t\":1,\"q\":\"ok\"},"
+                          "{\"meter\":\"b\",\"t\":-1,\"q\":\"ok\"},"
+                          "{\"meter\":\"c\",\"t\":1,\"q\":\"ok\"}]}";
+    assert_int_equal(dcem_wire_decode_batch(bad, strlen(bad), "s1", "gw1", st, 3, &out, &reason,
+                                            err, sizeof err), DCEM_EINVAL);
+    assert_int_equal(reason, DCEM_WIRE_BAD_TIME);
+    assert_true(out.identified && out.n_readings == 0 && out.listed_readings == 3);
     free(st);
     free(buf);
 }
@@ -888,6 +899,32 @@ static void test_ack_ctl_round_trip(void **state)
     a.epoch = 1;
     a.seq = DCEM_WIRE_MAX_INT + 1;
     assert_int_equal(dcem_wire_encode_ack(&a, &json, &len), DCEM_EINVAL);
+
+    /* refusals: only the reasons that happened, in enum order, before a
+     * signature would go (last) */
+    a = (dcem_wire_ack){.epoch = 7, .seq = 9};
+    a.refused[DCEM_REFUSE_QUARANTINED] = 250;
+    a.refused[DCEM_REFUSE_OUT_OF_RANGE] = 3;
+    a.refused[DCEM_REFUSE_UNKNOWN_METER] = UINT32_MAX;
+    assert_int_equal(dcem_wire_encode_ack(&a, &json, &len), 0);
+    assert_string_equal(json, "{\"v\":1,\"epoch\":7,\"seq\":9,\"refused\":{\"unknown_meter\":"
+                              "4294967295,\"out_of_range\":3,\"quarantined\":250}}");
+    assert_int_equal(dcem_wire_decode_ack(json, len, &ao, &reason, err, sizeof err), 0);
+    assert_true(ao.epoch == 7 && ao.seq == 9);
+    assert_memory_equal(ao.refused, a.refused, sizeof a.refused);
+    free(json);
+    memset(a.refused, 0, sizeof a.refused);
+    assert_int_equal(dcem_wire_encode_ack(&a, &json, &len), 0);
+    assert_string_equal(json, "{\"v\":1,\"epoch\":7,\"seq\":9}"); /* none: no member */
+    free(json);
+    for (int i = 0; i < DCEM_REFUSE_COUNT; i++) {
+        const char *n = dcem_refuse_name(i);
+        assert_true(n && *n);
+        for (int j = 0; j < i; j++) assert_string_not_equal(n, dcem_refuse_name(j));
+    }
+    assert_string_equal(dcem_refuse_name(DCEM_REFUSE_OUT_OF_RANGE), "out_of_range");
+    assert_null(dcem_refuse_name(DCEM_REFUSE_COUNT));
+    assert_null(dcem_refuse_name(-1));
 
     dcem_wire_ctl c = {.cmd = DCEM_WIRE_CMD_RESEND, .epoch = 3, .from_seq = 17}, co;
     assert_int_equal(dcem_wire_encode_ctl(&c, &json, &len), 0);
@@ -953,6 +990,24 @@ static const small_case small_cases[] = {
     {"ack seq missing", 0, "{\"v\":1,\"epoch\":1}", DCEM_WIRE_MISSING_FIELD},
     {"ack seq string", 0, "{\"v\":1,\"epoch\":1,\"seq\":\"1\"}", DCEM_WIRE_WRONG_TYPE},
     {"ack old field name", 0, "{\"v\":1,\"epoch\":1,\"acked_seq\":3}", DCEM_WIRE_MISSING_FIELD},
+#define AHDR "{\"v\":1,\"epoch\":1,\"seq\":2,"
+    {"ack refused", 0, AHDR "\"refused\":{\"future\":1,\"quarantined\":4294967295}}",
+     DCEM_WIRE_OK},
+    {"ack refused empty", 0, AHDR "\"refused\":{}}", DCEM_WIRE_OK},
+    {"ack refused zero", 0, AHDR "\"refused\":{\"future\":0}}", DCEM_WIRE_OK},
+    {"ack refused by a newer reason", 0, AHDR "\"refused\":{\"too_old\":\"any\"}}",
+     DCEM_WIRE_OK},
+    {"ack refused null", 0, AHDR "\"refused\":null}", DCEM_WIRE_WRONG_TYPE},
+    {"ack refused an array", 0, AHDR "\"refused\":[1]}", DCEM_WIRE_WRONG_TYPE},
+    {"ack refused twice", 0, AHDR "\"refused\":{},\"refused\":{}}", DCEM_WIRE_DUPLICATE_FIELD},
+    {"ack refused a reason twice", 0, AHDR "\"refused\":{\"future\":1,\"future\":1}}",
+     DCEM_WIRE_DUPLICATE_FIELD},
+    {"ack refused above 2^32-1", 0, AHDR "\"refused\":{\"out_of_range\":4294967296}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"ack refused negative", 0, AHDR "\"refused\":{\"unknown_meter\":-1}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"ack refused fraction", 0, AHDR "\"refused\":{\"wrong_kind\":1.5}}", DCEM_WIRE_BAD_FIELD},
+    {"ack refused a string", 0, AHDR "\"refused\":{\"future\":\"3\"}}", DCEM_WIRE_WRONG_TYPE},
     {"ctl ok", 1, "{\"v\":1,\"cmd\":\"resend\",\"epoch\":2,\"from_seq\":9,\"why\":\"gap\"}",
      DCEM_WIRE_OK},
     {"ctl unknown cmd", 1, "{\"v\":1,\"cmd\":\"reboot\",\"epoch\":2}", DCEM_WIRE_BAD_COMMAND},
@@ -1005,6 +1060,13 @@ static const small_case small_cases[] = {
      DCEM_WIRE_WRONG_TYPE},
     {"metrics dropped twice", 3,
      MHDR "\"kwh\":{},\"dropped\":{\"queue_full\":1,\"queue_full\":2}}",
+     DCEM_WIRE_DUPLICATE_FIELD},
+    {"metrics refused", 3, MHDR "\"kwh\":{},\"refused\":{\"future\":3,\"newer\":[]}}",
+     DCEM_WIRE_OK},
+    {"metrics refused not an object", 3, MHDR "\"kwh\":{},\"refused\":3}", DCEM_WIRE_WRONG_TYPE},
+    {"metrics refused negative", 3, MHDR "\"kwh\":{},\"refused\":{\"future\":-3}}",
+     DCEM_WIRE_BAD_FIELD},
+    {"metrics refused twice", 3, MHDR "\"kwh\":{},\"refused\":{},\"refused\":{}}",
      DCEM_WIRE_DUPLICATE_FIELD},
 };
 
@@ -1082,6 +1144,31 @@ static void test_metrics_round_trip(void **state)
     assert_memory_equal(o.dropped, m.dropped, sizeof m.dropped);
     free(json);
     m.dropped[DCEM_WIRE_DROP_ENCODE] = DCEM_WIRE_MAX_INT + 1; /* not exact in JSON */
+    assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), DCEM_EINVAL);
+    m.dropped[DCEM_WIRE_DROP_ENCODE] = 0;
+    assert_false(o.has_refused);
+
+    /* what the collector refused, from the acks: every known reason, after dropped */
+    m.has_refused = 1;
+    m.refused[DCEM_REFUSE_FUTURE] = 2;
+    m.refused[DCEM_REFUSE_QUARANTINED] = 250;
+    assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), 0);
+    assert_non_null(strstr(json, "\"spool_error\":9007199254740991},\"refused\":{"
+                                 "\"unknown_meter\":0,\"future\":2,\"out_of_range\":0,"
+                                 "\"wrong_kind\":0,\"quarantined\":250}}"));
+    rc = dcem_wire_decode_metrics(json, len, "s1", "gw1", &o, &reason, err, sizeof err);
+    if (rc) fail_msg("%s: %s", dcem_wire_reason_name(reason), err);
+    assert_true(o.has_refused && o.has_dropped);
+    assert_memory_equal(o.refused, m.refused, sizeof m.refused);
+    free(json);
+    m.has_dropped = 0; /* either without the other */
+    assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), 0);
+    assert_non_null(strstr(json, ",\"completeness\":1,\"refused\":{\"unknown_meter\":0,"));
+    rc = dcem_wire_decode_metrics(json, len, "s1", "gw1", &o, &reason, err, sizeof err);
+    assert_int_equal(rc, 0);
+    assert_true(o.has_refused && !o.has_dropped);
+    free(json);
+    m.refused[DCEM_REFUSE_WRONG_KIND] = DCEM_WIRE_MAX_INT + 1;
     assert_int_equal(dcem_wire_encode_metrics(&m, &json, &len), DCEM_EINVAL);
     for (int i = 0; i < DCEM_WIRE_DROP_COUNT; i++) {
         const char *n = dcem_wire_drop_name(i);
