@@ -619,7 +619,8 @@ static int quarantine(dcem_engine *e, const dcem_engine_msg *msg, const dcem_wir
     e->stats.quarantined++;
     rep->ack = 1;
     rep->ack_seq = b->seq;
-    rep->refused[DCEM_REFUSE_QUARANTINED] = (uint32_t)b->n_readings;
+    memset(rep->refused, 0, sizeof rep->refused); /* the whole batch, whatever screened out */
+    rep->refused[DCEM_REFUSE_QUARANTINED] = (uint32_t)b->listed_readings;
     return DCEM_ENGINE_QUARANTINED;
 }
 

@@ -39,7 +39,6 @@ typedef struct dcem_engine_reply {
     uint32_t refused[DCEM_REFUSE_COUNT]; /* the batch's readings not counted, by DCEM_REFUSE_*
                                             (STORED, QUARANTINED; 0 otherwise): sent in its ack */
     char why[256];
-    uint32_t refused[DCEM_REFUSE_COUNT]; /* readings of the batch not counted, by reason */
 } dcem_engine_reply;
 
 typedef struct dcem_engine_stats {
