@@ -789,7 +789,7 @@ static sums model_sum(const rv_model *m, int meter, int kind, int64_t key)
 
 static void check_rollup(dcem_store *st, const rv_model *m, int meter, int kind, int64_t key)
 {
-    char id[8];
+    char id[16];
     snprintf(id, sizeof id, "m%d", meter);
     sums s = model_sum(m, meter, kind, key);
     dcem_store_rollup r;
