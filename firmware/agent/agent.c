@@ -354,13 +354,14 @@ static void try_connect(agent *a, int64_t now)
     dcem_delivery_connected(a->delivery, now);
 }
 
-static const char *const refuse_why[DCEM_REFUSE_COUNT] = {
+static const char *const refuse_why[] = {
     "of meters the collector's ledger of the site does not list",
     "stamped beyond the collector's clock: is this gateway's clock ahead?",
     "values the counter rules refuse, a negative or absurd counter",
     "readings their meter's kind in the ledger cannot take",
     "every reading of batches the collector set aside in its quarantine",
 };
+_Static_assert(sizeof refuse_why / sizeof *refuse_why == DCEM_REFUSE_COUNT, "a why for each");
 
 /* Adds up what an ack that deleted batches says the collector refused to
  * count; each reason is logged the first time it comes (the stats line and
