@@ -75,6 +75,8 @@ typedef struct meter_gen {
     double kwh[12];
     long rollovers[12], resets[12], discarded[12], est_intervals[12];
     int64_t est_ms[12];
+    long read_intervals[12]; /* intervals with a good reading (not a glitch) */
+    int64_t last_read_iv;    /* start of the interval of its last good reading */
 } meter_gen;
 
 /* One injected fault: meter index (-1: not injected) and the knot it hits. */
@@ -575,6 +577,15 @@ static int run(gen *g, const char *out_path)
                            glitch ? "one reading replaced by 0"
                                   : "one reading 24 h of rated power too high");
             }
+            else {
+                /* a good reading: its interval has a reading (completeness
+                 * counts intervals with one, docs/figures.md) */
+                int64_t s0 = g->start_ms +
+                             dcem_floordiv(t - g->start_ms, g->interval_ms) * g->interval_ms;
+                int mo = month_of(g, s0);
+                if (mo >= 0 && s0 != m->last_read_iv) m->read_intervals[mo]++;
+                m->last_read_iv = s0;
+            }
             if (o.used + ROW_MAX > OUT_BUF) out_flush(&o);
             char *w = o.buf + o.used;
             memcpy(w, ts, tl);
@@ -635,16 +646,18 @@ static cJSON *period_json(gen *g, int m0, int m1)
         const meter_gen *m = &g->mg[i];
         double kwh = 0;
         long r = 0, rs = 0, d = 0, e = 0;
-        int64_t est_ms = 0;
+        long read = 0;
         for (int mo = m0; mo < m1; mo++) {
             kwh += m->kwh[mo];
             r += m->rollovers[mo];
             rs += m->resets[mo];
             d += m->discarded[mo];
             e += m->est_intervals[mo];
-            est_ms += m->est_ms[mo];
+            read += m->read_intervals[mo];
         }
-        double c = 1 - (double)est_ms / (double)len;
+        /* readings received / expected, one per interval */
+        double c = (double)read / (double)((len + g->interval_ms - 1) / g->interval_ms);
+        if (c > 1) c = 1;
         role[m->m->role] += kwh;
         if (figure_role(m->m->role)) {
             roll += r;
