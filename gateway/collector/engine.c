@@ -999,13 +999,64 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
 
 /* Day sums of every meter of a site over [d0, d1), fetched once per range:
  * dcem_period_figures asks for each meter in turn over the same ranges. */
+typedef struct tail_iv {
+    size_t meter;
+    int64_t day;
+    dcem_interval iv;
+} tail_iv;
+
 typedef struct days_ctx {
     dcem_engine *e;
     site_rt *s;
     int64_t d0, d1;            /* range cached in sums; d0 > d1: none */
     dcem_meter_period *sums;   /* one per meter of the ledger */
+    tail_iv *tail;             /* what the meters hold, settled (see load_tail) */
+    size_t n_tail, cap_tail;
+    size_t current;
     int failed;
 } days_ctx;
+
+static void on_tail(void *arg, const dcem_interval *iv)
+{
+    days_ctx *d = arg;
+    if (d->n_tail == d->cap_tail) {
+        size_t cap = d->cap_tail ? 2 * d->cap_tail : 64;
+        tail_iv *t = realloc(d->tail, cap * sizeof *t);
+        if (!t) {
+            d->failed = 1;
+            return;
+        }
+        d->tail = t;
+        d->cap_tail = cap;
+    }
+    d->tail[d->n_tail++] = (tail_iv){d->current, dcem_zone_day(&d->s->zone, iv->start_ms), *iv};
+}
+
+/* What every meter's committed state holds — its open interval, readings
+ * held for judgement, events waiting for their interval — settled as at
+ * the end of data, on a copy (the meter goes on as it was). Added to the
+ * stored rollups, the figures are at every moment those dcem-audit gives
+ * over the export of the readings stored so far. */
+static void load_tail(days_ctx *d)
+{
+    const dcem_site *ledger = d->s->cs->ledger;
+    for (size_t i = 0; i < ledger->n_meters && !d->failed; i++) {
+        unsigned char blob[DCEM_STORE_MAX_STATE];
+        size_t len = 0;
+        int rc = dcem_store_get_meter_state(d->e->st, ledger->site, ledger->meters[i].id, blob,
+                                            sizeof blob, &len, NULL, NULL);
+        if (rc == DCEM_ENOTFOUND) continue;
+        dcem_meter_state m;
+        if (rc || dcem_meter_decode(&m, d->s->cs->tz, (int)ledger->interval_minutes, blob, len)) {
+            d->failed = rc != 0;
+            continue;
+        }
+        dcem_counter_cfg cc;
+        dcem_policy_counter_cfg(d->e->cfg->policy, ledger, i, &cc);
+        d->current = i;
+        dcem_meter_finish(&m, &cc, on_tail, d);
+    }
+}
 
 static int add_rollup(void *arg, const dcem_store_rollup *r)
 {
@@ -1025,6 +1076,13 @@ static void store_days(void *arg, size_t meter, int64_t d0, int64_t d1, dcem_met
         if (d0 < d1 && dcem_store_rollups(d->e->st, d->s->cs->ledger->site, DCEM_PERIOD_DAY, d0,
                                           d1, add_rollup, d))
             d->failed = 1;
+        for (size_t k = 0; k < d->n_tail; k++) {
+            const tail_iv *t = &d->tail[k];
+            if (t->day < d0 || t->day >= d1) continue;
+            dcem_store_rollup r;
+            dcem_store_rollup_of_interval(&t->iv, &r);
+            dcem_store_rollup_add(&d->sums[t->meter], &r);
+        }
     }
     *out = d->sums[meter];
 }
@@ -1045,6 +1103,7 @@ static cJSON *period_obj(dcem_engine *e, site_rt *s, int kind, long long first_m
         free(mp);
         return NULL;
     }
+    load_tail(&d);
     dcem_period_figures(ledger, e->cfg->policy, &s->zone, store_days, &d, kind, first_month,
                         n_months, as_of_ms, &f, &v, mp);
     cJSON *o = NULL;
@@ -1069,6 +1128,7 @@ static cJSON *period_obj(dcem_engine *e, site_rt *s, int kind, long long first_m
     }
     free(mp);
     free(d.sums);
+    free(d.tail);
     if (bits) *bits = v.bits;
     return o;
 }
