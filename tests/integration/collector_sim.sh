@@ -395,27 +395,29 @@ for m in meters:
 closing = {r[0]: r[1] for r in db.execute("SELECT meter, max(t_ms) FROM readings"
                                            " WHERE gateway = 'gw-close' GROUP BY meter")}
 for m in energy:
-    n, kwh, est, measured = db.execute(
-        "SELECT count(*), sum(kwh), sum(estimated_kwh), sum(measured_ms) FROM intervals"
+    n, iv_ukwh, est, covered = db.execute(
+        "SELECT count(*), sum(ukwh), sum(estimated_year_ukwh), sum(covered_ms) FROM intervals"
         " WHERE site = ? AND meter = ?", (site, m)).fetchone()
-    ukwh, riv = db.execute("SELECT sum(kwh_ukwh), sum(intervals) FROM rollups WHERE site = ? AND"
+    ukwh, riv = db.execute("SELECT sum(ukwh), sum(intervals) FROM rollups WHERE site = ? AND"
                            " kind = 3 AND meter = ?", (site, m)).fetchone()
-    # a sum of n doubles of ~10 kWh: far below 1e-6 kWh off
-    check(n and abs(kwh - energy[m]) <= 1e-6, f"{m}: intervals hold {kwh!r} kWh, the readings"
-          f" {energy[m]!r}")
-    # each interval enters the rollups rounded to 1 micro-kWh: n x 0.5 at most
-    check(ukwh is not None and abs(ukwh - energy[m] * 1e6) <= 0.5 * n + 1e-3,
-          f"{m}: month rollups hold {ukwh} micro-kWh, the readings {energy[m] * 1e6:.1f}")
+    # whole micro-kWh: the readings' values rounded once, their differences
+    # summed exactly — last minus first, to the micro-kWh
+    want = round(last[m][1] * 1e6) - round(first[m][1] * 1e6)
+    check(n and iv_ukwh == want, f"{m}: intervals hold {iv_ukwh} micro-kWh, the readings {want}")
+    check(n and abs(iv_ukwh / 1e6 - energy[m]) <= 1e-6, f"{m}: intervals hold {iv_ukwh} micro-kWh,"
+          f" the readings {energy[m]!r} kWh")
+    check(ukwh == iv_ukwh, f"{m}: month rollups hold {ukwh} micro-kWh, the intervals {iv_ukwh}")
     check(riv == n, f"{m}: {riv} intervals in the month rollups, {n} stored")
-    check(est == 0, f"{m}: {est} kWh estimated: a gap in the readings")
-    # measured time: from the first reading to the end of the closed interval
+    check(est == 0, f"{m}: {est} micro-kWh estimated: a gap in the readings")
+    # covered time: from the first reading to the end of the closed interval
     end = closing.get(m, last[m][0])
-    check(measured == end - first[m][0], f"{m}: intervals measure {measured} ms, the readings span"
+    check(covered == end - first[m][0], f"{m}: intervals cover {covered} ms, the readings span"
           f" {end - first[m][0]} ms")
 
 # ---- 1c. the month figures are the role sums of the per-meter energies ----
 per_month = collections.defaultdict(lambda: collections.defaultdict(float))
-for m, start, kwh in db.execute("SELECT meter, start_ms, kwh FROM intervals WHERE site = ?", (site,)):
+for m, start, kwh in db.execute("SELECT meter, start_ms, ukwh / 1e6 FROM intervals WHERE site = ?",
+                                (site,)):
     t = datetime.datetime.fromtimestamp(start / 1000, tz)
     per_month[f"{t:%Y-%m}"][m] += kwh
 col = {}
