@@ -35,6 +35,8 @@ struct dcem_audit {
     meter_state *meters;
     int16_t hash[HASH_SIZE]; /* meter index + 1; 0 = empty */
     dcem_audit_stats stats;
+    dcem_audit_interval_fn iv_fn;
+    void *iv_ctx;
     struct {
         char id[DCEM_ID_MAX];
         long long rows;
@@ -154,9 +156,16 @@ static day_sum *day_of(meter_state *m, int64_t t_ms)
     return day_at(m, dcem_zone_day(&m->audit->zone, t_ms));
 }
 
+void dcem_audit_on_interval(dcem_audit *a, dcem_audit_interval_fn fn, void *ctx)
+{
+    a->iv_fn = fn;
+    a->iv_ctx = ctx;
+}
+
 static void on_interval(void *ctx, const dcem_interval *iv)
 {
     meter_state *m = ctx;
+    if (m->audit->iv_fn) m->audit->iv_fn(m->audit->iv_ctx, (size_t)(m - m->audit->meters), iv);
     day_sum *d = day_of(m, iv->start_ms);
     if (!d) return;
     d->ukwh += iv->ukwh;

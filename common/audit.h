@@ -8,6 +8,7 @@
 #include "figures.h"
 #include "policy.h"
 #include "site.h"
+#include "split.h"
 #include "tz.h"
 
 #include <stddef.h>
@@ -64,6 +65,12 @@ int dcem_audit_row(dcem_audit *a, const char *line, size_t len);
 int dcem_audit_finish(dcem_audit *a);
 
 const dcem_audit_stats *dcem_audit_stats_get(const dcem_audit *a);
+
+/* Every interval of every meter as the pipeline hands it over (per meter in
+ * time order; meters interleaved), for `dcem-audit --intervals`. Set before
+ * the first row; fn NULL: none. */
+typedef void (*dcem_audit_interval_fn)(void *ctx, size_t meter, const dcem_interval *iv);
+void dcem_audit_on_interval(dcem_audit *a, dcem_audit_interval_fn fn, void *ctx);
 
 /* Unknown meter ids seen (at most 64 kept) and their row counts. */
 size_t dcem_audit_unknown_count(const dcem_audit *a);

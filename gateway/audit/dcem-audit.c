@@ -26,13 +26,42 @@ typedef struct options {
     const char *as_of;   /* as given */
     int json;
     long max_errors;
+    const char *intervals; /* --intervals: every interval written here */
 } options;
+
+/* --intervals: one CSV row per interval of a meter, in whole micro-kWh. */
+#define INTERVALS_HEADER                                                                       \
+    "meter,start,end,ukwh,estimated_ukwh,estimated_day_ukwh,estimated_month_ukwh,"              \
+    "estimated_year_ukwh,integrated_ukwh,covered_ms,readings,discarded,rollovers,resets\n"
+
+typedef struct iv_out {
+    FILE *fp;
+    const dcem_site *site;
+    int err;
+} iv_out;
+
+static void write_interval(void *ctx, size_t meter, const dcem_interval *iv)
+{
+    iv_out *o = ctx;
+    char a[40], b[40];
+    dcem_format_time(iv->start_ms, 0, a, sizeof a);
+    dcem_format_time(iv->end_ms, 0, b, sizeof b);
+    if (fprintf(o->fp, "%s,%s,%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%d,%d,%d,%d\n",
+                o->site->meters[meter].id, a, b, (long long)iv->ukwh,
+                (long long)iv->estimated_ukwh[DCEM_SPAN_INTERVAL],
+                (long long)iv->estimated_ukwh[DCEM_SPAN_DAY],
+                (long long)iv->estimated_ukwh[DCEM_SPAN_MONTH],
+                (long long)iv->estimated_ukwh[DCEM_SPAN_YEAR], (long long)iv->integrated_ukwh,
+                (long long)iv->covered_ms, iv->readings, iv->discarded, iv->rollovers,
+                iv->resets) < 0)
+        o->err = 1;
+}
 
 static void usage(FILE *out)
 {
     fputs("usage: dcem-audit --site FILE --policy FILE --readings FILE.csv\n"
           "                  [--year YYYY | --month YYYY-MM] [--as-of YYYY-MM-DD]\n"
-          "                  [--json] [--max-errors N]\n"
+          "                  [--json] [--max-errors N] [--intervals FILE.csv]\n"
           "Recomputes PUE, green share, cap usage and the verdicts of the policy\n"
           "for every month and year of the readings (CSV: time,meter,kwh[,kw[,ratio]]).\n"
           "--readings - reads standard input. See docs/audit.md.\n",
@@ -59,6 +88,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"month", required_argument, 0, 'm'}, {"as-of", required_argument, 0, 'a'},
         {"json", no_argument, 0, 'j'},        {"max-errors", required_argument, 0, 'e'},
         {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+        {"intervals", required_argument, 0, 'i'},
         {0, 0, 0, 0},
     };
     *o = (options){.month = -1, .as_of_ms = INT64_MAX, .max_errors = 20};
@@ -67,6 +97,7 @@ static int parse_args(int argc, char **argv, options *o)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 's': o->site = optarg; break;
+        case 'i': o->intervals = optarg; break;
         case 'p': o->policy = optarg; break;
         case 'r': o->readings = optarg; break;
         case 'j': o->json = 1; break;
@@ -233,6 +264,7 @@ int main(int argc, char **argv)
     dcem_audit *audit = NULL;
     FILE *fp = NULL;
     cJSON *root = NULL;
+    iv_out ivo = {.site = site};
     rc = 1;
     if (!site || !pol) goto out;
     if (dcem_io_load_site(o.site, site, err, sizeof err) ||
@@ -254,6 +286,13 @@ int main(int argc, char **argv)
     }
     audit = dcem_audit_new(site, pol, tz);
     if (!audit) goto out;
+    if (o.intervals) {
+        if (!(ivo.fp = fopen(o.intervals, "w")) || fputs(INTERVALS_HEADER, ivo.fp) < 0) {
+            fprintf(stderr, "dcem-audit: %s: %s\n", o.intervals, strerror(errno));
+            goto out;
+        }
+        dcem_audit_on_interval(audit, write_interval, &ivo);
+    }
     fp = strcmp(o.readings, "-") ? fopen(o.readings, "rb") : stdin;
     if (!fp) {
         fprintf(stderr, "dcem-audit: %s: %s\n", o.readings, strerror(errno));
@@ -265,6 +304,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "dcem-audit: out of memory\n");
         goto out;
     }
+    if (ivo.fp && (fclose(ivo.fp) || ivo.err)) {
+        ivo.fp = NULL;
+        fprintf(stderr, "dcem-audit: %s: write error\n", o.intervals);
+        goto out;
+    }
+    ivo.fp = NULL;
     const dcem_audit_stats *st = dcem_audit_stats_get(audit);
     if (fd.printed > o.max_errors)
         fprintf(stderr, "%s: ... and %lld more rejected rows\n", o.readings,
@@ -356,6 +401,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     if (fp && fp != stdin) fclose(fp);
+    if (ivo.fp) fclose(ivo.fp);
     cJSON_Delete(root);
     dcem_audit_free(audit);
     dcem_tz_free(tz);
