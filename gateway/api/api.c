@@ -369,6 +369,14 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
            "Readings of meters not in the ledger.", s->unknown_meter_readings);
     metric(&t, "dcem_readings_rejected_total", "counter", "Readings the counter rules rejected.",
            s->rejected_readings);
+    metric(&t, "dcem_readings_late_total", "counter",
+           "Readings at or before their meter's latest: stored, the meter rebuilt.",
+           s->late_readings);
+    metric(&t, "dcem_meter_rebuilds_total", "counter",
+           "Meters rebuilt from their stored readings (late data, or no saved state).",
+           s->rebuilds);
+    metric(&t, "dcem_meter_rebuilt_readings_total", "counter",
+           "Stored readings run again in those rebuilds.", s->rebuilt_readings);
     metric(&t, "dcem_ratio_changes_total", "counter",
            "Meters whose transformer ratio changed (a new counter epoch each).", s->ratio_changes);
     put(&t, "# HELP dcem_readings_ratio_note_total Readings whose transformer ratio was held "

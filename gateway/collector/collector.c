@@ -617,6 +617,10 @@ static void log_health(collector *c)
                   (unsigned long long)s->unknown_meter_readings,
                   (unsigned long long)s->out_of_range_values,
                   (unsigned long long)s->future_states, (unsigned long long)s->store_refused);
+    if (s->late_readings || s->rebuilds)
+        DCEM_LOGI("health", "late readings %llu: %llu meter rebuilds ran %llu stored readings again",
+                  (unsigned long long)s->late_readings, (unsigned long long)s->rebuilds,
+                  (unsigned long long)s->rebuilt_readings);
     if (c->resend_requests || s->holes_given_up)
         DCEM_LOGI("health", "holes: %llu resend requests, %llu holes given up (%llu batches); %zu "
                   "open, %zu batches held",
