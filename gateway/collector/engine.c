@@ -1175,18 +1175,29 @@ static unsigned bits_of_doc(const char *json)
     return bits;
 }
 
-static void report_changes(dcem_engine *e, site_rt *s, unsigned bits, int64_t now_ms)
+static void report_changes(dcem_engine *e, site_rt *s, long long year, unsigned before,
+                           unsigned bits, int64_t now_ms)
 {
     for (size_t k = 0; k < sizeof alerting / sizeof alerting[0]; k++) {
         unsigned bit = 1u << alerting[k];
-        if ((bits & bit) == (s->bits & bit)) continue;
+        if ((bits & bit) == (before & bit)) continue;
         int raised = (bits & bit) != 0;
         char msg[256];
         snprintf(msg, sizeof msg, "%s %s for %lld (clause %s)", dcem_verdict_name(alerting[k]),
-                 raised ? "raised" : "cleared", s->bits_year, dcem_verdict_clause(alerting[k]));
+                 raised ? "raised" : "cleared", year, dcem_verdict_clause(alerting[k]));
         alert(e, s->cs->ledger->site, dcem_verdict_name(alerting[k]), raised, msg, now_ms);
     }
-    s->bits = bits;
+}
+
+/* The verdicts of `year` as last stored (0: none stored). */
+static unsigned stored_bits(dcem_engine *e, site_rt *s, long long year)
+{
+    char *prev = NULL;
+    unsigned bits = 0;
+    if (!dcem_store_get_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, &prev, NULL))
+        bits = bits_of_doc(prev);
+    free(prev);
+    return bits;
 }
 
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
@@ -1211,22 +1222,22 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
             if (year == y_now && (e->shared || !s->have_bits || s->bits_year != year)) {
                 /* the verdicts last stored, so that a restart (or another
                  * collector of the group) does not alert again */
-                char *prev = NULL;
-                s->bits = 0;
-                if (!dcem_store_get_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year,
-                                            &prev, NULL))
-                    s->bits = bits_of_doc(prev);
-                free(prev);
+                s->bits = stored_bits(e, s, year);
                 s->bits_year = year;
                 s->have_bits = 1;
             }
+            /* a past year changes only by late data (an import of its
+             * history, a gateway back after a week): what it changes in
+             * the verdicts is told like this year's */
+            unsigned before = year == y_now ? s->bits : stored_bits(e, s, year);
             unsigned bits = 0;
             json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &bits);
             if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, json, now_ms);
             free(json);
             n++;
-            if (year != y_now) continue;
-            report_changes(e, s, bits, now_ms);
+            if (!json) continue;
+            report_changes(e, s, year, before, bits, now_ms);
+            if (year == y_now) s->bits = bits;
         }
         s->dirty_min = 1, s->dirty_max = 0;
     }
