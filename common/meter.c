@@ -240,8 +240,11 @@ static void fields(wbuf *w, dcem_meter_state *m, int enc)
     for (int k = 0; k < DCEM_SPAN_COUNT; k++) F_I64(iv->estimated_ukwh[k]);
     F_I64(iv->integrated_ukwh);
     F_I64(iv->covered_ms);
-    F_I64(iv->flags);
+    int64_t flags = iv->flags;
+    F_I64(flags);
     if (!enc) {
+        if (flags < 0 || flags > 0xff) w->bad = 1; /* DCEM_SEG_* */
+        iv->flags = (unsigned)flags;
         c->mode = (int)(bits & 0xff);
         c->have_anchor = (int)(bits >> 8 & 1);
         c->have_pending = (int)(bits >> 9 & 1);
@@ -271,6 +274,50 @@ static void fields(wbuf *w, dcem_meter_state *m, int enc)
     }
 }
 
+/* What a meter's own pushes can make: an open interval and waiting ones
+ * that are intervals, in time order, with counts that are not negative. */
+#define T_LIMIT INT64_C(1000000000000000) /* |t| in ms: 31,700 years; no overflow below */
+
+static int in_time(int64_t t)
+{
+    return t >= -T_LIMIT && t <= T_LIMIT;
+}
+
+static int consistent(const dcem_meter_state *m)
+{
+    const dcem_counter *c = &m->counter;
+    if (!in_time(c->anchor_t) || !in_time(c->pending_t) || !in_time(c->late_t) ||
+        !in_time(c->last_t) || !in_time(m->split.cur.start_ms) || !in_time(m->split.cur.end_ms))
+        return 0;
+    if (!c->mode && (c->have_anchor || c->have_pending || c->have_late)) return 0;
+    if ((c->have_pending || c->have_late) && !c->have_anchor) return 0;
+    /* readings are taken in time order: anchor <= held value <= last < held time */
+    if (c->have_anchor && c->anchor_t > c->last_t) return 0;
+    if (c->have_pending && !(c->anchor_t < c->pending_t && c->pending_t <= c->last_t)) return 0;
+    if (c->have_late && !(c->late_t > c->last_t)) return 0;
+    const dcem_interval *iv = &m->split.cur;
+    int64_t prev = INT64_MIN;
+    if (m->split.open) {
+        /* the last segment ended inside it (or, dropped as too long a gap
+         * of power, after it): the anchor is past its start */
+        int64_t upto = c->anchor_t < iv->end_ms ? c->anchor_t : iv->end_ms;
+        if (!(iv->start_ms < iv->end_ms) || iv->end_ms - iv->start_ms > 3600000 ||
+            !c->have_anchor || c->anchor_t <= iv->start_ms || iv->covered_ms < 0 ||
+            iv->covered_ms > upto - iv->start_ms)
+            return 0;
+        prev = iv->start_ms - 1;
+    }
+    for (int k = 0; k < m->n_pending; k++) {
+        const dcem_meter_pending *p = &m->pending[k];
+        if (!in_time(p->start_ms) || !in_time(p->end_ms) || !(p->start_ms > prev && p->start_ms < p->end_ms) ||
+            p->end_ms - p->start_ms > 3600000 || p->readings < 0 || p->discarded < 0 ||
+            p->rollovers < 0 || p->resets < 0)
+            return 0;
+        prev = p->start_ms;
+    }
+    return 1;
+}
+
 size_t dcem_meter_encode(const dcem_meter_state *m, unsigned char *buf, size_t len)
 {
     wbuf w = {buf, len, 0, 0};
@@ -288,7 +335,7 @@ int dcem_meter_decode(dcem_meter_state *m, const dcem_tz *tz, int interval_minut
     wbuf w = {(unsigned char *)buf, len, 0, 0};
     if (len < 1 || w.p[w.off++] != STATE_VERSION) return DCEM_EINVAL;
     fields(&w, &x, 0);
-    if (w.bad || w.off != len) return DCEM_EINVAL;
+    if (w.bad || w.off != len || !consistent(&x)) return DCEM_EINVAL;
     *m = x;
     return 0;
 }
