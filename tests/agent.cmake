@@ -77,3 +77,8 @@ if(TARGET dcem-sim)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(agent_dropped PROPERTIES TIMEOUT 240 LABELS integration)
 endif()
+
+# dcem-local-figures: the agent's local figures over a readings CSV, one line
+# per interval and role in micro-kWh (tests/integration/pipeline_property.sh).
+add_executable(dcem-local-figures tools/dcem-local-figures.c)
+target_link_libraries(dcem-local-figures PRIVATE dcem_agent_lib dcem_warnings)

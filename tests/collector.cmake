@@ -98,3 +98,26 @@ if(TARGET dcem-collector)
     set_tests_properties(collector_hostile_${case} PROPERTIES TIMEOUT 180 LABELS integration)
   endforeach()
 endif()
+
+# Late data (issue 11): a year of 2025 imported with dcem-agent --import after
+# live 2026 readings: nothing refused, the 2025 and 2026 figures and every
+# stored interval equal dcem-audit over the export; a replayed week changes
+# nothing.
+if(TARGET dcem-collector AND TARGET dcem-agent)
+  add_test(NAME collector_late
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_late.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(collector_late PROPERTIES TIMEOUT 240 LABELS integration)
+endif()
+
+# The one meter pipeline (issue 11): random streams (rollovers, a reset, a
+# glitch, gaps across the month end, a ratio change, late and duplicate
+# deliveries) through dcem-audit, the collector (broker, store) and the
+# agent's local figures: the same micro-kWh, interval by interval and period
+# by period. DCEM_PROPERTY_SEED=N runs one seed.
+if(TARGET dcem-collector AND TARGET dcem-agent)
+  add_test(NAME pipeline_property
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/pipeline_property.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(pipeline_property PROPERTIES TIMEOUT 180 LABELS integration)
+endif()
