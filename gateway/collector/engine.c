@@ -1189,16 +1189,26 @@ static void report_changes(dcem_engine *e, site_rt *s, long long year, unsigned 
     }
 }
 
-/* The verdicts of `year` as last stored (0: none stored). */
-static unsigned stored_bits(dcem_engine *e, site_rt *s, long long year)
+/* The verdicts of `year` as last stored (0: none stored) and when they
+ * were computed (INT64_MAX: never). */
+static unsigned stored_bits(dcem_engine *e, site_rt *s, long long year, int64_t *computed_ms)
 {
     char *prev = NULL;
     unsigned bits = 0;
-    if (!dcem_store_get_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, &prev, NULL))
+    int64_t at = INT64_MAX;
+    if (!dcem_store_get_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, &prev, &at))
         bits = bits_of_doc(prev);
+    else
+        at = INT64_MAX;
     free(prev);
+    if (computed_ms) *computed_ms = at;
     return bits;
 }
+
+/* A past year's verdicts are settled when they have not been recomputed
+ * for this long: late data that changes them then is alerted. While its
+ * history streams in (an import), they change with every group: no alert. */
+#define SETTLED_MS (24 * 3600 * 1000LL)
 
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
 {
@@ -1222,21 +1232,23 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
             if (year == y_now && (e->shared || !s->have_bits || s->bits_year != year)) {
                 /* the verdicts last stored, so that a restart (or another
                  * collector of the group) does not alert again */
-                s->bits = stored_bits(e, s, year);
+                s->bits = stored_bits(e, s, year, NULL);
                 s->bits_year = year;
                 s->have_bits = 1;
             }
             /* a past year changes only by late data (an import of its
              * history, a gateway back after a week): what it changes in
-             * the verdicts is told like this year's */
-            unsigned before = year == y_now ? s->bits : stored_bits(e, s, year);
+             * verdicts that had settled is told like this year's */
+            int64_t computed = INT64_MAX;
+            unsigned before = year == y_now ? s->bits : stored_bits(e, s, year, &computed);
+            int tell = year == y_now || (computed != INT64_MAX && now_ms - computed >= SETTLED_MS);
             unsigned bits = 0;
             json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &bits);
             if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, json, now_ms);
             free(json);
             n++;
             if (!json) continue;
-            report_changes(e, s, year, before, bits, now_ms);
+            if (tell) report_changes(e, s, year, before, bits, now_ms);
             if (year == y_now) s->bits = bits;
         }
         s->dirty_min = 1, s->dirty_max = 0;
