@@ -1,5 +1,6 @@
 #include "local_figures.h"
 #include "dcem_io.h"
+#include "dcem_log.h"
 #include "figures.h"
 #include "meter.h"
 
@@ -8,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS 8 /* intervals open at once (late readings fill older ones) */
+/* Intervals waiting to be published: a meter's reading after a gap fills
+ * every interval of the gap at once, so they grow as needed, up to a day
+ * of 1-minute intervals (beyond: counted, logged once). */
+#define SLOTS_MAX 1440
 
 typedef struct slot {
     int used;
@@ -28,7 +32,9 @@ struct dcem_local {
     dcem_tz *tz;
     dcem_zone zone;
     meter *meters;    /* one per device */
-    slot slots[SLOTS];
+    slot *slots;
+    size_t n_slots, cap_slots;
+    unsigned long lost;  /* interval contributions beyond SLOTS_MAX */
     size_t current;   /* device being fed, for the interval callback */
 };
 
@@ -39,7 +45,6 @@ dcem_local *dcem_local_new(const dcem_agent_config *c, char *err, size_t errlen)
     if (!l) return NULL;
     l->cfg = c;
     l->meters = calloc(c->n_devices, sizeof *l->meters);
-    for (int i = 0; i < SLOTS; i++) l->slots[i].readings = calloc(c->n_devices, sizeof(int32_t));
     if (!l->meters || dcem_io_load_tz(s->timezone, &l->tz, err, errlen)) {
         dcem_local_free(l);
         return NULL;
@@ -59,7 +64,8 @@ dcem_local *dcem_local_new(const dcem_agent_config *c, char *err, size_t errlen)
 void dcem_local_free(dcem_local *l)
 {
     if (!l) return;
-    for (int i = 0; i < SLOTS; i++) free(l->slots[i].readings);
+    for (size_t i = 0; i < l->n_slots; i++) free(l->slots[i].readings);
+    free(l->slots);
     free(l->meters);
     dcem_tz_free(l->tz);
     free(l);
@@ -68,12 +74,26 @@ void dcem_local_free(dcem_local *l)
 static slot *slot_for(dcem_local *l, const dcem_interval *iv)
 {
     slot *free_slot = NULL;
-    for (int i = 0; i < SLOTS; i++) {
+    for (size_t i = 0; i < l->n_slots; i++) {
         slot *s = &l->slots[i];
         if (s->used && s->start_ms == iv->start_ms) return s;
         if (!s->used && !free_slot) free_slot = s;
     }
-    if (!free_slot) return NULL; /* more than SLOTS intervals open: too late to show */
+    if (!free_slot && l->n_slots < SLOTS_MAX) {
+        if (l->n_slots == l->cap_slots) {
+            size_t cap = l->cap_slots ? 2 * l->cap_slots : 8;
+            slot *more = realloc(l->slots, cap * sizeof *more);
+            if (!more) return NULL;
+            l->slots = more;
+            l->cap_slots = cap;
+        }
+        slot *n = &l->slots[l->n_slots];
+        memset(n, 0, sizeof *n);
+        if (!(n->readings = calloc(l->cfg->n_devices ? l->cfg->n_devices : 1, sizeof(int32_t))))
+            return NULL;
+        free_slot = &l->slots[l->n_slots++];
+    }
+    if (!free_slot) return NULL;
     memset(free_slot->role_ukwh, 0, sizeof free_slot->role_ukwh);
     memset(free_slot->readings, 0, l->cfg->n_devices * sizeof(int32_t));
     free_slot->used = 1;
@@ -86,7 +106,15 @@ static void on_interval(void *ctx, const dcem_interval *iv)
 {
     dcem_local *l = ctx;
     slot *s = slot_for(l, iv);
-    if (!s) return;
+    if (!s) { /* a gap of more than SLOTS_MAX intervals at once, or no memory */
+        static dcem_complaint full;
+        l->lost++;
+        dcem_complain(&full, DCEM_LOG_WARN, "local",
+                      "an interval's local figures were not kept (%lu so far): a gap of more "
+                      "than %d intervals",
+                      l->lost, SLOTS_MAX);
+        return;
+    }
     s->role_ukwh[l->meters[l->current].role] += iv->ukwh;
     s->readings[l->current] += iv->readings;
 }
@@ -108,7 +136,7 @@ void dcem_local_add(dcem_local *l, const dcem_wire_reading *r)
 int dcem_local_take(dcem_local *l, int64_t now_ms, int64_t grace_ms, dcem_wire_metrics *m)
 {
     slot *s = NULL;
-    for (int i = 0; i < SLOTS; i++)
+    for (size_t i = 0; i < l->n_slots; i++)
         if (l->slots[i].used && l->slots[i].end_ms + grace_ms <= now_ms &&
             (!s || l->slots[i].start_ms < s->start_ms))
             s = &l->slots[i];
