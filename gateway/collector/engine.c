@@ -369,9 +369,28 @@ static site_rt *site_of(dcem_engine *e, const char *id)
  * real reading for a late one: it is set aside and the meter starts afresh
  * — its next reading is a new anchor, the span since its last good one
  * missing data. Logged, counted (future_states). A meter with no state
- * (new, or its store migrated from a schema whose state cannot be read) is
- * built from its stored readings at the end of the group. */
-static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i, int64_t now_ms)
+ * but stored readings before t_ms, the reading at hand (its store migrated
+ * from a schema whose state cannot be read, or a state this collector
+ * cannot decode) is built from them at the end of the group; one without
+ * (a new meter) starts with this reading. */
+static int stop_at_first(void *ctx, const dcem_store_reading *r)
+{
+    (void)r;
+    *(int *)ctx = 1;
+    return 1;
+}
+
+/* Has meter i stored readings before t (0 no, 1 yes, < 0 a store error)? */
+static int readings_before(dcem_engine *e, const site_rt *s, size_t i, int64_t t)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    int found = 0;
+    int rc = dcem_store_export(e->st, ledger->site, ledger->meters[i].id, INT64_MIN, t,
+                               stop_at_first, &found);
+    return rc && rc != 1 ? rc : found;
+}
+
+static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i, int64_t now_ms, int64_t t_ms)
 {
     meter_rt *m = &s->meters[i];
     if (m->loaded) return m;
@@ -399,7 +418,10 @@ static meter_rt *meter_of(dcem_engine *e, site_rt *s, size_t i, int64_t now_ms)
         dcem_meter_init(&m->st, s->cs->tz, (int)ledger->interval_minutes);
     } else if (rc == DCEM_ENOTFOUND) {
         dcem_meter_init(&m->st, s->cs->tz, (int)ledger->interval_minutes);
-        m->touched = m->late = 1;
+        int old = readings_before(e, s, i, t_ms);
+        if (old < 0) return NULL;
+        m->touched = 1;
+        m->late = old;
         m->late_from = INT64_MIN;
     }
     m->loaded = 1;
@@ -565,7 +587,7 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t
         int mi = dcem_site_find_meter(ledger, r->meter, strlen(r->meter));
         if (mi < 0) continue; /* screened out before: never here */
         reading_line(e, ledger, b->gateway, r, ledger->meters[mi].role);
-        meter_rt *m = meter_of(e, s, (size_t)mi, now_ms);
+        meter_rt *m = meter_of(e, s, (size_t)mi, now_ms, r->t_ms);
         if (!m) {
             txn_fail(e, DCEM_ESTORAGE);
             return -1;
@@ -582,9 +604,9 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t
         if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
         if (!e->fresh[i]) continue; /* stored before, from another batch: counted then */
         if (m->late || r->t_ms <= dcem_meter_last_ms(&m->st)) {
+            if (r->t_ms <= dcem_meter_last_ms(&m->st)) e->stats.late_readings++;
             if (!m->late || r->t_ms < m->late_from) m->late_from = r->t_ms;
             m->late = m->touched = 1;
-            e->stats.late_readings++;
             continue;
         }
         dcem_counter_out out;
