@@ -37,7 +37,7 @@ static const char *const drop_names[] = {"queue_full", "spool_full_batches", "en
 _Static_assert(COUNT(drop_names) == DCEM_WIRE_DROP_COUNT, "a name for every drop reason");
 
 static const char *const refuse_names[] = {"unknown_meter", "future", "out_of_range",
-                                           "wrong_kind", "quarantined"};
+                                           "wrong_kind", "quarantined", "too_old"};
 _Static_assert(COUNT(refuse_names) == DCEM_REFUSE_COUNT, "a name for every refusal");
 
 static int find_name(const char *const *names, size_t n, const char *s, size_t len)

@@ -217,6 +217,8 @@ enum {
                                       cannot take */
     DCEM_REFUSE_QUARANTINED,       /* "quarantined": every reading of a batch set aside
                                       (identified but invalid, or refused by the store) */
+    DCEM_REFUSE_TOO_OLD,           /* "too_old": late, and older than the store's retention:
+                                      the readings its meter would be rebuilt from are pruned */
     DCEM_REFUSE_COUNT
 };
 

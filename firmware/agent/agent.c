@@ -360,6 +360,7 @@ static const char *const refuse_why[] = {
     "values the counter rules refuse, a negative or absurd counter",
     "readings their meter's kind in the ledger cannot take",
     "every reading of batches the collector set aside in its quarantine",
+    "late readings older than the collector's retention: it can no longer fold them in",
 };
 _Static_assert(sizeof refuse_why / sizeof *refuse_why == DCEM_REFUSE_COUNT, "a why for each");
 
@@ -728,7 +729,7 @@ static void log_stats(agent *a)
               "not held); %lu no-ack timeouts; spool: %llu batches, %llu bytes; dropped: %llu "
               "queue_full, %llu spool_full_batches, %llu encode, %llu too_large, %llu "
               "spool_error; refused by the collector: %llu unknown_meter, %llu future, %llu "
-              "out_of_range, %llu wrong_kind, %llu quarantined; acks and ctl: %lu malformed, "
+              "out_of_range, %llu wrong_kind, %llu quarantined, %llu too_old; acks and ctl: %lu malformed, "
               "%lu unknown commands, %lu too large, %lu overflowed, %lu not signed by a collector",
               a->spooled, d.published, d.births, d.acks, d.acks_applied, d.acks_ahead,
               d.acks_other_epoch, d.resends, d.resends_gone, d.timeouts,
@@ -742,7 +743,8 @@ static void log_stats(agent *a)
               (unsigned long long)y[DCEM_REFUSE_FUTURE],
               (unsigned long long)y[DCEM_REFUSE_OUT_OF_RANGE],
               (unsigned long long)y[DCEM_REFUSE_WRONG_KIND],
-              (unsigned long long)y[DCEM_REFUSE_QUARANTINED], a->malformed_in, a->bad_command,
+              (unsigned long long)y[DCEM_REFUSE_QUARANTINED],
+              (unsigned long long)y[DCEM_REFUSE_TOO_OLD], a->malformed_in, a->bad_command,
               in_too_large, in_dropped, a->unauthentic_in);
 }
 

@@ -373,6 +373,15 @@ static site_rt *site_of(dcem_engine *e, const char *id)
  * from a schema whose state cannot be read, or a state this collector
  * cannot decode) is built from them at the end of the group; one without
  * (a new meter) starts with this reading. */
+/* Readings before this may have been pruned (retention_days): no rebuild
+ * may start before it. INT64_MIN without retention. A day of margin: the
+ * checkpoint a rebuild starts from is up to a day before its reading. */
+static int64_t pruned_before(const dcem_engine *e, int64_t now_ms)
+{
+    long long days = e->cfg->store.retention_days;
+    return days > 0 ? now_ms - (days - 1) * 86400000LL : INT64_MIN;
+}
+
 static int stop_at_first(void *ctx, const dcem_store_reading *r)
 {
     (void)r;
@@ -604,6 +613,17 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t
         if (!r->has_kwh && !r->has_kw) continue; /* no value: nothing to count */
         if (!e->fresh[i]) continue; /* stored before, from another batch: counted then */
         if (m->late || r->t_ms <= dcem_meter_last_ms(&m->st)) {
+            if (r->t_ms < pruned_before(e, now_ms)) {
+                /* its meter would be rebuilt from readings already pruned */
+                static dcem_complaint old;
+                e->stats.too_old_readings++;
+                rep->refused[DCEM_REFUSE_TOO_OLD]++;
+                dcem_complain(&old, DCEM_LOG_WARN, "ingest",
+                              "%s/%s: a late reading older than the store's retention: stored, "
+                              "not counted (%llu so far)",
+                              ledger->site, r->meter, (unsigned long long)e->stats.too_old_readings);
+                continue;
+            }
             if (r->t_ms <= dcem_meter_last_ms(&m->st)) e->stats.late_readings++;
             if (!m->late || r->t_ms < m->late_from) m->late_from = r->t_ms;
             m->late = m->touched = 1;
@@ -836,7 +856,7 @@ static int collect(void *arg, const dcem_store_reading *sr)
  * stored readings run again in time order. The figures of every month it
  * touched are recomputed; readings refused on the way are told to the
  * batches of this group that brought them. */
-static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m)
+static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m, int64_t now_ms)
 {
     const dcem_site *ledger = s->cs->ledger;
     const char *site = ledger->site, *meter = ledger->meters[mi].id;
@@ -850,6 +870,18 @@ static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m)
                                              sizeof blob, &len);
     if (rc && rc != DCEM_ENOTFOUND) {
         txn_fail(e, rc);
+        return;
+    }
+    int64_t cut = pruned_before(e, now_ms); /* what retention has pruned: before cut - 1 day */
+    if (cut != INT64_MIN && (rc ? m->late_from != INT64_MIN : from < cut - 86400000LL)) {
+        /* the readings a rebuild would run again are partly pruned: the
+         * meter goes on as it was, the late readings stored, not counted */
+        static dcem_complaint pruned;
+        dcem_complain(&pruned, DCEM_LOG_WARN, "ingest",
+                      "%s/%s: late readings whose rebuild would start before the store's "
+                      "retention: stored, not counted", site, meter);
+        e->stats.too_old_readings++;
+        m->late = 0;
         return;
     }
     if (rc || dcem_meter_decode(&m->st, s->cs->tz, interval, blob, len)) {
@@ -900,13 +932,13 @@ static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m)
 /* The state of every meter the group moved, in its transaction — after the
  * rebuilds late data asked for: a restart resumes exactly where the
  * committed data ends. */
-static void save_meters(dcem_engine *e)
+static void save_meters(dcem_engine *e, int64_t now_ms)
 {
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         site_rt *s = &e->sites[i];
         const dcem_site *ledger = s->cs->ledger;
         for (size_t k = 0; s->in_group && k < ledger->n_meters && !e->txn_error; k++)
-            if (s->meters[k].late) rebuild(e, s, k, &s->meters[k]);
+            if (s->meters[k].late) rebuild(e, s, k, &s->meters[k], now_ms);
         store_rows(e);
         for (size_t k = 0; s->in_group && k < ledger->n_meters; k++) {
             meter_rt *m = &s->meters[k];
@@ -954,7 +986,7 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     }
     if (!failed) {
         store_rows(e);
-        save_meters(e);
+        save_meters(e, now_ms);
         failed = e->txn_error;
         if (failed)
             snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));

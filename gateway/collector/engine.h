@@ -55,6 +55,7 @@ typedef struct dcem_engine_stats {
     uint64_t late_readings;     /* at or before their meter's latest: the meter rebuilt */
     uint64_t rebuilds;          /* meters rebuilt from their stored readings */
     uint64_t rebuilt_readings;  /* readings run again in those rebuilds */
+    uint64_t too_old_readings;  /* late, older than the retention allows to rebuild: not counted */
     uint64_t ratio_changes;                          /* meters' transformer ratio changed */
     uint64_t ratio_notes[DCEM_WIRE_RATIO_NOTE_COUNT]; /* readings by their ratio note */
 } dcem_engine_stats;

@@ -1393,6 +1393,39 @@ static void test_reload_applies_the_ledger(void **state)
     free_msgs(m, 2);
 }
 
+/* A late reading: at or before its meter's latest. Within the store's
+ * retention the meter is rebuilt (collector_late, pipeline_property test
+ * that end to end); older, its meter would be rebuilt from readings
+ * already pruned: stored, not counted, refused as too_old in the ack. */
+static void test_late_reading_beyond_retention(void **state)
+{
+    fx *f = *state;
+    msg m[2];
+    make_batch(&m[0], G2, 1, PLAIN);
+    char late[512];
+    int n = snprintf(late, sizeof late,
+                     "{\"v\":1,\"site\":\"eng-a\",\"gateway\":\"gw-2\",\"epoch\":%llu,\"seq\":2,"
+                     "\"readings\":[{\"meter\":\"it-a\",\"t\":%lld,\"q\":\"ok\",\"kwh\":1}]}",
+                     (unsigned long long)EPOCH, (long long)(T0 + 30000));
+    assert_true(n > 0 && (size_t)n < sizeof late);
+    make_raw(&m[1], G2, "data", late);
+    m[1].seq = 2;
+    env v;
+    env_open(f, &v, "store", 0);
+    dcem_engine_reply rep;
+    assert_stored(&rep, feed1(&v, &m[0], &rep), &m[0]);
+    for (int k = 0; k < DCEM_REFUSE_COUNT; k++) assert_int_equal(rep.refused[k], 0);
+    v.cfg->store.retention_days = 1; /* now NOW: everything before it may be pruned */
+    assert_stored(&rep, feed1(&v, &m[1], &rep), &m[1]);
+    assert_int_equal(rep.refused[DCEM_REFUSE_TOO_OLD], 1);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->too_old_readings, 1);
+    assert_int_equal(s->late_readings + s->rebuilds, 0);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = 'it-a' AND seq = 2"), 1);
+    env_close(&v);
+    free_msgs(m, 2);
+}
+
 static void test_absurd_value_left_out(void **state)
 {
     fx *f = *state;
@@ -1539,6 +1572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked_store_fails_whole_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_future_readings_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_future_state_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_reading_beyond_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absurd_value_left_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_applies_the_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_refusal_quarantined, setup, teardown),
