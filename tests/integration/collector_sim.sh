@@ -402,7 +402,10 @@ for m in energy:
                            " kind = 3 AND meter = ?", (site, m)).fetchone()
     # whole micro-kWh: the readings' values rounded once, their differences
     # summed exactly — last minus first, to the micro-kWh
-    want = round(last[m][1] * 1e6) - round(first[m][1] * 1e6)
+    # C's llround: halves away from zero (Python's round() goes to even; an
+    # f32 register's value times 1e6 can be an exact half)
+    as_ukwh = lambda v: int(math.copysign(math.floor(abs(v * 1e6) + 0.5), v))
+    want = as_ukwh(last[m][1]) - as_ukwh(first[m][1])
     check(n and iv_ukwh == want, f"{m}: intervals hold {iv_ukwh} micro-kWh, the readings {want}")
     check(n and abs(iv_ukwh / 1e6 - energy[m]) <= 1e-6, f"{m}: intervals hold {iv_ukwh} micro-kWh,"
           f" the readings {energy[m]!r} kWh")
