@@ -16,6 +16,16 @@
 #define MAX_MONTHS_PER_PASS 36
 
 
+/* One reading pushed live in the open group: what it added to the counts,
+ * taken back if its meter is rebuilt (the rebuild counts it again). */
+typedef struct live_push {
+    const struct site_rt *site;
+    size_t meter;
+    dcem_engine_reply *rep;
+    int64_t t_ms;
+    int reject; /* its dcem_reject; 0: accepted */
+} live_push;
+
 typedef struct meter_rt {
     int loaded;
     dcem_meter_state st; /* what its readings made (common/meter.h) */
@@ -84,6 +94,8 @@ struct dcem_engine {
     unsigned char *fresh;          /* per reading of a batch: newly stored (dcem_store_put_batch) */
     group_batch *gb;               /* batches of the open group */
     size_t n_gb, cap_gb;
+    struct live_push *live;        /* what the group's live pushes counted (see undo_live) */
+    size_t n_live, cap_live;
     int txn_error;
     int txn_rc;                    /* the store's code of the first failure of the group */
     dcem_engine_stats stats;
@@ -132,6 +144,7 @@ void dcem_engine_free(dcem_engine *e)
     free(e->rows);
     free(e->fresh);
     free(e->gb);
+    free(e->live);
     free(e->alerts);
     free(e);
 }
@@ -576,6 +589,37 @@ static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t
     b->n_readings = n;
 }
 
+static int note_live(dcem_engine *e, const site_rt *s, size_t mi, dcem_engine_reply *rep,
+                     int64_t t_ms, int reject)
+{
+    if (e->n_live == e->cap_live) {
+        size_t cap = e->cap_live ? 2 * e->cap_live : 1024;
+        live_push *l = realloc(e->live, cap * sizeof *l);
+        if (!l) return -1;
+        e->live = l;
+        e->cap_live = cap;
+    }
+    e->live[e->n_live++] = (live_push){s, mi, rep, t_ms, reject};
+    return 0;
+}
+
+/* A meter about to be rebuilt from its readings after from_ms: what its
+ * live pushes of this group after it counted is taken back — the rebuild
+ * runs those readings again and counts them. */
+static void undo_live(dcem_engine *e, const site_rt *s, size_t mi, int64_t from_ms)
+{
+    for (size_t k = 0; k < e->n_live; k++) {
+        const live_push *l = &e->live[k];
+        if (l->site != s || l->meter != mi || l->t_ms <= from_ms) continue;
+        if (l->reject) {
+            e->stats.rejected_readings--;
+            l->rep->refused[refuse_reason(l->reject)]--;
+        } else {
+            e->stats.readings--;
+        }
+    }
+}
+
 /* Runs the batch's new readings through the pipeline, in batch order (per
  * meter, time order). A reading at or before its meter's latest — history
  * imported after live data, a gateway's week offline, a replayed spool —
@@ -632,6 +676,10 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t
         dcem_counter_out out;
         int reject = push(e, s, (size_t)mi, m, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw,
                           dcem_wire_ratio(r), &out);
+        if (note_live(e, s, (size_t)mi, rep, r->t_ms, reject)) {
+            txn_fail(e, DCEM_ENOMEM);
+            return -1;
+        }
         if (reject) {
             e->stats.rejected_readings++;
             rep->refused[refuse_reason(reject)]++;
@@ -875,16 +923,23 @@ static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m, int64_t 
     int64_t cut = pruned_before(e, now_ms); /* what retention has pruned: before cut - 1 day */
     if (cut != INT64_MIN && (rc ? m->late_from != INT64_MIN : from < cut - 86400000LL)) {
         /* the readings a rebuild would run again are partly pruned: the
-         * meter goes on as it was, the late readings stored, not counted */
+         * meter goes on from its state at the start of the group (the one
+         * committed), the group's readings after it run in time order; the
+         * late ones before it stay stored, not counted */
         static dcem_complaint pruned;
         dcem_complain(&pruned, DCEM_LOG_WARN, "ingest",
                       "%s/%s: late readings whose rebuild would start before the store's "
                       "retention: stored, not counted", site, meter);
         e->stats.too_old_readings++;
-        m->late = 0;
-        return;
-    }
-    if (rc || dcem_meter_decode(&m->st, s->cs->tz, interval, blob, len)) {
+        rc = dcem_store_get_meter_state(e->st, site, meter, blob, sizeof blob, &len, NULL, NULL);
+        if (rc && rc != DCEM_ENOTFOUND) {
+            txn_fail(e, rc);
+            return;
+        }
+        if (rc || dcem_meter_decode(&m->st, s->cs->tz, interval, blob, len))
+            dcem_meter_init(&m->st, s->cs->tz, interval);
+        from = dcem_meter_last_ms(&m->st);
+    } else if (rc || dcem_meter_decode(&m->st, s->cs->tz, interval, blob, len)) {
         dcem_meter_init(&m->st, s->cs->tz, interval);
         from = INT64_MIN;
     }
@@ -909,6 +964,7 @@ static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m, int64_t 
     }
     if (e->rows_site != s) store_rows(e);
     e->rows_site = s;
+    undo_live(e, s, mi, from);
     for (size_t i = 0; i < c.n && !e->txn_error; i++) {
         const replay_reading *r = &c.r[i];
         int reject = push(e, s, mi, m, r->t_ms, r->has_kwh, r->kwh, r->has_kw, r->kw, r->ratio,
@@ -966,6 +1022,7 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     e->lines_len = 0;
     e->n_alerts = 0;
     e->n_gb = 0;
+    e->n_live = 0;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         e->sites[i].in_group = 0;
         /* in a shared subscription another collector may have moved the

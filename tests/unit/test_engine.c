@@ -1426,6 +1426,47 @@ static void test_late_reading_beyond_retention(void **state)
     free_msgs(m, 2);
 }
 
+/* A late reading in a group after live readings of its meter: the meter is
+ * rebuilt, and every reading of the group is counted once — the live
+ * pushes the rebuild runs again are taken back — and a reading the rebuild
+ * refuses is told to the batch that brought it. */
+static void test_late_reading_counted_once(void **state)
+{
+    fx *f = *state;
+    msg m[3];
+    make_batch(&m[0], G2, 1, PLAIN);
+    make_batch(&m[1], G2, 2, PLAIN);
+    char late[512];
+    int n = snprintf(late, sizeof late,
+                     "{\"v\":1,\"site\":\"eng-a\",\"gateway\":\"gw-2\",\"epoch\":%llu,\"seq\":3,"
+                     "\"readings\":[{\"meter\":\"it-a\",\"t\":%lld,\"q\":\"ok\",\"kwh\":3001},"
+                     "{\"meter\":\"it-a\",\"t\":%lld,\"q\":\"ok\",\"kwh\":-5}]}",
+                     (unsigned long long)EPOCH, (long long)(T0 + 30000),
+                     (long long)(T0 + 20 * MIN + 30000));
+    assert_true(n > 0 && (size_t)n < sizeof late);
+    make_raw(&m[2], G2, "data", late);
+    m[2].seq = 3;
+    env v;
+    env_open(f, &v, "store", 0);
+    dcem_engine_reply rep[3];
+    assert_stored(&rep[0], feed1(&v, &m[0], &rep[0]), &m[0]);
+    int out[2];
+    feed(&v, &m[1], 2, &rep[1], out); /* one group: live readings, then a late one */
+    for (int i = 0; i < 2; i++)
+        if (out[i] != DCEM_ENGINE_STORED) fail_msg("batch %d: outcome %d (%s)", i + 2, out[i], rep[i + 1].why);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->late_readings, 1);
+    assert_int_equal(s->rebuilds, 1);
+    assert_int_equal(s->readings, m[0].known + m[1].known + 1);
+    assert_int_equal(s->rejected_readings, 1);
+    for (int k = 0; k < DCEM_REFUSE_COUNT; k++) {
+        assert_int_equal(rep[1].refused[k], 0);
+        assert_int_equal(rep[2].refused[k], k == DCEM_REFUSE_OUT_OF_RANGE);
+    }
+    env_close(&v);
+    free_msgs(m, 3);
+}
+
 static void test_absurd_value_left_out(void **state)
 {
     fx *f = *state;
@@ -1573,6 +1614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_future_readings_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_future_state_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_reading_beyond_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_reading_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absurd_value_left_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_applies_the_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_refusal_quarantined, setup, teardown),
