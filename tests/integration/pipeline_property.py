@@ -186,6 +186,8 @@ def check(w):
                     bad.append(f"(b) {a['period']} {k}: collector {c.get(k)!r}, dcem-audit {v!r}")
     periods = {p["period"]: p for p in au["periods"]}
     counts = {k: periods["2025"][k] for k in ("discarded_readings", "rollovers", "resets")}
+    if not all(counts.values()):  # the stream is meant to have each: a test of nothing otherwise
+        bad.append(f"(a) the stream lacks a counter event: {counts}")
     # (c) the agent's local figures against dcem-audit's intervals by role
     cutoff = min(last.values())
     want = collections.Counter()
