@@ -42,6 +42,10 @@ static const uint8_t meta_magic[4] = {'D', 'C', 'S', 'M'};
 
 /* One segment file. Records in it share one epoch and have increasing seqs;
  * those at or below `floor` are acked or dropped and lie before `head`. */
+/* The largest epoch a spool reopens (its metadata refuses more: an epoch
+ * must leave room for a new one the wire can carry). */
+#define EPOCH_MAX (DCEM_SPOOL_MAX_ID - 2)
+
 typedef struct seg {
     uint64_t id;
     uint64_t epoch;
@@ -1172,9 +1176,32 @@ static int recover(dcem_spool *sp, int64_t now_s)
         meta_next = m.next_seq;
     } else {
         /* A new epoch: the wall clock, but always above every epoch still on
-         * disk so the collector can never take new data for a duplicate. */
-        uint64_t e = now_s > 0 && (uint64_t)now_s < DCEM_SPOOL_MAX_ID ? (uint64_t)now_s : 1;
-        e = max_u64(e, max_u64(max_epoch, meta_epoch) + 1);
+         * disk so the collector can never take new data for a duplicate.
+         * The largest epoch the spool reopens is EPOCH_MAX; segments of an
+         * epoch with no room above it (never written by us: epochs are
+         * seconds of the wall clock) are set aside, or the new epoch would be
+         * one the next open refuses (fuzz_spool: regress-new-epoch-no-room). */
+        uint64_t above = max_u64(max_epoch, meta_epoch) + 1;
+        if (above > EPOCH_MAX) {
+            size_t kept = 0;
+            max_epoch = 0;
+            for (size_t i = 0; i < sp->nsegs; i++) {
+                if (sp->segs[i].epoch < EPOCH_MAX) {
+                    max_epoch = max_u64(max_epoch, sp->segs[i].epoch);
+                    sp->segs[kept++] = sp->segs[i];
+                    continue;
+                }
+                char name[NAME_CAP];
+                seg_name(name, sizeof name, sp->segs[i].id);
+                sp->st.corrupt_segments++;
+                sp->st.corrupt_bytes += sp->segs[i].size;
+                if ((rc = set_aside(sp, name))) return rc;
+            }
+            sp->nsegs = kept;
+            above = max_epoch + 1;
+        }
+        uint64_t e = now_s > 0 && (uint64_t)now_s <= EPOCH_MAX ? (uint64_t)now_s : 1;
+        e = max_u64(e, above);
         sp->epoch = e;
         sp->acked = sp->gone = 0;
     }
