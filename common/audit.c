@@ -12,10 +12,7 @@
 #define HASH_SIZE 4096 /* power of two, > 2 * DCEM_SITE_MAX_METERS */
 #define MAX_UNKNOWN 64
 
-typedef struct day_sum {
-    int64_t ukwh, estimated_ukwh[DCEM_SPAN_COUNT], integrated_ukwh;
-    int32_t read_intervals, estimated_intervals, integrated_intervals, discarded, rollovers, resets;
-} day_sum;
+typedef dcem_meter_period day_sum; /* a meter's sums over one local day */
 
 typedef struct meter_state {
     struct dcem_audit *audit;
@@ -167,16 +164,7 @@ static void on_interval(void *ctx, const dcem_interval *iv)
     meter_state *m = ctx;
     if (m->audit->iv_fn) m->audit->iv_fn(m->audit->iv_ctx, (size_t)(m - m->audit->meters), iv);
     day_sum *d = day_of(m, iv->start_ms);
-    if (!d) return;
-    d->ukwh += iv->ukwh;
-    for (int k = 0; k < DCEM_SPAN_COUNT; k++) d->estimated_ukwh[k] += iv->estimated_ukwh[k];
-    d->integrated_ukwh += iv->integrated_ukwh;
-    d->read_intervals += iv->readings > 0;
-    if (iv->flags & DCEM_SEG_ESTIMATED) d->estimated_intervals++;
-    if (iv->flags & DCEM_SEG_INTEGRATED) d->integrated_intervals++;
-    d->discarded += iv->discarded;
-    d->rollovers += iv->rollovers;
-    d->resets += iv->resets;
+    if (d) dcem_meter_period_add_interval(d, iv);
 }
 
 /* Splits line into at most max fields at commas; returns the count, or
@@ -305,16 +293,7 @@ static void meter_days(const meter_state *m, int64_t d0, int64_t d1, dcem_meter_
     memset(p, 0, sizeof *p);
     for (int64_t d = d0; d < d1; d++) {
         if (d < m->first_day || d - m->first_day >= (int64_t)m->n_days) continue;
-        const day_sum *s = &m->days[d - m->first_day];
-        p->ukwh += s->ukwh;
-        for (int k = 0; k < DCEM_SPAN_COUNT; k++) p->estimated_ukwh[k] += s->estimated_ukwh[k];
-        p->integrated_ukwh += s->integrated_ukwh;
-        p->read_intervals += s->read_intervals;
-        p->estimated_intervals += s->estimated_intervals;
-        p->integrated_intervals += s->integrated_intervals;
-        p->discarded_readings += s->discarded;
-        p->rollovers += s->rollovers;
-        p->resets += s->resets;
+        dcem_meter_period_add(p, &m->days[d - m->first_day]);
     }
 }
 

@@ -46,6 +46,20 @@ void dcem_figures_derive(dcem_figures *f)
     }
 }
 
+void dcem_meter_period_add(dcem_meter_period *p, const dcem_meter_period *q)
+{
+    p->ukwh += q->ukwh;
+    for (int k = 0; k < DCEM_SPAN_COUNT; k++) p->estimated_ukwh[k] += q->estimated_ukwh[k];
+    p->integrated_ukwh += q->integrated_ukwh;
+    p->read_intervals += q->read_intervals;
+    p->expected_intervals += q->expected_intervals;
+    p->estimated_intervals += q->estimated_intervals;
+    p->integrated_intervals += q->integrated_intervals;
+    p->discarded_readings += q->discarded_readings;
+    p->rollovers += q->rollovers;
+    p->resets += q->resets;
+}
+
 double dcem_meter_completeness(const dcem_meter_period *m)
 {
     if (m->expected_intervals <= 0) return 0;

@@ -75,6 +75,9 @@ typedef struct dcem_meter_period {
     long estimated_intervals, integrated_intervals, discarded_readings, rollovers, resets;
 } dcem_meter_period;
 
+/* Adds q's sums and counts to p's (expected_intervals included). */
+void dcem_meter_period_add(dcem_meter_period *p, const dcem_meter_period *q);
+
 /* Readings received / readings expected at the site's interval (the
  * national online-monitoring rule, docs/figures.md): read_intervals /
  * expected_intervals, in [0, 1]; 0 for an empty period. */

@@ -18,6 +18,12 @@ static int64_t total_days(const dcem_site *site, dcem_meter_days_fn days, void *
     return sum;
 }
 
+long dcem_expected_intervals(const dcem_site *site, int64_t start_ms, int64_t as_of_ms)
+{
+    int64_t len = site->interval_minutes * 60000LL;
+    return as_of_ms > start_ms ? (long)((as_of_ms - start_ms + len - 1) / len) : 0;
+}
+
 void dcem_period_figures(const dcem_site *site, const dcem_policy *policy, dcem_zone *z,
                          dcem_meter_days_fn days, void *ctx, int kind, long long first_month,
                          int n_months, int64_t as_of_ms, dcem_figures *f, dcem_verdicts *v,
@@ -28,9 +34,7 @@ void dcem_period_figures(const dcem_site *site, const dcem_policy *policy, dcem_
     int64_t end = dcem_zone_month_start(z, first_month + n_months);
     dcem_figures_init(f, kind, year, start, end, as_of_ms < start ? start : as_of_ms);
     int64_t d0 = dcem_zone_day(z, start), d1 = dcem_zone_day(z, f->as_of_ms);
-    /* a reading expected at every interval of the period up to as_of */
-    int64_t len = site->interval_minutes * 60000LL;
-    long expected = (long)((f->as_of_ms - start + len - 1) / len);
+    long expected = dcem_expected_intervals(site, start, f->as_of_ms);
 
     for (size_t i = 0; i < site->n_meters; i++) {
         dcem_meter_period p;

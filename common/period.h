@@ -16,6 +16,11 @@
 typedef void (*dcem_meter_days_fn)(void *ctx, size_t meter, int64_t d0, int64_t d1,
                                    dcem_meter_period *out);
 
+/* Readings a meter of site is expected to send in [start_ms, as_of_ms): one
+ * per interval of the site, a partial interval counting as one
+ * (completeness, docs/figures.md). */
+long dcem_expected_intervals(const dcem_site *site, int64_t start_ms, int64_t as_of_ms);
+
 /* Figures, verdicts and per-meter sums of months [first_month, first_month
  * + n_months) (month = year*12 + month-1, local calendar); kind is
  * DCEM_PERIOD_MONTH or DCEM_PERIOD_YEAR. Data counts before as_of_ms, a

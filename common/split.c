@@ -10,6 +10,19 @@ void dcem_splitter_init(dcem_splitter *s, const dcem_tz *tz, int interval_minute
     s->len_ms = (int64_t)interval_minutes * 60000;
 }
 
+void dcem_meter_period_add_interval(dcem_meter_period *p, const dcem_interval *iv)
+{
+    p->ukwh += iv->ukwh;
+    for (int k = 0; k < DCEM_SPAN_COUNT; k++) p->estimated_ukwh[k] += iv->estimated_ukwh[k];
+    p->integrated_ukwh += iv->integrated_ukwh;
+    p->read_intervals += iv->readings > 0;
+    p->estimated_intervals += (iv->flags & DCEM_SEG_ESTIMATED) != 0;
+    p->integrated_intervals += (iv->flags & DCEM_SEG_INTEGRATED) != 0;
+    p->discarded_readings += iv->discarded;
+    p->rollovers += iv->rollovers;
+    p->resets += iv->resets;
+}
+
 void dcem_splitter_flush(dcem_splitter *s, dcem_interval_fn fn, void *ctx)
 {
     if (s->open) fn(ctx, &s->cur);

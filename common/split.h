@@ -34,6 +34,12 @@ typedef struct dcem_interval {
 
 typedef void (*dcem_interval_fn)(void *ctx, const dcem_interval *iv);
 
+/* Adds interval iv to a meter's sums: its energies, and as counts whether
+ * it was read (a good reading in it), estimated, integrated, and its
+ * counter events. The one definition dcem-audit's days, the store's
+ * rollups and the collector's figures sum with. */
+void dcem_meter_period_add_interval(dcem_meter_period *p, const dcem_interval *iv);
+
 typedef struct dcem_splitter {
     dcem_zone zone;
     int64_t len_ms;

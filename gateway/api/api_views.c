@@ -2,6 +2,7 @@
 #include "errors.h"
 #include "meter.h"
 #include "parse.h"
+#include "period.h"
 #include "period_json.h"
 #include "policy.h"
 
@@ -299,9 +300,7 @@ static int short_period(const dcem_api_ctx *c, const dcem_collector_site *cs, in
     int mo, d;
     dcem_zone_date(&z, start, &y, &mo, &d);
     dcem_figures_init(&f, kind, y, start, end, as_of < start ? start : as_of);
-    /* a reading expected at every interval up to as_of (as common/period.c counts) */
-    int64_t len = l->interval_minutes * 60000LL;
-    long expected = (long)((f.as_of_ms - start + len - 1) / len);
+    long expected = dcem_expected_intervals(l, start, f.as_of_ms);
     for (size_t i = 0; i < l->n_meters; i++) {
         mp[i].expected_intervals = expected;
         dcem_figures_add_meter(&f, l->meters[i].role, &mp[i]);

@@ -484,33 +484,34 @@ int dcem_store_rollups(dcem_store *st, const char *site, int kind, int64_t from_
 
 void dcem_store_rollup_of_interval(const dcem_interval *iv, dcem_store_rollup *out)
 {
+    dcem_meter_period p = {0};
+    dcem_meter_period_add_interval(&p, iv); /* what an interval counts: common/split.h */
     memset(out, 0, sizeof *out);
-    out->ukwh = iv->ukwh;
-    for (int i = 0; i < DCEM_SPAN_COUNT; i++)
-        out->estimated_ukwh[i] = iv->estimated_ukwh[i];
-    out->integrated_ukwh = iv->integrated_ukwh;
+    out->ukwh = p.ukwh;
+    memcpy(out->estimated_ukwh, p.estimated_ukwh, sizeof out->estimated_ukwh);
+    out->integrated_ukwh = p.integrated_ukwh;
     out->covered_ms = iv->covered_ms;
     out->intervals = 1;
-    out->read_intervals = iv->readings > 0;
-    out->estimated_intervals = (iv->flags & DCEM_SEG_ESTIMATED) != 0;
-    out->integrated_intervals = (iv->flags & DCEM_SEG_INTEGRATED) != 0;
-    out->discarded_readings = iv->discarded;
-    out->rollovers = iv->rollovers;
-    out->resets = iv->resets;
+    out->read_intervals = p.read_intervals;
+    out->estimated_intervals = p.estimated_intervals;
+    out->integrated_intervals = p.integrated_intervals;
+    out->discarded_readings = p.discarded_readings;
+    out->rollovers = p.rollovers;
+    out->resets = p.resets;
 }
 
 void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r)
 {
-    m->ukwh += r->ukwh;
-    for (int i = 0; i < DCEM_SPAN_COUNT; i++)
-        m->estimated_ukwh[i] += r->estimated_ukwh[i];
-    m->integrated_ukwh += r->integrated_ukwh;
-    m->read_intervals += r->read_intervals;
-    m->estimated_intervals += r->estimated_intervals;
-    m->integrated_intervals += r->integrated_intervals;
-    m->discarded_readings += r->discarded_readings;
-    m->rollovers += r->rollovers;
-    m->resets += r->resets;
+    dcem_meter_period p = {.ukwh = r->ukwh,
+                           .integrated_ukwh = r->integrated_ukwh,
+                           .read_intervals = r->read_intervals,
+                           .estimated_intervals = r->estimated_intervals,
+                           .integrated_intervals = r->integrated_intervals,
+                           .discarded_readings = r->discarded_readings,
+                           .rollovers = r->rollovers,
+                           .resets = r->resets};
+    memcpy(p.estimated_ukwh, r->estimated_ukwh, sizeof p.estimated_ukwh);
+    dcem_meter_period_add(m, &p);
 }
 
 /* ---- per-meter state and checkpoints ------------------------------------------------------ */
