@@ -15,6 +15,23 @@
 
 #define MAX_MONTHS_PER_PASS 36
 
+/* Room for one more element in array *arrp of *cap elements of size bytes
+ * (doubling, from first): 0, or -1 when memory ran out (the array as it
+ * was). Use through ROOM_FOR_ONE. */
+static int grow_array(void *arrp, size_t *cap, size_t first, size_t size)
+{
+    void *old, *p;
+    size_t n = *cap ? 2 * *cap : first;
+    memcpy(&old, arrp, sizeof old);
+    if (!(p = realloc(old, n * size))) return -1;
+    memcpy(arrp, &p, sizeof p);
+    *cap = n;
+    return 0;
+}
+
+#define ROOM_FOR_ONE(arr, n, cap, first)                                                   \
+    ((n) < (cap) ? 0 : grow_array(&(arr), &(cap), (first), sizeof *(arr)))
+
 
 /* One reading pushed live in the open group: what it added to the counts,
  * taken back if its meter is rebuilt (the rebuild counts it again). */
@@ -222,16 +239,11 @@ static void alert(dcem_engine *e, const char *site, const char *kind, int raised
         hand_on(e, site, kind, raised, message, now_ms);
         return;
     }
-    if (e->n_alerts == e->cap_alerts) {
-        size_t cap = e->cap_alerts ? 2 * e->cap_alerts : 8;
-        pending_alert *p = realloc(e->alerts, cap * sizeof *p);
-        if (!p) { /* stored all the same: the API and the reports see it */
-            static dcem_complaint nomem;
-            dcem_complain(&nomem, DCEM_LOG_WARN, "alert", "out of memory: an alert was stored, not published");
-            return;
-        }
-        e->alerts = p;
-        e->cap_alerts = cap;
+    if (ROOM_FOR_ONE(e->alerts, e->n_alerts, e->cap_alerts, 8)) {
+        /* stored all the same: the API and the reports see it */
+        static dcem_complaint nomem;
+        dcem_complain(&nomem, DCEM_LOG_WARN, "alert", "out of memory: an alert was stored, not published");
+        return;
     }
     pending_alert *p = &e->alerts[e->n_alerts++];
     snprintf(p->site, sizeof p->site, "%s", site);
@@ -592,13 +604,7 @@ static void screen(dcem_engine *e, const site_rt *s, dcem_wire_batch *b, int64_t
 static int note_live(dcem_engine *e, const site_rt *s, size_t mi, dcem_engine_reply *rep,
                      int64_t t_ms, int reject)
 {
-    if (e->n_live == e->cap_live) {
-        size_t cap = e->cap_live ? 2 * e->cap_live : 1024;
-        live_push *l = realloc(e->live, cap * sizeof *l);
-        if (!l) return -1;
-        e->live = l;
-        e->cap_live = cap;
-    }
+    if (ROOM_FOR_ONE(e->live, e->n_live, e->cap_live, 1024)) return -1;
     e->live[e->n_live++] = (live_push){s, mi, rep, t_ms, reject};
     return 0;
 }
@@ -718,13 +724,7 @@ static int quarantine(dcem_engine *e, const dcem_engine_msg *msg, const dcem_wir
 static int note_batch(dcem_engine *e, const site_rt *s, const dcem_wire_batch *b,
                       dcem_engine_reply *rep)
 {
-    if (e->n_gb == e->cap_gb) {
-        size_t cap = e->cap_gb ? 2 * e->cap_gb : 64;
-        group_batch *g = realloc(e->gb, cap * sizeof *g);
-        if (!g) return -1;
-        e->gb = g;
-        e->cap_gb = cap;
-    }
+    if (ROOM_FOR_ONE(e->gb, e->n_gb, e->cap_gb, 64)) return -1;
     group_batch *g = &e->gb[e->n_gb++];
     g->site = s;
     snprintf(g->gateway, sizeof g->gateway, "%s", b->gateway);
@@ -878,13 +878,7 @@ static int collect(void *arg, const dcem_store_reading *sr)
 {
     replay_ctx *c = arg;
     if (!sr->has_kwh && !sr->has_kw) return 0;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 4096;
-        replay_reading *r = realloc(c->r, cap * sizeof *r);
-        if (!r) return DCEM_ENOMEM;
-        c->r = r;
-        c->cap = cap;
-    }
+    if (ROOM_FOR_ONE(c->r, c->n, c->cap, 4096)) return DCEM_ENOMEM;
     replay_reading *r = &c->r[c->n++];
     *r = (replay_reading){sr->t_ms, sr->kwh, sr->kw, sr->ratio, sr->has_kwh, sr->has_kw,
                           sr->epoch, sr->seq, -1};
@@ -1108,66 +1102,70 @@ int dcem_engine_batch(dcem_engine *e, const char *topic, size_t topic_len, const
 
 /* ---- figures ---- */
 
-/* Day sums of every meter of a site over [d0, d1), fetched once per range:
- * dcem_period_figures asks for each meter in turn over the same ranges. */
+/* What every meter's committed state holds — its open interval, readings
+ * held for judgement, events waiting for their interval — settled as at
+ * the end of data, on a copy (the meter goes on as it was). Added to the
+ * stored rollups, the figures are at every moment those dcem-audit gives
+ * over the export of the readings stored so far. */
 typedef struct tail_iv {
     size_t meter;
     int64_t day;
     dcem_interval iv;
 } tail_iv;
 
+typedef struct tail {
+    site_rt *s;
+    tail_iv *iv;
+    size_t n, cap;
+    size_t current; /* meter being settled */
+    int failed;
+} tail;
+
+static void on_tail(void *arg, const dcem_interval *iv)
+{
+    tail *t = arg;
+    if (ROOM_FOR_ONE(t->iv, t->n, t->cap, 64)) {
+        t->failed = 1;
+        return;
+    }
+    t->iv[t->n++] = (tail_iv){t->current, dcem_zone_day(&t->s->zone, iv->start_ms), *iv};
+}
+
+/* The tail of every meter of site s into *t (freed with free(t->iv));
+ * t->failed when the store failed or memory ran out. */
+static void load_tail(dcem_engine *e, site_rt *s, tail *t)
+{
+    const dcem_site *ledger = s->cs->ledger;
+    *t = (tail){.s = s};
+    for (size_t i = 0; i < ledger->n_meters && !t->failed; i++) {
+        unsigned char blob[DCEM_STORE_MAX_STATE];
+        size_t len = 0;
+        int rc = dcem_store_get_meter_state(e->st, ledger->site, ledger->meters[i].id, blob,
+                                            sizeof blob, &len, NULL, NULL);
+        if (rc == DCEM_ENOTFOUND) continue;
+        dcem_meter_state m;
+        if (rc || dcem_meter_decode(&m, s->cs->tz, (int)ledger->interval_minutes, blob, len)) {
+            t->failed = rc != 0;
+            continue;
+        }
+        dcem_counter_cfg cc;
+        dcem_policy_counter_cfg(e->cfg->policy, ledger, i, &cc);
+        t->current = i;
+        dcem_meter_finish(&m, &cc, on_tail, t);
+    }
+}
+
+/* Day sums of every meter of a site over [d0, d1), fetched once per range
+ * (dcem_period_figures asks for each meter in turn over the same ranges),
+ * with the meters' tail. */
 typedef struct days_ctx {
     dcem_engine *e;
     site_rt *s;
     int64_t d0, d1;            /* range cached in sums; d0 > d1: none */
     dcem_meter_period *sums;   /* one per meter of the ledger */
-    tail_iv *tail;             /* what the meters hold, settled (see load_tail) */
-    size_t n_tail, cap_tail;
-    size_t current;
+    const tail *tail;
     int failed;
 } days_ctx;
-
-static void on_tail(void *arg, const dcem_interval *iv)
-{
-    days_ctx *d = arg;
-    if (d->n_tail == d->cap_tail) {
-        size_t cap = d->cap_tail ? 2 * d->cap_tail : 64;
-        tail_iv *t = realloc(d->tail, cap * sizeof *t);
-        if (!t) {
-            d->failed = 1;
-            return;
-        }
-        d->tail = t;
-        d->cap_tail = cap;
-    }
-    d->tail[d->n_tail++] = (tail_iv){d->current, dcem_zone_day(&d->s->zone, iv->start_ms), *iv};
-}
-
-/* What every meter's committed state holds — its open interval, readings
- * held for judgement, events waiting for their interval — settled as at
- * the end of data, on a copy (the meter goes on as it was). Added to the
- * stored rollups, the figures are at every moment those dcem-audit gives
- * over the export of the readings stored so far. */
-static void load_tail(days_ctx *d)
-{
-    const dcem_site *ledger = d->s->cs->ledger;
-    for (size_t i = 0; i < ledger->n_meters && !d->failed; i++) {
-        unsigned char blob[DCEM_STORE_MAX_STATE];
-        size_t len = 0;
-        int rc = dcem_store_get_meter_state(d->e->st, ledger->site, ledger->meters[i].id, blob,
-                                            sizeof blob, &len, NULL, NULL);
-        if (rc == DCEM_ENOTFOUND) continue;
-        dcem_meter_state m;
-        if (rc || dcem_meter_decode(&m, d->s->cs->tz, (int)ledger->interval_minutes, blob, len)) {
-            d->failed = rc != 0;
-            continue;
-        }
-        dcem_counter_cfg cc;
-        dcem_policy_counter_cfg(d->e->cfg->policy, ledger, i, &cc);
-        d->current = i;
-        dcem_meter_finish(&m, &cc, on_tail, d);
-    }
-}
 
 static int add_rollup(void *arg, const dcem_store_rollup *r)
 {
@@ -1187,34 +1185,42 @@ static void store_days(void *arg, size_t meter, int64_t d0, int64_t d1, dcem_met
         if (d0 < d1 && dcem_store_rollups(d->e->st, d->s->cs->ledger->site, DCEM_PERIOD_DAY, d0,
                                           d1, add_rollup, d))
             d->failed = 1;
-        for (size_t k = 0; k < d->n_tail; k++) {
-            const tail_iv *t = &d->tail[k];
-            if (t->day < d0 || t->day >= d1) continue;
-            dcem_store_rollup r;
-            dcem_store_rollup_of_interval(&t->iv, &r);
-            dcem_store_rollup_add(&d->sums[t->meter], &r);
+        for (size_t k = 0; k < d->tail->n; k++) {
+            const tail_iv *t = &d->tail->iv[k];
+            if (t->day >= d0 && t->day < d1) dcem_meter_period_add_interval(&d->sums[t->meter], &t->iv);
         }
     }
     *out = d->sums[meter];
 }
 
 /* The period object of dcem_period_json (NULL when the store failed or
- * memory ran out); hands its dcem_figures line to the sink. */
+ * memory ran out); hands its dcem_figures line to the sink. tl: the
+ * site's tail when the caller has it (a recompute pass: one load for all
+ * its periods), NULL to load it here. */
 static cJSON *period_obj(dcem_engine *e, site_rt *s, int kind, long long first_month,
-                         int n_months, int64_t as_of_ms, unsigned *bits)
+                         int n_months, int64_t as_of_ms, unsigned *bits, const tail *tl)
 {
     const dcem_site *ledger = s->cs->ledger;
-    dcem_meter_period *mp = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *mp);
-    if (!mp) return NULL;
-    dcem_figures f;
-    dcem_verdicts v;
-    days_ctx d = {.e = e, .s = s, .d0 = 1, .d1 = 0,
-                  .sums = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *d.sums)};
-    if (!d.sums) {
-        free(mp);
+    tail own = {0};
+    if (!tl) {
+        load_tail(e, s, &own);
+        tl = &own;
+    }
+    if (tl->failed) {
+        free(own.iv);
         return NULL;
     }
-    load_tail(&d);
+    dcem_meter_period *mp = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *mp);
+    dcem_figures f;
+    dcem_verdicts v;
+    days_ctx d = {.e = e, .s = s, .d0 = 1, .d1 = 0, .tail = tl,
+                  .sums = calloc(ledger->n_meters ? ledger->n_meters : 1, sizeof *d.sums)};
+    if (!mp || !d.sums) {
+        free(mp);
+        free(d.sums);
+        free(own.iv);
+        return NULL;
+    }
     dcem_period_figures(ledger, e->cfg->policy, &s->zone, store_days, &d, kind, first_month,
                         n_months, as_of_ms, &f, &v, mp);
     cJSON *o = NULL;
@@ -1239,15 +1245,15 @@ static cJSON *period_obj(dcem_engine *e, site_rt *s, int kind, long long first_m
     }
     free(mp);
     free(d.sums);
-    free(d.tail);
+    free(own.iv);
     if (bits) *bits = v.bits;
     return o;
 }
 
 static char *period_doc(dcem_engine *e, site_rt *s, int kind, long long first_month,
-                        int n_months, int64_t as_of_ms, unsigned *bits)
+                        int n_months, int64_t as_of_ms, unsigned *bits, const tail *tl)
 {
-    cJSON *o = period_obj(e, s, kind, first_month, n_months, as_of_ms, bits);
+    cJSON *o = period_obj(e, s, kind, first_month, n_months, as_of_ms, bits, tl);
     char *json = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return json;
@@ -1258,7 +1264,7 @@ char *dcem_engine_period_json(dcem_engine *e, const char *site, int kind, long l
 {
     site_rt *s = site_of(e, site);
     return s ? period_doc(e, s, kind, first_month, kind == DCEM_PERIOD_YEAR ? 12 : 1, as_of_ms,
-                          NULL)
+                          NULL, NULL)
              : NULL;
 }
 
@@ -1267,7 +1273,7 @@ cJSON *dcem_engine_months_obj(dcem_engine *e, const char *site, int kind, long l
 {
     site_rt *s = site_of(e, site);
     if (!s || n_months < 1 || n_months > 12 * 100) return NULL;
-    return period_obj(e, s, kind, first_month, n_months, as_of_ms, NULL);
+    return period_obj(e, s, kind, first_month, n_months, as_of_ms, NULL, NULL);
 }
 
 /* Verdicts that operators are told about when they change. */
@@ -1333,8 +1339,10 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
         dcem_zone_date(&s->zone, now_ms, &y_now, &m_now, &d_now);
         long long lo = s->dirty_min, hi = s->dirty_max;
         if (hi - lo >= MAX_MONTHS_PER_PASS) lo = hi - MAX_MONTHS_PER_PASS + 1;
+        tail tl;
+        load_tail(e, s, &tl); /* once for every period of the pass */
         for (long long m = lo; m <= hi; m++) {
-            char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, 1, as_of, NULL);
+            char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, 1, as_of, NULL, &tl);
             if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_MONTH, m, json, now_ms);
             free(json);
             n++;
@@ -1354,7 +1362,7 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
             unsigned before = year == y_now ? s->bits : stored_bits(e, s, year, &computed);
             int tell = year == y_now || (computed != INT64_MAX && now_ms - computed >= SETTLED_MS);
             unsigned bits = 0;
-            json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &bits);
+            json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &bits, &tl);
             if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, json, now_ms);
             free(json);
             n++;
@@ -1362,6 +1370,7 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
             if (tell) report_changes(e, s, year, before, bits, now_ms);
             if (year == y_now) s->bits = bits;
         }
+        free(tl.iv);
         s->dirty_min = 1, s->dirty_max = 0;
     }
     e->stats.recomputes += (uint64_t)n;
