@@ -41,21 +41,7 @@ health_log_s: 1
 EOF
 # an importing agent needs no buses or devices of its own; the ledger makes
 # it refuse rows of meters the site does not have
-cat >"$work/agent.yaml" <<EOF
-gateway: gw-history
-site: yz-alpha
-ledger: $work/sites/yz-alpha.yaml
-profiles: $src/configs/meters
-buses:
-  - {name: none, tcp: "127.0.0.1:1"}
-devices:
-  - {bus: none, unit: 1, profile: eastron-sdm630, meter: alpha-ups-a, poll_ms: 60000}
-mqtt: {uri: "tcp://127.0.0.1:$port", version: 5, reconnect_max_ms: 1000}
-spool: {dir: "$work/spool", fsync: interval}
-identity: {allow_unsigned: true}
-batch: {max_readings: 250}
-EOF
-"$agent" -c "$work/agent.yaml" --check-config >/dev/null
+import_agent_config "$work/agent.yaml" gw-history "$work/sites/yz-alpha.yaml" "$work/spool" alpha-ups-a
 
 # two months of the sample site, with its faults, through the reading that closes them
 "$gen" --site "$work/sites/yz-alpha.yaml" --year 2025 --faults --out "$work/year.csv" \

@@ -52,21 +52,8 @@ EOF
 # agent.yaml for gateway NAME: an importing agent needs no buses or devices
 # of its own; each import has its own gateway and spool
 agent_config() { # NAME
-  cat >"$work/agent-$1.yaml" <<EOF
-gateway: $1
-site: yz-alpha
-ledger: $work/sites/yz-alpha.yaml
-profiles: $src/configs/meters
-buses:
-  - {name: none, tcp: "127.0.0.1:1"}
-devices:
-  - {bus: none, unit: 1, profile: eastron-sdm630, meter: alpha-ups-a, poll_ms: 60000}
-mqtt: {uri: "$uri", version: 5, reconnect_max_ms: 1000}
-spool: {dir: "$work/spool-$1", fsync: interval}
-identity: {allow_unsigned: true}
-batch: {max_readings: 250}
-EOF
-  "$agent" -c "$work/agent-$1.yaml" --check-config >/dev/null
+  import_agent_config "$work/agent-$1.yaml" "$1" "$work/sites/yz-alpha.yaml" "$work/spool-$1" \
+    alpha-ups-a
 }
 
 # import NAME CSV: delivers CSV as gateway NAME; must exit 0 with every row

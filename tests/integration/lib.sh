@@ -59,6 +59,29 @@ start_mosquitto() {
   wait_for "$name" 10 port_open "$port"
 }
 
+# import_agent_config FILE GATEWAY LEDGER SPOOL METER[:POLL_MS]...: the config
+# of an agent that only imports (dcem-agent --import) into the broker at
+# $uri: no bus of its own (a closed port), one device per METER (poll_ms
+# default 60000), unsigned; checked with --check-config ($agent).
+import_agent_config() {
+  local file=$1 gateway=$2 ledger=$3 spool=$4 unit=0 dev
+  shift 4
+  {
+    printf 'gateway: %s\nsite: %s\nledger: %s\nprofiles: %s/configs/meters\n' "$gateway" \
+      "$(sed -n 's/^site: *//p' "$ledger")" "$ledger" "$src"
+    printf 'buses:\n  - {name: none, tcp: "127.0.0.1:1"}\ndevices:\n'
+    for dev in "$@"; do
+      unit=$((unit + 1))
+      printf '  - {bus: none, unit: %d, profile: eastron-sdm630, meter: %s, poll_ms: %s}\n' \
+        "$unit" "${dev%%:*}" "$([[ $dev == *:* ]] && echo "${dev#*:}" || echo 60000)"
+    done
+    printf 'mqtt: {uri: "%s", version: 5, reconnect_max_ms: 1000}\n' "$uri"
+    printf 'spool: {dir: "%s", fsync: interval}\nidentity: {allow_unsigned: true}\n' "$spool"
+    printf 'batch: {max_readings: 250}\n'
+  } >"$file"
+  "$agent" -c "$file" --check-config >/dev/null
+}
+
 # start_influxd: InfluxDB 1.x (Debian influxdb) with its own directories in
 # $work and loopback ports, awaited, with an empty database dcem; sets
 # $ihttp (its HTTP port), adds it to $pids.

@@ -75,23 +75,8 @@ EOF
   pids+=("$cpid")
   wait_for "the collector's subscription" 10 grep -q "^info: mqtt: subscribed to" "$d/collector.err"
   for n in 1 2 3; do
-    cat >"$d/agent-$n.yaml" <<EOF
-gateway: gw-$n
-site: prop
-ledger: $d/sites/prop.yaml
-profiles: $src/configs/meters
-buses:
-  - {name: none, tcp: "127.0.0.1:1"}
-devices:
-  - {bus: none, unit: 1, profile: eastron-sdm630, meter: p-fac, poll_ms: 300000}
-  - {bus: none, unit: 2, profile: eastron-sdm630, meter: p-it, poll_ms: 900000}
-  - {bus: none, unit: 3, profile: eastron-sdm630, meter: p-pv, poll_ms: 900000}
-  - {bus: none, unit: 4, profile: eastron-sdm630, meter: p-cool, poll_ms: 900000}
-mqtt: {uri: "$uri", version: 5, reconnect_max_ms: 1000}
-spool: {dir: "$d/spool-$n", fsync: interval}
-identity: {allow_unsigned: true}
-batch: {max_readings: 250}
-EOF
+    import_agent_config "$d/agent-$n.yaml" "gw-$n" "$d/sites/prop.yaml" "$d/spool-$n" \
+      p-fac:300000 p-it:900000 p-pv:900000 p-cool:900000
     rc=0
     "$agent" -c "$d/agent-$n.yaml" --import "$d/deliver-$n.csv" >"$d/agent-$n.out" 2>"$d/agent-$n.err" &
     local apid=$!
