@@ -1467,6 +1467,39 @@ static void test_late_reading_counted_once(void **state)
     free_msgs(m, 3);
 }
 
+/* A saved state this collector cannot read (a newer version, a damaged
+ * row): the meter is rebuilt from its stored readings, and comes out as
+ * if nothing had happened — the same intervals, every reading counted. */
+static void test_unreadable_state_rebuilt(void **state)
+{
+    fx *f = *state;
+    msg m[2];
+    make_batch(&m[0], G2, 1, PLAIN);
+    make_batch(&m[1], G2, 2, PLAIN);
+    env v;
+    dcem_engine_reply rep;
+    env_open(f, &v, "store", 0);
+    assert_stored(&rep, feed1(&v, &m[0], &rep), &m[0]);
+    env_close(&v);
+    char db[256];
+    int n = snprintf(db, sizeof db, "%s/store.db", f->tmp);
+    assert_true(n > 0 && (size_t)n < sizeof db);
+    sql_exec(db, "UPDATE meter_state SET state = x'63' WHERE meter = 'it-a'");
+    env_open(f, &v, "store", 0);
+    assert_stored(&rep, feed1(&v, &m[1], &rep), &m[1]);
+    const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
+    assert_int_equal(s->rebuilds, 1);
+    assert_int_equal(s->late_readings + s->rejected_readings, 0);
+    assert_int_equal(s->readings, m[1].known);
+    env_close(&v);
+    /* 20 minutes of it-a, a reading a minute from T0 (23:30 local): the
+     * interval 23:30-23:45 closed, as in one uninterrupted run */
+    assert_int_equal(q1(db, "SELECT count(*) FROM intervals WHERE meter = 'it-a'"), 1);
+    int64_t want = llround(kwh_at(2, 15) * 1e6) - llround(kwh_at(2, 0) * 1e6);
+    assert_int_equal(q1(db, "SELECT sum(ukwh) FROM intervals WHERE meter = 'it-a'"), want);
+    free_msgs(m, 2);
+}
+
 static void test_absurd_value_left_out(void **state)
 {
     fx *f = *state;
@@ -1615,6 +1648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_future_state_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_reading_beyond_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_reading_counted_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_state_rebuilt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_absurd_value_left_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_applies_the_ledger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_content_refusal_quarantined, setup, teardown),
