@@ -377,6 +377,9 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
            s->rebuilds);
     metric(&t, "dcem_meter_rebuilt_readings_total", "counter",
            "Stored readings run again in those rebuilds.", s->rebuilt_readings);
+    metric(&t, "dcem_alerts_recorded_elsewhere_total", "counter",
+           "Alert changes another collector of the store had recorded first: not told again.",
+           s->alerts_told_elsewhere);
     metric(&t, "dcem_readings_too_old_total", "counter",
            "Late readings older than the store's retention allows to rebuild: stored, not counted.",
            s->too_old_readings);

@@ -515,6 +515,7 @@ static int add_alert(void *arg, const dcem_store_alert *a)
     cJSON_AddNumberToObject(j, "id", (double)a->id);
     add_time(j, "t", a->t_ms, x->z);
     cJSON_AddStringToObject(j, "kind", a->kind);
+    cJSON_AddStringToObject(j, "subject", a->subject ? a->subject : "");
     cJSON_AddStringToObject(j, "state",
                             a->state == DCEM_STORE_ALERT_CLEARED ? "cleared" : "raised");
     cJSON_AddStringToObject(j, "message", a->message);

@@ -304,10 +304,10 @@ static void on_alert(void *ctx, const dcem_engine_alert *a)
     char topic[DCEM_WIRE_TOPIC_MAX], json[512];
     if (dcem_wire_topic(topic, sizeof topic, a->site, NULL, "alerts")) return;
     int n = snprintf(json, sizeof json,
-                     "{\"v\":1,\"site\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\",\"t\":%lld,"
-                     "\"message\":\"%s\"}",
-                     a->site, a->kind, a->raised ? "raised" : "cleared", (long long)a->t_ms,
-                     a->message);
+                     "{\"v\":1,\"site\":\"%s\",\"kind\":\"%s\",\"subject\":\"%s\","
+                     "\"state\":\"%s\",\"t\":%lld,\"message\":\"%s\"}",
+                     a->site, a->kind, a->subject ? a->subject : "", a->raised ? "raised" : "cleared",
+                     (long long)a->t_ms, a->message);
     if (n > 0 && (size_t)n < sizeof json && dcem_mqtt_is_connected(c->mqtt))
         publish(c, topic, json, (size_t)n, 1);
 }

@@ -79,7 +79,7 @@ typedef struct site_rt {
 
 /* An alert raised inside a transaction: handed on after its commit. */
 typedef struct pending_alert {
-    char site[DCEM_ID_MAX], kind[DCEM_ID_MAX];
+    char site[DCEM_ID_MAX], kind[DCEM_ID_MAX], subject[DCEM_ID_MAX];
     int raised;
     char message[DCEM_STORE_MAX_MESSAGE];
     int64_t t_ms;
@@ -216,27 +216,38 @@ static void txn_fail(dcem_engine *e, int rc)
     e->txn_error = 1;
 }
 
-static void hand_on(dcem_engine *e, const char *site, const char *kind, int raised,
-                    const char *message, int64_t now_ms)
+static void hand_on(dcem_engine *e, const char *site, const char *kind, const char *subject,
+                    int raised, const char *message, int64_t now_ms)
 {
-    dcem_engine_alert ea = {site, kind, raised, message, now_ms};
+    dcem_engine_alert ea = {site, kind, raised, message, now_ms, subject};
     if (e->alert_fn) e->alert_fn(e->alert_ctx, &ea);
 }
 
-/* Stores an alert and hands it to the caller — inside a transaction, once
- * it is committed. */
-static void alert(dcem_engine *e, const char *site, const char *kind, int raised,
-                  const char *message, int64_t now_ms)
+/* Stores a change of the alert (site, kind, subject) and hands it to the
+ * caller — inside a transaction, once it is committed. A change another
+ * collector of the store recorded first is neither stored nor handed on:
+ * each change is told once. */
+static void alert(dcem_engine *e, const char *site, const char *kind, const char *subject,
+                  int raised, const char *message, int64_t now_ms)
 {
     dcem_store_alert a = {.site = site, .t_ms = now_ms, .kind = kind, .message = message,
-                          .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED};
-    int rc = dcem_store_add_alert(e->st, &a, NULL);
+                          .state = raised ? DCEM_STORE_ALERT_RAISED : DCEM_STORE_ALERT_CLEARED,
+                          .subject = subject};
+    int changed = 0;
+    int rc = dcem_store_change_alert(e->st, &a, &changed, NULL);
     if (rc && e->in_tx) {
         txn_fail(e, rc);
         return;
     }
+    if (rc) {
+        DCEM_LOGE("store", "%s: alert %s %s not stored: %s", site, kind,
+                  raised ? "raised" : "cleared", dcem_store_error(e->st));
+    } else if (!changed) {
+        e->stats.alerts_told_elsewhere++;
+        return;
+    }
     if (!e->in_tx) {
-        hand_on(e, site, kind, raised, message, now_ms);
+        hand_on(e, site, kind, subject, raised, message, now_ms);
         return;
     }
     if (ROOM_FOR_ONE(e->alerts, e->n_alerts, e->cap_alerts, 8)) {
@@ -248,6 +259,7 @@ static void alert(dcem_engine *e, const char *site, const char *kind, int raised
     pending_alert *p = &e->alerts[e->n_alerts++];
     snprintf(p->site, sizeof p->site, "%s", site);
     snprintf(p->kind, sizeof p->kind, "%s", kind);
+    snprintf(p->subject, sizeof p->subject, "%s", subject);
     snprintf(p->message, sizeof p->message, "%s", message);
     p->raised = raised;
     p->t_ms = now_ms;
@@ -296,7 +308,7 @@ void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gat
     }
     e->gateways[i].online = online;
     snprintf(msg, sizeof msg, "gateway %s %s", gateway, online ? "online" : "offline");
-    alert(e, site, "gateway_offline", !online, msg, now_ms);
+    alert(e, site, "gateway_offline", gateway, !online, msg, now_ms);
 }
 
 int dcem_engine_give_up(dcem_engine *e, const char *site, const char *gateway, uint64_t epoch,
@@ -656,7 +668,7 @@ static int process(dcem_engine *e, site_rt *s, const dcem_wire_batch *b, int64_t
             char msg[160];
             snprintf(msg, sizeof msg, "meter %s %s", r->meter,
                      stale ? "stale: its counter stopped while power flows" : "counting again");
-            alert(e, ledger->site, "meter_stale", stale, msg, r->t_ms);
+            alert(e, ledger->site, "meter_stale", r->meter, stale, msg, r->t_ms);
             m->stale = stale;
             m->touched = 1;
         }
@@ -1061,7 +1073,7 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     flush_lines(e);
     for (size_t i = 0; i < e->n_alerts; i++) {
         const pending_alert *p = &e->alerts[i];
-        hand_on(e, p->site, p->kind, p->raised, p->message, p->t_ms);
+        hand_on(e, p->site, p->kind, p->subject, p->raised, p->message, p->t_ms);
     }
     e->n_alerts = 0;
     return 0;
@@ -1302,7 +1314,9 @@ static void report_changes(dcem_engine *e, site_rt *s, long long year, unsigned 
         char msg[256];
         snprintf(msg, sizeof msg, "%s %s for %lld (clause %s)", dcem_verdict_name(alerting[k]),
                  raised ? "raised" : "cleared", year, dcem_verdict_clause(alerting[k]));
-        alert(e, s->cs->ledger->site, dcem_verdict_name(alerting[k]), raised, msg, now_ms);
+        char subject[24];
+        snprintf(subject, sizeof subject, "%lld", year);
+        alert(e, s->cs->ledger->site, dcem_verdict_name(alerting[k]), subject, raised, msg, now_ms);
     }
 }
 

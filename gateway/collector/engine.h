@@ -56,6 +56,7 @@ typedef struct dcem_engine_stats {
     uint64_t rebuilds;          /* meters rebuilt from their stored readings */
     uint64_t rebuilt_readings;  /* readings run again in those rebuilds */
     uint64_t too_old_readings;  /* late, older than the retention allows to rebuild: not counted */
+    uint64_t alerts_told_elsewhere; /* changes another collector of the store recorded first */
     uint64_t ratio_changes;                          /* meters' transformer ratio changed */
     uint64_t ratio_notes[DCEM_WIRE_RATIO_NOTE_COUNT]; /* readings by their ratio note */
 } dcem_engine_stats;
@@ -63,10 +64,11 @@ typedef struct dcem_engine_stats {
 /* An alert, handed to the caller to publish and log. */
 typedef struct dcem_engine_alert {
     const char *site;
-    const char *kind;     /* a verdict name */
+    const char *kind;     /* a verdict name, meter_stale, gateway_offline */
     int raised;           /* 1 raised, 0 cleared */
     const char *message;
     int64_t t_ms;
+    const char *subject;  /* the meter, the gateway, the year ("" for the site) */
 } dcem_engine_alert;
 
 typedef void (*dcem_engine_alert_fn)(void *ctx, const dcem_engine_alert *a);

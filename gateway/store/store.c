@@ -622,18 +622,56 @@ int dcem_store_figures(dcem_store *st, const char *site, int kind, int64_t from_
     return st->be->figures(st, site, kind, from_key, to_key, fn, ctx);
 }
 
+/* Checks alert a; a copy with its subject never NULL into *out. */
+static int badf(dcem_store *st, const char *what, const char *why)
+{
+    dcem_store_set_error(st, "%s: %s", what, why);
+    return DCEM_EINVAL;
+}
+
+static int alert_ok(dcem_store *st, const char *what, const dcem_store_alert *a,
+                    dcem_store_alert *out)
+{
+    if (!a) return badf(st, what, "no alert");
+    if (!id_ok(a->site) || !id_ok(a->kind)) return badf(st, what, "invalid site or kind");
+    if (a->subject && *a->subject && !id_ok(a->subject))
+        return badf(st, what, "invalid subject");
+    if (!a->message || strnlen(a->message, DCEM_STORE_MAX_MESSAGE + 1) > DCEM_STORE_MAX_MESSAGE)
+        return badf(st, what, "message missing or too long");
+    if (a->state != DCEM_STORE_ALERT_RAISED && a->state != DCEM_STORE_ALERT_CLEARED)
+        return badf(st, what, "unknown state");
+    *out = *a;
+    if (!out->subject) out->subject = "";
+    return 0;
+}
+
 int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
 {
     CHECK_HANDLE(st);
-    if (!a) return bad(st, "add_alert: no alert");
-    if (!id_ok(a->site) || !id_ok(a->kind)) return bad(st, "add_alert: invalid site or kind");
-    if (!a->message || strnlen(a->message, DCEM_STORE_MAX_MESSAGE + 1) > DCEM_STORE_MAX_MESSAGE)
-        return bad(st, "add_alert: message missing or too long");
-    if (a->state != DCEM_STORE_ALERT_RAISED && a->state != DCEM_STORE_ALERT_CLEARED)
-        return bad(st, "add_alert: unknown state");
+    dcem_store_alert ok;
+    int rc = alert_ok(st, "add_alert", a, &ok);
+    if (rc) return rc;
     int64_t dummy;
     write_start(st);
-    return write_end(st, st->be->add_alert(st, a, id ? id : &dummy));
+    return write_end(st, st->be->add_alert(st, &ok, id ? id : &dummy));
+}
+
+int dcem_store_change_alert(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id)
+{
+    int dummy_changed;
+    int64_t dummy_id;
+    if (!changed) changed = &dummy_changed;
+    if (!id) id = &dummy_id;
+    *changed = 0;
+    *id = 0;
+    CHECK_HANDLE(st);
+    dcem_store_alert ok;
+    int rc = alert_ok(st, "change_alert", a, &ok);
+    if (rc) return rc;
+    write_start(st);
+    rc = write_end(st, st->be->change_alert(st, &ok, changed, id));
+    if (rc) *changed = 0, *id = 0;
+    return rc;
 }
 
 int dcem_store_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,

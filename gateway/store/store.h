@@ -397,10 +397,21 @@ typedef struct dcem_store_alert {
     const char *kind;    /* an id, e.g. a verdict name ("cap_exceeded") */
     const char *message; /* at most DCEM_STORE_MAX_MESSAGE bytes */
     int state;           /* DCEM_STORE_ALERT_* */
+    const char *subject; /* what in the site it is about: a meter, a gateway, a year;
+                            "" or NULL (read back as "") for the site as a whole */
 } dcem_store_alert;
 
 /* Appends alert a; *id (may be NULL) receives its id. */
 int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id);
+
+/* Records a change of state of the alert (a->site, a->kind, a->subject),
+ * once however many collectors share the store: atomically, when no state
+ * of it is recorded yet or the recorded one differs from a->state, records
+ * a->state and appends a as dcem_store_add_alert does (*changed = 1, *id its
+ * id); otherwise changes nothing (*changed = 0, *id = 0). The collector
+ * stores and publishes an alert only when *changed. changed and id may be
+ * NULL. */
+int dcem_store_change_alert(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id);
 
 /* Alerts of site (NULL: every site) with from_ms <= t_ms < to_ms, ordered by
  * (t_ms, id); strings valid during the callback. */

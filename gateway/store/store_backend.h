@@ -79,7 +79,9 @@ typedef struct dcem_store_backend {
                        int64_t *computed_ms);
     int (*figures)(dcem_store *st, const char *site, int kind, int64_t from_key, int64_t to_key,
                    dcem_store_figures_fn fn, void *ctx);
+    /* a->subject never NULL */
     int (*add_alert)(dcem_store *st, const dcem_store_alert *a, int64_t *id);
+    int (*change_alert)(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id);
     int (*alerts)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                   dcem_store_alert_fn fn, void *ctx);
 

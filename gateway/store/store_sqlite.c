@@ -325,12 +325,26 @@ static const struct migration {
      " state BLOB NOT NULL CHECK (length(state) <= " MAX_STATE "),\n"
      " PRIMARY KEY (site, meter, t_ms)\n"
      ") STRICT, WITHOUT ROWID;\n"},
+
+    /* what an alert is about (a meter, a gateway, a year; '' for the site),
+     * and the state of each (site, kind, subject) last recorded: several
+     * collectors on one store record each change once */
+    {"alert subjects and alert states",
+     "ALTER TABLE alerts ADD COLUMN subject TEXT NOT NULL DEFAULT ''\n"
+     " CHECK (subject = '' OR (" ID_CHECK("subject") "));\n"
+     "CREATE TABLE alert_state (\n"
+     " site TEXT NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL,\n"
+     " state INTEGER NOT NULL CHECK (state IN (0, 1)),\n"
+     " t_ms INTEGER NOT NULL,\n"
+     " PRIMARY KEY (site, kind, subject)\n"
+     ") STRICT, WITHOUT ROWID;\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
 #define SCHEMA_RATIO 5 /* readings.ratio, meter_state.ratio */
 #define SCHEMA_PROOFS 6 /* proofs */
 #define SCHEMA_METER 7  /* integer intervals and rollups, opaque meter state, checkpoints */
+#define SCHEMA_ALERT_STATE 8 /* alerts.subject, alert_state */
 
 /* ---- statements --------------------------------------------------------------------------- */
 
@@ -382,6 +396,8 @@ enum {
     S_FIG_GET,
     S_FIG_RANGE,
     S_ALERT_ADD,
+    S_ALERT_ADD_V1,
+    S_ALERT_CHANGE,
     S_ALERTS_SITE,
     S_ALERTS_ALL,
     S_LAST_READING,
@@ -548,11 +564,19 @@ static const char *const sql_text[S_COUNT] = {
                     " WHERE site = ?1 AND kind = ?2"
                     " AND period_key >= ?3 AND period_key < ?4 ORDER BY period_key",
 
-    [S_ALERT_ADD] = "INSERT INTO alerts (site, t_ms, kind, message, state)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5)",
-    [S_ALERTS_SITE] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
+    [S_ALERT_ADD] = "INSERT INTO alerts (site, t_ms, kind, message, state, subject)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_ALERT_ADD_V1] = "INSERT INTO alerts (site, t_ms, kind, message, state)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)", /* before alert subjects */
+    /* a row back when the state was recorded: new, or another than before */
+    [S_ALERT_CHANGE] = "INSERT INTO alert_state (site, kind, subject, state, t_ms)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5)"
+                       " ON CONFLICT (site, kind, subject) DO UPDATE"
+                       " SET state = excluded.state, t_ms = excluded.t_ms"
+                       " WHERE alert_state.state <> excluded.state RETURNING 1",
+    [S_ALERTS_SITE] = "SELECT id, site, t_ms, kind, message, state, subject FROM alerts"
                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, id",
-    [S_ALERTS_ALL] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
+    [S_ALERTS_ALL] = "SELECT id, site, t_ms, kind, message, state, subject FROM alerts"
                      " WHERE t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, id",
 
     /* the API's reads */
@@ -564,7 +588,7 @@ static const char *const sql_text[S_COUNT] = {
                           " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
                           " AND (kwh IS NOT NULL OR kw IS NOT NULL)"
                           " GROUP BY meter ORDER BY meter",
-    [S_ALERTS_PAGE] = "SELECT id, site, t_ms, kind, message, state FROM alerts"
+    [S_ALERTS_PAGE] = "SELECT id, site, t_ms, kind, message, state, subject FROM alerts"
                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
                       " AND (t_ms < ?4 OR (t_ms = ?4 AND id < ?5))"
                       " ORDER BY t_ms DESC, id DESC LIMIT ?6",
@@ -1977,24 +2001,60 @@ static int sq_figures(dcem_store *st, const char *site, int kind, int64_t from_k
     return rc;
 }
 
-static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
+/* Appends alert a (inside the caller's statement or transaction). */
+static int insert_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
 {
-    int rc = op_begin_stmt(st);
-    if (rc) return rc;
-    sqlite3_stmt *s = stmt(st, S_ALERT_ADD);
-    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
+    int v1 = st->schema_version < SCHEMA_ALERT_STATE; /* tests build old stores */
+    sqlite3_stmt *s = stmt(st, v1 ? S_ALERT_ADD_V1 : S_ALERT_ADD);
+    if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, a->site);
     b_i64(s, 2, a->t_ms);
     b_text(s, 3, a->kind);
     b_text(s, 4, a->message);
     b_text(s, 5, a->state == DCEM_STORE_ALERT_CLEARED ? "cleared" : "raised");
-    rc = run(st, s, "add_alert");
+    if (!v1) b_text(s, 6, a->subject);
+    int rc = run(st, s, "add_alert");
     if (!rc) *id = sqlite3_last_insert_rowid(conn(st)->db);
+    return rc;
+}
+
+static int need_alert_schema(dcem_store *st, const char *what)
+{
+    if (st->schema_version >= SCHEMA_ALERT_STATE) return 0;
+    dcem_store_set_error(st, "%s: the store is at schema %d, before alert states (%d)", what,
+                         st->schema_version, SCHEMA_ALERT_STATE);
+    return DCEM_ESTORAGE;
+}
+
+static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
+{
+    int rc = op_begin_stmt(st);
+    if (rc) return rc;
+    return op_end_stmt(st, insert_alert(st, a, id));
+}
+
+static int sq_change_alert(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id)
+{
+    int rc = need_alert_schema(st, "change_alert");
+    if (rc || (rc = op_begin_stmt(st))) return rc;
+    sqlite3_stmt *s = stmt(st, S_ALERT_CHANGE);
+    if (!s) return op_end_stmt(st, DCEM_ESTORAGE);
+    b_text(s, 1, a->site);
+    b_text(s, 2, a->kind);
+    b_text(s, 3, a->subject);
+    b_i64(s, 4, a->state);
+    b_i64(s, 5, a->t_ms);
+    rc = step(st, s, "change_alert");
+    done(s);
+    if (rc == 1) {
+        *changed = 1;
+        rc = insert_alert(st, a, id);
+    }
     return op_end_stmt(st, rc);
 }
 
 /* Calls fn for each alert row of s (bound; columns id, site, t_ms, kind,
- * message, state), then resets s. */
+ * message, state, subject), then resets s. */
 static int walk_alerts(dcem_store *st, sqlite3_stmt *s, const char *what, dcem_store_alert_fn fn,
                        void *ctx)
 {
@@ -2008,6 +2068,7 @@ static int walk_alerts(dcem_store *st, sqlite3_stmt *s, const char *what, dcem_s
             .message = c_text(s, 4),
             .state = strcmp(c_text(s, 5), "cleared") == 0 ? DCEM_STORE_ALERT_CLEARED
                                                           : DCEM_STORE_ALERT_RAISED,
+            .subject = c_text(s, 6),
         };
         if ((rc = fn(ctx, &a)) != 0) break;
     }
@@ -2018,6 +2079,8 @@ static int walk_alerts(dcem_store *st, sqlite3_stmt *s, const char *what, dcem_s
 static int sq_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                      dcem_store_alert_fn fn, void *ctx)
 {
+    int rc = need_alert_schema(st, "alerts");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, site ? S_ALERTS_SITE : S_ALERTS_ALL);
     if (!s) return DCEM_ESTORAGE;
     if (site) b_text(s, 1, site);
@@ -2030,6 +2093,8 @@ static int sq_alerts_page(dcem_store *st, const char *site, int64_t from_ms, int
                           int64_t before_t_ms, int64_t before_id, long limit,
                           dcem_store_alert_fn fn, void *ctx)
 {
+    int rc = need_alert_schema(st, "alerts_page");
+    if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_ALERTS_PAGE);
     if (!s) return DCEM_ESTORAGE;
     b_text(s, 1, site);
@@ -2073,6 +2138,7 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .get_figures = sq_get_figures,
     .figures = sq_figures,
     .add_alert = sq_add_alert,
+    .change_alert = sq_change_alert,
     .alerts = sq_alerts,
     .last_reading_ms = sq_last_reading_ms,
     .latest_readings = sq_latest_readings,

@@ -75,6 +75,27 @@ start_collector a
 wait "$replay_pid" || fail "the replay: $(cat "$work/replay.out")"
 echo "replay: $(cat "$work/replay.out"); collector a killed after $at_kill batches were stored"
 
+# the gateway's will and then its birth reach both collectors (state
+# messages are not shared): each change is stored and published once
+mosquitto_sub -h 127.0.0.1 -p "$port" -q 1 -t dcem/v1/yz-alpha/alerts >"$work/alerts.out" 2>&1 &
+sub_pid=$!
+pids+=("$sub_pid")
+sleep 0.5
+mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 -t dcem/v1/yz-alpha/gw-1/state -m '{"v":1,"online":false}'
+wait_for "the offline alert" 10 grep -q '"kind":"gateway_offline","subject":"gw-1","state":"raised"' "$work/alerts.out"
+mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 -t dcem/v1/yz-alpha/gw-1/state \
+  -m '{"v":1,"online":true,"epoch":1,"next_seq":1,"queued":0,"version":"test"}'
+wait_for "the online alert" 10 grep -q '"kind":"gateway_offline","subject":"gw-1","state":"cleared"' "$work/alerts.out"
+sleep 1 # time for a second copy, were there one
+kill "$sub_pid"
+wait "$sub_pid" 2>/dev/null || true
+published=$(grep -c '"kind":"gateway_offline"' "$work/alerts.out" || true)
+stored=$(sqlite3 -cmd '.timeout 5000' "$work/store.db" \
+  "SELECT count(*) FROM alerts WHERE kind = 'gateway_offline' AND subject = 'gw-1'")
+[[ $published == 2 && $stored == 2 ]] ||
+  fail "gateway_offline: $published alerts published, $stored stored (2 changes, each once)"
+echo "gateway gw-1 offline and back: 2 alerts stored and published by two collectors"
+
 # let both write a last health line, then stop them
 for name in a b; do
   n=$(grep -c "health: received" "$work/collector-$name.err" || true)

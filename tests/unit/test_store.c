@@ -37,7 +37,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SCHEMA_LATEST 7 /* integer intervals, opaque meter state, checkpoints */
+#define SCHEMA_LATEST 8 /* alert subjects and states */
 
 typedef struct fx {
     char tmp[64];   /* mkdtemp, removed after the test */
@@ -1452,6 +1452,76 @@ static int alert_fn(void *ctx, const dcem_store_alert *a)
     return 0;
 }
 
+typedef struct subject_walk {
+    int n;
+    char subjects[8][DCEM_ID_MAX];
+} subject_walk;
+
+static int subject_fn(void *ctx, const dcem_store_alert *a)
+{
+    subject_walk *w = ctx;
+    if (w->n < 8) snprintf(w->subjects[w->n], sizeof w->subjects[0], "%s", a->subject);
+    w->n++;
+    return 0;
+}
+
+/* Two collectors (two handles on one store) see the same changes: each
+ * change of (site, kind, subject) is recorded and appended once. */
+static void test_alert_changes_once(void **state)
+{
+    fx *f = *state;
+    dcem_store *a_st = open_ok(f), *b_st = open_ok(f);
+    dcem_store_alert a = {.site = "sh-dc01", .t_ms = T0, .kind = "meter_stale",
+                          .message = "meter m1 stale", .state = DCEM_STORE_ALERT_RAISED,
+                          .subject = "m1"};
+    int changed = -1;
+    int64_t id = -1;
+    assert_int_equal(dcem_store_change_alert(a_st, &a, &changed, &id), 0);
+    assert_int_equal(changed, 1);
+    assert_true(id > 0);
+    a.t_ms = T0 + 1; /* the other collector, a moment later */
+    assert_int_equal(dcem_store_change_alert(b_st, &a, &changed, &id), 0);
+    assert_int_equal(changed, 0);
+    assert_int_equal(id, 0);
+    a.subject = "m2"; /* another meter: its own state */
+    assert_int_equal(dcem_store_change_alert(b_st, &a, &changed, NULL), 0);
+    assert_int_equal(changed, 1);
+    a.subject = "m1";
+    a.state = DCEM_STORE_ALERT_CLEARED;
+    a.message = "meter m1 counting again";
+    assert_int_equal(dcem_store_change_alert(b_st, &a, &changed, NULL), 0);
+    assert_int_equal(changed, 1);
+    assert_int_equal(dcem_store_change_alert(a_st, &a, &changed, NULL), 0);
+    assert_int_equal(changed, 0);
+    /* a change undone with its transaction is not recorded: told later */
+    a.state = DCEM_STORE_ALERT_RAISED;
+    assert_int_equal(dcem_store_begin(a_st), 0);
+    assert_int_equal(dcem_store_change_alert(a_st, &a, &changed, NULL), 0);
+    assert_int_equal(changed, 1);
+    assert_int_equal(dcem_store_rollback(a_st), 0);
+    assert_int_equal(dcem_store_change_alert(b_st, &a, &changed, NULL), 0);
+    assert_int_equal(changed, 1);
+    /* the first ever state of a subject is recorded, even a clearing one
+     * (a store from before alert states) */
+    dcem_store_alert c = {.site = "sh-dc01", .t_ms = T0 + 2, .kind = "cap_warning",
+                          .message = "cap_warning cleared for 2025", .subject = "2025",
+                          .state = DCEM_STORE_ALERT_CLEARED};
+    assert_int_equal(dcem_store_change_alert(a_st, &c, &changed, NULL), 0);
+    assert_int_equal(changed, 1);
+    c.subject = "bad subject";
+    assert_int_equal(dcem_store_change_alert(a_st, &c, &changed, NULL), DCEM_EINVAL);
+    assert_int_equal(changed, 0);
+
+    subject_walk w = {0};
+    assert_int_equal(dcem_store_alerts(a_st, "sh-dc01", 0, INT64_MAX, subject_fn, &w), 0);
+    assert_int_equal(w.n, 5); /* m1 raised, m2 raised, m1 cleared, m1 raised, 2025 cleared */
+    assert_string_equal(w.subjects[0], "m1");
+    assert_string_equal(w.subjects[1], "m2");
+    assert_string_equal(w.subjects[4], "2025");
+    dcem_store_close(a_st);
+    dcem_store_close(b_st);
+}
+
 static void test_figures_and_alerts(void **state)
 {
     fx *f = *state;
@@ -1693,6 +1763,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_export_callback_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_figures_and_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alert_changes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_every_committed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_insert_rate, setup, teardown),
     };
