@@ -24,6 +24,16 @@ if(TARGET dcem-collector)
   set_tests_properties(collector_share PROPERTIES TIMEOUT 300 LABELS integration)
 endif()
 
+# Two collectors sharded by site (shard.sites) on one store over MQTT 3.1.1,
+# one killed and restarted mid-stream: each stores its own site's batches
+# only, every reading once, figures equal to dcem-audit's.
+if(TARGET dcem-collector)
+  add_test(NAME collector_shard
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_shard.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(collector_shard PROPERTIES TIMEOUT 300 LABELS integration)
+endif()
+
 # SIGHUP: a broken file refused with file:line, a good one applied whole
 # (a ledger added, MQTT on another broker, the store in another file).
 if(TARGET dcem-collector)

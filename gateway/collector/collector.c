@@ -163,9 +163,8 @@ static void refuse(collector *c, const dcem_engine_reply *r, int reason, const m
     if (!f->complaint.count) c->complaining++;
     if (reason == REASON_UNKNOWN_SITE)
         dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
-                      "%s: batch for site %s, which has no ledger, not acked (from %.160s; "
-                      "repeats counted)",
-                      gw, r->site, x->topic);
+                      "%s: batch for site %s not acked: %s (from %.160s; repeats counted)", gw,
+                      r->site, r->why, x->topic);
     else
         dcem_complain(&f->complaint, DCEM_LOG_WARN, "ingest",
                       "%s: malformed payload on %.160s dropped: %s: %s (repeats counted)", gw,
@@ -273,6 +272,8 @@ static void send_resend(collector *c, const char *site, const char *gw, uint64_t
 static int reack(void *ctx, const dcem_store_epoch *e)
 {
     collector *c = ctx;
+    const dcem_collector_site *s = dcem_collector_site_find(c->cfg, e->site);
+    if (c->cfg->shard.n_sites && !(s && s->mine)) return 0; /* another collector's */
     send_ack(c, e->site, e->gateway, e->epoch, e->contiguous_seq, NULL);
     return 0;
 }
@@ -281,11 +282,31 @@ static void try_connect(collector *c, int64_t now)
 {
     if (dcem_mqtt_is_connected(c->mqtt) || now < c->reconnect_at) return;
     const dcem_mqtt_cfg *m = &c->cfg->mqtt;
-    char data[160], err[1024];
-    if (*m->share_group) snprintf(data, sizeof data, "$share/%s/%s", m->share_group, DCEM_WIRE_FILTER_DATA);
-    else snprintf(data, sizeof data, "%s", DCEM_WIRE_FILTER_DATA);
-    const char *topics[] = {data, DCEM_WIRE_FILTER_STATE};
-    if (dcem_mqtt_connect(c->mqtt, topics, 2, err, sizeof err)) {
+    const dcem_collector_shard *sh = &c->cfg->shard;
+    char err[1024], share[80] = "";
+    if (*m->share_group) snprintf(share, sizeof share, "$share/%s/", m->share_group);
+    /* every site's data and state, or those of the shard's sites */
+    size_t n = sh->n_sites ? sh->n_sites : 1;
+    char(*filters)[2][DCEM_WIRE_TOPIC_MAX + sizeof share] = calloc(n, sizeof *filters);
+    const char **topics = calloc(2 * n, sizeof *topics);
+    if (!filters || !topics) {
+        free(filters);
+        free(topics);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *site = sh->n_sites ? sh->sites[i] : "+";
+        snprintf(filters[i][0], sizeof filters[i][0], "%s" DCEM_WIRE_ROOT "/%s/+/data", share, site);
+        snprintf(filters[i][1], sizeof filters[i][1], DCEM_WIRE_ROOT "/%s/+/state", site);
+        topics[2 * i] = filters[i][0];
+        topics[2 * i + 1] = filters[i][1];
+    }
+    char data[sizeof filters[0][0] + 40];
+    snprintf(data, sizeof data, "%s%s", filters[0][0], n > 1 ? " (and the shard's other sites)" : "");
+    int rc = dcem_mqtt_connect(c->mqtt, topics, 2 * n, err, sizeof err);
+    free(filters);
+    free(topics);
+    if (rc) {
         dcem_complain(&c->connect_complaint, DCEM_LOG_WARN, "mqtt", "%s", err);
         c->backoff = c->backoff ? (c->backoff * 2 > 30000 ? 30000 : c->backoff * 2) : 500;
         c->reconnect_at = now + c->backoff;
@@ -730,7 +751,9 @@ static void reload(collector *c, const char *file)
     if (!n) goto refused;
     new_store = memcmp(&n->store, &c->cfg->store, sizeof n->store) != 0;
     new_influx = !influx_same(&n->influx, &c->cfg->influx);
-    new_mqtt = !mqtt_same(&n->mqtt, &c->cfg->mqtt);
+    new_mqtt = !mqtt_same(&n->mqtt, &c->cfg->mqtt) ||
+               memcmp(&n->shard.sites, &c->cfg->shard.sites, sizeof n->shard.sites) ||
+               n->shard.n_sites != c->cfg->shard.n_sites; /* subscribed anew */
     if (new_store && !(st = open_store(n, err, sizeof err))) goto refused;
     if (new_influx && n->influx.line && dcem_influx_new(&n->influx, &ix, err, sizeof err))
         goto refused;

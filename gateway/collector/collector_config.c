@@ -151,6 +151,18 @@ static const dcem_cfg_field identity_fields[] = {
 };
 #undef I
 
+#define SH(f) offsetof(dcem_collector_shard, f)
+static const dcem_cfg_field shard_fields[] = {
+    {.key = "sites", .type = DCEM_CFG_LIST, .offset = SH(sites), .size = DCEM_ID_MAX,
+     .item = DCEM_CFG_STRING, .min = 1, .max = DCEM_COLLECTOR_MAX_SITES,
+     .count_offset = SH(n_sites), .check = check_ids, .flags = DCEM_CFG_REQUIRED,
+     .help = "the site ids this collector ingests and computes; the other collectors of the "
+             "store take the others"},
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = SH(line)},
+    {0},
+};
+#undef SH
+
 #define C(f) offsetof(dcem_collector_config, f)
 static const dcem_cfg_field fields[] = {
     {.key = "collector", .type = DCEM_CFG_STRING, .offset = C(collector), .size = DCEM_ID_MAX,
@@ -173,6 +185,7 @@ static const dcem_cfg_field fields[] = {
     {.key = "influx", .type = DCEM_CFG_MAP, .offset = C(influx), .sub = dcem_influx_cfg_fields},
     {.key = "api", .type = DCEM_CFG_MAP, .offset = C(api), .sub = api_fields},
     {.key = "identity", .type = DCEM_CFG_MAP, .offset = C(identity), .sub = identity_fields},
+    {.key = "shard", .type = DCEM_CFG_MAP, .offset = C(shard), .sub = shard_fields},
     {0},
 };
 #undef C
@@ -332,6 +345,27 @@ static int check_api(dcem_collector_config *c, const char *name, char *err, size
     return 0;
 }
 
+/* The shard: every site it names has a ledger, none twice; the sites it
+ * names are this collector's (all of them without a shard). */
+static int check_shard(dcem_collector_config *c, const char *name, char *err, size_t errlen)
+{
+    const dcem_collector_shard *sh = &c->shard;
+    for (size_t k = 0; k < sh->n_sites; k++) {
+        size_t i = 0;
+        while (i < c->n_sites && strcmp(c->sites[i].ledger->site, sh->sites[k])) i++;
+        if (i == c->n_sites)
+            return dcem_cfg_error(err, errlen, name, sh->line, "shard.sites",
+                                  "no ledger for site '%s' in %s", sh->sites[k], c->sites_dir);
+        if (c->sites[i].mine)
+            return dcem_cfg_error(err, errlen, name, sh->line, "shard.sites",
+                                  "site '%s' is listed twice", sh->sites[k]);
+        c->sites[i].mine = 1;
+    }
+    if (!sh->n_sites)
+        for (size_t i = 0; i < c->n_sites; i++) c->sites[i].mine = 1;
+    return 0;
+}
+
 /* The identity section: the collector's key loaded, and no gateway left
  * that could only ever be refused. */
 static int check_identity(dcem_collector_config *c, const char *name, char *err, size_t errlen)
@@ -397,6 +431,7 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     if (!rc) rc = load_sites(c, name, err, errlen);
     if (!rc) rc = check_api(c, name, err, errlen);
     if (!rc) rc = check_identity(c, name, err, errlen);
+    if (!rc) rc = check_shard(c, name, err, errlen);
     if (rc) {
         if (rc == DCEM_ENOMEM) snprintf(err, errlen, "%s: out of memory", name);
         dcem_collector_config_free(c);

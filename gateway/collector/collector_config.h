@@ -63,10 +63,19 @@ typedef struct dcem_collector_ingest {
     long long gateway_queue_msgs, gateway_queue_bytes;  /* received, not yet stored */
 } dcem_collector_ingest;
 
+/* The sites this collector takes (docs/scaling.md): n_sites == 0 (no
+ * shard section) takes every site of the ledgers. */
+typedef struct dcem_collector_shard {
+    char sites[DCEM_COLLECTOR_MAX_SITES][DCEM_ID_MAX];
+    size_t n_sites;
+    int line;
+} dcem_collector_shard;
+
 /* One site: its ledger and time zone. */
 typedef struct dcem_collector_site {
     dcem_site *ledger;          /* owned */
     dcem_tz *tz;                /* owned */
+    int mine;                   /* this collector ingests it and computes its figures (shard) */
 } dcem_collector_site;
 
 typedef struct dcem_collector_config {
@@ -83,6 +92,7 @@ typedef struct dcem_collector_config {
     dcem_influx_cfg influx;     /* influx.line == 0: no InfluxDB section, SQLite alone */
     dcem_collector_api api;     /* api.line == 0: no HTTP API */
     dcem_collector_identity identity;
+    dcem_collector_shard shard;
     /* loaded with the config */
     dcem_signer *signer;        /* owned; NULL without identity.key_file */
     dcem_policy *policy;        /* owned */

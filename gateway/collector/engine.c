@@ -269,6 +269,8 @@ void dcem_engine_gateway_state(dcem_engine *e, const char *site, const char *gat
                                const dcem_wire_state *st, int64_t now_ms)
 {
     int online = st->online;
+    const site_rt *mine = site_of(e, site);
+    if (e->cfg->shard.n_sites && !(mine && mine->cs->mine)) return; /* another collector's */
     /* a birth says which batches the agent still holds: those before them
      * it deleted (acked, or dropped from a full spool) and cannot send
      * again — the hole is recorded as missing data (docs/wire-format.md) */
@@ -768,7 +770,9 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
     snprintf(rep->site, sizeof rep->site, "%s", tp.site);
     snprintf(rep->gateway, sizeof rep->gateway, "%s", tp.gateway);
     site_rt *s = site_of(e, tp.site);
-    if (!s) {
+    if (!s || !s->cs->mine) { /* no ledger, or another collector's (shard.sites) */
+        snprintf(rep->why, sizeof rep->why, "%s",
+                 s ? "not in this collector's shard.sites" : "no ledger for it");
         e->stats.unknown_site++;
         return DCEM_ENGINE_UNKNOWN_SITE;
     }

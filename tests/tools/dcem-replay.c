@@ -132,7 +132,7 @@ int main(int argc, char **argv)
     MQTTClient client;
     char id[64], ack_topic[DCEM_WIRE_TOPIC_MAX], ctl_topic[DCEM_WIRE_TOPIC_MAX];
     static char data[DCEM_WIRE_TOPIC_MAX];
-    snprintf(id, sizeof id, "dcem-replay-%s", gw);
+    snprintf(id, sizeof id, "dcem-replay-%s-%s", site, gw); /* one per gateway of a site */
     dcem_wire_topic(ack_topic, sizeof ack_topic, site, gw, "ack");
     dcem_wire_topic(ctl_topic, sizeof ctl_topic, site, gw, "ctl");
     dcem_wire_topic(data, sizeof data, site, gw, "data");
