@@ -63,6 +63,11 @@ if(TARGET dcem-collector)
   add_executable(dcem-blast tools/dcem-blast.c)
   target_include_directories(dcem-blast PRIVATE ${PAHO_INCLUDE})
   target_link_libraries(dcem-blast PRIVATE dcem_io dcem_core dcem_warnings ${PAHO_MQTT3A} Threads::Threads)
+  # dcem-scale: the scale benchmark's (scripts/bench/scale.sh) many gateways
+  # reporting in real time, then an outage's backlog
+  add_executable(dcem-scale tools/dcem-scale.c)
+  target_include_directories(dcem-scale PRIVATE ${PAHO_INCLUDE})
+  target_link_libraries(dcem-scale PRIVATE dcem_core dcem_warnings ${PAHO_MQTT3A} Threads::Threads m)
 endif()
 
 # The whole chain with real parts on loopback: dcem-sim (Modbus TCP) ->

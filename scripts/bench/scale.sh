@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): 100,000 meters. SITES sites of GATEWAYS gateways of
+# METERS meters each (default 100 x 5 x 200 = 100,000 meters on 500
+# gateways) report every INTERVAL_S (10) seconds — 10,000 readings/s — to
+# COLLECTORS (1 or 2) dcem-collectors on one store (BACKEND sqlite or
+# postgresql), through one mosquitto, for DURATION_S (600) seconds; then the
+# backlog a broker outage of BACKLOG_S (3600) seconds leaves in the
+# gateways' spools is published at once (tests/tools/dcem-scale: each
+# gateway at most 20 batches ahead of the acks, as an agent) and drained.
+#
+#   [BACKEND=sqlite|postgresql] [COLLECTORS=1|2] [DURATION_S=600] [BACKLOG_S=3600] \
+#   [SITES=100 GATEWAYS=5 METERS=200 INTERVAL_S=10] scripts/bench/scale.sh [WORKDIR]
+#
+# Printed, each beside its target: publish → ack latency (p50, p99, max) of
+# the live phase (target p99 <= 500 ms); the age of the figures — now minus
+# the oldest site's latest month figures, sampled every 5 s after the first
+# minute (target <= 60 s); each collector's peak RSS (target <= 1 GiB) and
+# CPU; the backlog's drain time and rate. Checked: every published reading
+# is in the store once (the store's reading and batch counts equal what was
+# published; readings are keyed by meter and time), and one site's figures
+# equal dcem-audit's over its export.
+# Two collectors share an MQTT 5 subscription ($share/dcem/…).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/scripts/bench/lib.sh"
+backend=${BACKEND:-sqlite} collectors=${COLLECTORS:-1}
+sites=${SITES:-100} gateways=${GATEWAYS:-5} meters=${METERS:-200}
+interval_s=${INTERVAL_S:-10} duration_s=${DURATION_S:-600} backlog_s=${BACKLOG_S:-3600}
+[[ $backend == sqlite || $backend == postgresql ]] || { echo "scale.sh: BACKEND: sqlite or postgresql" >&2; exit 2; }
+[[ $collectors == 1 || $collectors == 2 ]] || { echo "scale.sh: COLLECTORS: 1 or 2" >&2; exit 2; }
+build=${BUILD:-$root/build/release}
+
+"$root/scripts/deps.sh"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$(nproc)" --target dcem-collector dcem-scale dcem-audit >/dev/null
+col="$build/gateway/collector/dcem-collector"
+scale="$build/tests/dcem-scale"
+audit="$build/gateway/audit/dcem-audit"
+
+bench_work scale "${1:-}"
+rm -rf "$work"/store.db* "$work"/*.log "$work"/*.out "$work"/*.err "$work"/sites "$work"/pg
+scripts_sites() { "$root/scripts/bench/scale-sites.sh" "$sites" "$gateways" "$meters" "$work/sites"; }
+scripts_sites
+cpu_s() {
+  local stat
+  stat=$(<"/proc/$1/stat")
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($12 + $13) / hz }' <<<"${stat##*) }"
+}
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2" | head -1; }
+
+# ---- the store ----
+if [[ $backend == postgresql ]]; then
+  start_bench_postgres "$work/pg"
+  store_yaml="{backend: postgresql, dsn: \"$pg_dsn\"}"
+  sql() { "$pg_bin/psql" -X -q -A -t -d "$pg_dsn" -c "$1"; }
+else
+  store_yaml="{path: store.db}"
+  sql() { sqlite3 -cmd '.timeout 10000' "$work/store.db" "$1"; }
+fi
+
+# ---- broker ----
+port=$(free_port)
+uri="tcp://127.0.0.1:$port"
+cat >"$work/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 0
+EOF
+mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 &
+pids+=($!)
+wait_for "mosquitto on $port" 10 port_open "$port"
+
+# ---- collectors ----
+share=""
+((collectors == 2)) && share=", version: 5, share_group: dcem"
+declare -a col_pids
+for ((i = 1; i <= collectors; i++)); do
+  cat >"$work/collector-$i.yaml" <<EOF
+collector: scale-$i
+sites: sites
+policy: $root/configs/policy/beijing-etown-2024.yaml
+identity: {allow_unsigned: true}  # lab: the load is unsigned
+mqtt: {uri: "$uri"$share}
+store: $store_yaml
+health_log_s: 10
+EOF
+  "$col" -c "$work/collector-$i.yaml" >"$work/collector-$i.out" 2>"$work/collector-$i.err" &
+  col_pids+=($!)
+  pids+=($!)
+  wait_for "collector $i's subscription" 120 grep -q "subscribed to" "$work/collector-$i.err"
+done
+
+# ---- samples: RSS of each collector, age of the figures ----
+month_key=$(( $(date -u -d '+8 hours' +%Y) * 12 + 10#$(date -u -d '+8 hours' +%m) - 1 ))
+(
+  while sleep 5; do
+    now=$(date +%s%3N)
+    line="$now"
+    for p in "${col_pids[@]}"; do line+=" $(rss_kib "$p")"; done
+    oldest=$(sql "SELECT coalesce(min(computed_ms), 0) || ' ' || count(*) FROM figures WHERE kind = 3 AND period_key = $month_key" 2>/dev/null || echo "0 0")
+    echo "$line | $oldest"
+  done
+) >"$work/samples.txt" 2>/dev/null &
+sampler=$!
+pids+=("$sampler")
+
+echo "scale: $((sites * gateways)) gateways x $meters meters = $((sites * gateways * meters)) meters every ${interval_s} s" \
+  "($((sites * gateways * meters / interval_s)) readings/s) for ${duration_s} s, then ${backlog_s} s of backlog;" \
+  "$collectors collector(s) on $backend" >&2
+t_start=$(date +%s%3N)
+cpu0=(); for p in "${col_pids[@]}"; do cpu0+=("$(cpu_s "$p")"); done
+out=$("$scale" --uri "$uri" --sites "$sites" --gateways "$gateways" --meters "$meters" \
+  --interval-s "$interval_s" --duration-s "$duration_s" --backlog-s "$backlog_s" \
+  --timeout-s $((backlog_s + 1800)) 2>"$work/scale.err") || fail "dcem-scale: $out $(cat "$work/scale.err")"
+echo "$out" >"$work/scale.out"
+cpu1=(); for p in "${col_pids[@]}"; do cpu1+=("$(cpu_s "$p")"); done
+kill "$sampler" 2>/dev/null || true
+live_end=$(field live_end_ms "$out")
+
+# ---- what the store holds ----
+published=$(field readings "$(grep '^batches=' <<<"$out")")
+batches=$(field batches "$(grep '^batches=' <<<"$out")")
+stored=$(sql "SELECT count(*) FROM readings")
+stored_batches=$(sql "SELECT count(*) FROM batches")
+[[ $stored == "$published" && $stored_batches == "$batches" ]] ||
+  fail "store holds $stored readings in $stored_batches batches; $published in $batches were published"
+
+# one site's figures against dcem-audit over its export (after a last recompute)
+sleep 3
+"$col" export -c "$work/collector-1.yaml" --site sc-001 --from 2026-01-01 --to 2027-02-01 >"$work/sc-001.csv"
+year=$(( month_key / 12 ))
+"$col" figures -c "$work/collector-1.yaml" --site sc-001 --year "$year" >"$work/sc-001-figures.json"
+"$audit" --site "$work/sites/sc-001.yaml" --policy "$root/configs/policy/beijing-etown-2024.yaml" \
+  --readings "$work/sc-001.csv" --year "$year" --json >"$work/sc-001-audit.json"
+$PY - "$work" <<'EOF' || fail "sc-001: the collector's figures differ from dcem-audit's"
+import json, sys
+w = sys.argv[1]
+col = json.load(open(f"{w}/sc-001-figures.json"))
+aud = json.load(open(f"{w}/sc-001-audit.json"))["periods"]
+bad = [f"{a['period']} {k}" for c, a in zip(col, aud) for k, v in a.items() if c.get(k) != v]
+if len(col) != len(aud) or bad: print("differ:", bad[:10]); sys.exit(1)
+EOF
+
+# ---- figures ----
+samples=$($PY - "$work" "$t_start" "$live_end" "$collectors" <<'EOF'
+import sys
+w, t0, live_end, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+live_age = drain_age = 0
+rss = [0] * n
+for line in open(f"{w}/samples.txt"):
+    left, right = line.split("|")
+    vals = [int(x) for x in left.split()]
+    now, r = vals[0], vals[1:]
+    rss = [max(a, b) for a, b in zip(rss, r)]
+    oldest, count = (int(x) for x in right.split())
+    if not count or now < t0 + 60000: continue
+    age = now - oldest
+    if now <= live_end: live_age = max(live_age, age)
+    else: drain_age = max(drain_age, age)
+print(f"figures_age_live_max_s={live_age / 1000:.1f} figures_age_backlog_max_s={drain_age / 1000:.1f} "
+      + "rss_peak_mib=" + ",".join(f"{v / 1024:.0f}" for v in rss))
+EOF
+)
+cpu=""
+for ((i = 0; i < collectors; i++)); do
+  cpu+="${cpu:+,}$(awk "BEGIN { printf \"%.0f\", ${cpu1[i]} - ${cpu0[i]} }")"
+done
+if [[ $backend == sqlite ]]; then
+  db_size=$(du -sm "$work"/store.db* | awk '{ s += $1 } END { print s }')
+else
+  db_size=$(sql "SELECT pg_database_size(current_database()) / 1048576")
+fi
+echo "scale: $backend, $collectors collector(s), $((sites * gateways * meters)) meters on $((sites * gateways)) gateways, $((sites * gateways * meters / interval_s)) readings/s"
+echo "  live ${duration_s} s: $(field live_batches "$out") batches, $(field live_readings "$out") readings; publish -> ack p50 $(field live_p50_ms "$out") ms, p99 $(field live_p99_ms "$out") ms (target <= 500), max $(field live_max_ms "$out") ms; stalls $(field live_stalls "$out")"
+echo "  figures: the oldest site's month figures at most $(field figures_age_live_max_s "$samples") s old while live (target <= 60), $(field figures_age_backlog_max_s "$samples") s while draining"
+echo "  collector peak RSS $(field rss_peak_mib "$samples") MiB (target <= 1024), CPU $cpu s over the run; store $db_size MiB"
+echo "  backlog of ${backlog_s} s: $(field backlog_readings "$out") readings drained in $(field backlog_drain_s "$out") s ($(field backlog_rate "$out") readings/s), p99 $(field backlog_p99_ms "$out") ms per batch"
+echo "  every reading once: $stored readings in $stored_batches batches stored = published; sc-001's figures equal dcem-audit's"
