@@ -1,6 +1,8 @@
 /* spool.c — append-only segments of CRC'd records, a small metadata file
  * replaced atomically, and the recovery that makes both trustworthy again
- * after a crash. The record and metadata layouts are in spool.h. */
+ * after a crash. The record and metadata layouts are in spool.h; the record
+ * codec, the scanner recovery runs and the directory (lock, whole-file writes,
+ * set-aside) are the common queue module's (common/queue). */
 #include "spool.h"
 
 #include "errors.h"
@@ -34,6 +36,9 @@
 #define LOCK_NAME "spool.lock"
 #define SEG_PREFIX "seg-"
 #define SEG_SUFFIX ".log"
+
+_Static_assert(DCEM_SPOOL_MAX_ASIDE == DCEM_QDIR_MAX_ASIDE, "one set-aside cap");
+_Static_assert(DCEM_SPOOL_HEADER_BYTES == DCEM_QREC_HEADER, "the queue's record header");
 
 static const uint8_t meta_magic[4] = {'D', 'C', 'S', 'M'};
 

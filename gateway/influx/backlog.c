@@ -37,6 +37,9 @@ struct dcem_backlog {
     char err[256];
 };
 
+_Static_assert(DCEM_BACKLOG_MAX_ASIDE == DCEM_QDIR_MAX_ASIDE, "one set-aside cap");
+_Static_assert(DCEM_BACKLOG_HEADER == DCEM_QREC_HEADER, "the queue's record header");
+
 /* The header's fields of its own: lines at 12, seq at 16 (backlog.h). */
 static const dcem_qrec_fmt rec_fmt = {
     .magic = {'D', 'C', 'I', 'B'},
