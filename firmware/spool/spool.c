@@ -1,11 +1,14 @@
 /* spool.c — append-only segments of CRC'd records, a small metadata file
  * replaced atomically, and the recovery that makes both trustworthy again
- * after a crash. The record and metadata layouts are in spool.h. */
+ * after a crash. The record and metadata layouts are in spool.h; the record
+ * codec, the scanner recovery runs and the directory (lock, whole-file writes,
+ * set-aside) are the common queue module's (common/queue). */
 #include "spool.h"
 
 #include "errors.h"
+#include "qdir.h"
+#include "qrec.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -16,7 +19,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define HDR ((uint64_t)DCEM_SPOOL_HEADER_BYTES)
 #define META_BYTES 44u
@@ -28,16 +30,16 @@
 /* Largest segment file recovery reads: a full segment plus one record. A
  * larger file is not one of ours: it is set aside unread. */
 #define MAX_SEGMENT_FILE ((uint64_t)DCEM_SPOOL_MAX_SEGMENT + HDR + DCEM_SPOOL_MAX_PAYLOAD)
-#define NAME_CAP 96
-#define PATH_CAP 4096
+#define NAME_CAP DCEM_QDIR_NAME_MAX
 #define META_NAME "spool.meta"
 #define META_TMP "spool.meta.tmp"
 #define LOCK_NAME "spool.lock"
 #define SEG_PREFIX "seg-"
 #define SEG_SUFFIX ".log"
-#define SEG_DIGITS 20u
 
-static const uint8_t rec_magic[4] = {'D', 'C', 'S', 'P'};
+_Static_assert(DCEM_SPOOL_MAX_ASIDE == DCEM_QDIR_MAX_ASIDE, "one set-aside cap");
+_Static_assert(DCEM_SPOOL_HEADER_BYTES == DCEM_QREC_HEADER, "the queue's record header");
+
 static const uint8_t meta_magic[4] = {'D', 'C', 'S', 'M'};
 
 /* One segment file. Records in it share one epoch and have increasing seqs;
@@ -58,8 +60,7 @@ typedef struct seg {
 } seg;
 
 struct dcem_spool {
-    char path[PATH_CAP];
-    int dirfd, lockfd;
+    dcem_qdir dir; /* the directory, its lock, set-aside files */
     int policy;
     uint64_t max_bytes, segment_bytes;
 
@@ -102,70 +103,9 @@ static int fail(dcem_spool *sp, int code, const char *fmt, ...)
     return code;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (unsigned i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (unsigned i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (unsigned i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint32_t crc_update(uint32_t crc, const void *p, uint64_t n)
-{
-    /* zlib: a NULL buffer would return the initial value instead */
-    if (!n) return crc;
-    return (uint32_t)crc32((uLong)crc, (const Bytef *)p, (uInt)n);
-}
-
 static uint64_t max_u64(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
-}
-
-/* Reads up to n bytes at off; returns the count (short at end of file) or -1. */
-static int64_t pread_full(int fd, void *buf, uint64_t n, uint64_t off)
-{
-    uint64_t done = 0;
-    while (done < n) {
-        ssize_t r = pread(fd, (char *)buf + done, (size_t)(n - done), (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) break;
-        done += (uint64_t)r;
-    }
-    return (int64_t)done;
-}
-
-static int pwrite_full(int fd, const void *buf, uint64_t n, uint64_t off)
-{
-    uint64_t done = 0;
-    while (done < n) {
-        ssize_t r = pwrite(fd, (const char *)buf + done, (size_t)(n - done), (off_t)(off + done));
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        done += (uint64_t)r;
-    }
-    return 0;
 }
 
 static void close_fd(int *fd)
@@ -174,120 +114,63 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
-/* fsync unless the policy is NEVER (or `force`). */
-static int sync_fd(const dcem_spool *sp, int fd, int force)
+/* Whether to fsync: unless the policy is NEVER (or `force`). */
+static int syncing(const dcem_spool *sp, int force)
 {
-    if (sp->policy == DCEM_SPOOL_FSYNC_NEVER && !force) return 0;
-    return fsync(fd);
+    return sp->policy != DCEM_SPOOL_FSYNC_NEVER || force;
 }
 
 static void seg_name(char *buf, size_t cap, uint64_t id)
 {
-    snprintf(buf, cap, SEG_PREFIX "%020" PRIu64 SEG_SUFFIX, id);
+    dcem_qdir_name(buf, cap, SEG_PREFIX, id, SEG_SUFFIX);
 }
 
-/* "seg-" + 20 digits + ".log" -> id; 0 on success. */
-static int seg_parse_name(const char *name, uint64_t *id)
-{
-    size_t pre = sizeof SEG_PREFIX - 1, suf = sizeof SEG_SUFFIX - 1;
-    if (strlen(name) != pre + SEG_DIGITS + suf) return -1;
-    if (memcmp(name, SEG_PREFIX, pre) || memcmp(name + pre + SEG_DIGITS, SEG_SUFFIX, suf))
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = pre; i < pre + SEG_DIGITS; i++) {
-        if (name[i] < '0' || name[i] > '9') return -1;
-        uint64_t d = (uint64_t)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) return -1;
-        v = v * 10 + d;
-    }
-    *id = v;
-    return 0;
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && memcmp(s + n - m, suffix, m) == 0;
-}
-
-/* ---- records ---------------------------------------------------------------------------- */
+/* ---- records (the layout is common/queue/qrec.h's) ------------------------------------- */
 
 typedef struct rhdr {
-    uint32_t len, crc;
+    uint32_t len;
     uint64_t epoch, seq;
 } rhdr;
 
-static uint32_t rec_crc(const uint8_t *h, const void *payload, uint64_t len)
+/* Out of the wire's range (see DCEM_SPOOL_MAX_ID): never written by us. */
+static int rec_check(const uint8_t *h)
 {
-    return crc_update(crc_update(0, h, HDR - 4), payload, len);
+    uint64_t epoch = dcem_le_get64(h + 12), seq = dcem_le_get64(h + 20);
+    return !epoch || epoch >= DCEM_SPOOL_MAX_ID || seq >= DCEM_SPOOL_MAX_ID ? -1 : 0;
 }
+
+/* A segment's records share one epoch and have increasing seqs from 1. */
+static int rec_follows(const uint8_t *prev, const uint8_t *h)
+{
+    uint64_t seq = dcem_le_get64(h + 20);
+    if (!prev) return seq >= 1 ? DCEM_QREC_NEXT : DCEM_QREC_APART;
+    uint64_t last = dcem_le_get64(prev + 20);
+    if (dcem_le_get64(h + 12) != dcem_le_get64(prev + 12) || seq <= last) return DCEM_QREC_APART;
+    return seq == last + 1 ? DCEM_QREC_NEXT : DCEM_QREC_LATER;
+}
+
+static const dcem_qrec_fmt rec_fmt = {
+    .magic = {'D', 'C', 'S', 'P'},
+    .version = REC_VERSION,
+    .max_payload = DCEM_SPOOL_MAX_PAYLOAD,
+    .check = rec_check,
+    .follows = rec_follows,
+};
 
 static void rec_encode(uint8_t *h, uint32_t len, uint64_t epoch, uint64_t seq, const void *payload)
 {
     memset(h, 0, HDR);
-    memcpy(h, rec_magic, 4);
-    h[4] = REC_VERSION;
-    put_u32(h + 8, len);
-    put_u64(h + 12, epoch);
-    put_u64(h + 20, seq);
-    put_u32(h + 28, rec_crc(h, payload, len));
+    dcem_le_put64(h + 12, epoch);
+    dcem_le_put64(h + 20, seq);
+    dcem_qrec_encode(&rec_fmt, h, payload, len);
 }
 
 /* Checks what the header alone can tell: magic, version, length and id bounds. */
 static int rec_parse(const uint8_t *h, rhdr *r)
 {
-    if (memcmp(h, rec_magic, 4) || h[4] != REC_VERSION) return -1;
-    r->len = get_u32(h + 8);
-    r->epoch = get_u64(h + 12);
-    r->seq = get_u64(h + 20);
-    r->crc = get_u32(h + 28);
-    if (r->len > DCEM_SPOOL_MAX_PAYLOAD) return -1;
-    /* Out of the wire's range (see DCEM_SPOOL_MAX_ID): never written by us. */
-    if (!r->epoch || r->epoch >= DCEM_SPOOL_MAX_ID || r->seq >= DCEM_SPOOL_MAX_ID) return -1;
-    return 0;
-}
-
-enum { REC_OK = 0, REC_SHORT = 1, REC_BAD = 2 };
-
-/* Validates the record at off of a file of fsize bytes; its payload lands in
- * sp->buf. REC_SHORT: the file ends inside it (a cut-off append), REC_BAD:
- * invalid, or DCEM_ESTORAGE. */
-static int rec_try(dcem_spool *sp, int fd, uint64_t fsize, uint64_t off, uint8_t *h, rhdr *r)
-{
-    uint64_t avail = fsize - off, want = avail < HDR ? avail : HDR;
-    int64_t n = pread_full(fd, h, want, off);
-    if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->path, strerror(errno));
-    if ((uint64_t)n < HDR) {
-        size_t m = n < 4 ? (size_t)n : 4;
-        return memcmp(h, rec_magic, m) == 0 ? REC_SHORT : REC_BAD;
-    }
-    if (rec_parse(h, r)) return REC_BAD;
-    if (HDR + r->len > avail) return REC_SHORT;
-    n = pread_full(fd, sp->buf, r->len, off + HDR);
-    if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->path, strerror(errno));
-    if ((uint64_t)n < r->len) return REC_SHORT;
-    return rec_crc(h, sp->buf, r->len) == r->crc ? REC_OK : REC_BAD;
-}
-
-/* Offset of the next record magic at or after `from` (fsize if none). */
-static int find_magic(dcem_spool *sp, int fd, uint64_t from, uint64_t fsize, uint64_t *pos)
-{
-    uint8_t chunk[4096];
-    uint64_t off = from;
-    while (off + 4 <= fsize) {
-        uint64_t want = fsize - off < sizeof chunk ? fsize - off : sizeof chunk;
-        int64_t n = pread_full(fd, chunk, want, off);
-        if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->path, strerror(errno));
-        if (n < 4) break;
-        for (size_t i = 0; i + 4 <= (size_t)n; i++) {
-            if (chunk[i] == rec_magic[0] && memcmp(chunk + i, rec_magic, 4) == 0) {
-                *pos = off + i;
-                return 0;
-            }
-        }
-        off += (uint64_t)n - 3; /* a magic may straddle two chunks */
-    }
-    *pos = fsize;
+    if (dcem_qrec_parse(&rec_fmt, h, &r->len)) return -1;
+    r->epoch = dcem_le_get64(h + 12);
+    r->seq = dcem_le_get64(h + 20);
     return 0;
 }
 
@@ -297,133 +180,57 @@ typedef struct scan {
     uint64_t fsize;
     uint64_t epoch, first_seq, last_seq, nrec; /* of the valid records */
     uint64_t valid_bytes, valid_end;
-    int bad_mid;   /* invalid bytes followed by a valid record */
-    int bad_tail;  /* invalid bytes after the last valid record */
-    int tail_torn; /* ... and they are one cut-off append */
+    int bad_mid, bad_tail, tail_torn; /* as in dcem_qrec_scanned */
 } scan;
 
-/* Validates every record of the segment open on fd. A record is valid when
- * its header, length and CRC check out and it continues the segment (same
- * epoch, larger seq); after invalid bytes the scan resynchronises on the next
- * magic. With outfd >= 0 the valid records are copied there (salvage). */
+/* Where a salvage copies the valid records of a segment. */
+typedef struct salvage {
+    dcem_spool *sp;
+    int fd;
+    uint64_t off;
+    int failed;
+} salvage;
+
+static int salvage_record(void *ctx, const uint8_t *h, const void *payload, uint32_t len)
+{
+    salvage *sv = ctx;
+    if (dcem_qdir_pwrite(sv->fd, h, HDR, sv->off) ||
+        dcem_qdir_pwrite(sv->fd, payload, len, sv->off + HDR)) {
+        sv->failed = 1;
+        return fail(sv->sp, DCEM_ESTORAGE, "%s: salvage write: %s", sv->sp->dir.path,
+                    strerror(errno));
+    }
+    sv->off += HDR + len;
+    return 0;
+}
+
+/* Validates every record of the segment open on fd (dcem_qrec_scan with the
+ * spool's rules: same epoch, larger seq). With outfd >= 0 the valid records
+ * are copied there (salvage). */
 static int scan_segment(dcem_spool *sp, int fd, uint64_t fsize, int outfd, scan *sc)
 {
-    memset(sc, 0, sizeof *sc);
-    sc->fsize = fsize;
-    uint64_t off = 0, out_off = 0;
-    int in_bad = 0, bad_torn = 0;
-    while (off < fsize) {
-        uint8_t h[HDR];
-        rhdr r = {0};
-        int k = rec_try(sp, fd, fsize, off, h, &r);
-        if (k < 0) return k;
-        if (k == REC_OK && r.seq >= 1 &&
-            (sc->nrec == 0 || (r.epoch == sc->epoch && r.seq > sc->last_seq))) {
-            if (in_bad) sc->bad_mid = 1;
-            in_bad = 0;
-            if (outfd >= 0) {
-                if (pwrite_full(outfd, h, HDR, out_off) ||
-                    pwrite_full(outfd, sp->buf, r.len, out_off + HDR))
-                    return fail(sp, DCEM_ESTORAGE, "%s: salvage write: %s", sp->path,
-                                strerror(errno));
-                out_off += HDR + r.len;
-            }
-            if (sc->nrec == 0) {
-                sc->epoch = r.epoch;
-                sc->first_seq = r.seq;
-            }
-            sc->last_seq = r.seq;
-            sc->nrec++;
-            sc->valid_bytes += HDR + r.len;
-            off += HDR + r.len;
-            sc->valid_end = off;
-            continue;
-        }
-        if (!in_bad) {
-            in_bad = 1;
-            /* Torn: the file ends inside what would have been the next record. */
-            bad_torn = k == REC_SHORT &&
-                       (fsize - off < HDR || sc->nrec == 0 ||
-                        (r.epoch == sc->epoch && r.seq == sc->last_seq + 1));
-        }
-        int rc = find_magic(sp, fd, off + 1, fsize, &off);
-        if (rc) return rc;
-    }
-    if (in_bad) {
-        sc->bad_tail = 1;
-        sc->tail_torn = bad_torn;
+    dcem_qrec_reader rd = dcem_qdir_reader(fd);
+    salvage sv = {.sp = sp, .fd = outfd};
+    dcem_qrec_sink sink = {.record = salvage_record, .ctx = &sv};
+    dcem_qrec_scanned q;
+    int rc = dcem_qrec_scan(&rec_fmt, &rd, fsize, sp->buf, DCEM_SPOOL_MAX_PAYLOAD,
+                            outfd >= 0 ? &sink : NULL, &q);
+    if (rc) return sv.failed ? rc : fail(sp, rc, "%s: read: %s", sp->dir.path, strerror(errno));
+    *sc = (scan){.fsize = fsize, .nrec = q.nrec, .valid_bytes = q.valid_bytes,
+                 .valid_end = q.valid_end, .bad_mid = q.bad_mid, .bad_tail = q.bad_tail,
+                 .tail_torn = q.tail_torn};
+    if (q.nrec) {
+        sc->epoch = dcem_le_get64(q.first + 12);
+        sc->first_seq = dcem_le_get64(q.first + 20);
+        sc->last_seq = dcem_le_get64(q.last + 20);
     }
     return 0;
 }
 
-/* Picks "<name>.corrupt" or, if taken, "<name>.corrupt.N". */
-static void corrupt_name(const dcem_spool *sp, const char *name, char *dst, size_t cap)
-{
-    struct stat st;
-    snprintf(dst, cap, "%s.corrupt", name);
-    for (unsigned i = 1; i < 1000 && fstatat(sp->dirfd, dst, &st, 0) == 0; i++)
-        snprintf(dst, cap, "%s.corrupt.%u", name, i);
-}
-
-/* Whether another set-aside file may be kept: at most DCEM_SPOOL_MAX_ASIDE,
- * so a medium that keeps failing cannot fill the disk with copies. */
-static int aside_room(dcem_spool *sp)
-{
-    DIR *d = opendir(sp->path);
-    if (!d) return 0;
-    unsigned n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (strstr(de->d_name, ".corrupt") && !ends_with(de->d_name, ".tmp")) n++;
-    closedir(d);
-    if (n < DCEM_SPOOL_MAX_ASIDE) return 1;
-    sp->st.aside_discarded++;
-    return 0;
-}
-
-/* Moves a file out of the way, to *.corrupt (deleted instead when the
- * set-aside files are at their cap). */
+/* Moves a file out of the way, to *.corrupt (deleted at the cap). */
 static int set_aside(dcem_spool *sp, const char *name)
 {
-    char dst[NAME_CAP + 32];
-    if (!aside_room(sp)) {
-        if (unlinkat(sp->dirfd, name, 0) && errno != ENOENT)
-            return fail(sp, DCEM_ESTORAGE, "%s/%s: unlink: %s", sp->path, name, strerror(errno));
-    } else {
-        corrupt_name(sp, name, dst, sizeof dst);
-        if (renameat(sp->dirfd, name, sp->dirfd, dst))
-            return fail(sp, DCEM_ESTORAGE, "%s/%s: rename: %s", sp->path, name, strerror(errno));
-    }
-    if (sync_fd(sp, sp->dirfd, 0))
-        return fail(sp, DCEM_ESTORAGE, "%s: fsync: %s", sp->path, strerror(errno));
-    return 0;
-}
-
-/* Copies the file open on fd to *.corrupt (temp -> fsync -> rename), for a
- * human to look at; the original stays in place until it is replaced. No
- * copy when the set-aside files are at their cap. */
-static int copy_aside(dcem_spool *sp, int fd, uint64_t fsize, const char *name)
-{
-    char dst[NAME_CAP + 32], tmp[NAME_CAP + 48];
-    if (!aside_room(sp)) return 0;
-    corrupt_name(sp, name, dst, sizeof dst);
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    int out = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, tmp, strerror(errno));
-    int rc = 0;
-    for (uint64_t off = 0; off < fsize && !rc;) {
-        uint64_t want = fsize - off < DCEM_SPOOL_MAX_PAYLOAD ? fsize - off : DCEM_SPOOL_MAX_PAYLOAD;
-        int64_t n = pread_full(fd, sp->buf, want, off);
-        if (n <= 0 || pwrite_full(out, sp->buf, (uint64_t)n, off)) rc = -1;
-        else off += (uint64_t)n;
-    }
-    if (rc || sync_fd(sp, out, 0)) rc = -1;
-    close(out);
-    if (rc || renameat(sp->dirfd, tmp, sp->dirfd, dst)) {
-        unlinkat(sp->dirfd, tmp, 0);
-        return fail(sp, DCEM_ESTORAGE, "%s/%s: copy: %s", sp->path, dst, strerror(errno));
-    }
-    return 0;
+    return dcem_qdir_set_aside(&sp->dir, name, syncing(sp, 0));
 }
 
 /* Recovers segment `id`: validates it; a torn tail (only allowed when
@@ -441,12 +248,12 @@ static int seg_recover(dcem_spool *sp, uint64_t id, int newest, uint64_t prev_ep
     seg_name(name, sizeof name, id);
     *kept = 0;
     memset(sc, 0, sizeof *sc);
-    int fd = openat(sp->dirfd, name, O_RDWR | O_CLOEXEC);
-    if (fd < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, name, strerror(errno));
+    int fd = openat(sp->dir.fd, name, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->dir.path, name, strerror(errno));
     struct stat st;
     if (fstat(fd, &st)) {
         close(fd);
-        return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, name, strerror(errno));
+        return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->dir.path, name, strerror(errno));
     }
     uint64_t fsize = (uint64_t)st.st_size;
     int rc = 0;
@@ -481,8 +288,8 @@ static int seg_recover(dcem_spool *sp, uint64_t id, int newest, uint64_t prev_ep
     if (!sc->bad_mid && newest && sc->tail_torn) {
         /* redis aof-load-truncated: the last append never completed, so it
          * was never reported, never published: cut it off */
-        if (ftruncate(fd, (off_t)sc->valid_end) || sync_fd(sp, fd, 0)) {
-            rc = fail(sp, DCEM_ESTORAGE, "%s/%s: truncate: %s", sp->path, name, strerror(errno));
+        if (ftruncate(fd, (off_t)sc->valid_end) || (syncing(sp, 0) && fsync(fd))) {
+            rc = fail(sp, DCEM_ESTORAGE, "%s/%s: truncate: %s", sp->dir.path, name, strerror(errno));
             goto out;
         }
         sp->st.truncated_bytes += fsize - sc->valid_end;
@@ -490,26 +297,19 @@ static int seg_recover(dcem_spool *sp, uint64_t id, int newest, uint64_t prev_ep
         goto out;
     }
     if (newest && sc->bad_tail && !sc->tail_torn) *uncertain = 1;
-    rc = copy_aside(sp, fd, fsize, name);
+    rc = dcem_qdir_copy_aside(&sp->dir, fd, fsize, name, sp->buf, DCEM_SPOOL_MAX_PAYLOAD,
+                              syncing(sp, 0));
     if (rc) goto out;
     snprintf(tmp, sizeof tmp, "%s.tmp", name);
-    int out = openat(sp->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) {
-        rc = fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, tmp, strerror(errno));
-        goto out;
-    }
+    int out;
+    if ((rc = dcem_qdir_tmp_create(&sp->dir, tmp, &out))) goto out;
     rc = scan_segment(sp, fd, fsize, out, sc);
-    if (!rc && sync_fd(sp, out, 0))
-        rc = fail(sp, DCEM_ESTORAGE, "%s/%s: fsync: %s", sp->path, tmp, strerror(errno));
-    close(out);
-    if (!rc && renameat(sp->dirfd, tmp, sp->dirfd, name))
-        rc = fail(sp, DCEM_ESTORAGE, "%s/%s: rename: %s", sp->path, tmp, strerror(errno));
-    if (!rc && sync_fd(sp, sp->dirfd, 0))
-        rc = fail(sp, DCEM_ESTORAGE, "%s: fsync: %s", sp->path, strerror(errno));
     if (rc) {
-        unlinkat(sp->dirfd, tmp, 0);
+        close(out);
+        unlinkat(sp->dir.fd, tmp, 0);
         goto out;
     }
+    if ((rc = dcem_qdir_tmp_commit(&sp->dir, out, tmp, name, syncing(sp, 0)))) goto out;
     sp->st.corrupt_segments++;
     sp->st.corrupt_bytes += fsize - sc->valid_bytes;
     sc->fsize = sc->valid_bytes;
@@ -528,21 +328,21 @@ enum { META_OK = 0, META_MISSING = 1, META_CORRUPT = 2 };
 
 static int meta_read(dcem_spool *sp, meta *m)
 {
-    int fd = openat(sp->dirfd, META_NAME, O_RDONLY | O_CLOEXEC);
+    int fd = openat(sp->dir.fd, META_NAME, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) return META_MISSING;
-        return fail(sp, DCEM_ESTORAGE, "%s/" META_NAME ": %s", sp->path, strerror(errno));
+        return fail(sp, DCEM_ESTORAGE, "%s/" META_NAME ": %s", sp->dir.path, strerror(errno));
     }
     uint8_t b[META_BYTES + 1];
-    int64_t n = pread_full(fd, b, sizeof b, 0);
+    int64_t n = dcem_qdir_pread(fd, b, sizeof b, 0);
     close(fd);
     if (n != META_BYTES || memcmp(b, meta_magic, 4) || b[4] != META_VERSION ||
-        get_u32(b + 40) != crc_update(0, b, 40))
+        dcem_le_get32(b + 40) != dcem_qrec_crc32(0, b, 40))
         return META_CORRUPT;
-    m->epoch = get_u64(b + 8);
-    m->acked = get_u64(b + 16);
-    m->gone = get_u64(b + 24);
-    m->next_seq = get_u64(b + 32);
+    m->epoch = dcem_le_get64(b + 8);
+    m->acked = dcem_le_get64(b + 16);
+    m->gone = dcem_le_get64(b + 24);
+    m->next_seq = dcem_le_get64(b + 32);
     if (!m->epoch || m->acked > m->gone || m->next_seq <= m->gone) return META_CORRUPT;
     /* room for one more: a new epoch above it, the next seq, both readable */
     if (m->epoch >= DCEM_SPOOL_MAX_ID - 1 || m->next_seq >= DCEM_SPOOL_MAX_ID) return META_CORRUPT;
@@ -556,21 +356,13 @@ static int meta_write(dcem_spool *sp, int force)
     uint8_t b[META_BYTES] = {0};
     memcpy(b, meta_magic, 4);
     b[4] = META_VERSION;
-    put_u64(b + 8, sp->epoch);
-    put_u64(b + 16, sp->acked);
-    put_u64(b + 24, sp->gone);
-    put_u64(b + 32, sp->next_seq);
-    put_u32(b + 40, crc_update(0, b, 40));
-    int fd = openat(sp->dirfd, META_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(sp, DCEM_ESTORAGE, "%s/" META_TMP ": %s", sp->path, strerror(errno));
-    int bad = pwrite_full(fd, b, sizeof b, 0) || sync_fd(sp, fd, force);
-    int e = errno;
-    close(fd);
-    if (bad || renameat(sp->dirfd, META_TMP, sp->dirfd, META_NAME) ||
-        sync_fd(sp, sp->dirfd, force)) {
-        if (!bad) e = errno;
-        return fail(sp, DCEM_ESTORAGE, "%s/" META_NAME ": write: %s", sp->path, strerror(e));
-    }
+    dcem_le_put64(b + 8, sp->epoch);
+    dcem_le_put64(b + 16, sp->acked);
+    dcem_le_put64(b + 24, sp->gone);
+    dcem_le_put64(b + 32, sp->next_seq);
+    dcem_le_put32(b + 40, dcem_qrec_crc32(0, b, 40));
+    int rc = dcem_qdir_write_file(&sp->dir, META_NAME, b, sizeof b, NULL, 0, syncing(sp, force));
+    if (rc) return rc;
     sp->meta_dirty = 0;
     return 0;
 }
@@ -583,8 +375,8 @@ static int read_fd(dcem_spool *sp, size_t i)
     close_fd(&sp->rfd);
     char name[NAME_CAP];
     seg_name(name, sizeof name, sp->segs[i].id);
-    sp->rfd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
-    if (sp->rfd < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, name, strerror(errno));
+    sp->rfd = openat(sp->dir.fd, name, O_RDONLY | O_CLOEXEC);
+    if (sp->rfd < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->dir.path, name, strerror(errno));
     sp->rfd_id = sp->segs[i].id;
     return sp->rfd;
 }
@@ -597,8 +389,8 @@ static int seg_hdr(dcem_spool *sp, size_t i, uint64_t off, uint8_t *h, rhdr *r)
     int fd = read_fd(sp, i);
     if (fd < 0) return fd;
     if (off + HDR > s->size) return 1;
-    int64_t n = pread_full(fd, h, HDR, off);
-    if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->path, strerror(errno));
+    int64_t n = dcem_qdir_pread(fd, h, HDR, off);
+    if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->dir.path, strerror(errno));
     if ((uint64_t)n < HDR || rec_parse(h, r) || off + HDR + r->len > s->size ||
         r->epoch != s->epoch)
         return 1;
@@ -616,7 +408,7 @@ static int seg_repair(dcem_spool *sp, size_t i)
     seg *s = &sp->segs[i];
     if (sp->repairing)
         return fail(sp, DCEM_ESTORAGE, "%s: segment %" PRIu64 " still invalid after repair",
-                    sp->path, s->id);
+                    sp->dir.path, s->id);
     if (sp->wfd >= 0 && sp->wfd_id == s->id) {
         if (sp->tail_dirty && fdatasync(sp->wfd) == 0) sp->tail_dirty = 0;
         close_fd(&sp->wfd);
@@ -671,7 +463,7 @@ static int seg_pop(dcem_spool *sp, size_t i, uint64_t *nbytes, uint64_t *seq)
         if (rc < 0) return rc;
         if (attempt)
             return fail(sp, DCEM_ESTORAGE, "%s: segment %" PRIu64 " still invalid after repair",
-                        sp->path, s->id);
+                        sp->dir.path, s->id);
         rc = seg_repair(sp, i);
         if (rc) return rc;
     }
@@ -714,8 +506,8 @@ static int delete_dead(dcem_spool *sp)
             }
             if (sp->rfd >= 0 && sp->rfd_id == s->id) close_fd(&sp->rfd);
             if (sp->cur_id == s->id) sp->cur_ok = 0;
-            if (unlinkat(sp->dirfd, name, 0) == 0 || errno == ENOENT) continue;
-            rc = fail(sp, DCEM_ESTORAGE, "%s/%s: unlink: %s", sp->path, name, strerror(errno));
+            if (unlinkat(sp->dir.fd, name, 0) == 0 || errno == ENOENT) continue;
+            rc = fail(sp, DCEM_ESTORAGE, "%s/%s: unlink: %s", sp->dir.path, name, strerror(errno));
         }
         sp->segs[w++] = *s;
     }
@@ -745,7 +537,7 @@ static int drop_oldest(dcem_spool *sp)
 {
     size_t i = 0;
     while (i < sp->nsegs && sp->segs[i].count == 0) i++;
-    if (i == sp->nsegs) return fail(sp, DCEM_ESTORAGE, "%s: nothing left to drop", sp->path);
+    if (i == sp->nsegs) return fail(sp, DCEM_ESTORAGE, "%s: nothing left to drop", sp->dir.path);
     uint64_t nbytes, seq;
     int rc = seg_pop(sp, i, &nbytes, &seq);
     if (rc) return rc;
@@ -773,9 +565,9 @@ static int tail_for(dcem_spool *sp, uint64_t need, size_t *out)
             if (sp->wfd < 0 || sp->wfd_id != s->id) {
                 close_fd(&sp->wfd);
                 seg_name(name, sizeof name, s->id);
-                sp->wfd = openat(sp->dirfd, name, O_WRONLY | O_CLOEXEC);
+                sp->wfd = openat(sp->dir.fd, name, O_WRONLY | O_CLOEXEC);
                 if (sp->wfd < 0)
-                    return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, name, strerror(errno));
+                    return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->dir.path, name, strerror(errno));
                 sp->wfd_id = s->id;
             }
             *out = t;
@@ -784,7 +576,7 @@ static int tail_for(dcem_spool *sp, uint64_t need, size_t *out)
     }
     if (sp->wfd >= 0) { /* rotation: the old tail's unsynced appends become durable first */
         if (sp->tail_dirty && fdatasync(sp->wfd))
-            return fail(sp, DCEM_ESTORAGE, "%s: fdatasync: %s", sp->path, strerror(errno));
+            return fail(sp, DCEM_ESTORAGE, "%s: fdatasync: %s", sp->dir.path, strerror(errno));
         sp->tail_dirty = 0;
         sp->durable = sp->next_seq - 1;
         close_fd(&sp->wfd);
@@ -798,13 +590,13 @@ static int tail_for(dcem_spool *sp, uint64_t need, size_t *out)
     }
     uint64_t id = sp->next_id;
     seg_name(name, sizeof name, id);
-    int fd = openat(sp->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->path, name, strerror(errno));
-    if (sp->policy == DCEM_SPOOL_FSYNC_ALWAYS && fsync(sp->dirfd)) {
+    int fd = openat(sp->dir.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return fail(sp, DCEM_ESTORAGE, "%s/%s: %s", sp->dir.path, name, strerror(errno));
+    if (sp->policy == DCEM_SPOOL_FSYNC_ALWAYS && fsync(sp->dir.fd)) {
         int e = errno;
         close(fd);
-        unlinkat(sp->dirfd, name, 0);
-        return fail(sp, DCEM_ESTORAGE, "%s: fsync: %s", sp->path, strerror(e));
+        unlinkat(sp->dir.fd, name, 0);
+        return fail(sp, DCEM_ESTORAGE, "%s: fsync: %s", sp->dir.path, strerror(e));
     }
     if (sp->policy == DCEM_SPOOL_FSYNC_INTERVAL) sp->dir_dirty = 1;
     sp->next_id++;
@@ -852,13 +644,13 @@ int dcem_spool_append(dcem_spool *sp, uint64_t seq, const void *payload, size_t 
     seg *s = &sp->segs[t];
     uint8_t h[HDR];
     rec_encode(h, (uint32_t)len, sp->epoch, seq, payload);
-    if (pwrite_full(sp->wfd, h, HDR, s->size) ||
-        pwrite_full(sp->wfd, payload, (uint64_t)len, s->size + HDR) ||
+    if (dcem_qdir_pwrite(sp->wfd, h, HDR, s->size) ||
+        dcem_qdir_pwrite(sp->wfd, payload, (uint64_t)len, s->size + HDR) ||
         (sp->policy == DCEM_SPOOL_FSYNC_ALWAYS && fdatasync(sp->wfd))) {
         int e = errno;
         /* leave no partial record behind: the caller retries the same seq */
         if (ftruncate(sp->wfd, (off_t)s->size)) close_fd(&sp->wfd);
-        return fail(sp, DCEM_ESTORAGE, "%s: append: %s", sp->path, strerror(e));
+        return fail(sp, DCEM_ESTORAGE, "%s: append: %s", sp->dir.path, strerror(e));
     }
     if (s->count == 0) {
         s->head = s->size;
@@ -902,9 +694,9 @@ int dcem_spool_read(dcem_spool *sp, uint64_t epoch, uint64_t seq, void *buf, siz
             if (r.len > cap)
                 return fail(sp, DCEM_ERANGE, "read: record %" PRIu64 " has %" PRIu32
                             " bytes, buffer %zu", r.seq, r.len, cap);
-            int64_t n = pread_full(sp->rfd, buf, r.len, off + HDR);
-            if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->path, strerror(errno));
-            if ((uint64_t)n == r.len && rec_crc(h, buf, r.len) == r.crc) {
+            int64_t n = dcem_qdir_pread(sp->rfd, buf, r.len, off + HDR);
+            if (n < 0) return fail(sp, DCEM_ESTORAGE, "%s: read: %s", sp->dir.path, strerror(errno));
+            if ((uint64_t)n == r.len && dcem_qrec_crc_ok(h, buf, r.len)) {
                 sp->cur_ok = 1;
                 sp->cur_id = s->id;
                 sp->cur_off = off + HDR + r.len;
@@ -918,7 +710,7 @@ int dcem_spool_read(dcem_spool *sp, uint64_t epoch, uint64_t seq, void *buf, siz
         rc = seg_repair(sp, i);
         if (rc) return rc;
     }
-    return fail(sp, DCEM_ESTORAGE, "%s: read: segment still invalid after repair", sp->path);
+    return fail(sp, DCEM_ESTORAGE, "%s: read: segment still invalid after repair", sp->dir.path);
 }
 
 int dcem_spool_ack(dcem_spool *sp, uint64_t epoch, uint64_t seq)
@@ -958,13 +750,13 @@ int dcem_spool_sync(dcem_spool *sp)
     if (!sp) return DCEM_EINVAL;
     if (sp->wfd >= 0 && sp->tail_dirty) {
         if (fdatasync(sp->wfd))
-            return fail(sp, DCEM_ESTORAGE, "%s: fdatasync: %s", sp->path, strerror(errno));
+            return fail(sp, DCEM_ESTORAGE, "%s: fdatasync: %s", sp->dir.path, strerror(errno));
         sp->tail_dirty = 0;
     }
     sp->durable = sp->next_seq - 1;
     if (sp->dir_dirty) {
-        if (fsync(sp->dirfd))
-            return fail(sp, DCEM_ESTORAGE, "%s: fsync: %s", sp->path, strerror(errno));
+        if (fsync(sp->dir.fd))
+            return fail(sp, DCEM_ESTORAGE, "%s: fsync: %s", sp->dir.path, strerror(errno));
         sp->dir_dirty = 0;
     }
     return commit(sp, sp->meta_dirty);
@@ -975,6 +767,7 @@ void dcem_spool_stats(const dcem_spool *sp, dcem_spool_stat *st)
     memset(st, 0, sizeof *st);
     if (!sp) return;
     *st = sp->st;
+    st->aside_discarded = sp->dir.aside_discarded;
     st->epoch = sp->epoch;
     st->next_seq = sp->next_seq;
     st->acked_seq = sp->acked;
@@ -1000,8 +793,7 @@ static void spool_free(dcem_spool *sp)
 {
     close_fd(&sp->wfd);
     close_fd(&sp->rfd);
-    close_fd(&sp->lockfd); /* releases the fcntl lock */
-    close_fd(&sp->dirfd);
+    dcem_qdir_close(&sp->dir); /* releases the fcntl lock */
     free(sp->segs);
     free(sp->buf);
     free(sp);
@@ -1019,86 +811,12 @@ void dcem_spool_close(dcem_spool *sp)
 
 /* ---- open and recovery ------------------------------------------------------------------ */
 
-static int make_dirs(dcem_spool *sp)
-{
-    char p[sizeof sp->path];
-    memcpy(p, sp->path, sizeof p);
-    for (char *c = p + 1; *c; c++) {
-        if (*c != '/') continue;
-        *c = '\0';
-        if (mkdir(p, 0755) && errno != EEXIST)
-            return fail(sp, DCEM_ESTORAGE, "%s: mkdir: %s", p, strerror(errno));
-        *c = '/';
-    }
-    if (mkdir(p, 0755) && errno != EEXIST)
-        return fail(sp, DCEM_ESTORAGE, "%s: mkdir: %s", p, strerror(errno));
-    sp->dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (sp->dirfd < 0) return fail(sp, DCEM_ESTORAGE, "%s: %s", p, strerror(errno));
-    return 0;
-}
-
-static int take_lock(dcem_spool *sp)
-{
-    sp->lockfd = openat(sp->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (sp->lockfd < 0)
-        return fail(sp, DCEM_ESTORAGE, "%s/" LOCK_NAME ": %s", sp->path, strerror(errno));
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    if (fcntl(sp->lockfd, F_SETLK, &fl) == -1) {
-        if (errno == EACCES || errno == EAGAIN)
-            return fail(sp, DCEM_ESTORAGE, "%s: in use by another process", sp->path);
-        return fail(sp, DCEM_ESTORAGE, "%s/" LOCK_NAME ": lock: %s", sp->path, strerror(errno));
-    }
-    return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Segment ids in the directory, ascending; leftover temp files removed. */
-static int list_segments(dcem_spool *sp, uint64_t **ids, size_t *n)
-{
-    *ids = NULL;
-    *n = 0;
-    DIR *d = opendir(sp->path);
-    if (!d) return fail(sp, DCEM_ESTORAGE, "%s: %s", sp->path, strerror(errno));
-    size_t cap = 0;
-    int rc = 0;
-    struct dirent *de;
-    while (!rc && (de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        uint64_t id;
-        if (ends_with(nm, ".tmp") && (!strncmp(nm, SEG_PREFIX, 4) || !strncmp(nm, META_NAME, 10))) {
-            unlinkat(sp->dirfd, nm, 0); /* an interrupted salvage or metadata write */
-            continue;
-        }
-        if (seg_parse_name(nm, &id)) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 32;
-            uint64_t *m = realloc(*ids, cap * sizeof *m);
-            if (!m) {
-                rc = fail(sp, DCEM_ENOMEM, "out of memory");
-                break;
-            }
-            *ids = m;
-        }
-        (*ids)[(*n)++] = id;
-    }
-    closedir(d);
-    if (!rc && *n) qsort(*ids, *n, sizeof **ids, cmp_u64);
-    return rc;
-}
-
 static int recover(dcem_spool *sp, int64_t now_s)
 {
     uint64_t *ids;
     size_t nids;
-    int rc = list_segments(sp, &ids, &nids);
+    unlinkat(sp->dir.fd, META_TMP, 0); /* an interrupted metadata write */
+    int rc = dcem_qdir_list(&sp->dir, SEG_PREFIX, SEG_SUFFIX, &ids, &nids, NULL);
     if (rc) return rc;
     meta m = {0};
     int ms = meta_read(sp, &m);
@@ -1121,8 +839,8 @@ static int recover(dcem_spool *sp, int64_t now_s)
         if (!sc.nrec) { /* empty, or torn before its first record completed */
             char name[NAME_CAP];
             seg_name(name, sizeof name, ids[k]);
-            if (unlinkat(sp->dirfd, name, 0) && errno != ENOENT)
-                rc = fail(sp, DCEM_ESTORAGE, "%s/%s: unlink: %s", sp->path, name, strerror(errno));
+            if (unlinkat(sp->dir.fd, name, 0) && errno != ENOENT)
+                rc = fail(sp, DCEM_ESTORAGE, "%s/%s: unlink: %s", sp->dir.path, name, strerror(errno));
             continue;
         }
         if (sp->nsegs == sp->capsegs) {
@@ -1216,11 +934,11 @@ static int recover(dcem_spool *sp, int64_t now_s)
     if (sp->nsegs && sp->policy != DCEM_SPOOL_FSYNC_NEVER) {
         char name[NAME_CAP];
         seg_name(name, sizeof name, sp->segs[sp->nsegs - 1].id);
-        int fd = openat(sp->dirfd, name, O_RDONLY | O_CLOEXEC);
-        int bad = fd < 0 || fsync(fd) || fsync(sp->dirfd);
+        int fd = openat(sp->dir.fd, name, O_RDONLY | O_CLOEXEC);
+        int bad = fd < 0 || fsync(fd) || fsync(sp->dir.fd);
         if (fd >= 0) close(fd);
         if (bad)
-            return fail(sp, DCEM_ESTORAGE, "%s/%s: fsync: %s", sp->path, name, strerror(errno));
+            return fail(sp, DCEM_ESTORAGE, "%s/%s: fsync: %s", sp->dir.path, name, strerror(errno));
     }
     rc = commit(sp, 1);
     while (!rc && held_bytes(sp) > sp->max_bytes) rc = drop_oldest(sp);
@@ -1240,7 +958,7 @@ int dcem_spool_open(const char *dir, const dcem_spool_opts *opts, int64_t now_s,
     if (!o.segment_bytes) o.segment_bytes = DEFAULT_SEGMENT_BYTES;
     const char *why = NULL;
     if (!dir || !*dir) why = "spool: no directory given";
-    else if (strlen(dir) >= PATH_CAP) why = "spool: directory path too long";
+    else if (strlen(dir) >= DCEM_QDIR_PATH_MAX) why = "spool: directory path too long";
     else if (o.segment_bytes < MIN_BYTES || o.segment_bytes > DCEM_SPOOL_MAX_SEGMENT)
         why = "spool: segment_bytes must be 64 B .. 64 MiB";
     else if (o.max_bytes < MIN_BYTES) why = "spool: max_bytes must be at least 64 B";
@@ -1259,13 +977,11 @@ int dcem_spool_open(const char *dir, const dcem_spool_opts *opts, int64_t now_s,
         return DCEM_ENOMEM;
     }
     sp->buf = buf;
-    sp->dirfd = sp->lockfd = sp->wfd = sp->rfd = -1;
+    sp->dir.fd = sp->dir.lockfd = sp->wfd = sp->rfd = -1;
     sp->policy = o.fsync;
     sp->max_bytes = o.max_bytes;
     sp->segment_bytes = o.segment_bytes;
-    memcpy(sp->path, dir, strlen(dir) + 1);
-    int rc = make_dirs(sp);
-    if (!rc) rc = take_lock(sp);
+    int rc = dcem_qdir_open(&sp->dir, dir, LOCK_NAME, 0755, sp->err, sizeof sp->err);
     if (!rc) rc = recover(sp, now_s);
     if (rc) {
         if (err && errlen) snprintf(err, errlen, "%s", sp->err);

@@ -15,7 +15,8 @@
  *   spool.lock              fcntl lock: one process per spool
  *   *.corrupt               segments or metadata set aside by recovery
  *
- * Record (all integers little-endian), 32-byte header then the payload:
+ * Record (all integers little-endian), 32-byte header then the payload (a
+ * record of the common queue module, common/queue/qrec.h):
  *   off len  field
  *     0   4  magic "DCSP"
  *     4   1  version (1)

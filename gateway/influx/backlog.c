@@ -1,7 +1,11 @@
+/* backlog.c — the InfluxDB writer's on-disk backlog: one file per batch,
+ * each file one CRC'd record of the common queue module (common/queue/qrec.h)
+ * written whole or not at all in a locked directory (qdir.h). */
 #include "backlog.h"
 #include "errors.h"
+#include "qdir.h"
+#include "qrec.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -10,10 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#define SEQ_DIGITS 20
-#define NAME_MAX_LEN 48 /* "b-" + 20 digits + ".corrupt" + NUL, rounded up */
+#define HDR ((uint64_t)DCEM_BACKLOG_HEADER)
+#define PREFIX "b-"
+#define SUFFIX ".lp"
+#define LOCK_NAME "backlog.lock"
+#define NAME_CAP DCEM_QDIR_NAME_MAX
 
 typedef struct entry {
     uint64_t seq;
@@ -22,15 +28,23 @@ typedef struct entry {
 } entry;
 
 struct dcem_backlog {
-    char *dir;
-    int dir_fd, lock_fd;
+    dcem_qdir dir; /* the directory, its lock, set-aside files */
     uint64_t max_bytes, max_batches;
     entry *e;            /* held batches, oldest at e[head] */
     size_t head, n, cap; /* n held from head; cap allocated */
     uint64_t next_seq;
-    unsigned aside;       /* *.corrupt files in the directory */
     dcem_backlog_stat st; /* batches/lines/bytes held, and the since-open counters */
     char err[256];
+};
+
+_Static_assert(DCEM_BACKLOG_MAX_ASIDE == DCEM_QDIR_MAX_ASIDE, "one set-aside cap");
+_Static_assert(DCEM_BACKLOG_HEADER == DCEM_QREC_HEADER, "the queue's record header");
+
+/* The header's fields of its own: lines at 12, seq at 16 (backlog.h). */
+static const dcem_qrec_fmt rec_fmt = {
+    .magic = {'D', 'C', 'I', 'B'},
+    .version = 1,
+    .max_payload = DCEM_BACKLOG_MAX_BODY,
 };
 
 static int seterr(dcem_backlog *b, int rc, const char *fmt, ...)
@@ -45,115 +59,25 @@ static int seterr(dcem_backlog *b, int rc, const char *fmt, ...)
     return rc;
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
+static void file_name(char *out, size_t size, uint64_t seq)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
+    dcem_qdir_name(out, size, PREFIX, seq, SUFFIX);
 }
 
-static void put_le64(unsigned char *p, uint64_t v)
+/* Checks a header read from the file of seq: 0 with *len, or -1. */
+static int header_ok(const uint8_t *h, uint64_t seq, uint32_t *len)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void file_name(char *out, size_t size, uint64_t seq, const char *suffix)
-{
-    snprintf(out, size, "b-%020llu.%s", (unsigned long long)seq, suffix);
-}
-
-/* "b-<20 digits>.<suffix>": the seq and which suffix, or 0. */
-static int parse_name(const char *name, uint64_t *seq, const char **suffix)
-{
-    if (strncmp(name, "b-", 2) != 0) return 0;
-    uint64_t v = 0;
-    for (int i = 0; i < SEQ_DIGITS; i++) {
-        char c = name[2 + i];
-        if (c < '0' || c > '9') return 0;
-        uint64_t d = (uint64_t)(c - '0');
-        if (v > (UINT64_MAX - d) / 10) return 0;
-        v = v * 10 + d;
-    }
-    if (name[2 + SEQ_DIGITS] != '.') return 0;
-    *seq = v;
-    *suffix = name + 2 + SEQ_DIGITS + 1;
-    return 1;
-}
-
-static void header_encode(unsigned char *h, uint64_t seq, const char *body, size_t len,
-                          uint32_t lines)
-{
-    memset(h, 0, DCEM_BACKLOG_HEADER);
-    memcpy(h, "DCIB", 4);
-    h[4] = 1;
-    put_le32(h + 8, (uint32_t)len);
-    put_le32(h + 12, lines);
-    put_le64(h + 16, seq);
-    uLong crc = crc32(0L, h, 28);
-    crc = crc32(crc, (const Bytef *)body, (uInt)len);
-    put_le32(h + 28, (uint32_t)crc);
-}
-
-/* Checks a header read from the file of seq. */
-static int header_ok(const unsigned char *h, uint64_t seq)
-{
-    return memcmp(h, "DCIB", 4) == 0 && h[4] == 1 && le32(h + 8) <= DCEM_BACKLOG_MAX_BODY &&
-           le64(h + 16) == seq;
-}
-
-static int read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len) {
-        ssize_t r = read(fd, p, len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t r = write(fd, p, len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
+    return dcem_qrec_parse(&rec_fmt, h, len) == 0 && dcem_le_get64(h + 16) == seq ? 0 : -1;
 }
 
 /* A bad file goes out of the way: renamed to *.corrupt for a human while
- * fewer than DCEM_BACKLOG_MAX_ASIDE are there, deleted beyond. */
+ * fewer than DCEM_QDIR_MAX_ASIDE are there, deleted beyond (or when the
+ * rename fails). */
 static void set_aside(dcem_backlog *b, uint64_t seq)
 {
-    char from[NAME_MAX_LEN], to[NAME_MAX_LEN];
-    file_name(from, sizeof from, seq, "lp");
-    file_name(to, sizeof to, seq, "corrupt");
-    if (b->aside < DCEM_BACKLOG_MAX_ASIDE && renameat(b->dir_fd, from, b->dir_fd, to) == 0)
-        b->aside++;
-    else
-        unlinkat(b->dir_fd, from, 0);
+    char name[NAME_CAP];
+    file_name(name, sizeof name, seq);
+    if (dcem_qdir_set_aside(&b->dir, name, 0)) unlinkat(b->dir.fd, name, 0);
     b->st.corrupt++;
 }
 
@@ -177,16 +101,16 @@ static void account_remove(dcem_backlog *b, const entry *e)
 {
     b->st.batches--;
     b->st.lines -= e->lines;
-    b->st.bytes -= DCEM_BACKLOG_HEADER + (uint64_t)e->len;
+    b->st.bytes -= HDR + (uint64_t)e->len;
 }
 
 /* Drops the oldest batch (a cap was reached): deleted and counted. */
 static void drop_oldest(dcem_backlog *b)
 {
     entry *e = &b->e[b->head];
-    char name[NAME_MAX_LEN];
-    file_name(name, sizeof name, e->seq, "lp");
-    unlinkat(b->dir_fd, name, 0);
+    char name[NAME_CAP];
+    file_name(name, sizeof name, e->seq);
+    unlinkat(b->dir.fd, name, 0);
     b->st.dropped_batches++;
     b->st.dropped_lines += e->lines;
     account_remove(b, e);
@@ -194,93 +118,46 @@ static void drop_oldest(dcem_backlog *b)
     b->n--;
 }
 
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int rc = mkdir(path, 0700);
-        *p = '/';
-        if (rc && errno != EEXIST) return -1;
-    }
-    if (mkdir(path, 0700) && errno != EEXIST) return -1;
-    return 0;
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-    uint64_t x = ((const entry *)a)->seq, y = ((const entry *)b)->seq;
-    return x < y ? -1 : x > y;
-}
-
 /* Indexes one b-*.lp file by its header; a bad one is set aside. */
-static int index_file(dcem_backlog *b, uint64_t seq, const char *name)
+static int index_file(dcem_backlog *b, uint64_t seq)
 {
-    int fd = openat(b->dir_fd, name, O_RDONLY | O_CLOEXEC);
-    unsigned char h[DCEM_BACKLOG_HEADER];
+    char name[NAME_CAP];
+    file_name(name, sizeof name, seq);
+    int fd = openat(b->dir.fd, name, O_RDONLY | O_CLOEXEC);
+    uint8_t h[DCEM_BACKLOG_HEADER];
+    uint32_t len = 0;
     struct stat sb;
-    int ok = fd >= 0 && fstat(fd, &sb) == 0 && read_full(fd, h, sizeof h) == 0 &&
-             header_ok(h, seq) && (uint64_t)sb.st_size == DCEM_BACKLOG_HEADER + le32(h + 8);
+    int ok = fd >= 0 && fstat(fd, &sb) == 0 &&
+             dcem_qdir_pread(fd, h, sizeof h, 0) == (int64_t)sizeof h && !header_ok(h, seq, &len) &&
+             (uint64_t)sb.st_size == HDR + len;
     if (fd >= 0) close(fd);
     if (!ok) {
         set_aside(b, seq);
         return 0;
     }
     if (reserve(b)) return -1;
-    b->e[b->head + b->n++] = (entry){.seq = seq, .len = le32(h + 8), .lines = le32(h + 12)};
+    uint32_t lines = dcem_le_get32(h + 12);
+    b->e[b->head + b->n++] = (entry){.seq = seq, .len = len, .lines = lines};
     b->st.batches++;
-    b->st.lines += le32(h + 12);
-    b->st.bytes += DCEM_BACKLOG_HEADER + (uint64_t)le32(h + 8);
+    b->st.lines += lines;
+    b->st.bytes += HDR + (uint64_t)len;
     return 0;
 }
 
+/* Indexes the directory, oldest first; new batches go above every seq seen
+ * (temp and set-aside files included), never reusing a name. */
 static int scan(dcem_backlog *b)
 {
-    int fd = openat(b->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0) close(fd);
-        return seterr(b, DCEM_ESTORAGE, "%s: %s", b->dir, strerror(errno));
-    }
-    /* First pass: names only (set_aside renames while we read the directory
-     * otherwise, and readdir may then report a file twice). */
-    uint64_t *lp = NULL;
-    size_t n_lp = 0, cap_lp = 0;
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        uint64_t seq;
-        const char *suffix;
-        if (!parse_name(de->d_name, &seq, &suffix)) continue;
-        if (seq >= b->next_seq) b->next_seq = seq + 1;
-        if (!strcmp(suffix, "tmp")) {
-            unlinkat(b->dir_fd, de->d_name, 0); /* a write that never completed */
-        } else if (!strcmp(suffix, "corrupt")) {
-            b->aside++;
-        } else if (!strcmp(suffix, "lp")) {
-            if (n_lp == cap_lp) {
-                size_t c = cap_lp ? cap_lp * 2 : 64;
-                uint64_t *p = realloc(lp, c * sizeof *p);
-                if (!p) {
-                    rc = DCEM_ENOMEM;
-                    break;
-                }
-                lp = p;
-                cap_lp = c;
-            }
-            lp[n_lp++] = seq;
-        }
-    }
-    closedir(d);
-    for (size_t i = 0; !rc && i < n_lp; i++) {
-        char name[NAME_MAX_LEN];
-        file_name(name, sizeof name, lp[i], "lp");
-        if (index_file(b, lp[i], name)) rc = DCEM_ENOMEM;
-    }
-    free(lp);
-    if (rc) return seterr(b, rc, "%s: out of memory indexing the backlog", b->dir);
-    if (b->n) qsort(b->e + b->head, b->n, sizeof *b->e, cmp_entry);
-    return 0;
+    uint64_t *seqs, max_any;
+    size_t n;
+    int rc = dcem_qdir_list(&b->dir, PREFIX, SUFFIX, &seqs, &n, &max_any);
+    if (rc) return rc;
+    b->next_seq = max_any + 1;
+    for (size_t i = 0; !rc && i < n; i++)
+        if (index_file(b, seqs[i]))
+            rc = seterr(b, DCEM_ENOMEM, "%s: out of memory indexing the backlog", b->dir.path);
+    free(seqs);
+    return rc;
 }
 
 int dcem_backlog_open(const char *dir, uint64_t max_bytes, uint64_t max_batches, dcem_backlog **out,
@@ -292,28 +169,12 @@ int dcem_backlog_open(const char *dir, uint64_t max_bytes, uint64_t max_batches,
         return DCEM_EINVAL;
     }
     dcem_backlog *b = calloc(1, sizeof *b);
-    if (!b || !(b->dir = strdup(dir))) {
-        free(b);
-        return DCEM_ENOMEM;
-    }
-    b->dir_fd = b->lock_fd = -1;
+    if (!b) return DCEM_ENOMEM;
     b->max_bytes = max_bytes;
     b->max_batches = max_batches;
-    b->next_seq = 1;
-    int rc = 0;
-    if (mkdirs(b->dir) || (b->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        rc = seterr(b, DCEM_ESTORAGE, "%s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    b->lock_fd = openat(b->dir_fd, "backlog.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (b->lock_fd < 0 || fcntl(b->lock_fd, F_SETLK, &fl) < 0) {
-        rc = seterr(b, DCEM_ESTORAGE, "%s/backlog.lock: %s", dir,
-                    errno == EACCES || errno == EAGAIN ? "held by another process"
-                                                       : strerror(errno));
-        goto fail;
-    }
-    if ((rc = scan(b))) goto fail;
+    int rc = dcem_qdir_open(&b->dir, dir, LOCK_NAME, 0700, b->err, sizeof b->err);
+    if (!rc) rc = scan(b);
+    if (rc) goto fail;
     /* Caps may have shrunk since the files were written. */
     while (b->n && (b->st.bytes > b->max_bytes || b->n > b->max_batches))
         drop_oldest(b);
@@ -328,17 +189,15 @@ fail:
 void dcem_backlog_close(dcem_backlog *b)
 {
     if (!b) return;
-    if (b->lock_fd >= 0) close(b->lock_fd); /* releases the fcntl lock */
-    if (b->dir_fd >= 0) close(b->dir_fd);
+    dcem_qdir_close(&b->dir); /* releases the fcntl lock */
     free(b->e);
-    free(b->dir);
     free(b);
 }
 
 int dcem_backlog_push(dcem_backlog *b, const char *body, size_t len, uint32_t lines)
 {
     b->err[0] = '\0';
-    uint64_t size = DCEM_BACKLOG_HEADER + (uint64_t)len;
+    uint64_t size = HDR + (uint64_t)len;
     if (len > DCEM_BACKLOG_MAX_BODY || size > b->max_bytes)
         return seterr(b, DCEM_ERANGE, "a batch of %zu bytes never fits the backlog cap", len);
     if (reserve(b)) return seterr(b, DCEM_ENOMEM, "out of memory");
@@ -348,26 +207,17 @@ int dcem_backlog_push(dcem_backlog *b, const char *body, size_t len, uint32_t li
         drop_oldest(b);
 
     uint64_t seq = b->next_seq;
-    char tmp[NAME_MAX_LEN], name[NAME_MAX_LEN];
-    file_name(tmp, sizeof tmp, seq, "tmp");
-    file_name(name, sizeof name, seq, "lp");
-    unsigned char h[DCEM_BACKLOG_HEADER];
-    header_encode(h, seq, body, len, lines);
-    int fd = openat(b->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return seterr(b, DCEM_ESTORAGE, "%s/%s: %s", b->dir, tmp, strerror(errno));
-    /* The data reaches the disk before the name does: after a crash a
-     * b-*.lp file is whole or absent (a leftover .tmp is deleted at open). */
-    if (write_full(fd, h, sizeof h) || write_full(fd, body, len) || fdatasync(fd)) {
-        int e = errno;
-        close(fd);
-        unlinkat(b->dir_fd, tmp, 0);
-        return seterr(b, DCEM_ESTORAGE, "%s/%s: %s", b->dir, tmp, strerror(e));
-    }
-    if (close(fd) || renameat(b->dir_fd, tmp, b->dir_fd, name) || fsync(b->dir_fd)) {
-        int e = errno;
-        unlinkat(b->dir_fd, tmp, 0);
-        unlinkat(b->dir_fd, name, 0);
-        return seterr(b, DCEM_ESTORAGE, "%s/%s: %s", b->dir, name, strerror(e));
+    char name[NAME_CAP];
+    file_name(name, sizeof name, seq);
+    uint8_t h[DCEM_BACKLOG_HEADER] = {0};
+    dcem_le_put32(h + 12, lines);
+    dcem_le_put64(h + 16, seq);
+    dcem_qrec_encode(&rec_fmt, h, body, (uint32_t)len);
+    /* After a crash a b-*.lp file is whole or absent. */
+    int rc = dcem_qdir_write_file(&b->dir, name, h, sizeof h, body, len, 1);
+    if (rc) {
+        unlinkat(b->dir.fd, name, 0); /* only the directory fsync failed: not added either */
+        return rc;
     }
     b->next_seq = seq + 1;
     b->e[b->head + b->n++] = (entry){.seq = seq, .len = (uint32_t)len, .lines = lines};
@@ -392,32 +242,32 @@ int dcem_backlog_read(dcem_backlog *b, size_t i, char *buf, size_t cap, size_t *
 {
     while (i < b->n) {
         const entry *e = &b->e[b->head + i];
-        char name[NAME_MAX_LEN];
-        file_name(name, sizeof name, e->seq, "lp");
+        char name[NAME_CAP];
+        file_name(name, sizeof name, e->seq);
         if (cap < e->len) {
             *len = e->len;
             return DCEM_ERANGE;
         }
-        unsigned char h[DCEM_BACKLOG_HEADER];
-        int fd = openat(b->dir_fd, name, O_RDONLY | O_CLOEXEC);
-        int ok = fd >= 0 && read_full(fd, h, sizeof h) == 0 && header_ok(h, e->seq) &&
-                 le32(h + 8) == e->len && read_full(fd, buf, e->len) == 0;
+        uint8_t h[DCEM_BACKLOG_HEADER];
+        uint32_t n = 0;
+        struct stat sb;
+        int fd = openat(b->dir.fd, name, O_RDONLY | O_CLOEXEC);
+        /* the header it was indexed with, the body it announces, its CRC, and nothing after */
+        int ok = fd >= 0 && fstat(fd, &sb) == 0 && (uint64_t)sb.st_size == HDR + e->len;
         if (ok) {
-            char extra;
-            ok = read(fd, &extra, 1) == 0; /* nothing after the body */
+            dcem_qrec_reader rd = dcem_qdir_reader(fd);
+            ok = dcem_qrec_read(&rec_fmt, &rd, HDR + e->len, 0, h, buf, e->len, &n) ==
+                     DCEM_QREC_OK &&
+                 !header_ok(h, e->seq, &n) && n == e->len;
         }
         if (fd >= 0) close(fd);
-        if (ok) {
-            uLong crc = crc32(0L, h, 28);
-            crc = crc32(crc, (const Bytef *)buf, (uInt)e->len);
-            ok = (uint32_t)crc == le32(h + 28);
-        }
         if (ok) {
             *len = e->len;
             *lines = e->lines;
             return 0;
         }
-        seterr(b, DCEM_ESTORAGE, "%s/%s: unreadable or failed its CRC; set aside", b->dir, name);
+        seterr(b, DCEM_ESTORAGE, "%s/%s: unreadable or failed its CRC; set aside", b->dir.path,
+               name);
         forget(b, i); /* the next one takes its place */
     }
     return DCEM_ENOTFOUND;
@@ -427,9 +277,9 @@ void dcem_backlog_pop(dcem_backlog *b, size_t n)
 {
     for (size_t k = 0; k < n && b->n; k++) {
         entry *e = &b->e[b->head];
-        char name[NAME_MAX_LEN];
-        file_name(name, sizeof name, e->seq, "lp");
-        unlinkat(b->dir_fd, name, 0);
+        char name[NAME_CAP];
+        file_name(name, sizeof name, e->seq);
+        unlinkat(b->dir.fd, name, 0);
         account_remove(b, e);
         b->head++;
         b->n--;

@@ -10,12 +10,15 @@
 
 /*
  * Directory layout (docs/influxdb.md, "Backlog"):
- *   b-<20-digit seq>.lp       one batch per file, seq increasing
- *   b-<20-digit seq>.tmp      a batch being written (deleted at open)
- *   b-<20-digit seq>.corrupt  a batch that failed its checks, set aside
- *   backlog.lock              fcntl lock: one process per backlog
+ *   b-<20-digit seq>.lp          one batch per file, seq increasing
+ *   b-<20-digit seq>.lp.tmp      a batch being written (deleted at open, as is
+ *                                the b-<seq>.tmp of earlier versions)
+ *   b-<20-digit seq>.lp.corrupt  a batch that failed its checks, set aside
+ *                                (earlier versions: b-<seq>.corrupt)
+ *   backlog.lock                 fcntl lock: one process per backlog
  *
- * A file is a 32-byte header (integers little-endian) and the body:
+ * A file is one record of the common queue module (common/queue/qrec.h),
+ * a 32-byte header (integers little-endian) and the body:
  *   off len  field
  *     0   4  magic "DCIB"
  *     4   1  version (1)
@@ -34,7 +37,7 @@
  */
 #define DCEM_BACKLOG_HEADER 32u
 #define DCEM_BACKLOG_MAX_BODY (64u << 20) /* a corrupt length never allocates more */
-#define DCEM_BACKLOG_MAX_ASIDE 8u         /* *.corrupt files kept; beyond, deleted */
+#define DCEM_BACKLOG_MAX_ASIDE 8u         /* *.corrupt files kept; beyond, deleted (qdir.h's cap) */
 
 typedef struct dcem_backlog dcem_backlog;
 
