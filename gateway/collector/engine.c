@@ -71,6 +71,7 @@ typedef struct site_rt {
     long long bits_year;            /* year of `bits` */
     unsigned bits;                  /* verdicts of that year, last computed */
     int have_bits;
+    int missed;                     /* recompute passes in a row without a consistent read */
     size_t current;                 /* meter being processed (interval callback) */
     int in_group;                   /* touched by the open group of batches */
 } site_rt;
@@ -1539,9 +1540,13 @@ static int store_site(dcem_engine *e, site_rt *s, int64_t now_ms, site_pass *p)
     return 0;
 }
 
-/* Attempts at a consistent read of a site before its commits are held
- * back for one (see dcem_marks_take). */
+/* Attempts at a consistent read of a site in a pass; after HOLD_AFTER
+ * passes in a row without one (a site whose batches commit all the time),
+ * a third attempt holds its next commit back for the read (see
+ * dcem_marks_take): rarely, so that acks seldom wait for it, and the
+ * figures are at most that many passes late. */
 #define FREE_ATTEMPTS 2
+#define HOLD_AFTER 3
 
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
 {
@@ -1555,6 +1560,10 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
         for (int attempt = 0;; attempt++) {
             uint64_t token = 0;
             int hold = attempt == FREE_ATTEMPTS;
+            if (hold && s->missed < HOLD_AFTER) {
+                s->missed++; /* its marks wait for the next pass */
+                break;
+            }
             if (e->marks) dcem_marks_take(e->marks, i, &s->marks, &token, hold);
             if (!s->marks.n) {
                 if (hold) dcem_marks_check(e->marks, i, token); /* releases it */
@@ -1580,6 +1589,7 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
                 pass_free(p);
                 continue;
             }
+            s->missed = 0;
             n += (int)p->n_docs;
             if (!failed && !store_site(e, s, now_ms, p))
                 /* the months before the earliest one computed (beyond
