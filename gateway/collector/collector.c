@@ -16,9 +16,11 @@
 #include "engine.h"
 #include "errors.h"
 #include "inbox.h"
-#include "influx.h"
+#include "influx_thread.h"
+#include "marks.h"
 #include "mqtt_link.h"
 #include "parse.h"
+#include "recompute.h"
 #include "store.h"
 #include "verify.h"
 
@@ -122,7 +124,9 @@ typedef struct collector {
     dcem_collector_config *cfg;
     dcem_store *store;
     dcem_engine *engine;
-    dcem_influx *influx; /* NULL without an influx section */
+    dcem_influx_thread *influx; /* NULL without an influx section */
+    dcem_marks *marks;          /* what the ingest's commits wrote, for the figures thread */
+    dcem_recompute *figures;    /* the figures thread */
     dcem_mqtt *mqtt;
     inbox in;
     int64_t reconnect_at, backoff;
@@ -598,16 +602,12 @@ static size_t drain(collector *c, int retry_tick)
     return taken - waiting;
 }
 
-/* The engine's lines, one by one, to the InfluxDB writer. */
+/* An engine's lines to the InfluxDB writer's hand-off (a copy: its
+ * thread sends them; a full hand-off drops and counts them). ctx: the
+ * writer — from the ingest thread and the figures thread alike. */
 static void to_influx(void *ctx, const char *lines, size_t len)
 {
-    collector *c = ctx;
-    for (size_t at = 0; at < len;) {
-        const char *nl = memchr(lines + at, '\n', len - at);
-        size_t n = nl ? (size_t)(nl - (lines + at)) : len - at;
-        if (n) dcem_influx_add(c->influx, lines + at, n);
-        at += n + 1;
-    }
+    dcem_influx_thread_add(ctx, lines, len);
 }
 
 static void log_health(collector *c)
@@ -657,7 +657,7 @@ static void log_health(collector *c)
                   (unsigned long long)rn[DCEM_WIRE_RATIO_MISMATCH]);
     if (c->influx) {
         dcem_influx_stats is;
-        dcem_influx_stats_get(c->influx, &is);
+        dcem_influx_thread_stats(c->influx, &is);
         DCEM_LOGI("health",
                   "influxdb: written %llu lines, %llu failed requests, backlog %llu lines, "
                   "dropped %llu lines%s",
@@ -674,8 +674,10 @@ static void share_health(collector *c, int64_t now)
     if (!c->api) return;
     dcem_api_health *h = &c->health;
     h->engine = *dcem_engine_stats_get(c->engine);
+    uint64_t unpublished;
+    if (c->figures) dcem_recompute_counts(c->figures, &h->engine.recomputes, &unpublished);
     h->have_influx = c->influx != NULL;
-    if (c->influx) dcem_influx_stats_get(c->influx, &h->influx);
+    if (c->influx) dcem_influx_thread_stats(c->influx, &h->influx);
     h->mqtt_connected = dcem_mqtt_is_connected(c->mqtt);
     h->store_ok = c->store_complaint.count == 0;
     h->uptime_s = (now - c->started_ms) / 1000;
@@ -742,11 +744,13 @@ static void reload(collector *c, const char *file)
     char err[1024] = "";
     dcem_collector_config *n = dcem_collector_config_load(file, err, sizeof err);
     dcem_store *st = NULL;
-    dcem_influx *ix = NULL;
+    dcem_influx_thread *ix = NULL;
     dcem_mqtt *link = NULL;
     dcem_engine *e = NULL;
     dcem_api *api = NULL;     /* a new listener (first one, or moved) */
     dcem_api_view *view = NULL; /* the running listener's new view */
+    dcem_marks *marks = NULL;
+    dcem_recompute *figures = NULL;
     int new_store = 0, new_influx = 0, new_mqtt = 0, relimit = 0;
     if (!n) goto refused;
     new_store = memcmp(&n->store, &c->cfg->store, sizeof n->store) != 0;
@@ -755,13 +759,16 @@ static void reload(collector *c, const char *file)
                memcmp(&n->shard.sites, &c->cfg->shard.sites, sizeof n->shard.sites) ||
                n->shard.n_sites != c->cfg->shard.n_sites; /* subscribed anew */
     if (new_store && !(st = open_store(n, err, sizeof err))) goto refused;
-    if (new_influx && n->influx.line && dcem_influx_new(&n->influx, &ix, err, sizeof err))
+    if (new_influx && n->influx.line && dcem_influx_thread_start(&n->influx, &ix, err, sizeof err))
         goto refused;
     if (new_mqtt && !(link = new_link(&c->in, &n->mqtt, err, sizeof err))) goto refused;
-    if (!(e = dcem_engine_new(n, st ? st : c->store))) {
+    if (!(e = dcem_engine_new(n, st ? st : c->store)) || !(marks = dcem_marks_new(n->n_sites))) {
         snprintf(err, sizeof err, "out of memory");
         goto refused;
     }
+    dcem_influx_thread *sink = new_influx ? ix : c->influx;
+    if (dcem_recompute_start(n, marks, sink ? to_influx : NULL, sink, &figures, err, sizeof err))
+        goto refused;
     if (n->api.line) {
         int moved = !c->api || strcmp(n->api.listen, c->cfg->api.listen) != 0;
         if (moved && start_api(n, &api, err, sizeof err)) goto refused;
@@ -777,6 +784,20 @@ static void reload(collector *c, const char *file)
         if (relimit && dcem_api_restart(c->api, err, sizeof err))
             DCEM_LOGE("collector", "reload: the API is down until the next reload: %s", err);
     }
+    /* the old figures thread: a last pass over what the old engine marked
+     * (it reads the old config, the old store); what it had not taken yet
+     * moves to the new marks, site by site */
+    dcem_recompute_stop(c->figures);
+    dcem_recompute_alerts(c->figures, on_alert, c);
+    dcem_recompute_free(c->figures);
+    c->figures = figures;
+    for (size_t i = 0; i < c->cfg->n_sites; i++) {
+        const dcem_collector_site *ns = dcem_collector_site_find(n, c->cfg->sites[i].ledger->site);
+        if (ns) dcem_marks_move(c->marks, i, marks, (size_t)(ns - n->sites));
+    }
+    dcem_marks_free(c->marks);
+    c->marks = marks;
+    dcem_engine_set_marks(e, marks);
     dcem_engine_free(c->engine);
     c->engine = e;
     if (new_store) {
@@ -784,8 +805,7 @@ static void reload(collector *c, const char *file)
         c->store = st;
     }
     if (new_influx) {
-        if (c->influx) dcem_influx_flush(c->influx);
-        dcem_influx_free(c->influx);
+        dcem_influx_thread_stop(c->influx); /* its lines sent, or in its backlog */
         c->influx = ix;
     }
     if (new_mqtt) {
@@ -794,7 +814,7 @@ static void reload(collector *c, const char *file)
         c->reconnect_at = 0;
         c->backoff = 0;
     }
-    if (c->influx) dcem_engine_set_sink(e, to_influx, c);
+    if (c->influx) dcem_engine_set_sink(e, to_influx, c->influx);
     dcem_engine_set_alerts(e, on_alert, c);
     dcem_inbox_set_config(c->in.q, n);
     dcem_collector_config_free(c->cfg);
@@ -805,11 +825,13 @@ static void reload(collector *c, const char *file)
               new_mqtt ? "; MQTT anew" : "", api ? "; API listener anew" : "");
     return;
 refused:
+    dcem_recompute_free(figures);
+    dcem_marks_free(marks);
     dcem_engine_free(e);
     dcem_api_stop(api);
     dcem_api_view_free(view);
     dcem_mqtt_free(link);
-    dcem_influx_free(ix);
+    dcem_influx_thread_stop(ix);
     dcem_store_close(st);
     dcem_collector_config_free(n);
     DCEM_LOGE("collector", "reload refused, keeping the running config: %s", err);
@@ -1009,15 +1031,25 @@ int main(int argc, char **argv)
     }
     c.engine = dcem_engine_new(cfg, c.store);
     if (c.engine && cfg->influx.line) {
-        if (dcem_influx_new(&cfg->influx, &c.influx, err, sizeof err)) {
+        if (dcem_influx_thread_start(&cfg->influx, &c.influx, err, sizeof err)) {
             fprintf(stderr, "dcem-collector: %s\n", err);
             goto out;
         }
-        dcem_engine_set_sink(c.engine, to_influx, &c);
+        dcem_engine_set_sink(c.engine, to_influx, c.influx);
     }
     if (c.engine) dcem_engine_set_alerts(c.engine, on_alert, &c);
     if (!c.engine) {
         fprintf(stderr, "dcem-collector: out of memory\n");
+        goto out;
+    }
+    if (!(c.marks = dcem_marks_new(cfg->n_sites))) {
+        fprintf(stderr, "dcem-collector: out of memory\n");
+        goto out;
+    }
+    dcem_engine_set_marks(c.engine, c.marks);
+    if (dcem_recompute_start(cfg, c.marks, c.influx ? to_influx : NULL, c.influx, &c.figures, err,
+                             sizeof err)) {
+        fprintf(stderr, "dcem-collector: %s\n", err);
         goto out;
     }
     if (!(c.mqtt = new_link(&c.in, &cfg->mqtt, err, sizeof err))) {
@@ -1031,7 +1063,7 @@ int main(int argc, char **argv)
     }
     DCEM_LOGI("collector", "%s: %zu sites, policy %s, store %s", cfg->collector, cfg->n_sites,
               cfg->policy->policy, cfg->store.path);
-    int64_t next_recompute = 0, next_retry = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
+    int64_t next_retry = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
             next_prune = mono_ms() + PRUNE_EVERY_MS, next_api = 0;
     while (!got_term) {
         int64_t now = mono_ms();
@@ -1047,11 +1079,9 @@ int main(int argc, char **argv)
         if (retry) next_retry = now + 20;
         size_t busy = drain(&c, retry);
         holes_tick(&c, now);
-        if (now >= next_recompute) {
-            dcem_engine_recompute(c.engine, wall_ms());
-            next_recompute = now + cfg->recompute_ms;
-        }
-        if (c.influx) dcem_influx_tick(c.influx, now);
+        /* the figures thread's verdict alerts, published from here (the
+         * MQTT link is this thread's) */
+        dcem_recompute_alerts(c.figures, on_alert, &c);
         if (now >= next_health) {
             log_health(&c);
             next_health = now + cfg->health_log_s * 1000;
@@ -1071,19 +1101,24 @@ int main(int argc, char **argv)
         }
     }
     DCEM_LOGI("collector", "stopping");
+    /* the figures thread's last pass (its transaction finishes), its
+     * alerts published while the link is up */
+    dcem_recompute_stop(c.figures);
+    dcem_recompute_alerts(c.figures, on_alert, &c);
     log_health(&c);
     rc = 0;
 out:
     dcem_api_stop(c.api); /* first: it reads the config and the store file */
+    dcem_recompute_free(c.figures); /* before the writer its lines go to */
     dcem_mqtt_free(c.mqtt);
     while (c.waiting) msg_free(unhold(&c));
     dcem_inbox_free(c.in.q);
     free(c.refusals);
     free(c.sources);
     free(c.set_aside);
-    if (c.influx) dcem_influx_flush(c.influx);
-    dcem_influx_free(c.influx);
+    dcem_influx_thread_stop(c.influx);
     dcem_engine_free(c.engine);
+    dcem_marks_free(c.marks);
     dcem_store_close(c.store);
     dcem_collector_config_free(c.cfg);
     curl_global_cleanup();

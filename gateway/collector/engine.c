@@ -2,6 +2,7 @@
 #include "dcem_log.h"
 #include "errors.h"
 #include "lineproto.h"
+#include "marks.h"
 #include "meter.h"
 #include "period.h"
 #include "period_json.h"
@@ -65,13 +66,27 @@ typedef struct site_rt {
     const dcem_collector_site *cs;
     dcem_zone zone;
     meter_rt *meters;
-    long long dirty_min, dirty_max; /* months to recompute; min > max: none */
+    dcem_days marks;                /* days whose figures are to be recomputed */
+    struct range_cache *cache;      /* [CACHE_RANGES]: rollup sums of day ranges (recompute) */
     long long bits_year;            /* year of `bits` */
     unsigned bits;                  /* verdicts of that year, last computed */
     int have_bits;
+    int missed;                     /* recompute passes in a row without a consistent read */
     size_t current;                 /* meter being processed (interval callback) */
     int in_group;                   /* touched by the open group of batches */
 } site_rt;
+
+/* Day rollups of a site over one range of days, summed per meter, kept
+ * across recompute passes until a mark falls in the range: the ranges a
+ * month and its year ask for (the month, the year to date, the trailing
+ * window) end at the last midnight, so live data of today leaves them as
+ * they are, and a pass reads from the store only the meters' tails. */
+#define CACHE_RANGES 8
+typedef struct range_cache {
+    int64_t d0, d1;          /* [d0, d1) */
+    uint64_t used;           /* last use (the engine's clock); 0: empty */
+    dcem_meter_period *sums; /* one per meter of the ledger */
+} range_cache;
 
 #define LINES_START (1u << 20) /* line protocol of a group of batches, grown as needed */
 #define LINES_MAX (256u << 20)
@@ -115,6 +130,13 @@ struct dcem_engine {
     size_t n_live, cap_live;
     int txn_error;
     int txn_rc;                    /* the store's code of the first failure of the group */
+    dcem_marks *marks;             /* where committed marks go (another thread recomputes);
+                                      NULL: this engine's own sites */
+    dcem_days *gdays;              /* [n_sites]: days the open group wrote */
+    unsigned char *touched;        /* [n_sites]: sites of the open group (dcem_marks) */
+    int hold_lines;                /* a recompute pass: lines wait for its commit */
+    int use_cache;                 /* inside dcem_engine_recompute */
+    uint64_t cache_clock;
     dcem_engine_stats stats;
 };
 
@@ -131,7 +153,10 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
     e->lines_cap = LINES_START;
     e->rows = malloc(ROWS_CAP * sizeof *e->rows);
     e->fresh = malloc(DCEM_WIRE_MAX_READINGS);
-    if (!e->sites || !e->storage || !e->lines || !e->rows || !e->fresh) {
+    e->gdays = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof *e->gdays);
+    e->touched = calloc(cfg->n_sites ? cfg->n_sites : 1, 1);
+    if (!e->sites || !e->storage || !e->lines || !e->rows || !e->fresh || !e->gdays ||
+        !e->touched) {
         dcem_engine_free(e);
         return NULL;
     }
@@ -139,10 +164,10 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
         site_rt *s = &e->sites[i];
         s->cs = &cfg->sites[i];
         dcem_zone_init(&s->zone, s->cs->tz);
-        s->dirty_min = 1, s->dirty_max = 0;
         s->meters = calloc(s->cs->ledger->n_meters ? s->cs->ledger->n_meters : 1,
                            sizeof *s->meters);
-        if (!s->meters) {
+        s->cache = calloc(CACHE_RANGES, sizeof *s->cache);
+        if (!s->meters || !s->cache) {
             dcem_engine_free(e);
             return NULL;
         }
@@ -154,12 +179,19 @@ void dcem_engine_free(dcem_engine *e)
 {
     if (!e) return;
     if (e->sites)
-        for (size_t i = 0; i < e->cfg->n_sites; i++) free(e->sites[i].meters);
+        for (size_t i = 0; i < e->cfg->n_sites; i++) {
+            free(e->sites[i].meters);
+            for (size_t k = 0; e->sites[i].cache && k < CACHE_RANGES; k++)
+                free(e->sites[i].cache[k].sums);
+            free(e->sites[i].cache);
+        }
     free(e->sites);
     free(e->storage);
     free(e->lines);
     free(e->rows);
     free(e->fresh);
+    free(e->gdays);
+    free(e->touched);
     free(e->gb);
     free(e->live);
     free(e->alerts);
@@ -503,12 +535,11 @@ typedef struct cb_ctx {
     site_rt *s;
 } cb_ctx;
 
-/* Month `month` (year * 12 + m - 1) of site s has figures to recompute. */
-static void dirty_month(site_rt *s, long long month)
+/* Local days [d0, d1] of site s have stored intervals the open group
+ * wrote or deleted: their figures are recomputed once it commits. */
+static void mark_days(dcem_engine *e, const site_rt *s, int64_t d0, int64_t d1)
 {
-    if (s->dirty_min > s->dirty_max) s->dirty_min = s->dirty_max = month;
-    if (month < s->dirty_min) s->dirty_min = month;
-    if (month > s->dirty_max) s->dirty_max = month;
+    dcem_days_add(&e->gdays[s - e->sites], d0, d1);
 }
 
 static void on_interval(void *arg, const dcem_interval *iv)
@@ -530,7 +561,7 @@ static void on_interval(void *arg, const dcem_interval *iv)
     dcem_lp_point lp = {.measurement = "dcem_interval", .tags = tags, .n_tags = 3, .fields = fl,
                         .n_fields = 2, .has_time = 1, .time = iv->start_ms, .precision = DCEM_LP_MS};
     add_line(c->e, &lp);
-    dirty_month(s, row->keys.month);
+    mark_days(c->e, s, row->keys.day, row->keys.day);
 }
 
 /* Pushes one reading of meter mi through the pipeline under the rules in
@@ -967,11 +998,9 @@ static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m, int64_t 
         txn_fail(e, rc);
         return;
     }
-    if (frontier != INT64_MIN) {
-        dcem_store_keys k;
-        dcem_store_period_keys(&s->zone, frontier, &k);
-        dirty_month(s, k.month);
-    }
+    if (frontier != INT64_MIN) /* its intervals from there on deleted: those days, up to now */
+        mark_days(e, s, dcem_zone_day(&s->zone, frontier),
+                  dcem_zone_day(&s->zone, now_ms) + 1);
     if (e->rows_site != s) store_rows(e);
     e->rows_site = s;
     undo_live(e, s, mi, from);
@@ -982,11 +1011,6 @@ static void rebuild(dcem_engine *e, site_rt *s, size_t mi, meter_rt *m, int64_t 
         if (reject && r->gw >= 0) e->gb[r->gw].rep->refused[refuse_reason(reject)]++;
         if (reject && r->gw >= 0) e->stats.rejected_readings++;
         if (!reject && r->gw >= 0) e->stats.readings++;
-    }
-    if (c.n) {
-        dcem_store_keys k;
-        dcem_store_period_keys(&s->zone, c.r[c.n - 1].t_ms, &k);
-        dirty_month(s, k.month);
     }
     e->stats.rebuilds++;
     e->stats.rebuilt_readings += c.n;
@@ -1035,6 +1059,7 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     e->n_live = 0;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         e->sites[i].in_group = 0;
+        e->gdays[i].n = 0;
         /* in a shared subscription another collector may have moved the
          * meters since: read their state again inside this transaction */
         if (e->shared) forget_site(&e->sites[i]);
@@ -1059,10 +1084,20 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
             snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
     }
     e->n_rows = 0;
-    if (!failed && (rc = dcem_store_commit(e->st))) {
-        txn_fail(e, rc);
-        failed = 1;
-        snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
+    if (!failed) {
+        /* the marks of what it wrote reach the figures thread with the
+         * commit (dcem_marks: begun before, ended after) */
+        for (size_t i = 0; i < e->cfg->n_sites; i++) e->touched[i] = (unsigned char)e->sites[i].in_group;
+        if (e->marks) dcem_marks_commit_start(e->marks, e->touched);
+        if ((rc = dcem_store_commit(e->st))) {
+            txn_fail(e, rc);
+            failed = 1;
+            snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
+        }
+        if (e->marks) dcem_marks_commit_end(e->marks, e->touched, e->gdays, !failed);
+        else if (!failed)
+            for (size_t i = 0; i < e->cfg->n_sites; i++)
+                dcem_days_merge(&e->sites[i].marks, &e->gdays[i]);
     }
     e->in_tx = 0;
     if (failed) {
@@ -1183,11 +1218,50 @@ typedef struct days_ctx {
     int failed;
 } days_ctx;
 
+typedef struct rollup_ctx {
+    const site_rt *s;
+    dcem_meter_period *sums;
+} rollup_ctx;
+
 static int add_rollup(void *arg, const dcem_store_rollup *r)
 {
-    days_ctx *d = arg;
+    rollup_ctx *d = arg;
     int i = dcem_site_find_meter(d->s->cs->ledger, r->meter, strlen(r->meter));
     if (i >= 0) dcem_store_rollup_add(&d->sums[i], r);
+    return 0;
+}
+
+/* The day rollups of s over [d0, d1) into sums (zeroed here): from the
+ * range cache inside a recompute pass, else from the store. -1 when the
+ * store failed. */
+static int range_sums(dcem_engine *e, site_rt *s, int64_t d0, int64_t d1, dcem_meter_period *sums)
+{
+    size_t n = s->cs->ledger->n_meters, bytes = (n ? n : 1) * sizeof *sums;
+    range_cache *slot = NULL;
+    if (e->use_cache) {
+        for (size_t k = 0; k < CACHE_RANGES; k++) {
+            range_cache *c = &s->cache[k];
+            if (c->used && c->d0 == d0 && c->d1 == d1) {
+                c->used = ++e->cache_clock;
+                memcpy(sums, c->sums, bytes);
+                return 0;
+            }
+            if (!slot || c->used < slot->used) slot = c; /* the empty, or least recently used */
+        }
+        slot->used = 0;
+        if (!slot->sums && !(slot->sums = malloc(bytes))) slot = NULL;
+    }
+    memset(sums, 0, bytes);
+    rollup_ctx rc = {s, sums};
+    if (d0 < d1 &&
+        dcem_store_rollups(e->st, s->cs->ledger->site, DCEM_PERIOD_DAY, d0, d1, add_rollup, &rc))
+        return -1;
+    if (slot) {
+        memcpy(slot->sums, sums, bytes);
+        slot->d0 = d0;
+        slot->d1 = d1;
+        slot->used = ++e->cache_clock;
+    }
     return 0;
 }
 
@@ -1195,12 +1269,9 @@ static void store_days(void *arg, size_t meter, int64_t d0, int64_t d1, dcem_met
 {
     days_ctx *d = arg;
     if (d0 != d->d0 || d1 != d->d1) {
-        memset(d->sums, 0, d->s->cs->ledger->n_meters * sizeof *d->sums);
         d->d0 = d0;
         d->d1 = d1;
-        if (d0 < d1 && dcem_store_rollups(d->e->st, d->s->cs->ledger->site, DCEM_PERIOD_DAY, d0,
-                                          d1, add_rollup, d))
-            d->failed = 1;
+        if (range_sums(d->e, d->s, d0, d1, d->sums)) d->failed = 1;
         for (size_t k = 0; k < d->tail->n; k++) {
             const tail_iv *t = &d->tail->iv[k];
             if (t->day >= d0 && t->day < d1) dcem_meter_period_add_interval(&d->sums[t->meter], &t->iv);
@@ -1255,9 +1326,9 @@ static cJSON *period_obj(dcem_engine *e, site_rt *s, int kind, long long first_m
         fl[n++] = (dcem_lp_field){.key = "completeness", .type = DCEM_LP_FLOAT, .f = f.completeness};
         dcem_lp_point lp = {.measurement = "dcem_figures", .tags = tags, .n_tags = 2, .fields = fl,
                             .n_fields = n, .has_time = 1, .time = f.start_ms, .precision = DCEM_LP_MS};
-        e->lines_len = 0;
+        if (!e->hold_lines) e->lines_len = 0;
         add_line(e, &lp);
-        flush_lines(e);
+        if (!e->hold_lines) flush_lines(e);
     }
     free(mp);
     free(d.sums);
@@ -1345,52 +1416,218 @@ static unsigned stored_bits(dcem_engine *e, site_rt *s, long long year, int64_t 
  * history streams in (an import), they change with every group: no alert. */
 #define SETTLED_MS (24 * 3600 * 1000LL)
 
+/* Figures of a pass over one site, computed, to be stored together. */
+typedef struct doc {
+    int kind;
+    long long key;
+    char *json;
+} doc;
+
+/* A year's verdicts in a pass: what to alert and remember once stored. */
+typedef struct year_bits {
+    long long year;
+    unsigned before, bits;
+    int tell, current;
+} year_bits;
+
+typedef struct site_pass {
+    doc docs[2 * MAX_MONTHS_PER_PASS];
+    size_t n_docs;
+    year_bits years[MAX_MONTHS_PER_PASS];
+    size_t n_years;
+    long long first_month; /* the earliest month computed */
+} site_pass;
+
+static void pass_free(site_pass *p)
+{
+    for (size_t k = 0; k < p->n_docs; k++) free(p->docs[k].json);
+    p->n_docs = p->n_years = 0;
+}
+
+static long long month_of_day(site_rt *s, int64_t day)
+{
+    dcem_store_keys k;
+    dcem_store_period_keys(&s->zone, dcem_zone_day_start(&s->zone, day), &k);
+    return k.month;
+}
+
+/* The months s->marks touch, the latest MAX_MONTHS_PER_PASS of them, in
+ * increasing order, into m. Returns how many. */
+static size_t marked_months(site_rt *s, long long *m)
+{
+    size_t n = 0;
+    for (size_t r = s->marks.n; r-- > 0 && n < MAX_MONTHS_PER_PASS;) {
+        long long lo = month_of_day(s, s->marks.lo[r]), hi = month_of_day(s, s->marks.hi[r]);
+        for (long long x = hi; x >= lo && n < MAX_MONTHS_PER_PASS; x--)
+            if (!n || m[n - 1] > x) m[n++] = x;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        long long t = m[i];
+        m[i] = m[n - 1 - i];
+        m[n - 1 - i] = t;
+    }
+    return n;
+}
+
+/* Reads and computes the figures of the marked months of s (and their
+ * years) into p; stores nothing. -1 when the store failed or memory ran
+ * out. */
+static int compute_site(dcem_engine *e, site_rt *s, int64_t now_ms, site_pass *p)
+{
+    long long months[MAX_MONTHS_PER_PASS];
+    size_t nm = marked_months(s, months);
+    int64_t as_of = dcem_zone_day_start(&s->zone, dcem_zone_day(&s->zone, now_ms));
+    int64_t y_now;
+    int m_now, d_now;
+    dcem_zone_date(&s->zone, now_ms, &y_now, &m_now, &d_now);
+    p->n_docs = p->n_years = 0;
+    p->first_month = nm ? months[0] : 0;
+    tail tl;
+    load_tail(e, s, &tl); /* once for every period of the pass */
+    int failed = tl.failed;
+    for (size_t k = 0; k < nm && !failed; k++) {
+        long long m = months[k];
+        char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, 1, as_of, NULL, &tl);
+        if (!json) failed = 1;
+        else p->docs[p->n_docs++] = (doc){DCEM_PERIOD_MONTH, m, json};
+        long long year = dcem_floordiv(m, 12);
+        if (failed || (k + 1 < nm && dcem_floordiv(months[k + 1], 12) == year)) continue;
+        year_bits *yb = &p->years[p->n_years++];
+        *yb = (year_bits){.year = year, .current = year == y_now};
+        /* the verdicts last stored, so that a restart (or another collector
+         * of the group) does not alert again; a past year changes only by
+         * late data (an import of its history, a gateway back after a
+         * week): what it changes in verdicts that had settled is told like
+         * this year's */
+        int64_t computed = INT64_MAX;
+        if (yb->current && !e->shared && s->have_bits && s->bits_year == year)
+            yb->before = s->bits;
+        else
+            yb->before = stored_bits(e, s, year, yb->current ? NULL : &computed);
+        yb->tell = yb->current || (computed != INT64_MAX && now_ms - computed >= SETTLED_MS);
+        json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &yb->bits, &tl);
+        if (!json) failed = 1;
+        else p->docs[p->n_docs++] = (doc){DCEM_PERIOD_YEAR, year, json};
+    }
+    free(tl.iv);
+    return failed ? -1 : 0;
+}
+
+/* Stores what compute_site made in one short transaction with the alerts
+ * of the verdicts it changed; hands the alerts and dcem_figures lines on
+ * after the commit. -1 when the store failed (nothing stored, nothing
+ * told). */
+static int store_site(dcem_engine *e, site_rt *s, int64_t now_ms, site_pass *p)
+{
+    const char *site = s->cs->ledger->site;
+    e->txn_error = 0;
+    e->n_alerts = 0;
+    int rc = dcem_store_begin(e->st);
+    if (rc) txn_fail(e, rc);
+    e->in_tx = 1;
+    for (size_t k = 0; k < p->n_docs && !e->txn_error; k++)
+        if ((rc = dcem_store_put_figures(e->st, site, p->docs[k].kind, p->docs[k].key,
+                                         p->docs[k].json, now_ms)))
+            txn_fail(e, rc);
+    for (size_t k = 0; k < p->n_years && !e->txn_error; k++)
+        if (p->years[k].tell)
+            report_changes(e, s, p->years[k].year, p->years[k].before, p->years[k].bits, now_ms);
+    if (!e->txn_error && (rc = dcem_store_commit(e->st))) txn_fail(e, rc);
+    e->in_tx = 0;
+    if (e->txn_error) {
+        static dcem_complaint failed;
+        dcem_complain(&failed, DCEM_LOG_ERROR, "figures", "%s: cannot store figures: %s (tried "
+                      "again at the next pass)", site, dcem_store_error(e->st));
+        dcem_store_rollback(e->st);
+        e->lines_len = 0;
+        e->n_alerts = 0;
+        return -1;
+    }
+    for (size_t k = 0; k < p->n_years; k++)
+        if (p->years[k].current) {
+            s->bits = p->years[k].bits;
+            s->bits_year = p->years[k].year;
+            s->have_bits = 1;
+        }
+    flush_lines(e);
+    for (size_t k = 0; k < e->n_alerts; k++) {
+        const pending_alert *a = &e->alerts[k];
+        hand_on(e, a->site, a->kind, a->raised, a->message, a->t_ms);
+    }
+    e->n_alerts = 0;
+    return 0;
+}
+
+/* Attempts at a consistent read of a site in a pass; after HOLD_AFTER
+ * passes in a row without one (a site whose batches commit all the time),
+ * a third attempt holds its next commit back for the read (see
+ * dcem_marks_take): rarely, so that acks seldom wait for it, and the
+ * figures are at most that many passes late. */
+#define FREE_ATTEMPTS 2
+#define HOLD_AFTER 3
+
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
 {
     int n = 0;
+    site_pass *p = calloc(1, sizeof *p);
+    if (!p) return 0;
+    e->use_cache = !e->shared; /* other collectors write rollups no mark tells of */
+    e->hold_lines = 1;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         site_rt *s = &e->sites[i];
-        if (s->dirty_min > s->dirty_max) continue;
-        int64_t as_of = dcem_zone_day_start(&s->zone, dcem_zone_day(&s->zone, now_ms));
-        int64_t y_now;
-        int m_now, d_now;
-        dcem_zone_date(&s->zone, now_ms, &y_now, &m_now, &d_now);
-        long long lo = s->dirty_min, hi = s->dirty_max;
-        if (hi - lo >= MAX_MONTHS_PER_PASS) lo = hi - MAX_MONTHS_PER_PASS + 1;
-        tail tl;
-        load_tail(e, s, &tl); /* once for every period of the pass */
-        for (long long m = lo; m <= hi; m++) {
-            char *json = period_doc(e, s, DCEM_PERIOD_MONTH, m, 1, as_of, NULL, &tl);
-            if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_MONTH, m, json, now_ms);
-            free(json);
-            n++;
-            if (m != hi && (m + 1) % 12 != 0) continue;
-            long long year = dcem_floordiv(m, 12);
-            if (year == y_now && (e->shared || !s->have_bits || s->bits_year != year)) {
-                /* the verdicts last stored, so that a restart (or another
-                 * collector of the group) does not alert again */
-                s->bits = stored_bits(e, s, year, NULL);
-                s->bits_year = year;
-                s->have_bits = 1;
+        for (int attempt = 0;; attempt++) {
+            uint64_t token = 0;
+            int hold = attempt == FREE_ATTEMPTS;
+            if (hold && s->missed < HOLD_AFTER) {
+                s->missed++; /* its marks wait for the next pass */
+                break;
             }
-            /* a past year changes only by late data (an import of its
-             * history, a gateway back after a week): what it changes in
-             * verdicts that had settled is told like this year's */
-            int64_t computed = INT64_MAX;
-            unsigned before = year == y_now ? s->bits : stored_bits(e, s, year, &computed);
-            int tell = year == y_now || (computed != INT64_MAX && now_ms - computed >= SETTLED_MS);
-            unsigned bits = 0;
-            json = period_doc(e, s, DCEM_PERIOD_YEAR, year * 12, 12, as_of, &bits, &tl);
-            if (json) dcem_store_put_figures(e->st, s->cs->ledger->site, DCEM_PERIOD_YEAR, year, json, now_ms);
-            free(json);
-            n++;
-            if (!json) continue;
-            if (tell) report_changes(e, s, year, before, bits, now_ms);
-            if (year == y_now) s->bits = bits;
+            if (e->marks) dcem_marks_take(e->marks, i, &s->marks, &token, hold);
+            if (!s->marks.n) {
+                if (hold) dcem_marks_check(e->marks, i, token); /* releases it */
+                break;
+            }
+            for (size_t k = 0; k < CACHE_RANGES; k++) {
+                range_cache *c = &s->cache[k];
+                if (c->used && (!e->use_cache || dcem_days_overlap(&s->marks, c->d0, c->d1 - 1)))
+                    c->used = 0;
+            }
+            e->lines_len = 0;
+            int failed = compute_site(e, s, now_ms, p);
+            if (failed) {
+                static dcem_complaint cannot;
+                dcem_complain(&cannot, DCEM_LOG_ERROR, "figures", "%s: cannot compute its figures: "
+                              "%s (tried again at the next pass)", s->cs->ledger->site,
+                              dcem_store_error(e->st));
+            }
+            /* what was read of the site is one committed state only if no
+             * commit of it began meanwhile (rollups and tails are read by
+             * several statements): else read again */
+            if (e->marks && !dcem_marks_check(e->marks, i, token) && !hold) {
+                pass_free(p);
+                continue;
+            }
+            s->missed = 0;
+            n += (int)p->n_docs;
+            if (!failed && !store_site(e, s, now_ms, p))
+                /* the months before the earliest one computed (beyond
+                 * MAX_MONTHS_PER_PASS) wait for the next pass */
+                dcem_days_keep_before(&s->marks,
+                                      dcem_zone_day(&s->zone,
+                                                    dcem_zone_month_start(&s->zone, p->first_month)));
+            pass_free(p);
+            break;
         }
-        free(tl.iv);
-        s->dirty_min = 1, s->dirty_max = 0;
     }
+    e->hold_lines = 0;
+    e->use_cache = 0;
+    e->lines_len = 0;
+    free(p);
     e->stats.recomputes += (uint64_t)n;
     return n;
+}
+
+void dcem_engine_set_marks(dcem_engine *e, struct dcem_marks *m)
+{
+    e->marks = m;
 }

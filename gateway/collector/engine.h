@@ -122,11 +122,28 @@ void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, 
  * gateway_online/offline from dcem_engine_gateway_state. NULL: stored only. */
 void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx);
 
-/* Recomputes the figures and verdicts of every month (and its year) that
- * batches touched since the last call, as of the last local midnight before
- * now_ms (whole days), stores them, and reports verdict changes of the
- * current year. Returns the number of periods computed. */
+/* Recomputes the figures and verdicts of every month (and its year) whose
+ * days batches changed since the last call — the engine's own batches, or
+ * with dcem_engine_set_marks those marked by another engine — as of the
+ * last local midnight before now_ms (whole days), stores them (one short
+ * transaction per site, with the alerts of the verdicts that changed), and
+ * reports verdict changes of the current year (and settled past years).
+ * Sites nobody touched are not read; the day rollups of a range of days are
+ * kept between calls until a mark falls in it (not in a shared group:
+ * other collectors write them). A month's marks that could not be computed
+ * (the store failed) are kept for the next call. Returns the number of
+ * periods computed. */
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms);
+
+/* The figures on a thread of their own (docs/collector.md, "Threads"): the
+ * ingest engine hands what each commit wrote to m (before and after the
+ * commit, dcem_marks_commit_start/_end), a second engine on its own store
+ * handle recomputes from m (dcem_engine_recompute), checking that what it
+ * read of a site was one committed state. The same m on both; it must
+ * outlive them; sites by index in the config both were made with. NULL:
+ * the engine's own marks (one thread). */
+struct dcem_marks;
+void dcem_engine_set_marks(dcem_engine *e, struct dcem_marks *m);
 
 /* A gateway's state message (birth or last will) on its state topic: an
  * offline gateway raises gateway_offline for its site, a birth clears it.

@@ -170,6 +170,10 @@ struct dcem_influx {
     int64_t retry_at;
     int64_t delay; /* current backoff */
 
+    dcem_influx_progress_fn progress;
+    void *progress_ctx;
+    int in_progress; /* inside the progress function: no re-entry */
+
     dcem_influx_stats st;              /* request counters; the rest is filled on demand */
     uint64_t lost_batches, lost_lines; /* backlog writes that failed */
     dcem_complaint c_down, c_rejected, c_disk;
@@ -327,6 +331,63 @@ static int send_batch(dcem_influx *w, const char *body, size_t len, uint32_t lin
     return RETRY;
 }
 
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    dcem_influx *w = arg;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (w->progress && !w->in_progress) {
+        w->in_progress = 1;
+        w->progress(w->progress_ctx);
+        w->in_progress = 0;
+    }
+    return 0; /* go on: the request's own timeout bounds it */
+}
+
+void dcem_influx_set_progress(dcem_influx *w, dcem_influx_progress_fn fn, void *ctx)
+{
+    w->progress = fn;
+    w->progress_ctx = ctx;
+    curl_easy_setopt(w->curl, CURLOPT_XFERINFOFUNCTION, fn ? on_progress : NULL);
+    curl_easy_setopt(w->curl, CURLOPT_XFERINFODATA, w);
+    curl_easy_setopt(w->curl, CURLOPT_NOPROGRESS, fn ? 0L : 1L);
+}
+
+/* One batch of spilled lines to the backlog, or lost and counted. */
+static void spill_push(dcem_influx *w, const char *body, size_t len, uint32_t lines)
+{
+    int rc = dcem_backlog_push(w->bl, body, len, lines);
+    if (rc) {
+        w->lost_batches++;
+        w->lost_lines += lines;
+        dcem_complain(&w->c_disk, DCEM_LOG_ERROR, MOD,
+                      "backlog: %s; a batch of %u lines is lost (counted in dropped_lines)",
+                      dcem_backlog_error(w->bl), (unsigned)lines);
+    } else {
+        dcem_release(&w->c_disk, MOD, "backlog %s writable again", w->cfg.backlog_dir);
+    }
+}
+
+void dcem_influx_spill(dcem_influx *w, const char *lines, size_t len)
+{
+    size_t start = 0, at = 0;
+    uint32_t n = 0;
+    while (at < len) {
+        const char *nl = memchr(lines + at, '\n', len - at);
+        size_t end = nl ? (size_t)(nl - lines) + 1 : len;
+        /* the batch from start would grow past a limit with this line */
+        if (n && (n + 1 > (uint64_t)w->cfg.batch_max_lines ||
+                  end - start > (size_t)w->cfg.batch_max_bytes)) {
+            spill_push(w, lines + start, at - start, n);
+            start = at;
+            n = 0;
+        }
+        n++;
+        at = end;
+    }
+    if (n) spill_push(w, lines + start, at - start, n);
+}
+
 static void clear_batch(dcem_influx *w)
 {
     w->len = 0;
@@ -337,16 +398,7 @@ static void clear_batch(dcem_influx *w)
  * and counted. */
 static void spill(dcem_influx *w)
 {
-    int rc = dcem_backlog_push(w->bl, w->buf, w->len, w->lines);
-    if (rc) {
-        w->lost_batches++;
-        w->lost_lines += w->lines;
-        dcem_complain(&w->c_disk, DCEM_LOG_ERROR, MOD,
-                      "backlog: %s; a batch of %u lines is lost (counted in dropped_lines)",
-                      dcem_backlog_error(w->bl), (unsigned)w->lines);
-    } else {
-        dcem_release(&w->c_disk, MOD, "backlog %s writable again", w->cfg.backlog_dir);
-    }
+    spill_push(w, w->buf, w->len, w->lines);
     clear_batch(w);
 }
 

@@ -94,6 +94,24 @@ void dcem_influx_flush(dcem_influx *w);
  * the next start) and frees everything. NULL accepted. */
 void dcem_influx_free(dcem_influx *w);
 
+/* Called on the writer's thread while a request is in flight (libcurl's
+ * progress callback: several times a second while data moves, about once a
+ * second while the server is silent), so that a writer on its own thread
+ * can move what piled up meanwhile to the backlog (dcem_influx_spill)
+ * instead of letting it wait in memory. NULL: none. */
+typedef void (*dcem_influx_progress_fn)(void *ctx);
+void dcem_influx_set_progress(dcem_influx *w, dcem_influx_progress_fn fn, void *ctx);
+
+/* Appends lines (len bytes of complete lines, each ending in '\n', n of
+ * them) straight to the backlog, in batches of the batch limits, without
+ * touching the buffered batch and without any request: for lines that
+ * arrive faster than InfluxDB takes them. They are sent with the backlog,
+ * possibly ahead of lines buffered before them (InfluxDB does not care
+ * about order: a point is its series and time). A batch the disk refuses is
+ * lost and counted in dropped_lines. May be called from the progress
+ * function. */
+void dcem_influx_spill(dcem_influx *w, const char *lines, size_t len);
+
 typedef struct dcem_influx_stats {
     uint64_t lines_written;    /* lines in requests InfluxDB answered 2xx */
     uint64_t requests;         /* write requests made */

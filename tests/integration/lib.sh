@@ -82,11 +82,12 @@ import_agent_config() {
   "$agent" -c "$file" --check-config >/dev/null
 }
 
-# start_influxd: InfluxDB 1.x (Debian influxdb) with its own directories in
-# $work and loopback ports, awaited, with an empty database dcem; sets
-# $ihttp (its HTTP port), adds it to $pids.
+# start_influxd [PORT]: InfluxDB 1.x (Debian influxdb) with its own
+# directories in $work and loopback ports (its HTTP port PORT when given),
+# awaited, with an empty database dcem; sets $ihttp (its HTTP port), adds
+# it to $pids.
 start_influxd() {
-  ihttp=$(free_port)
+  ihttp=${1:-$(free_port)}
   local irpc
   irpc=$(free_port)
   cat >"$work/influxd.conf" <<EOC
