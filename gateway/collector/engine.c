@@ -71,7 +71,6 @@ typedef struct site_rt {
     long long bits_year;            /* year of `bits` */
     unsigned bits;                  /* verdicts of that year, last computed */
     int have_bits;
-    int missed;                     /* recompute passes in a row without a consistent read */
     size_t current;                 /* meter being processed (interval callback) */
     int in_group;                   /* touched by the open group of batches */
 } site_rt;
@@ -1085,16 +1084,15 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
     }
     e->n_rows = 0;
     if (!failed) {
-        /* the marks of what it wrote reach the figures thread with the
-         * commit (dcem_marks: begun before, ended after) */
-        for (size_t i = 0; i < e->cfg->n_sites; i++) e->touched[i] = (unsigned char)e->sites[i].in_group;
-        if (e->marks) dcem_marks_commit_start(e->marks, e->touched);
         if ((rc = dcem_store_commit(e->st))) {
             txn_fail(e, rc);
             failed = 1;
             snprintf(replies[n - 1].why, sizeof replies[n - 1].why, "%s", dcem_store_error(e->st));
         }
-        if (e->marks) dcem_marks_commit_end(e->marks, e->touched, e->gdays, !failed);
+        /* the marks of what it wrote reach the figures thread after the
+         * commit, so that its next read sees what they mark */
+        for (size_t i = 0; i < e->cfg->n_sites; i++) e->touched[i] = (unsigned char)e->sites[i].in_group;
+        if (e->marks && !failed) dcem_marks_add(e->marks, e->touched, e->gdays);
         else if (!failed)
             for (size_t i = 0; i < e->cfg->n_sites; i++)
                 dcem_days_merge(&e->sites[i].marks, &e->gdays[i]);
@@ -1552,19 +1550,11 @@ static int store_site(dcem_engine *e, site_rt *s, int64_t now_ms, site_pass *p)
     flush_lines(e);
     for (size_t k = 0; k < e->n_alerts; k++) {
         const pending_alert *a = &e->alerts[k];
-        hand_on(e, a->site, a->kind, a->raised, a->message, a->t_ms);
+        hand_on(e, a->site, a->kind, a->subject, a->raised, a->message, a->t_ms);
     }
     e->n_alerts = 0;
     return 0;
 }
-
-/* Attempts at a consistent read of a site in a pass; after HOLD_AFTER
- * passes in a row without one (a site whose batches commit all the time),
- * a third attempt holds its next commit back for the read (see
- * dcem_marks_take): rarely, so that acks seldom wait for it, and the
- * figures are at most that many passes late. */
-#define FREE_ATTEMPTS 2
-#define HOLD_AFTER 3
 
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
 {
@@ -1575,49 +1565,35 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
     e->hold_lines = 1;
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         site_rt *s = &e->sites[i];
-        for (int attempt = 0;; attempt++) {
-            uint64_t token = 0;
-            int hold = attempt == FREE_ATTEMPTS;
-            if (hold && s->missed < HOLD_AFTER) {
-                s->missed++; /* its marks wait for the next pass */
-                break;
-            }
-            if (e->marks) dcem_marks_take(e->marks, i, &s->marks, &token, hold);
-            if (!s->marks.n) {
-                if (hold) dcem_marks_check(e->marks, i, token); /* releases it */
-                break;
-            }
-            for (size_t k = 0; k < CACHE_RANGES; k++) {
-                range_cache *c = &s->cache[k];
-                if (c->used && (!e->use_cache || dcem_days_overlap(&s->marks, c->d0, c->d1 - 1)))
-                    c->used = 0;
-            }
-            e->lines_len = 0;
-            int failed = compute_site(e, s, now_ms, p);
-            if (failed) {
-                static dcem_complaint cannot;
-                dcem_complain(&cannot, DCEM_LOG_ERROR, "figures", "%s: cannot compute its figures: "
-                              "%s (tried again at the next pass)", s->cs->ledger->site,
-                              dcem_store_error(e->st));
-            }
-            /* what was read of the site is one committed state only if no
-             * commit of it began meanwhile (rollups and tails are read by
-             * several statements): else read again */
-            if (e->marks && !dcem_marks_check(e->marks, i, token) && !hold) {
-                pass_free(p);
-                continue;
-            }
-            s->missed = 0;
-            n += (int)p->n_docs;
-            if (!failed && !store_site(e, s, now_ms, p))
-                /* the months before the earliest one computed (beyond
-                 * MAX_MONTHS_PER_PASS) wait for the next pass */
-                dcem_days_keep_before(&s->marks,
-                                      dcem_zone_day(&s->zone,
-                                                    dcem_zone_month_start(&s->zone, p->first_month)));
-            pass_free(p);
-            break;
+        /* marks are handed over after their commit: the snapshot below
+         * holds what they mark */
+        if (e->marks) dcem_marks_take(e->marks, i, &s->marks);
+        if (!s->marks.n) continue;
+        for (size_t k = 0; k < CACHE_RANGES; k++) {
+            range_cache *c = &s->cache[k];
+            if (c->used && (!e->use_cache || dcem_days_overlap(&s->marks, c->d0, c->d1 - 1)))
+                c->used = 0;
         }
+        e->lines_len = 0;
+        /* rollups, meter states and stored verdicts of one committed state
+         * (several statements: one read transaction) */
+        int failed = dcem_store_begin_read(e->st);
+        if (!failed) failed = compute_site(e, s, now_ms, p);
+        dcem_store_rollback(e->st); /* ends the read */
+        if (failed) {
+            static dcem_complaint cannot;
+            dcem_complain(&cannot, DCEM_LOG_ERROR, "figures", "%s: cannot compute its figures: "
+                          "%s (tried again at the next pass)", s->cs->ledger->site,
+                          dcem_store_error(e->st));
+        }
+        n += (int)p->n_docs;
+        if (!failed && !store_site(e, s, now_ms, p))
+            /* the months before the earliest one computed (beyond
+             * MAX_MONTHS_PER_PASS) wait for the next pass */
+            dcem_days_keep_before(&s->marks,
+                                  dcem_zone_day(&s->zone,
+                                                dcem_zone_month_start(&s->zone, p->first_month)));
+        pass_free(p);
     }
     e->hold_lines = 0;
     e->use_cache = 0;

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NOT_CLEAN UINT64_MAX /* a token taken while a commit was in flight */
 
 static void remove_at(dcem_days *d, size_t k)
 {
@@ -66,17 +65,10 @@ void dcem_days_keep_before(dcem_days *d, int64_t day)
     d->n = n;
 }
 
-typedef struct site_marks {
-    dcem_days days;
-    uint64_t started, ended; /* commits that touched the site */
-    int held;                /* the figures thread reads it: commits wait */
-} site_marks;
-
 struct dcem_marks {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     size_t n;
-    site_marks *s;
+    dcem_days *days; /* per site */
 };
 
 dcem_marks *dcem_marks_new(size_t n_sites)
@@ -84,89 +76,47 @@ dcem_marks *dcem_marks_new(size_t n_sites)
     dcem_marks *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->n = n_sites;
-    m->s = calloc(n_sites ? n_sites : 1, sizeof *m->s);
-    if (!m->s) {
+    m->days = calloc(n_sites ? n_sites : 1, sizeof *m->days);
+    if (!m->days) {
         free(m);
         return NULL;
     }
     pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
     return m;
 }
 
 void dcem_marks_free(dcem_marks *m)
 {
     if (!m) return;
-    pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
-    free(m->s);
+    free(m->days);
     free(m);
 }
 
-static int any_held(const dcem_marks *m, const unsigned char *touched)
+void dcem_marks_add(dcem_marks *m, const unsigned char *touched, const dcem_days *days)
 {
+    pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n; i++)
-        if (touched[i] && m->s[i].held) return 1;
-    return 0;
-}
-
-void dcem_marks_commit_start(dcem_marks *m, const unsigned char *touched)
-{
-    pthread_mutex_lock(&m->mu);
-    while (any_held(m, touched)) pthread_cond_wait(&m->cv, &m->mu);
-    for (size_t i = 0; i < m->n; i++)
-        if (touched[i]) m->s[i].started++;
+        if (touched[i]) dcem_days_merge(&m->days[i], &days[i]);
     pthread_mutex_unlock(&m->mu);
 }
 
-void dcem_marks_commit_end(dcem_marks *m, const unsigned char *touched, const dcem_days *days,
-                           int committed)
+void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into)
 {
     pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < m->n; i++) {
-        if (!touched[i]) continue;
-        if (committed && days) dcem_days_merge(&m->s[i].days, &days[i]);
-        m->s[i].ended++;
-    }
-    pthread_cond_broadcast(&m->cv);
+    dcem_days_merge(into, &m->days[i]);
+    m->days[i].n = 0;
     pthread_mutex_unlock(&m->mu);
-}
-
-void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into, uint64_t *token, int hold)
-{
-    pthread_mutex_lock(&m->mu);
-    site_marks *s = &m->s[i];
-    if (hold) {
-        while (s->started != s->ended) pthread_cond_wait(&m->cv, &m->mu);
-        s->held = 1;
-    }
-    dcem_days_merge(into, &s->days);
-    s->days.n = 0;
-    *token = s->started == s->ended ? s->started : NOT_CLEAN;
-    pthread_mutex_unlock(&m->mu);
-}
-
-int dcem_marks_check(dcem_marks *m, size_t i, uint64_t token)
-{
-    pthread_mutex_lock(&m->mu);
-    site_marks *s = &m->s[i];
-    int ok = token != NOT_CLEAN && s->started == token;
-    if (s->held) {
-        s->held = 0;
-        pthread_cond_broadcast(&m->cv);
-    }
-    pthread_mutex_unlock(&m->mu);
-    return ok;
 }
 
 void dcem_marks_move(dcem_marks *m, size_t from, dcem_marks *n, size_t to)
 {
     dcem_days d;
     pthread_mutex_lock(&m->mu);
-    d = m->s[from].days;
-    m->s[from].days.n = 0;
+    d = m->days[from];
+    m->days[from].n = 0;
     pthread_mutex_unlock(&m->mu);
     pthread_mutex_lock(&n->mu);
-    dcem_days_merge(&n->s[to].days, &d);
+    dcem_days_merge(&n->days[to], &d);
     pthread_mutex_unlock(&n->mu);
 }

@@ -1,10 +1,8 @@
 /* marks.h — what the ingest thread changed, for the figures thread: the
  * local days of each site whose stored intervals a committed group wrote,
- * handed over under a mutex, and per site a count of commits begun and
- * ended, so that the figures thread knows whether what it read of a site
- * (rollups on one statement, meter states on others: no one snapshot) saw
- * no commit half-way — and, if it keeps missing, can hold the site's next
- * commit back for the few milliseconds of one read. */
+ * handed over under a mutex after the commit. The figures thread reads a
+ * site in one read transaction (dcem_store_begin_read), so what it reads
+ * after taking the marks holds every commit they mark. */
 #ifndef DCEM_MARKS_H
 #define DCEM_MARKS_H
 
@@ -34,26 +32,13 @@ typedef struct dcem_marks dcem_marks;
 dcem_marks *dcem_marks_new(size_t n_sites);
 void dcem_marks_free(dcem_marks *m);
 
-/* Ingest: a group that touched the sites with touched[i] != 0 is about to
- * commit. Waits while the figures thread holds one of them (a read of a
- * few ms; see dcem_marks_take). */
-void dcem_marks_commit_start(dcem_marks *m, const unsigned char *touched);
-
-/* Ingest: that commit is over. days[i]: the days of site i it wrote (when
- * committed; NULL or committed == 0: none, it was rolled back). */
-void dcem_marks_commit_end(dcem_marks *m, const unsigned char *touched, const dcem_days *days,
-                           int committed);
+/* Ingest: a group that touched the sites with touched[i] != 0 committed;
+ * days[i] are the days of site i it wrote. */
+void dcem_marks_add(dcem_marks *m, const unsigned char *touched, const dcem_days *days);
 
 /* Figures: the days of site i marked since the last take, merged into
- * *into, and a token for dcem_marks_check. With hold, first waits for the
- * site's commit in flight (if any), then holds its next commit back until
- * dcem_marks_check: what is read of the site meanwhile is one state. */
-void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into, uint64_t *token, int hold);
-
-/* Figures: 1 when no commit of site i began since dcem_marks_take gave
- * token, and none was in flight then: what was read in between is one
- * committed state of the site. Releases a hold. */
-int dcem_marks_check(dcem_marks *m, size_t i, uint64_t token);
+ * *into. */
+void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into);
 
 /* Moves what is marked for site `from` of m to site `to` of n (a reload:
  * the same site at another index). */

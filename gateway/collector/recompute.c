@@ -9,7 +9,7 @@
 #include <time.h>
 
 typedef struct queued {
-    char site[DCEM_ID_MAX], kind[DCEM_ID_MAX];
+    char site[DCEM_ID_MAX], kind[DCEM_ID_MAX], subject[DCEM_ID_MAX];
     int raised;
     char message[DCEM_STORE_MAX_MESSAGE];
     int64_t t_ms;
@@ -52,6 +52,7 @@ static void on_alert(void *ctx, const dcem_engine_alert *a)
         queued *x = &r->q[r->n_q++];
         snprintf(x->site, sizeof x->site, "%s", a->site);
         snprintf(x->kind, sizeof x->kind, "%s", a->kind);
+        snprintf(x->subject, sizeof x->subject, "%s", a->subject ? a->subject : "");
         snprintf(x->message, sizeof x->message, "%s", a->message);
         x->raised = a->raised;
         x->t_ms = a->t_ms;
@@ -131,7 +132,8 @@ size_t dcem_recompute_alerts(dcem_recompute *r, dcem_engine_alert_fn fn, void *c
         r->n_q -= n;
         pthread_mutex_unlock(&r->mu);
         for (size_t i = 0; i < n; i++) {
-            dcem_engine_alert a = {q[i].site, q[i].kind, q[i].raised, q[i].message, q[i].t_ms};
+            dcem_engine_alert a = {q[i].site,    q[i].kind, q[i].raised,
+                                   q[i].message, q[i].t_ms, q[i].subject};
             fn(ctx, &a);
         }
         total += n;

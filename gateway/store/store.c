@@ -70,10 +70,12 @@ static void stat_add(dcem_store_stat *to, const dcem_store_stat *d)
 }
 
 /* Before a write call. */
-static void write_start(dcem_store *st)
-{
-    memset(&st->call, 0, sizeof st->call);
-}
+/* Before a write call: none inside a read transaction (dcem_store_begin_read). */
+#define write_start(st)                                                                            \
+    do {                                                                                           \
+        if ((st)->in_tx == TX_READ) return bad(st, "a write inside a read transaction");           \
+        memset(&(st)->call, 0, sizeof(st)->call);                                                  \
+    } while (0)
 
 /* After it: its counts join the open transaction or the totals. */
 static int write_end(dcem_store *st, int rc)
@@ -171,8 +173,18 @@ int dcem_store_begin(dcem_store *st)
     if (st->in_tx) return bad(st, "begin: a transaction is already open");
     int rc = st->be->begin(st);
     if (rc) return rc;
-    st->in_tx = 1;
+    st->in_tx = TX_WRITE;
     memset(&st->pending, 0, sizeof st->pending);
+    return 0;
+}
+
+int dcem_store_begin_read(dcem_store *st)
+{
+    CHECK_HANDLE(st);
+    if (st->in_tx) return bad(st, "begin_read: a transaction is already open");
+    int rc = st->be->begin_read(st);
+    if (rc) return rc;
+    st->in_tx = TX_READ;
     return 0;
 }
 
@@ -180,6 +192,7 @@ int dcem_store_commit(dcem_store *st)
 {
     CHECK_HANDLE(st);
     if (!st->in_tx) return bad(st, "commit: no transaction is open");
+    if (st->in_tx == TX_READ) return dcem_store_rollback(st); /* nothing to commit */
     int rc = st->be->commit(st);
     st->in_tx = 0;
     if (rc) {

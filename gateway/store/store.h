@@ -80,6 +80,13 @@ int dcem_store_schema_version(const dcem_store *st);
  */
 int dcem_store_begin(dcem_store *st);
 int dcem_store_commit(dcem_store *st);   /* on failure the transaction is rolled back */
+/* A read transaction: every read until dcem_store_rollback (or commit) sees
+ * one committed state of the store — a snapshot — whatever other handles
+ * commit meanwhile, and takes no write lock (SQLite in WAL mode; PostgreSQL
+ * REPEATABLE READ, READ ONLY). A write call inside it fails (DCEM_EINVAL).
+ * The collector's figures thread reads a site's rollups and meter states in
+ * one, so they come from the same commit. */
+int dcem_store_begin_read(dcem_store *st);
 int dcem_store_rollback(dcem_store *st); /* no-op without an open transaction */
 
 /* ---- batches and readings ----------------------------------------------------------------- */

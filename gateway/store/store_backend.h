@@ -24,6 +24,8 @@ typedef struct dcem_store_backend {
     void (*close)(dcem_store *st);
 
     int (*begin)(dcem_store *st);
+    /* a read-only transaction on one snapshot; ended by rollback */
+    int (*begin_read)(dcem_store *st);
     int (*commit)(dcem_store *st);
     int (*rollback)(dcem_store *st);
 
@@ -99,12 +101,14 @@ struct dcem_store {
     void *impl;           /* the backend's connection */
     dcem_store_opts opts; /* defaults applied */
     int schema_version;
-    int in_tx;               /* between dcem_store_begin and commit / rollback */
+    int in_tx;               /* TX_*: between dcem_store_begin(_read) and commit / rollback */
     dcem_store_stat stats;   /* committed */
     dcem_store_stat pending; /* done inside the open explicit transaction */
     dcem_store_stat call;    /* done by the current write call */
     char err[512];
 };
+
+enum { TX_NONE = 0, TX_WRITE = 1, TX_READ = 2 };
 
 /* Formats the detail of a failure into st->err. */
 void dcem_store_set_error(dcem_store *st, const char *fmt, ...)

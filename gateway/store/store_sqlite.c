@@ -350,6 +350,7 @@ static const struct migration {
 
 enum {
     S_BEGIN,
+    S_BEGIN_READ,
     S_COMMIT,
     S_ROLLBACK,
     S_SAVEPOINT,
@@ -435,6 +436,7 @@ enum {
 
 static const char *const sql_text[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN DEFERRED", /* the snapshot is taken at its first read */
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_SAVEPOINT] = "SAVEPOINT dcem_op",
@@ -792,6 +794,12 @@ static int sq_begin(dcem_store *st)
 {
     conn(st)->aborted = 0;
     return run_id(st, S_BEGIN, "begin");
+}
+
+static int sq_begin_read(dcem_store *st)
+{
+    conn(st)->aborted = 0;
+    return run_id(st, S_BEGIN_READ, "begin_read");
 }
 
 static int sq_commit(dcem_store *st)
@@ -2111,6 +2119,7 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .open = sq_open,
     .close = sq_close,
     .begin = sq_begin,
+    .begin_read = sq_begin_read,
     .commit = sq_commit,
     .rollback = sq_rollback,
     .put_batch = sq_put_batch,

@@ -463,7 +463,9 @@ check(all(m["source"] == "interval" and m["t"] == "2025-06-01T11:00:00+08:00" fo
 al = get("/api/v1/sites/yz-beta/alerts", BETA)
 kinds = [a["kind"] for a in al["alerts"]]
 check({"gateway_offline", "meter_stale", "insufficient_data"} <= set(kinds) and al["next"] is None, f"alerts {kinds}")
-check(set(al["alerts"][0]) == {"id", "t", "kind", "state", "message"}, "alert keys")
+check(set(al["alerts"][0]) == {"id", "t", "kind", "subject", "state", "message"}, "alert keys")
+subjects = {a["kind"]: a["subject"] for a in al["alerts"]}
+check(subjects.get("insufficient_data", "").isdigit() and subjects.get("meter_stale"), f"alert subjects {subjects}")
 page, cur = [], None
 while True:
     p = get("/api/v1/sites/yz-beta/alerts?limit=1" + (f"&cursor={cur}" if cur else ""), BETA)

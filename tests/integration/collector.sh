@@ -83,7 +83,7 @@ mosquitto_pub -p "$port" -q 1 -t dcem/v1/yz-alpha/gw-1/state -m '{"v":1,"online"
 wait_for "the gateway_offline alert" 10 grep -q "alert: site yz-alpha: gateway gw-1 offline" \
   "$work/collector.err"
 timeout 5 mosquitto_sub -p "$port" -t dcem/v1/yz-alpha/alerts -C 1 >"$work/alert.json"
-grep -q '"kind":"gateway_offline","state":"raised"' "$work/alert.json" ||
+grep -q '"kind":"gateway_offline","subject":"gw-1","state":"raised"' "$work/alert.json" ||
   fail "no retained alert: $(cat "$work/alert.json")"
 kill -TERM "$col_pid"
 wait "$col_pid" || true

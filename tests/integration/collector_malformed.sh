@@ -212,7 +212,7 @@ want = {("yz-alpha/gw-bad", "not_json"): 3, ("yz-alpha/gw-bad", "wrong_type"): 1
         ("unknown", "unknown_site"): 1}
 if refused != want: bad.append(f"refused by gateway and reason: {refused}, expected {want}")
 logged = re.findall(r"warn: ingest: (\S+): malformed payload on \S+ dropped: (\w+)", err)
-logged += re.findall(r"warn: ingest: (\S+): batch for site \S+, which has no ledger", err)
+logged += re.findall(r"warn: ingest: (\S+): batch for site \S+ not acked: no ledger for it", err)
 logged = [(x, "unknown_site") if isinstance(x, str) else x for x in logged]
 dups = [k for k, n in collections.Counter(logged).items() if n > 1]
 if set(logged) != set(want): bad.append(f"logged {sorted(set(logged))}, expected one of each {sorted(want)}")
