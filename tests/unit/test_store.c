@@ -1465,6 +1465,32 @@ static int subject_fn(void *ctx, const dcem_store_alert *a)
     return 0;
 }
 
+/* A read transaction sees one committed state: what another handle
+ * commits meanwhile shows only after it ends; writes inside it are refused
+ * and it holds no write lock. */
+static void test_read_snapshot(void **state)
+{
+    fx *f = *state;
+    dcem_store *rd = open_ok(f), *wr = open_ok(f);
+    dcem_wire_reading *r = readings_new(20);
+    dcem_wire_batch b = batch_of(r, 20, 7, 1, T0, 4);
+    assert_int_equal(dcem_store_put_batch(wr, &b, T0, NULL, NULL), 0);
+    assert_int_equal(dcem_store_begin_read(rd), 0);
+    assert_int_equal(count_readings(rd), 20);
+    b = batch_of(r, 20, 7, 2, T0 + 60000, 4);
+    assert_int_equal(dcem_store_put_batch(wr, &b, T0, NULL, NULL), 0); /* not blocked */
+    assert_int_equal(count_readings(wr), 40);
+    assert_int_equal(count_readings(rd), 20); /* still the state it began with */
+    assert_int_equal(dcem_store_put_figures(rd, "sh-dc01", DCEM_PERIOD_MONTH, 1, "{}", 1),
+                     DCEM_EINVAL);
+    assert_int_equal(dcem_store_begin(rd), DCEM_EINVAL); /* one transaction at a time */
+    assert_int_equal(dcem_store_rollback(rd), 0);
+    assert_int_equal(count_readings(rd), 40);
+    free(r);
+    dcem_store_close(rd);
+    dcem_store_close(wr);
+}
+
 /* Two collectors (two handles on one store) see the same changes: each
  * change of (site, kind, subject) is recorded and appended once. */
 static void test_alert_changes_once(void **state)
@@ -1764,6 +1790,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_export_callback_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_figures_and_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_changes_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_every_committed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_insert_rate, setup, teardown),
     };
