@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const dcem_store_backend *const backends[] = {&dcem_store_sqlite_backend};
+static const dcem_store_backend *const backends[] = {&dcem_store_sqlite_backend,
+                                                     &dcem_store_pg_backend};
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 
 void dcem_store_set_error(dcem_store *st, const char *fmt, ...)
@@ -99,7 +100,7 @@ int dcem_store_open(const char *backend, const char *target, const dcem_store_op
         if (!strcmp(backends[i]->name, backend)) be = backends[i];
     if (!be) {
         if (err && errlen)
-            snprintf(err, errlen, "unknown store backend \"%s\" (valid: sqlite)", backend);
+            snprintf(err, errlen, "unknown store backend \"%s\" (valid: sqlite, postgresql)", backend);
         return DCEM_ECONFIG;
     }
     if (!target || !*target) {
@@ -634,6 +635,28 @@ int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
     int64_t dummy;
     write_start(st);
     return write_end(st, st->be->add_alert(st, a, id ? id : &dummy));
+}
+
+int dcem_store_change_alert(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id)
+{
+    CHECK_HANDLE(st);
+    if (changed) *changed = 0;
+    if (id) *id = 0;
+    if (!a) return bad(st, "change_alert: no alert");
+    if (!id_ok(a->site) || !id_ok(a->kind)) return bad(st, "change_alert: invalid site or kind");
+    if (!a->subject || (*a->subject && !id_ok(a->subject)))
+        return bad(st, "change_alert: subject must be \"\" or an id");
+    if (!a->message || strnlen(a->message, DCEM_STORE_MAX_MESSAGE + 1) > DCEM_STORE_MAX_MESSAGE)
+        return bad(st, "change_alert: message missing or too long");
+    if (a->state != DCEM_STORE_ALERT_RAISED && a->state != DCEM_STORE_ALERT_CLEARED)
+        return bad(st, "change_alert: unknown state");
+    int ch = 0;
+    int64_t new_id = 0;
+    write_start(st);
+    int rc = write_end(st, st->be->change_alert(st, a, &ch, &new_id));
+    if (!rc && changed) *changed = ch;
+    if (!rc && id) *id = new_id;
+    return rc;
 }
 
 int dcem_store_alerts(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,

@@ -2,8 +2,9 @@
  * readings (idempotent on the batch's (site, gateway, epoch, seq)), interval
  * energy per meter in whole micro-kWh with hour / day / month rollups kept
  * as integer sums, each meter's pipeline state and checkpoints as opaque
- * blobs (common/meter.h encodes them), figures, verdicts and alerts. One small interface over interchangeable backends ("sqlite" today;
- * store_backend.h is the vtable a PostgreSQL backend implements). */
+ * blobs (common/meter.h encodes them), figures, verdicts and alerts. One
+ * small interface over interchangeable backends (store_backend.h): "sqlite",
+ * one file, and "postgresql", a server several collectors share. */
 #ifndef DCEM_STORE_H
 #define DCEM_STORE_H
 
@@ -38,14 +39,17 @@ typedef struct dcem_store_opts {
                            older version; functions needing a later one then fail */
 } dcem_store_opts;
 
-/* Opens (creating if missing) the store of `backend` ("sqlite"; NULL means
- * "sqlite") at `target` (sqlite: a file path; its directory must exist), and
+/* Opens (creating if missing) the store of `backend` ("sqlite" or
+ * "postgresql"; NULL means "sqlite") at `target` (sqlite: a file path; its
+ * directory must exist; postgresql: a libpq connection string or URI whose
+ * database exists and which the role may create tables in), and
  * applies the pending schema migrations in one transaction. opts may be NULL
  * (defaults). On success *out is a handle freed with dcem_store_close.
  * Returns 0; DCEM_ECONFIG for an unknown backend, bad options, a file that is
  * not a dcem store, or a schema NEWER than this program knows (upgrade the
  * collector: it never writes into a schema it does not understand);
- * DCEM_ESTORAGE when the file cannot be opened, put in WAL mode or migrated;
+ * DCEM_ESTORAGE when the file cannot be opened, put in WAL mode or migrated,
+ * or the server cannot be reached (the reason in err);
  * DCEM_ENOMEM. Detail goes to err (may be NULL). */
 int dcem_store_open(const char *backend, const char *target, const dcem_store_opts *opts,
                     dcem_store **out, char *err, size_t errlen);
@@ -57,7 +61,7 @@ void dcem_store_close(dcem_store *st);
 /* Detail of the last failure on this handle ("" if none); owned by st. */
 const char *dcem_store_error(const dcem_store *st);
 
-/* Name of the backend ("sqlite") and the schema version the store is at. */
+/* Name of the backend ("sqlite", "postgresql") and the schema version the store is at. */
 const char *dcem_store_backend_name(const dcem_store *st);
 int dcem_store_schema_version(const dcem_store *st);
 
@@ -397,10 +401,23 @@ typedef struct dcem_store_alert {
     const char *kind;    /* an id, e.g. a verdict name ("cap_exceeded") */
     const char *message; /* at most DCEM_STORE_MAX_MESSAGE bytes */
     int state;           /* DCEM_STORE_ALERT_* */
+    const char *subject; /* dcem_store_change_alert: "" for a site-wide alert; the meter id
+                            (meter_stale), the gateway id (gateway_offline), the year
+                            ("2025") of a verdict alert. Not kept in the alerts rows */
 } dcem_store_alert;
 
 /* Appends alert a; *id (may be NULL) receives its id. */
 int dcem_store_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id);
+
+/* Records a change of the alert (a->site, a->kind, a->subject) to
+ * a->state, atomically even with several collectors on one store: the
+ * state of each (site, kind, subject) is kept (none recorded counts as
+ * CLEARED). When a->state differs from the recorded one it is recorded, the
+ * alert row appended (as dcem_store_add_alert), *changed set to 1 and *id to
+ * its id; otherwise nothing changes, *changed = 0, *id = 0. So an alert is
+ * raised once per change, not once per collector. changed and id may be
+ * NULL. */
+int dcem_store_change_alert(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id);
 
 /* Alerts of site (NULL: every site) with from_ms <= t_ms < to_ms, ordered by
  * (t_ms, id); strings valid during the callback. */

@@ -1993,6 +1993,14 @@ static int sq_add_alert(dcem_store *st, const dcem_store_alert *a, int64_t *id)
     return op_end_stmt(st, rc);
 }
 
+/* The lead's branch implements it (alert_state, migration 8); a stub here. */
+static int sq_change_alert(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id)
+{
+    (void)a, (void)changed, (void)id;
+    dcem_store_set_error(st, "change_alert: not in this build of the sqlite backend");
+    return DCEM_EINVAL;
+}
+
 /* Calls fn for each alert row of s (bound; columns id, site, t_ms, kind,
  * message, state), then resets s. */
 static int walk_alerts(dcem_store *st, sqlite3_stmt *s, const char *what, dcem_store_alert_fn fn,
@@ -2073,6 +2081,7 @@ const dcem_store_backend dcem_store_sqlite_backend = {
     .get_figures = sq_get_figures,
     .figures = sq_figures,
     .add_alert = sq_add_alert,
+    .change_alert = sq_change_alert,
     .alerts = sq_alerts,
     .last_reading_ms = sq_last_reading_ms,
     .latest_readings = sq_latest_readings,
