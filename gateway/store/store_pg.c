@@ -1075,12 +1075,12 @@ static int migrate(dcem_store *st, int target)
     if (rc) return rc;
     int64_t have = 0, ours = 0, current = 0;
     int isnull = 0;
-    if ((rc = query_i64(st, "SELECT to_regclass('schema_version') IS NOT NULL", &have, NULL)))
+    if ((rc = query_i64(st, "SELECT (to_regclass('schema_version') IS NOT NULL)::int", &have, NULL)))
         goto out;
     if (have) {
         if ((rc = query_i64(st,
-                            "SELECT obj_description(to_regclass('schema_version'), 'pg_class')"
-                            " IS NOT DISTINCT FROM '" MARKER "'",
+                            "SELECT (obj_description(to_regclass('schema_version'), 'pg_class')"
+                            " IS NOT DISTINCT FROM '" MARKER "')::int",
                             &ours, NULL)))
             goto out;
         if (!ours) {
