@@ -689,6 +689,21 @@ static void copy_id(char dst[DCEM_ID_MAX], const char *src)
     dst[n] = '\0';
 }
 
+/* A server or libpq message on one line: trailing newlines dropped, inner
+ * ones (libpq's "\n\tIs the server running...") made spaces. */
+static void one_line(char *dst, size_t cap, const char *msg)
+{
+    size_t n = 0;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < cap; p++) {
+        char ch = *p == '\n' || *p == '\t' ? ' ' : *p;
+        if (ch == ' ' && (n == 0 || dst[n - 1] == ' ')) continue;
+        dst[n++] = ch;
+    }
+    while (n && dst[n - 1] == ' ')
+        n--;
+    dst[n] = '\0';
+}
+
 /* Maps a failed result (NULL: no result at all) to a dcem error, with the
  * server's message in the detail. */
 static int fail(dcem_store *st, const char *what, PGresult *res)
@@ -698,11 +713,7 @@ static int fail(dcem_store *st, const char *what, PGresult *res)
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (!msg || PQstatus(c->db) == CONNECTION_BAD) msg = PQerrorMessage(c->db);
     char clean[384];
-    size_t n = strnlen(msg ? msg : "", sizeof clean - 1);
-    memcpy(clean, msg ? msg : "", n);
-    clean[n] = '\0';
-    while (n && (clean[n - 1] == '\n' || clean[n - 1] == ' '))
-        clean[--n] = '\0';
+    one_line(clean, sizeof clean, msg);
     int rc = DCEM_ESTORAGE;
     const char *kind = "";
     if (state && !strcmp(state, "53100")) {
@@ -824,11 +835,7 @@ static int reconnect(dcem_store *st)
     if (st->in_tx) c->aborted = 1;
     if (PQstatus(c->db) != CONNECTION_OK) {
         char m[384];
-        size_t n = strnlen(PQerrorMessage(c->db), sizeof m - 1);
-        memcpy(m, PQerrorMessage(c->db), n);
-        m[n] = '\0';
-        while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
-            m[--n] = '\0';
+        one_line(m, sizeof m, PQerrorMessage(c->db));
         dcem_store_set_error(st, "postgresql: not connected: %s", m);
         return DCEM_ESTORAGE;
     }
@@ -1193,11 +1200,7 @@ static int pg_open(dcem_store *st, const char *target)
     }
     if (PQstatus(c->db) != CONNECTION_OK) {
         char m[400];
-        size_t n = strnlen(PQerrorMessage(c->db), sizeof m - 1);
-        memcpy(m, PQerrorMessage(c->db), n);
-        m[n] = '\0';
-        while (n && (m[n - 1] == '\n' || m[n - 1] == ' '))
-            m[--n] = '\0';
+        one_line(m, sizeof m, PQerrorMessage(c->db));
         dcem_store_set_error(st, "postgresql: cannot connect: %s", m);
         return DCEM_ESTORAGE;
     }
