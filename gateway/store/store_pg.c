@@ -28,7 +28,8 @@
  * one. All pending steps run in one transaction under an advisory lock, so
  * collectors starting together migrate once. docs/store.md describes each
  * table. */
-/* clang-format off: the SQL is laid out as SQL */
+/* the SQL is laid out as SQL */
+/* clang-format off */
 #define MAX_INT "9007199254740991" /* 2^53 - 1, the wire format's integer range */
 #define MAX_UKWH "1000000000000000" /* DCEM_STORE_MAX_UKWH */
 #define ID_COL "text COLLATE \"C\" NOT NULL CHECK (name ~ '^[A-Za-z0-9._-]{1,63}$')"
@@ -272,8 +273,10 @@ enum {
     " read_intervals = read_intervals + $13, estimated_intervals = estimated_intervals + $14,"    \
     " integrated_intervals = integrated_intervals + $15, discarded = discarded + $16,"           \
     " rollovers = rollovers + $17, resets = resets + $18"
-#define P18 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
-#define EPOCH_COLS "s.name, g.name, e.epoch, e.contiguous_seq, e.max_seq, e.skipped, e.first_ms, e.last_ms"
+#define P18 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"  \
+            " $17, $18)"
+#define EPOCH_COLS "s.name, g.name, e.epoch, e.contiguous_seq, e.max_seq, e.skipped, "        \
+                   "e.first_ms, e.last_ms"
 #define READING_COLS "m.name, r.t_ms, r.kwh, r.kw, r.quality, g.name, r.epoch, r.seq, r.ratio"
 #define READING_JOIN " JOIN meters m ON m.id = r.meter_id JOIN gateways g ON g.id = r.gateway_id"
 #define BATCH_KEY "site_id = $1 AND gateway_id = $2 AND epoch = $3"
@@ -288,11 +291,13 @@ static const struct {
     [S_SITE_ADD] = {"INSERT INTO sites (name) SELECT n FROM unnest($1::text[]) n"
                     " WHERE NOT EXISTS (SELECT 1 FROM sites WHERE name = n)"
                     " ON CONFLICT DO NOTHING", 0},
-    [S_GW_FIND] = {"SELECT id, name FROM gateways WHERE site_id = $1 AND name = ANY($2::text[])", 1},
+    [S_GW_FIND] = {"SELECT id, name FROM gateways"
+                   " WHERE site_id = $1 AND name = ANY($2::text[])", 1},
     [S_GW_ADD] = {"INSERT INTO gateways (site_id, name) SELECT $1, n FROM unnest($2::text[]) n"
                   " WHERE NOT EXISTS (SELECT 1 FROM gateways WHERE site_id = $1 AND name = n)"
                   " ON CONFLICT DO NOTHING", 0},
-    [S_METER_FIND] = {"SELECT id, name FROM meters WHERE site_id = $1 AND name = ANY($2::text[])", 1},
+    [S_METER_FIND] = {"SELECT id, name FROM meters"
+                      " WHERE site_id = $1 AND name = ANY($2::text[])", 1},
     [S_METER_ADD] = {"INSERT INTO meters (site_id, name) SELECT $1, n FROM unnest($2::text[]) n"
                      " WHERE NOT EXISTS (SELECT 1 FROM meters WHERE site_id = $1 AND name = n)"
                      " ON CONFLICT DO NOTHING", 0},
@@ -335,7 +340,8 @@ static const struct {
                            " WHERE " BATCH_KEY " AND seq = $4)"
                            " SELECT meter_id, t_ms FROM ins", 0},
     [S_QUARANTINE_INSERT] = {"INSERT INTO quarantine (site_id, gateway_id, epoch, seq,"
-                             " received_ms, reason, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)", 0},
+                             " received_ms, reason, payload)"
+                             " VALUES ($1, $2, $3, $4, $5, $6, $7)", 0},
 
     [S_PROOF_INSERT] = {"INSERT INTO proofs (site_id, gateway_id, epoch, seq, key, payload)"
                         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", 0},
@@ -780,8 +786,7 @@ static int ex(dcem_store *st, int id, const params *p, const char *what, PGresul
             PQclear(r);
         }
         int idle = !st->in_tx && !c->in_op;
-        if (attempt || !sql_text[id].retry || !idle || PQstatus(c->db) != CONNECTION_BAD)
-            return rc;
+        if (attempt || !sql_text[id].retry || !idle || PQstatus(c->db) != CONNECTION_BAD) return rc;
         if (reconnect(st)) return rc;
     }
 }
@@ -882,8 +887,7 @@ static int op_end(dcem_store *st, int rc)
     pg *c = conn(st);
     c->in_op = 0;
     if (rc == 0) {
-        if (st->in_tx) return cmd(st, "RELEASE dcem_op", "release") ? op_end(st, DCEM_ESTORAGE)
-                                                                      : 0;
+        if (st->in_tx) return cmd(st, "RELEASE dcem_op", "release") ? op_end(st, DCEM_ESTORAGE) : 0;
         PGresult *r = PQexec(c->db, "COMMIT");
         /* COMMIT of a transaction that failed answers ROLLBACK, not an error */
         if (PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT")) {
@@ -934,8 +938,7 @@ static int pg_commit(dcem_store *st)
     if (c->aborted) {
         c->aborted = 0;
         forget_tentative_ids(c);
-        if (PQstatus(c->db) == CONNECTION_OK &&
-            PQtransactionStatus(c->db) != PQTRANS_IDLE)
+        if (PQstatus(c->db) == CONNECTION_OK && PQtransactionStatus(c->db) != PQTRANS_IDLE)
             cmd(st, "ROLLBACK", "rollback");
         dcem_store_set_error(st, "commit: the transaction was rolled back by an earlier failure");
         return DCEM_ESTORAGE;
@@ -1082,7 +1085,8 @@ static int migrate(dcem_store *st, int target)
     if (rc) return rc;
     int64_t have = 0, ours = 0, current = 0;
     int isnull = 0;
-    if ((rc = query_i64(st, "SELECT (to_regclass('schema_version') IS NOT NULL)::int", &have, NULL)))
+    if ((rc =
+             query_i64(st, "SELECT (to_regclass('schema_version') IS NOT NULL)::int", &have, NULL)))
         goto out;
     if (have) {
         if ((rc = query_i64(st,
@@ -1107,8 +1111,9 @@ static int migrate(dcem_store *st, int target)
                             &clash, NULL)))
             goto out;
         if (clash) {
-            dcem_store_set_error(st, "not a dcem store (%lld of its table names taken, no"
-                                     " schema_version): refusing to write into it",
+            dcem_store_set_error(st,
+                                 "not a dcem store (%lld of its table names taken, no"
+                                 " schema_version): refusing to write into it",
                                  (long long)clash);
             rc = DCEM_ECONFIG;
             goto out;
@@ -1167,6 +1172,11 @@ out:
     return rc;
 }
 
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg, (void)message;
+}
+
 static int pg_open(dcem_store *st, const char *target)
 {
     pg *c = calloc(1, sizeof *c);
@@ -1198,6 +1208,9 @@ static int pg_open(dcem_store *st, const char *target)
         dcem_store_set_error(st, "out of memory");
         return DCEM_ENOMEM;
     }
+    /* the server's notices (and a FATAL that arrives between calls, as at a
+     * shutdown) would go to stderr: the failure of the next call says it */
+    PQsetNoticeProcessor(c->db, ignore_notice, NULL);
     if (PQstatus(c->db) != CONNECTION_OK) {
         char m[400];
         one_line(m, sizeof m, PQerrorMessage(c->db));
@@ -1205,8 +1218,7 @@ static int pg_open(dcem_store *st, const char *target)
         return DCEM_ESTORAGE;
     }
     if (PQserverVersion(c->db) < 120000) {
-        dcem_store_set_error(st, "postgresql: server %d is older than 12",
-                             PQserverVersion(c->db));
+        dcem_store_set_error(st, "postgresql: server %d is older than 12", PQserverVersion(c->db));
         return DCEM_ECONFIG;
     }
     int rc = session_setup(st);
@@ -1266,8 +1278,8 @@ static int epoch_lock(dcem_store *st, const bkey *k, int64_t received_ms, dcem_s
 
 /* Moves H from h past the batches stored after it, and writes the epoch
  * row: H, the highest seq, seqs skipped, the time of this batch. */
-static int epoch_advance(dcem_store *st, const bkey *k, uint64_t h, uint64_t seq,
-                         uint64_t skipped, int64_t received_ms)
+static int epoch_advance(dcem_store *st, const bkey *k, uint64_t h, uint64_t seq, uint64_t skipped,
+                         int64_t received_ms)
 {
     params p = {0};
     p_bkey(&p, k);
@@ -1337,8 +1349,7 @@ static int rkey_cmp(const void *pa, const void *pb)
 
 /* Marks, for each (id, time) row of r, the first index holding that key
  * (keys[0..n), sorted here); counts them into *count (may be NULL). */
-static void mark_first(rkey *keys, size_t n, const PGresult *r, unsigned char *mark,
-                       size_t *count)
+static void mark_first(rkey *keys, size_t n, const PGresult *r, unsigned char *mark, size_t *count)
 {
     qsort(keys, n, sizeof *keys, rkey_cmp);
     for (int row = 0; row < PQntuples(r); row++) {
@@ -1846,8 +1857,8 @@ static int contrib_add(contrib *to, const contrib *d, int sign)
 }
 
 /* Reads an intervals row (IV_COLS from column `at`). */
-static void read_interval(const PGresult *r, int row, int at, int64_t start_ms,
-                          dcem_interval *iv, dcem_store_keys *keys)
+static void read_interval(const PGresult *r, int row, int at, int64_t start_ms, dcem_interval *iv,
+                          dcem_store_keys *keys)
 {
     memset(iv, 0, sizeof *iv);
     iv->start_ms = start_ms;
@@ -2224,8 +2235,7 @@ static int pg_intervals(dcem_store *st, const char *site, int64_t from_ms, int64
 
 /* Deletes the intervals (returning them) and takes their sums off the
  * rollups they were in; a rollup left with no interval is deleted. */
-static int delete_intervals_tx(dcem_store *st, const char *site, const char *meter,
-                               int64_t from_ms)
+static int delete_intervals_tx(dcem_store *st, const char *site, const char *meter, int64_t from_ms)
 {
     int32_t sid, mid;
     int rc = site_meter(st, site, meter, 0, &sid, &mid);
@@ -2260,8 +2270,7 @@ static int delete_intervals_tx(dcem_store *st, const char *site, const char *met
     return rc;
 }
 
-static int pg_delete_intervals(dcem_store *st, const char *site, const char *meter,
-                               int64_t from_ms)
+static int pg_delete_intervals(dcem_store *st, const char *site, const char *meter, int64_t from_ms)
 {
     int rc = op_begin(st);
     if (rc) return rc;
@@ -2351,8 +2360,8 @@ static int pg_rollups(dcem_store *st, const char *site, int kind, int64_t from_k
 
 /* Copies a bytea column into buf; DCEM_EFULL (with *len the size needed)
  * when it does not fit. */
-static int take_blob(dcem_store *st, const PGresult *r, int col, void *buf, size_t cap,
-                     size_t *len, const char *what)
+static int take_blob(dcem_store *st, const PGresult *r, int col, void *buf, size_t cap, size_t *len,
+                     const char *what)
 {
     unsigned char *raw;
     size_t n;
@@ -2369,8 +2378,8 @@ static int take_blob(dcem_store *st, const PGresult *r, int col, void *buf, size
     return rc;
 }
 
-static int pg_put_meter_state(dcem_store *st, const char *site, const char *meter,
-                              const void *blob, size_t len, int stale, int64_t updated_ms)
+static int pg_put_meter_state(dcem_store *st, const char *site, const char *meter, const void *blob,
+                              size_t len, int stale, int64_t updated_ms)
 {
     int rc = op_begin(st);
     if (rc) return rc;
@@ -2424,8 +2433,8 @@ static int pg_put_checkpoint(dcem_store *st, const char *site, const char *meter
     return op_end(st, ex(st, S_CKPT_PUT, &p, "put_checkpoint", NULL));
 }
 
-static int pg_get_checkpoint(dcem_store *st, const char *site, const char *meter,
-                             int64_t before_ms, int64_t *t_ms, void *buf, size_t cap, size_t *len)
+static int pg_get_checkpoint(dcem_store *st, const char *site, const char *meter, int64_t before_ms,
+                             int64_t *t_ms, void *buf, size_t cap, size_t *len)
 {
     int32_t sid, mid;
     int rc = ready(st);
