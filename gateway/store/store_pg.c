@@ -574,7 +574,6 @@ static void cache_put(id_cache *c, int kind, int32_t parent, const char *name, i
 
 typedef struct pg {
     PGconn *db;
-    char *conninfo;
     unsigned char prepared[S_COUNT]; /* on this connection; forgotten by a reconnect */
     int aborted; /* the explicit transaction was lost (a failure, or the connection) */
     int in_op;   /* an op-level transaction or savepoint is open */
@@ -1185,11 +1184,6 @@ static int pg_open(dcem_store *st, const char *target)
         return DCEM_ENOMEM;
     }
     st->impl = c;
-    c->conninfo = strdup(target);
-    if (!c->conninfo) {
-        dcem_store_set_error(st, "out of memory");
-        return DCEM_ENOMEM;
-    }
     /* a malformed conninfo is a configuration error, not a lost server */
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(target, &perr);
@@ -1239,7 +1233,6 @@ static void pg_close(dcem_store *st)
     /* an explicit transaction still open is rolled back by the server */
     if (c->db) PQfinish(c->db);
     free(c->ids.e);
-    free(c->conninfo);
     free(c);
     st->impl = NULL;
 }
