@@ -27,6 +27,8 @@ PACKAGES=(
   time              # /usr/bin/time -v: peak memory in the benchmarks
   libsqlite3-dev    # the collector's embedded store (gateway/store)
   sqlite3           # command-line shell to inspect a store
+  libpq-dev         # libpq: the store's PostgreSQL backend (gateway/store/store_pg.c)
+  postgresql-15     # PostgreSQL server the store tests start on loopback (initdb, pg_ctl, psql)
   libmicrohttpd-dev # the collector's HTTP API and dashboard server
   libxlsxwriter-dev # XLSX reports (dcem-report)
   libssl-dev        # libcrypto: PEM keys, SHA-256 (signatures, report manifests)

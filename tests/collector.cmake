@@ -145,3 +145,13 @@ if(TARGET dcem-collector)
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(collector_influx_slow PROPERTIES TIMEOUT 240 LABELS integration)
 endif()
+
+# The collector on a PostgreSQL store of its own: the store section checked
+# by --check-config (a DSN that cannot connect, a newer schema), and a month
+# of batches through a PostgreSQL restart, figures equal to dcem-audit's.
+if(TARGET dcem-collector)
+  add_test(NAME collector_pg
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_pg.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR})
+  set_tests_properties(collector_pg PROPERTIES TIMEOUT 180 LABELS "integration;postgresql")
+endif()

@@ -106,7 +106,8 @@ int dcem_api_view_open(const dcem_collector_config *cfg, dcem_api_view **out, ch
     dcem_store_opts so = {.synchronous = cfg->store.synchronous,
                           .retention_days = (int)cfg->store.retention_days};
     char why[512];
-    int rc = dcem_store_open(cfg->store.backend, cfg->store.path, &so, &v->st, why, sizeof why);
+    int rc = dcem_store_open(cfg->store.backend, dcem_collector_store_target(&cfg->store), &so,
+                             &v->st, why, sizeof why);
     if (rc) {
         snprintf(err, errlen, "api: %s", why);
         free(v);

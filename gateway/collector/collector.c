@@ -753,7 +753,7 @@ static void reload(collector *c, const char *file)
     dcem_recompute *figures = NULL;
     int new_store = 0, new_influx = 0, new_mqtt = 0, relimit = 0;
     if (!n) goto refused;
-    new_store = memcmp(&n->store, &c->cfg->store, sizeof n->store) != 0;
+    new_store = !dcem_collector_store_same(&n->store, &c->cfg->store);
     new_influx = !influx_same(&n->influx, &c->cfg->influx);
     new_mqtt = !mqtt_same(&n->mqtt, &c->cfg->mqtt) ||
                memcmp(&n->shard.sites, &c->cfg->shard.sites, sizeof n->shard.sites) ||
@@ -844,7 +844,9 @@ static dcem_store *open_store(const dcem_collector_config *cfg, char *err, size_
     dcem_store_opts so = {.synchronous = cfg->store.synchronous,
                           .retention_days = (int)cfg->store.retention_days};
     dcem_store *st = NULL;
-    if (dcem_store_open(cfg->store.backend, cfg->store.path, &so, &st, err, errlen)) return NULL;
+    if (dcem_store_open(cfg->store.backend, dcem_collector_store_target(&cfg->store), &so, &st,
+                        err, errlen))
+        return NULL;
     return st;
 }
 
@@ -1000,7 +1002,20 @@ int main(int argc, char **argv)
     }
     if (command) return usage(stderr), dcem_collector_config_free(cfg), 2;
     if (check) {
-        printf("%s: ok (%zu sites, policy %s)\n", file, cfg->n_sites, cfg->policy->policy);
+        /* a server store is reached (and its schema checked) now, not at the
+         * first batch; a SQLite file is left alone (opening creates it) */
+        if (!strcmp(cfg->store.backend, "postgresql")) {
+            dcem_store *st = open_store(cfg, err, sizeof err);
+            if (!st) {
+                fprintf(stderr, "dcem-collector: %s: store (%s): %s\n", file, cfg->store.label,
+                        err);
+                dcem_collector_config_free(cfg);
+                return 1;
+            }
+            dcem_store_close(st);
+        }
+        printf("%s: ok (%zu sites, policy %s, store %s)\n", file, cfg->n_sites,
+               cfg->policy->policy, cfg->store.label);
         dcem_collector_config_free(cfg);
         return 0;
     }
@@ -1062,7 +1077,7 @@ int main(int argc, char **argv)
         goto out;
     }
     DCEM_LOGI("collector", "%s: %zu sites, policy %s, store %s", cfg->collector, cfg->n_sites,
-              cfg->policy->policy, cfg->store.path);
+              cfg->policy->policy, cfg->store.label);
     int64_t next_retry = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
             next_prune = mono_ms() + PRUNE_EVERY_MS, next_api = 0;
     while (!got_term) {

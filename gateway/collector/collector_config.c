@@ -6,6 +6,8 @@
 #include "errors.h"
 #include "wire.h"
 
+#include <libpq-fe.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,11 +42,14 @@ static const dcem_cfg_field store_fields[] = {
     {.key = "backend", .type = DCEM_CFG_STRING, .offset = S(backend), .size = 16,
      .def_str = "sqlite"},
     {.key = "path", .type = DCEM_CFG_STRING, .offset = S(path), .size = DCEM_COLLECTOR_PATH_MAX,
-     .flags = DCEM_CFG_REQUIRED},
+     .help = "sqlite: the store file"},
+    {.key = "dsn", .type = DCEM_CFG_STRING, .offset = S(dsn), .size = DCEM_COLLECTOR_DSN_MAX,
+     .help = "postgresql: libpq connection string or URI"},
     {.key = "synchronous", .type = DCEM_CFG_ENUM, .offset = S(synchronous), .names = syncs,
      .def = 0},
     {.key = "retention_days", .type = DCEM_CFG_INT, .offset = S(retention_days), .min = 0,
      .max = 36500, .def = 0},
+    {.key = "@line", .type = DCEM_CFG_LINE, .offset = S(line)},
     {0},
 };
 #undef S
@@ -290,6 +295,68 @@ static int token_source(dcem_api_token *t, const char *name, const char *key, ch
 
 /* The api section's rules beyond types and ranges; after the ledgers are
  * loaded (an operator's sites must have one). */
+const char *dcem_collector_store_target(const dcem_collector_store *s)
+{
+    return strcmp(s->backend, "postgresql") ? s->path : s->dsn;
+}
+
+int dcem_collector_store_same(const dcem_collector_store *a, const dcem_collector_store *b)
+{
+    dcem_collector_store x = *a, y = *b;
+    x.line = y.line = 0;
+    return !memcmp(&x, &y, sizeof x);
+}
+
+/* The store section's cross-field rules: which of path and dsn the backend
+ * takes; a DSN that libpq cannot parse is refused here, with its line. */
+static int check_store(dcem_collector_config *c, const char *name, char *err, size_t errlen)
+{
+    dcem_collector_store *s = &c->store;
+    int line = s->line ? s->line : 1;
+    if (!strcmp(s->backend, "sqlite")) {
+        if (!s->path[0])
+            return dcem_cfg_error(err, errlen, name, line, "store.path",
+                                  "required with backend sqlite: the store file");
+        if (s->dsn[0])
+            return dcem_cfg_error(err, errlen, name, line, "store.dsn",
+                                  "is for backend postgresql; sqlite takes path");
+        if (dcem_io_resolve(name, s->path, sizeof s->path))
+            return dcem_cfg_error(err, errlen, name, line, "store.path", "path too long");
+        snprintf(s->label, sizeof s->label, "%s", s->path);
+        return 0;
+    }
+    if (strcmp(s->backend, "postgresql"))
+        return dcem_cfg_error(err, errlen, name, line, "store.backend",
+                              "'%s': valid are sqlite, postgresql", s->backend);
+    if (!s->dsn[0])
+        return dcem_cfg_error(err, errlen, name, line, "store.dsn",
+                              "required with backend postgresql: a libpq connection string"
+                              " (\"host=... dbname=... user=...\") or URI");
+    if (s->path[0])
+        return dcem_cfg_error(err, errlen, name, line, "store.path",
+                              "is for backend sqlite; postgresql takes dsn");
+    char *why = NULL;
+    PQconninfoOption *o = PQconninfoParse(s->dsn, &why);
+    if (!o) {
+        int rc = dcem_cfg_error(err, errlen, name, line, "store.dsn", "%s",
+                                why ? why : "out of memory");
+        PQfreemem(why);
+        return rc;
+    }
+    /* a label without the password: host, port, database, user */
+    size_t n = (size_t)snprintf(s->label, sizeof s->label, "postgresql");
+    for (PQconninfoOption *p = o; p->keyword; p++) {
+        const char *k = p->keyword;
+        if (!p->val || !*p->val || n >= sizeof s->label) continue;
+        if (strcmp(k, "host") && strcmp(k, "hostaddr") && strcmp(k, "port") &&
+            strcmp(k, "dbname") && strcmp(k, "user"))
+            continue;
+        n += (size_t)snprintf(s->label + n, sizeof s->label - n, " %s=%s", k, p->val);
+    }
+    PQconninfoFree(o);
+    return 0;
+}
+
 static int check_api(dcem_collector_config *c, const char *name, char *err, size_t errlen)
 {
     dcem_collector_api *a = &c->api;
@@ -309,11 +376,12 @@ static int check_api(dcem_collector_config *c, const char *name, char *err, size
     if (a->reports_dir[0]) {
         if (dcem_io_resolve(name, a->reports_dir, sizeof a->reports_dir))
             return dcem_cfg_error(err, errlen, name, a->line, "api.reports_dir", "path too long");
-    } else { /* beside the store file (already resolved) */
-        const char *slash = strrchr(c->store.path, '/');
-        int dir = slash ? (int)(slash - c->store.path) : 0;
+    } else { /* beside the store file (already resolved), or the config file (postgresql) */
+        const char *beside = c->store.path[0] ? c->store.path : name;
+        const char *slash = strrchr(beside, '/');
+        int dir = slash ? (int)(slash - beside) : 0;
         int n = slash ? snprintf(a->reports_dir, sizeof a->reports_dir, "%.*s/reports", dir,
-                                 c->store.path)
+                                 beside)
                       : snprintf(a->reports_dir, sizeof a->reports_dir, "reports");
         if (n < 0 || (size_t)n >= sizeof a->reports_dir)
             return dcem_cfg_error(err, errlen, name, a->line, "api.reports_dir", "path too long");
@@ -411,16 +479,13 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     int rc = dcem_cfg_parse(name, buf, len, fields, c, err, errlen);
     if (!rc && (dcem_io_resolve(name, c->sites_dir, sizeof c->sites_dir) ||
                 dcem_io_resolve(name, c->policy_file, sizeof c->policy_file) ||
-                dcem_io_resolve(name, c->store.path, sizeof c->store.path) ||
                 dcem_io_resolve(name, c->influx.backlog_dir, sizeof c->influx.backlog_dir) ||
                 dcem_io_resolve(name, c->mqtt.ca_file, sizeof c->mqtt.ca_file) ||
                 dcem_io_resolve(name, c->mqtt.cert_file, sizeof c->mqtt.cert_file) ||
                 dcem_io_resolve(name, c->mqtt.key_file, sizeof c->mqtt.key_file)))
         rc = dcem_cfg_error(err, errlen, name, 1, "", "a path is too long");
     if (!rc && c->influx.line) rc = dcem_influx_cfg_check(&c->influx, name, err, errlen);
-    if (!rc && strcmp(c->store.backend, "sqlite"))
-        rc = dcem_cfg_error(err, errlen, name, 1, "store.backend",
-                            "'%s': this build has the sqlite backend only", c->store.backend);
+    if (!rc) rc = check_store(c, name, err, errlen);
     if (!rc) rc = dcem_mqtt_cfg_check(&c->mqtt, name, err, errlen);
     if (!rc && !*c->mqtt.client_id)
         snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-collector-%s", c->collector);
@@ -455,6 +520,7 @@ void dcem_collector_config_free(dcem_collector_config *c)
     if (!c) return;
     /* the tokens are secrets: not left in freed memory */
     wipe(c->api.tokens, 0, sizeof c->api.tokens);
+    wipe(c->store.dsn, 0, sizeof c->store.dsn); /* may hold a password */
     for (size_t i = 0; i < c->n_sites; i++) {
         free(c->sites[i].ledger);
         dcem_tz_free(c->sites[i].tz);

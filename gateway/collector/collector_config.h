@@ -17,12 +17,26 @@
 #define DCEM_COLLECTOR_MAX_SITES 256
 #define DCEM_COLLECTOR_PATH_MAX 512
 
+#define DCEM_COLLECTOR_DSN_MAX 1024
+
 typedef struct dcem_collector_store {
-    char backend[16];           /* "sqlite" */
-    char path[DCEM_COLLECTOR_PATH_MAX];
+    char backend[16];           /* "sqlite" (default) or "postgresql" */
+    char path[DCEM_COLLECTOR_PATH_MAX]; /* sqlite: the file (resolved) */
+    char dsn[DCEM_COLLECTOR_DSN_MAX];   /* postgresql: libpq conninfo or URI (may hold a
+                                           password: wiped on free, never logged) */
+    char label[DCEM_COLLECTOR_PATH_MAX]; /* for logs and reports: the path, or the DSN's
+                                            host, port, database and user */
     int synchronous;            /* 0 full, 1 normal */
     long long retention_days;   /* readings; 0 = for ever */
+    int line;
 } dcem_collector_store;
+
+/* What dcem_store_open takes as target: the path (sqlite) or the DSN. */
+const char *dcem_collector_store_target(const dcem_collector_store *s);
+
+/* 1 when a and b open the same store the same way (where the section sits
+ * in the file does not matter). */
+int dcem_collector_store_same(const dcem_collector_store *a, const dcem_collector_store *b);
 
 /* Who may read /metrics (docs/api.md). */
 enum { DCEM_API_METRICS_REGULATOR = 0, DCEM_API_METRICS_TOKEN, DCEM_API_METRICS_PUBLIC };

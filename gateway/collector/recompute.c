@@ -94,7 +94,8 @@ int dcem_recompute_start(const dcem_collector_config *cfg, dcem_marks *marks,
     r->cfg = cfg;
     dcem_store_opts so = {.synchronous = cfg->store.synchronous,
                           .retention_days = (int)cfg->store.retention_days};
-    int rc = dcem_store_open(cfg->store.backend, cfg->store.path, &so, &r->st, err, errlen);
+    int rc = dcem_store_open(cfg->store.backend, dcem_collector_store_target(&cfg->store), &so,
+                             &r->st, err, errlen);
     if (rc) {
         free(r);
         return rc;

@@ -139,7 +139,8 @@ int main(int argc, char **argv)
     dcem_store_opts so = {.synchronous = cfg->store.synchronous,
                           .retention_days = (int)cfg->store.retention_days};
     dcem_store *st = NULL;
-    if (dcem_store_open(cfg->store.backend, cfg->store.path, &so, &st, err, sizeof err)) {
+    if (dcem_store_open(cfg->store.backend, dcem_collector_store_target(&cfg->store), &so, &st,
+                        err, sizeof err)) {
         fprintf(stderr, "dcem-report: %s\n", err);
         dcem_collector_config_free(cfg);
         return 1;

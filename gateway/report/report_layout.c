@@ -871,7 +871,10 @@ static void add_inputs(const dcem_report *r, cJSON *root)
     cJSON_AddStringToObject(in, "config", r->cfg->file);
     cJSON *st = cJSON_AddObjectToObject(in, "store");
     cJSON_AddStringToObject(st, "backend", r->cfg->store.backend);
-    cJSON_AddStringToObject(st, "path", r->cfg->store.path);
+    if (!strcmp(r->cfg->store.backend, "sqlite"))
+        cJSON_AddStringToObject(st, "path", r->cfg->store.path);
+    else /* never the DSN itself: it may hold a password */
+        cJSON_AddStringToObject(st, "database", r->cfg->store.label);
     cJSON_AddNumberToObject(st, "retention_days", (double)r->cfg->store.retention_days);
     cJSON *p = cJSON_AddObjectToObject(in, "policy");
     cJSON_AddStringToObject(p, "file", r->policy_file);

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const dcem_store_backend *const backends[] = {&dcem_store_sqlite_backend};
+static const dcem_store_backend *const backends[] = {&dcem_store_sqlite_backend,
+                                                     &dcem_store_pg_backend};
 #define N_BACKENDS (sizeof backends / sizeof backends[0])
 
 void dcem_store_set_error(dcem_store *st, const char *fmt, ...)
@@ -101,7 +102,7 @@ int dcem_store_open(const char *backend, const char *target, const dcem_store_op
         if (!strcmp(backends[i]->name, backend)) be = backends[i];
     if (!be) {
         if (err && errlen)
-            snprintf(err, errlen, "unknown store backend \"%s\" (valid: sqlite)", backend);
+            snprintf(err, errlen, "unknown store backend \"%s\" (valid: sqlite, postgresql)", backend);
         return DCEM_ECONFIG;
     }
     if (!target || !*target) {

@@ -2,8 +2,9 @@
  * readings (idempotent on the batch's (site, gateway, epoch, seq)), interval
  * energy per meter in whole micro-kWh with hour / day / month rollups kept
  * as integer sums, each meter's pipeline state and checkpoints as opaque
- * blobs (common/meter.h encodes them), figures, verdicts and alerts. One small interface over interchangeable backends ("sqlite" today;
- * store_backend.h is the vtable a PostgreSQL backend implements). */
+ * blobs (common/meter.h encodes them), figures, verdicts and alerts. One
+ * small interface over interchangeable backends (store_backend.h): "sqlite",
+ * one file, and "postgresql", a server several collectors share. */
 #ifndef DCEM_STORE_H
 #define DCEM_STORE_H
 
@@ -38,14 +39,17 @@ typedef struct dcem_store_opts {
                            older version; functions needing a later one then fail */
 } dcem_store_opts;
 
-/* Opens (creating if missing) the store of `backend` ("sqlite"; NULL means
- * "sqlite") at `target` (sqlite: a file path; its directory must exist), and
+/* Opens (creating if missing) the store of `backend` ("sqlite" or
+ * "postgresql"; NULL means "sqlite") at `target` (sqlite: a file path; its
+ * directory must exist; postgresql: a libpq connection string or URI whose
+ * database exists and which the role may create tables in), and
  * applies the pending schema migrations in one transaction. opts may be NULL
  * (defaults). On success *out is a handle freed with dcem_store_close.
  * Returns 0; DCEM_ECONFIG for an unknown backend, bad options, a file that is
  * not a dcem store, or a schema NEWER than this program knows (upgrade the
  * collector: it never writes into a schema it does not understand);
- * DCEM_ESTORAGE when the file cannot be opened, put in WAL mode or migrated;
+ * DCEM_ESTORAGE when the file cannot be opened, put in WAL mode or migrated,
+ * or the server cannot be reached (the reason in err);
  * DCEM_ENOMEM. Detail goes to err (may be NULL). */
 int dcem_store_open(const char *backend, const char *target, const dcem_store_opts *opts,
                     dcem_store **out, char *err, size_t errlen);
@@ -57,7 +61,7 @@ void dcem_store_close(dcem_store *st);
 /* Detail of the last failure on this handle ("" if none); owned by st. */
 const char *dcem_store_error(const dcem_store *st);
 
-/* Name of the backend ("sqlite") and the schema version the store is at. */
+/* Name of the backend ("sqlite", "postgresql") and the schema version the store is at. */
 const char *dcem_store_backend_name(const dcem_store *st);
 int dcem_store_schema_version(const dcem_store *st);
 

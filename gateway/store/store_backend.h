@@ -83,6 +83,7 @@ typedef struct dcem_store_backend {
                    dcem_store_figures_fn fn, void *ctx);
     /* a->subject never NULL */
     int (*add_alert)(dcem_store *st, const dcem_store_alert *a, int64_t *id);
+    /* changed and id never NULL; a->subject never NULL */
     int (*change_alert)(dcem_store *st, const dcem_store_alert *a, int *changed, int64_t *id);
     int (*alerts)(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                   dcem_store_alert_fn fn, void *ctx);
@@ -116,5 +117,6 @@ void dcem_store_set_error(dcem_store *st, const char *fmt, ...)
 
 /* The backends built in. */
 extern const dcem_store_backend dcem_store_sqlite_backend;
+extern const dcem_store_backend dcem_store_pg_backend;
 
 #endif

@@ -34,6 +34,7 @@ make_work() {
 
 stop_work() {
   local rc=$?
+  stop_postgres
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if ((rc == 0)); then rm -rf "$work"; else echo "$work_label failed; files kept in $work" >&2; fi
@@ -58,6 +59,45 @@ start_mosquitto() {
   pids+=($!)
   wait_for "$name" 10 port_open "$port"
 }
+
+# start_postgres: a PostgreSQL 15 server of the test's own, in $work/pg
+# (initdb; as user postgres when run as root: the server refuses root),
+# listening on a free loopback port and a socket in $work/pgsock, fsync on,
+# awaited with pg_isready, with an empty database dcem. Sets $pgport, $pgdata,
+# and exports PG_DSN (a libpq conninfo). stop_work stops it (pg_ctl -m fast);
+# pg_restart restarts it (pg_ctl restart -m fast, as a crash-safe restart).
+PGBIN=/usr/lib/postgresql/15/bin
+pg_as() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+start_postgres() {
+  pgdata=$work/pg
+  local sock=$work/pgsock
+  mkdir -p "$pgdata" "$sock"
+  if [[ $(id -u) -eq 0 ]]; then
+    chmod o+x "$work" # the server's user reaches its directories through $work
+    chown postgres: "$pgdata" "$sock"
+  fi
+  pg_as "$PGBIN/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --locale=C --no-sync \
+    >"$work/initdb.log" 2>&1 || fail "initdb: $(tail -n 3 "$work/initdb.log")"
+  pgport=$(free_port)
+  pg_as "$PGBIN/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 30 start \
+    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $sock -c fsync=on" >/dev/null ||
+    fail "postgres did not start: $(tail -n 5 "$pgdata/server.log")"
+  pg_started=1
+  wait_for postgres 30 "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$pgport"
+  "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U postgres dcem
+  export PG_DSN="host=127.0.0.1 port=$pgport user=postgres dbname=dcem"
+}
+pg_restart() {
+  pg_as "$PGBIN/pg_ctl" -D "$pgdata" -w -t 30 -m fast restart >/dev/null
+}
+stop_postgres() {
+  if [[ -n ${pg_started:-} ]]; then
+    pg_as "$PGBIN/pg_ctl" -D "$pgdata" -w -t 30 -m fast stop >/dev/null 2>&1 || true
+    pg_started=
+  fi
+}
+# psql_q SQL: one value from the test's database
+psql_q() { "$PGBIN/psql" -X -A -t -q -v ON_ERROR_STOP=1 -d "$PG_DSN" -c "$1"; }
 
 # import_agent_config FILE GATEWAY LEDGER SPOOL METER[:POLL_MS]...: the config
 # of an agent that only imports (dcem-agent --import) into the broker at

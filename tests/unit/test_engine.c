@@ -236,7 +236,8 @@ static void env_open(fx *f, env *v, const char *name, int busy_timeout_ms)
                           .busy_timeout_ms = busy_timeout_ms,
                           .retention_days = (int)v->cfg->store.retention_days};
     int rc =
-        dcem_store_open(v->cfg->store.backend, v->cfg->store.path, &so, &v->st, err, sizeof err);
+        dcem_store_open(v->cfg->store.backend, dcem_collector_store_target(&v->cfg->store), &so,
+                        &v->st, err, sizeof err);
     if (rc) fail_msg("open %s: %d %s", v->cfg->store.path, rc, err);
     v->e = dcem_engine_new(v->cfg, v->st);
     assert_non_null(v->e);
