@@ -156,11 +156,16 @@ int main(int argc, char **argv)
              " i.estimated_day_ukwh, i.estimated_month_ukwh, i.estimated_year_ukwh,"
              " i.integrated_ukwh, i.covered_ms, i.readings, i.discarded, i.rollovers, i.resets,"
              " i.flags, i.hour_ms, i.day, i.month"
-             " FROM readings r JOIN batches b ON b.gateway = r.gateway AND b.epoch = r.epoch"
+             " FROM readings r CROSS JOIN batches b ON b.gateway = r.gateway AND b.epoch = r.epoch"
              "  AND b.seq = r.seq AND b.site = %s"
-             " LEFT JOIN intervals i ON i.site = r.site AND i.meter = r.meter AND i.end_ms = r.t_ms"
+             " LEFT JOIN temp.iv i ON i.site = r.site AND i.meter = r.meter AND i.end_ms = r.t_ms"
              " ORDER BY b.received_ms, b.gateway, b.epoch, b.seq, r.t_ms, r.meter",
              meter_expr, ids ? "(SELECT name FROM names WHERE id = r.site)" : "r.site");
+    /* readings drive the join (CROSS JOIN keeps that order); the intervals by
+     * their end (the store keys them by their start): a
+     * temporary copy with an index, or the join is quadratic */
+    exec(src, "CREATE TEMP TABLE iv AS SELECT * FROM intervals;"
+              " CREATE INDEX temp.iv_end ON iv (site, meter, end_ms)");
     s = prep(src, sql);
     size_t n = 0, cap = 1 << 16;
     row *rows = malloc(cap * sizeof *rows);
