@@ -214,7 +214,7 @@ wait "$sim_pid" || fail "dcem-sim exited with $?"
 test -s "$work/truth.json" || fail "no truth file at the simulator's exit"
 polls=$(grep 'poll: meter [a-z-]* (bus sim .*polls' "$work/agent.err" |
   sed -n 's/.* \([0-9]*\) polls,.*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
-all_stored() { (($(sql "SELECT count(*) FROM readings WHERE gateway = '$gw' AND meter <> 'drain-probe'") == polls)); }
+all_stored() { (($(sql "SELECT count(*) FROM readings WHERE gateway = '$gw' AND meter <> (SELECT id FROM names WHERE name = 'drain-probe')") == polls)); }
 wait_for "all $polls polls of the agent in the store" 30 all_stored
 
 # Close every meter's open interval. The collector stores an interval when a
@@ -228,9 +228,10 @@ import sqlite3, sys, datetime
 db = sqlite3.connect(sys.argv[1], timeout=10)
 print("time,meter,kwh")
 for meter, t, kwh in db.execute(
-        "SELECT meter, t_ms, kwh FROM readings r WHERE gateway = ? AND kwh IS NOT NULL AND t_ms ="
+        "SELECT n.name, t_ms, kwh FROM readings r JOIN names n ON n.id = r.meter"
+        " WHERE gateway = ? AND kwh IS NOT NULL AND t_ms ="
         " (SELECT max(t_ms) FROM readings WHERE meter = r.meter AND kwh IS NOT NULL)"
-        " ORDER BY meter", (sys.argv[2],)):
+        " ORDER BY n.name", (sys.argv[2],)):
     if t % 60000 == 0:
         continue  # on a boundary already: its interval is closed
     end = (t // 60000 + 1) * 60000  # 1-minute intervals; +08:00 keeps minutes aligned to UTC
