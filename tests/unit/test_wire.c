@@ -907,10 +907,12 @@ static void test_streaming_equals_cjson(void **state)
     /* nesting: 1000 levels of arrays and objects are JSON to cJSON, 1001 are not */
     for (int depth = 997; depth <= 1001; depth++) {
         /* {"v":1,"x":[{"k":[{"k":...0...]}]}: depth arrays and objects in all */
-        char *deep = malloc(6 * (size_t)depth + 64);
+        size_t cap = 6 * (size_t)depth + 64;
+        char *deep = malloc(cap);
         assert_non_null(deep);
-        size_t n = (size_t)sprintf(deep, "{\"v\":1,\"x\":");
-        for (int i = 1; i < depth; i++) n += (size_t)sprintf(deep + n, i % 2 ? "[" : "{\"k\":");
+        size_t n = (size_t)snprintf(deep, cap, "{\"v\":1,\"x\":");
+        for (int i = 1; i < depth; i++)
+            n += (size_t)snprintf(deep + n, cap - n, "%s", i % 2 ? "[" : "{\"k\":");
         deep[n++] = '0';
         for (int i = depth - 1; i >= 1; i--) deep[n++] = i % 2 ? ']' : '}';
         deep[n++] = '}';
