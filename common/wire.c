@@ -606,7 +606,7 @@ typedef struct jstr {
 } jstr;
 
 typedef struct jval {
-    int type; /* J_*, 0: absent */
+    int type;       /* J_*, 0: absent */
     unsigned count; /* times its key was given */
     double num;
     jstr str;
@@ -623,7 +623,8 @@ typedef struct jr {
 static void jr_ws(jr *r)
 {
     if (r->off >= r->len) return;
-    while (r->off < r->len && r->s[r->off] <= 32) r->off++;
+    while (r->off < r->len && r->s[r->off] <= 32)
+        r->off++;
     if (r->off == r->len) r->off--;
 }
 
@@ -692,9 +693,20 @@ static int jr_string(jr *r, jstr *out)
         uint32_t cp;
         size_t n = 2;
         switch (s[p + 1]) { /* p + 1 <= e: at worst the closing quote */
-        case 'b': case 'f': case 'n': case 'r': case 't': case '"': case '\\': case '/': break;
-        case 'u': n = jr_utf16(s, p, e, &cp); break;
-        default: n = 0;
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+        case '"':
+        case '\\':
+        case '/':
+            break;
+        case 'u':
+            n = jr_utf16(s, p, e, &cp);
+            break;
+        default:
+            n = 0;
         }
         if (!n) {
             r->off = p;
@@ -881,9 +893,15 @@ static int jr_value(jr *r, jval *v)
     }
     if (left == 0) return -1;
     switch (s[0]) {
-    case '"': v->type = J_STRING; return jr_string(r, &v->str);
-    case '[': v->type = J_ARRAY; return jr_array(r, NULL, NULL);
-    case '{': v->type = J_OBJECT; return jr_object(r, NULL, NULL);
+    case '"':
+        v->type = J_STRING;
+        return jr_string(r, &v->str);
+    case '[':
+        v->type = J_ARRAY;
+        return jr_array(r, NULL, NULL);
+    case '{':
+        v->type = J_OBJECT;
+        return jr_object(r, NULL, NULL);
     default:
         if (s[0] != '-' && (s[0] < '0' || s[0] > '9')) return -1;
         v->type = J_NUMBER;
@@ -931,8 +949,8 @@ static const char *const reading_fields[F_COUNT] = {"meter", "t",   "q",  "ct", 
                                                     "ratio", "kwh", "kw", "values"};
 /* The batch's fields. */
 enum { B_V, B_SITE, B_GATEWAY, B_EPOCH, B_SEQ, B_READINGS, B_COUNT };
-static const char *const batch_fields[B_COUNT] = {"v", "site", "gateway", "epoch", "seq",
-                                                  "readings"};
+static const char *const batch_fields[B_COUNT] = {"v",     "site", "gateway",
+                                                  "epoch", "seq",  "readings"};
 
 /* Which of names[0..n) the key is; -1: none. */
 static int field_of(const jr *r, const jstr *k, const char *const *names, int n)
@@ -958,25 +976,24 @@ typedef struct bctx {
     dctx *c;
     jr *r;
     jval f[B_COUNT];
-    size_t limit;          /* readings decoded at most: min(cap, DCEM_WIRE_MAX_READINGS) */
-    size_t listed;         /* elements of the first "readings" array */
-    size_t unknown;        /* unknown values of the readings that passed */
-    int failed;            /* a reading failed its checks: */
-    int fail_reason;       /*   its reason, */
-    size_t fail_unknown;   /*   out->unknown_values as the cJSON decoder left it, */
-    char fail_msg[320];    /*   its message */
+    size_t limit;        /* readings decoded at most: min(cap, DCEM_WIRE_MAX_READINGS) */
+    size_t listed;       /* elements of the first "readings" array */
+    size_t unknown;      /* unknown values of the readings that passed */
+    int failed;          /* a reading failed its checks: */
+    int fail_reason;     /*   its reason, */
+    size_t fail_unknown; /*   out->unknown_values as the cJSON decoder left it, */
+    char fail_msg[320];  /*   its message */
     /* the reading being read */
     jval rf[F_COUNT];
     dcem_wire_reading *cur;
     unsigned char seen[DCEM_Q_COUNT][4];
-    size_t v_unknown;      /* its unknown values before its values' first error */
-    int v_reason;          /* that error (0: none) */
+    size_t v_unknown; /* its unknown values before its values' first error */
+    int v_reason;     /* that error (0: none) */
     char v_msg[160];
     size_t index;
 } bctx;
 
-__attribute__((format(printf, 3, 4))) static void vfail(bctx *x, int reason, const char *fmt,
-                                                         ...)
+__attribute__((format(printf, 3, 4))) static void vfail(bctx *x, int reason, const char *fmt, ...)
 {
     x->v_reason = reason;
     va_list ap;
@@ -1114,8 +1131,8 @@ static int reading_check(dctx *c, bctx *x, dcem_wire_reading *rd, size_t *unknow
         (rc = j_member(c, &f[F_RATIO], path, "ratio", 0)))
         return rc;
     if ((has_ct && !dcem_ratio_valid(rd->ct)) || (has_pt && !dcem_ratio_valid(rd->pt)))
-        return fail(c, DCEM_WIRE_BAD_FIELD, "%s%s: a transformer ratio must be > 0 and <= %g",
-                    path, has_ct && !dcem_ratio_valid(rd->ct) ? "ct" : "pt", DCEM_RATIO_MAX);
+        return fail(c, DCEM_WIRE_BAD_FIELD, "%s%s: a transformer ratio must be > 0 and <= %g", path,
+                    has_ct && !dcem_ratio_valid(rd->ct) ? "ct" : "pt", DCEM_RATIO_MAX);
     if (!has_ct) rd->ct = 1;
     if (!has_pt) rd->pt = 1;
     if (f[F_RATIO].count) {
@@ -1217,8 +1234,8 @@ static int j_id(dctx *c, const jr *r, const jval *v, const char *name, const cha
 static int j_u64(dctx *c, const jval *v, const char *name, uint64_t min, uint64_t *out)
 {
     double d = 0;
-    int rc = j_integer(c, v, "", name, (double)min, (double)DCEM_WIRE_MAX_INT, DCEM_WIRE_BAD_SEQ,
-                       &d);
+    int rc =
+        j_integer(c, v, "", name, (double)min, (double)DCEM_WIRE_MAX_INT, DCEM_WIRE_BAD_SEQ, &d);
     *out = (uint64_t)d;
     return rc;
 }
@@ -1296,8 +1313,8 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
             }
             for (size_t i = r.off; !rc && i < len; i++)
                 if (!strchr(" \t\r\n", buf[i]))
-                    rc = fail(&c, DCEM_WIRE_NOT_JSON, "bytes after the JSON value (at byte %zu)",
-                              i);
+                    rc =
+                        fail(&c, DCEM_WIRE_NOT_JSON, "bytes after the JSON value (at byte %zu)", i);
             if (!rc && root.type != J_OBJECT)
                 rc = fail(&c, DCEM_WIRE_WRONG_TYPE, "payload is not an object");
             if (!rc) rc = batch_check(&c, x, out);

@@ -819,18 +819,21 @@ static void copy_id(char dst[DCEM_ID_MAX], const char *src)
     dst[n] = '\0';
 }
 
-/* ---- the dictionary of site and meter ids (schema 9) ------------------------------------------ */
+/* ---- the dictionary of site and meter ids (schema 9) ------------------------------------------
+ */
 
 static uint32_t name_hash(const char *s)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
 static void ids_forget(sq *c)
 {
-    for (size_t i = 0; i < c->ids_cap; i++) free(c->ids[i].name);
+    for (size_t i = 0; i < c->ids_cap; i++)
+        free(c->ids[i].name);
     free(c->ids);
     c->ids = NULL;
     c->ids_cap = c->ids_n = 0;
@@ -839,7 +842,8 @@ static void ids_forget(sq *c)
 static id_entry *ids_slot(id_entry *t, size_t cap, const char *name, uint32_t h)
 {
     size_t i = h & (cap - 1);
-    while (t[i].name && (t[i].hash != h || strcmp(t[i].name, name) != 0)) i = (i + 1) & (cap - 1);
+    while (t[i].name && (t[i].hash != h || strcmp(t[i].name, name) != 0))
+        i = (i + 1) & (cap - 1);
     return &t[i];
 }
 
@@ -1589,7 +1593,8 @@ static int sq_export(dcem_store *st, const char *site, const char *meter, int64_
     sqlite3_stmt *s = rc ? NULL : stmt(st, meter ? S_EXPORT_METER : S_EXPORT_SITE);
     if (!s) return DCEM_ESTORAGE;
     /* a site or meter without an id has no readings */
-    if ((rc = b_name(st, s, 1, site, 0)) == 1 && (!meter || (rc = b_name(st, s, 4, meter, 0)) == 1)) {
+    if ((rc = b_name(st, s, 1, site, 0)) == 1 &&
+        (!meter || (rc = b_name(st, s, 4, meter, 0)) == 1)) {
         b_i64(s, 2, from_ms);
         b_i64(s, 3, to_ms);
         return each_reading(st, s, site, "export", fn, ctx);

@@ -67,7 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(a.epoch == b.epoch && a.seq == b.seq && a.identified == b.identified);
     FUZZ_CHECK(a.unknown_values == b.unknown_values && a.listed_readings == b.listed_readings);
     FUZZ_CHECK(a.n_readings == b.n_readings && a.readings == mine && b.readings == ref);
-    for (size_t i = 0; i < a.n_readings; i++) same_reading(&mine[i], &ref[i]);
+    for (size_t i = 0; i < a.n_readings; i++)
+        same_reading(&mine[i], &ref[i]);
     free(buf);
     return 0;
 }

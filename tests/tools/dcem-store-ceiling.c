@@ -139,8 +139,7 @@ int main(int argc, char **argv)
         return 2;
     }
     sqlite3 *src = NULL, *db = NULL;
-    if (sqlite3_open_v2(argv[1], &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-        die(argv[1], src);
+    if (sqlite3_open_v2(argv[1], &src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) die(argv[1], src);
     sqlite3_stmt *s = prep(src, "SELECT max(version) FROM schema_version");
     if (sqlite3_step(s) != SQLITE_ROW) die("schema_version", src);
     int version = sqlite3_column_int(s, 0);
@@ -193,7 +192,8 @@ int main(int argc, char **argv)
         r->ratio = sqlite3_column_double(s, 9);
         r->has_iv = sqlite3_column_type(s, 10) != SQLITE_NULL;
         r->iv_start = sqlite3_column_int64(s, 10);
-        for (int k = 0; k < N_IV; k++) r->iv[k] = sqlite3_column_int64(s, 11 + k);
+        for (int k = 0; k < N_IV; k++)
+            r->iv[k] = sqlite3_column_int64(s, 11 + k);
     }
     if (rc != SQLITE_DONE) die("reading the source", src);
     sqlite3_finalize(s);
@@ -220,58 +220,57 @@ int main(int argc, char **argv)
     exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;"
              " PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864");
     /* the tables of the store's latest schema (store_sqlite.c, migration 9) */
-    exec(db,
-         "CREATE TABLE names (id INTEGER PRIMARY KEY,"
-         " name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 63)) STRICT;"
-         "CREATE TABLE batches (site TEXT NOT NULL, gateway TEXT NOT NULL,"
-         " epoch INTEGER NOT NULL, seq INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
-         " n_readings INTEGER NOT NULL, n_new INTEGER NOT NULL DEFAULT 0,"
-         " quarantined INTEGER NOT NULL DEFAULT 0, UNIQUE (site, gateway, epoch, seq)) STRICT;"
-         "CREATE TABLE readings (site INTEGER NOT NULL, meter INTEGER NOT NULL,"
-         " t_ms INTEGER NOT NULL CHECK (t_ms BETWEEN 0 AND 253402300799999),"
-         " kwh REAL CHECK (kwh BETWEEN -1e308 AND 1e308),"
-         " kw REAL CHECK (kw BETWEEN -1e308 AND 1e308),"
-         " quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 3),"
-         " gateway TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,"
-         " ratio REAL NOT NULL DEFAULT 1 CHECK (ratio > 0 AND ratio <= 1e10),"
-         " CHECK (quality <> 3 OR (kwh IS NULL AND kw IS NULL)),"
-         " PRIMARY KEY (site, t_ms, meter)) STRICT, WITHOUT ROWID;"
-         "CREATE TABLE intervals (site INTEGER NOT NULL, meter INTEGER NOT NULL,"
-         " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, ukwh INTEGER NOT NULL,"
-         " estimated_ukwh INTEGER NOT NULL, estimated_day_ukwh INTEGER NOT NULL,"
-         " estimated_month_ukwh INTEGER NOT NULL, estimated_year_ukwh INTEGER NOT NULL,"
-         " integrated_ukwh INTEGER NOT NULL, covered_ms INTEGER NOT NULL,"
-         " readings INTEGER NOT NULL, discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL,"
-         " resets INTEGER NOT NULL, flags INTEGER NOT NULL, hour_ms INTEGER NOT NULL,"
-         " day INTEGER NOT NULL, month INTEGER NOT NULL, revisions INTEGER NOT NULL DEFAULT 0,"
-         " CHECK (end_ms > start_ms AND end_ms - start_ms <= 3600000),"
-         " CHECK (covered_ms BETWEEN 0 AND end_ms - start_ms),"
-         " CHECK (ukwh BETWEEN -1000000000000000 AND 1000000000000000"
-         "  AND estimated_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
-         "  AND estimated_day_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
-         "  AND estimated_month_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
-         "  AND estimated_year_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
-         "  AND integrated_ukwh BETWEEN -1000000000000000 AND 1000000000000000),"
-         " CHECK (readings >= 0 AND discarded >= 0 AND rollovers >= 0 AND resets >= 0"
-         "  AND flags >= 0),"
-         " PRIMARY KEY (site, start_ms, meter)) STRICT, WITHOUT ROWID;"
-         "CREATE TABLE rollups (site INTEGER NOT NULL, kind INTEGER NOT NULL"
-         " CHECK (kind IN (1, 2, 3)), key INTEGER NOT NULL, meter INTEGER NOT NULL,"
-         " ukwh INTEGER NOT NULL, estimated_ukwh INTEGER NOT NULL,"
-         " estimated_day_ukwh INTEGER NOT NULL, estimated_month_ukwh INTEGER NOT NULL,"
-         " estimated_year_ukwh INTEGER NOT NULL, integrated_ukwh INTEGER NOT NULL,"
-         " covered_ms INTEGER NOT NULL, intervals INTEGER NOT NULL,"
-         " read_intervals INTEGER NOT NULL, estimated_intervals INTEGER NOT NULL,"
-         " integrated_intervals INTEGER NOT NULL, discarded INTEGER NOT NULL,"
-         " rollovers INTEGER NOT NULL, resets INTEGER NOT NULL,"
-         " CHECK (intervals >= 0 AND read_intervals BETWEEN 0 AND intervals"
-         "  AND estimated_intervals BETWEEN 0 AND intervals"
-         "  AND integrated_intervals BETWEEN 0 AND intervals AND covered_ms >= 0"
-         "  AND discarded >= 0 AND rollovers >= 0 AND resets >= 0),"
-         " PRIMARY KEY (site, kind, key, meter)) STRICT, WITHOUT ROWID;"
-         "CREATE TABLE meter_state (site TEXT NOT NULL, meter TEXT NOT NULL,"
-         " state BLOB NOT NULL, stale INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
-         " PRIMARY KEY (site, meter)) STRICT, WITHOUT ROWID;");
+    exec(db, "CREATE TABLE names (id INTEGER PRIMARY KEY,"
+             " name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 63)) STRICT;"
+             "CREATE TABLE batches (site TEXT NOT NULL, gateway TEXT NOT NULL,"
+             " epoch INTEGER NOT NULL, seq INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+             " n_readings INTEGER NOT NULL, n_new INTEGER NOT NULL DEFAULT 0,"
+             " quarantined INTEGER NOT NULL DEFAULT 0, UNIQUE (site, gateway, epoch, seq)) STRICT;"
+             "CREATE TABLE readings (site INTEGER NOT NULL, meter INTEGER NOT NULL,"
+             " t_ms INTEGER NOT NULL CHECK (t_ms BETWEEN 0 AND 253402300799999),"
+             " kwh REAL CHECK (kwh BETWEEN -1e308 AND 1e308),"
+             " kw REAL CHECK (kw BETWEEN -1e308 AND 1e308),"
+             " quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 3),"
+             " gateway TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,"
+             " ratio REAL NOT NULL DEFAULT 1 CHECK (ratio > 0 AND ratio <= 1e10),"
+             " CHECK (quality <> 3 OR (kwh IS NULL AND kw IS NULL)),"
+             " PRIMARY KEY (site, t_ms, meter)) STRICT, WITHOUT ROWID;"
+             "CREATE TABLE intervals (site INTEGER NOT NULL, meter INTEGER NOT NULL,"
+             " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, ukwh INTEGER NOT NULL,"
+             " estimated_ukwh INTEGER NOT NULL, estimated_day_ukwh INTEGER NOT NULL,"
+             " estimated_month_ukwh INTEGER NOT NULL, estimated_year_ukwh INTEGER NOT NULL,"
+             " integrated_ukwh INTEGER NOT NULL, covered_ms INTEGER NOT NULL,"
+             " readings INTEGER NOT NULL, discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL,"
+             " resets INTEGER NOT NULL, flags INTEGER NOT NULL, hour_ms INTEGER NOT NULL,"
+             " day INTEGER NOT NULL, month INTEGER NOT NULL, revisions INTEGER NOT NULL DEFAULT 0,"
+             " CHECK (end_ms > start_ms AND end_ms - start_ms <= 3600000),"
+             " CHECK (covered_ms BETWEEN 0 AND end_ms - start_ms),"
+             " CHECK (ukwh BETWEEN -1000000000000000 AND 1000000000000000"
+             "  AND estimated_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
+             "  AND estimated_day_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
+             "  AND estimated_month_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
+             "  AND estimated_year_ukwh BETWEEN -1000000000000000 AND 1000000000000000"
+             "  AND integrated_ukwh BETWEEN -1000000000000000 AND 1000000000000000),"
+             " CHECK (readings >= 0 AND discarded >= 0 AND rollovers >= 0 AND resets >= 0"
+             "  AND flags >= 0),"
+             " PRIMARY KEY (site, start_ms, meter)) STRICT, WITHOUT ROWID;"
+             "CREATE TABLE rollups (site INTEGER NOT NULL, kind INTEGER NOT NULL"
+             " CHECK (kind IN (1, 2, 3)), key INTEGER NOT NULL, meter INTEGER NOT NULL,"
+             " ukwh INTEGER NOT NULL, estimated_ukwh INTEGER NOT NULL,"
+             " estimated_day_ukwh INTEGER NOT NULL, estimated_month_ukwh INTEGER NOT NULL,"
+             " estimated_year_ukwh INTEGER NOT NULL, integrated_ukwh INTEGER NOT NULL,"
+             " covered_ms INTEGER NOT NULL, intervals INTEGER NOT NULL,"
+             " read_intervals INTEGER NOT NULL, estimated_intervals INTEGER NOT NULL,"
+             " integrated_intervals INTEGER NOT NULL, discarded INTEGER NOT NULL,"
+             " rollovers INTEGER NOT NULL, resets INTEGER NOT NULL,"
+             " CHECK (intervals >= 0 AND read_intervals BETWEEN 0 AND intervals"
+             "  AND estimated_intervals BETWEEN 0 AND intervals"
+             "  AND integrated_intervals BETWEEN 0 AND intervals AND covered_ms >= 0"
+             "  AND discarded >= 0 AND rollovers >= 0 AND resets >= 0),"
+             " PRIMARY KEY (site, kind, key, meter)) STRICT, WITHOUT ROWID;"
+             "CREATE TABLE meter_state (site TEXT NOT NULL, meter TEXT NOT NULL,"
+             " state BLOB NOT NULL, stale INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+             " PRIMARY KEY (site, meter)) STRICT, WITHOUT ROWID;");
     /* the dictionary, before the clock: the site is id 1, meter i is id i + 2 */
     exec(db, "BEGIN");
     sqlite3_stmt *nm = prep(db, "INSERT INTO names (id, name) VALUES (?1, ?2)");
@@ -356,7 +355,8 @@ int main(int argc, char **argv)
             if (!r->has_iv) continue;
             sqlite3_bind_int64(ii, 1, r->iv_start);
             sqlite3_bind_int(ii, 2, r->meter + 2);
-            for (int k = 0; k < N_IV; k++) sqlite3_bind_int64(ii, 3 + k, r->iv[k]);
+            for (int k = 0; k < N_IV; k++)
+                sqlite3_bind_int64(ii, 3 + k, r->iv[k]);
             run(db, ii);
             n_iv++;
             const int64_t keys[3] = {r->iv[13], r->iv[14], r->iv[15]};
@@ -374,11 +374,13 @@ int main(int argc, char **argv)
             rollup sum = rus[a];
             size_t b = a + 1;
             for (; b < nr && rollup_cmp(&rus[b], &sum) == 0; b++)
-                for (int k = 0; k < N_SUMS; k++) sum.v[k] += rus[b].v[k];
+                for (int k = 0; k < N_SUMS; k++)
+                    sum.v[k] += rus[b].v[k];
             sqlite3_bind_int(ru, 1, sum.kind);
             sqlite3_bind_int64(ru, 2, sum.key);
             sqlite3_bind_int(ru, 3, sum.meter + 2);
-            for (int k = 0; k < N_SUMS; k++) sqlite3_bind_int64(ru, 4 + k, sum.v[k]);
+            for (int k = 0; k < N_SUMS; k++)
+                sqlite3_bind_int64(ru, 4 + k, sum.v[k]);
             run(db, ru);
             n_ru++;
             a = b;
@@ -399,10 +401,11 @@ int main(int argc, char **argv)
     double secs = clock_s(CLOCK_MONOTONIC) - t0, cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
 
     sqlite3_stmt *all[] = {begin, commit, bi, ri, ii, ru, si};
-    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) sqlite3_finalize(all[k]);
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        sqlite3_finalize(all[k]);
     if (sqlite3_close(db) != SQLITE_OK) die("close", db);
-    printf("rows=%" PRIu64 " readings=%zu intervals=%" PRIu64 " rollups=%" PRIu64
-           " states=%" PRIu64 " batches=%" PRIu64 " transactions=%" PRIu64
+    printf("rows=%" PRIu64 " readings=%zu intervals=%" PRIu64 " rollups=%" PRIu64 " states=%" PRIu64
+           " batches=%" PRIu64 " transactions=%" PRIu64
            " seconds=%.3f rows_per_s=%.0f readings_per_s=%.0f cpu_us_per_reading=%.2f\n",
            (uint64_t)n + n_iv, n, n_iv, n_ru, n_st, n_b, n_tx, secs,
            (double)((uint64_t)n + n_iv) / secs, (double)n / secs, cpu * 1e6 / (double)n);

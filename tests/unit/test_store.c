@@ -37,7 +37,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SCHEMA_LATEST 9 /* integer intervals, opaque meter state, checkpoints */
+#define SCHEMA_LATEST 9    /* integer intervals, opaque meter state, checkpoints */
 
 typedef struct fx {
     char tmp[64];   /* mkdtemp, removed after the test */
@@ -346,10 +346,17 @@ static char *dump(fx *f, const char *sql)
         for (int i = 0; i < sqlite3_column_count(s); i++) {
             char v[96];
             switch (sqlite3_column_type(s, i)) {
-            case SQLITE_NULL: snprintf(v, sizeof v, "NULL"); break;
-            case SQLITE_INTEGER: snprintf(v, sizeof v, "%lld", sqlite3_column_int64(s, i)); break;
-            case SQLITE_FLOAT: snprintf(v, sizeof v, "%.17g", sqlite3_column_double(s, i)); break;
-            default: snprintf(v, sizeof v, "'%s'", (const char *)sqlite3_column_text(s, i));
+            case SQLITE_NULL:
+                snprintf(v, sizeof v, "NULL");
+                break;
+            case SQLITE_INTEGER:
+                snprintf(v, sizeof v, "%lld", sqlite3_column_int64(s, i));
+                break;
+            case SQLITE_FLOAT:
+                snprintf(v, sizeof v, "%.17g", sqlite3_column_double(s, i));
+                break;
+            default:
+                snprintf(v, sizeof v, "'%s'", (const char *)sqlite3_column_text(s, i));
             }
             int n = snprintf(out + len, cap - len, "%s%s", i ? "," : "", v);
             assert_true(n > 0 && (size_t)n < cap - len);
@@ -390,12 +397,14 @@ static void test_schema7_migrated_to_integer_ids_exactly(void **state)
     dcem_store_interval_row rows[6];
     for (int i = 0; i < 6; i++) {
         static const char *const m[] = {"m0", "m1", "m2", "m3", "m0", "m1"};
-        rows[i] = (dcem_store_interval_row){
-            m[i],
-            {.start_ms = T0 + (i / 4) * 15 * MIN, .end_ms = T0 + (i / 4 + 1) * 15 * MIN,
-             .ukwh = 1000000 + i * 333, .covered_ms = 15 * MIN, .readings = 3 + i,
-             .flags = i == 2 ? DCEM_SEG_ESTIMATED : 0},
-            {T0, 20089, 2025 * 12}};
+        rows[i] = (dcem_store_interval_row){m[i],
+                                            {.start_ms = T0 + (i / 4) * 15 * MIN,
+                                             .end_ms = T0 + (i / 4 + 1) * 15 * MIN,
+                                             .ukwh = 1000000 + i * 333,
+                                             .covered_ms = 15 * MIN,
+                                             .readings = 3 + i,
+                                             .flags = i == 2 ? DCEM_SEG_ESTIMATED : 0},
+                                            {T0, 20089, 2025 * 12}};
         if (i == 2) rows[i].iv.estimated_ukwh[DCEM_SPAN_DAY] = 777;
     }
     assert_int_equal(dcem_store_put_intervals(st, "sh-dc01", rows, 6), 0);
@@ -429,13 +438,13 @@ static void test_schema7_migrated_to_integer_ids_exactly(void **state)
     static const char iv9[] =
         "SELECT s.name, m.name, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh,"
         " estimated_month_ukwh, estimated_year_ukwh, integrated_ukwh, covered_ms, readings,"
-        " discarded, rollovers, resets, flags, hour_ms, day, month, revisions" NAMED("intervals")
-        " ORDER BY s.name, start_ms, m.name";
+        " discarded, rollovers, resets, flags, hour_ms, day, month, revisions" NAMED(
+            "intervals") " ORDER BY s.name, start_ms, m.name";
     static const char ru9[] =
         "SELECT s.name, kind, key, m.name, ukwh, estimated_ukwh, estimated_day_ukwh,"
         " estimated_month_ukwh, estimated_year_ukwh, integrated_ukwh, covered_ms, intervals,"
-        " read_intervals, estimated_intervals, integrated_intervals, discarded, rollovers, resets"
-        NAMED("rollups") " ORDER BY s.name, kind, key, m.name";
+        " read_intervals, estimated_intervals, integrated_intervals, discarded, rollovers, "
+        "resets" NAMED("rollups") " ORDER BY s.name, kind, key, m.name";
 #undef NAMED
     char *after[3] = {dump(f, rd9), dump(f, iv9), dump(f, ru9)};
     for (int i = 0; i < 3; i++) {

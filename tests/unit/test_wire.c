@@ -804,14 +804,15 @@ static int agree(const char *s, size_t len, int topic, size_t cap)
     dcem_wire_batch x, y;
     int rx = -1, ry = -2;
     char ex[256] = "x", ey[256] = "y";
-    int cx = dcem_wire_decode_batch(buf, len, topic ? "s1" : NULL, topic ? "gw1" : NULL, a, cap,
-                                    &x, &rx, ex, sizeof ex);
+    int cx = dcem_wire_decode_batch(buf, len, topic ? "s1" : NULL, topic ? "gw1" : NULL, a, cap, &x,
+                                    &rx, ex, sizeof ex);
     int cy = dcem_wire_decode_batch_cjson(buf, len, topic ? "s1" : NULL, topic ? "gw1" : NULL, b,
                                           cap, &y, &ry, ey, sizeof ey);
     free(buf);
     if (cx != cy || rx != ry || strcmp(ex, ey) != 0)
-        fail_msg("%.*s\n  streaming: %d %s '%s'\n  cJSON:     %d %s '%s'", (int)(len < 300 ? len : 300),
-                 s, cx, dcem_wire_reason_name(rx), ex, cy, dcem_wire_reason_name(ry), ey);
+        fail_msg("%.*s\n  streaming: %d %s '%s'\n  cJSON:     %d %s '%s'",
+                 (int)(len < 300 ? len : 300), s, cx, dcem_wire_reason_name(rx), ex, cy,
+                 dcem_wire_reason_name(ry), ey);
     assert_string_equal(x.site, y.site);
     assert_string_equal(x.gateway, y.gateway);
     assert_true(x.epoch == y.epoch && x.seq == y.seq && x.identified == y.identified);
@@ -914,7 +915,8 @@ static void test_streaming_equals_cjson(void **state)
         for (int i = 1; i < depth; i++)
             n += (size_t)snprintf(deep + n, cap - n, "%s", i % 2 ? "[" : "{\"k\":");
         deep[n++] = '0';
-        for (int i = depth - 1; i >= 1; i--) deep[n++] = i % 2 ? ']' : '}';
+        for (int i = depth - 1; i >= 1; i--)
+            deep[n++] = i % 2 ? ']' : '}';
         deep[n++] = '}';
         int why = agree(deep, n, 1, DCEM_WIRE_MAX_READINGS);
         assert_int_equal(why, depth <= 1000 ? DCEM_WIRE_MISSING_FIELD : DCEM_WIRE_NOT_JSON);
@@ -940,8 +942,8 @@ static void test_streaming_equals_cjson(void **state)
     char *json;
     size_t len;
     assert_int_equal(dcem_wire_encode_batch(&b, &json, &len), 0);
-    static const char subst[] = {'"', '{', '}', '[', ']', ',', ':', '0', '9', '-', '+', 'e', '.',
-                                 '\\', 'u', 'x', ' ', '\x01', '\x80', 'n', 't', 'f'};
+    static const char subst[] = {'"', '{', '}',  '[', ']', ',', ':',    '0',    '9', '-', '+',
+                                 'e', '.', '\\', 'u', 'x', ' ', '\x01', '\x80', 'n', 't', 'f'};
     char *m = malloc(len);
     assert_non_null(m);
     for (size_t i = 0; i <= len; i++) {
