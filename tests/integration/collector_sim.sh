@@ -214,7 +214,7 @@ wait "$sim_pid" || fail "dcem-sim exited with $?"
 test -s "$work/truth.json" || fail "no truth file at the simulator's exit"
 polls=$(grep 'poll: meter [a-z-]* (bus sim .*polls' "$work/agent.err" |
   sed -n 's/.* \([0-9]*\) polls,.*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
-all_stored() { (($(sql "SELECT count(*) FROM readings WHERE gateway = '$gw' AND meter <> (SELECT id FROM names WHERE name = 'drain-probe')") == polls)); }
+all_stored() { (($(sql "SELECT count(*) FROM readings WHERE gateway = '$gw' AND meter NOT IN (SELECT id FROM names WHERE name = 'drain-probe')") == polls)); }
 wait_for "all $polls polls of the agent in the store" 30 all_stored
 
 # Close every meter's open interval. The collector stores an interval when a
