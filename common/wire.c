@@ -5,6 +5,7 @@
 #include <cJSON.h>
 
 #include <inttypes.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -572,11 +573,364 @@ static int id_field(dctx *c, const cJSON *obj, const char *name, const char *top
     return 0;
 }
 
-/* "voltage_v_l2" -> (DCEM_Q_VOLTAGE_V, 2). 0 when not a known quantity. */
-static int quantity_key(const char *s, int *q, int *phase)
+/* ---- the batch: a streaming reader, no tree ------------------------------
+
+   The hot path of the collector: a batch of 250 readings is 19 KB, and a
+   cJSON tree of it was 12 % of the collector's time (docs/benchmarks.md).
+   This reader walks the payload once and writes the readings straight into
+   the caller's storage. It accepts and refuses exactly what the cJSON
+   decoder did (tests/fuzz/wire_batch_cjson.c keeps that decoder, and
+   fuzz_wire_diff checks the two agree on every input, messages included):
+
+   - the grammar is cJSON's, not RFC 8259's: any byte <= 0x20 is
+     whitespace between tokens, a UTF-8 BOM may open the payload, numbers
+     are the longest run of [0-9+-eE.] read by strtod (so "-.5" and "01"
+     are numbers), control bytes may stand raw inside strings, at most
+     CJSON_NESTING_LIMIT arrays and objects are nested, and an error's byte
+     position is where cJSON stopped;
+   - a string is what cJSON decodes, up to its first NUL (cJSON hands out C
+     strings): "\u00zz" decodes to a NUL, which ends it;
+   - syntax comes first: a payload that is not JSON is not_json whatever
+     else is wrong with it; then the checks in the cJSON decoder's order —
+     v, site, gateway, epoch, seq, readings, then each reading's fields in
+     the order meter, t, q, ct, pt, ratio, kwh, kw, values, each value in
+     the payload's order — so every field's first occurrence is noted while
+     reading, and judged once the payload has been read. */
+
+enum { J_NULL = 1, J_FALSE, J_TRUE, J_NUMBER, J_STRING, J_ARRAY, J_OBJECT };
+
+/* The raw bytes of a string between its quotes, s[a..b); esc: has a '\'. */
+typedef struct jstr {
+    size_t a, b;
+    int esc;
+} jstr;
+
+typedef struct jval {
+    int type;       /* J_*, 0: absent */
+    unsigned count; /* times its key was given */
+    double num;
+    jstr str;
+} jval;
+
+typedef struct jr {
+    const unsigned char *s;
+    size_t len, off, depth;
+    char dp; /* the decimal point strtod reads (cJSON swaps it in for '.') */
+} jr;
+
+/* cJSON's whitespace: any byte <= 0x20. At the end of the input it steps
+ * back onto the last byte, as cJSON does (only an error's position shows). */
+static void jr_ws(jr *r)
 {
-    if (!s) return 0;
-    size_t n = strlen(s);
+    if (r->off >= r->len) return;
+    while (r->off < r->len && r->s[r->off] <= 32)
+        r->off++;
+    if (r->off == r->len) r->off--;
+}
+
+static unsigned hex4(const unsigned char *p)
+{
+    unsigned h = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char ch = p[i];
+        unsigned d;
+        if (ch >= '0' && ch <= '9')
+            d = ch - '0';
+        else if (ch >= 'A' && ch <= 'F')
+            d = 10u + ch - 'A';
+        else if (ch >= 'a' && ch <= 'f')
+            d = 10u + ch - 'a';
+        else
+            return 0; /* cJSON reads a bad digit as the code 0 */
+        h = h << 4 | d;
+    }
+    return h;
+}
+
+/* A \u escape at s[p] in a string ending at s[e]: its length (6, or 12 for
+ * a surrogate pair) and code point; 0 when cJSON refuses it. */
+static size_t jr_utf16(const unsigned char *s, size_t p, size_t e, uint32_t *cp)
+{
+    if (e - p < 6) return 0;
+    unsigned first = hex4(s + p + 2);
+    if (first >= 0xDC00 && first <= 0xDFFF) return 0;
+    if (first < 0xD800 || first > 0xDBFF) {
+        *cp = first;
+        return 6;
+    }
+    size_t q = p + 6;
+    if (e - q < 6 || s[q] != '\\' || s[q + 1] != 'u') return 0;
+    unsigned second = hex4(s + q + 2);
+    if (second < 0xDC00 || second > 0xDFFF) return 0;
+    *cp = 0x10000 + (((first & 0x3FF) << 10) | (second & 0x3FF));
+    return 12;
+}
+
+/* A string at s[off]. cJSON finds its end skipping '\' and the byte after,
+ * then decodes escapes from the start; a failure leaves off where cJSON's
+ * does: after the opening quote, or on the escape it refused. */
+static int jr_string(jr *r, jstr *out)
+{
+    const unsigned char *s = r->s;
+    size_t start = r->off, e = start + 1;
+    int esc = 0;
+    r->off = start + 1;
+    if (start >= r->len || s[start] != '"') return -1;
+    while (e < r->len && s[e] != '"') {
+        if (s[e] == '\\') {
+            if (e + 1 >= r->len) return -1;
+            esc = 1;
+            e++;
+        }
+        e++;
+    }
+    if (e >= r->len) return -1;
+    for (size_t p = start + 1; esc && p < e;) {
+        if (s[p] != '\\') {
+            p++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = 2;
+        switch (s[p + 1]) { /* p + 1 <= e: at worst the closing quote */
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't':
+        case '"':
+        case '\\':
+        case '/':
+            break;
+        case 'u':
+            n = jr_utf16(s, p, e, &cp);
+            break;
+        default:
+            n = 0;
+        }
+        if (!n) {
+            r->off = p;
+            return -1;
+        }
+        p += n;
+    }
+    *out = (jstr){start + 1, e, esc};
+    r->off = e + 1;
+    return 0;
+}
+
+/* The string as cJSON decodes it, cut at its first NUL (where a C string
+ * ends): its length, of which at most cap - 1 bytes go to buf (NUL-ended). */
+static size_t jstr_get(const jr *r, const jstr *j, char *buf, size_t cap)
+{
+    const unsigned char *s = r->s;
+    size_t n = 0;
+    if (!j->esc) { /* no escape, no NUL (refused before parsing): the bytes */
+        n = j->b - j->a;
+        size_t k = n < cap ? n : cap - 1;
+        memcpy(buf, s + j->a, k);
+        buf[k] = '\0';
+        return n;
+    }
+    for (size_t p = j->a; p < j->b;) {
+        unsigned char out[4];
+        size_t k = 1;
+        if (s[p] != '\\') {
+            out[0] = s[p++];
+        } else {
+            static const char from[] = "bfnrt\"\\/", to[] = "\b\f\n\r\t\"\\/";
+            const char *at = strchr(from, s[p + 1]);
+            if (s[p + 1] != 'u') { /* validated by jr_string */
+                out[0] = (unsigned char)to[at - from];
+                p += 2;
+            } else {
+                uint32_t cp = 0;
+                p += jr_utf16(s, p, j->b, &cp);
+                /* UTF-8, as cJSON writes it */
+                k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+                static const unsigned char mark[5] = {0, 0, 0xC0, 0xE0, 0xF0};
+                for (size_t i = k - 1; i > 0; i--, cp >>= 6)
+                    out[i] = (unsigned char)((cp | 0x80) & 0xBF);
+                out[0] = (unsigned char)(k > 1 ? (cp | mark[k]) & 0xFF : cp & 0x7F);
+            }
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (out[i] == '\0') goto end;
+            if (n + 1 < cap) buf[n] = (char)out[i];
+            n++;
+        }
+    }
+end:
+    buf[n < cap ? n : cap - 1] = '\0';
+    return n;
+}
+
+/* strcmp(the string, s) == 0 */
+static int jstr_eq(const jr *r, const jstr *j, const char *s)
+{
+    size_t len = strlen(s);
+    if (!j->esc) return j->b - j->a == len && memcmp(r->s + j->a, s, len) == 0;
+    char small[DCEM_ID_MAX], *buf = len < sizeof small ? small : malloc(len + 1);
+    if (!buf) return 0; /* out of memory: as if unequal, a mismatch refused (never acked) */
+    int eq = jstr_get(r, j, buf, len + 1) == len && memcmp(buf, s, len) == 0;
+    if (buf != small) free(buf);
+    return eq;
+}
+
+/* A number at s[off]: the run of [0-9+-eE.] after it, read by strtod. */
+static int jr_number(jr *r, double *out)
+{
+    const unsigned char *s = r->s + r->off;
+    size_t n = 0, left = r->len - r->off;
+    int dot = 0;
+    for (; n < left; n++) {
+        unsigned char ch = s[n];
+        if (ch == '.')
+            dot = 1;
+        else if (!((ch >= '0' && ch <= '9') || ch == '+' || ch == '-' || ch == 'e' || ch == 'E'))
+            break;
+    }
+    char small[64], *t = n < sizeof small ? small : malloc(n + 1);
+    if (!t) return -1; /* cJSON fails the same way when it cannot allocate */
+    memcpy(t, s, n);
+    t[n] = '\0';
+    for (size_t i = 0; dot && r->dp != '.' && i < n; i++)
+        if (t[i] == '.') t[i] = r->dp;
+    char *end = t;
+    double d = strtod(t, &end);
+    size_t used = (size_t)(end - t);
+    if (t != small) free(t);
+    if (used == 0) return -1;
+    *out = d;
+    r->off += used;
+    return 0;
+}
+
+typedef int (*jr_elem_fn)(jr *r, void *ctx, size_t i);
+typedef int (*jr_member_fn)(jr *r, void *ctx, const jstr *key);
+static int jr_value(jr *r, jval *v);
+
+/* An array at s[off] == '['; fn reads each element (NULL: jr_value). */
+static int jr_array(jr *r, jr_elem_fn fn, void *ctx)
+{
+    if (r->depth >= CJSON_NESTING_LIMIT) return -1;
+    r->depth++;
+    r->off++;
+    jr_ws(r);
+    if (r->off < r->len && r->s[r->off] == ']') goto done;
+    if (r->off >= r->len) {
+        r->off--;
+        return -1;
+    }
+    r->off--;
+    size_t i = 0;
+    do {
+        jval skip;
+        r->off++;
+        jr_ws(r);
+        if (fn ? fn(r, ctx, i++) : jr_value(r, &skip)) return -1;
+        jr_ws(r);
+    } while (r->off < r->len && r->s[r->off] == ',');
+    if (r->off >= r->len || r->s[r->off] != ']') return -1;
+done:
+    r->depth--;
+    r->off++;
+    return 0;
+}
+
+/* An object at s[off] == '{'; fn reads each member's value (NULL: jr_value). */
+static int jr_object(jr *r, jr_member_fn fn, void *ctx)
+{
+    if (r->depth >= CJSON_NESTING_LIMIT) return -1;
+    r->depth++;
+    r->off++;
+    jr_ws(r);
+    if (r->off < r->len && r->s[r->off] == '}') goto done;
+    if (r->off >= r->len) {
+        r->off--;
+        return -1;
+    }
+    r->off--;
+    do {
+        jstr key;
+        jval skip;
+        r->off++;
+        jr_ws(r);
+        if (jr_string(r, &key)) return -1;
+        jr_ws(r);
+        if (r->off >= r->len || r->s[r->off] != ':') return -1;
+        r->off++;
+        jr_ws(r);
+        if (fn ? fn(r, ctx, &key) : jr_value(r, &skip)) return -1;
+        jr_ws(r);
+    } while (r->off < r->len && r->s[r->off] == ',');
+    if (r->off >= r->len || r->s[r->off] != '}') return -1;
+done:
+    r->depth--;
+    r->off++;
+    return 0;
+}
+
+/* Any value; its type, and its number or string. */
+static int jr_value(jr *r, jval *v)
+{
+    const unsigned char *s = r->s + r->off;
+    size_t left = r->len > r->off ? r->len - r->off : 0;
+    if (left >= 4 && memcmp(s, "null", 4) == 0) {
+        v->type = J_NULL;
+        r->off += 4;
+        return 0;
+    }
+    if (left >= 5 && memcmp(s, "false", 5) == 0) {
+        v->type = J_FALSE;
+        r->off += 5;
+        return 0;
+    }
+    if (left >= 4 && memcmp(s, "true", 4) == 0) {
+        v->type = J_TRUE;
+        r->off += 4;
+        return 0;
+    }
+    if (left == 0) return -1;
+    switch (s[0]) {
+    case '"':
+        v->type = J_STRING;
+        return jr_string(r, &v->str);
+    case '[':
+        v->type = J_ARRAY;
+        return jr_array(r, NULL, NULL);
+    case '{':
+        v->type = J_OBJECT;
+        return jr_object(r, NULL, NULL);
+    default:
+        if (s[0] != '-' && (s[0] < '0' || s[0] > '9')) return -1;
+        v->type = J_NUMBER;
+        return jr_number(r, &v->num);
+    }
+}
+
+/* Notes a member's value: its first occurrence is kept, all are counted. */
+static int jr_note(jr *r, jval *slot)
+{
+    jval v = {0};
+    int rc = jr_value(r, &v);
+    if (!rc && slot->count++ == 0) {
+        v.count = 1;
+        *slot = v;
+    }
+    return rc;
+}
+
+/* A key as the C string cJSON would hold (keys we look for are short: a
+ * longer one fits no name). */
+static size_t key_of(const jr *r, const jstr *k, char *buf, size_t cap)
+{
+    return jstr_get(r, k, buf, cap);
+}
+
+/* "voltage_v_l2" (n bytes) -> (DCEM_Q_VOLTAGE_V, 2). 0 when not a known quantity. */
+static int quantity_key(const char *s, size_t n, int *q, int *phase)
+{
     *phase = 0;
     if (n > 3 && s[n - 3] == '_' && s[n - 2] == 'l' && s[n - 1] >= '1' && s[n - 1] <= '3') {
         *phase = s[n - 1] - '0';
@@ -589,104 +943,332 @@ static int quantity_key(const char *s, int *q, int *phase)
     return 0;
 }
 
-static int values(dctx *c, const cJSON *obj, const char *path, dcem_wire_reading *r,
-                  size_t *unknown)
+/* A reading's fields, in the order they are checked. */
+enum { F_METER, F_T, F_Q, F_CT, F_PT, F_RATIO, F_KWH, F_KW, F_VALUES, F_COUNT };
+static const char *const reading_fields[F_COUNT] = {"meter", "t",   "q",  "ct",    "pt",
+                                                    "ratio", "kwh", "kw", "values"};
+/* The batch's fields. */
+enum { B_V, B_SITE, B_GATEWAY, B_EPOCH, B_SEQ, B_READINGS, B_COUNT };
+static const char *const batch_fields[B_COUNT] = {"v",     "site", "gateway",
+                                                  "epoch", "seq",  "readings"};
+
+/* Which of names[0..n) the key is; -1: none. */
+static int field_of(const jr *r, const jstr *k, const char *const *names, int n)
 {
-    unsigned char seen[DCEM_Q_COUNT][4] = {{0}};
-    char vpath[48];
-    snprintf(vpath, sizeof vpath, "%svalues.", path);
-    if (!cJSON_IsObject(obj)) return fail(c, DCEM_WIRE_WRONG_TYPE, "%svalues: not an object", path);
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        int q, ph;
-        if (!quantity_key(it->string, &q, &ph)) {
-            (*unknown)++; /* measured by a newer agent: skipped, counted */
-            continue;
-        }
-        if (seen[q][ph]++)
-            return fail(c, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: given twice", vpath, it->string);
-        if (ph == 0 && (q == DCEM_Q_ENERGY_IMPORT_KWH || q == DCEM_Q_POWER_KW))
-            return fail(c, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: belongs in %s", vpath, it->string,
-                        q == DCEM_Q_POWER_KW ? "kw" : "kwh");
-        dcem_wire_value *v = &r->values[r->n_values];
-        int rc = number(c, it, vpath, it->string, &v->value);
-        if (rc) return rc;
-        v->quantity = q;
-        v->phase = ph;
-        r->n_values++; /* at most DCEM_WIRE_MAX_VALUES: each (q, ph) once */
+    char buf[16];
+    size_t len;
+    const char *key;
+    if (!k->esc) {
+        key = (const char *)r->s + k->a;
+        len = k->b - k->a;
+    } else {
+        len = key_of(r, k, buf, sizeof buf);
+        key = buf;
     }
+    if (len >= sizeof buf) return -1;
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) == len && memcmp(names[i], key, len) == 0) return i;
+    return -1;
+}
+
+/* One decode of a batch: the checks' context and what reading noted. */
+typedef struct bctx {
+    dctx *c;
+    jr *r;
+    jval f[B_COUNT];
+    size_t limit;        /* readings decoded at most: min(cap, DCEM_WIRE_MAX_READINGS) */
+    size_t listed;       /* elements of the first "readings" array */
+    size_t unknown;      /* unknown values of the readings that passed */
+    int failed;          /* a reading failed its checks: */
+    int fail_reason;     /*   its reason, */
+    size_t fail_unknown; /*   out->unknown_values as the cJSON decoder left it, */
+    char fail_msg[320];  /*   its message */
+    /* the reading being read */
+    jval rf[F_COUNT];
+    dcem_wire_reading *cur;
+    unsigned char seen[DCEM_Q_COUNT][4];
+    size_t v_unknown; /* its unknown values before its values' first error */
+    int v_reason;     /* that error (0: none) */
+    char v_msg[160];
+    size_t index;
+} bctx;
+
+__attribute__((format(printf, 3, 4))) static void vfail(bctx *x, int reason, const char *fmt, ...)
+{
+    x->v_reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->v_msg, sizeof x->v_msg, fmt, ap);
+    va_end(ap);
+}
+
+/* A member of a reading's "values": checked in the payload's order. */
+static int values_member(jr *r, void *ctx, const jstr *key)
+{
+    bctx *x = ctx;
+    jval v = {0};
+    if (jr_value(r, &v)) return -1;
+    if (x->v_reason) return 0; /* past the first error: only the syntax matters */
+    char k[DCEM_ID_MAX];
+    size_t n = key_of(r, key, k, sizeof k);
+    int q, ph;
+    if (n >= sizeof k || !quantity_key(k, n, &q, &ph)) {
+        x->v_unknown++; /* measured by a newer agent: skipped, counted */
+        return 0;
+    }
+    char vpath[48];
+    snprintf(vpath, sizeof vpath, "readings[%zu].values.", x->index);
+    if (x->seen[q][ph]++)
+        vfail(x, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: given twice", vpath, k);
+    else if (ph == 0 && (q == DCEM_Q_ENERGY_IMPORT_KWH || q == DCEM_Q_POWER_KW))
+        vfail(x, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: belongs in %s", vpath, k,
+              q == DCEM_Q_POWER_KW ? "kw" : "kwh");
+    else if (v.type == J_NULL)
+        vfail(x, DCEM_WIRE_NOT_FINITE, "%s%s: null (omit a value that is not finite)", vpath, k);
+    else if (v.type != J_NUMBER)
+        vfail(x, DCEM_WIRE_WRONG_TYPE, "%s%s: not a number", vpath, k);
+    else if (!isfinite(v.num))
+        vfail(x, DCEM_WIRE_NOT_FINITE, "%s%s: not a finite number", vpath, k);
+    else
+        x->cur->values[x->cur->n_values++] = (dcem_wire_value){q, ph, v.num};
     return 0;
 }
 
-static int reading(dctx *c, const cJSON *obj, size_t i, dcem_wire_reading *r, size_t *unknown)
+static int reading_member(jr *r, void *ctx, const jstr *key)
 {
-    char path[40];
-    snprintf(path, sizeof path, "readings[%zu].", i);
-    memset(r, 0, sizeof *r);
-    if (!cJSON_IsObject(obj))
-        return fail(c, DCEM_WIRE_WRONG_TYPE, "readings[%zu]: not an object", i);
-    const char *s;
-    size_t n;
-    const cJSON *it;
-    int rc = string(c, obj, path, "meter", &s, &n);
+    bctx *x = ctx;
+    int f = field_of(r, key, reading_fields, F_COUNT);
+    if (f < 0) {
+        jval skip;
+        return jr_value(r, &skip);
+    }
+    jval *slot = &x->rf[f];
+    if (f != F_VALUES || slot->count || r->off >= r->len || r->s[r->off] != '{')
+        return jr_note(r, slot);
+    slot->type = J_OBJECT;
+    slot->count = 1;
+    return jr_object(r, values_member, x);
+}
+
+/* The checks of a member of a reading or of the batch, in the cJSON
+ * decoder's words. */
+static int j_member(dctx *c, const jval *v, const char *path, const char *name, int required)
+{
+    if (v->count > 1) return fail(c, DCEM_WIRE_DUPLICATE_FIELD, "%s%s: given twice", path, name);
+    if (!v->count && required) return fail(c, DCEM_WIRE_MISSING_FIELD, "%s%s: missing", path, name);
+    return 0;
+}
+
+static int j_integer(dctx *c, const jval *v, const char *path, const char *name, double min,
+                     double max, int reason, double *out)
+{
+    int rc = j_member(c, v, path, name, 1);
     if (rc) return rc;
-    if (!dcem_wire_id_valid(s, n))
+    if (v->type != J_NUMBER) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s%s: not a number", path, name);
+    double d = v->num;
+    if (!(d >= min && d <= max) || d != floor(d))
+        return fail(c, reason, "%s%s: %.17g is not an integer in %.17g..%.17g", path, name, d, min,
+                    max);
+    *out = d;
+    return 0;
+}
+
+static int j_opt_number(dctx *c, const jval *v, const char *path, const char *name, int *has,
+                        double *out)
+{
+    int rc = j_member(c, v, path, name, 0);
+    if (rc || !v->count) return rc;
+    *has = 1;
+    if (v->type == J_NULL)
+        return fail(c, DCEM_WIRE_NOT_FINITE, "%s%s: null (omit a value that is not finite)", path,
+                    name);
+    if (v->type != J_NUMBER) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s%s: not a number", path, name);
+    if (!isfinite(v->num))
+        return fail(c, DCEM_WIRE_NOT_FINITE, "%s%s: not a finite number", path, name);
+    *out = v->num;
+    return 0;
+}
+
+/* A required string, as a C string of at most cap - 1 bytes in buf; its
+ * length in *n (>= cap: longer than buf, which then holds its start). */
+static int j_string(dctx *c, const jr *r, const jval *v, const char *path, const char *name,
+                    char *buf, size_t cap, size_t *n)
+{
+    buf[0] = '\0';
+    *n = 0;
+    int rc = j_member(c, v, path, name, 1);
+    if (rc) return rc;
+    if (v->type != J_STRING) return fail(c, DCEM_WIRE_WRONG_TYPE, "%s%s: not a string", path, name);
+    *n = jstr_get(r, &v->str, buf, cap);
+    return 0;
+}
+
+/* A reading, once read: its checks in the cJSON decoder's order; its
+ * unknown values counted into *unknown as that decoder counted them. */
+static int reading_check(dctx *c, bctx *x, dcem_wire_reading *rd, size_t *unknown)
+{
+    const jval *f = x->rf;
+    const jr *r = x->r;
+    char path[40], s[DCEM_ID_MAX];
+    size_t n;
+    snprintf(path, sizeof path, "readings[%zu].", x->index);
+    int rc = j_string(c, r, &f[F_METER], path, "meter", s, sizeof s, &n);
+    if (rc) return rc;
+    if (n >= sizeof s || !dcem_wire_id_valid(s, n))
         return fail(c, DCEM_WIRE_BAD_METER, "%smeter: not a valid meter id", path);
-    memcpy(r->meter, s, n + 1);
-    if ((rc = time_ms(c, obj, path, "t", &r->t_ms)) || (rc = string(c, obj, path, "q", &s, &n)))
-        return rc;
-    if ((r->quality = find_name(quality_names, COUNT(quality_names), s, n)) < 0)
+    memcpy(rd->meter, s, n + 1);
+    double t = 0;
+    rc = j_integer(c, &f[F_T], path, "t", 0, (double)DCEM_WIRE_MAX_T_MS, DCEM_WIRE_BAD_TIME, &t);
+    rd->t_ms = (int64_t)t;
+    if (rc || (rc = j_string(c, r, &f[F_Q], path, "q", s, sizeof s, &n))) return rc;
+    if ((rd->quality = n >= sizeof s ? -1 : find_name(quality_names, COUNT(quality_names), s, n)) <
+        0)
         return fail(c, DCEM_WIRE_BAD_QUALITY, "%sq: not ok, stale, out_of_range or comm_error",
                     path);
     int has_ct = 0, has_pt = 0;
-    if ((rc = opt_number(c, obj, path, "ct", &has_ct, &r->ct)) ||
-        (rc = opt_number(c, obj, path, "pt", &has_pt, &r->pt)) ||
-        (rc = member(c, obj, path, "ratio", 0, &it)))
+    if ((rc = j_opt_number(c, &f[F_CT], path, "ct", &has_ct, &rd->ct)) ||
+        (rc = j_opt_number(c, &f[F_PT], path, "pt", &has_pt, &rd->pt)) ||
+        (rc = j_member(c, &f[F_RATIO], path, "ratio", 0)))
         return rc;
-    if ((has_ct && !dcem_ratio_valid(r->ct)) || (has_pt && !dcem_ratio_valid(r->pt)))
-        return fail(c, DCEM_WIRE_BAD_FIELD, "%s%s: a transformer ratio must be > 0 and <= %g",
-                    path, has_ct && !dcem_ratio_valid(r->ct) ? "ct" : "pt", DCEM_RATIO_MAX);
-    if (!has_ct) r->ct = 1;
-    if (!has_pt) r->pt = 1;
-    if (it) {
-        if (!cJSON_IsString(it))
+    if ((has_ct && !dcem_ratio_valid(rd->ct)) || (has_pt && !dcem_ratio_valid(rd->pt)))
+        return fail(c, DCEM_WIRE_BAD_FIELD, "%s%s: a transformer ratio must be > 0 and <= %g", path,
+                    has_ct && !dcem_ratio_valid(rd->ct) ? "ct" : "pt", DCEM_RATIO_MAX);
+    if (!has_ct) rd->ct = 1;
+    if (!has_pt) rd->pt = 1;
+    if (f[F_RATIO].count) {
+        if (f[F_RATIO].type != J_STRING)
             return fail(c, DCEM_WIRE_WRONG_TYPE, "%sratio: not a string", path);
-        r->ratio_note = find_name(ratio_note_names, COUNT(ratio_note_names), it->valuestring,
-                                  strlen(it->valuestring));
-        if (r->ratio_note <= 0)
+        n = jstr_get(r, &f[F_RATIO].str, s, sizeof s);
+        rd->ratio_note =
+            n >= sizeof s ? -1 : find_name(ratio_note_names, COUNT(ratio_note_names), s, n);
+        if (rd->ratio_note <= 0)
             return fail(c, DCEM_WIRE_BAD_FIELD, "%sratio: not held, unknown or mismatch", path);
     }
-    if ((rc = opt_number(c, obj, path, "kwh", &r->has_kwh, &r->kwh)) ||
-        (rc = opt_number(c, obj, path, "kw", &r->has_kw, &r->kw)) ||
-        (rc = member(c, obj, path, "values", 0, &it)) ||
-        (it && (rc = values(c, it, path, r, unknown))))
+    if ((rc = j_opt_number(c, &f[F_KWH], path, "kwh", &rd->has_kwh, &rd->kwh)) ||
+        (rc = j_opt_number(c, &f[F_KW], path, "kw", &rd->has_kw, &rd->kw)) ||
+        (rc = j_member(c, &f[F_VALUES], path, "values", 0)))
         return rc;
-    if (r->quality == DCEM_WIRE_Q_COMM_ERROR &&
-        (r->has_kwh || r->has_kw || r->n_values || has_ct || has_pt || r->ratio_note))
+    if (f[F_VALUES].count) {
+        if (f[F_VALUES].type != J_OBJECT)
+            return fail(c, DCEM_WIRE_WRONG_TYPE, "%svalues: not an object", path);
+        *unknown += x->v_unknown;
+        if (x->v_reason) return fail(c, x->v_reason, "%s", x->v_msg);
+    }
+    if (rd->quality == DCEM_WIRE_Q_COMM_ERROR &&
+        (rd->has_kwh || rd->has_kw || rd->n_values || has_ct || has_pt || rd->ratio_note))
         return fail(c, DCEM_WIRE_BAD_QUALITY, "%sq: a comm_error reading has no values", path);
     return 0;
 }
 
-static int batch(dctx *c, const cJSON *root, void *p)
+/* An element of the batch's "readings": a reading is decoded into its
+ * storage slot and checked at once; after the first that fails, or beyond
+ * the limit, elements are only read. */
+static int readings_elem(jr *r, void *ctx, size_t i)
 {
-    dcem_wire_batch *out = p;
-    int rc;
-    if ((rc = id_field(c, root, "site", c->site, DCEM_WIRE_SITE_MISMATCH, out->site)) ||
-        (rc = id_field(c, root, "gateway", c->gateway, DCEM_WIRE_GATEWAY_MISMATCH,
-                       out->gateway)) ||
-        (rc = u64(c, root, "epoch", 1, &out->epoch)) || (rc = u64(c, root, "seq", 1, &out->seq)))
+    bctx *x = ctx;
+    x->listed = i + 1;
+    jval skip;
+    if (x->failed || i >= x->limit) return jr_value(r, &skip);
+    if (r->off >= r->len || r->s[r->off] != '{') {
+        if (jr_value(r, &skip)) return -1;
+        x->failed = 1;
+        x->fail_reason = DCEM_WIRE_WRONG_TYPE;
+        x->fail_unknown = x->unknown;
+        snprintf(x->fail_msg, sizeof x->fail_msg, "readings[%zu]: not an object", i);
+        return 0;
+    }
+    dcem_wire_reading *rd = &x->c->storage[i];
+    memset(rd, 0, sizeof *rd);
+    memset(x->rf, 0, sizeof x->rf);
+    memset(x->seen, 0, sizeof x->seen);
+    x->cur = rd;
+    x->v_unknown = 0;
+    x->v_reason = 0;
+    x->index = i;
+    if (jr_object(r, reading_member, x)) return -1;
+    dctx rc_ctx = {0, x->fail_msg, sizeof x->fail_msg, NULL, NULL, NULL, 0};
+    size_t unknown = x->unknown;
+    if (reading_check(&rc_ctx, x, rd, &unknown)) {
+        x->failed = 1;
+        x->fail_reason = rc_ctx.reason;
+        x->fail_unknown = unknown;
+        return 0;
+    }
+    x->unknown = unknown;
+    return 0;
+}
+
+static int batch_member(jr *r, void *ctx, const jstr *key)
+{
+    bctx *x = ctx;
+    int f = field_of(r, key, batch_fields, B_COUNT);
+    if (f < 0) {
+        jval skip;
+        return jr_value(r, &skip);
+    }
+    jval *slot = &x->f[f];
+    if (f != B_READINGS || slot->count || r->off >= r->len || r->s[r->off] != '[')
+        return jr_note(r, slot);
+    slot->type = J_ARRAY;
+    slot->count = 1;
+    return jr_array(r, readings_elem, x);
+}
+
+/* site or gateway: as id_field. */
+static int j_id(dctx *c, const jr *r, const jval *v, const char *name, const char *topic_id,
+                int mismatch, char *out)
+{
+    char s[DCEM_ID_MAX];
+    size_t n;
+    int rc = j_string(c, r, v, "", name, s, sizeof s, &n);
+    if (rc) return rc;
+    if (topic_id && !jstr_eq(r, &v->str, topic_id))
+        return fail(c, mismatch, "%s: the payload names another %s than the topic's '%s'", name,
+                    name, topic_id);
+    if (n >= sizeof s || !dcem_wire_id_valid(s, n))
+        return fail(c, DCEM_WIRE_BAD_ID, "%s: not a valid id", name);
+    memcpy(out, s, n + 1);
+    return 0;
+}
+
+static int j_u64(dctx *c, const jval *v, const char *name, uint64_t min, uint64_t *out)
+{
+    double d = 0;
+    int rc =
+        j_integer(c, v, "", name, (double)min, (double)DCEM_WIRE_MAX_INT, DCEM_WIRE_BAD_SEQ, &d);
+    *out = (uint64_t)d;
+    return rc;
+}
+
+/* The payload read, its syntax sound: the checks, in the cJSON decoder's order. */
+static int batch_check(dctx *c, bctx *x, dcem_wire_batch *out)
+{
+    const jval *f = x->f;
+    int rc = j_member(c, &f[B_V], "", "v", 1);
+    if (rc) return rc;
+    if (f[B_V].type != J_NUMBER) return fail(c, DCEM_WIRE_WRONG_TYPE, "v: not a number");
+    if (f[B_V].num != DCEM_WIRE_VERSION)
+        return fail(c, DCEM_WIRE_BAD_VERSION, "v: %.17g is not supported (this reads v%d)",
+                    f[B_V].num, DCEM_WIRE_VERSION);
+    if ((rc = j_id(c, x->r, &f[B_SITE], "site", c->site, DCEM_WIRE_SITE_MISMATCH, out->site)) ||
+        (rc = j_id(c, x->r, &f[B_GATEWAY], "gateway", c->gateway, DCEM_WIRE_GATEWAY_MISMATCH,
+                   out->gateway)) ||
+        (rc = j_u64(c, &f[B_EPOCH], "epoch", 1, &out->epoch)) ||
+        (rc = j_u64(c, &f[B_SEQ], "seq", 1, &out->seq)))
         return rc;
     out->identified = 1;
-    const cJSON *list;
-    if ((rc = member(c, root, "", "readings", 1, &list))) return rc;
-    if (!cJSON_IsArray(list)) return fail(c, DCEM_WIRE_WRONG_TYPE, "readings: not an array");
-    size_t limit = c->cap < DCEM_WIRE_MAX_READINGS ? c->cap : DCEM_WIRE_MAX_READINGS, n = 0;
-    for (const cJSON *it = list->child; it; it = it->next) n++;
-    out->listed_readings = n; /* within the byte limit: counting them all is cheap */
-    if (n > limit) return fail(c, DCEM_WIRE_TOO_MANY_READINGS, "readings: more than %zu", limit);
-    n = 0;
-    for (const cJSON *it = list->child; it; it = it->next, n++)
-        if ((rc = reading(c, it, n, &c->storage[n], &out->unknown_values))) return rc;
-    out->n_readings = n;
+    if ((rc = j_member(c, &f[B_READINGS], "", "readings", 1))) return rc;
+    if (f[B_READINGS].type != J_ARRAY)
+        return fail(c, DCEM_WIRE_WRONG_TYPE, "readings: not an array");
+    out->listed_readings = x->listed;
+    if (x->listed > x->limit)
+        return fail(c, DCEM_WIRE_TOO_MANY_READINGS, "readings: more than %zu", x->limit);
+    if (x->failed) {
+        out->unknown_values = x->fail_unknown;
+        return fail(c, x->fail_reason, "%s", x->fail_msg);
+    }
+    out->unknown_values = x->unknown;
+    out->n_readings = x->listed;
     return 0;
 }
 
@@ -697,7 +1279,48 @@ int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
     dctx c = {0, err, errlen, topic_site, topic_gateway, storage, cap};
     memset(out, 0, sizeof *out);
     out->readings = storage;
-    int rc = decode(&c, buf, len, DCEM_WIRE_MAX_PAYLOAD, batch, out, reason);
+    if (err && errlen) err[0] = '\0';
+    int rc;
+    if (len > DCEM_WIRE_MAX_PAYLOAD) {
+        rc = fail(&c, DCEM_WIRE_TOO_LARGE, "%zu bytes: the limit is %zu", len,
+                  (size_t)DCEM_WIRE_MAX_PAYLOAD);
+    } else if (!buf || len == 0) {
+        rc = fail(&c, DCEM_WIRE_NOT_JSON, "empty payload");
+    } else if (has_nul(buf, len)) {
+        rc = fail(&c, DCEM_WIRE_NOT_JSON, "payload contains a NUL character");
+    } else {
+        bctx bx = {0}, *x = &bx;
+        jr r = {(const unsigned char *)buf, len, 0, 0, '.'};
+        const char *dp = localeconv()->decimal_point;
+        if (dp && dp[0]) r.dp = dp[0];
+        {
+            x->c = &c;
+            x->r = &r;
+            x->limit = cap < DCEM_WIRE_MAX_READINGS ? cap : DCEM_WIRE_MAX_READINGS;
+            /* a UTF-8 byte order mark, which cJSON skips in a payload of 5+ bytes */
+            if (len >= 5 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) r.off = 3;
+            jr_ws(&r);
+            jval root = {0};
+            if (r.off < len && buf[r.off] == '{') {
+                root.type = J_OBJECT;
+                rc = jr_object(&r, batch_member, x);
+            } else {
+                rc = jr_value(&r, &root);
+            }
+            if (rc) {
+                size_t at = r.off < len ? r.off : len - 1;
+                rc = fail(&c, DCEM_WIRE_NOT_JSON, "not JSON (at byte %zu of %zu)", at, len);
+            }
+            for (size_t i = r.off; !rc && i < len; i++)
+                if (!strchr(" \t\r\n", buf[i]))
+                    rc =
+                        fail(&c, DCEM_WIRE_NOT_JSON, "bytes after the JSON value (at byte %zu)", i);
+            if (!rc && root.type != J_OBJECT)
+                rc = fail(&c, DCEM_WIRE_WRONG_TYPE, "payload is not an object");
+            if (!rc) rc = batch_check(&c, x, out);
+        }
+    }
+    if (reason) *reason = c.reason;
     if (rc) out->n_readings = 0;
     return rc;
 }

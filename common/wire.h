@@ -2,8 +2,9 @@
  * MQTT topics under dcem/v1/<site>/<gateway>/, and the JSON payloads on them —
  * reading batches, cumulative acks, resend requests, birth / last will and the
  * agent's local metrics. Encoders write JSON directly into a buffer capped at
- * the payload limit; decoders parse with cJSON and validate everything a
- * collector must not trust. Pure: no I/O, no clock. */
+ * the payload limit; decoders validate everything a collector must not
+ * trust — the batch decoder in one pass over the payload, the small ones
+ * through a cJSON tree. Pure: no I/O, no clock. */
 #ifndef DCEM_WIRE_H
 #define DCEM_WIRE_H
 
@@ -195,11 +196,13 @@ int dcem_wire_encode_batch(const dcem_wire_batch *b, char **json, size_t *len);
  * "path: what" in err (err may be NULL). On error out->n_readings is 0 and
  * out->identified says whether epoch and seq are valid. Unknown fields are
  * ignored; unknown quantity names in values are skipped and counted in
- * out->unknown_values. cJSON cannot tell a failed allocation from bad
- * syntax: both are "not_json", which is safe since such a batch is never
- * acked and the agent sends it again. Decoders keep no state of their own;
- * cJSON does write its last error position to a global (a benign race when
- * several threads decode at once). */
+ * out->unknown_values. It reads the payload once, building no tree, with
+ * the grammar, checks, reasons and messages of the cJSON-based decoder it
+ * replaced (docs/wire-format.md, "Rules for every payload"); it allocates
+ * only for a number longer than 63 characters, and a failed allocation is
+ * "not_json" as in cJSON (safe: such a batch is never acked and the agent
+ * sends it again). No state of its own and no global: threads may decode
+ * at once. */
 int dcem_wire_decode_batch(const char *buf, size_t len, const char *topic_site,
                            const char *topic_gateway, dcem_wire_reading *storage, size_t cap,
                            dcem_wire_batch *out, int *reason, char *err, size_t errlen);
@@ -308,7 +311,10 @@ int dcem_wire_encode_metrics(const dcem_wire_metrics *m, char **json, size_t *le
 
 /* Decoders of the small payloads: same contract as dcem_wire_decode_batch,
  * with the limit DCEM_WIRE_MAX_SMALL_PAYLOAD. A ctl with an unknown cmd is
- * DCEM_EINVAL / DCEM_WIRE_BAD_COMMAND (an older agent ignores it). */
+ * DCEM_EINVAL / DCEM_WIRE_BAD_COMMAND (an older agent ignores it). They
+ * build a cJSON tree: a failed allocation is "not_json", and cJSON writes
+ * its last error position to a global (a benign race when several threads
+ * decode at once). */
 int dcem_wire_decode_ack(const char *buf, size_t len, dcem_wire_ack *out, int *reason,
                          char *err, size_t errlen);
 int dcem_wire_decode_ctl(const char *buf, size_t len, dcem_wire_ctl *out, int *reason,

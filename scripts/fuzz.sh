@@ -4,7 +4,7 @@
 #
 #   scripts/fuzz.sh [--save] [--jobs N] [TARGET|all] [SECONDS]
 #
-# TARGET is wire, config, tz, audit, spool, queue, daemon_config, sign, meter (or fuzz_wire, ...);
+# TARGET is wire, wire_diff, config, tz, audit, spool, queue, daemon_config, sign, meter (or fuzz_wire, ...);
 # all (the default) runs every target, N at a time (default: the number of
 # cores), each for SECONDS (default 60). New inputs go to a scratch corpus,
 # build/fuzz/corpus/<target>/, kept between runs so a long campaign can be

@@ -10,3 +10,9 @@ target_link_libraries(test_store PRIVATE dcem_store dcem_io PkgConfig::SQLITE3 P
 add_test(NAME test_store_pg
   COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/store_pg.sh $<TARGET_FILE:test_store>)
 set_tests_properties(test_store_pg PROPERTIES TIMEOUT 180 LABELS "unit;postgresql")
+
+# dcem-store-ceiling: the ceiling of scripts/bench/collector.sh — the rows a
+# collector stored, written again by a bare SQLite loop in the same
+# transactions (docs/benchmarks.md).
+add_executable(dcem-store-ceiling tools/dcem-store-ceiling.c)
+target_link_libraries(dcem-store-ceiling PRIVATE PkgConfig::SQLITE3 dcem_warnings)

@@ -338,6 +338,94 @@ static const struct migration {
      " t_ms INTEGER NOT NULL,\n"
      " PRIMARY KEY (site, kind, subject)\n"
      ") STRICT, WITHOUT ROWID;\n"},
+
+    /* A cheaper row: the hot tables key their rows by integer ids of the
+     * site and the meter, from one dictionary (names), instead of their
+     * text: a B-tree compare of two small integers, not of two strings,
+     * and shorter rows and index pages. Existing rows are converted as
+     * they are; ids follow the names' order at the conversion, then the
+     * order names first come in (reads join names and order by it). */
+    {"integer site and meter ids in readings, intervals and rollups",
+     "CREATE TABLE names (\n"
+     " id INTEGER PRIMARY KEY,\n"
+     " name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 63)\n"
+     ") STRICT;\n"
+     "INSERT INTO names (name)\n"
+     " SELECT site FROM readings UNION SELECT meter FROM readings\n"
+     " UNION SELECT site FROM intervals UNION SELECT meter FROM intervals\n"
+     " UNION SELECT site FROM rollups UNION SELECT meter FROM rollups ORDER BY 1;\n"
+
+     "CREATE TABLE readings_v9 (\n"
+     " site INTEGER NOT NULL, meter INTEGER NOT NULL,\n"
+     " t_ms INTEGER NOT NULL CHECK (t_ms BETWEEN 0 AND 253402300799999),\n"
+     " kwh REAL CHECK (kwh BETWEEN -1e308 AND 1e308),\n"
+     " kw REAL CHECK (kw BETWEEN -1e308 AND 1e308),\n"
+     " quality INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 3),\n"
+     " gateway TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,\n"
+     " ratio REAL NOT NULL DEFAULT 1 CHECK (ratio > 0 AND ratio <= 1e10),\n"
+     " CHECK (quality <> 3 OR (kwh IS NULL AND kw IS NULL)),\n"
+     " PRIMARY KEY (site, t_ms, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+     "INSERT INTO readings_v9 SELECT s.id, m.id, r.t_ms, r.kwh, r.kw, r.quality, r.gateway,\n"
+     " r.epoch, r.seq, r.ratio\n"
+     " FROM readings r JOIN names s ON s.name = r.site JOIN names m ON m.name = r.meter;\n"
+     "DROP TABLE readings;\n"
+     "ALTER TABLE readings_v9 RENAME TO readings;\n"
+
+     "CREATE TABLE intervals_v9 (\n"
+     " site INTEGER NOT NULL, meter INTEGER NOT NULL,\n"
+     " start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,\n"
+     " ukwh INTEGER NOT NULL,\n"
+     " estimated_ukwh INTEGER NOT NULL, estimated_day_ukwh INTEGER NOT NULL,\n"
+     " estimated_month_ukwh INTEGER NOT NULL, estimated_year_ukwh INTEGER NOT NULL,\n"
+     " integrated_ukwh INTEGER NOT NULL, covered_ms INTEGER NOT NULL,\n"
+     " readings INTEGER NOT NULL, discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL,\n"
+     " resets INTEGER NOT NULL, flags INTEGER NOT NULL,\n"
+     " hour_ms INTEGER NOT NULL, day INTEGER NOT NULL, month INTEGER NOT NULL,\n"
+     " revisions INTEGER NOT NULL DEFAULT 0,\n"
+     " CHECK (end_ms > start_ms AND end_ms - start_ms <= 3600000),\n"
+     " CHECK (covered_ms BETWEEN 0 AND end_ms - start_ms),\n"
+     " CHECK (ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_day_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_month_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND estimated_year_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "\n"
+     "  AND integrated_ukwh BETWEEN -" MAX_UKWH " AND " MAX_UKWH "),\n"
+     " CHECK (readings >= 0 AND discarded >= 0 AND rollovers >= 0 AND resets >= 0\n"
+     "  AND flags >= 0),\n"
+     " PRIMARY KEY (site, start_ms, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+     "INSERT INTO intervals_v9 SELECT s.id, m.id, i.start_ms, i.end_ms, i.ukwh,\n"
+     " i.estimated_ukwh, i.estimated_day_ukwh, i.estimated_month_ukwh, i.estimated_year_ukwh,\n"
+     " i.integrated_ukwh, i.covered_ms, i.readings, i.discarded, i.rollovers, i.resets, i.flags,\n"
+     " i.hour_ms, i.day, i.month, i.revisions\n"
+     " FROM intervals i JOIN names s ON s.name = i.site JOIN names m ON m.name = i.meter;\n"
+     "DROP TABLE intervals;\n"
+     "ALTER TABLE intervals_v9 RENAME TO intervals;\n"
+
+     "CREATE TABLE rollups_v9 (\n"
+     " site INTEGER NOT NULL, kind INTEGER NOT NULL CHECK (kind IN (1, 2, 3)),\n"
+     " key INTEGER NOT NULL, meter INTEGER NOT NULL,\n"
+     " ukwh INTEGER NOT NULL,\n"
+     " estimated_ukwh INTEGER NOT NULL, estimated_day_ukwh INTEGER NOT NULL,\n"
+     " estimated_month_ukwh INTEGER NOT NULL, estimated_year_ukwh INTEGER NOT NULL,\n"
+     " integrated_ukwh INTEGER NOT NULL, covered_ms INTEGER NOT NULL,\n"
+     " intervals INTEGER NOT NULL, read_intervals INTEGER NOT NULL,\n"
+     " estimated_intervals INTEGER NOT NULL, integrated_intervals INTEGER NOT NULL,\n"
+     " discarded INTEGER NOT NULL, rollovers INTEGER NOT NULL, resets INTEGER NOT NULL,\n"
+     " CHECK (intervals >= 0 AND read_intervals BETWEEN 0 AND intervals\n"
+     "  AND estimated_intervals BETWEEN 0 AND intervals\n"
+     "  AND integrated_intervals BETWEEN 0 AND intervals AND covered_ms >= 0\n"
+     "  AND discarded >= 0 AND rollovers >= 0 AND resets >= 0),\n"
+     " PRIMARY KEY (site, kind, key, meter)\n"
+     ") STRICT, WITHOUT ROWID;\n"
+     "INSERT INTO rollups_v9 SELECT s.id, r.kind, r.key, m.id, r.ukwh, r.estimated_ukwh,\n"
+     " r.estimated_day_ukwh, r.estimated_month_ukwh, r.estimated_year_ukwh, r.integrated_ukwh,\n"
+     " r.covered_ms, r.intervals, r.read_intervals, r.estimated_intervals,\n"
+     " r.integrated_intervals, r.discarded, r.rollovers, r.resets\n"
+     " FROM rollups r JOIN names s ON s.name = r.site JOIN names m ON m.name = r.meter;\n"
+     "DROP TABLE rollups;\n"
+     "ALTER TABLE rollups_v9 RENAME TO rollups;\n"},
 };
 /* clang-format on */
 #define SCHEMA_LATEST ((int)(sizeof migrations / sizeof migrations[0]))
@@ -345,6 +433,7 @@ static const struct migration {
 #define SCHEMA_PROOFS 6 /* proofs */
 #define SCHEMA_METER 7  /* integer intervals and rollups, opaque meter state, checkpoints */
 #define SCHEMA_ALERT_STATE 8 /* alerts.subject, alert_state */
+#define SCHEMA_IDS 9    /* integer site and meter ids in readings, intervals and rollups */
 
 /* ---- statements --------------------------------------------------------------------------- */
 
@@ -404,6 +493,8 @@ enum {
     S_LAST_READING,
     S_LATEST_READINGS,
     S_ALERTS_PAGE,
+    S_NAME_GET,
+    S_NAME_ADD,
     S_COUNT
 };
 
@@ -431,8 +522,10 @@ enum {
 #define IV_VALUES " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"    \
                   " ?16, ?17, ?18, ?19)"
 #define EPOCH_COLS "site, gateway, epoch, contiguous_seq, max_seq, skipped, first_ms, last_ms"
-#define READING_COLS "meter, t_ms, kwh, kw, quality, gateway, epoch, seq, ratio"
-#define READING_COLS_MAX "meter, max(t_ms), kwh, kw, quality, gateway, epoch, seq, ratio"
+/* reads of the hot tables name the meter from the dictionary (schema 9) */
+#define READING_COLS "m.name, t_ms, kwh, kw, quality, gateway, epoch, seq, ratio"
+#define READING_COLS_MAX "m.name, max(t_ms), kwh, kw, quality, gateway, epoch, seq, ratio"
+#define JOIN_METER(t) " JOIN names m ON m.id = " t ".meter"
 
 static const char *const sql_text[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -487,10 +580,11 @@ static const char *const sql_text[S_COUNT] = {
     [S_PROOFS] = "SELECT gateway, epoch, seq, key, payload FROM proofs WHERE site = ?1"
                  " ORDER BY gateway, epoch, seq",
 
-    [S_EXPORT_SITE] = "SELECT " READING_COLS " FROM readings"
-                      " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, meter",
-    [S_EXPORT_METER] = "SELECT " READING_COLS " FROM readings"
-                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3 AND meter = ?4 ORDER BY t_ms",
+    [S_EXPORT_SITE] = "SELECT " READING_COLS " FROM readings r" JOIN_METER("r")
+                      " WHERE r.site = ?1 AND t_ms >= ?2 AND t_ms < ?3 ORDER BY t_ms, m.name",
+    [S_EXPORT_METER] = "SELECT " READING_COLS " FROM readings r" JOIN_METER("r")
+                       " WHERE r.site = ?1 AND t_ms >= ?2 AND t_ms < ?3 AND r.meter = ?4"
+                       " ORDER BY t_ms",
 
     [S_PRUNE_SITES] = "SELECT DISTINCT site FROM epochs",
     [S_PRUNE_READINGS] = "DELETE FROM readings WHERE site = ?1 AND (t_ms, meter) IN"
@@ -519,8 +613,9 @@ static const char *const sql_text[S_COUNT] = {
                     " resets = excluded.resets, flags = excluded.flags,"
                     " hour_ms = excluded.hour_ms, day = excluded.day, month = excluded.month,"
                     " revisions = revisions + 1",
-    [S_IV_RANGE] = "SELECT meter, start_ms, " IV_COLS " FROM intervals"
-                   " WHERE site = ?1 AND start_ms >= ?2 AND start_ms < ?3 ORDER BY start_ms, meter",
+    [S_IV_RANGE] = "SELECT m.name, start_ms, " IV_COLS " FROM intervals i" JOIN_METER("i")
+                   " WHERE i.site = ?1 AND start_ms >= ?2 AND start_ms < ?3"
+                   " ORDER BY start_ms, m.name",
     /* what the intervals to delete add to each rollup of kind ?4, in
      * ROLLUP_COLS order; ?5, ?6: the estimated and integrated flag masks */
     [S_IV_DELETE_SUMS] = "SELECT CASE ?4 WHEN 1 THEN hour_ms WHEN 2 THEN day ELSE month END AS k,"
@@ -542,11 +637,11 @@ static const char *const sql_text[S_COUNT] = {
                         ROLLUP_ADD,
     [S_ROLLUP_DROP_EMPTY] = "DELETE FROM rollups WHERE site = ?1 AND kind = ?2 AND key = ?3"
                             " AND meter = ?4 AND intervals = 0",
-    [S_ROLLUP_GET] = "SELECT meter, kind, key, " ROLLUP_COLS " FROM rollups"
-                     " WHERE site = ?1 AND kind = ?2 AND key = ?3 AND meter = ?4",
-    [S_ROLLUP_RANGE] = "SELECT meter, kind, key, " ROLLUP_COLS " FROM rollups"
-                       " WHERE site = ?1 AND kind = ?2 AND key >= ?3 AND key < ?4"
-                       " ORDER BY key, meter",
+    [S_ROLLUP_GET] = "SELECT m.name, kind, key, " ROLLUP_COLS " FROM rollups r" JOIN_METER("r")
+                     " WHERE r.site = ?1 AND kind = ?2 AND key = ?3 AND r.meter = ?4",
+    [S_ROLLUP_RANGE] = "SELECT m.name, kind, key, " ROLLUP_COLS " FROM rollups r"
+                       JOIN_METER("r") " WHERE r.site = ?1 AND kind = ?2 AND key >= ?3"
+                       " AND key < ?4 ORDER BY key, m.name",
 
     [S_STATE_PUT] = "INSERT OR REPLACE INTO meter_state (site, meter, state, stale, updated_ms)"
                     " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -586,22 +681,38 @@ static const char *const sql_text[S_COUNT] = {
     /* a bare column beside a single max() comes from the row holding the
      * max (SQLite's documented rule), so each meter's columns are those of
      * its latest reading in the range */
-    [S_LATEST_READINGS] = "SELECT " READING_COLS_MAX " FROM readings"
-                          " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
+    [S_LATEST_READINGS] = "SELECT " READING_COLS_MAX " FROM readings r" JOIN_METER("r")
+                          " WHERE r.site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
                           " AND (kwh IS NOT NULL OR kw IS NOT NULL)"
-                          " GROUP BY meter ORDER BY meter",
+                          " GROUP BY r.meter ORDER BY m.name",
     [S_ALERTS_PAGE] = "SELECT id, site, t_ms, kind, message, state, subject FROM alerts"
                       " WHERE site = ?1 AND t_ms >= ?2 AND t_ms < ?3"
                       " AND (t_ms < ?4 OR (t_ms = ?4 AND id < ?5))"
                       " ORDER BY t_ms DESC, id DESC LIMIT ?6",
+
+    [S_NAME_GET] = "SELECT id FROM names WHERE name = ?1",
+    [S_NAME_ADD] = "INSERT INTO names (name) VALUES (?1)",
 };
 
 /* clang-format on */
+
+/* A name of the dictionary and its id (schema 9). */
+typedef struct id_entry {
+    char *name; /* NULL: a free slot */
+    int64_t id;
+    uint32_t hash;
+} id_entry;
 
 typedef struct sq {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use, finalized at close */
     int aborted;                 /* SQLite rolled the explicit transaction back after a failure */
+    /* The dictionary's names met so far: open addressing, at most half
+     * full. An id never changes once committed (names are never deleted),
+     * but one added by a transaction that is then rolled back is gone: every
+     * rollback empties the cache (ids_forget). */
+    id_entry *ids;
+    size_t ids_cap, ids_n;
 } sq;
 
 static sq *conn(dcem_store *st)
@@ -730,6 +841,109 @@ static void copy_id(char dst[DCEM_ID_MAX], const char *src)
     dst[n] = '\0';
 }
 
+/* ---- the dictionary of site and meter ids (schema 9) ------------------------------------------
+ */
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void ids_forget(sq *c)
+{
+    for (size_t i = 0; i < c->ids_cap; i++)
+        free(c->ids[i].name);
+    free(c->ids);
+    c->ids = NULL;
+    c->ids_cap = c->ids_n = 0;
+}
+
+static id_entry *ids_slot(id_entry *t, size_t cap, const char *name, uint32_t h)
+{
+    size_t i = h & (cap - 1);
+    while (t[i].name && (t[i].hash != h || strcmp(t[i].name, name) != 0))
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* Remembers name -> id; a cache that cannot grow just stays as it is. */
+static void ids_put(sq *c, const char *name, uint32_t h, int64_t id)
+{
+    if (2 * (c->ids_n + 1) > c->ids_cap) {
+        size_t cap = c->ids_cap ? 2 * c->ids_cap : 256;
+        id_entry *t = calloc(cap, sizeof *t);
+        if (!t) return;
+        for (size_t i = 0; i < c->ids_cap; i++)
+            if (c->ids[i].name) *ids_slot(t, cap, c->ids[i].name, c->ids[i].hash) = c->ids[i];
+        free(c->ids);
+        c->ids = t;
+        c->ids_cap = cap;
+    }
+    id_entry *e = ids_slot(c->ids, c->ids_cap, name, h);
+    if (e->name || !(e->name = strdup(name))) return;
+    e->id = id;
+    e->hash = h;
+    c->ids_n++;
+}
+
+/* The id of a site or meter name: 1 with *id; 0 when the dictionary has
+ * none and create is 0 (then no row can name it); < 0 a dcem error. With
+ * create, a new name is added inside the caller's transaction. */
+static int name_id(dcem_store *st, const char *name, int create, int64_t *id)
+{
+    sq *c = conn(st);
+    uint32_t h = name_hash(name);
+    if (c->ids_cap) {
+        const id_entry *e = ids_slot(c->ids, c->ids_cap, name, h);
+        if (e->name) {
+            *id = e->id;
+            return 1;
+        }
+    }
+    sqlite3_stmt *s = stmt(st, S_NAME_GET);
+    if (!s) return DCEM_ESTORAGE;
+    b_text(s, 1, name);
+    int rc = step(st, s, "names");
+    if (rc == 1) *id = c_i64(s, 0);
+    done(s);
+    if (rc == 0 && create) {
+        if (!(s = stmt(st, S_NAME_ADD))) return DCEM_ESTORAGE;
+        b_text(s, 1, name);
+        if ((rc = run(st, s, "names: add")) < 0) return rc;
+        *id = sqlite3_last_insert_rowid(c->db);
+        rc = 1;
+    }
+    if (rc == 1) ids_put(c, name, h, *id);
+    return rc;
+}
+
+/* Binds a site or meter of a hot table: its text before schema 9, its id
+ * from then on. Returns 1, 0 when the name has no id (create 0), or < 0. */
+static int b_name(dcem_store *st, sqlite3_stmt *s, int i, const char *name, int create)
+{
+    if (st->schema_version < SCHEMA_IDS) {
+        b_text(s, i, name);
+        return 1;
+    }
+    int64_t id = 0;
+    int rc = name_id(st, name, create, &id);
+    if (rc == 1) b_i64(s, i, id);
+    return rc;
+}
+
+/* The reads that name meters from the dictionary came with schema 9; a
+ * store held at an older schema (tests, tools) is only written. */
+static int need_ids_schema(dcem_store *st, const char *what)
+{
+    if (st->schema_version >= SCHEMA_IDS) return 0;
+    dcem_store_set_error(st, "%s: the store is at schema %d, before integer ids (%d)", what,
+                         st->schema_version, SCHEMA_IDS);
+    return DCEM_ESTORAGE;
+}
+
 /* ---- transactions ------------------------------------------------------------------------- */
 
 /* Every write call runs between op_begin and op_end: its own IMMEDIATE
@@ -758,6 +972,7 @@ static int op_end(dcem_store *st, int rc)
         if (r == 0) return 0;
         rc = r;
     }
+    ids_forget(c); /* a name added by what is undone is undone too */
     /* Some failures (I/O, disk full) make SQLite roll back the whole
      * transaction itself: then there is nothing left to undo here. */
     if (sqlite3_get_autocommit(c->db)) {
@@ -786,6 +1001,7 @@ static int op_begin_stmt(dcem_store *st)
 static int op_end_stmt(dcem_store *st, int rc)
 {
     if (!st->in_tx) return op_end(st, rc);
+    if (rc) ids_forget(conn(st));
     if (rc && sqlite3_get_autocommit(conn(st)->db)) conn(st)->aborted = 1;
     return rc;
 }
@@ -811,6 +1027,7 @@ static int sq_commit(dcem_store *st)
         return DCEM_ESTORAGE;
     }
     int rc = run_id(st, S_COMMIT, "commit");
+    if (rc) ids_forget(c);
     if (rc && !sqlite3_get_autocommit(c->db)) {
         sqlite3_stmt *s = stmt(st, S_ROLLBACK);
         if (s) sqlite3_step(s), sqlite3_reset(s);
@@ -822,6 +1039,7 @@ static int sq_rollback(dcem_store *st)
 {
     sq *c = conn(st);
     c->aborted = 0;
+    ids_forget(c);
     if (sqlite3_get_autocommit(c->db)) return 0;
     return run_id(st, S_ROLLBACK, "rollback");
 }
@@ -1013,6 +1231,7 @@ static void sq_close(dcem_store *st)
     if (!c) return;
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
+    ids_forget(c);
     /* an explicit transaction still open is rolled back by the close */
     if (c->db) sqlite3_close(c->db);
     free(c);
@@ -1139,8 +1358,12 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
     sqlite3_stmt *s = stmt(st, has_ratio ? S_READING_INSERT : S_READING_INSERT_V4);
     if (!s) return DCEM_ESTORAGE;
     sqlite3 *db = conn(st)->db;
+    int ids = st->schema_version >= SCHEMA_IDS;
     /* the batch's columns are bound once; bindings survive sqlite3_reset */
-    b_text(s, 1, b->site);
+    if ((rc = b_name(st, s, 1, b->site, 1)) < 0) {
+        done(s);
+        return rc;
+    }
     b_text(s, 7, b->gateway);
     b_u64(s, 8, b->epoch);
     b_u64(s, 9, b->seq);
@@ -1153,7 +1376,12 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
             return DCEM_EINVAL;
         }
         /* meter ids were checked by store.c */
-        sqlite3_bind_text(s, 2, r->meter, (int)strnlen(r->meter, DCEM_ID_MAX), SQLITE_STATIC);
+        if (!ids) {
+            sqlite3_bind_text(s, 2, r->meter, (int)strnlen(r->meter, DCEM_ID_MAX), SQLITE_STATIC);
+        } else if ((rc = b_name(st, s, 2, r->meter, 1)) < 0) {
+            done(s);
+            return rc;
+        }
         b_i64(s, 3, r->t_ms);
         if (r->has_kwh)
             sqlite3_bind_double(s, 4, r->kwh);
@@ -1389,21 +1617,30 @@ static int each_reading(dcem_store *st, sqlite3_stmt *s, const char *site, const
 static int sq_export(dcem_store *st, const char *site, const char *meter, int64_t from_ms,
                      int64_t to_ms, dcem_store_reading_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, meter ? S_EXPORT_METER : S_EXPORT_SITE);
+    int rc = need_ids_schema(st, "export");
+    sqlite3_stmt *s = rc ? NULL : stmt(st, meter ? S_EXPORT_METER : S_EXPORT_SITE);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
-    b_i64(s, 2, from_ms);
-    b_i64(s, 3, to_ms);
-    if (meter) b_text(s, 4, meter);
-    return each_reading(st, s, site, "export", fn, ctx);
+    /* a site or meter without an id has no readings */
+    if ((rc = b_name(st, s, 1, site, 0)) == 1 &&
+        (!meter || (rc = b_name(st, s, 4, meter, 0)) == 1)) {
+        b_i64(s, 2, from_ms);
+        b_i64(s, 3, to_ms);
+        return each_reading(st, s, site, "export", fn, ctx);
+    }
+    done(s);
+    return rc;
 }
 
 static int sq_last_reading_ms(dcem_store *st, const char *site, int64_t *t_ms)
 {
     sqlite3_stmt *s = stmt(st, S_LAST_READING);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
-    int rc = step(st, s, "last_reading_ms");
+    int rc = b_name(st, s, 1, site, 0);
+    if (rc <= 0) {
+        done(s);
+        return rc ? rc : DCEM_ENOTFOUND;
+    }
+    rc = step(st, s, "last_reading_ms");
     if (rc == 1) {
         if (sqlite3_column_type(s, 0) == SQLITE_NULL) rc = 0; /* max() of no rows */
         else *t_ms = c_i64(s, 0);
@@ -1415,9 +1652,13 @@ static int sq_last_reading_ms(dcem_store *st, const char *site, int64_t *t_ms)
 static int sq_latest_readings(dcem_store *st, const char *site, int64_t from_ms, int64_t to_ms,
                               dcem_store_reading_fn fn, void *ctx)
 {
-    sqlite3_stmt *s = stmt(st, S_LATEST_READINGS);
+    int rc = need_ids_schema(st, "latest_readings");
+    sqlite3_stmt *s = rc ? NULL : stmt(st, S_LATEST_READINGS);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
+    if ((rc = b_name(st, s, 1, site, 0)) <= 0) {
+        done(s);
+        return rc;
+    }
     b_i64(s, 2, from_ms);
     b_i64(s, 3, to_ms);
     return each_reading(st, s, site, "latest_readings", fn, ctx);
@@ -1432,7 +1673,12 @@ static int prune_tx(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *del
     size_t left = chunk;
     int rc = 0;
     while (left && (rc = step(st, sites, "prune")) == 1) {
-        b_text(del, 1, c_text(sites, 0));
+        int has = b_name(st, del, 1, c_text(sites, 0), 0);
+        if (has <= 0) { /* a site without readings */
+            done(del);
+            if ((rc = has) < 0) break;
+            continue;
+        }
         b_i64(del, 2, cutoff_ms);
         b_i64(del, 3, (int64_t)left);
         rc = run(st, del, "prune readings");
@@ -1534,6 +1780,7 @@ static void read_interval(sqlite3_stmt *s, int at, int64_t start_ms, dcem_interv
 /* One rollup row's summed difference within a put_intervals call. */
 typedef struct rollup_delta {
     const char *meter;
+    int64_t mid; /* its id (schema 9; else 0): sorted on, cheaper than the name */
     int kind;
     int64_t key;
     int drop_empty; /* intervals left it: deleted if it is left empty */
@@ -1543,7 +1790,8 @@ typedef struct rollup_delta {
 static int delta_cmp(const void *pa, const void *pb)
 {
     const rollup_delta *a = pa, *b = pb;
-    int c = strcmp(a->meter, b->meter);
+    if (a->mid != b->mid) return a->mid < b->mid ? -1 : 1;
+    int c = a->mid ? 0 : strcmp(a->meter, b->meter);
     if (c) return c;
     if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
     return a->key < b->key ? -1 : a->key > b->key;
@@ -1568,32 +1816,38 @@ static int rollup_apply(dcem_store *st, const char *site, const rollup_delta *r)
     for (int id = row_ok ? S_ROLLUP_UPSERT : S_ROLLUP_UPDATE; !zero; id = S_ROLLUP_INSERT) {
         sqlite3_stmt *s = stmt(st, id);
         if (!s) return DCEM_ESTORAGE;
-        b_text(s, 1, site);
+        int rc = b_name(st, s, 1, site, 1);
+        if (rc == 1) rc = b_name(st, s, 4, r->meter, 1);
+        if (rc < 0) {
+            done(s);
+            return rc;
+        }
         sqlite3_bind_int(s, 2, r->kind);
         b_i64(s, 3, r->key);
-        b_text(s, 4, r->meter);
         for (int i = 0; i < N_SUMS; i++)
             b_i64(s, 5 + i, v[i]);
-        int rc = run(st, s, "rollup");
-        if (rc) return rc;
+        if ((rc = run(st, s, "rollup"))) return rc;
         if (id != S_ROLLUP_UPDATE || sqlite3_changes(conn(st)->db) == 1) break;
     }
     if (!r->drop_empty) return 0;
     sqlite3_stmt *d = stmt(st, S_ROLLUP_DROP_EMPTY);
     if (!d) return DCEM_ESTORAGE;
-    b_text(d, 1, site);
+    int rc = b_name(st, d, 1, site, 1);
+    if (rc == 1) rc = b_name(st, d, 4, r->meter, 1);
+    if (rc < 0) {
+        done(d);
+        return rc;
+    }
     sqlite3_bind_int(d, 2, r->kind);
     b_i64(d, 3, r->key);
-    b_text(d, 4, r->meter);
     return run(st, d, "rollup cleanup");
 }
 
-static void bind_interval(sqlite3_stmt *s, const char *site, const dcem_store_interval_row *r)
+/* The site's and meter's keys are bound by the caller (b_name). */
+static void bind_interval(sqlite3_stmt *s, const dcem_store_interval_row *r)
 {
     const dcem_interval *iv = &r->iv;
-    b_text(s, 1, site);
     b_i64(s, 2, iv->start_ms);
-    b_text(s, 3, r->meter);
     b_i64(s, 4, iv->end_ms);
     b_i64(s, 5, iv->ukwh);
     b_i64(s, 6, iv->estimated_ukwh[DCEM_SPAN_INTERVAL]);
@@ -1622,23 +1876,33 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
 {
     sqlite3_stmt *s = stmt(st, S_IV_INSERT);
     if (!s) return DCEM_ESTORAGE;
-    bind_interval(s, site, r);
-    int rc = run(st, s, "interval insert");
-    if (rc) return rc;
+    int rc = b_name(st, s, 1, site, 1);
+    if (rc == 1) rc = b_name(st, s, 3, r->meter, 1);
+    if (rc < 0) {
+        done(s);
+        return rc;
+    }
+    int64_t mid = 0;
+    if (st->schema_version >= SCHEMA_IDS) name_id(st, r->meter, 0, &mid); /* cached just now */
+    bind_interval(s, r);
+    if ((rc = run(st, s, "interval insert"))) return rc;
     const int64_t nk[3] = {r->keys.hour_ms, r->keys.day, r->keys.month};
     contrib nw = contrib_of(&r->iv);
     if (sqlite3_changes(conn(st)->db) == 1) {
         for (int k = 0; k < 3; k++)
-            deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], nk[k], 0, nw};
+            deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], nk[k], 0, nw};
         st->call.intervals++;
         return 0;
     }
 
     /* a revision: the old row's contribution comes off the rollups it was in */
     if (!(s = stmt(st, S_IV_GET))) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
+    if ((rc = b_name(st, s, 1, site, 1)) == 1) rc = b_name(st, s, 3, r->meter, 1);
+    if (rc < 0) {
+        done(s);
+        return rc;
+    }
     b_i64(s, 2, r->iv.start_ms);
-    b_text(s, 3, r->meter);
     dcem_interval old_iv;
     dcem_store_keys old_keys;
     int had = step(st, s, "interval lookup");
@@ -1646,7 +1910,12 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
     done(s);
     if (had != 1) return had < 0 ? had : DCEM_ESTORAGE;
     if (!(s = stmt(st, S_IV_UPSERT))) return DCEM_ESTORAGE;
-    bind_interval(s, site, r);
+    if ((rc = b_name(st, s, 1, site, 1)) == 1) rc = b_name(st, s, 3, r->meter, 1);
+    if (rc < 0) {
+        done(s);
+        return rc;
+    }
+    bind_interval(s, r);
     if ((rc = run(st, s, "interval update"))) return rc;
     contrib od = contrib_of(&old_iv);
     const int64_t ok[3] = {old_keys.hour_ms, old_keys.day, old_keys.month};
@@ -1654,13 +1923,13 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
         if (ok[k] == nk[k]) { /* always, unless a caller corrects the keys */
             contrib d = nw;
             contrib_add(&d, &od, -1); /* both within DCEM_STORE_MAX_UKWH: cannot overflow */
-            deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], nk[k], 0, d};
+            deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], nk[k], 0, d};
             continue;
         }
-        deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], nk[k], 0, nw};
+        deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], nk[k], 0, nw};
         contrib neg = {{0}};
         contrib_add(&neg, &od, -1);
-        deltas[(*nd)++] = (rollup_delta){r->meter, rollup_kinds[k], ok[k], 1, neg};
+        deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], ok[k], 1, neg};
     }
     st->call.interval_revisions++;
     return 0;
@@ -1717,9 +1986,12 @@ static int sq_get_interval(dcem_store *st, const char *site, const char *meter, 
     if (rc) return rc;
     sqlite3_stmt *s = stmt(st, S_IV_GET);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
+    if ((rc = b_name(st, s, 1, site, 0)) == 1) rc = b_name(st, s, 3, meter, 0);
+    if (rc <= 0) {
+        done(s);
+        return rc ? rc : DCEM_ENOTFOUND;
+    }
     b_i64(s, 2, start_ms);
-    b_text(s, 3, meter);
     rc = step(st, s, "get_interval");
     if (rc == 1) read_interval(s, 0, start_ms, iv, NULL);
     done(s);
@@ -1730,10 +2002,13 @@ static int sq_intervals(dcem_store *st, const char *site, int64_t from_ms, int64
                         dcem_store_interval_fn fn, void *ctx)
 {
     int rc = need_meter_schema(st, "intervals");
-    if (rc) return rc;
+    if (rc || (rc = need_ids_schema(st, "intervals"))) return rc;
     sqlite3_stmt *s = stmt(st, S_IV_RANGE);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
+    if ((rc = b_name(st, s, 1, site, 0)) <= 0) {
+        done(s);
+        return rc;
+    }
     b_i64(s, 2, from_ms);
     b_i64(s, 3, to_ms);
     while ((rc = step(st, s, "intervals")) == 1) {
@@ -1753,15 +2028,26 @@ static int delete_intervals_tx(dcem_store *st, const char *site, const char *met
     sqlite3_stmt *s = stmt(st, S_IV_DELETE_SUMS);
     if (!s) return DCEM_ESTORAGE;
     int rc = 0;
+    int64_t mid = 0;
+    if (st->schema_version >= SCHEMA_IDS) {
+        /* a meter or site without an id has no intervals */
+        int has = name_id(st, site, 0, &mid);
+        if (has == 1) has = name_id(st, meter, 0, &mid);
+        if (has <= 0) return has;
+    }
     for (int k = 0; k < 3 && !rc; k++) {
-        b_text(s, 1, site);
-        b_text(s, 2, meter);
+        if ((rc = b_name(st, s, 1, site, 0)) == 1) rc = b_name(st, s, 2, meter, 0);
+        if (rc < 0) {
+            done(s);
+            break;
+        }
+        rc = 0;
         b_i64(s, 3, from_ms);
         sqlite3_bind_int(s, 4, rollup_kinds[k]);
         b_i64(s, 5, DCEM_SEG_ESTIMATED);
         b_i64(s, 6, DCEM_SEG_INTEGRATED);
         while ((rc = step(st, s, "delete_intervals: sums")) == 1) {
-            rollup_delta d = {meter, rollup_kinds[k], c_i64(s, 0), 1, {{0}}};
+            rollup_delta d = {meter, mid, rollup_kinds[k], c_i64(s, 0), 1, {{0}}};
             for (int i = 0; i < N_SUMS; i++)
                 d.d.v[i] = -c_i64(s, 1 + i); /* each sum checked against int64 by SQLite */
             if ((rc = rollup_apply(st, site, &d))) break;
@@ -1770,8 +2056,11 @@ static int delete_intervals_tx(dcem_store *st, const char *site, const char *met
     }
     if (rc) return rc;
     if (!(s = stmt(st, S_IV_DELETE))) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
-    b_text(s, 2, meter);
+    if ((rc = b_name(st, s, 1, site, 0)) == 1) rc = b_name(st, s, 2, meter, 0);
+    if (rc < 0) {
+        done(s);
+        return rc;
+    }
     b_i64(s, 3, from_ms);
     if ((rc = run(st, s, "delete_intervals"))) return rc;
     st->call.intervals_deleted = (uint64_t)sqlite3_changes(conn(st)->db);
@@ -1815,12 +2104,16 @@ static int sq_get_rollup(dcem_store *st, const char *site, const char *meter, in
 {
     int rc = need_meter_schema(st, "get_rollup");
     if (rc) return rc;
+    if ((rc = need_ids_schema(st, "get_rollup"))) return rc;
     sqlite3_stmt *s = stmt(st, S_ROLLUP_GET);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
+    if ((rc = b_name(st, s, 1, site, 0)) == 1) rc = b_name(st, s, 4, meter, 0);
+    if (rc <= 0) {
+        done(s);
+        return rc ? rc : DCEM_ENOTFOUND;
+    }
     sqlite3_bind_int(s, 2, kind);
     b_i64(s, 3, key);
-    b_text(s, 4, meter);
     rc = step(st, s, "get_rollup");
     if (rc == 1) read_rollup(s, out);
     done(s);
@@ -1831,10 +2124,13 @@ static int sq_rollups(dcem_store *st, const char *site, int kind, int64_t from_k
                       dcem_store_rollup_fn fn, void *ctx)
 {
     int rc = need_meter_schema(st, "rollups");
-    if (rc) return rc;
+    if (rc || (rc = need_ids_schema(st, "rollups"))) return rc;
     sqlite3_stmt *s = stmt(st, S_ROLLUP_RANGE);
     if (!s) return DCEM_ESTORAGE;
-    b_text(s, 1, site);
+    if ((rc = b_name(st, s, 1, site, 0)) <= 0) {
+        done(s);
+        return rc;
+    }
     sqlite3_bind_int(s, 2, kind);
     b_i64(s, 3, from_key);
     b_i64(s, 4, to_key);

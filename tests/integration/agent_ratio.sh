@@ -123,9 +123,9 @@ pids+=("$agent_pid")
 
 # until feeder-b has counted for a while at its new ratio (the change comes
 # 6 s in) and a minute has turned, so that intervals close on both sides
-at_800() { (($(sql "SELECT count(*) FROM readings WHERE meter = 'feeder-b' AND ratio = 800") >= 20)); }
+at_800() { (($(sql "SELECT count(*) FROM readings WHERE meter = (SELECT id FROM names WHERE name = 'feeder-b') AND ratio = 800") >= 20)); }
 wait_for "feeder-b at CT 800" 60 at_800
-closed() { (($(sql "SELECT count(DISTINCT start_ms) FROM intervals WHERE meter = 'feeder-b'") >= 1)); }
+closed() { (($(sql "SELECT count(DISTINCT start_ms) FROM intervals WHERE meter = (SELECT id FROM names WHERE name = 'feeder-b')") >= 1)); }
 wait_for "a closed interval" 70 closed
 kill -TERM "$agent_pid"
 wait "$agent_pid" || fail "dcem-agent exited with $?"
@@ -144,8 +144,9 @@ import datetime, sqlite3, sys
 db = sqlite3.connect(sys.argv[1], timeout=10)
 print("time,meter,kwh,kw,ratio")
 for meter, t, kwh, ratio in db.execute(
-        "SELECT meter, t_ms, kwh, ratio FROM readings r WHERE kwh IS NOT NULL AND t_ms ="
-        " (SELECT max(t_ms) FROM readings WHERE meter = r.meter AND kwh IS NOT NULL) ORDER BY meter"):
+        "SELECT n.name, t_ms, kwh, ratio FROM readings r JOIN names n ON n.id = r.meter"
+        " WHERE kwh IS NOT NULL AND t_ms = (SELECT max(t_ms) FROM readings"
+        " WHERE meter = r.meter AND kwh IS NOT NULL) ORDER BY n.name"):
     if t % 60000:
         end = datetime.datetime.fromtimestamp((t // 60000 + 1) * 60, datetime.timezone.utc)
         print(f"{end:%Y-%m-%dT%H:%M:%S}.000Z,{meter},{kwh:.17g},,{ratio:.17g}")
@@ -242,7 +243,8 @@ check("ratios now CT 800 PT 1 (were 400, 1)" in agent_log, "feeder-b's ratio cha
 # year made estimated (1-minute intervals cut most polls' spans: seen from
 # the interval, that split is estimated too)
 stored = {m: db.execute("SELECT sum(ukwh) / 1e6, sum(estimated_year_ukwh) / 1e6, sum(resets),"
-                        " max(ukwh) / 1e6 FROM intervals WHERE meter = ?", (m,)).fetchone()
+                        " max(ukwh) / 1e6 FROM intervals WHERE meter = (SELECT id FROM names WHERE name = ?)",
+                        (m,)).fetchone()
           for m in want_ratios}
 for m, (kwh, est, resets, top) in stored.items():
     check(abs(kwh - energy[m]) <= 1e-6 * max(1, kwh), f"{m}: {kwh} kWh stored, {energy[m]} from the readings")

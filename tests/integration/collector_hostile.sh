@@ -233,8 +233,9 @@ import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 q = lambda sql: db.execute(sql).fetchall()
 bad = []
-if q("SELECT quality, kwh, kw FROM readings WHERE meter = 'alpha-in-b'") != [(2, None, 12.0)]:
-    bad.append(f"alpha-in-b: {q('SELECT quality, kwh, kw FROM readings WHERE meter = ' + chr(39) + 'alpha-in-b' + chr(39))}")
+alpha = "SELECT quality, kwh, kw FROM readings WHERE meter = (SELECT id FROM names WHERE name = 'alpha-in-b')"
+if q(alpha) != [(2, None, 12.0)]:
+    bad.append(f"alpha-in-b: {q(alpha)}")
 if q("SELECT seq FROM readings WHERE gateway = 'gw-p' ORDER BY seq") != [(1,), (1,), (3,)]:
     bad.append(f"readings by batch: {q('SELECT seq FROM readings ORDER BY seq')}")
 r = q("SELECT seq, reason FROM quarantine")

@@ -130,9 +130,10 @@ check() {
       --year $y --json --intervals "$work/$label-audit-intervals.csv" >"$work/$label-audit-$y.json"
   done
   sqlite3 -cmd '.timeout 5000' -csv -header "$work/store.db" \
-    "SELECT meter, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh,
+    "SELECT n.name AS meter, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh,
             estimated_year_ukwh, integrated_ukwh, covered_ms, readings, discarded, rollovers, resets
-     FROM intervals WHERE site = 'yz-alpha' ORDER BY meter, start_ms" >"$work/$label-intervals.csv"
+     FROM intervals i JOIN names n ON n.id = i.meter
+     WHERE i.site = (SELECT id FROM names WHERE name = 'yz-alpha') ORDER BY n.name, start_ms" >"$work/$label-intervals.csv"
   $PY - "$work" "$label" <<'EOF'
 import collections, csv, datetime, json, sys
 w, label = sys.argv[1:3]

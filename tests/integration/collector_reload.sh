@@ -80,7 +80,7 @@ wait "$col_pid" || fail "the collector exited with $?"
 
 n1=$(sqlite3 "$work/store-1.db" "SELECT count(*) FROM readings")
 n2=$(sqlite3 "$work/store-2.db" "SELECT count(*) FROM readings")
-b2=$(sqlite3 "$work/store-2.db" "SELECT count(*) FROM readings WHERE site = 'yz-beta'")
+b2=$(sqlite3 "$work/store-2.db" "SELECT count(*) FROM readings WHERE site = (SELECT id FROM names WHERE name = 'yz-beta')")
 ((n1 == 200)) || fail "store-1 holds $n1 readings, expected yz-alpha's 200"
 ((n2 == 200 && b2 == 200)) || fail "store-2 holds $n2 readings ($b2 of yz-beta), expected 200 of yz-beta"
 echo "refused reload kept the running config; the reload moved MQTT and the store: store-1 $n1 readings, store-2 $n2"

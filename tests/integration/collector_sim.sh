@@ -214,7 +214,7 @@ wait "$sim_pid" || fail "dcem-sim exited with $?"
 test -s "$work/truth.json" || fail "no truth file at the simulator's exit"
 polls=$(grep 'poll: meter [a-z-]* (bus sim .*polls' "$work/agent.err" |
   sed -n 's/.* \([0-9]*\) polls,.*/\1/p' | awk '{ n += $1 } END { print n + 0 }')
-all_stored() { (($(sql "SELECT count(*) FROM readings WHERE gateway = '$gw' AND meter <> 'drain-probe'") == polls)); }
+all_stored() { (($(sql "SELECT count(*) FROM readings WHERE gateway = '$gw' AND meter NOT IN (SELECT id FROM names WHERE name = 'drain-probe')") == polls)); }
 wait_for "all $polls polls of the agent in the store" 30 all_stored
 
 # Close every meter's open interval. The collector stores an interval when a
@@ -228,9 +228,10 @@ import sqlite3, sys, datetime
 db = sqlite3.connect(sys.argv[1], timeout=10)
 print("time,meter,kwh")
 for meter, t, kwh in db.execute(
-        "SELECT meter, t_ms, kwh FROM readings r WHERE gateway = ? AND kwh IS NOT NULL AND t_ms ="
+        "SELECT n.name, t_ms, kwh FROM readings r JOIN names n ON n.id = r.meter"
+        " WHERE gateway = ? AND kwh IS NOT NULL AND t_ms ="
         " (SELECT max(t_ms) FROM readings WHERE meter = r.meter AND kwh IS NOT NULL)"
-        " ORDER BY meter", (sys.argv[2],)):
+        " ORDER BY n.name", (sys.argv[2],)):
     if t % 60000 == 0:
         continue  # on a boundary already: its interval is closed
     end = (t // 60000 + 1) * 60000  # 1-minute intervals; +08:00 keeps minutes aligned to UTC
@@ -313,7 +314,7 @@ for m in meters:
     if not check(a is not None, f"{m}: no counters in the agent's log"):
         continue
     rows = db.execute("SELECT count(*), count(kwh), count(DISTINCT t_ms), sum(quality <> 0)"
-                      " FROM readings WHERE gateway = ? AND meter = ?", (gw, m)).fetchone()
+                      " FROM readings WHERE gateway = ? AND meter = (SELECT id FROM names WHERE name = ?)", (gw, m)).fetchone()
     check(rows[0] == a["polls"], f"{m}: {rows[0]} readings stored, the agent polled {a['polls']} times")
     check(rows[1] == a["ok"], f"{m}: {rows[1]} readings with a counter stored, {a['ok']} polls answered")
     check(rows[2] == rows[0], f"{m}: readings share a time")
@@ -359,7 +360,7 @@ check(abs(S / speed - W) <= 50, f"the simulator's clock ran {S / speed:.0f} ms, 
 SLACK_S = 0.05
 first, last, energy = {}, {}, {}
 for m in meters:
-    rs = db.execute("SELECT t_ms, kwh, kw FROM readings WHERE meter = ? AND gateway = ? AND"
+    rs = db.execute("SELECT t_ms, kwh, kw FROM readings WHERE meter = (SELECT id FROM names WHERE name = ?) AND gateway = ? AND"
                     " kwh IS NOT NULL ORDER BY t_ms", (m, gw)).fetchall()
     if not check(len(rs) >= 2, f"{m}: {len(rs)} readings"):
         continue
@@ -392,14 +393,16 @@ for m in meters:
           f" + {got1:.4f} (est {est1:.4f}), residual {true_e - energy[m] - est0 - est1:+.4f}")
 
 # ---- 1b. stored energy = last - first reading, to the micro-kWh ----
-closing = {r[0]: r[1] for r in db.execute("SELECT meter, max(t_ms) FROM readings"
+closing = {r[0]: r[1] for r in db.execute("SELECT (SELECT name FROM names WHERE id = meter),"
+                                           " max(t_ms) FROM readings"
                                            " WHERE gateway = 'gw-close' GROUP BY meter")}
 for m in energy:
     n, iv_ukwh, est, covered = db.execute(
         "SELECT count(*), sum(ukwh), sum(estimated_year_ukwh), sum(covered_ms) FROM intervals"
-        " WHERE site = ? AND meter = ?", (site, m)).fetchone()
-    ukwh, riv = db.execute("SELECT sum(ukwh), sum(intervals) FROM rollups WHERE site = ? AND"
-                           " kind = 3 AND meter = ?", (site, m)).fetchone()
+        " WHERE site = (SELECT id FROM names WHERE name = ?) AND meter = (SELECT id FROM names WHERE name = ?)", (site, m)).fetchone()
+    ukwh, riv = db.execute("SELECT sum(ukwh), sum(intervals) FROM rollups WHERE site ="
+                           " (SELECT id FROM names WHERE name = ?) AND kind = 3 AND meter ="
+                           " (SELECT id FROM names WHERE name = ?)", (site, m)).fetchone()
     # whole micro-kWh: the readings' values rounded once, their differences
     # summed exactly — last minus first, to the micro-kWh
     # C's llround: halves away from zero (Python's round() goes to even; an
@@ -419,8 +422,9 @@ for m in energy:
 
 # ---- 1c. the month figures are the role sums of the per-meter energies ----
 per_month = collections.defaultdict(lambda: collections.defaultdict(float))
-for m, start, kwh in db.execute("SELECT meter, start_ms, ukwh / 1e6 FROM intervals WHERE site = ?",
-                                (site,)):
+for m, start, kwh in db.execute("SELECT (SELECT name FROM names WHERE id = meter), start_ms,"
+                                " ukwh / 1e6 FROM intervals"
+                                " WHERE site = (SELECT id FROM names WHERE name = ?)", (site,)):
     t = datetime.datetime.fromtimestamp(start / 1000, tz)
     per_month[f"{t:%Y-%m}"][m] += kwh
 col = {}

@@ -89,9 +89,10 @@ EOF
   "$col" figures -c "$d/collector.yaml" --site prop --year 2025 >"$d/collector-2025.json"
   "$col" export -c "$d/collector.yaml" --site prop --from 2025-03-01 --to 2025-05-01 >"$d/export.csv"
   sqlite3 -cmd '.timeout 5000' -csv -header "$d/store.db" \
-    "SELECT meter, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh,
+    "SELECT n.name AS meter, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh,
             estimated_year_ukwh, integrated_ukwh, covered_ms, readings, discarded, rollovers, resets
-     FROM intervals WHERE site = 'prop' ORDER BY meter, start_ms" >"$d/store-intervals.csv"
+     FROM intervals i JOIN names n ON n.id = i.meter
+     WHERE i.site = (SELECT id FROM names WHERE name = 'prop') ORDER BY n.name, start_ms" >"$d/store-intervals.csv"
   kill -TERM "$cpid"
   wait "$cpid" || fail "seed $seed: the collector exited with $?"
 

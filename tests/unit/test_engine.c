@@ -121,7 +121,8 @@ static const char poison_readings[] =
  * at the end of the group, after the engine has run the batch's readings
  * through the meters' counters and splitters. */
 static const char poison_interval[] =
-    "CREATE TRIGGER poison BEFORE INSERT ON intervals WHEN NEW.meter = 'pv-a'"
+    "CREATE TRIGGER poison BEFORE INSERT ON intervals WHEN NEW.meter ="
+    " (SELECT id FROM names WHERE name = 'pv-a')"
     " AND NEW.start_ms >= 1743435900000 BEGIN SELECT json('poisoned'); END;";
 
 /* The same rows refused for their content, as a CHECK refuses a value
@@ -130,7 +131,8 @@ static const char refuse_readings[] =
     "CREATE TRIGGER poison BEFORE INSERT ON readings WHEN NEW.gateway = 'gw-2' AND NEW.seq = 2"
     " BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
 static const char refuse_interval[] =
-    "CREATE TRIGGER poison BEFORE INSERT ON intervals WHEN NEW.meter = 'pv-a'"
+    "CREATE TRIGGER poison BEFORE INSERT ON intervals WHEN NEW.meter ="
+    " (SELECT id FROM names WHERE name = 'pv-a')"
     " AND NEW.start_ms >= 1743435900000 BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
 
 typedef struct fx {
@@ -866,7 +868,9 @@ static void test_store_failure_retried_batch_by_batch(void **state)
     /* the others stored once, nothing of the poisoned batch */
     assert_int_equal(q1(v.db, "SELECT count(*) FROM readings"), (int64_t)good);
     assert_int_equal(readings_of(v.db, &m[bad]), 0);
-    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = 'poison'"), 0);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = (SELECT id FROM names "
+                              "WHERE name = 'poison')"),
+                     0);
     dcem_store_epoch ep;
     assert_int_equal(dcem_store_gateway_seq(v.st, "eng-a", "gw-2", EPOCH, &ep), 0);
     assert_int_equal(ep.contiguous_seq, 1);
@@ -894,7 +898,9 @@ static void test_store_failure_retried_batch_by_batch(void **state)
     assert_stored(&r1, feed1(&v, &next, &r1), &next);
     /* the reading of "poison", a meter of no ledger, is counted, not stored */
     assert_int_equal(readings_of(v.db, &m[bad]), (int64_t)m[bad].known);
-    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = 'poison'"), 0);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = (SELECT id FROM names "
+                              "WHERE name = 'poison')"),
+                     0);
     assert_int_equal(s->unknown_meter_readings, 1);
     assert_int_equal(s->failed, 1);
     assert_int_equal(s->received, n + 2);
@@ -951,7 +957,8 @@ static void test_failure_after_processing_leaves_counters_as_committed(void **st
     assert_int_equal(s->readings, (uint64_t)q1(v.db, "SELECT count(*) FROM readings"));
     assert_int_equal(s->intervals, (uint64_t)q1(v.db, "SELECT count(*) FROM intervals"));
     assert_int_equal(readings_of(v.db, &m[bad]), 0);
-    assert_int_equal(q1(v.db, "SELECT count(*) FROM intervals WHERE meter IN ('fac-a', 'pv-a')"),
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM intervals WHERE meter IN"
+                              " (SELECT id FROM names WHERE name IN ('fac-a', 'pv-a'))"),
                      2);
 
     sql_exec(v.db, "DROP TRIGGER poison");
@@ -974,7 +981,8 @@ static void test_failure_after_processing_leaves_counters_as_committed(void **st
     for (size_t i = 0; i < 3; i++)
         assert_stored(&rep[i], out[i], &more[i]);
     /* fac-a, pv-a: 70 minutes, 4 intervals each */
-    assert_int_equal(q1(r.db, "SELECT count(*) FROM intervals WHERE meter IN ('fac-a', 'pv-a')"),
+    assert_int_equal(q1(r.db, "SELECT count(*) FROM intervals WHERE meter IN"
+                              " (SELECT id FROM names WHERE name IN ('fac-a', 'pv-a'))"),
                      8);
     assert_true(assert_same_store(v.db, r.db) > 0);
     assert_int_equal(dcem_engine_stats_get(r.e)->readings, s->readings);
@@ -1335,7 +1343,8 @@ static void test_future_state_set_aside(void **state)
     assert_int_equal(s->readings, m[2].known + m[3].known);
     /* fac-a counts again from its first reading of batch 3 (minute 20) on:
      * [23:45, 0:00) is closed by minute 30, measured from 23:50 */
-    assert_int_equal(q1(v.db, "SELECT count(*) FROM intervals WHERE meter = 'fac-a'"
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM intervals WHERE meter = "
+                              "(SELECT id FROM names WHERE name = 'fac-a')"
                               " AND start_ms = 1743435900000 AND covered_ms = 600000"),
                      1);
     /* the state saved now is the fresh one's: it has seen nothing of 9999 */
@@ -1422,7 +1431,9 @@ static void test_late_reading_beyond_retention(void **state)
     const dcem_engine_stats *s = dcem_engine_stats_get(v.e);
     assert_int_equal(s->too_old_readings, 1);
     assert_int_equal(s->late_readings + s->rebuilds, 0);
-    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = 'it-a' AND seq = 2"), 1);
+    assert_int_equal(q1(v.db, "SELECT count(*) FROM readings WHERE meter = "
+                              "(SELECT id FROM names WHERE name = 'it-a') AND seq = 2"),
+                     1);
     env_close(&v);
     free_msgs(m, 2);
 }
@@ -1495,9 +1506,13 @@ static void test_unreadable_state_rebuilt(void **state)
     env_close(&v);
     /* 20 minutes of it-a, a reading a minute from T0 (23:30 local): the
      * interval 23:30-23:45 closed, as in one uninterrupted run */
-    assert_int_equal(q1(db, "SELECT count(*) FROM intervals WHERE meter = 'it-a'"), 1);
+    assert_int_equal(q1(db, "SELECT count(*) FROM intervals WHERE meter = "
+                            "(SELECT id FROM names WHERE name = 'it-a')"),
+                     1);
     int64_t want = llround(kwh_at(2, 15) * 1e6) - llround(kwh_at(2, 0) * 1e6);
-    assert_int_equal(q1(db, "SELECT sum(ukwh) FROM intervals WHERE meter = 'it-a'"), want);
+    assert_int_equal(q1(db, "SELECT sum(ukwh) FROM intervals WHERE meter = "
+                            "(SELECT id FROM names WHERE name = 'it-a')"),
+                     want);
     free_msgs(m, 2);
 }
 

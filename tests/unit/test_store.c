@@ -42,7 +42,7 @@
 #define HOUR 3600000LL
 #define DAY 86400000LL
 #define T0 1735689600000LL /* 2025-01-01T00:00:00Z */
-#define SQLITE_SCHEMA_LATEST 8 /* alert subjects and states */
+#define SQLITE_SCHEMA_LATEST 9 /* integer site and meter ids */
 #define PG_SCHEMA_LATEST 1     /* store_pg.c numbers its own migrations */
 #define SCHEMA_LATEST (is_pg ? PG_SCHEMA_LATEST : SQLITE_SCHEMA_LATEST)
 
@@ -397,6 +397,196 @@ static void test_schema6_migrated_keeps_readings_drops_derived(void **state)
     dcem_store_rollup ru;
     assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_DAY, 20089, &ru), 0);
     assert_int_equal(ru.ukwh, 2500000);
+    dcem_store_close(st);
+    free(r);
+}
+
+/* Every row of a query as text (REALs with 17 digits: exact), for
+ * comparing a table before and after a migration. Caller frees. */
+static char *dump(fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = '\0';
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        for (int i = 0; i < sqlite3_column_count(s); i++) {
+            char v[96];
+            switch (sqlite3_column_type(s, i)) {
+            case SQLITE_NULL:
+                snprintf(v, sizeof v, "NULL");
+                break;
+            case SQLITE_INTEGER:
+                snprintf(v, sizeof v, "%lld", sqlite3_column_int64(s, i));
+                break;
+            case SQLITE_FLOAT:
+                snprintf(v, sizeof v, "%.17g", sqlite3_column_double(s, i));
+                break;
+            default:
+                snprintf(v, sizeof v, "'%s'", (const char *)sqlite3_column_text(s, i));
+            }
+            int n = snprintf(out + len, cap - len, "%s%s", i ? "," : "", v);
+            assert_true(n > 0 && (size_t)n < cap - len);
+            len += (size_t)n;
+        }
+        assert_true(len + 2 < cap);
+        out[len++] = '\n';
+        out[len] = '\0';
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return out;
+}
+
+/* A store written at schema 7 (site and meter as text in every row)
+ * migrated to integer ids (9): readings, intervals and rollups hold the
+ * same rows, exactly, with the names from the dictionary; the API reads
+ * them as before, and the migrated store goes on: duplicates known, an
+ * interval revised over a migrated one moves its rollups. */
+static void test_schema7_migrated_to_integer_ids_exactly(void **state)
+{
+    if (is_pg) skip(); /* the SQLite schema's names table */
+    fx *f = *state;
+    dcem_store_opts o = {.schema_version = 7};
+    dcem_store *st = open_opts(f, &o);
+    assert_int_equal(dcem_store_schema_version(st), 7);
+    dcem_wire_reading *r = readings_new(40);
+    dcem_wire_batch b = batch_of(r, 40, 7, 1, T0, 4);
+    r[5].quality = DCEM_WIRE_Q_COMM_ERROR; /* no values */
+    r[5].has_kwh = r[5].has_kw = 0;
+    r[6].ct = 2.5; /* a transformer ratio */
+    r[7].kwh = 1234.5678901234567;
+    int dup = -1;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 5000, &dup, NULL), 0);
+    /* another site with the same meter names */
+    dcem_wire_batch b2 = batch_of(r, 8, 9, 1, T0, 2);
+    snprintf(b2.site, sizeof b2.site, "sh-dc02");
+    assert_int_equal(dcem_store_put_batch(st, &b2, T0 + 6000, &dup, NULL), 0);
+    dcem_store_interval_row rows[6];
+    for (int i = 0; i < 6; i++) {
+        static const char *const m[] = {"m0", "m1", "m2", "m3", "m0", "m1"};
+        rows[i] = (dcem_store_interval_row){m[i],
+                                            {.start_ms = T0 + (i / 4) * 15 * MIN,
+                                             .end_ms = T0 + (i / 4 + 1) * 15 * MIN,
+                                             .ukwh = 1000000 + i * 333,
+                                             .covered_ms = 15 * MIN,
+                                             .readings = 3 + i,
+                                             .flags = i == 2 ? DCEM_SEG_ESTIMATED : 0},
+                                            {T0, 20089, 2025 * 12}};
+        if (i == 2) rows[i].iv.estimated_ukwh[DCEM_SPAN_DAY] = 777;
+    }
+    assert_int_equal(dcem_store_put_intervals(st, "sh-dc01", rows, 6), 0);
+    rows[0].iv.ukwh = 999; /* a revision: revisions 1, rollups moved */
+    assert_int_equal(dcem_store_put_intervals(st, "sh-dc01", rows, 1), 0);
+    assert_int_equal(dcem_store_put_intervals(st, "sh-dc02", rows + 1, 2), 0);
+    dcem_store_close(st);
+
+    static const char rd7[] = "SELECT site, meter, t_ms, kwh, kw, quality, gateway, epoch, seq,"
+                              " ratio FROM readings ORDER BY site, t_ms, meter";
+    static const char iv7[] =
+        "SELECT site, meter, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh,"
+        " estimated_month_ukwh, estimated_year_ukwh, integrated_ukwh, covered_ms, readings,"
+        " discarded, rollovers, resets, flags, hour_ms, day, month, revisions FROM intervals"
+        " ORDER BY site, start_ms, meter";
+    static const char ru7[] =
+        "SELECT site, kind, key, meter, ukwh, estimated_ukwh, estimated_day_ukwh,"
+        " estimated_month_ukwh, estimated_year_ukwh, integrated_ukwh, covered_ms, intervals,"
+        " read_intervals, estimated_intervals, integrated_intervals, discarded, rollovers, resets"
+        " FROM rollups ORDER BY site, kind, key, meter";
+    char *before[3] = {dump(f, rd7), dump(f, iv7), dump(f, ru7)};
+    assert_int_equal(q1(f, "SELECT count(*) FROM rollups"), 3 * 4 + 3 * 2);
+
+    st = open_ok(f); /* 7 -> 9 */
+    assert_int_equal(dcem_store_schema_version(st), SCHEMA_LATEST);
+    dcem_store_close(st);
+    /* the same queries, the names joined in */
+#define NAMED(t) " FROM " t " x JOIN names s ON s.id = x.site JOIN names m ON m.id = x.meter"
+    static const char rd9[] = "SELECT s.name, m.name, t_ms, kwh, kw, quality, gateway, epoch, seq,"
+                              " ratio" NAMED("readings") " ORDER BY s.name, t_ms, m.name";
+    static const char iv9[] =
+        "SELECT s.name, m.name, start_ms, end_ms, ukwh, estimated_ukwh, estimated_day_ukwh,"
+        " estimated_month_ukwh, estimated_year_ukwh, integrated_ukwh, covered_ms, readings,"
+        " discarded, rollovers, resets, flags, hour_ms, day, month, revisions" NAMED(
+            "intervals") " ORDER BY s.name, start_ms, m.name";
+    static const char ru9[] =
+        "SELECT s.name, kind, key, m.name, ukwh, estimated_ukwh, estimated_day_ukwh,"
+        " estimated_month_ukwh, estimated_year_ukwh, integrated_ukwh, covered_ms, intervals,"
+        " read_intervals, estimated_intervals, integrated_intervals, discarded, rollovers, "
+        "resets" NAMED("rollups") " ORDER BY s.name, kind, key, m.name";
+#undef NAMED
+    char *after[3] = {dump(f, rd9), dump(f, iv9), dump(f, ru9)};
+    for (int i = 0; i < 3; i++) {
+        assert_true(strlen(before[i]) > 100);
+        assert_string_equal(after[i], before[i]);
+        free(before[i]);
+        free(after[i]);
+    }
+    assert_int_equal(q1(f, "SELECT count(*) FROM readings WHERE typeof(site) <> 'integer'"
+                           " OR typeof(meter) <> 'integer'"),
+                     0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM names"), 6); /* 2 sites, 4 meters */
+
+    st = open_ok(f);
+    assert_int_equal(count_readings(st), 40);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 9000, &dup, NULL), 0);
+    assert_int_equal(dup, 1); /* known from before the migration */
+    dcem_store_rollup ru;
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_DAY, 20089, &ru), 0);
+    assert_int_equal(ru.ukwh, 999 + 1000000 + 4 * 333);
+    rows[4].iv.ukwh = 5; /* revise a migrated interval */
+    assert_int_equal(dcem_store_put_intervals(st, "sh-dc01", rows + 4, 1), 0);
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m0", DCEM_PERIOD_DAY, 20089, &ru), 0);
+    assert_int_equal(ru.ukwh, 999 + 5);
+    assert_int_equal(ru.intervals, 2);
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc02", "m1", DCEM_PERIOD_HOUR, T0, &ru), 0);
+    assert_int_equal(ru.ukwh, 1000333);
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc03", "m1", DCEM_PERIOD_HOUR, T0, &ru),
+                     DCEM_ENOTFOUND);
+    dcem_store_close(st);
+    free(r);
+}
+
+/* A name first met in a transaction that is rolled back gets no id: the
+ * handle's cache of ids forgets it with the transaction, and the next
+ * write that names it adds it again (else its rows would name an id that
+ * the dictionary does not hold). */
+static void test_ids_rolled_back_with_their_transaction(void **state)
+{
+    if (is_pg) skip(); /* the SQLite schema's names table */
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading *r = readings_new(8);
+    dcem_wire_batch b = batch_of(r, 8, 7, 1, T0, 2);
+    snprintf(b.site, sizeof b.site, "site-new");
+    int dup = -1;
+    assert_int_equal(dcem_store_begin(st), 0);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
+    assert_int_equal(dcem_store_rollback(st), 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM names"), 0);
+    /* a failed write of its own: the same */
+    dcem_store_interval_row bad = {"m-bad", {.start_ms = T0, .end_ms = T0 - 1}, {T0, 0, 0}};
+    assert_int_equal(dcem_store_put_intervals(st, "site-new", &bad, 1), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
+    assert_int_equal(dup, 0);
+    assert_int_equal(q1(f, "SELECT count(*) FROM names"), 3);
+    assert_int_equal(q1(f, "SELECT count(*) FROM readings r WHERE NOT EXISTS"
+                           " (SELECT 1 FROM names WHERE id = r.meter)"
+                           " OR NOT EXISTS (SELECT 1 FROM names WHERE id = r.site)"),
+                     0);
+    collect *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(dcem_store_export(st, "site-new", "m1", 0, INT64_MAX, collect_fn, c), 0);
+    assert_int_equal(c->n, 4);
+    assert_string_equal(c->meter[0], "m1");
+    c->n = 0;
+    assert_int_equal(dcem_store_export(st, "site-none", NULL, 0, INT64_MAX, collect_fn, c), 0);
+    assert_int_equal(c->n, 0);
+    free(c);
     dcem_store_close(st);
     free(r);
 }
@@ -2108,6 +2298,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_migrations_from_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_and_reopen_keep_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema6_migrated_keeps_readings_drops_derived, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_schema7_migrated_to_integer_ids_exactly, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ids_rolled_back_with_their_transaction, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_files_and_options_refused, setup, teardown),

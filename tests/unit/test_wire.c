@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "table.h"
 #include "wire.h"
+#include "wire_batch_cjson.h"
 
 #define T0 1735689600000LL /* 2025-01-01T00:00:00.000Z */
 
@@ -787,6 +788,176 @@ static void test_truncated_and_mutated(void **state)
     free(st);
 }
 
+/* The streaming batch decoder against the cJSON one it replaced
+ * (tests/fuzz/wire_batch_cjson.c): the same result, reason, message and
+ * batch fields on the payload of len bytes (a heap copy of exactly that
+ * size), decoded on the topic of s1/gw1 or on none, with room for cap
+ * readings; the same readings when it decodes. Returns the reason. */
+static int agree(const char *s, size_t len, int topic, size_t cap)
+{
+    static dcem_wire_reading *a, *b;
+    if (!a) {
+        a = storage();
+        b = storage();
+    }
+    char *buf = exact(s, len);
+    dcem_wire_batch x, y;
+    int rx = -1, ry = -2;
+    char ex[256] = "x", ey[256] = "y";
+    int cx = dcem_wire_decode_batch(buf, len, topic ? "s1" : NULL, topic ? "gw1" : NULL, a, cap, &x,
+                                    &rx, ex, sizeof ex);
+    int cy = dcem_wire_decode_batch_cjson(buf, len, topic ? "s1" : NULL, topic ? "gw1" : NULL, b,
+                                          cap, &y, &ry, ey, sizeof ey);
+    free(buf);
+    if (cx != cy || rx != ry || strcmp(ex, ey) != 0)
+        fail_msg("%.*s\n  streaming: %d %s '%s'\n  cJSON:     %d %s '%s'",
+                 (int)(len < 300 ? len : 300), s, cx, dcem_wire_reason_name(rx), ex, cy,
+                 dcem_wire_reason_name(ry), ey);
+    assert_string_equal(x.site, y.site);
+    assert_string_equal(x.gateway, y.gateway);
+    assert_true(x.epoch == y.epoch && x.seq == y.seq && x.identified == y.identified);
+    assert_int_equal(x.unknown_values, y.unknown_values);
+    assert_int_equal(x.listed_readings, y.listed_readings);
+    assert_int_equal(x.n_readings, y.n_readings);
+    for (size_t i = 0; i < x.n_readings; i++) {
+        assert_readings_equal(&a[i], &b[i]);
+        assert_true(same_double(a[i].ct, b[i].ct) && same_double(a[i].pt, b[i].pt));
+        assert_int_equal(a[i].ratio_note, b[i].ratio_note);
+    }
+    return rx;
+}
+
+#define AGREE(lit, topic) agree(lit, sizeof(lit) - 1, topic, DCEM_WIRE_MAX_READINGS)
+
+/* Where cJSON's grammar is not RFC 8259's, the streaming decoder follows
+ * cJSON: every malformed-batch case of the table, payloads with the quirks
+ * (escapes, control bytes, a BOM, numbers strtod reads, deep nesting, NULs
+ * smuggled in by bad \u escapes), and every prefix and one-byte change of
+ * an encoded batch decode the same way with both decoders. */
+static void test_streaming_equals_cjson(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        agree(bad_cases[i].json, strlen(bad_cases[i].json), 1, DCEM_WIRE_MAX_READINGS);
+        agree(bad_cases[i].json, strlen(bad_cases[i].json), 0, 2);
+    }
+#define HEAD "{\"v\":1,\"site\":\"s1\",\"gateway\":\"gw1\",\"epoch\":7,\"seq\":42,\"readings\":["
+    /* decoded the same, with the same values */
+    assert_int_equal(AGREE(HEAD "{\"m\\u0065ter\":\"m\\u00311\",\"t\":1735689600000,\"q\":"
+                                "\"\\u006fk\",\"kwh\":-.5,\"kw\":01,\"values\":{\"frequency_hz\":"
+                                "1.e1,\"voltage_v_l\\u0031\":2.3E+2,\"x\":[1,{\"y\":[]}]}}]}",
+                           1),
+                     DCEM_WIRE_OK);
+    assert_int_equal(AGREE("\xef\xbb\xbf\x01\x1f " HEAD "]}\r\n", 1), DCEM_WIRE_OK);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"ok\",\"kwh\":1."
+                                "00000000000000000000000000000000000000000000000000000000000000"
+                                "00000000000000001e-2}]}",
+                           1),
+                     DCEM_WIRE_OK);
+    /* a bad \u escape is a NUL to cJSON, which ends its C string: "m1" */
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\\uzzzzx\",\"t\":1,\"q\":\"ok\"}]}", 1),
+                     DCEM_WIRE_OK);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m\\u00\\\\1\",\"t\":1,\"q\":\"ok\"}]}", 1),
+                     DCEM_WIRE_OK);
+    /* refused the same, for the same reason and in the same words */
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m\x01\",\"t\":1,\"q\":\"ok\"}]}", 1),
+                     DCEM_WIRE_BAD_METER);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"\\ud83d\\ude00\",\"t\":1,\"q\":\"ok\"}]}", 1),
+                     DCEM_WIRE_BAD_METER);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"\\udc00\",\"t\":1,\"q\":\"ok\"}]}", 1),
+                     DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m\\q\",\"t\":1,\"q\":\"ok\"}]}", 1),
+                     DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("{\"v\":1,\"site\":\"s\\u0031\",\"gateway\":\"gw\\u0032\",\"epoch\""
+                           ":7,\"seq\":42,\"readings\":[]}",
+                           1),
+                     DCEM_WIRE_GATEWAY_MISMATCH);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"ok\",\"values\":{\"u\":1,"
+                                "\"voltage_v\":1,\"w\":2,\"voltage_v\":null}}]}",
+                           1),
+                     DCEM_WIRE_DUPLICATE_FIELD);
+    /* only unknown values: nothing a comm_error reading may not have */
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"comm_error\",\"values\":{"
+                                "\"u\":1}},{\"meter\":\"m1\",\"t\":2,\"q\":\"ok\"}]}",
+                           1),
+                     DCEM_WIRE_OK);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"comm_error\",\"values\":{"
+                                "\"u\":1,\"voltage_v\":2}}]}",
+                           1),
+                     DCEM_WIRE_BAD_QUALITY);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"ok\",\"values\":{\"u\":1},"
+                                "\"values\":{}},{}]}",
+                           1),
+                     DCEM_WIRE_DUPLICATE_FIELD);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"ok\"},7,{\"meter\":1}]}", 1),
+                     DCEM_WIRE_WRONG_TYPE);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"ok\",\"ratio\":\"\"}]}", 1),
+                     DCEM_WIRE_BAD_FIELD);
+    assert_int_equal(AGREE(HEAD "{\"meter\":\"m1\",\"t\":1,\"q\":\"ok\"}],\"readings\":[]}", 1),
+                     DCEM_WIRE_DUPLICATE_FIELD);
+    assert_int_equal(AGREE(HEAD "]} x", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE(HEAD "]}\x01", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("[" HEAD "]}]", 1), DCEM_WIRE_WRONG_TYPE);
+    assert_int_equal(AGREE("\"\\u00", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("{\"v\":1,", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("{\"v\":1 ", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("{\"v\":-", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("{\"v\":1e", 1), DCEM_WIRE_NOT_JSON);
+    assert_int_equal(AGREE("{\"v\":2,\"x\":1}", 1), DCEM_WIRE_BAD_VERSION);
+#undef HEAD
+    /* nesting: 1000 levels of arrays and objects are JSON to cJSON, 1001 are not */
+    for (int depth = 997; depth <= 1001; depth++) {
+        /* {"v":1,"x":[{"k":[{"k":...0...]}]}: depth arrays and objects in all */
+        size_t cap = 6 * (size_t)depth + 64;
+        char *deep = malloc(cap);
+        assert_non_null(deep);
+        size_t n = (size_t)snprintf(deep, cap, "{\"v\":1,\"x\":");
+        for (int i = 1; i < depth; i++)
+            n += (size_t)snprintf(deep + n, cap - n, "%s", i % 2 ? "[" : "{\"k\":");
+        deep[n++] = '0';
+        for (int i = depth - 1; i >= 1; i--)
+            deep[n++] = i % 2 ? ']' : '}';
+        deep[n++] = '}';
+        int why = agree(deep, n, 1, DCEM_WIRE_MAX_READINGS);
+        assert_int_equal(why, depth <= 1000 ? DCEM_WIRE_MISSING_FIELD : DCEM_WIRE_NOT_JSON);
+        free(deep);
+    }
+
+    /* every prefix and every one-byte change of a real batch */
+    dcem_wire_reading r[3];
+    set_reading(&r[0], "pdu-a1", T0, DCEM_WIRE_Q_OK);
+    r[0].has_kwh = r[0].has_kw = 1;
+    r[0].kwh = 42949672.95;
+    r[0].kw = -3.5e-7;
+    r[0].ct = 400;
+    r[0].ratio_note = DCEM_WIRE_RATIO_HELD;
+    add_value(&r[0], DCEM_Q_VOLTAGE_V, 1, 230.1);
+    add_value(&r[0], DCEM_Q_POWER_FACTOR, 0, 0.98);
+    set_reading(&r[1], "ups-1", T0 + 5, DCEM_WIRE_Q_COMM_ERROR);
+    set_reading(&r[2], "ups-2", T0 + 9, DCEM_WIRE_Q_STALE);
+    r[2].has_kwh = 1;
+    r[2].kwh = 1e-300;
+    dcem_wire_batch b;
+    batch_init(&b, r, 3);
+    char *json;
+    size_t len;
+    assert_int_equal(dcem_wire_encode_batch(&b, &json, &len), 0);
+    static const char subst[] = {'"', '{', '}',  '[', ']', ',', ':',    '0',    '9', '-', '+',
+                                 'e', '.', '\\', 'u', 'x', ' ', '\x01', '\x80', 'n', 't', 'f'};
+    char *m = malloc(len);
+    assert_non_null(m);
+    for (size_t i = 0; i <= len; i++) {
+        agree(json, i, 1, DCEM_WIRE_MAX_READINGS);
+        for (size_t k = 0; i < len && k < sizeof subst; k++) {
+            memcpy(m, json, len);
+            m[i] = subst[k];
+            agree(m, len, (int)(k % 2), k % 3 ? DCEM_WIRE_MAX_READINGS : 2);
+        }
+    }
+    free(m);
+    free(json);
+}
+
 static void test_too_large(void **state)
 {
     (void)state;
@@ -1211,6 +1382,7 @@ int main(void)
         cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_unknown_fields),
         cmocka_unit_test(test_truncated_and_mutated),
+        cmocka_unit_test(test_streaming_equals_cjson),
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_too_many_readings),
         cmocka_unit_test(test_ack_ctl_round_trip),
