@@ -317,6 +317,11 @@ static void metric(text *t, const char *name, const char *type, const char *help
         (unsigned long long)v);
 }
 
+static void metric_f(text *t, const char *name, const char *type, const char *help, double v)
+{
+    put(t, "# HELP %s %s\n# TYPE %s %s\n%s %.3f\n", name, help, name, type, name, v);
+}
+
 /* A copy of the ingest loop's snapshot (too large for a handler's stack),
  * freed by the caller; NULL when out of memory. */
 static dcem_api_health *health_copy(dcem_api *a)
@@ -415,6 +420,12 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
     metric(&t, "dcem_intervals_total", "counter", "Intervals produced.", s->intervals);
     metric(&t, "dcem_recomputes_total", "counter", "Periods whose figures were recomputed.",
            s->recomputes);
+    metric_f(&t, "dcem_figures_lag_seconds", "gauge",
+             "In the last figures pass, the longest a site's committed data waited for its figures.",
+             (double)s->figures_lag_ms / 1000.0);
+    metric_f(&t, "dcem_figures_lag_max_seconds", "gauge",
+             "The longest committed data waited for its figures since the collector started.",
+             (double)s->figures_lag_max_ms / 1000.0);
     put(&t, "# HELP dcem_refused_payloads_total Refused or dropped payloads by gateway "
             "(site/gateway, or unknown) and reason.\n"
             "# TYPE dcem_refused_payloads_total counter\n");

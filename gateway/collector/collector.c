@@ -621,6 +621,14 @@ static void log_health(collector *c)
               (unsigned long long)s->malformed, (unsigned long long)s->quarantined,
               (unsigned long long)s->unknown_site, (unsigned long long)s->failed,
               (unsigned long long)s->readings, (unsigned long long)s->intervals);
+    if (c->figures) {
+        uint64_t periods, unpublished;
+        int64_t lag, lag_max;
+        dcem_recompute_counts(c->figures, &periods, &unpublished, &lag, &lag_max);
+        DCEM_LOGI("health", "figures: %llu periods computed; data waited %lld ms for its figures "
+                  "in the last pass (at most %lld ms)",
+                  (unsigned long long)periods, (long long)lag, (long long)lag_max);
+    }
     sync_drops(c, 1);
     size_t n = dcem_inbox_sources(c->in.q, c->sources, DCEM_INBOX_MAX_SOURCES);
     for (size_t i = 0; i < n && i < DCEM_INBOX_MAX_SOURCES; i++)
@@ -675,7 +683,9 @@ static void share_health(collector *c, int64_t now)
     dcem_api_health *h = &c->health;
     h->engine = *dcem_engine_stats_get(c->engine);
     uint64_t unpublished;
-    if (c->figures) dcem_recompute_counts(c->figures, &h->engine.recomputes, &unpublished);
+    if (c->figures)
+        dcem_recompute_counts(c->figures, &h->engine.recomputes, &unpublished,
+                              &h->engine.figures_lag_ms, &h->engine.figures_lag_max_ms);
     h->have_influx = c->influx != NULL;
     if (c->influx) dcem_influx_thread_stats(c->influx, &h->influx);
     h->mqtt_connected = dcem_mqtt_is_connected(c->mqtt);
@@ -706,11 +716,15 @@ static int start_api(const dcem_collector_config *cfg, dcem_api **out, char *err
 
 /* The collector's link: a persistent session (the broker keeps our
  * subscription and queues batches while we are away), no will, and up to
- * 100 acks in flight (paho's synchronous client otherwise sleeps 100 ms at
- * a time waiting for each PUBACK: acks would queue). */
+ * ACKS_IN_FLIGHT acks in flight: paho's synchronous client sleeps 100 ms at
+ * a time while its window is full, on the ingest thread, so the window must
+ * hold every ack a burst of many gateways' batches makes (500 gateways
+ * draining a backlog 20 batches ahead each kept a window of 100 full and
+ * the ingest at a third of its speed: docs/benchmarks.md, scale). */
+#define ACKS_IN_FLIGHT 10000
 static dcem_mqtt *new_link(inbox *in, const dcem_mqtt_cfg *m, char *err, size_t errlen)
 {
-    dcem_mqtt_opts o = {.persistent = 1, .inflight = 100, .fn = on_message, .ctx = in};
+    dcem_mqtt_opts o = {.persistent = 1, .inflight = ACKS_IN_FLIGHT, .fn = on_message, .ctx = in};
     return dcem_mqtt_new(m, &o, err, errlen);
 }
 

@@ -67,6 +67,7 @@ typedef struct site_rt {
     dcem_zone zone;
     meter_rt *meters;
     dcem_days marks;                /* days whose figures are to be recomputed */
+    int64_t marked_ms;              /* when the oldest of them was marked (wall clock) */
     struct range_cache *cache;      /* [CACHE_RANGES]: rollup sums of day ranges (recompute) */
     long long bits_year;            /* year of `bits` */
     unsigned bits;                  /* verdicts of that year, last computed */
@@ -1092,10 +1093,12 @@ static int group(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, int64_t 
         /* the marks of what it wrote reach the figures thread after the
          * commit, so that its next read sees what they mark */
         for (size_t i = 0; i < e->cfg->n_sites; i++) e->touched[i] = (unsigned char)e->sites[i].in_group;
-        if (e->marks && !failed) dcem_marks_add(e->marks, e->touched, e->gdays);
+        if (e->marks && !failed) dcem_marks_add(e->marks, e->touched, e->gdays, now_ms);
         else if (!failed)
-            for (size_t i = 0; i < e->cfg->n_sites; i++)
+            for (size_t i = 0; i < e->cfg->n_sites; i++) {
+                if (e->gdays[i].n && !e->sites[i].marks.n) e->sites[i].marked_ms = now_ms;
                 dcem_days_merge(&e->sites[i].marks, &e->gdays[i]);
+            }
     }
     e->in_tx = 0;
     if (failed) {
@@ -1563,11 +1566,17 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
     if (!p) return 0;
     e->use_cache = !e->shared; /* other collectors write rollups no mark tells of */
     e->hold_lines = 1;
+    int64_t pass_lag = 0; /* the longest a site's marks waited for their figures */
     for (size_t i = 0; i < e->cfg->n_sites; i++) {
         site_rt *s = &e->sites[i];
         /* marks are handed over after their commit: the snapshot below
          * holds what they mark */
-        if (e->marks) dcem_marks_take(e->marks, i, &s->marks);
+        if (e->marks) {
+            int64_t since = 0;
+            int had = s->marks.n != 0;
+            dcem_marks_take(e->marks, i, &s->marks, &since);
+            if (since && (!had || since < s->marked_ms)) s->marked_ms = since;
+        }
         if (!s->marks.n) continue;
         for (size_t k = 0; k < CACHE_RANGES; k++) {
             range_cache *c = &s->cache[k];
@@ -1587,12 +1596,18 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
                           dcem_store_error(e->st));
         }
         n += (int)p->n_docs;
-        if (!failed && !store_site(e, s, now_ms, p))
+        if (!failed && !store_site(e, s, now_ms, p)) {
             /* the months before the earliest one computed (beyond
              * MAX_MONTHS_PER_PASS) wait for the next pass */
             dcem_days_keep_before(&s->marks,
                                   dcem_zone_day(&s->zone,
                                                 dcem_zone_month_start(&s->zone, p->first_month)));
+            if (!s->marks.n && s->marked_ms) { /* all it marked is in the stored figures */
+                int64_t lag = now_ms - s->marked_ms;
+                if (lag > pass_lag) pass_lag = lag;
+                s->marked_ms = 0;
+            }
+        }
         pass_free(p);
     }
     e->hold_lines = 0;
@@ -1600,6 +1615,8 @@ int dcem_engine_recompute(dcem_engine *e, int64_t now_ms)
     e->lines_len = 0;
     free(p);
     e->stats.recomputes += (uint64_t)n;
+    if (n) e->stats.figures_lag_ms = pass_lag;
+    if (pass_lag > e->stats.figures_lag_max_ms) e->stats.figures_lag_max_ms = pass_lag;
     return n;
 }
 

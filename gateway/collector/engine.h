@@ -46,6 +46,9 @@ typedef struct dcem_engine_stats {
     uint64_t signed_batches;   /* stored with a verified signature (and its proof) */
     uint64_t unsigned_batches; /* stored unsigned: a lab collector (identity.allow_unsigned) */
     uint64_t readings, unknown_meter_readings, rejected_readings, intervals, recomputes;
+    int64_t figures_lag_ms;     /* the last pass that computed: the longest a site's data waited
+                                   from its commit to its stored figures */
+    int64_t figures_lag_max_ms; /* the longest since start */
     uint64_t future_readings;   /* stamped beyond now + max_future_skew_s: refused, not stored */
     uint64_t out_of_range_values; /* absurd magnitudes left out (the reading out_of_range) */
     uint64_t store_refused;     /* batches whose content the store refused: quarantined */
@@ -136,12 +139,11 @@ void dcem_engine_set_alerts(dcem_engine *e, dcem_engine_alert_fn fn, void *ctx);
 int dcem_engine_recompute(dcem_engine *e, int64_t now_ms);
 
 /* The figures on a thread of their own (docs/collector.md, "Threads"): the
- * ingest engine hands what each commit wrote to m (before and after the
- * commit, dcem_marks_commit_start/_end), a second engine on its own store
- * handle recomputes from m (dcem_engine_recompute), checking that what it
- * read of a site was one committed state. The same m on both; it must
- * outlive them; sites by index in the config both were made with. NULL:
- * the engine's own marks (one thread). */
+ * ingest engine hands what each commit wrote to m after the commit, a
+ * second engine on its own store handle recomputes from m
+ * (dcem_engine_recompute), reading each site in one read transaction. The
+ * same m on both; it must outlive them; sites by index in the config both
+ * were made with. NULL: the engine's own marks (one thread). */
 struct dcem_marks;
 void dcem_engine_set_marks(dcem_engine *e, struct dcem_marks *m);
 

@@ -68,7 +68,8 @@ void dcem_days_keep_before(dcem_days *d, int64_t day)
 struct dcem_marks {
     pthread_mutex_t mu;
     size_t n;
-    dcem_days *days; /* per site */
+    dcem_days *days;   /* per site */
+    int64_t *since_ms; /* per site: when its oldest untaken mark was made */
 };
 
 dcem_marks *dcem_marks_new(size_t n_sites)
@@ -77,7 +78,10 @@ dcem_marks *dcem_marks_new(size_t n_sites)
     if (!m) return NULL;
     m->n = n_sites;
     m->days = calloc(n_sites ? n_sites : 1, sizeof *m->days);
-    if (!m->days) {
+    m->since_ms = calloc(n_sites ? n_sites : 1, sizeof *m->since_ms);
+    if (!m->days || !m->since_ms) {
+        free(m->days);
+        free(m->since_ms);
         free(m);
         return NULL;
     }
@@ -90,20 +94,26 @@ void dcem_marks_free(dcem_marks *m)
     if (!m) return;
     pthread_mutex_destroy(&m->mu);
     free(m->days);
+    free(m->since_ms);
     free(m);
 }
 
-void dcem_marks_add(dcem_marks *m, const unsigned char *touched, const dcem_days *days)
+void dcem_marks_add(dcem_marks *m, const unsigned char *touched, const dcem_days *days,
+                    int64_t now_ms)
 {
     pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; i < m->n; i++)
-        if (touched[i]) dcem_days_merge(&m->days[i], &days[i]);
+    for (size_t i = 0; i < m->n; i++) {
+        if (!touched[i] || !days[i].n) continue;
+        if (!m->days[i].n) m->since_ms[i] = now_ms;
+        dcem_days_merge(&m->days[i], &days[i]);
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
-void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into)
+void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into, int64_t *since_ms)
 {
     pthread_mutex_lock(&m->mu);
+    *since_ms = m->days[i].n ? m->since_ms[i] : 0;
     dcem_days_merge(into, &m->days[i]);
     m->days[i].n = 0;
     pthread_mutex_unlock(&m->mu);
@@ -114,9 +124,11 @@ void dcem_marks_move(dcem_marks *m, size_t from, dcem_marks *n, size_t to)
     dcem_days d;
     pthread_mutex_lock(&m->mu);
     d = m->days[from];
+    int64_t since = m->since_ms[from];
     m->days[from].n = 0;
     pthread_mutex_unlock(&m->mu);
     pthread_mutex_lock(&n->mu);
+    if (d.n && (!n->days[to].n || since < n->since_ms[to])) n->since_ms[to] = since;
     dcem_days_merge(&n->days[to], &d);
     pthread_mutex_unlock(&n->mu);
 }

@@ -32,13 +32,14 @@ typedef struct dcem_marks dcem_marks;
 dcem_marks *dcem_marks_new(size_t n_sites);
 void dcem_marks_free(dcem_marks *m);
 
-/* Ingest: a group that touched the sites with touched[i] != 0 committed;
- * days[i] are the days of site i it wrote. */
-void dcem_marks_add(dcem_marks *m, const unsigned char *touched, const dcem_days *days);
+/* Ingest: a group that touched the sites with touched[i] != 0 committed at
+ * now_ms (wall clock); days[i] are the days of site i it wrote. */
+void dcem_marks_add(dcem_marks *m, const unsigned char *touched, const dcem_days *days,
+                    int64_t now_ms);
 
 /* Figures: the days of site i marked since the last take, merged into
- * *into. */
-void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into);
+ * *into; *since_ms gets when the oldest of them was marked (0: none). */
+void dcem_marks_take(dcem_marks *m, size_t i, dcem_days *into, int64_t *since_ms);
 
 /* Moves what is marked for site `from` of m to site `to` of n (a reload:
  * the same site at another index). */

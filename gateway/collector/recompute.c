@@ -27,6 +27,7 @@ struct dcem_recompute {
     queued q[DCEM_RECOMPUTE_ALERTS];
     size_t n_q;
     uint64_t periods, unpublished;
+    int64_t lag_ms, lag_max_ms; /* the engine's figures_lag_ms, figures_lag_max_ms */
     dcem_complaint c_full;
 };
 
@@ -65,8 +66,11 @@ static void *run(void *arg)
     dcem_recompute *r = arg;
     for (;;) {
         int n = dcem_engine_recompute(r->e, wall_ms());
+        const dcem_engine_stats *es = dcem_engine_stats_get(r->e);
         pthread_mutex_lock(&r->mu);
         r->periods += (uint64_t)n;
+        r->lag_ms = es->figures_lag_ms;
+        r->lag_max_ms = es->figures_lag_max_ms;
         if (r->stop) {
             pthread_mutex_unlock(&r->mu);
             break;
@@ -142,11 +146,14 @@ size_t dcem_recompute_alerts(dcem_recompute *r, dcem_engine_alert_fn fn, void *c
     return total;
 }
 
-void dcem_recompute_counts(dcem_recompute *r, uint64_t *periods, uint64_t *unpublished)
+void dcem_recompute_counts(dcem_recompute *r, uint64_t *periods, uint64_t *unpublished,
+                           int64_t *lag_ms, int64_t *lag_max_ms)
 {
     pthread_mutex_lock(&r->mu);
     *periods = r->periods;
     *unpublished = r->unpublished;
+    *lag_ms = r->lag_ms;
+    *lag_max_ms = r->lag_max_ms;
     pthread_mutex_unlock(&r->mu);
 }
 

@@ -25,9 +25,12 @@ int dcem_recompute_start(const dcem_collector_config *cfg, dcem_marks *marks,
  * forgets them. Returns how many. */
 size_t dcem_recompute_alerts(dcem_recompute *r, dcem_engine_alert_fn fn, void *ctx);
 
-/* Periods computed so far, and alerts not published because the queue was
- * full (stored all the same). */
-void dcem_recompute_counts(dcem_recompute *r, uint64_t *periods, uint64_t *unpublished);
+/* Periods computed so far, alerts not published because the queue was
+ * full (stored all the same), and how long data waited from its commit to
+ * its stored figures: in the last pass that computed, and at most since
+ * start (the engine's figures_lag_ms, figures_lag_max_ms). */
+void dcem_recompute_counts(dcem_recompute *r, uint64_t *periods, uint64_t *unpublished,
+                           int64_t *lag_ms, int64_t *lag_max_ms);
 
 /* One last pass over what is marked (its transaction finishes), then the
  * thread ends; the store handle is closed. Queued alerts are kept for
