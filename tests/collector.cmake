@@ -22,6 +22,11 @@ if(TARGET dcem-collector)
     COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_share.sh ${PROJECT_BINARY_DIR}
             ${PROJECT_SOURCE_DIR})
   set_tests_properties(collector_share PROPERTIES TIMEOUT 300 LABELS integration)
+  # the same on one PostgreSQL: the issue's several collectors, one store
+  add_test(NAME collector_share_pg
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/collector_share.sh ${PROJECT_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR} postgresql)
+  set_tests_properties(collector_share_pg PROPERTIES TIMEOUT 300 LABELS "integration;postgresql")
 endif()
 
 # Two collectors sharded by site (shard.sites) on one store over MQTT 3.1.1,

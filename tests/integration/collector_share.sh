@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Two dcem-collectors in one MQTT 5 shared subscription ($share/dcem/...) on
-# one SQLite store: the broker hands each batch of a gateway to one of them,
+# one store (SQLite, or with BACKEND postgresql a PostgreSQL server of the
+# test's own): the broker hands each batch of a gateway to one of them,
 # so batch n + 1 often reaches one collector while the other is still
 # storing batch n. A real mosquitto on loopback; dcem-replay publishes three
 # weeks of the sample site yz-alpha (dcem-gen, with its faults) as one
 # gateway's batches; collector A is killed with SIGKILL mid-stream and
 # restarted 3 s later (its session keeps what the broker gave it).
 #
-#   collector_share.sh BUILD_DIR SOURCE_DIR
+#   collector_share.sh BUILD_DIR SOURCE_DIR [sqlite|postgresql]
 #
 # Proves: both collectors stored batches; every reading is stored exactly
 # once (the export is exactly the replayed rows); no batch failed; the
@@ -16,12 +17,21 @@
 set -euo pipefail
 build=$1
 src=$2
+backend=${3:-sqlite}
 . "$(dirname "$0")/lib.sh"
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
 audit=$build/gateway/audit/dcem-audit
 make_work collector-share
+if [[ $backend == postgresql ]]; then
+  start_postgres
+  store="{backend: postgresql, dsn: \"$PG_DSN\"}"
+  sql() { psql_q "$1"; }
+else
+  store="{path: store.db}"
+  sql() { sqlite3 -cmd '.timeout 5000' "$work/store.db" "$1"; }
+fi
 
 start_mosquitto
 
@@ -34,7 +44,7 @@ sites: sites
 policy: $src/configs/policy/beijing-etown-2024.yaml
 identity: {allow_unsigned: true}  # lab: this test's traffic is unsigned
 mqtt: {uri: "$uri", version: 5, share_group: dcem}
-store: {path: store.db}
+store: $store
 recompute_ms: 500
 health_log_s: 1
 EOF
@@ -65,8 +75,9 @@ start_collector b
   --timeout-s 120 >"$work/replay.out" 2>&1 &
 replay_pid=$!
 pids+=("$replay_pid")
-stored_batches() { sqlite3 -cmd '.timeout 5000' "$work/store.db" "SELECT count(*) FROM batches" 2>/dev/null || echo 0; }
-wait_for "the first 20 batches stored" 60 bash -c "(( \$(sqlite3 -cmd '.timeout 5000' '$work/store.db' 'SELECT count(*) FROM batches' 2>/dev/null || echo 0) >= 20 ))"
+stored_batches() { sql "SELECT count(*) FROM batches" 2>/dev/null || echo 0; }
+twenty_stored() { (($(stored_batches) >= 20)); }
+wait_for "the first 20 batches stored" 60 twenty_stored
 kill -KILL "${col_pid[a]}"
 wait "${col_pid[a]}" 2>/dev/null || true
 at_kill=$(stored_batches)
@@ -90,8 +101,7 @@ sleep 1 # time for a second copy, were there one
 kill "$sub_pid"
 wait "$sub_pid" 2>/dev/null || true
 published=$(grep -c '"kind":"gateway_offline"' "$work/alerts.out" || true)
-stored=$(sqlite3 -cmd '.timeout 5000' "$work/store.db" \
-  "SELECT count(*) FROM alerts WHERE kind = 'gateway_offline' AND subject = 'gw-1'")
+stored=$(sql "SELECT count(*) FROM alerts WHERE kind = 'gateway_offline' AND subject = 'gw-1'")
 [[ $published == 2 && $stored == 2 ]] ||
   fail "gateway_offline: $published alerts published, $stored stored (2 changes, each once)"
 echo "gateway gw-1 offline and back: 2 alerts stored and published by two collectors"

@@ -97,7 +97,7 @@ static void test_crc_and_header_bytes(void **state)
     assert_int_equal(dcem_qrec_crc32(dcem_qrec_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
     assert_int_equal(dcem_qrec_crc32(7, NULL, 0), 7);
 
-    uint8_t b[128];
+    uint8_t b[128] = {0};
     size_t n = 0;
     put_rec(b, &n, 0x0102030405060708ull, "abc");
     static const uint8_t want[28] = {'T', 'E', 'S', 'T', 3, 0, 0, 0, 3, 0, 0, 0, 8, 7,
@@ -164,7 +164,7 @@ static void test_read_one_record(void **state)
 static void test_scan_clean_and_empty(void **state)
 {
     (void)state;
-    uint8_t b[512];
+    uint8_t b[512] = {0};
     size_t n = 0;
     dcem_qrec_scanned sc;
     assert_int_equal(scan_mem(b, 0, &sc), 0);
@@ -187,7 +187,7 @@ static void test_scan_clean_and_empty(void **state)
 static void test_scan_torn_every_offset(void **state)
 {
     (void)state;
-    uint8_t b[512];
+    uint8_t b[512] = {0};
     size_t n = 0;
     put_rec(b, &n, 1, "first");
     size_t whole = n;
@@ -213,7 +213,7 @@ static void test_scan_torn_every_offset(void **state)
 static void test_scan_tail_not_torn(void **state)
 {
     (void)state;
-    uint8_t b[512];
+    uint8_t b[512] = {0};
     size_t n = 0;
     put_rec(b, &n, 1, "first");
     size_t whole = n;
@@ -244,7 +244,7 @@ static void test_scan_tail_not_torn(void **state)
 static void test_scan_resync_and_order(void **state)
 {
     (void)state;
-    uint8_t b[512];
+    uint8_t b[512] = {0};
     size_t n = 0, mid;
     put_rec(b, &n, 1, "a");
     mid = n;
@@ -520,7 +520,7 @@ static void test_dir_reader(void **state)
 {
     fx *f = *state;
     open_dir(f);
-    uint8_t b[256];
+    uint8_t b[256] = {0};
     size_t n = 0;
     put_rec(b, &n, 1, "on disk");
     put_rec(b, &n, 2, "too");
