@@ -308,7 +308,7 @@ int main(int argc, char **argv)
         g->offset_ns = (int64_t)interval_s * 1000000000 * i / n_gw;
         if (dcem_wire_topic(g->data_topic, sizeof g->data_topic, g->site, g->id, "data"))
             return fprintf(stderr, "dcem-scale: bad site or gateway id\n"), 2;
-        char id[96];
+        char id[2 * DCEM_ID_MAX + 16];
         snprintf(id, sizeof id, "dcem-scale-%s-%s", g->site, g->id);
         MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
         co.maxBufferedMessages = (int)window + 100;

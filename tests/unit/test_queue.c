@@ -133,7 +133,7 @@ static void test_crc_and_header_bytes(void **state)
 static void test_read_one_record(void **state)
 {
     (void)state;
-    uint8_t b[256], h[H], buf[64];
+    uint8_t b[256] = {0}, h[H], buf[64];
     size_t n = 0;
     put_rec(b, &n, 1, "hello");
     mem m = {.b = b, .n = n};
@@ -286,7 +286,7 @@ static int collect_record(void *ctx, const uint8_t *h, const void *payload, uint
 static void test_scan_sink_and_reader_failure(void **state)
 {
     (void)state;
-    uint8_t b[512], buf[64];
+    uint8_t b[512] = {0}, buf[64];
     size_t n = 0;
     put_rec(b, &n, 1, "a");
     put_rec(b, &n, 2, "b");
