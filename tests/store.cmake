@@ -16,3 +16,10 @@ set_tests_properties(test_store_pg PROPERTIES TIMEOUT 180 LABELS "unit;postgresq
 # transactions (docs/benchmarks.md).
 add_executable(dcem-store-ceiling tools/dcem-store-ceiling.c)
 target_link_libraries(dcem-store-ceiling PRIVATE PkgConfig::SQLITE3 dcem_warnings)
+
+# dcem-pg-ceiling: the same on PostgreSQL — the rows a collector stored in
+# one schema, written again into another (made by the store's migrations)
+# by a bare libpq loop of COPY and multi-row upserts (docs/benchmarks.md).
+add_executable(dcem-pg-ceiling tools/dcem-pg-ceiling.c)
+target_link_libraries(dcem-pg-ceiling PRIVATE dcem_store dcem_io PkgConfig::SQLITE3 PkgConfig::LIBPQ
+                      dcem_warnings)
