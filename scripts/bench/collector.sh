@@ -59,28 +59,61 @@
 # The consumer (collector or null subscriber) runs on core 0, the broker and
 # the publisher on core 1.
 #
-# Usage: scripts/bench/collector.sh [workdir] [rounds]   (defaults: a temp dir, 3)
+# BACKEND=postgresql: the same on a PostgreSQL store (start_bench_postgres:
+# PostgreSQL 15 of the run's own, fsync and synchronous_commit on, not
+# pinned to a core), each collector run on a fresh schema of the database
+# (<mode>_<round>, named by options='-c search_path=...' in its DSN); phase
+# 4 is tests/tools/dcem-pg-ceiling: the readings of each round's unsigned
+# throughput phase (epoch 1) written again into a fresh schema made by the
+# store's own migrations, per transaction one COPY each of the batches,
+# readings and intervals rows, one multi-row upsert of the touched rollup
+# rows and one of the touched meters' states. The server's CPU (the
+# postmaster and its children) per stored reading is printed beside the
+# collector's and the ceiling's.
+#
+# Usage: [BACKEND=sqlite|postgresql] scripts/bench/collector.sh [workdir] [rounds]
+#        (defaults: sqlite, a temp dir, 3)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/scripts/bench/lib.sh"
 work=${1:-}
 rounds=${2:-3}
 [[ $rounds =~ ^[1-9][0-9]?$ ]] || { echo "collector.sh: rounds: 1..99" >&2; exit 2; }
+backend=${BACKEND:-sqlite}
+[[ $backend == sqlite || $backend == postgresql ]] ||
+  { echo "collector.sh: BACKEND: sqlite or postgresql" >&2; exit 2; }
 build="$root/build/release"
 meters=200 gateways=8 batch=250 window=20 rate=10000
 
 "$root/scripts/deps.sh"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+extra=()
+[[ $backend == postgresql ]] && extra=(dcem-pg-ceiling)
 cmake --build "$build" -j "$(nproc)" --target dcem-collector dcem-gen dcem-blast \
-  dcem-sig-bench dcem-store-ceiling >/dev/null
+  dcem-sig-bench dcem-store-ceiling "${extra[@]}" >/dev/null
 col="$build/gateway/collector/dcem-collector"
 gen="$build/tests/dcem-gen"
 blast="$build/tests/dcem-blast"
 sigbench="$build/tests/dcem-sig-bench"
 ceiling="$build/tests/dcem-store-ceiling"
+pgceiling="$build/tests/dcem-pg-ceiling"
 
 bench_work collector "$work"
 rm -rf "$work"/store*.db* "$work"/snap-*.db* "$work"/ceiling.db* "$work"/*.log "$work"/*.out
+if [[ $backend == postgresql ]]; then
+  rm -rf "$work/pg"
+  start_bench_postgres "$work/pg"
+  sql() { "$pg_bin/psql" -X -q -A -t -d "$pg_dsn" -c "$1"; }
+  # the database's CPU seconds: the postmaster and all its processes
+  db_cpu() {
+    local pm total=0 p
+    pm=$(head -1 "$pg_data/postmaster.pid")
+    for p in "$pm" $(pgrep -P "$pm"); do
+      total=$(awk -v a="$total" -v b="$(cpu_s "$p" 2>/dev/null || echo 0)" 'BEGIN { print a + b }')
+    done
+    echo "$total"
+  }
+fi
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 lt() { awk "BEGIN { exit !($1 < $2) }"; }
 cpu_s() {
@@ -171,14 +204,22 @@ sites: $ledgers
 policy: $root/configs/policy/beijing-etown-2024.yaml
 identity: $identity
 mqtt: {uri: "$uri", version: 5}
-store: {path: store-$mode.db}
+store: $(if [[ $backend == postgresql ]]; then
+  echo "{backend: postgresql, dsn: \"$pg_dsn options='-c search_path=${mode}_1'\"}"
+else echo "{path: store-$mode.db}"; fi)
 EOF
   "$col" -c "$work/collector-$mode.yaml" --check-config >/dev/null
 done
 
 # start_collector MODE: on a fresh store; sets col_pid
+# (postgresql: on a fresh schema MODE_ROUND, $schema)
 start_collector() {
   rm -f "$work/store-$1.db" "$work/store-$1.db-wal" "$work/store-$1.db-shm"
+  if [[ $backend == postgresql ]]; then
+    schema=${1}_$r
+    sql "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema" >/dev/null
+    sed -i "s/search_path=[a-z0-9_]*/search_path=$schema/" "$work/collector-$1.yaml"
+  fi
   taskset -c 0 "$col" -c "$work/collector-$1.yaml" >"$work/collector-$1.out" \
     2>"$work/collector-$1.log" &
   col_pid=$!
@@ -204,7 +245,11 @@ stop_collector() {
   h_readings=${BASH_REMATCH[7]}
   [[ $h_readings == "$2" && $exported == "$2" && $h_failed == 0 ]] ||
     fail "$1: stored $h_readings readings (health), exported $exported, failed $h_failed; sent $2"
-  proofs=$(sqlite3 "$work/store-$1.db" 'SELECT count(*) FROM proofs')
+  if [[ $backend == postgresql ]]; then
+    proofs=$(sql "SELECT count(*) FROM $schema.proofs")
+  else
+    proofs=$(sqlite3 "$work/store-$1.db" 'SELECT count(*) FROM proofs')
+  fi
   if [[ $1 == signed ]]; then
     [[ $proofs == "$h_stored" ]] || fail "signed: $proofs proofs for $h_stored batches"
   else
@@ -218,7 +263,7 @@ stop_collector() {
 # on both. Ingest CPU = the collector's CPU seconds (utime + stime, all
 # threads) from just before the first publish to the last ack, per stored
 # reading.
-declare -A rate_of cpu_of line_of busy_of lat_of steady_cpu_of steady_busy_of stored_of
+declare -A rate_of cpu_of line_of busy_of lat_of steady_cpu_of steady_busy_of stored_of db_cpu_of
 for ((r = 1; r <= rounds; r++)); do
   order=(unsigned signed)
   ((r % 2)) || order=(signed unsigned)
@@ -228,15 +273,19 @@ for ((r = 1; r <= rounds; r++)); do
     keys=()
     [[ $mode == signed ]] && keys=(--keys "$work/keys")
     cpu0=$(cpu_s "$col_pid")
+    [[ $backend == postgresql ]] && db0=$(db_cpu)
     t_line=$(taskset -c 1 "$blast" "${blast_args[@]}" "${keys[@]}" --csv "$work/p1.csv" \
       --epoch 1) || fail "dcem-blast (throughput, $mode): $t_line"
     cpu1=$(cpu_s "$col_pid")
+    [[ $backend == postgresql ]] && db_cpu_of[$mode,$r]=$(calc "($(db_cpu) - $db0) / $rows1 * 1e6")
     rate_of[$mode,$r]=$(field readings_per_s "$t_line")
     cpu_of[$mode,$r]=$(calc "($cpu1 - $cpu0) / $rows1 * 1e6")
     busy_of[$mode,$r]=$(calc "($cpu1 - $cpu0) / $(field elapsed_s "$t_line") * 100")
     line_of[$mode,$r]=$t_line
     # the rows and transactions of this phase, for the ceiling (4.)
-    [[ $mode == unsigned ]] && sqlite3 "$work/store-unsigned.db" ".backup '$work/snap-$r.db'"
+    # (postgresql: the schema unsigned_$r is kept; its epoch 1 is this phase)
+    [[ $mode == unsigned && $backend == sqlite ]] &&
+      sqlite3 "$work/store-unsigned.db" ".backup '$work/snap-$r.db'"
     if ((r < rounds)); then
       stop_collector "$mode" "$rows1"
       continue
@@ -309,10 +358,17 @@ fi
 
 # ---- 4. the store's ceiling: a bare SQLite loop, the same rows and transactions ----
 declare -A ceil_of ceil_cpu ceil_line
+store_name=SQLite
+[[ $backend == postgresql ]] && store_name=PostgreSQL
 for ((r = 1; r <= rounds; r++)); do
-  echo "4/4 ceiling: the rows of round $r by a bare SQLite loop ..." >&2
-  ceil_line[$r]=$(taskset -c 0 "$ceiling" "$work/snap-$r.db" "$work/ceiling.db") ||
-    fail "dcem-store-ceiling: ${ceil_line[$r]}"
+  echo "4/4 ceiling: the rows of round $r by a bare $store_name loop ..." >&2
+  if [[ $backend == postgresql ]]; then
+    ceil_line[$r]=$(taskset -c 0 "$pgceiling" "$pg_dsn" "unsigned_$r" ceiling 1) ||
+      fail "dcem-pg-ceiling: ${ceil_line[$r]}"
+  else
+    ceil_line[$r]=$(taskset -c 0 "$ceiling" "$work/snap-$r.db" "$work/ceiling.db") ||
+      fail "dcem-store-ceiling: ${ceil_line[$r]}"
+  fi
   ceil_of[,$r]=$(field readings_per_s "${ceil_line[$r]}")
   ceil_cpu[,$r]=$(field cpu_us_per_reading "${ceil_line[$r]}")
 done
@@ -349,8 +405,13 @@ verify_us=$(field verify_us "$sig_line") sign_us=$(field sign_us "$sig_line")
 sig_share=$(calc "$verify_us / (${med_cpu[unsigned]} * $batch) * 100")
 
 echo
+if [[ $backend == postgresql ]]; then
+  store_desc="PostgreSQL $(sql 'SHOW server_version' | cut -d' ' -f1) (fsync, synchronous_commit=on; not pinned)"
+else
+  store_desc="SQLite $(sqlite3 --version | cut -d' ' -f1) (synchronous=FULL, WAL)"
+fi
 echo "dcem-collector $("$col" --version | cut -d' ' -f2), mosquitto $(mosquitto -h | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -1)," \
-  "SQLite $(sqlite3 --version | cut -d' ' -f1) (synchronous=FULL, WAL), $(openssl version | cut -d' ' -f1-2);"
+  "$store_desc, $(openssl version | cut -d' ' -f1-2);"
 echo "$meters meters, $gateways gateways, batches of $batch readings, window $window; consumer on core 0," \
   "broker and publisher on core 1"
 echo
@@ -360,10 +421,15 @@ printf '%-48s %12.0f %14.1f %10.2f\n' "ceiling: null subscriber receives" "$s_ra
 printf '%-48s %12.0f %14.1f %10.2f\n' "  (dcem-blast publishes, broker PUBACKs)" \
   "$(field readings_per_s "$c_line")" "$(field batches_per_s "$c_line")" "$(field elapsed_s "$c_line")"
 l=${ceil_line[$rounds]}
-printf '%-48s %12.0f %14s %10.2f\n' "store ceiling: bare SQLite loop, median" "$med_ceil" \
+printf '%-48s %12.0f %14s %10.2f\n' "store ceiling: bare $store_name loop, median" "$med_ceil" \
   "$(field transactions "$l") tx" "$(field seconds "$l")"
 printf '%-48s %s\n' "  rounds (readings/s)" "$(all_rounds ceil_of '' %.0f)"
 printf '%-48s %s\n' "  CPU µs per reading (user + system), rounds" "$(all_rounds ceil_cpu '' %.2f)"
+if [[ $backend == postgresql ]]; then
+  printf '%-48s %s / %s\n' "  server CPU µs per reading: backend / all, last" \
+    "$(field backend_cpu_us_per_reading "${ceil_line[$rounds]}")" \
+    "$(field server_cpu_us_per_reading "${ceil_line[$rounds]}")"
+fi
 printf '%-48s %s\n' "  rows per run, last round" "readings $(field readings "$l"), intervals $(field intervals "$l"), rollup upserts $(field rollups "$l"), meter states $(field states "$l"), batches $(field batches "$l")"
 printf '%-48s %12.0f\n' "  rows/s (readings + intervals), last round" "$(field rows_per_s "$l")"
 echo
@@ -380,6 +446,10 @@ printf '%-48s %14s %14s\n' "  rounds" "$(all_rounds cpu_of unsigned %.2f)" \
   "$(all_rounds cpu_of signed %.2f)"
 printf '%-48s %14s %14s\n' "  collector CPU busy, rounds (%)" "$(all_rounds busy_of unsigned %.0f)" \
   "$(all_rounds busy_of signed %.0f)"
+if [[ $backend == postgresql ]]; then
+  printf '%-48s %14s %14s\n' "  PostgreSQL server CPU µs per reading, rounds" \
+    "$(all_rounds db_cpu_of unsigned %.2f)" "$(all_rounds db_cpu_of signed %.2f)"
+fi
 printf '%-48s %14s %14s\n' "  publish to ack p50 / p99 ms, last round" \
   "$(field lat_p50_ms "${line_of[unsigned,$rounds]}") / $(field lat_p99_ms "${line_of[unsigned,$rounds]}")" \
   "$(field lat_p50_ms "${line_of[signed,$rounds]}") / $(field lat_p99_ms "${line_of[signed,$rounds]}")"
