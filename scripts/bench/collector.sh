@@ -208,6 +208,7 @@ store: $(if [[ $backend == postgresql ]]; then
   echo "{backend: postgresql, dsn: \"$pg_dsn options='-c search_path=${mode}_1'\"}"
 else echo "{path: store-$mode.db}"; fi)
 EOF
+  [[ $backend == postgresql ]] && sql "CREATE SCHEMA IF NOT EXISTS ${mode}_1" >/dev/null
   "$col" -c "$work/collector-$mode.yaml" --check-config >/dev/null
 done
 
