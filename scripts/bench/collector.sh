@@ -103,7 +103,7 @@ rm -rf "$work"/store*.db* "$work"/snap-*.db* "$work"/ceiling.db* "$work"/*.log "
 if [[ $backend == postgresql ]]; then
   rm -rf "$work/pg"
   start_bench_postgres "$work/pg"
-  sql() { "$pg_bin/psql" -X -q -A -t -d "$pg_dsn" -c "$1"; }
+  sql() { "$pg_bin/psql" -X -q -A -t -d "$pg_dsn" -c "SET client_min_messages = warning" -c "$1"; }
   # the database's CPU seconds: the postmaster and all its processes
   db_cpu() {
     local pm total=0 p

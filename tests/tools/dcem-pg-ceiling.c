@@ -254,6 +254,7 @@ int main(int argc, char **argv)
     db = PQconnectdb(dsn);
     if (PQstatus(db) != CONNECTION_OK) die("%s", PQerrorMessage(db));
     char sql[4096];
+    exec("SET client_min_messages = warning"); /* no NOTICE of DROP SCHEMA ... CASCADE */
 
     /* ---- the rows the collector stored ---- */
     snprintf(sql, sizeof sql, "SET search_path = %s", src);
