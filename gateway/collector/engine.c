@@ -134,6 +134,8 @@ struct dcem_engine {
                                       NULL: this engine's own sites */
     dcem_days *gdays;              /* [n_sites]: days the open group wrote */
     unsigned char *touched;        /* [n_sites]: sites of the open group (dcem_marks) */
+    dcem_store_meter_state_row *state_rows; /* save_meters: one site's, DCEM_SITE_MAX_METERS */
+    unsigned char (*state_blobs)[DCEM_METER_STATE_MAX];
     int hold_lines;                /* a recompute pass: lines wait for its commit */
     int use_cache;                 /* inside dcem_engine_recompute */
     uint64_t cache_clock;
@@ -155,8 +157,10 @@ dcem_engine *dcem_engine_new(const dcem_collector_config *cfg, dcem_store *st)
     e->fresh = malloc(DCEM_WIRE_MAX_READINGS);
     e->gdays = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof *e->gdays);
     e->touched = calloc(cfg->n_sites ? cfg->n_sites : 1, 1);
+    e->state_rows = calloc(DCEM_SITE_MAX_METERS, sizeof *e->state_rows);
+    e->state_blobs = malloc(DCEM_SITE_MAX_METERS * sizeof *e->state_blobs);
     if (!e->sites || !e->storage || !e->lines || !e->rows || !e->fresh || !e->gdays ||
-        !e->touched) {
+        !e->touched || !e->state_rows || !e->state_blobs) {
         dcem_engine_free(e);
         return NULL;
     }
@@ -192,6 +196,8 @@ void dcem_engine_free(dcem_engine *e)
     free(e->fresh);
     free(e->gdays);
     free(e->touched);
+    free(e->state_rows);
+    free(e->state_blobs);
     free(e->gb);
     free(e->live);
     free(e->alerts);
@@ -1030,16 +1036,26 @@ static void save_meters(dcem_engine *e, int64_t now_ms)
         for (size_t k = 0; s->in_group && k < ledger->n_meters && !e->txn_error; k++)
             if (s->meters[k].late) rebuild(e, s, k, &s->meters[k], now_ms);
         store_rows(e);
+        /* the site's touched meters in one call: with many meters a group
+         * touches thousands, and a call each is a round trip each on a
+         * database server */
+        size_t n = 0;
         for (size_t k = 0; s->in_group && k < ledger->n_meters; k++) {
             meter_rt *m = &s->meters[k];
             if (!m->touched || e->txn_error) continue;
-            unsigned char blob[DCEM_METER_STATE_MAX];
-            size_t len = dcem_meter_encode(&m->st, blob, sizeof blob);
-            int rc = dcem_store_put_meter_state(e->st, ledger->site, ledger->meters[k].id, blob,
-                                                len, m->stale, 0);
-            if (rc) txn_fail(e, rc);
+            e->state_rows[n] = (dcem_store_meter_state_row){
+                .meter = ledger->meters[k].id,
+                .blob = e->state_blobs[n],
+                .len = dcem_meter_encode(&m->st, e->state_blobs[n], DCEM_METER_STATE_MAX),
+                .stale = m->stale,
+            };
+            n++;
             m->touched = 0;
         }
+        int rc = 0;
+        if (n && !e->txn_error)
+            rc = dcem_store_put_meter_states(e->st, ledger->site, e->state_rows, n);
+        if (rc) txn_fail(e, rc);
     }
 }
 

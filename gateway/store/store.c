@@ -543,6 +543,55 @@ int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *met
                                                  updated_ms));
 }
 
+static int by_meter(const void *a, const void *b)
+{
+    const dcem_store_meter_state_row *x = *(const dcem_store_meter_state_row *const *)a;
+    const dcem_store_meter_state_row *y = *(const dcem_store_meter_state_row *const *)b;
+    return strcmp(x->meter, y->meter);
+}
+
+int dcem_store_put_meter_states(dcem_store *st, const char *site,
+                                const dcem_store_meter_state_row *rows, size_t n)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "put_meter_states: invalid site id");
+    if (n > DCEM_STORE_MAX_STATE_ROWS) return bad(st, "put_meter_states: too many rows");
+    if (!n) return 0;
+    if (!rows) return bad(st, "put_meter_states: no rows");
+    for (size_t i = 0; i < n; i++) {
+        const dcem_store_meter_state_row *r = &rows[i];
+        if (!r->meter || !id_ok(r->meter)) return bad(st, "put_meter_states: invalid meter id");
+        if ((!r->blob && r->len) || r->len > DCEM_STORE_MAX_STATE)
+            return bad(st, "put_meter_states: state missing or above DCEM_STORE_MAX_STATE bytes");
+        if (r->stale != 0 && r->stale != 1) return bad(st, "put_meter_states: stale must be 0 or 1");
+    }
+    const dcem_store_meter_state_row **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return DCEM_ENOMEM;
+    for (size_t i = 0; i < n; i++) sorted[i] = &rows[i];
+    qsort(sorted, n, sizeof *sorted, by_meter);
+    int twice = 0;
+    for (size_t i = 1; i < n && !twice; i++) twice = !strcmp(sorted[i - 1]->meter, sorted[i]->meter);
+    free(sorted);
+    if (twice) return bad(st, "put_meter_states: a meter given twice");
+    write_start(st);
+    if (st->be->put_meter_states) return write_end(st, st->be->put_meter_states(st, site, rows, n));
+    /* one call each, in a transaction of their own when none is open */
+    int own = !st->in_tx, rc = 0;
+    if (own) {
+        if ((rc = st->be->begin(st))) return write_end(st, rc);
+        st->in_tx = TX_WRITE;
+    }
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = st->be->put_meter_state(st, site, rows[i].meter, rows[i].blob ? rows[i].blob : "",
+                                     rows[i].len, rows[i].stale, rows[i].updated_ms);
+    if (own) {
+        if (!rc) rc = st->be->commit(st);
+        else st->be->rollback(st);
+        st->in_tx = TX_NONE;
+    }
+    return write_end(st, rc);
+}
+
 int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter, void *buf,
                                size_t cap, size_t *len, int *stale, int64_t *updated_ms)
 {

@@ -349,6 +349,25 @@ void dcem_store_rollup_add(dcem_meter_period *m, const dcem_store_rollup *r);
 int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *meter,
                                const void *blob, size_t len, int stale, int64_t updated_ms);
 
+/* One meter's state for dcem_store_put_meter_states. */
+typedef struct dcem_store_meter_state_row {
+    const char *meter;
+    const void *blob; /* len bytes; may be NULL when len is 0 */
+    size_t len;
+    int stale;
+    int64_t updated_ms;
+} dcem_store_meter_state_row;
+
+#define DCEM_STORE_MAX_STATE_ROWS 65536 /* rows per dcem_store_put_meter_states call */
+
+/* Saves the states of n meters of site (each meter at most once) as n
+ * dcem_store_put_meter_state calls would, atomically, in one statement
+ * where the backend can (PostgreSQL: one round trip for all, where one
+ * call each is three with its savepoint). Any invalid row fails the whole
+ * call (DCEM_EINVAL, nothing saved). */
+int dcem_store_put_meter_states(dcem_store *st, const char *site,
+                                const dcem_store_meter_state_row *rows, size_t n);
+
 /* The saved state: the blob into buf (cap bytes), its length into *len,
  * stale and updated_ms into *stale and *updated_ms (either may be NULL).
  * DCEM_ENOTFOUND when nothing was saved (start a fresh meter, or rebuild it

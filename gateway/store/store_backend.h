@@ -66,6 +66,10 @@ typedef struct dcem_store_backend {
     /* blob not NULL (a zero-length one when len is 0); len <= DCEM_STORE_MAX_STATE */
     int (*put_meter_state)(dcem_store *st, const char *site, const char *meter, const void *blob,
                            size_t len, int stale, int64_t updated_ms);
+    /* rows checked by store.c (1 <= n <= DCEM_STORE_MAX_STATE_ROWS, meters distinct);
+     * NULL: store.c calls put_meter_state for each */
+    int (*put_meter_states)(dcem_store *st, const char *site,
+                            const dcem_store_meter_state_row *rows, size_t n);
     /* no pointer NULL */
     int (*get_meter_state)(dcem_store *st, const char *site, const char *meter, void *buf,
                            size_t cap, size_t *len, int *stale, int64_t *updated_ms);

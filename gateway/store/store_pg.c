@@ -215,6 +215,7 @@ enum {
     S_ROLLUP_GET,
     S_ROLLUP_RANGE,
     S_STATE_PUT,
+    S_STATE_PUT_MANY,
     S_STATE_GET,
     S_CKPT_PUT,
     S_CKPT_GET,
@@ -427,6 +428,12 @@ static const struct {
                      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (site_id, meter_id) DO UPDATE"
                      " SET state = excluded.state, stale = excluded.stale,"
                      " updated_ms = excluded.updated_ms", 0},
+    [S_STATE_PUT_MANY] = {"INSERT INTO meter_state (site_id, meter_id, state, stale, updated_ms)"
+                          " SELECT $1, u.* FROM unnest($2::integer[], $3::bytea[],"
+                          " $4::smallint[], $5::bigint[]) u"
+                          " ON CONFLICT (site_id, meter_id) DO UPDATE"
+                          " SET state = excluded.state, stale = excluded.stale,"
+                          " updated_ms = excluded.updated_ms", 0},
     [S_STATE_GET] = {"SELECT state, stale, updated_ms FROM meter_state"
                      " WHERE site_id = $1 AND meter_id = $2", 1},
     [S_CKPT_PUT] = {"INSERT INTO checkpoints (site_id, meter_id, t_ms, state)"
@@ -2399,6 +2406,63 @@ static int pg_put_meter_state(dcem_store *st, const char *site, const char *mete
     return op_end(st, ex(st, S_STATE_PUT, &p, "put_meter_state", NULL));
 }
 
+/* Every state in one statement: the meters' ids (added as needed), and the
+ * rows as arrays unnest()ed, the blobs as bytea hex in a text[] literal. */
+static int pg_put_meter_states(dcem_store *st, const char *site,
+                               const dcem_store_meter_state_row *rows, size_t n)
+{
+    int rc = op_begin(st);
+    if (rc) return rc;
+    int32_t sid;
+    const char **names = malloc(n * sizeof *names);
+    int32_t *mids = malloc(n * sizeof *mids);
+    sbuf ids = {0}, blobs = {0}, stale = {0}, updated = {0};
+    if (!names || !mids) {
+        rc = DCEM_ENOMEM;
+        goto out;
+    }
+    if ((rc = site_of(st, site, 1, &sid))) goto out;
+    for (size_t i = 0; i < n; i++) names[i] = rows[i].meter;
+    if ((rc = ids_of(st, K_METER, sid, names, n, 1, mids))) goto out;
+    sb_add(&ids, "{");
+    sb_add(&blobs, "{");
+    sb_add(&stale, "{");
+    sb_add(&updated, "{");
+    for (size_t i = 0; i < n; i++) {
+        const char *sep = i ? "," : "";
+        const unsigned char *b = rows[i].blob;
+        sb_add(&ids, "%s%" PRId32, sep, mids[i]);
+        sb_add(&blobs, "%s\"\\\\x", sep); /* the element \x… (bytea hex), quoted */
+        for (size_t k = 0; k < rows[i].len; k++) sb_add(&blobs, "%02x", b[k]);
+        sb_add(&blobs, "\"");
+        sb_add(&stale, "%s%d", sep, rows[i].stale);
+        sb_add(&updated, "%s%" PRId64, sep, rows[i].updated_ms);
+    }
+    sb_add(&ids, "}");
+    sb_add(&blobs, "}");
+    sb_add(&stale, "}");
+    sb_add(&updated, "}");
+    if (ids.failed || blobs.failed || stale.failed || updated.failed) {
+        rc = DCEM_ENOMEM;
+        goto out;
+    }
+    params p = {0};
+    p_i64(&p, sid);
+    p_text(&p, ids.p);
+    p_text(&p, blobs.p);
+    p_text(&p, stale.p);
+    p_text(&p, updated.p);
+    rc = ex(st, S_STATE_PUT_MANY, &p, "put_meter_states", NULL);
+out:
+    free(names);
+    free(mids);
+    sb_free(&ids);
+    sb_free(&blobs);
+    sb_free(&stale);
+    sb_free(&updated);
+    return op_end(st, rc);
+}
+
 static int pg_get_meter_state(dcem_store *st, const char *site, const char *meter, void *buf,
                               size_t cap, size_t *len, int *stale, int64_t *updated_ms)
 {
@@ -2675,6 +2739,7 @@ const dcem_store_backend dcem_store_pg_backend = {
     .rollups = pg_rollups,
     .delete_intervals = pg_delete_intervals,
     .put_meter_state = pg_put_meter_state,
+    .put_meter_states = pg_put_meter_states,
     .get_meter_state = pg_get_meter_state,
     .put_checkpoint = pg_put_checkpoint,
     .get_checkpoint = pg_get_checkpoint,

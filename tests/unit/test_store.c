@@ -1739,6 +1739,58 @@ static int subject_fn(void *ctx, const dcem_store_alert *a)
     return 0;
 }
 
+/* Many meters' states in one call: each read back as saved (blobs with
+ * every byte value, empty ones, stale flags); a meter twice or a bad row
+ * fails the whole call and saves nothing. */
+static void test_put_meter_states(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    unsigned char blobs[3][300];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 300; i++) blobs[k][i] = (unsigned char)(i * 7 + k);
+    dcem_store_meter_state_row rows[3] = {
+        {.meter = "m0", .blob = blobs[0], .len = 300, .stale = 0, .updated_ms = 5},
+        {.meter = "m1", .blob = blobs[1], .len = 256, .stale = 1, .updated_ms = 6},
+        {.meter = "m2", .blob = NULL, .len = 0, .stale = 0, .updated_ms = 7},
+    };
+    assert_int_equal(dcem_store_put_meter_states(st, "sh-dc01", rows, 3), 0);
+    for (int k = 0; k < 3; k++) {
+        unsigned char buf[DCEM_STORE_MAX_STATE];
+        size_t len = 999;
+        int stale = -1;
+        int64_t at = -1;
+        assert_int_equal(
+            dcem_store_get_meter_state(st, "sh-dc01", rows[k].meter, buf, sizeof buf, &len, &stale, &at),
+            0);
+        assert_int_equal(len, rows[k].len);
+        if (len) assert_memory_equal(buf, blobs[k], len);
+        assert_int_equal(stale, rows[k].stale);
+        assert_int_equal(at, rows[k].updated_ms);
+    }
+    /* replaced, in a transaction too */
+    rows[0].len = 10;
+    assert_int_equal(dcem_store_begin(st), 0);
+    assert_int_equal(dcem_store_put_meter_states(st, "sh-dc01", rows, 1), 0);
+    assert_int_equal(dcem_store_commit(st), 0);
+    unsigned char buf[DCEM_STORE_MAX_STATE];
+    size_t len = 0;
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m0", buf, sizeof buf, &len, NULL, NULL), 0);
+    assert_int_equal(len, 10);
+    /* refused whole */
+    dcem_store_meter_state_row bad[2] = {
+        {.meter = "m3", .blob = blobs[0], .len = 1},
+        {.meter = "m3", .blob = blobs[1], .len = 1},
+    };
+    assert_int_equal(dcem_store_put_meter_states(st, "sh-dc01", bad, 2), DCEM_EINVAL);
+    bad[1].meter = "m4";
+    bad[1].stale = 2;
+    assert_int_equal(dcem_store_put_meter_states(st, "sh-dc01", bad, 2), DCEM_EINVAL);
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m3", buf, sizeof buf, &len, NULL, NULL),
+                     DCEM_ENOTFOUND);
+    dcem_store_close(st);
+}
+
 /* A read transaction sees one committed state: what another handle
  * commits meanwhile shows only after it ends; writes inside it are refused
  * and it holds no write lock. */
@@ -2321,6 +2373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_figures_and_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alert_changes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_meter_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_every_committed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_insert_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_schema_and_refusals, setup, teardown),
