@@ -156,14 +156,20 @@ static double proc_cpu(long pid, long *ppid, char comm[32])
     char *open = strchr(line, '('), *close = strrchr(line, ')');
     if (!open || !close || close < open) return -1;
     if (comm) snprintf(comm, 32, "%.*s", (int)(close - open - 1), open + 1);
-    char state;
-    long parent;
-    unsigned long ut, st;
-    if (sscanf(close + 2, "%c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &state, &parent,
-               &ut, &st) != 4)
-        return -1;
-    if (ppid) *ppid = parent;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    /* after the state: ppid pgrp session tty_nr tpgid flags minflt cminflt
+     * majflt cmajflt utime stime (proc(5)) */
+    const char *q = close + 2;
+    if (!*q) return -1;
+    q++; /* the state */
+    long long v[12];
+    for (int k = 0; k < 12; k++) {
+        char *end;
+        v[k] = strtoll(q, &end, 10);
+        if (end == q) return -1;
+        q = end;
+    }
+    if (ppid) *ppid = (long)v[0];
+    return (double)(v[10] + v[11]) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* the CPU seconds of the postmaster pm and all its children */
