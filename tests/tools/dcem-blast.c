@@ -30,6 +30,7 @@
 #include "dcem_io.h"
 #include "parse.h"
 #include "sign.h"
+#include "latency.h"
 #include "wire.h"
 
 #include <MQTTAsync.h>
@@ -278,21 +279,6 @@ static int encode_all(gateway *g, const char *site, size_t batch, dcem_wire_read
     return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct_ms(const int64_t *sorted, size_t n, double p)
-{
-    if (!n) return 0;
-    size_t i = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (i < 1) i = 1;
-    if (i > n) i = n;
-    return (double)sorted[i - 1] / 1e6;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -509,7 +495,7 @@ int main(int argc, char **argv)
     }
     pthread_mutex_unlock(&lock);
     if (!lat) return 1;
-    qsort(lat, n_lat, sizeof *lat, cmp_i64);
+    qsort(lat, n_lat, sizeof *lat, dcem_cmp_i64);
     double secs = (double)(t_end - t0) / 1e9, pub_secs = (double)(last_pub_ns - t0) / 1e9;
     printf("gateways=%ld batches=%zu readings=%zu acked_batches=%zu acked_readings=%zu "
            "elapsed_s=%.3f publish_s=%.3f readings_per_s=%.0f batches_per_s=%.1f "
@@ -517,8 +503,9 @@ int main(int argc, char **argv)
            "lat_max_ms=%.1f window_stalls=%zu max_behind_ms=%.1f\n",
            n_gw, n_total, n_rows * (size_t)repeat, done, acked_readings, secs, pub_secs,
            secs > 0 ? (double)acked_readings / secs : 0, secs > 0 ? (double)done / secs : 0,
-           pub_secs > 0 ? (double)sent_readings / pub_secs : 0, pct_ms(lat, n_lat, 50),
-           pct_ms(lat, n_lat, 90), pct_ms(lat, n_lat, 99), n_lat ? (double)lat[n_lat - 1] / 1e6 : 0,
+           pub_secs > 0 ? (double)sent_readings / pub_secs : 0, dcem_pct_ms(lat, n_lat, 50),
+           dcem_pct_ms(lat, n_lat, 90), dcem_pct_ms(lat, n_lat, 99),
+           n_lat ? (double)lat[n_lat - 1] / 1e6 : 0,
            stalls, (double)max_behind_ns / 1e6);
     fflush(stdout);
     for (long i = 0; i < n_gw; i++) {

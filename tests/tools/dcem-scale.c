@@ -34,6 +34,7 @@
  * and backlog batches and readings, latency percentiles of each phase, the
  * backlog's drain time and rate. Exit 0 when every batch was acked within
  * the timeout (after the backlog). */
+#include "latency.h"
 #include "wire.h"
 
 #include <MQTTAsync.h>
@@ -219,21 +220,6 @@ static int publish(gateway *g, int64_t stamp_ms, int phase, dcem_wire_reading *r
     return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct_ms(const int64_t *sorted, size_t n, double p)
-{
-    if (!n) return 0;
-    size_t i = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (i < 1) i = 1;
-    if (i > n) i = n;
-    return (double)sorted[i - 1] / 1e6;
-}
-
 /* Latency figures of one phase. Caller holds the lock. */
 static void report(const char *name, gateway *gws, size_t n_gw, int phase)
 {
@@ -245,11 +231,11 @@ static void report(const char *name, gateway *gws, size_t n_gw, int phase)
     for (size_t i = 0; i < n_gw; i++)
         for (uint64_t s = 0; s < gws[i].published; s++)
             if (gws[i].phase[s] == phase && gws[i].lat_ns[s] >= 0) lat[acked++] = gws[i].lat_ns[s];
-    qsort(lat, acked, sizeof *lat, cmp_i64);
+    qsort(lat, acked, sizeof *lat, dcem_cmp_i64);
     printf("%s_batches=%zu %s_readings=%zu %s_acked=%zu %s_p50_ms=%.1f %s_p99_ms=%.1f "
            "%s_max_ms=%.1f\n",
-           name, n, name, n * (size_t)meters_per_gw, name, acked, name, pct_ms(lat, acked, 50),
-           name, pct_ms(lat, acked, 99), name, acked ? (double)lat[acked - 1] / 1e6 : 0.0);
+           name, n, name, n * (size_t)meters_per_gw, name, acked, name, dcem_pct_ms(lat, acked, 50),
+           name, dcem_pct_ms(lat, acked, 99), name, acked ? (double)lat[acked - 1] / 1e6 : 0.0);
     free(lat);
 }
 
