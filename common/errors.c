@@ -13,6 +13,7 @@ const char *dcem_strerror(int err)
     case DCEM_EFULL: return "capacity limit reached";
     case DCEM_ESTORAGE: return "storage I/O failed";
     case DCEM_ENOTFOUND: return "not found";
+    case DCEM_ERETRY: return "conflict: run the transaction again";
     }
     return "unknown error";
 }

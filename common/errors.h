@@ -15,6 +15,7 @@ typedef enum dcem_err {
     DCEM_EFULL = -7,   /* a hard capacity limit was reached */
     DCEM_ESTORAGE = -8,  /* creating, writing, syncing, renaming or reading a stored file failed */
     DCEM_ENOTFOUND = -9, /* no such item (e.g. no spooled record at or after a seq) */
+    DCEM_ERETRY = -10,   /* a transaction lost to a conflict: roll back and run it again */
 } dcem_err;
 
 /* Static English text for an error code; never NULL. */

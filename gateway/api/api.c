@@ -386,6 +386,9 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
     metric(&t, "dcem_alerts_recorded_elsewhere_total", "counter",
            "Alert changes another collector of the store had recorded first: not told again.",
            s->alerts_told_elsewhere);
+    metric(&t, "dcem_store_retries_total", "counter",
+           "Ingest transactions run again: lost to a conflict in the store (PostgreSQL: a "
+           "replayed row, a deadlock with another collector).", s->group_retries);
     metric(&t, "dcem_readings_too_old_total", "counter",
            "Late readings older than the store's retention allows to rebuild: stored, not counted.",
            s->too_old_readings);

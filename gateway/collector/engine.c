@@ -880,15 +880,9 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
     screen(e, s, &b, now_ms, rep);
     int dup = 0;
     int put = dcem_store_put_batch(e->st, &b, now_ms, &dup, e->fresh);
-    if (put == DCEM_EINVAL) {
-        /* a CHECK refused a row: nothing of the batch was written (its
-         * savepoint), no meter has moved; sending it again cannot help */
-        snprintf(rep->why, sizeof rep->why, "the store refused its content: %s",
-                 dcem_store_error(e->st));
-        snprintf(reason_text, sizeof reason_text, "store_refused: %s", dcem_store_error(e->st));
-        e->stats.store_refused++;
-        return quarantine(e, msg, &b, reason_text, now_ms, rep);
-    }
+    /* a CHECK refusing a row (DCEM_EINVAL) fails the group like any store
+     * failure: the store's transaction is lost (store.h); the batch is
+     * quarantined on its own third try (dcem_engine_batches) */
     if (put) txn_fail(e, put);
     int proof = 0; /* who sent it, kept with it (docs/security.md) */
     if (!put && key) {
@@ -1139,6 +1133,14 @@ void dcem_engine_batches(dcem_engine *e, const dcem_engine_msg *msgs, size_t n, 
                          dcem_engine_reply *replies, int *outcomes)
 {
     if (n == 0 || !group(e, msgs, n, now_ms, replies, outcomes, NULL)) return;
+    /* lost to a conflict the store could not settle inside the transaction
+     * (PostgreSQL: a replayed row met its fast path, a deadlock or a
+     * serialization failure with another collector): the same group once
+     * more, the store now on its careful path */
+    if (e->txn_rc == DCEM_ERETRY) {
+        e->stats.group_retries++;
+        if (!group(e, msgs, n, now_ms, replies, outcomes, NULL)) return;
+    }
     /* the group failed as a whole: each message alone, so that only the
      * one the store refuses is refused (and the rest is acked) */
     for (size_t i = 0; i < n; i++) {

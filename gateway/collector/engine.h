@@ -60,6 +60,7 @@ typedef struct dcem_engine_stats {
     uint64_t rebuilt_readings;  /* readings run again in those rebuilds */
     uint64_t too_old_readings;  /* late, older than the retention allows to rebuild: not counted */
     uint64_t alerts_told_elsewhere; /* changes another collector of the store recorded first */
+    uint64_t group_retries;     /* transactions run again after the store said DCEM_ERETRY */
     uint64_t ratio_changes;                          /* meters' transformer ratio changed */
     uint64_t ratio_notes[DCEM_WIRE_RATIO_NOTE_COUNT]; /* readings by their ratio note */
 } dcem_engine_stats;

@@ -70,19 +70,30 @@ static void stat_add(dcem_store_stat *to, const dcem_store_stat *d)
     to->failed += d->failed;
 }
 
-/* Before a write call. */
-/* Before a write call: none inside a read transaction (dcem_store_begin_read). */
+/* Before a write call: none inside a read transaction
+ * (dcem_store_begin_read), none in a transaction an earlier call doomed. */
 #define write_start(st)                                                                            \
     do {                                                                                           \
         if ((st)->in_tx == TX_READ) return bad(st, "a write inside a read transaction");           \
+        if ((st)->in_tx && (st)->doomed) return lost(st);                                          \
         memset(&(st)->call, 0, sizeof(st)->call);                                                  \
     } while (0)
 
-/* After it: its counts join the open transaction or the totals. */
+static int lost(dcem_store *st)
+{
+    dcem_store_set_error(st, "an earlier call failed inside this transaction: it is lost "
+                             "(roll it back)");
+    st->stats.failed++;
+    return DCEM_ESTORAGE;
+}
+
+/* After it: its counts join the open transaction or the totals; a failure
+ * inside an explicit transaction dooms it (store.h). */
 static int write_end(dcem_store *st, int rc)
 {
     if (rc) {
         st->stats.failed++;
+        if (st->in_tx == TX_WRITE) st->doomed = 1;
         return rc;
     }
     stat_add(st->in_tx ? &st->pending : &st->stats, &st->call);
@@ -175,6 +186,7 @@ int dcem_store_begin(dcem_store *st)
     int rc = st->be->begin(st);
     if (rc) return rc;
     st->in_tx = TX_WRITE;
+    st->doomed = 0;
     memset(&st->pending, 0, sizeof st->pending);
     return 0;
 }
@@ -194,6 +206,12 @@ int dcem_store_commit(dcem_store *st)
     CHECK_HANDLE(st);
     if (!st->in_tx) return bad(st, "commit: no transaction is open");
     if (st->in_tx == TX_READ) return dcem_store_rollback(st); /* nothing to commit */
+    if (st->doomed) {
+        dcem_store_rollback(st);
+        dcem_store_set_error(st, "commit: a call failed inside this transaction: rolled back");
+        st->stats.failed++;
+        return DCEM_ESTORAGE;
+    }
     int rc = st->be->commit(st);
     st->in_tx = 0;
     if (rc) {
@@ -209,6 +227,7 @@ int dcem_store_rollback(dcem_store *st)
     CHECK_HANDLE(st);
     if (!st->in_tx) return 0;
     st->in_tx = 0;
+    st->doomed = 0;
     return st->be->rollback(st);
 }
 

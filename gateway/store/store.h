@@ -71,14 +71,23 @@ int dcem_store_schema_version(const dcem_store *st);
  * call is stored); DCEM_EFULL when the disk is full; DCEM_ESTORAGE for any
  * other database failure (I/O, lock not obtained within busy_timeout_ms,
  * corruption) — nothing of the call is stored and it may be retried;
- * DCEM_ENOMEM; DCEM_ENOTFOUND where a lookup finds nothing. Detail in
- * dcem_store_error().
+ * DCEM_ENOMEM; DCEM_ENOTFOUND where a lookup finds nothing; DCEM_ERETRY
+ * (PostgreSQL, inside an explicit transaction) when the transaction was lost
+ * to a conflict — a replayed reading or a revised interval met the plain
+ * INSERT of the fast path, or a deadlock or serialization failure with
+ * another collector: roll back and run the same transaction again (it then
+ * takes the careful path throughout). Detail in dcem_store_error().
  *
  * Transactions: every write call is atomic on its own (its own transaction,
  * committed and — with DCEM_STORE_SYNC_FULL — on stable storage when it
  * returns 0). Between dcem_store_begin and dcem_store_commit, write calls
- * join one transaction instead: a failing call undoes only its own part
- * (a savepoint), and nothing is durable before dcem_store_commit returns 0.
+ * join one transaction instead, and nothing is durable before
+ * dcem_store_commit returns 0. A call that fails inside it (other than one
+ * refused for its arguments before it reaches the store) dooms it, as
+ * PostgreSQL does: later write calls and the commit fail, and only a
+ * rollback ends it. (A savepoint per call to keep the others' work would
+ * cost PostgreSQL two round trips and a subtransaction each; the collector
+ * rolls back a failed group and stores its batches one by one instead.)
  * The collector stores a batch, the intervals it produced and its meters'
  * counter state in one such transaction, so a restart resumes exactly.
  */

@@ -107,6 +107,7 @@ struct dcem_store {
     dcem_store_opts opts; /* defaults applied */
     int schema_version;
     int in_tx;               /* TX_*: between dcem_store_begin(_read) and commit / rollback */
+    int doomed;              /* a write call failed inside the open transaction */
     dcem_store_stat stats;   /* committed */
     dcem_store_stat pending; /* done inside the open explicit transaction */
     dcem_store_stat call;    /* done by the current write call */

@@ -193,6 +193,7 @@ enum {
     S_BATCH_NREAD,
     S_BATCH_COUNT,
     S_READINGS_INSERT,
+    S_READINGS_INSERT_NEW,
     S_QUARANTINE_INSERT,
     S_PROOF_INSERT,
     S_PROOF_GET,
@@ -203,6 +204,7 @@ enum {
     S_PRUNE_READINGS,
     S_PRUNE_BATCHES,
     S_IV_INSERT_MANY,
+    S_IV_INSERT_NEW,
     S_IV_LOCK,
     S_IV_UPDATE,
     S_IV_GET,
@@ -332,15 +334,23 @@ static const struct {
                        " AND seq > $4 AND seq <= $5", 1},
     /* every reading of a batch in one statement; RETURNING names those
      * inserted (a reading stored before is kept as it was) */
-    [S_READINGS_INSERT] = {"WITH ins AS (INSERT INTO readings (site_id, t_ms, meter_id, kwh, kw,"
-                           " quality, gateway_id, epoch, seq, ratio)"
-                           " SELECT $1, u.t, u.m, u.kwh, u.kw, u.q, $2, $3, $4, u.r FROM"
-                           " unnest($5::integer[], $6::bigint[], $7::float8[], $8::float8[],"
-                           " $9::smallint[], $10::float8[]) AS u(m, t, kwh, kw, q, r)"
-                           " ON CONFLICT DO NOTHING RETURNING meter_id, t_ms),"
-                           " n AS (UPDATE batches SET n_new = (SELECT count(*) FROM ins)"
-                           " WHERE " BATCH_KEY " AND seq = $4)"
-                           " SELECT meter_id, t_ms FROM ins", 0},
+    /* the readings of a batch: each one not stored yet (a replay keeps the
+     * first), the batch's n_new set to how many */
+#define READINGS_INSERT(on_conflict, returning)                                                    \
+    "WITH ins AS (INSERT INTO readings (site_id, t_ms, meter_id, kwh, kw,"                         \
+    " quality, gateway_id, epoch, seq, ratio)"                                                     \
+    " SELECT $1, u.t, u.m, u.kwh, u.kw, u.q, $2, $3, $4, u.r FROM"                                 \
+    " unnest($5::integer[], $6::bigint[], $7::float8[], $8::float8[],"                             \
+    " $9::smallint[], $10::float8[]) AS u(m, t, kwh, kw, q, r)" on_conflict                      \
+    " RETURNING meter_id, t_ms),"                                                                  \
+    " n AS (UPDATE batches SET n_new = (SELECT count(*) FROM ins)"                                 \
+    " WHERE " BATCH_KEY " AND seq = $4)" returning
+    [S_READINGS_INSERT] = {READINGS_INSERT(" ON CONFLICT DO NOTHING",
+                                           " SELECT meter_id, t_ms FROM ins"), 0},
+    /* the same when none is stored yet (a plain insert: half the server's
+     * work of ON CONFLICT; a reading already there fails it, see
+     * put_readings) */
+    [S_READINGS_INSERT_NEW] = {READINGS_INSERT("", " SELECT 1"), 0},
     [S_QUARANTINE_INSERT] = {"INSERT INTO quarantine (site_id, gateway_id, epoch, seq,"
                              " received_ms, reason, payload)"
                              " VALUES ($1, $2, $3, $4, $5, $6, $7)", 0},
@@ -371,13 +381,15 @@ static const struct {
                          " AND e.epoch = b.epoch WHERE b.received_ms < $1"
                          " AND b.seq <= e.contiguous_seq ORDER BY b.received_ms LIMIT $2)", 0},
 
-    [S_IV_INSERT_MANY] = {"INSERT INTO intervals (site_id, start_ms, meter_id, " IV_COLS ")"
-                          " SELECT $1, u.* FROM unnest($2::bigint[], $3::integer[], $4::bigint[],"
-                          " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],"
-                          " $10::bigint[], $11::bigint[], $12::integer[], $13::integer[],"
-                          " $14::integer[], $15::integer[], $16::integer[], $17::bigint[],"
-                          " $18::bigint[], $19::bigint[]) AS u"
-                          " ON CONFLICT DO NOTHING RETURNING meter_id, start_ms", 0},
+#define IV_INSERT(tail)                                                                            \
+    "INSERT INTO intervals (site_id, start_ms, meter_id, " IV_COLS ")"                             \
+    " SELECT $1, u.* FROM unnest($2::bigint[], $3::integer[], $4::bigint[],"                       \
+    " $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],"                       \
+    " $10::bigint[], $11::bigint[], $12::integer[], $13::integer[],"                               \
+    " $14::integer[], $15::integer[], $16::integer[], $17::bigint[],"                              \
+    " $18::bigint[], $19::bigint[]) AS u" tail
+    [S_IV_INSERT_MANY] = {IV_INSERT(" ON CONFLICT DO NOTHING RETURNING meter_id, start_ms"), 0},
+    [S_IV_INSERT_NEW] = {IV_INSERT(""), 0}, /* none stored yet (see S_READINGS_INSERT_NEW) */
     /* a revision reads the old row under its lock: a concurrent reviser
      * waits, then reads this one's row */
     [S_IV_LOCK] = {"SELECT " IV_COLS " FROM intervals"
@@ -579,7 +591,9 @@ typedef struct pg {
     PGconn *db;
     unsigned char prepared[S_COUNT]; /* on this connection; forgotten by a reconnect */
     int aborted; /* the explicit transaction was lost (a failure, or the connection) */
-    int in_op;   /* an op-level transaction or savepoint is open */
+    int in_op;   /* an op-level transaction is open */
+    char sqlstate[6]; /* of the last failure ("" when it had none) */
+    unsigned careful; /* transactions left on the ON CONFLICT path after a conflict */
     id_cache ids;
 } pg;
 
@@ -722,9 +736,12 @@ static int fail(dcem_store *st, const char *what, PGresult *res)
     if (!msg || PQstatus(c->db) == CONNECTION_BAD) msg = PQerrorMessage(c->db);
     char clean[384];
     one_line(clean, sizeof clean, msg);
+    snprintf(c->sqlstate, sizeof c->sqlstate, "%s", state ? state : "");
     int rc = DCEM_ESTORAGE;
     const char *kind = "";
-    if (state && !strcmp(state, "53100")) {
+    if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) {
+        rc = DCEM_ERETRY; /* a serialization failure or a deadlock with another collector */
+    } else if (state && !strcmp(state, "53100")) {
         rc = DCEM_EFULL;
     } else if (state && !strncmp(state, "23", 2)) {
         rc = DCEM_EINVAL; /* integrity: CHECK, NOT NULL, FOREIGN KEY, UNIQUE */
@@ -735,9 +752,8 @@ static int fail(dcem_store *st, const char *what, PGresult *res)
         rc = DCEM_EINVAL; /* data exception: a value out of range, not JSON */
     }
     if (PQstatus(c->db) == CONNECTION_BAD) rc = DCEM_ESTORAGE; /* reconnected by the next call */
-    /* PostgreSQL aborts the whole transaction on an error: only a savepoint
-     * (an open op) keeps the explicit transaction usable */
-    if (st->in_tx && (!c->in_op || PQstatus(c->db) == CONNECTION_BAD)) c->aborted = 1;
+    /* PostgreSQL aborts the whole transaction on an error */
+    if (st->in_tx) c->aborted = 1;
     dcem_store_set_error(st, "%s: %s%s (postgresql%s%s)", what, kind, clean, state ? " " : "",
                          state ? state : "");
     return rc;
@@ -860,9 +876,12 @@ static int ready(dcem_store *st)
 /* ---- transactions ------------------------------------------------------------------------- */
 
 /* Every write call of several statements runs between op_begin and op_end:
- * its own transaction, or inside an explicit one a savepoint (PostgreSQL
- * aborts the whole transaction on any error; the savepoint keeps the
- * others' work). A call of one statement needs no transaction of its own. */
+ * its own transaction, or a part of the explicit one. No savepoint: a call
+ * that fails inside an explicit transaction dooms it (store.h), as
+ * PostgreSQL itself does on any error, and a savepoint per call would cost
+ * two round trips and a subtransaction each (more than 64 in a transaction
+ * overflow every backend's snapshot cache). A call of one statement needs
+ * no transaction of its own. */
 static int op_begin(dcem_store *st)
 {
     pg *c = conn(st);
@@ -870,11 +889,15 @@ static int op_begin(dcem_store *st)
         dcem_store_set_error(st, "the transaction was rolled back by an earlier failure");
         return DCEM_ESTORAGE;
     }
+    c->sqlstate[0] = '\0';
     int rc = ready(st);
     if (rc) return rc;
-    rc = cmd(st, st->in_tx ? "SAVEPOINT dcem_op" : "BEGIN", "begin");
-    if (rc && !st->in_tx && PQstatus(c->db) == CONNECTION_BAD && !reconnect(st))
-        rc = cmd(st, "BEGIN", "begin"); /* nothing was done: on the new connection */
+    if (!st->in_tx) {
+        if (c->careful) c->careful--;
+        rc = cmd(st, "BEGIN", "begin");
+        if (rc && PQstatus(c->db) == CONNECTION_BAD && !reconnect(st))
+            rc = cmd(st, "BEGIN", "begin"); /* nothing was done: on the new connection */
+    }
     if (!rc) c->in_op = 1;
     return rc;
 }
@@ -888,8 +911,11 @@ static int op_end(dcem_store *st, int rc)
 {
     pg *c = conn(st);
     c->in_op = 0;
+    if (st->in_tx) {
+        if (rc) c->aborted = 1; /* committed by nobody: pg_commit refuses */
+        return rc;
+    }
     if (rc == 0) {
-        if (st->in_tx) return cmd(st, "RELEASE dcem_op", "release") ? op_end(st, DCEM_ESTORAGE) : 0;
         PGresult *r = PQexec(c->db, "COMMIT");
         /* COMMIT of a transaction that failed answers ROLLBACK, not an error */
         if (PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT")) {
@@ -905,18 +931,10 @@ static int op_end(dcem_store *st, int rc)
         return rc;
     }
     forget_tentative_ids(c);
-    if (PQstatus(c->db) == CONNECTION_BAD) {
-        if (st->in_tx) c->aborted = 1;
-        return rc;
-    }
+    if (PQstatus(c->db) == CONNECTION_BAD) return rc;
     char keep[sizeof st->err];
     memcpy(keep, st->err, sizeof keep); /* the cause, not the cleanup's detail */
-    if (st->in_tx) {
-        if (cmd(st, "ROLLBACK TO SAVEPOINT dcem_op; RELEASE dcem_op", "rollback to savepoint"))
-            c->aborted = 1;
-    } else {
-        cmd(st, "ROLLBACK", "rollback");
-    }
+    cmd(st, "ROLLBACK", "rollback");
     memcpy(st->err, keep, sizeof keep);
     return rc;
 }
@@ -924,6 +942,7 @@ static int op_end(dcem_store *st, int rc)
 static int pg_begin(dcem_store *st)
 {
     pg *c = conn(st);
+    if (c->careful) c->careful--;
     int rc = ready(st);
     if (!rc) {
         rc = cmd(st, "BEGIN", "begin");
@@ -1327,6 +1346,33 @@ static int batch_insert(dcem_store *st, const bkey *k, uint64_t seq, int64_t rec
     return 0;
 }
 
+/* The fast path: a batch's readings and a call's intervals go in with a
+ * plain INSERT, which costs the server half of what ON CONFLICT DO NOTHING
+ * does (measured: docs/benchmarks.md). A row stored already (a replayed
+ * reading, a revised interval, a key twice in one call) fails it with a
+ * unique violation; then the connection takes the ON CONFLICT path for
+ * this call and its next CAREFUL_TX transactions: at once when the call is
+ * its own transaction, or — inside an explicit one, which the failure
+ * doomed — through DCEM_ERETRY, the caller running the transaction again
+ * (the collector does), careful from its start to its end. */
+#define CAREFUL_TX 100
+
+/* 1 when rc is the fast path's unique violation (the careful path is set). */
+static int conflicted(dcem_store *st, int rc)
+{
+    pg *c = conn(st);
+    if (rc != DCEM_EINVAL || strcmp(c->sqlstate, "23505")) return 0;
+    c->careful = CAREFUL_TX + 1; /* + 1: the one run again */
+    return 1;
+}
+
+static int run_again(dcem_store *st, const char *what)
+{
+    dcem_store_set_error(st, "%s: a row of it is stored already (a replay or a revision): "
+                             "the transaction is lost; run it again", what);
+    return DCEM_ERETRY;
+}
+
 /* The rules the readings table's CHECKs hold, checked first so that the
  * failing reading is named (one statement inserts them all). */
 static const char *reading_invalid(const dcem_wire_reading *r)
@@ -1389,7 +1435,7 @@ static void arr_f64(sbuf *b, int has, double v)
         sb_add(b, "%sNULL", b->len > 1 ? "," : "");
 }
 
-static int put_readings(dcem_store *st, const dcem_wire_batch *b, const bkey *k,
+static int put_readings(dcem_store *st, const dcem_wire_batch *b, const bkey *k, int careful,
                         unsigned char *mark, size_t *fresh)
 {
     size_t n = b->n_readings;
@@ -1400,7 +1446,7 @@ static int put_readings(dcem_store *st, const dcem_wire_batch *b, const bkey *k,
         p_i64(&p, (int64_t)b->seq);
         p_text(&p, "{}"), p_text(&p, "{}"), p_text(&p, "{}"), p_text(&p, "{}");
         p_text(&p, "{}"), p_text(&p, "{}");
-        return ex(st, S_READINGS_INSERT, &p, "put_batch", NULL);
+        return ex(st, S_READINGS_INSERT_NEW, &p, "put_batch", NULL);
     }
     const char **names = malloc(n * sizeof *names);
     int32_t *mids = malloc(n * sizeof *mids);
@@ -1436,6 +1482,12 @@ static int put_readings(dcem_store *st, const dcem_wire_batch *b, const bkey *k,
     p_i64(&p, (int64_t)b->seq);
     for (int j = 0; j < 6; j++)
         p_text(&p, a[j].p);
+    if (!careful) {
+        if ((rc = ex(st, S_READINGS_INSERT_NEW, &p, "put_batch: readings", NULL))) goto out;
+        memset(mark, 1, n);
+        *fresh = n;
+        goto out;
+    }
     PGresult *r;
     if ((rc = ex(st, S_READINGS_INSERT, &p, "put_batch: readings", &r))) goto out;
     mark_first(keys, n, r, mark, fresh);
@@ -1450,7 +1502,7 @@ out:
     return rc;
 }
 
-static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms,
+static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t received_ms, int careful,
                         int *duplicate, unsigned char *mark)
 {
     bkey k = {0, 0, b->epoch};
@@ -1466,7 +1518,7 @@ static int put_batch_tx(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
         return rc;
     }
     size_t fresh = 0;
-    if ((rc = put_readings(st, b, &k, mark, &fresh))) return rc;
+    if ((rc = put_readings(st, b, &k, careful, mark, &fresh))) return rc;
     if ((rc = epoch_advance(st, &k, e.contiguous_seq, b->seq, 0, received_ms))) return rc;
     st->call.batches = 1;
     st->call.readings = fresh;
@@ -1484,18 +1536,24 @@ static int pg_put_batch(dcem_store *st, const dcem_wire_batch *b, int64_t receiv
             return DCEM_EINVAL;
         }
     }
-    int rc = op_begin(st);
-    if (rc) return rc;
-    rc = put_batch_tx(st, b, received_ms, duplicate, fresh);
-    if (rc) {
-        memset(fresh, 0, b->n_readings);
-        *duplicate = 0;
+    pg *c = conn(st);
+    for (int careful = c->careful > 0;; careful = 1) {
+        int rc = op_begin(st);
+        if (rc) return rc;
+        rc = put_batch_tx(st, b, received_ms, careful, duplicate, fresh);
+        int again = !careful && conflicted(st, rc);
+        if (rc) {
+            memset(fresh, 0, b->n_readings);
+            *duplicate = 0;
+        }
+        if (*duplicate) {
+            st->call.duplicates = 1;
+            st->call.batches = 0;
+        }
+        rc = op_end(st, rc);
+        if (!again) return rc;
+        if (st->in_tx) return run_again(st, "put_batch");
     }
-    if (*duplicate) {
-        st->call.duplicates = 1;
-        st->call.batches = 0;
-    }
-    return op_end(st, rc);
 }
 
 static int pg_put_quarantine(dcem_store *st, const char *site, const char *gateway, uint64_t epoch,
@@ -2088,7 +2146,8 @@ static int revise_interval(dcem_store *st, int32_t sid, int32_t mid,
  * or twice in the call, is left to revise_interval in the call's order:
  * the rows inserted are each the first of their key, absent before). */
 static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
-                            size_t n, rollup_delta *deltas, int32_t *mids, unsigned char *done)
+                            size_t n, int careful, rollup_delta *deltas, int32_t *mids,
+                            unsigned char *done)
 {
     int32_t sid;
     int rc = site_of(st, site, 1, &sid);
@@ -2138,24 +2197,31 @@ static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_i
         p_i64(&p, sid);
         for (int j = 0; j < 18; j++)
             p_text(&p, a[j].p);
-        rc = ex(st, S_IV_INSERT_MANY, &p, "interval insert", &r);
+        if (careful)
+            rc = ex(st, S_IV_INSERT_MANY, &p, "interval insert", &r);
+        else
+            rc = ex(st, S_IV_INSERT_NEW, &p, "interval insert", NULL);
     }
     for (int j = 0; j < 18; j++)
         sb_free(&a[j]);
     if (rc == DCEM_ENOMEM) dcem_store_set_error(st, "put_intervals: out of memory");
     if (rc) return rc;
-    /* which rows went in: the first row of each returned (meter, start) */
-    rkey *keys = malloc(n * sizeof *keys);
-    if (!keys) {
+    if (!careful) {
+        memset(done, 1, n); /* every row went in */
+    } else {
+        /* which rows went in: the first row of each returned (meter, start) */
+        rkey *keys = malloc(n * sizeof *keys);
+        if (!keys) {
+            PQclear(r);
+            dcem_store_set_error(st, "put_intervals: out of memory");
+            return DCEM_ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+            keys[i] = (rkey){mids[i], rows[i].iv.start_ms, i};
+        mark_first(keys, n, r, done, NULL);
+        free(keys);
         PQclear(r);
-        dcem_store_set_error(st, "put_intervals: out of memory");
-        return DCEM_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++)
-        keys[i] = (rkey){mids[i], rows[i].iv.start_ms, i};
-    mark_first(keys, n, r, done, NULL);
-    free(keys);
-    PQclear(r);
     size_t nd = 0;
     for (size_t i = 0; i < n; i++) {
         if (done[i]) {
@@ -2182,8 +2248,20 @@ static int pg_put_intervals(dcem_store *st, const char *site, const dcem_store_i
         dcem_store_set_error(st, "put_intervals: out of memory");
         rc = DCEM_ENOMEM;
     }
-    if (!rc) rc = op_begin(st);
-    if (!rc) rc = op_end(st, put_intervals_tx(st, site, rows, n, deltas, mids, done));
+    pg *c = conn(st);
+    for (int careful = c->careful > 0; !rc; careful = 1) {
+        if ((rc = op_begin(st))) break;
+        rc = put_intervals_tx(st, site, rows, n, careful, deltas, mids, done);
+        int again = !careful && conflicted(st, rc);
+        rc = op_end(st, rc);
+        if (!again) break;
+        if (st->in_tx) {
+            rc = run_again(st, "put_intervals");
+            break;
+        }
+        memset(done, 0, n);
+        st->call.intervals = st->call.interval_revisions = 0;
+    }
     free(deltas);
     free(mids);
     free(done);

@@ -55,7 +55,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # (fsync and synchronous_commit on) and sized for this machine: 2 GB of
 # shared buffers, checkpoints no more often than every 4 GB of WAL or 15
 # minutes (docs/scaling.md); database dcem; $pg_dsn names it. Stopped on
-# exit.
+# exit. PG_OPTS: more server options (e.g. "-c shared_preload_libraries=
+# pg_stat_statements" to see where the server's time goes).
 pg_bin=/usr/lib/postgresql/15/bin
 pg_as() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 start_bench_postgres() {
@@ -71,7 +72,7 @@ start_bench_postgres() {
   pg_as "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $sock -c fsync=on -c synchronous_commit=on \
         -c shared_buffers=2GB -c max_wal_size=4GB -c checkpoint_timeout=15min \
-        -c max_connections=50" >/dev/null ||
+        -c max_connections=50 ${PG_OPTS:-}" >/dev/null ||
     fail "postgres did not start: $(tail -n 5 "$dir/data/server.log")"
   pg_data=$dir/data
   "$pg_bin/createdb" -h 127.0.0.1 -p "$port" -U postgres dcem

@@ -914,7 +914,8 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
     assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
     assert_int_equal(count_readings(st), 1000);
 
-    /* inside an explicit transaction a failing call undoes only itself */
+    /* inside an explicit transaction a failing call dooms it: later write
+     * calls and the commit fail, and nothing of it is stored */
     dcem_interval iv = {.start_ms = T0,
                         .end_ms = T0 + 15 * MIN,
                         .ukwh = 2500000,
@@ -927,6 +928,20 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
     dcem_wire_batch bad = batch_of(r, 1000, 3, 3, T0 + 200 * 1000, 10);
     r[999].quality = 9;
     assert_int_equal(dcem_store_put_batch(st, &bad, T0, &dup, NULL), DCEM_EINVAL);
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k), DCEM_ESTORAGE);
+    assert_non_null(strstr(dcem_store_error(st), "roll it back"));
+    assert_int_equal(dcem_store_commit(st), DCEM_ESTORAGE);
+    assert_non_null(strstr(dcem_store_error(st), "rolled back"));
+    assert_int_equal(count_readings(st), 1000);
+    assert_int_equal(dcem_store_get_interval(st, "sh-dc01", "m1", T0, &(dcem_interval){0}),
+                     DCEM_ENOTFOUND);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.batches, 1);
+    /* the store is usable again: the same good work in a new transaction */
+    assert_int_equal(dcem_store_begin(st), 0);
+    b = batch_of(r, 1000, 3, 2, T0 + 100 * 1000, 10);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
+    assert_int_equal(dup, 0);
     assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k), 0);
     dcem_store_stats(st, &s);
     assert_int_equal(s.batches, 1); /* joins at commit */
@@ -945,7 +960,9 @@ static void test_failure_mid_batch_leaves_nothing(void **state)
     b = batch_of(r, 1000, 3, 3, T0 + 300 * 1000, 10);
     assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
     iv.ukwh = 99000000;
-    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k), 0);
+    /* a revision: DCEM_ERETRY on PostgreSQL (its fast path met the stored row) */
+    int rc = dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k);
+    assert_true(rc == 0 || rc == DCEM_ERETRY);
     assert_int_equal(dcem_store_rollback(st), 0);
     assert_int_equal(count_readings(st), 2000);
     dcem_interval back;
@@ -1087,6 +1104,81 @@ static int count_rollup_fn(void *ctx, const dcem_store_rollup *r)
     return 0;
 }
 
+/* A replayed reading inside an explicit transaction: SQLite keeps the
+ * first at once; PostgreSQL's fast path (a plain INSERT) meets the stored
+ * row and the transaction is lost (DCEM_ERETRY), and the same transaction
+ * run again — careful from its start — stores exactly the new readings,
+ * with their marks. Then a revision the same way, and the fast path back
+ * for new rows once the careful transactions are spent. */
+static void test_replay_in_transaction_runs_again(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    int dup;
+    dcem_wire_reading *r = readings_new(100);
+    dcem_wire_batch b = batch_of(r, 100, 9, 1, T0, 10);
+    assert_int_equal(dcem_store_put_batch(st, &b, T0, &dup, NULL), 0);
+    /* seq 2: readings 50..99 of seq 1 again, and 50 new */
+    dcem_wire_reading *r2 = readings_new(100);
+    dcem_wire_batch b2 = batch_of(r2, 100, 9, 2, T0 + 5000, 10);
+    unsigned char fresh[100];
+    int retries = 0, rc;
+    for (;;) {
+        assert_int_equal(dcem_store_begin(st), 0);
+        rc = dcem_store_put_batch(st, &b2, T0 + 1, &dup, fresh);
+        if (!rc) rc = dcem_store_commit(st);
+        if (rc != DCEM_ERETRY) break;
+        assert_non_null(strstr(dcem_store_error(st), "run it again"));
+        assert_int_equal(dcem_store_rollback(st), 0);
+        assert_true(++retries < 2);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(retries, strcmp(dcem_store_backend_name(st), "postgresql") ? 0 : 1);
+    for (size_t i = 0; i < 100; i++)
+        assert_int_equal(fresh[i], i >= 50);
+    dcem_store_stat s;
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.batches, 2);
+    assert_int_equal(s.readings, 150);
+    assert_int_equal(s.readings_replayed, 50);
+    assert_int_equal(count_readings(st), 150);
+    assert_int_equal(q1(f, "SELECT n_new FROM batches WHERE seq = 2"), 50);
+
+    /* a revised interval in a transaction: the same */
+    dcem_interval iv = {.start_ms = T0, .end_ms = T0 + 15 * MIN, .ukwh = 2500000,
+                        .covered_ms = 15 * MIN, .readings = 15};
+    dcem_store_keys k = {T0, 20089, 2025 * 12};
+    assert_int_equal(dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k), 0);
+    iv.ukwh = 3000000;
+    retries = 0;
+    for (;;) {
+        assert_int_equal(dcem_store_begin(st), 0);
+        rc = dcem_store_put_interval(st, "sh-dc01", "m1", &iv, &k);
+        if (!rc) rc = dcem_store_commit(st);
+        if (rc != DCEM_ERETRY) break;
+        assert_int_equal(dcem_store_rollback(st), 0);
+        assert_true(++retries < 2);
+    }
+    assert_int_equal(rc, 0);
+    dcem_store_rollup ru;
+    assert_int_equal(dcem_store_get_rollup(st, "sh-dc01", "m1", DCEM_PERIOD_DAY, 20089, &ru), 0);
+    assert_int_equal(ru.ukwh, 3000000);
+    assert_int_equal(ru.intervals, 1);
+    dcem_store_stats(st, &s);
+    assert_int_equal(s.interval_revisions, 1);
+    /* many transactions later, new batches still go in (fast path again) */
+    for (uint64_t seq = 3; seq < 3 + 150; seq++) {
+        b2 = batch_of(r2, 10, 9, seq, T0 + (int64_t)seq * 100000, 10);
+        assert_int_equal(dcem_store_begin(st), 0);
+        assert_int_equal(dcem_store_put_batch(st, &b2, T0 + 2, &dup, NULL), 0);
+        assert_int_equal(dcem_store_commit(st), 0);
+    }
+    assert_int_equal(count_readings(st), 150 + 1500);
+    free(r);
+    free(r2);
+    dcem_store_close(st);
+}
+
 static void test_interval_revisions_keep_rollups_exact(void **state)
 {
     fx *f = *state;
@@ -1129,23 +1221,35 @@ static void test_interval_revisions_keep_rollups_exact(void **state)
     }
     dcem_store_interval_row rows[97];
     size_t n_rows = 0;
-    assert_int_equal(dcem_store_begin(st), 0);
-    for (int r = 0; r < 6000; r++) {
-        int i = (int)(xorshift(&rng) % (r < 3000 ? RV_IV : 40)), me = (int)(xorshift(&rng) % RV_METERS);
-        random_interval(&rng, &m->iv[me][i], start + i * 15 * MIN, start + (i + 1) * 15 * MIN);
-        if (r < 3000) {
-            if (dcem_store_put_interval(st, "sh-dc01", ids[me], &m->iv[me][i], &m->keys[i]))
-                fail_msg("revision %d: %s", r, dcem_store_error(st));
-            continue;
+    /* in one transaction, run again from the same random state when the
+     * store loses it to a conflict (DCEM_ERETRY: PostgreSQL's fast path met
+     * a stored row; its careful path takes the rest) */
+    uint64_t rng0 = rng;
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rng = rng0;
+        n_rows = 0;
+        assert_int_equal(dcem_store_begin(st), 0);
+        for (int r = 0; r < 6000 && !rc; r++) {
+            int i = (int)(xorshift(&rng) % (r < 3000 ? RV_IV : 40));
+            int me = (int)(xorshift(&rng) % RV_METERS);
+            random_interval(&rng, &m->iv[me][i], start + i * 15 * MIN, start + (i + 1) * 15 * MIN);
+            if (r < 3000) {
+                rc = dcem_store_put_interval(st, "sh-dc01", ids[me], &m->iv[me][i], &m->keys[i]);
+                continue;
+            }
+            rows[n_rows++] = (dcem_store_interval_row){ids[me], m->iv[me][i], m->keys[i]};
+            if (n_rows == 97 || r == 5999) {
+                rc = dcem_store_put_intervals(st, "sh-dc01", rows, n_rows);
+                n_rows = 0;
+            }
         }
-        rows[n_rows++] = (dcem_store_interval_row){ids[me], m->iv[me][i], m->keys[i]};
-        if (n_rows == 97 || r == 5999) {
-            if (dcem_store_put_intervals(st, "sh-dc01", rows, n_rows))
-                fail_msg("revisions up to %d: %s", r, dcem_store_error(st));
-            n_rows = 0;
-        }
+        if (!rc) rc = dcem_store_commit(st);
+        if (rc != DCEM_ERETRY || attempt == 1) break;
+        assert_int_equal(dcem_store_rollback(st), 0);
+        rc = 0;
     }
-    assert_int_equal(dcem_store_commit(st), 0);
+    if (rc) fail_msg("revisions: %s", dcem_store_error(st));
     /* a caller that got the keys wrong and corrects them: the wrong rows go */
     dcem_store_keys wrong = {m->keys[5].hour_ms + 7 * HOUR, m->keys[5].day + 9,
                              m->keys[5].month + 3};
@@ -2361,6 +2465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_proofs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_mid_batch_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_in_transaction_runs_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interval_revisions_keep_rollups_exact, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_intervals_walk, setup, teardown),
