@@ -646,6 +646,9 @@ static void log_health(collector *c)
                   (unsigned long long)s->unknown_meter_readings,
                   (unsigned long long)s->out_of_range_values,
                   (unsigned long long)s->future_states, (unsigned long long)s->store_refused);
+    if (s->group_retries)
+        DCEM_LOGI("health", "store conflicts: %llu transactions run again (a replayed row met "
+                  "the fast path, or another collector)", (unsigned long long)s->group_retries);
     if (s->late_readings || s->rebuilds)
         DCEM_LOGI("health", "late readings %llu: %llu meter rebuilds ran %llu stored readings again",
                   (unsigned long long)s->late_readings, (unsigned long long)s->rebuilds,
