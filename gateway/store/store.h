@@ -371,8 +371,8 @@ typedef struct dcem_store_meter_state_row {
 
 /* Saves the states of n meters of site (each meter at most once) as n
  * dcem_store_put_meter_state calls would, atomically, in one statement
- * where the backend can (PostgreSQL: one round trip for all, where one
- * call each is three with its savepoint). Any invalid row fails the whole
+ * where the backend can (PostgreSQL: one round trip for all instead of
+ * one per meter). Any invalid row fails the whole
  * call (DCEM_EINVAL, nothing saved). */
 int dcem_store_put_meter_states(dcem_store *st, const char *site,
                                 const dcem_store_meter_state_row *rows, size_t n);

@@ -948,7 +948,8 @@ static int need_ids_schema(dcem_store *st, const char *what)
 
 /* Every write call runs between op_begin and op_end: its own IMMEDIATE
  * transaction (the write lock taken up front, so it can never fail half-way
- * for a lock) or, inside an explicit transaction, a savepoint. */
+ * for a lock) or, inside an explicit transaction, a savepoint (cheap here;
+ * store.c dooms a transaction in which a call failed all the same). */
 static int op_begin_check(dcem_store *st)
 {
     if (st->in_tx && conn(st)->aborted) {
