@@ -8,6 +8,7 @@
  * multi-row INSERT. A lost connection fails the call and is re-established
  * (PQreset) by the next one. docs/store.md, "PostgreSQL". */
 #include "store_backend.h"
+#include "store_rollup.h"
 
 #include "counter.h" /* DCEM_SEG_* */
 #include "errors.h"
@@ -244,7 +245,7 @@ enum {
     "i.end_ms, i.ukwh, i.estimated_ukwh, i.estimated_day_ukwh, i.estimated_month_ukwh, "         \
     "i.estimated_year_ukwh, i.integrated_ukwh, i.covered_ms, i.readings, i.discarded, "          \
     "i.rollovers, i.resets, i.flags, i.hour_ms, i.day, i.month"
-/* 14 sums, in the order of contrib.v */
+/* 14 sums, in the order of dcem_contrib.v (store_rollup.h) */
 #define ROLLUP_COLS                                                                              \
     "ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh, estimated_year_ukwh, "      \
     "integrated_ukwh, covered_ms, intervals, read_intervals, estimated_intervals, "              \
@@ -1894,38 +1895,6 @@ static int pg_prune(dcem_store *st, int64_t cutoff_ms, size_t chunk, size_t *del
 
 /* ---- interval energy and rollups ---------------------------------------------------------- */
 
-#define N_SUMS 14 /* ROLLUP_COLS */
-
-/* What one interval adds to each of its rollups (store.c defines it). */
-typedef struct contrib {
-    int64_t v[N_SUMS]; /* in ROLLUP_COLS order */
-} contrib;
-
-static contrib contrib_of(const dcem_interval *iv)
-{
-    dcem_store_rollup r;
-    dcem_store_rollup_of_interval(iv, &r);
-    contrib c = {{r.ukwh, r.estimated_ukwh[DCEM_SPAN_INTERVAL], r.estimated_ukwh[DCEM_SPAN_DAY],
-                  r.estimated_ukwh[DCEM_SPAN_MONTH], r.estimated_ukwh[DCEM_SPAN_YEAR],
-                  r.integrated_ukwh, r.covered_ms, r.intervals, r.read_intervals,
-                  r.estimated_intervals, r.integrated_intervals, r.discarded_readings, r.rollovers,
-                  r.resets}};
-    return c;
-}
-
-/* to += sign * d, refused when a sum leaves int64. */
-static int contrib_add(contrib *to, const contrib *d, int sign)
-{
-    for (int i = 0; i < N_SUMS; i++) {
-        int64_t r;
-        int over = sign > 0 ? __builtin_add_overflow(to->v[i], d->v[i], &r)
-                            : __builtin_sub_overflow(to->v[i], d->v[i], &r);
-        if (over) return DCEM_EINVAL;
-        to->v[i] = r;
-    }
-    return 0;
-}
-
 /* Reads an intervals row (IV_COLS from column `at`). */
 static void read_interval(const PGresult *r, int row, int at, int64_t start_ms, dcem_interval *iv,
                           dcem_store_keys *keys)
@@ -1952,80 +1921,38 @@ static void read_interval(const PGresult *r, int row, int at, int64_t start_ms, 
     }
 }
 
-/* One rollup row's summed difference within a call. */
-typedef struct rollup_delta {
-    int32_t meter;
-    int kind;
-    int64_t key;
-    int drop_empty; /* intervals left it: deleted if it is left empty */
-    contrib d;
-} rollup_delta;
-
-static int delta_cmp(const void *pa, const void *pb)
-{
-    const rollup_delta *a = pa, *b = pb;
-    if (a->meter != b->meter) return a->meter < b->meter ? -1 : 1;
-    if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
-    return a->key < b->key ? -1 : a->key > b->key;
-}
-
-static const int rollup_kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
-
-/* A difference that is a valid rollups row itself (new intervals, most
- * revisions) can be an upsert: the table's CHECK holds on the proposed row. */
-static int delta_row_ok(const contrib *c)
-{
-    const int64_t *v = c->v;
-    for (int i = 6; i < N_SUMS; i++)
-        if (v[i] < 0) return 0;
-    return v[8] <= v[7] && v[9] <= v[7] && v[10] <= v[7];
-}
-
 /* Sums the deltas per rollup row and applies them: the valid-row ones in
  * one multi-row upsert, the others (a revision taking counts off) each as
  * an UPDATE — and an INSERT where there is no row yet — then deletes the
  * rows left empty by intervals that left them. deltas is sorted here. */
-static int rollups_apply(dcem_store *st, int32_t sid, rollup_delta *deltas, size_t nd)
+static int rollups_apply(dcem_store *st, int32_t sid, dcem_rollup_delta *deltas, size_t nd)
 {
-    qsort(deltas, nd, sizeof *deltas, delta_cmp);
-    size_t n = 0;
-    for (size_t i = 0; i < nd;) { /* summed in place */
-        rollup_delta sum = deltas[i];
-        size_t j = i + 1;
-        for (; j < nd && delta_cmp(&deltas[j], &sum) == 0; j++) {
-            if (contrib_add(&sum.d, &deltas[j].d, 1)) {
-                dcem_store_set_error(st, "put_intervals: a rollup would overflow");
-                return DCEM_EINVAL;
-            }
-            sum.drop_empty |= deltas[j].drop_empty;
-        }
-        deltas[n++] = sum;
-        i = j;
-    }
-    sbuf a[3 + N_SUMS] = {{0}};
+    size_t n;
+    if (dcem_rollup_deltas_sum(st, deltas, nd, &n)) return DCEM_EINVAL;
+    sbuf a[3 + DCEM_CONTRIB_N] = {{0}};
     sbuf drop[3] = {{0}};
     int rc = 0, many = 0, drops = 0;
-    for (int j = 0; j < 3 + N_SUMS; j++)
+    for (int j = 0; j < 3 + DCEM_CONTRIB_N; j++)
         sb_add(&a[j], "{");
     for (int j = 0; j < 3; j++)
         sb_add(&drop[j], "{");
     for (size_t i = 0; i < n && !rc; i++) {
-        const rollup_delta *d = &deltas[i];
+        const dcem_rollup_delta *d = &deltas[i];
         int zero = 1;
-        for (int k = 0; k < N_SUMS; k++)
+        for (int k = 0; k < DCEM_CONTRIB_N; k++)
             zero &= d->d.v[k] == 0;
         if (d->drop_empty) {
             sb_add(&drop[0], "%s%d", drops ? "," : "", d->kind);
             sb_add(&drop[1], "%s%" PRId64, drops ? "," : "", d->key);
-            sb_add(&drop[2], "%s%d", drops ? "," : "", (int)d->meter);
+            sb_add(&drop[2], "%s%d", drops ? "," : "", (int)d->mid);
             drops++;
         }
         if (zero) continue;
-        if (delta_row_ok(&d->d)) {
+        if (dcem_contrib_row_ok(&d->d)) {
             sb_add(&a[0], "%s%d", many ? "," : "", d->kind);
             sb_add(&a[1], "%s%" PRId64, many ? "," : "", d->key);
-            sb_add(&a[2], "%s%d", many ? "," : "", (int)d->meter);
-            for (int k = 0; k < N_SUMS; k++)
+            sb_add(&a[2], "%s%d", many ? "," : "", (int)d->mid);
+            for (int k = 0; k < DCEM_CONTRIB_N; k++)
                 sb_add(&a[3 + k], "%s%" PRId64, many ? "," : "", d->d.v[k]);
             many++;
             continue;
@@ -2035,8 +1962,8 @@ static int rollups_apply(dcem_store *st, int32_t sid, rollup_delta *deltas, size
             p_i64(&p, sid);
             p_i64(&p, d->kind);
             p_i64(&p, d->key);
-            p_i64(&p, d->meter);
-            for (int k = 0; k < N_SUMS; k++)
+            p_i64(&p, d->mid);
+            for (int k = 0; k < DCEM_CONTRIB_N; k++)
                 p_i64(&p, d->d.v[k]);
             PGresult *r;
             if ((rc = ex(st, id, &p, "rollup", &r))) break;
@@ -2045,7 +1972,7 @@ static int rollups_apply(dcem_store *st, int32_t sid, rollup_delta *deltas, size
             if (id == S_ROLLUP_INSERT || rows == 1) break;
         }
     }
-    for (int j = 0; j < 3 + N_SUMS; j++) {
+    for (int j = 0; j < 3 + DCEM_CONTRIB_N; j++) {
         sb_add(&a[j], "}");
         if (a[j].failed) rc = rc ? rc : DCEM_ENOMEM;
     }
@@ -2057,7 +1984,7 @@ static int rollups_apply(dcem_store *st, int32_t sid, rollup_delta *deltas, size
     if (!rc && many) {
         params p = {0};
         p_i64(&p, sid);
-        for (int j = 0; j < 3 + N_SUMS; j++)
+        for (int j = 0; j < 3 + DCEM_CONTRIB_N; j++)
             p_text(&p, a[j].p);
         rc = ex(st, S_ROLLUP_UPSERT_MANY, &p, "rollups", NULL);
     }
@@ -2068,7 +1995,7 @@ static int rollups_apply(dcem_store *st, int32_t sid, rollup_delta *deltas, size
             p_text(&p, drop[j].p);
         rc = ex(st, S_ROLLUP_DROP_EMPTY, &p, "rollup cleanup", NULL);
     }
-    for (int j = 0; j < 3 + N_SUMS; j++)
+    for (int j = 0; j < 3 + DCEM_CONTRIB_N; j++)
         sb_free(&a[j]);
     for (int j = 0; j < 3; j++)
         sb_free(&drop[j]);
@@ -2102,7 +2029,8 @@ static void p_interval(params *p, int32_t sid, int32_t mid, const dcem_store_int
 /* A revision of row r (its interval is stored): the old row read under its
  * lock and replaced; the difference appended to deltas. */
 static int revise_interval(dcem_store *st, int32_t sid, int32_t mid,
-                           const dcem_store_interval_row *r, rollup_delta *deltas, size_t *nd)
+                           const dcem_store_interval_row *r, dcem_rollup_delta *deltas,
+                           size_t *nd)
 {
     params p = {0};
     p_i64(&p, sid);
@@ -2123,21 +2051,7 @@ static int revise_interval(dcem_store *st, int32_t sid, int32_t mid,
     params u = {0};
     p_interval(&u, sid, mid, r);
     if ((rc = ex(st, S_IV_UPDATE, &u, "interval update", NULL))) return rc;
-    contrib nw = contrib_of(&r->iv), od = contrib_of(&old_iv);
-    const int64_t nk[3] = {r->keys.hour_ms, r->keys.day, r->keys.month};
-    const int64_t ok[3] = {old_keys.hour_ms, old_keys.day, old_keys.month};
-    for (int k = 0; k < 3; k++) {
-        if (ok[k] == nk[k]) { /* always, unless a caller corrects the keys */
-            contrib d = nw;
-            contrib_add(&d, &od, -1); /* both within DCEM_STORE_MAX_UKWH: cannot overflow */
-            deltas[(*nd)++] = (rollup_delta){mid, rollup_kinds[k], nk[k], 0, d};
-            continue;
-        }
-        deltas[(*nd)++] = (rollup_delta){mid, rollup_kinds[k], nk[k], 0, nw};
-        contrib neg = {{0}};
-        contrib_add(&neg, &od, -1);
-        deltas[(*nd)++] = (rollup_delta){mid, rollup_kinds[k], ok[k], 1, neg};
-    }
+    dcem_rollup_deltas_revised(deltas, nd, r->meter, mid, r, &old_iv, &old_keys);
     st->call.interval_revisions++;
     return 0;
 }
@@ -2146,7 +2060,7 @@ static int revise_interval(dcem_store *st, int32_t sid, int32_t mid,
  * or twice in the call, is left to revise_interval in the call's order:
  * the rows inserted are each the first of their key, absent before). */
 static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
-                            size_t n, int careful, rollup_delta *deltas, int32_t *mids,
+                            size_t n, int careful, dcem_rollup_delta *deltas, int32_t *mids,
                             unsigned char *done)
 {
     int32_t sid;
@@ -2225,10 +2139,7 @@ static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_i
     size_t nd = 0;
     for (size_t i = 0; i < n; i++) {
         if (done[i]) {
-            contrib nw = contrib_of(&rows[i].iv);
-            const int64_t nk[3] = {rows[i].keys.hour_ms, rows[i].keys.day, rows[i].keys.month};
-            for (int k = 0; k < 3; k++)
-                deltas[nd++] = (rollup_delta){mids[i], rollup_kinds[k], nk[k], 0, nw};
+            dcem_rollup_deltas_new(deltas, &nd, rows[i].meter, mids[i], &rows[i]);
             st->call.intervals++;
         } else if ((rc = revise_interval(st, sid, mids[i], &rows[i], deltas, &nd))) {
             return rc;
@@ -2240,7 +2151,7 @@ static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_i
 static int pg_put_intervals(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
                             size_t n)
 {
-    rollup_delta *deltas = malloc(6 * n * sizeof *deltas);
+    dcem_rollup_delta *deltas = malloc(6 * n * sizeof *deltas);
     int32_t *mids = malloc(n * sizeof *mids);
     unsigned char *done = calloc(n, 1);
     int rc = 0;
@@ -2337,25 +2248,22 @@ static int delete_intervals_tx(dcem_store *st, const char *site, const char *met
     PGresult *r;
     if ((rc = ex(st, S_IV_DELETE, &p, "delete_intervals", &r))) return rc;
     size_t n = (size_t)PQntuples(r);
-    rollup_delta *deltas = malloc((3 * n + 1) * sizeof *deltas);
+    dcem_rollup_delta *deltas = malloc((3 * n + 1) * sizeof *deltas);
     if (!deltas) {
         PQclear(r);
         dcem_store_set_error(st, "delete_intervals: out of memory");
         return DCEM_ENOMEM;
     }
+    size_t nd = 0;
     for (size_t row = 0; row < n; row++) {
         dcem_interval iv;
         dcem_store_keys keys;
         read_interval(r, (int)row, 1, r_i64(r, (int)row, 0), &iv, &keys);
-        contrib neg = {{0}}, c = contrib_of(&iv);
-        contrib_add(&neg, &c, -1);
-        const int64_t k3[3] = {keys.hour_ms, keys.day, keys.month};
-        for (int k = 0; k < 3; k++)
-            deltas[3 * row + (size_t)k] = (rollup_delta){mid, rollup_kinds[k], k3[k], 1, neg};
+        dcem_rollup_deltas_deleted(deltas, &nd, meter, mid, &iv, &keys);
     }
     PQclear(r);
     st->call.intervals_deleted = n;
-    rc = rollups_apply(st, sid, deltas, 3 * n);
+    rc = rollups_apply(st, sid, deltas, nd);
     free(deltas);
     return rc;
 }

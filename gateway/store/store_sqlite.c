@@ -3,6 +3,7 @@
  * storage before the collector acks; schema migrations at open; every
  * statement parameterised, prepared once on first use and reused. */
 #include "store_backend.h"
+#include "store_rollup.h"
 
 #include "errors.h"
 
@@ -503,7 +504,7 @@ enum {
     "end_ms, ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh, "                   \
     "estimated_year_ukwh, integrated_ukwh, covered_ms, readings, discarded, rollovers, resets, "  \
     "flags, hour_ms, day, month"
-/* 14 sums, in the order of contrib.v */
+/* 14 sums, in the order of dcem_contrib.v (store_rollup.h) */
 #define ROLLUP_COLS                                                                              \
     "ukwh, estimated_ukwh, estimated_day_ukwh, estimated_month_ukwh, estimated_year_ukwh, "      \
     "integrated_ukwh, covered_ms, intervals, read_intervals, estimated_intervals, "              \
@@ -1719,39 +1720,6 @@ static int need_meter_schema(dcem_store *st, const char *what)
     return DCEM_ESTORAGE;
 }
 
-#define N_SUMS 14 /* ROLLUP_COLS */
-
-/* What one interval adds to each of its rollups (store.c defines it). */
-typedef struct contrib {
-    int64_t v[N_SUMS]; /* in ROLLUP_COLS order */
-} contrib;
-
-static contrib contrib_of(const dcem_interval *iv)
-{
-    dcem_store_rollup r;
-    dcem_store_rollup_of_interval(iv, &r);
-    contrib c = {{r.ukwh, r.estimated_ukwh[DCEM_SPAN_INTERVAL], r.estimated_ukwh[DCEM_SPAN_DAY],
-                  r.estimated_ukwh[DCEM_SPAN_MONTH], r.estimated_ukwh[DCEM_SPAN_YEAR],
-                  r.integrated_ukwh, r.covered_ms, r.intervals, r.read_intervals,
-                  r.estimated_intervals, r.integrated_intervals, r.discarded_readings, r.rollovers,
-                  r.resets}};
-    return c;
-}
-
-/* to += sign * d, refused when a sum leaves int64 (a caller summing more
- * than 9e12 kWh into one rollup). */
-static int contrib_add(contrib *to, const contrib *d, int sign)
-{
-    for (int i = 0; i < N_SUMS; i++) {
-        int64_t r;
-        int over = sign > 0 ? __builtin_add_overflow(to->v[i], d->v[i], &r)
-                            : __builtin_sub_overflow(to->v[i], d->v[i], &r);
-        if (over) return DCEM_EINVAL;
-        to->v[i] = r;
-    }
-    return 0;
-}
-
 /* Reads an intervals row (IV_COLS from column `at`). */
 static void read_interval(sqlite3_stmt *s, int at, int64_t start_ms, dcem_interval *iv,
                           dcem_store_keys *keys)
@@ -1778,42 +1746,20 @@ static void read_interval(sqlite3_stmt *s, int at, int64_t start_ms, dcem_interv
     }
 }
 
-/* One rollup row's summed difference within a put_intervals call. */
-typedef struct rollup_delta {
-    const char *meter;
-    int64_t mid; /* its id (schema 9; else 0): sorted on, cheaper than the name */
-    int kind;
-    int64_t key;
-    int drop_empty; /* intervals left it: deleted if it is left empty */
-    contrib d;
-} rollup_delta;
-
-static int delta_cmp(const void *pa, const void *pb)
-{
-    const rollup_delta *a = pa, *b = pb;
-    if (a->mid != b->mid) return a->mid < b->mid ? -1 : 1;
-    int c = a->mid ? 0 : strcmp(a->meter, b->meter);
-    if (c) return c;
-    if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
-    return a->key < b->key ? -1 : a->key > b->key;
-}
-
 /* Adds d to the rollup row, creating it when there is none (then d is a
  * sum of whole intervals' contributions, never a net decrease). A
  * difference that would break the table's CHECKs as a row of its own is
  * applied with UPDATE (and a row INSERTed only when there is none): an
  * upsert checks the row it would insert before it sees the conflict. */
-static int rollup_apply(dcem_store *st, const char *site, const rollup_delta *r)
+static int rollup_apply(dcem_store *st, const char *site, const dcem_rollup_delta *r)
 {
-    int zero = 1, negative = 0;
+    int zero = 1;
     const int64_t *v = r->d.v; /* ROLLUP_COLS order; energies (0..5) may be negative */
-    for (int i = 0; i < N_SUMS; i++) {
+    for (int i = 0; i < DCEM_CONTRIB_N; i++)
         zero &= v[i] == 0;
-        if (i >= 6) negative |= v[i] < 0;
-    }
     /* a difference that is a valid row itself (new intervals, the common
      * case) is one upsert: the rollups table's CHECK, on the difference */
-    int row_ok = !negative && v[8] <= v[7] && v[9] <= v[7] && v[10] <= v[7];
+    int row_ok = dcem_contrib_row_ok(&r->d);
     for (int id = row_ok ? S_ROLLUP_UPSERT : S_ROLLUP_UPDATE; !zero; id = S_ROLLUP_INSERT) {
         sqlite3_stmt *s = stmt(st, id);
         if (!s) return DCEM_ESTORAGE;
@@ -1825,7 +1771,7 @@ static int rollup_apply(dcem_store *st, const char *site, const rollup_delta *r)
         }
         sqlite3_bind_int(s, 2, r->kind);
         b_i64(s, 3, r->key);
-        for (int i = 0; i < N_SUMS; i++)
+        for (int i = 0; i < DCEM_CONTRIB_N; i++)
             b_i64(s, 5 + i, v[i]);
         if ((rc = run(st, s, "rollup"))) return rc;
         if (id != S_ROLLUP_UPDATE || sqlite3_changes(conn(st)->db) == 1) break;
@@ -1867,13 +1813,11 @@ static void bind_interval(sqlite3_stmt *s, const dcem_store_interval_row *r)
     b_i64(s, 19, r->keys.month);
 }
 
-static const int rollup_kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
-
 /* Writes one interval row: a new interval is one INSERT; a revision reads
  * the old row first. Appends what it adds to (and takes from) the rollups
  * to *deltas (room for 6 more). */
 static int put_one_interval(dcem_store *st, const char *site, const dcem_store_interval_row *r,
-                            rollup_delta *deltas, size_t *nd)
+                            dcem_rollup_delta *deltas, size_t *nd)
 {
     sqlite3_stmt *s = stmt(st, S_IV_INSERT);
     if (!s) return DCEM_ESTORAGE;
@@ -1887,11 +1831,8 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
     if (st->schema_version >= SCHEMA_IDS) name_id(st, r->meter, 0, &mid); /* cached just now */
     bind_interval(s, r);
     if ((rc = run(st, s, "interval insert"))) return rc;
-    const int64_t nk[3] = {r->keys.hour_ms, r->keys.day, r->keys.month};
-    contrib nw = contrib_of(&r->iv);
     if (sqlite3_changes(conn(st)->db) == 1) {
-        for (int k = 0; k < 3; k++)
-            deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], nk[k], 0, nw};
+        dcem_rollup_deltas_new(deltas, nd, r->meter, mid, r);
         st->call.intervals++;
         return 0;
     }
@@ -1918,26 +1859,13 @@ static int put_one_interval(dcem_store *st, const char *site, const dcem_store_i
     }
     bind_interval(s, r);
     if ((rc = run(st, s, "interval update"))) return rc;
-    contrib od = contrib_of(&old_iv);
-    const int64_t ok[3] = {old_keys.hour_ms, old_keys.day, old_keys.month};
-    for (int k = 0; k < 3; k++) {
-        if (ok[k] == nk[k]) { /* always, unless a caller corrects the keys */
-            contrib d = nw;
-            contrib_add(&d, &od, -1); /* both within DCEM_STORE_MAX_UKWH: cannot overflow */
-            deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], nk[k], 0, d};
-            continue;
-        }
-        deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], nk[k], 0, nw};
-        contrib neg = {{0}};
-        contrib_add(&neg, &od, -1);
-        deltas[(*nd)++] = (rollup_delta){r->meter, mid, rollup_kinds[k], ok[k], 1, neg};
-    }
+    dcem_rollup_deltas_revised(deltas, nd, r->meter, mid, r, &old_iv, &old_keys);
     st->call.interval_revisions++;
     return 0;
 }
 
 static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
-                            size_t n, rollup_delta *deltas)
+                            size_t n, dcem_rollup_delta *deltas)
 {
     size_t nd = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1945,23 +1873,11 @@ static int put_intervals_tx(dcem_store *st, const char *site, const dcem_store_i
         if (rc) return rc;
     }
     /* one write per rollup row: sum the differences that fall on it */
-    qsort(deltas, nd, sizeof *deltas, delta_cmp);
-    for (size_t i = 0; i < nd;) {
-        rollup_delta sum = deltas[i];
-        size_t j = i + 1;
-        for (; j < nd && delta_cmp(&deltas[j], &sum) == 0; j++) {
-            if (contrib_add(&sum.d, &deltas[j].d, 1)) {
-                dcem_store_set_error(st, "put_intervals: a rollup of %s would overflow",
-                                     sum.meter);
-                return DCEM_EINVAL;
-            }
-            sum.drop_empty |= deltas[j].drop_empty;
-        }
-        int rc = rollup_apply(st, site, &sum);
-        if (rc) return rc;
-        i = j;
-    }
-    return 0;
+    size_t sums;
+    int rc = dcem_rollup_deltas_sum(st, deltas, nd, &sums);
+    for (size_t i = 0; i < sums && !rc; i++)
+        rc = rollup_apply(st, site, &deltas[i]);
+    return rc;
 }
 
 static int sq_put_intervals(dcem_store *st, const char *site, const dcem_store_interval_row *rows,
@@ -1969,7 +1885,7 @@ static int sq_put_intervals(dcem_store *st, const char *site, const dcem_store_i
 {
     int rc = need_meter_schema(st, "put_intervals");
     if (rc) return rc;
-    rollup_delta *deltas = malloc(6 * n * sizeof *deltas);
+    dcem_rollup_delta *deltas = malloc(6 * n * sizeof *deltas);
     if (!deltas) {
         dcem_store_set_error(st, "put_intervals: out of memory");
         return DCEM_ENOMEM;
@@ -2036,6 +1952,7 @@ static int delete_intervals_tx(dcem_store *st, const char *site, const char *met
         if (has == 1) has = name_id(st, meter, 0, &mid);
         if (has <= 0) return has;
     }
+    static const int kinds[3] = {DCEM_PERIOD_HOUR, DCEM_PERIOD_DAY, DCEM_PERIOD_MONTH};
     for (int k = 0; k < 3 && !rc; k++) {
         if ((rc = b_name(st, s, 1, site, 0)) == 1) rc = b_name(st, s, 2, meter, 0);
         if (rc < 0) {
@@ -2044,12 +1961,12 @@ static int delete_intervals_tx(dcem_store *st, const char *site, const char *met
         }
         rc = 0;
         b_i64(s, 3, from_ms);
-        sqlite3_bind_int(s, 4, rollup_kinds[k]);
+        sqlite3_bind_int(s, 4, kinds[k]);
         b_i64(s, 5, DCEM_SEG_ESTIMATED);
         b_i64(s, 6, DCEM_SEG_INTEGRATED);
         while ((rc = step(st, s, "delete_intervals: sums")) == 1) {
-            rollup_delta d = {meter, mid, rollup_kinds[k], c_i64(s, 0), 1, {{0}}};
-            for (int i = 0; i < N_SUMS; i++)
+            dcem_rollup_delta d = {meter, mid, kinds[k], c_i64(s, 0), 1, {{0}}};
+            for (int i = 0; i < DCEM_CONTRIB_N; i++)
                 d.d.v[i] = -c_i64(s, 1 + i); /* each sum checked against int64 by SQLite */
             if ((rc = rollup_apply(st, site, &d))) break;
         }
