@@ -2,9 +2,7 @@
 #include "api_auth.h"
 #include "api_query.h"
 #include "api_views.h"
-#ifdef DCEM_API_REPORTS
 #include "api_reports.h"
-#endif
 #include "dcem_log.h"
 #include "errors.h"
 #include "parse.h"
@@ -86,9 +84,7 @@ struct dcem_api {
     char log_last[256];
     unsigned long log_repeats;
     struct timespec log_at;
-#ifdef DCEM_API_REPORTS
     dcem_api_reports *reports; /* under lock: forgotten when the view changes */
-#endif
 };
 
 /* ---- views ---- */
@@ -420,6 +416,9 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
            "Holes given up after max_resend_requests unanswered requests.", s->holes_given_up);
     metric(&t, "dcem_batches_given_up_total", "counter",
            "Batches given up in those holes: missing data.", s->seqs_given_up);
+    metric(&t, "dcem_batches_given_up_stored_total", "counter",
+           "Batches of given-up seqs that came after all: stored, their readings late data.",
+           s->given_up_stored);
     metric(&t, "dcem_intervals_total", "counter", "Intervals produced.", s->intervals);
     metric(&t, "dcem_recomputes_total", "counter", "Periods whose figures were recomputed.",
            s->recomputes);
@@ -714,7 +713,6 @@ static int regulator_only(int route)
            route == DCEM_API_R_SITE_REPORT_FILE;
 }
 
-#ifdef DCEM_API_REPORTS
 /* A file of a report, written today (now if not yet), if its manifest
  * lists it. */
 static enum MHD_Result report_file(dcem_api *a, struct MHD_Connection *c, const dcem_api_ctx *ctx,
@@ -747,10 +745,6 @@ static enum MHD_Result report_file(dcem_api *a, struct MHD_Connection *c, const 
     MHD_destroy_response(resp);
     return ret;
 }
-#else
-static const char not_yet[] =
-    "not yet: reports need the report library (gateway/report), not built into this collector";
-#endif
 
 /* An export asked for, started once the view is unlocked: libmicrohttpd
  * calls the export's reader with the response's own mutex held, and the
@@ -850,7 +844,6 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
         x->from = from, x->to = to, x->wanted = 1;
         return MHD_YES;
     }
-#ifdef DCEM_API_REPORTS
     case DCEM_API_R_REPORTS:
         status = dcem_api_view_report_periods(&ctx, NULL, &out, &e);
         break;
@@ -865,10 +858,6 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
         return report_file(a, c, &ctx, site, &r);
     default:
         return send_error(a, c, 404, NULL, "no such endpoint (docs/api.md)");
-#else
-    default: /* reports */
-        return send_error(a, c, 501, NULL, not_yet);
-#endif
     }
     if (status != 200) {
         if (status == 500) DCEM_LOGW("api", "%s: %s", url, e.why);
@@ -1062,13 +1051,11 @@ int dcem_api_start(dcem_api_view *v, dcem_api **out, char *err, size_t errlen)
     pthread_mutex_init(&a->log_lock, NULL);
     a->view = v;
     take_identity(a, v);
-#ifdef DCEM_API_REPORTS
     if (!(a->reports = dcem_api_reports_new())) {
         dcem_api_stop(a);
         snprintf(err, errlen, "api: out of memory");
         return DCEM_ENOMEM;
     }
-#endif
     take_listener(a, &v->cfg->api);
     a->health.store_ok = 1;
     int rc = listen_on(a, err, errlen);
@@ -1086,9 +1073,7 @@ void dcem_api_repoint(dcem_api *a, dcem_api_view *v)
     pthread_mutex_lock(&a->lock);
     dcem_api_view *old = a->view;
     a->view = v;
-#ifdef DCEM_API_REPORTS
     dcem_api_reports_forget(a->reports); /* the new config may judge differently */
-#endif
     pthread_mutex_unlock(&a->lock);
     dcem_api_view_free(old);
 }
@@ -1115,9 +1100,7 @@ void dcem_api_stop(dcem_api *a)
     if (!a) return;
     if (a->daemon) MHD_stop_daemon(a->daemon); /* joins its thread */
     dcem_api_view_free(a->view);
-#ifdef DCEM_API_REPORTS
     dcem_api_reports_free(a->reports);
-#endif
     pthread_mutex_destroy(&a->lock);
     pthread_mutex_destroy(&a->health_lock);
     pthread_mutex_destroy(&a->log_lock);

@@ -654,10 +654,11 @@ static void log_health(collector *c)
                   (unsigned long long)s->late_readings, (unsigned long long)s->rebuilds,
                   (unsigned long long)s->rebuilt_readings);
     if (c->resend_requests || s->holes_given_up)
-        DCEM_LOGI("health", "holes: %llu resend requests, %llu holes given up (%llu batches); %zu "
-                  "open, %zu batches held",
+        DCEM_LOGI("health", "holes: %llu resend requests, %llu holes given up (%llu batches, "
+                  "%llu of them came later and were stored); %zu open, %zu batches held",
                   (unsigned long long)c->resend_requests, (unsigned long long)s->holes_given_up,
-                  (unsigned long long)s->seqs_given_up, c->n_holes, c->n_waiting);
+                  (unsigned long long)s->seqs_given_up, (unsigned long long)s->given_up_stored,
+                  c->n_holes, c->n_waiting);
     const uint64_t *rn = s->ratio_notes;
     if (s->ratio_changes || rn[DCEM_WIRE_RATIO_HELD] || rn[DCEM_WIRE_RATIO_UNKNOWN] ||
         rn[DCEM_WIRE_RATIO_MISMATCH])

@@ -851,7 +851,14 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
         return e->stats.failed++, DCEM_ENGINE_FAILED;
     }
     uint64_t expected = ep.contiguous_seq + 1;
-    if (b.seq < expected) {
+    /* below H: a duplicate — unless the epoch has seqs given up as missing
+     * (dcem_store_skip_to) and this may be one of them, coming after all
+     * (in a shared group another member was still storing it; an agent
+     * answered late): then it is stored, its readings late data, and the
+     * store tells a duplicate by its batch row. Nothing a hole's timeout
+     * decided may drop a batch that does come. */
+    int given_up = b.seq < expected && ep.skipped;
+    if (b.seq < expected && !given_up) {
         e->stats.duplicates++;
         rep->ack = 1;
         rep->ack_seq = ep.contiguous_seq;
@@ -884,6 +891,12 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
      * failure: the store's transaction is lost (store.h); the batch is
      * quarantined on its own third try (dcem_engine_batches) */
     if (put) txn_fail(e, put);
+    if (!put && dup) { /* stored already: given up and filled, or by another collector */
+        e->stats.duplicates++;
+        rep->ack = 1;
+        rep->ack_seq = b.seq > ep.contiguous_seq ? b.seq : ep.contiguous_seq;
+        return DCEM_ENGINE_DUPLICATE;
+    }
     int proof = 0; /* who sent it, kept with it (docs/security.md) */
     if (!put && key) {
         proof = dcem_store_put_proof(e->st, tp.site, tp.gateway, b.epoch, b.seq, key, payload,
@@ -899,8 +912,9 @@ static int ingest(dcem_engine *e, const dcem_engine_msg *msg, int64_t now_ms,
     e->stats.stored++;
     if (key) e->stats.signed_batches++;
     else e->stats.unsigned_batches++;
+    if (given_up) e->stats.given_up_stored++;
     rep->ack = 1;
-    rep->ack_seq = b.seq;
+    rep->ack_seq = b.seq > ep.contiguous_seq ? b.seq : ep.contiguous_seq;
     return DCEM_ENGINE_STORED;
 }
 

@@ -54,6 +54,7 @@ typedef struct dcem_engine_stats {
     uint64_t store_refused;     /* batches whose content the store refused: quarantined */
     uint64_t future_states;     /* meter states found beyond now + skew, started afresh */
     uint64_t holes_given_up, seqs_given_up; /* dcem_engine_give_up */
+    uint64_t given_up_stored;   /* batches of given-up seqs that came after all: stored (late) */
     uint64_t malformed_by_reason[DCEM_WIRE_REASON_COUNT];
     uint64_t late_readings;     /* at or before their meter's latest: the meter rebuilt */
     uint64_t rebuilds;          /* meters rebuilt from their stored readings */

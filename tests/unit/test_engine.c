@@ -1131,6 +1131,23 @@ static void test_birth_gives_up_what_the_gateway_no_longer_holds(void **state)
     assert_int_equal(dcem_store_gateway_seq(v.st, gws[G1].site, gws[G1].gateway, EPOCH, &ep), 0);
     assert_int_equal(ep.contiguous_seq, 5);
     assert_int_equal(ep.skipped, 3);
+    /* seq 3, given up, comes after all (a late answer, or another member of
+     * a shared group that was still storing it): stored, not dropped as a
+     * duplicate; acked with the epoch's H; its repeat is a duplicate */
+    make_batch(&m[0], G1, 3, PLAIN);
+    feed(&v, m, 1, rep, out);
+    assert_int_equal(out[0], DCEM_ENGINE_STORED);
+    assert_true(rep[0].ack);
+    assert_int_equal(rep[0].ack_seq, 5);
+    msg five = m[0];
+    five.seq = 5; /* the same shape of batch, stored in order above */
+    assert_true(readings_of(v.db, &m[0]) > 0);
+    assert_int_equal(readings_of(v.db, &m[0]), readings_of(v.db, &five));
+    assert_int_equal(dcem_engine_stats_get(v.e)->given_up_stored, 1);
+    feed(&v, m, 1, rep, out);
+    assert_int_equal(out[0], DCEM_ENGINE_DUPLICATE);
+    assert_int_equal(rep[0].ack_seq, 5);
+    free_msgs(m, 1);
     /* a birth of a site without a ledger is ignored */
     dcem_engine_gateway_state(v.e, "eng-nowhere", "gw-9", &birth, NOW);
     assert_int_equal(dcem_store_gateway_seq(v.st, "eng-nowhere", "gw-9", EPOCH, &ep), DCEM_ENOTFOUND);
