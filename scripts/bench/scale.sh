@@ -190,4 +190,10 @@ echo "  live ${duration_s} s: $(field live_batches "$out") batches, $(field live
 echo "  figures: committed data waited at most $(field figures_lag_live_max_s "$samples") s for its stored figures while live (target <= 60), $(field figures_lag_max_s "$samples") s over the whole run"
 echo "  collector peak RSS $(field rss_peak_mib "$samples") MiB (target <= 1024), CPU $cpu s over the run; store $db_size MiB$([[ $backend == postgresql ]] && awk "BEGIN { printf \", PostgreSQL CPU %.0f s\", $db_cpu1 - $db_cpu0 }")"
 echo "  backlog of ${backlog_s} s: $(field backlog_readings "$out") readings drained in $(field backlog_drain_s "$out") s ($(field backlog_rate "$out") readings/s), p99 $(field backlog_p99_ms "$out") ms per batch"
+# holes: batches sent again for the collectors' resend requests, and holes given up
+holes=$(for ((i = 1; i <= collectors; i++)); do
+  grep "health: holes:" "$work/collector-$i.err" | tail -1 || true; done |
+  sed -n 's/.*holes: \([0-9]*\) resend requests, \([0-9]*\) holes given up (\([0-9]*\) batches, \([0-9]*\) of them.*/\1 \2 \3 \4/p' |
+  awk '{ r += $1; h += $2; b += $3; l += $4 } END { printf "%d resend requests, %d holes given up (%d batches; %d of them stored when they came)", r, h, b, l }')
+echo "  holes: ${holes:-none}; $(field resent "$out") batches sent again for resend requests"
 echo "  every reading once: $stored readings in $stored_batches batches stored = published; sc-001's figures equal dcem-audit's"

@@ -29,6 +29,11 @@
  * scale-sites.sh gives its role) from 2026-01-01: kwh = base + kw * hours,
  * rounded to the Wh as meters print it.
  *
+ * A resend request (ctl resend from seq F, which a collector sends for a
+ * hole it sees — in a shared subscription, often one another member is
+ * filling) is answered as the agent answers it: batches F.. of what was
+ * published are sent again, the same content.
+ *
  * Measured per batch: publish to the arrival of the collector's cumulative
  * ack covering it (an ack means committed). Prints key=value lines: live
  * and backlog batches and readings, latency percentiles of each phase, the
@@ -56,6 +61,8 @@ typedef struct gateway {
     uint64_t published;   /* seqs 1..published handed to paho */
     uint64_t acked;       /* the collector's cumulative ack */
     int64_t *pub_ns;      /* per seq (index seq - 1) */
+    int64_t *stamp_ms;    /* per seq: its readings' time */
+    uint64_t resend_from; /* a resend asked for from this seq (0: none) */
     int64_t *lat_ns;      /* publish to covering ack; -1 until acked */
     unsigned char *phase; /* 0 live, 1 backlog */
     size_t cap;
@@ -67,6 +74,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long long epoch = 1;
 static long meters_per_gw;
 static int64_t last_ack_ns;
+static size_t resent; /* batches sent again for resend requests */
 
 static int64_t now_ns(void)
 {
@@ -114,10 +122,19 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     gateway *g = ctx;
     int64_t t = now_ns();
     dcem_wire_ack a;
+    dcem_wire_ctl c;
     int reason;
     (void)topic_len;
-    if (!dcem_wire_decode_ack(m->payload, (size_t)m->payloadlen, &a, &reason, NULL, 0) &&
-        a.epoch == epoch) {
+    size_t tl = strlen(topic);
+    if (tl > 4 && !strcmp(topic + tl - 4, "/ctl")) {
+        if (!dcem_wire_decode_ctl(m->payload, (size_t)m->payloadlen, &c, &reason, NULL, 0) &&
+            c.cmd == DCEM_WIRE_CMD_RESEND && c.epoch == epoch && c.from_seq >= 1) {
+            pthread_mutex_lock(&lock);
+            if (!g->resend_from || c.from_seq < g->resend_from) g->resend_from = c.from_seq;
+            pthread_mutex_unlock(&lock);
+        }
+    } else if (!dcem_wire_decode_ack(m->payload, (size_t)m->payloadlen, &a, &reason, NULL, 0) &&
+               a.epoch == epoch) {
         pthread_mutex_lock(&lock);
         uint64_t seq = a.seq > g->published ? g->published : a.seq;
         for (uint64_t s = g->acked; s < seq; s++)
@@ -170,15 +187,9 @@ static void on_lost(void *ctx, char *cause)
     flag(&g->failed);
 }
 
-/* Publishes g's next batch, its readings stamped stamp_ms. Caller does not
- * hold the lock. */
-static int publish(gateway *g, int64_t stamp_ms, int phase, dcem_wire_reading *rs)
+/* Sends batch seq of g, its readings stamped stamp_ms. */
+static int send_batch(gateway *g, uint64_t seq, int64_t stamp_ms, dcem_wire_reading *rs)
 {
-    uint64_t seq = g->published + 1;
-    if (seq > g->cap) {
-        fprintf(stderr, "dcem-scale: %s/%s: more batches than planned\n", g->site, g->id);
-        return -1;
-    }
     for (long k = 0; k < meters_per_gw; k++) {
         dcem_wire_reading *r = &rs[k];
         long m = g->meter0 + k;
@@ -200,11 +211,6 @@ static int publish(gateway *g, int64_t stamp_ms, int phase, dcem_wire_reading *r
         fprintf(stderr, "dcem-scale: cannot encode a batch\n");
         return -1;
     }
-    pthread_mutex_lock(&lock);
-    g->pub_ns[seq - 1] = now_ns();
-    g->phase[seq - 1] = (unsigned char)phase;
-    g->published = seq;
-    pthread_mutex_unlock(&lock);
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onFailure = on_failure;
     ro.context = g;
@@ -217,6 +223,25 @@ static int publish(gateway *g, int64_t stamp_ms, int phase, dcem_wire_reading *r
         fprintf(stderr, "dcem-scale: %s/%s: publish: %d\n", g->site, g->id, rc);
         return -1;
     }
+    return 0;
+}
+
+/* Publishes g's next batch, its readings stamped stamp_ms. Caller does not
+ * hold the lock. */
+static int publish(gateway *g, int64_t stamp_ms, int phase, dcem_wire_reading *rs)
+{
+    uint64_t seq = g->published + 1;
+    if (seq > g->cap) {
+        fprintf(stderr, "dcem-scale: %s/%s: more batches than planned\n", g->site, g->id);
+        return -1;
+    }
+    pthread_mutex_lock(&lock);
+    g->pub_ns[seq - 1] = now_ns();
+    g->stamp_ms[seq - 1] = stamp_ms;
+    g->phase[seq - 1] = (unsigned char)phase;
+    g->published = seq;
+    pthread_mutex_unlock(&lock);
+    if (send_batch(g, seq, stamp_ms, rs)) return -1;
     return 0;
 }
 
@@ -237,6 +262,22 @@ static void report(const char *name, gateway *gws, size_t n_gw, int phase)
            name, n, name, n * (size_t)meters_per_gw, name, acked, name, dcem_pct_ms(lat, acked, 50),
            name, dcem_pct_ms(lat, acked, 99), name, acked ? (double)lat[acked - 1] / 1e6 : 0.0);
     free(lat);
+}
+
+/* Answers g's resend request, if any: batches from..published again. */
+static int answer_resend(gateway *g, dcem_wire_reading *rs)
+{
+    pthread_mutex_lock(&lock);
+    uint64_t from = g->resend_from, to = g->published;
+    g->resend_from = 0;
+    pthread_mutex_unlock(&lock);
+    for (uint64_t seq = from; from && seq <= to; seq++) {
+        if (send_batch(g, seq, g->stamp_ms[seq - 1], rs)) return -1;
+        pthread_mutex_lock(&lock);
+        resent++;
+        pthread_mutex_unlock(&lock);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -287,9 +328,10 @@ int main(int argc, char **argv)
         g->meter0 = (i % gw_per_site) * meters_per_gw;
         g->cap = (size_t)(live_n + backlog_n + 2);
         g->pub_ns = calloc(g->cap, sizeof *g->pub_ns);
+        g->stamp_ms = calloc(g->cap, sizeof *g->stamp_ms);
         g->lat_ns = malloc(g->cap * sizeof *g->lat_ns);
         g->phase = calloc(g->cap, 1);
-        if (!g->pub_ns || !g->lat_ns || !g->phase) return 1;
+        if (!g->pub_ns || !g->stamp_ms || !g->lat_ns || !g->phase) return 1;
         for (size_t s = 0; s < g->cap; s++) g->lat_ns[s] = -1;
         g->offset_ns = (int64_t)interval_s * 1000000000 * i / n_gw;
         if (dcem_wire_topic(g->data_topic, sizeof g->data_topic, g->site, g->id, "data"))
@@ -325,13 +367,16 @@ int main(int argc, char **argv)
             sleep_ns(5000000);
         }
         if (ok != 1) return fprintf(stderr, "dcem-scale: %s/%s not connected\n", g->site, g->id), 1;
-        char topic[DCEM_WIRE_TOPIC_MAX];
-        dcem_wire_topic(topic, sizeof topic, g->site, g->id, "ack");
+        char ack[DCEM_WIRE_TOPIC_MAX], ctl[DCEM_WIRE_TOPIC_MAX];
+        dcem_wire_topic(ack, sizeof ack, g->site, g->id, "ack");
+        dcem_wire_topic(ctl, sizeof ctl, g->site, g->id, "ctl");
+        char *topics[2] = {ack, ctl};
+        int qos[2] = {1, 1};
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         ro.onSuccess = on_subscribed;
         ro.onFailure = on_failure;
         ro.context = g;
-        if (MQTTAsync_subscribe(g->client, topic, 1, &ro) != MQTTASYNC_SUCCESS)
+        if (MQTTAsync_subscribeMany(g->client, 2, topics, qos, &ro) != MQTTASYNC_SUCCESS)
             return fprintf(stderr, "dcem-scale: cannot subscribe\n"), 1;
     }
     for (long i = 0; i < n_gw; i++) {
@@ -364,13 +409,15 @@ int main(int argc, char **argv)
             pthread_mutex_unlock(&lock);
             if (failed) return 1;
             if (behind) stalls++; /* an agent would keep it in its spool: sent later */
-            if (publish(g, stamp0 + k * iv_ms, 0, rs)) return 1;
+            if (answer_resend(g, rs) || publish(g, stamp0 + k * iv_ms, 0, rs)) return 1;
         }
     }
     int64_t live_end = now_ns();
     /* wait for the live phase's acks (a few seconds) before the backlog */
     while (now_ns() < live_end + (int64_t)30 * 1000000000) {
         int all = 1;
+        for (long i = 0; i < n_gw; i++)
+            if (answer_resend(&gws[i], rs)) return 1;
         pthread_mutex_lock(&lock);
         for (long i = 0; i < n_gw && all; i++) all = gws[i].acked == gws[i].published;
         pthread_mutex_unlock(&lock);
@@ -394,6 +441,7 @@ int main(int argc, char **argv)
         int sent = 0;
         for (long i = 0; i < n_gw; i++) {
             gateway *g = &gws[i];
+            if (answer_resend(g, rs)) return 1;
             if (next[i] == backlog_n) continue;
             pthread_mutex_lock(&lock);
             int room = g->published - g->acked < (uint64_t)window, failed = g->failed;
@@ -408,6 +456,8 @@ int main(int argc, char **argv)
     int all = 0;
     while (!all && now_ns() < end_by) {
         all = 1;
+        for (long i = 0; i < n_gw; i++)
+            if (answer_resend(&gws[i], rs)) return 1;
         pthread_mutex_lock(&lock);
         for (long i = 0; i < n_gw && all; i++) all = gws[i].acked == gws[i].published;
         pthread_mutex_unlock(&lock);
@@ -424,8 +474,8 @@ int main(int argc, char **argv)
         total += gws[i].published;
         unacked += gws[i].published - gws[i].acked;
     }
-    printf("batches=%zu readings=%zu unacked=%zu stamp_from_ms=%lld stamp_to_ms=%lld\n", total,
-           total * (size_t)meters_per_gw, unacked, (long long)stamp0,
+    printf("batches=%zu readings=%zu unacked=%zu resent=%zu stamp_from_ms=%lld stamp_to_ms=%lld\n",
+           total, total * (size_t)meters_per_gw, unacked, resent, (long long)stamp0,
            (long long)(stamp0 + (live_n + backlog_n - 1) * iv_ms));
     pthread_mutex_unlock(&lock);
     for (long i = 0; i < n_gw; i++) {
