@@ -8,7 +8,7 @@
 # gateways' spools is published at once (tests/tools/dcem-scale: each
 # gateway at most 20 batches ahead of the acks, as an agent) and drained.
 #
-#   [BACKEND=sqlite|postgresql] [COLLECTORS=1|2] [DURATION_S=600] [BACKLOG_S=3600] \
+#   [BACKEND=sqlite|postgresql] [COLLECTORS=1|2] [SPLIT=share|shard] [DURATION_S=600] [BACKLOG_S=3600] \
 #   [SITES=100 GATEWAYS=5 METERS=200 INTERVAL_S=10] scripts/bench/scale.sh [WORKDIR]
 #
 # Printed, each beside its target: publish → ack latency (p50, p99, max) of
@@ -19,7 +19,8 @@
 # is in the store once (the store's reading and batch counts equal what was
 # published; readings are keyed by meter and time), and one site's figures
 # equal dcem-audit's over its export.
-# Two collectors share an MQTT 5 subscription ($share/dcem/…).
+# Two collectors share an MQTT 5 subscription ($share/dcem/…), or with
+# SPLIT=shard each takes half of the sites (shard.sites).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/scripts/bench/lib.sh"
@@ -28,6 +29,8 @@ sites=${SITES:-100} gateways=${GATEWAYS:-5} meters=${METERS:-200}
 interval_s=${INTERVAL_S:-10} duration_s=${DURATION_S:-600} backlog_s=${BACKLOG_S:-3600}
 [[ $backend == sqlite || $backend == postgresql ]] || { echo "scale.sh: BACKEND: sqlite or postgresql" >&2; exit 2; }
 [[ $collectors == 1 || $collectors == 2 ]] || { echo "scale.sh: COLLECTORS: 1 or 2" >&2; exit 2; }
+split=${SPLIT:-share}
+[[ $split == share || $split == shard ]] || { echo "scale.sh: SPLIT: share or shard" >&2; exit 2; }
 build=${BUILD:-$root/build/release}
 
 "$root/scripts/deps.sh"
@@ -76,10 +79,14 @@ pids+=($!)
 wait_for "mosquitto on $port" 10 port_open "$port"
 
 # ---- collectors ----
-share=""
-((collectors == 2)) && share=", version: 5, share_group: dcem"
+share="" shard=""
+((collectors == 2)) && [[ $split == share ]] && share=", version: 5, share_group: dcem"
 declare -a col_pids
 for ((i = 1; i <= collectors; i++)); do
+  if ((collectors == 2)) && [[ $split == shard ]]; then # collector 1 the first half of the sites
+    shard="shard: {sites: [$(for ((k = 1; k <= sites; k++)); do
+      (((k <= sites / 2) == (i == 1))) && printf '%ssc-%03d' "${sep:-}" "$k" && sep=", "; done; sep=)]}"
+  fi
   cat >"$work/collector-$i.yaml" <<EOF
 collector: scale-$i
 sites: sites
@@ -88,6 +95,7 @@ identity: {allow_unsigned: true}  # lab: the load is unsigned
 mqtt: {uri: "$uri"$share}
 store: $store_yaml
 health_log_s: 10
+$shard
 EOF
   "$col" -c "$work/collector-$i.yaml" >"$work/collector-$i.out" 2>"$work/collector-$i.err" &
   col_pids+=($!)
@@ -185,7 +193,7 @@ if [[ $backend == sqlite ]]; then
 else
   db_size=$(sql "SELECT pg_database_size(current_database()) / 1048576")
 fi
-echo "scale: $backend, $collectors collector(s), $((sites * gateways * meters)) meters on $((sites * gateways)) gateways, $((sites * gateways * meters / interval_s)) readings/s"
+echo "scale: $backend, $collectors collector(s)$( ((collectors == 2)) && echo " ($split)"), $((sites * gateways * meters)) meters on $((sites * gateways)) gateways, $((sites * gateways * meters / interval_s)) readings/s"
 echo "  live ${duration_s} s: $(field live_batches "$out") batches, $(field live_readings "$out") readings; publish -> ack p50 $(field live_p50_ms "$out") ms, p99 $(field live_p99_ms "$out") ms (target <= 500), max $(field live_max_ms "$out") ms; stalls $(field live_stalls "$out")"
 echo "  figures: committed data waited at most $(field figures_lag_live_max_s "$samples") s for its stored figures while live (target <= 60), $(field figures_lag_max_s "$samples") s over the whole run"
 echo "  collector peak RSS $(field rss_peak_mib "$samples") MiB (target <= 1024), CPU $cpu s over the run; store $db_size MiB$([[ $backend == postgresql ]] && awk "BEGIN { printf \", PostgreSQL CPU %.0f s\", $db_cpu1 - $db_cpu0 }")"
