@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's first command, non-interactively: scripts/demo.sh --once on
-# this build, in a directory and on a port of its own.
+# The README's first command as a user runs it: scripts/demo.sh on this
+# build, in a directory and on a port of its own, stopped with Ctrl-C.
 #
 #   demo.sh BUILD_DIR SOURCE_DIR
 #
@@ -9,8 +9,9 @@
 # reward_eligible, yz-beta differential_pricing_candidate, yz-gamma
 # cap_exceeded) and writes their reports, the live agents deliver readings,
 # the dashboard's page is served, every batch is signed and kept with its
-# proof (dcem-collector verify), the broker is the shipped TLS one, and when
-# it stops no process it started is left behind.
+# proof (dcem-collector verify), the broker is the shipped TLS one, and
+# Ctrl-C ends it with "stopped", status 0, and no process it started left
+# behind.
 set -euo pipefail
 build=$1
 src=$2
@@ -18,8 +19,28 @@ src=$2
 work=$(mktemp -d /tmp/dcem-demo.XXXXXX)
 trap 'rc=$?; if ((rc == 0)); then rm -rf "$work"; else echo "demo.sh failed; files kept in $work" >&2; fi' EXIT
 port=$(free_port)
+# run as a user runs it: in a session of its own (a terminal's process
+# group), until it says it is running; then Ctrl-C (SIGINT to the group)
 DCEM_BUILD_DIR=$build DCEM_DEMO_DIR=$work/demo DCEM_DEMO_PORT=$port \
-  "$src/scripts/demo.sh" --once >"$work/demo.out" 2>&1 || fail "scripts/demo.sh --once: $(tail -5 "$work/demo.out")"
+  $PY - "$src/scripts/demo.sh" "$work/demo.out" <<'EOF' || fail "scripts/demo.sh and Ctrl-C: $(tail -5 "$work/demo.out")"
+import os, signal, subprocess, sys, time
+script, out = sys.argv[1], sys.argv[2]
+p = subprocess.Popen([script], stdout=open(out, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+deadline = time.time() + 500
+while "Running. Ctrl-C stops everything." not in open(out).read():
+    if p.poll() is not None: sys.exit(f"the demo ended before it ran, status {p.returncode}")
+    if time.time() > deadline: os.killpg(p.pid, signal.SIGKILL); sys.exit("the demo did not come up in 500 s")
+    time.sleep(0.5)
+time.sleep(2)
+os.killpg(p.pid, signal.SIGINT)  # Ctrl-C: the whole group, as a terminal sends it
+try: rc = p.wait(60)
+except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); sys.exit("the demo did not stop in 60 s")
+text = open(out).read()
+if rc != 0: sys.exit(f"Ctrl-C: exit status {rc}")
+if text.rstrip().splitlines()[-1] != "stopped": sys.exit("Ctrl-C: the last line is not 'stopped'")
+if "demo: failed" in text: sys.exit("Ctrl-C: the demo said it failed")
+EOF
 cat "$work/demo.out"
 for want in "yz-alpha .*reward_eligible" "yz-beta .*differential_pricing_candidate" "yz-gamma .*cap_exceeded" \
   "Dashboard (regulator): http://127.0.0.1:$port/#token="; do
