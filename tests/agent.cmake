@@ -16,9 +16,7 @@ endforeach()
 # End to end against mosquitto, dcem-sim (TCP and socat RTU) and
 # dcem-test-ack; tests/integration/agent.sh says what each scenario proves.
 set(agent_scenarios models profiles outage kill9 dead reload stale)
-if(TARGET dcem-collector)
-  list(APPEND agent_scenarios collector)
-endif()
+list(APPEND agent_scenarios collector)
 foreach(scenario ${agent_scenarios})
   add_test(NAME agent_${scenario}
     COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent.sh ${scenario} ${PROJECT_BINARY_DIR}
@@ -28,12 +26,10 @@ endforeach()
 
 # --import: a site's history through the agent's own path (spool, acks) into
 # a real collector, killed part-way; figures equal dcem-audit over the CSV.
-if(TARGET dcem-collector)
-  add_test(NAME agent_import
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_import.sh ${PROJECT_BINARY_DIR}
-            ${PROJECT_SOURCE_DIR})
-  set_tests_properties(agent_import PROPERTIES TIMEOUT 180 LABELS integration)
-endif()
+add_test(NAME agent_import
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_import.sh ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(agent_import PROPERTIES TIMEOUT 180 LABELS integration)
 
 # Commissioning: --once (JSON piped, the table on a pty, exit 1 for a dead
 # device) and --check-config against dcem-sim; a missing serial device and a
@@ -62,21 +58,17 @@ set_tests_properties(agent_ratio PROPERTIES TIMEOUT 240 LABELS integration)
 # Adversarial case 5: a batch cut off the spool's tail while the agent was
 # stopped; its birth says what is really held and a resend for the lost
 # batch is answered with a birth (tests/integration/agent_torn_spool.sh).
-if(TARGET dcem-sim)
-  add_test(NAME agent_torn_spool
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_torn_spool.sh ${PROJECT_BINARY_DIR}
-            ${PROJECT_SOURCE_DIR})
-  set_tests_properties(agent_torn_spool PROPERTIES TIMEOUT 120 LABELS integration)
-endif()
+add_test(NAME agent_torn_spool
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_torn_spool.sh ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(agent_torn_spool PROPERTIES TIMEOUT 120 LABELS integration)
 
 # Dropped data: a 1 MiB spool that nobody acknowledges fills and drops its
 # oldest batches; counted, logged once, in the stats line and in the metrics.
-if(TARGET dcem-sim)
-  add_test(NAME agent_dropped
-    COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_dropped.sh ${PROJECT_BINARY_DIR}
-            ${PROJECT_SOURCE_DIR})
-  set_tests_properties(agent_dropped PROPERTIES TIMEOUT 240 LABELS integration)
-endif()
+add_test(NAME agent_dropped
+  COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/agent_dropped.sh ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(agent_dropped PROPERTIES TIMEOUT 240 LABELS integration)
 
 # dcem-local-figures: the agent's local figures over a readings CSV, one line
 # per interval and role in micro-kWh (tests/integration/pipeline_property.sh).
