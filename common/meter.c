@@ -57,6 +57,13 @@ static void on_interval(void *arg, const dcem_interval *iv)
  * event is at or after the interval the splitter has open, so at most five
  * intervals wait (the open one, a reading held for its value, one held for
  * its time, the newest reading); a full list settles its oldest entry. */
+/* An interval's count, one more; it stops at INT32_MAX (a restored state
+ * may hold any count dcem_meter_decode accepts). */
+static void bump(int32_t *n)
+{
+    if (*n < INT32_MAX) ++*n;
+}
+
 static dcem_meter_pending *pending_at(out_ctx *o, int64_t t)
 {
     dcem_meter_state *m = o->m;
@@ -81,13 +88,13 @@ static void apply(out_ctx *o, const dcem_counter_out *out)
 {
     for (int i = 0; i < out->discarded; i++) {
         dcem_meter_pending *p = pending_at(o, out->discarded_t_ms[i]);
-        p->discarded++;
-        p->readings--; /* it was counted when it came */
+        bump(&p->discarded);
+        if (p->readings > 0) p->readings--; /* it was counted when it came */
     }
     for (int i = 0; i < out->n_seg; i++) {
         const dcem_segment *g = &out->seg[i];
-        if (g->flags & DCEM_SEG_ROLLOVER) pending_at(o, g->t1_ms - 1)->rollovers++;
-        if (g->flags & DCEM_SEG_RESET) pending_at(o, g->t1_ms - 1)->resets++;
+        if (g->flags & DCEM_SEG_ROLLOVER) bump(&pending_at(o, g->t1_ms - 1)->rollovers);
+        if (g->flags & DCEM_SEG_RESET) bump(&pending_at(o, g->t1_ms - 1)->resets);
         dcem_splitter_add(&o->m->split, g, on_interval, o);
     }
 }
@@ -120,7 +127,7 @@ int dcem_meter_push(dcem_meter_state *m, const dcem_counter_cfg *cfg, int64_t t_
     dcem_counter_push_ratio(&m->counter, t_ms, has_kwh, ukwh, has_kw, kw * 1e6, ratio, out);
     if (out->reject) return out->reject;
     out_ctx o = {m, fn, ctx};
-    pending_at(&o, t_ms)->readings++;
+    bump(&pending_at(&o, t_ms)->readings);
     apply(&o, out);
     return DCEM_REJECT_NONE;
 }
