@@ -1471,7 +1471,7 @@ static int put_readings(dcem_store *st, const dcem_wire_batch *b, const bkey *k,
         arr_f64(&a[3], r->has_kw, r->kw);
         sb_add(&a[4], "%s%d", i ? "," : "", r->quality);
         arr_f64(&a[5], 1, dcem_wire_ratio(r));
-        keys[i] = (rkey){mids[i], r->t_ms, i};
+        if (careful) keys[i] = (rkey){mids[i], r->t_ms, i}; /* for mark_first */
     }
     for (int j = 0; j < 6; j++) {
         sb_add(&a[j], "}");
