@@ -195,6 +195,7 @@ else
 fi
 echo "scale: $backend, $collectors collector(s)$( ((collectors == 2)) && echo " ($split)"), $((sites * gateways * meters)) meters on $((sites * gateways)) gateways, $((sites * gateways * meters / interval_s)) readings/s"
 echo "  live ${duration_s} s: $(field live_batches "$out") batches, $(field live_readings "$out") readings; publish -> ack p50 $(field live_p50_ms "$out") ms, p99 $(field live_p99_ms "$out") ms (target <= 500), max $(field live_max_ms "$out") ms; stalls $(field live_stalls "$out")"
+echo "  live p99 by round (ms, a round: every gateway's next batch): $(field live_round_p99_ms "$out")"
 echo "  figures: committed data waited at most $(field figures_lag_live_max_s "$samples") s for its stored figures while live (target <= 60), $(field figures_lag_max_s "$samples") s over the whole run"
 echo "  collector peak RSS $(field rss_peak_mib "$samples") MiB (target <= 1024), CPU $cpu s over the run; store $db_size MiB$([[ $backend == postgresql ]] && awk "BEGIN { printf \", PostgreSQL CPU %.0f s\", $db_cpu1 - $db_cpu0 }")"
 echo "  backlog of ${backlog_s} s: $(field backlog_readings "$out") readings drained in $(field backlog_drain_s "$out") s ($(field backlog_rate "$out") readings/s), p99 $(field backlog_p99_ms "$out") ms per batch"

@@ -264,6 +264,27 @@ static void report(const char *name, gateway *gws, size_t n_gw, int phase)
     free(lat);
 }
 
+/* The live phase's p99 round by round (round k: every gateway's seq k):
+ * a warm-up, a checkpoint or a stall shows where it happened. Caller
+ * holds the lock. */
+static void report_rounds(gateway *gws, size_t n_gw)
+{
+    int64_t *lat = malloc((n_gw ? n_gw : 1) * sizeof *lat);
+    if (!lat) return;
+    printf("live_round_p99_ms=");
+    for (uint64_t s = 0;; s++) {
+        size_t n = 0;
+        for (size_t i = 0; i < n_gw; i++)
+            if (s < gws[i].published && gws[i].phase[s] == 0 && gws[i].lat_ns[s] >= 0)
+                lat[n++] = gws[i].lat_ns[s];
+        if (!n) break;
+        qsort(lat, n, sizeof *lat, dcem_cmp_i64);
+        printf("%s%.0f", s ? "," : "", dcem_pct_ms(lat, n, 99));
+    }
+    printf("\n");
+    free(lat);
+}
+
 /* Answers g's resend request, if any: batches from..published again. */
 static int answer_resend(gateway *g, dcem_wire_reading *rs)
 {
@@ -426,6 +447,7 @@ int main(int argc, char **argv)
     }
     pthread_mutex_lock(&lock);
     report("live", gws, (size_t)n_gw, 0);
+    report_rounds(gws, (size_t)n_gw);
     printf("live_stalls=%zu live_end_ms=%lld\n", stalls, (long long)wall_ms());
     pthread_mutex_unlock(&lock);
     fflush(stdout);
