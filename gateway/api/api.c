@@ -412,6 +412,11 @@ static enum MHD_Result metrics(dcem_api *a, struct MHD_Connection *c)
            s->future_states);
     metric(&t, "dcem_resend_requests_total", "counter", "Resend requests sent for holes.",
            h->resend_requests);
+    metric(&t, "dcem_held_batches", "gauge",
+           "Batches held (unacknowledged) for their predecessor.", (uint64_t)h->held);
+    metric(&t, "dcem_held_batches_tried_total", "counter",
+           "Held batches tried again once their predecessor may have been stored.",
+           h->held_tries);
     metric(&t, "dcem_holes_given_up_total", "counter",
            "Holes given up after max_resend_requests unanswered requests.", s->holes_given_up);
     metric(&t, "dcem_batches_given_up_total", "counter",

@@ -39,6 +39,8 @@ typedef struct dcem_api_health {
     int store_ok; /* 0 while store writes fail */
     int64_t uptime_s;
     uint64_t resend_requests; /* sent for holes (docs/collector.md) */
+    uint64_t held_tries;      /* batches held for their predecessor, tried again */
+    size_t held;              /* batches held now */
     dcem_api_refusal refusals[DCEM_API_MAX_REFUSALS];
     size_t n_refusals;
 } dcem_api_health;

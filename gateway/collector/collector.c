@@ -106,7 +106,10 @@ typedef struct refusal {
 #define N_REASONS (DCEM_WIRE_REASON_COUNT + 3)    /* index: reason + 1 */
 
 /* A hole in a gateway's seqs the collector asks to be filled: resend
- * requests every resend_interval_ms, given up after max_resend_requests. */
+ * requests every resend_interval_ms, given up after max_resend_requests
+ * unanswered. In a shared group the store is looked at first
+ * (share_poll): while another member's commits move the gateway's H,
+ * nothing is asked for and nothing given up. */
 typedef struct hole {
     char site[DCEM_ID_MAX], gateway[DCEM_ID_MAX];
     uint64_t epoch, from; /* the first seq missing (H + 1) */
@@ -114,11 +117,21 @@ typedef struct hole {
     uint64_t lowest;      /* the lowest seq above it that came */
     long long requests;   /* resend requests sent for `from` */
     int64_t next_ms;      /* the next request, or giving up (monotonic) */
+    int64_t poll_ms;      /* shared group: the next look at the store's H (monotonic) */
 } hole;
 
-#define MAX_HOLES 256      /* holes tracked; beyond, a gap is answered at once, unheld */
-#define MAX_WAITING 1024   /* batches held for their predecessor, all gateways */
+/* holes tracked, one per gateway and epoch; beyond, a gap is answered at once, unheld */
+#define MAX_HOLES DCEM_INBOX_MAX_SOURCES
+/* batches held for their predecessor, all gateways: in a shared group
+ * after an outage, each gateway's window is spread over the members and
+ * most of a member's share waits for the others' */
+#define MAX_WAITING 8192
+#define MAX_WAITING_BYTES (128u << 20)
 #define MAX_WAITING_PER_SOURCE 256
+/* shared group: each hole's gateway looked up in the store every 20 ms,
+ * or less often with many holes — about 2,500 lookups a second in all */
+#define SHARE_POLL_MIN_MS 20
+#define SHARE_LOOKUPS_PER_S 2500
 
 typedef struct collector {
     dcem_collector_config *cfg;
@@ -136,14 +149,19 @@ typedef struct collector {
     size_t complaining;             /* refusals with a complaint open */
     dcem_inbox_source *sources;     /* scratch: [DCEM_INBOX_MAX_SOURCES] */
     msg *waiting, *waiting_tail;    /* batches held for their predecessor, oldest first */
-    size_t n_waiting;
+    size_t n_waiting, waiting_bytes;
     size_t waiting_of[DCEM_INBOX_MAX_SOURCES];
     unsigned char moved[DCEM_INBOX_MAX_SOURCES]; /* its H moved: try its held batches again */
     unsigned char retry_now[DCEM_INBOX_MAX_SOURCES];
     int any_moved;
+    /* each gateway's next expected seq (the store's H + 1) in one epoch,
+     * as last learned (0: not known): a held batch above it is not tried
+     * again — it would only be found ahead of its predecessor again */
+    uint64_t next_epoch[DCEM_INBOX_MAX_SOURCES], next_seq[DCEM_INBOX_MAX_SOURCES];
     hole holes[MAX_HOLES];
     size_t n_holes;
     uint64_t resend_requests;       /* sent */
+    uint64_t held_tries;            /* held batches tried again */
     dcem_api *api;                  /* NULL without an api section */
     dcem_api_health health;         /* what the API is handed (big: kept here, not on the stack) */
     int64_t started_ms;             /* monotonic */
@@ -400,7 +418,8 @@ static void answer_add(answer *as, size_t *n, const dcem_engine_reply *r)
  * when x was kept. */
 static int hold(collector *c, msg *x)
 {
-    if (c->n_waiting == MAX_WAITING || c->waiting_of[x->source] == MAX_WAITING_PER_SOURCE)
+    if (c->n_waiting == MAX_WAITING || c->waiting_of[x->source] == MAX_WAITING_PER_SOURCE ||
+        c->waiting_bytes + x->len > MAX_WAITING_BYTES)
         return 0;
     x->tried = 1;
     x->next = NULL;
@@ -408,6 +427,7 @@ static int hold(collector *c, msg *x)
     else c->waiting = x;
     c->waiting_tail = x;
     c->n_waiting++;
+    c->waiting_bytes += x->len;
     c->waiting_of[x->source]++;
     return 1;
 }
@@ -420,8 +440,23 @@ static msg *unhold(collector *c)
     if (!c->waiting) c->waiting_tail = NULL;
     x->next = NULL;
     c->n_waiting--;
+    c->waiting_bytes -= x->len;
     c->waiting_of[x->source]--;
     return x;
+}
+
+/* The store's H of source's gateway in epoch is at least next - 1. */
+static void learn(collector *c, int source, uint64_t epoch, uint64_t next)
+{
+    if (c->next_epoch[source] != epoch || c->next_seq[source] < next)
+        c->next_epoch[source] = epoch, c->next_seq[source] = next;
+}
+
+
+static int64_t poll_every_ms(const collector *c)
+{
+    int64_t ms = (int64_t)c->n_holes * 1000 / SHARE_LOOKUPS_PER_S;
+    return ms < SHARE_POLL_MIN_MS ? SHARE_POLL_MIN_MS : ms;
 }
 
 static int hole_is(const hole *h, const char *site, const char *gateway, uint64_t epoch)
@@ -434,32 +469,34 @@ static void hole_remove(collector *c, size_t i)
     c->holes[i] = c->holes[--c->n_holes];
 }
 
-/* Batch r came ahead of the missing r->resend_from: the hole it shows,
- * tracked (the first request at once, or after resend_interval_ms in a
- * shared group, where another member may be storing it). NULL when
- * MAX_HOLES are tracked already. */
-static hole *hole_note(collector *c, const dcem_engine_reply *r, int source, int64_t now)
+/* Batch seq of site/gateway's epoch came ahead of the missing `from`: the
+ * hole it shows, tracked (the first request at once, or after
+ * resend_interval_ms in a shared group, where another member may be
+ * storing it). NULL when MAX_HOLES are tracked already. */
+static hole *hole_note(collector *c, const char *site, const char *gateway, uint64_t epoch,
+                       uint64_t from, uint64_t seq, int source, int64_t now)
 {
     hole *h = NULL;
     for (size_t i = 0; i < c->n_holes && !h; i++)
-        if (hole_is(&c->holes[i], r->site, r->gateway, r->epoch)) h = &c->holes[i];
-    if (h && h->from == r->resend_from) {
-        if (r->seq < h->lowest) h->lowest = r->seq;
+        if (hole_is(&c->holes[i], site, gateway, epoch)) h = &c->holes[i];
+    if (h && h->from == from) {
+        if (seq < h->lowest) h->lowest = seq;
         return h;
     }
     if (!h) {
         if (c->n_holes == MAX_HOLES) return NULL;
         h = &c->holes[c->n_holes++];
-        snprintf(h->site, sizeof h->site, "%s", r->site);
-        snprintf(h->gateway, sizeof h->gateway, "%s", r->gateway);
-        h->epoch = r->epoch;
+        snprintf(h->site, sizeof h->site, "%s", site);
+        snprintf(h->gateway, sizeof h->gateway, "%s", gateway);
+        h->epoch = epoch;
         h->source = source;
     }
     /* new, or its gateway's seqs moved on to another hole */
-    h->from = r->resend_from;
-    h->lowest = r->seq;
+    h->from = from;
+    h->lowest = seq;
     h->requests = 0;
     h->next_ms = now + (c->cfg->mqtt.share_group[0] ? c->cfg->ingest.resend_interval_ms : 0);
+    h->poll_ms = now + poll_every_ms(c);
     return h;
 }
 
@@ -471,6 +508,30 @@ static void holes_filled(collector *c, const char *site, const char *gateway, ui
     for (size_t i = c->n_holes; i-- > 0;)
         if (hole_is(&c->holes[i], site, gateway, epoch) && c->holes[i].from <= seq)
             hole_remove(c, i);
+}
+
+/* In a shared group: what the store says of each hole's gateway, every
+ * poll_every_ms. Another member storing its batches moves its H: the
+ * batches held here behind it are tried again, and the hole's requests
+ * and giving up wait (its timer starts again). */
+static void share_poll(collector *c, int64_t now)
+{
+    if (!c->cfg->mqtt.share_group[0]) return;
+    for (size_t i = 0; i < c->n_holes; i++) {
+        hole *h = &c->holes[i];
+        if (now < h->poll_ms) continue;
+        h->poll_ms = now + poll_every_ms(c);
+        dcem_store_epoch ep;
+        if (dcem_store_gateway_seq(c->store, h->site, h->gateway, h->epoch, &ep) ||
+            ep.contiguous_seq + 1 <= h->from)
+            continue; /* nothing new (a store failure: the store's own complaint) */
+        h->from = ep.contiguous_seq + 1;
+        h->requests = 0;
+        h->next_ms = now + c->cfg->ingest.resend_interval_ms;
+        learn(c, h->source, h->epoch, h->from);
+        c->moved[h->source] = 1;
+        c->any_moved = 1;
+    }
 }
 
 /* Asks for each hole again every resend_interval_ms; after
@@ -489,11 +550,27 @@ static void holes_tick(collector *c, int64_t now)
             h->requests++;
             c->resend_requests++;
         } else if (!dcem_engine_give_up(c->engine, h->site, h->gateway, h->epoch, h->lowest - 1)) {
+            learn(c, h->source, h->epoch, h->lowest);
             c->moved[h->source] = 1;
             c->any_moved = 1;
             hole_remove(c, i);
         } /* else the store failed: tried again at the next interval */
     }
+}
+
+/* Whether held batch x must wait still: it is above its gateway's next
+ * seq as far as the collector knows, and the hole before it is tracked
+ * (noted again if it was closed meanwhile — the collector stored the
+ * batch it lacked, not the next — so that it is asked for, or in a shared
+ * group looked for in the store). */
+static int must_wait(collector *c, msg *x, int64_t now)
+{
+    dcem_wire_topic_parts tp;
+    if (c->next_epoch[x->source] != x->epoch || x->seq <= c->next_seq[x->source] ||
+        dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp))
+        return 0;
+    return hole_note(c, tp.site, tp.gateway, x->epoch, c->next_seq[x->source], x->seq, x->source,
+                     now) != NULL;
 }
 
 /* Stores a group of data messages in one transaction, then answers: acks
@@ -522,11 +599,16 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
             dcem_release(&c->store_complaint, "store", "storing again");
             if (out[i] != DCEM_ENGINE_QUARANTINED) accept_from(c, xs[i]->source);
             holes_filled(c, r->site, r->gateway, r->epoch, r->ack_seq);
+            if (r->ack) learn(c, xs[i]->source, r->epoch, r->ack_seq + 1);
             if (out[i] != DCEM_ENGINE_DUPLICATE) c->moved[xs[i]->source] = 1, c->any_moved = 1;
             answer_add(as, &na, r);
             break;
         case DCEM_ENGINE_GAP: {
-            hole *h = hole_note(c, r, xs[i]->source, mono_ms());
+            hole *h = hole_note(c, r->site, r->gateway, r->epoch, r->resend_from, r->seq,
+                                xs[i]->source, mono_ms());
+            learn(c, xs[i]->source, r->epoch, r->resend_from);
+            xs[i]->epoch = r->epoch;
+            xs[i]->seq = r->seq;
             if (h && hold(c, xs[i])) {
                 xs[i] = NULL;
                 break;
@@ -557,15 +639,14 @@ static void store_group(collector *c, msg **xs, size_t n, int64_t now)
 /* Takes what the inbox holds, round robin across its sources: data
  * messages in groups, a state message between them on its own; first the
  * batches held for their predecessor whose gateway's seqs moved since they
- * were last tried (in a shared group, with retry_tick, every 20 ms, all of
- * them: another member may have stored their predecessor). Returns the
- * number taken from the inbox. */
-static size_t drain(collector *c, int retry_tick)
+ * were last tried (in this collector's commits, a birth's, or in a shared
+ * group another member's: share_poll), and of those only the ones that
+ * may be next. Returns the number taken from the inbox. */
+static size_t drain(collector *c)
 {
     msg *xs[GROUP_MAX];
     size_t n = 0, bytes = 0, taken = 0, waiting = 0;
-    int all = c->cfg->mqtt.share_group[0] && retry_tick;
-    if (all || c->any_moved) {
+    if (c->any_moved) {
         waiting = c->n_waiting;
         memcpy(c->retry_now, c->moved, sizeof c->moved);
         memset(c->moved, 0, sizeof c->moved);
@@ -575,11 +656,12 @@ static size_t drain(collector *c, int retry_tick)
         msg *x = taken < waiting                ? unhold(c)
                  : taken < 4 * GROUP_MAX + waiting ? dcem_inbox_take(c->in.q)
                                                    : NULL;
-        if (x && taken < waiting && !all && !c->retry_now[x->source]) {
-            hold(c, x); /* nothing moved for it: to the back, untried */
+        if (x && taken < waiting && (!c->retry_now[x->source] || must_wait(c, x, mono_ms()))) {
+            hold(c, x); /* not yet: to the back, untried */
             taken++;
             continue;
         }
+        if (x && taken < waiting) c->held_tries++;
         dcem_wire_topic_parts tp;
         int state = x && !dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) &&
                     tp.leaf == DCEM_WIRE_STATE;
@@ -593,6 +675,7 @@ static size_t drain(collector *c, int retry_tick)
             handle_state(c, x, &tp, wall_ms());
             c->moved[x->source] = 1; /* a birth may have given batches up */
             c->any_moved = 1;
+            c->next_epoch[x->source] = c->next_seq[x->source] = 0;
             msg_free(x);
             continue;
         }
@@ -653,12 +736,13 @@ static void log_health(collector *c)
         DCEM_LOGI("health", "late readings %llu: %llu meter rebuilds ran %llu stored readings again",
                   (unsigned long long)s->late_readings, (unsigned long long)s->rebuilds,
                   (unsigned long long)s->rebuilt_readings);
-    if (c->resend_requests || s->holes_given_up)
+    if (c->resend_requests || s->holes_given_up || c->held_tries)
         DCEM_LOGI("health", "holes: %llu resend requests, %llu holes given up (%llu batches, "
-                  "%llu of them came later and were stored); %zu open, %zu batches held",
+                  "%llu of them came later and were stored); %zu open, %zu batches held, "
+                  "held batches tried again %llu times",
                   (unsigned long long)c->resend_requests, (unsigned long long)s->holes_given_up,
                   (unsigned long long)s->seqs_given_up, (unsigned long long)s->given_up_stored,
-                  c->n_holes, c->n_waiting);
+                  c->n_holes, c->n_waiting, (unsigned long long)c->held_tries);
     const uint64_t *rn = s->ratio_notes;
     if (s->ratio_changes || rn[DCEM_WIRE_RATIO_HELD] || rn[DCEM_WIRE_RATIO_UNKNOWN] ||
         rn[DCEM_WIRE_RATIO_MISMATCH])
@@ -696,6 +780,8 @@ static void share_health(collector *c, int64_t now)
     h->store_ok = c->store_complaint.count == 0;
     h->uptime_s = (now - c->started_ms) / 1000;
     h->resend_requests = c->resend_requests;
+    h->held_tries = c->held_tries;
+    h->held = c->n_waiting;
     sync_drops(c, 0);
     size_t n = dcem_inbox_sources(c->in.q, c->sources, DCEM_INBOX_MAX_SOURCES);
     h->n_refusals = 0;
@@ -1096,7 +1182,7 @@ int main(int argc, char **argv)
     }
     DCEM_LOGI("collector", "%s: %zu sites, policy %s, store %s", cfg->collector, cfg->n_sites,
               cfg->policy->policy, cfg->store.label);
-    int64_t next_retry = 0, next_health = mono_ms() + cfg->health_log_s * 1000,
+    int64_t next_health = mono_ms() + cfg->health_log_s * 1000,
             next_prune = mono_ms() + PRUNE_EVERY_MS, next_api = 0;
     while (!got_term) {
         int64_t now = mono_ms();
@@ -1106,11 +1192,8 @@ int main(int argc, char **argv)
             cfg = c.cfg;
         }
         try_connect(&c, now);
-        /* in a shared group, batches held for their predecessor are tried
-         * again every 20 ms */
-        int retry = now >= next_retry;
-        if (retry) next_retry = now + 20;
-        size_t busy = drain(&c, retry);
+        share_poll(&c, now);
+        size_t busy = drain(&c);
         holes_tick(&c, now);
         /* the figures thread's verdict alerts, published from here (the
          * MQTT link is this thread's) */

@@ -31,6 +31,7 @@ typedef struct dcem_inbox_msg {
     size_t len;
     int source; /* index of its source */
     int tried;  /* taken before and found ahead of its predecessor */
+    uint64_t epoch, seq; /* a held batch's, as its first try read them */
 } dcem_inbox_msg;
 
 enum {

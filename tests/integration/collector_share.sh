@@ -11,7 +11,10 @@
 #   collector_share.sh BUILD_DIR SOURCE_DIR [sqlite|postgresql]
 #
 # Proves: both collectors stored batches; every reading is stored exactly
-# once (the export is exactly the replayed rows); no batch failed; the
+# once (the export is exactly the replayed rows); no batch failed; no hole
+# was given up while the other member was storing it, and a batch held for
+# its predecessor was tried again about once, not every few milliseconds
+# (each try decodes it and reads the store); the
 # figures from the shared store equal dcem-audit's over the export, field by
 # field, for every period of the year.
 set -euo pipefail
@@ -126,20 +129,28 @@ import collections, json, re, sys
 w, rows = sys.argv[1], int(sys.argv[2])
 bad = []
 # each collector's health since its last start: both stored, none failed
-stored = {}
+stored, holes = {}, {}
 for name in "ab":
     err = open(f"{w}/collector-{name}.err").read()
     runs = err.split("(earlier run) subscribed to")
-    total = 0
+    total = received = 0
+    holes[name] = [0, 0, 0]  # resend requests, holes given up, held batches tried again
     for run in runs:
         lines = re.findall(r"health: received (\d+), stored (\d+), duplicates (\d+), gaps (\d+), "
                            r"malformed (\d+), quarantined (\d+), unknown site (\d+), failed (\d+)", run)
         if lines:
             rec, st, dup, gaps, mal, q, unk, failed = map(int, lines[-1])
             total += st
+            received += rec
             if failed or mal or q or unk:
                 bad.append(f"collector {name}: failed {failed}, malformed {mal}, quarantined {q}, unknown {unk}")
+        h = re.findall(r"health: holes: (\d+) resend requests, (\d+) holes given up .* "
+                       r"held batches tried again (\d+) times", run)
+        if h: holes[name] = [a + int(b) for a, b in zip(holes[name], h[-1])]
     stored[name] = total
+    if holes[name][1]: bad.append(f"collector {name} gave {holes[name][1]} holes up: the other member was storing them")
+    if holes[name][2] > received:
+        bad.append(f"collector {name} tried held batches again {holes[name][2]} times for {received} received")
     if not total: bad.append(f"collector {name} stored no batch: the group did not share the load")
 
 def table(path):
@@ -164,6 +175,7 @@ for c, a in zip(col, aud["periods"]):
     for k, v in a.items():
         if c.get(k) != v: bad.append(f"{a['period']} {k}: collector {c.get(k)!r}, dcem-audit {v!r}")
 print(f"batches stored by collector a: {stored['a']}, by b: {stored['b']}; {rows} readings stored once;"
+      f" resend requests, holes given up, held batches tried again: a {holes['a']}, b {holes['b']};"
       f" {len(col)} periods identical to dcem-audit (January total {col[0]['total_kwh']} kWh)")
 if bad: print("\n".join(bad[:20])); sys.exit(1)
 EOF
