@@ -625,6 +625,43 @@ int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *met
                                    stale ? stale : &stale_d, updated_ms ? updated_ms : &updated_d);
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int dcem_store_get_meter_states(dcem_store *st, const char *site, const char *const *meters,
+                                size_t n, dcem_store_state_fn fn, void *ctx)
+{
+    CHECK_HANDLE(st);
+    if (!id_ok(site)) return bad(st, "get_meter_states: invalid site id");
+    if (n > DCEM_STORE_MAX_STATE_ROWS) return bad(st, "get_meter_states: too many meters");
+    if (!n) return 0;
+    if (!meters || !fn) return bad(st, "get_meter_states: no meters or no callback");
+    for (size_t i = 0; i < n; i++)
+        if (!meters[i] || !id_ok(meters[i])) return bad(st, "get_meter_states: invalid meter id");
+    const char **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return DCEM_ENOMEM;
+    memcpy(sorted, meters, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, by_name);
+    int twice = 0;
+    for (size_t i = 1; i < n && !twice; i++) twice = !strcmp(sorted[i - 1], sorted[i]);
+    free(sorted);
+    if (twice) return bad(st, "get_meter_states: a meter given twice");
+    if (st->be->get_meter_states) return st->be->get_meter_states(st, site, meters, n, fn, ctx);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char buf[DCEM_STORE_MAX_STATE];
+        size_t len = 0;
+        int stale = 0;
+        int64_t updated;
+        rc = st->be->get_meter_state(st, site, meters[i], buf, sizeof buf, &len, &stale, &updated);
+        if (rc == DCEM_ENOTFOUND) rc = fn(ctx, i, NULL, 0, 0, 1);
+        else if (!rc) rc = fn(ctx, i, buf, len, stale, 1);
+    }
+    return rc;
+}
+
 int dcem_store_put_checkpoint(dcem_store *st, const char *site, const char *meter, int64_t t_ms,
                               const void *blob, size_t len)
 {

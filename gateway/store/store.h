@@ -385,6 +385,22 @@ int dcem_store_put_meter_states(dcem_store *st, const char *site,
 int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *meter, void *buf,
                                size_t cap, size_t *len, int *stale, int64_t *updated_ms);
 
+/* One meter's saved state as dcem_store_get_meter_states hands it on: i
+ * its index in meters[]; blob NULL (len 0, stale 0) when none is saved;
+ * known 0 when the store holds nothing at all of the meter (no state, no
+ * reading: a new meter), 1 when it may. Nonzero from fn ends the call,
+ * which returns it. */
+typedef int (*dcem_store_state_fn)(void *ctx, size_t i, const void *blob, size_t len, int stale,
+                                   int known);
+
+/* The saved states of meters[0..n) of site (each meter at most once, n at
+ * most DCEM_STORE_MAX_STATE_ROWS), as n dcem_store_get_meter_state calls
+ * would, in two round trips where the backend can (PostgreSQL: one
+ * instead of one or two per meter). fn is called once for every meter,
+ * in order. */
+int dcem_store_get_meter_states(dcem_store *st, const char *site, const char *const *meters,
+                                size_t n, dcem_store_state_fn fn, void *ctx);
+
 /* A checkpoint is a meter's state after all its readings up to t_ms
  * (included), from which a replay of the later readings starts. Inserts
  * the checkpoint of (site, meter) at t_ms, or replaces it. blob as for

@@ -73,6 +73,10 @@ typedef struct dcem_store_backend {
     /* no pointer NULL */
     int (*get_meter_state)(dcem_store *st, const char *site, const char *meter, void *buf,
                            size_t cap, size_t *len, int *stale, int64_t *updated_ms);
+    /* meters checked by store.c (1 <= n <= DCEM_STORE_MAX_STATE_ROWS, distinct); NULL:
+     * store.c calls get_meter_state for each (known always 1) */
+    int (*get_meter_states)(dcem_store *st, const char *site, const char *const *meters,
+                            size_t n, dcem_store_state_fn fn, void *ctx);
     int (*put_checkpoint)(dcem_store *st, const char *site, const char *meter, int64_t t_ms,
                           const void *blob, size_t len);
     int (*get_checkpoint)(dcem_store *st, const char *site, const char *meter, int64_t before_ms,

@@ -220,6 +220,7 @@ enum {
     S_STATE_PUT,
     S_STATE_PUT_MANY,
     S_STATE_GET,
+    S_STATE_GET_MANY,
     S_CKPT_PUT,
     S_CKPT_GET,
     S_CKPT_DROP,
@@ -449,6 +450,8 @@ static const struct {
                           " updated_ms = excluded.updated_ms", 0},
     [S_STATE_GET] = {"SELECT state, stale, updated_ms FROM meter_state"
                      " WHERE site_id = $1 AND meter_id = $2", 1},
+    [S_STATE_GET_MANY] = {"SELECT meter_id, state, stale FROM meter_state"
+                          " WHERE site_id = $1 AND meter_id = ANY($2::integer[])", 1},
     [S_CKPT_PUT] = {"INSERT INTO checkpoints (site_id, meter_id, t_ms, state)"
                     " VALUES ($1, $2, $3, $4) ON CONFLICT (site_id, meter_id, t_ms) DO UPDATE"
                     " SET state = excluded.state", 0},
@@ -2358,12 +2361,12 @@ static int pg_rollups(dcem_store *st, const char *site, int kind, int64_t from_k
 
 /* Copies a bytea column into buf; DCEM_EFULL (with *len the size needed)
  * when it does not fit. */
-static int take_blob(dcem_store *st, const PGresult *r, int col, void *buf, size_t cap, size_t *len,
-                     const char *what)
+static int take_blob(dcem_store *st, const PGresult *r, int row, int col, void *buf, size_t cap,
+                     size_t *len, const char *what)
 {
     unsigned char *raw;
     size_t n;
-    int rc = take_bytea(st, r, 0, col, &raw, &n, what);
+    int rc = take_bytea(st, r, row, col, &raw, &n, what);
     if (rc) return rc;
     *len = n;
     if (n > cap) {
@@ -2465,11 +2468,85 @@ static int pg_get_meter_state(dcem_store *st, const char *site, const char *mete
     if (PQntuples(r) == 1) {
         *stale = (int)r_i64(r, 0, 1);
         *updated_ms = r_i64(r, 0, 2);
-        rc = take_blob(st, r, 0, buf, cap, len, "get_meter_state");
+        rc = take_blob(st, r, 0, 0, buf, cap, len, "get_meter_state");
     } else {
         rc = DCEM_ENOTFOUND;
     }
     PQclear(r);
+    return rc;
+}
+
+typedef struct mid_index {
+    int32_t mid;
+    size_t i;
+} mid_index;
+
+static int by_mid(const void *a, const void *b)
+{
+    int32_t x = ((const mid_index *)a)->mid, y = ((const mid_index *)b)->mid;
+    return (x > y) - (x < y);
+}
+
+/* The meters' ids in one round trip (those in the dictionary: the others
+ * have nothing stored, known 0), their states in a second. */
+static int pg_get_meter_states(dcem_store *st, const char *site, const char *const *meters,
+                               size_t n, dcem_store_state_fn fn, void *ctx)
+{
+    int32_t sid = 0;
+    int rc = ready(st);
+    if (!rc) rc = site_of(st, site, 0, &sid);
+    if (rc) return rc;
+    int32_t *mids = calloc(n, sizeof *mids);
+    mid_index *by = malloc(n * sizeof *by);
+    int *row_of = malloc(n * sizeof *row_of);
+    sbuf ids = {0};
+    PGresult *r = NULL;
+    if (!mids || !by || !row_of) {
+        rc = DCEM_ENOMEM;
+        goto out;
+    }
+    if (sid && (rc = ids_of(st, K_METER, sid, meters, n, 0, mids))) goto out;
+    size_t known = 0;
+    sb_add(&ids, "{");
+    for (size_t i = 0; i < n; i++) {
+        row_of[i] = -1;
+        if (!mids[i]) continue;
+        by[known++] = (mid_index){mids[i], i};
+        sb_add(&ids, "%s%" PRId32, known > 1 ? "," : "", mids[i]);
+    }
+    sb_add(&ids, "}");
+    if (ids.failed) {
+        rc = DCEM_ENOMEM;
+        goto out;
+    }
+    if (known) {
+        params p = {0};
+        p_i64(&p, sid);
+        p_text(&p, ids.p);
+        if ((rc = ex(st, S_STATE_GET_MANY, &p, "get_meter_states", &r))) goto out;
+        qsort(by, known, sizeof *by, by_mid);
+        for (int row = 0; row < PQntuples(r); row++) {
+            mid_index key = {(int32_t)r_i64(r, row, 0), 0};
+            const mid_index *hit = bsearch(&key, by, known, sizeof *by, by_mid);
+            if (hit) row_of[hit->i] = row;
+        }
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (row_of[i] < 0) {
+            rc = fn(ctx, i, NULL, 0, 0, mids[i] != 0);
+            continue;
+        }
+        unsigned char buf[DCEM_STORE_MAX_STATE];
+        size_t len = 0;
+        if (!(rc = take_blob(st, r, row_of[i], 1, buf, sizeof buf, &len, "get_meter_states")))
+            rc = fn(ctx, i, buf, len, (int)r_i64(r, row_of[i], 2), 1);
+    }
+out:
+    if (r) PQclear(r);
+    free(mids);
+    free(by);
+    free(row_of);
+    sb_free(&ids);
     return rc;
 }
 
@@ -2504,7 +2581,7 @@ static int pg_get_checkpoint(dcem_store *st, const char *site, const char *meter
     if ((rc = ex(st, S_CKPT_GET, &p, "get_checkpoint", &r))) return rc;
     if (PQntuples(r) == 1) {
         *t_ms = r_i64(r, 0, 0);
-        rc = take_blob(st, r, 1, buf, cap, len, "get_checkpoint");
+        rc = take_blob(st, r, 0, 1, buf, cap, len, "get_checkpoint");
     } else {
         rc = DCEM_ENOTFOUND;
     }
@@ -2727,6 +2804,7 @@ const dcem_store_backend dcem_store_pg_backend = {
     .put_meter_state = pg_put_meter_state,
     .put_meter_states = pg_put_meter_states,
     .get_meter_state = pg_get_meter_state,
+    .get_meter_states = pg_get_meter_states,
     .put_checkpoint = pg_put_checkpoint,
     .get_checkpoint = pg_get_checkpoint,
     .drop_checkpoints = pg_drop_checkpoints,

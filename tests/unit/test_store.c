@@ -1895,6 +1895,90 @@ static void test_put_meter_states(void **state)
     dcem_store_close(st);
 }
 
+typedef struct got_state {
+    int calls, stop_at;
+    size_t i[8];
+    int has_blob[8], stale[8], known[8];
+    size_t len[8];
+    unsigned char first[8];
+} got_state;
+
+static int got_one(void *ctx, size_t i, const void *blob, size_t len, int stale, int known)
+{
+    got_state *g = ctx;
+    int k = g->calls++;
+    if (k >= 8) return 1;
+    g->i[k] = i;
+    g->has_blob[k] = blob != NULL;
+    g->len[k] = len;
+    g->first[k] = len ? *(const unsigned char *)blob : 0;
+    g->stale[k] = stale;
+    g->known[k] = known;
+    return g->stop_at && g->calls == g->stop_at ? 42 : 0;
+}
+
+/* Many meters' states in one call: each meter once, in order; a meter with
+ * nothing stored (no state, no reading) is told apart where the backend
+ * can (PostgreSQL's dictionary); the callback can stop it. */
+static void test_get_meter_states(void **state)
+{
+    fx *f = *state;
+    dcem_store *st = open_ok(f);
+    dcem_wire_reading r[6];
+    dcem_wire_batch b = batch_of(r, 6, 1, 1, T0, 6); /* readings of m0..m5 */
+    int dup = 0;
+    assert_int_equal(dcem_store_put_batch(st, &b, T0 + 5000, &dup, NULL), 0);
+    unsigned char blobs[2][300];
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 300; i++) blobs[k][i] = (unsigned char)(i * 7 + k + 1);
+    dcem_store_meter_state_row rows[3] = {
+        {.meter = "m0", .blob = blobs[0], .len = 300, .stale = 0, .updated_ms = 5},
+        {.meter = "m1", .blob = blobs[1], .len = 256, .stale = 1, .updated_ms = 6},
+        {.meter = "m2", .blob = NULL, .len = 0, .stale = 0, .updated_ms = 7},
+    };
+    assert_int_equal(dcem_store_put_meter_states(st, "sh-dc01", rows, 3), 0);
+    const char *ask[5] = {"m9", "m1", "m5", "m0", "m2"};
+    got_state g = {0};
+    assert_int_equal(dcem_store_get_meter_states(st, "sh-dc01", ask, 5, got_one, &g), 0);
+    assert_int_equal(g.calls, 5);
+    for (int k = 0; k < 5; k++) assert_int_equal(g.i[k], k);
+    /* m9: nothing of it stored */
+    assert_false(g.has_blob[0]);
+    assert_int_equal(g.known[0], is_pg ? 0 : 1); /* SQLite asks per meter: always "may" */
+    /* m1 and m0: their states, as saved */
+    assert_true(g.has_blob[1] && g.len[1] == 256 && g.first[1] == blobs[1][0] && g.stale[1] == 1);
+    assert_true(g.has_blob[3] && g.len[3] == 300 && g.first[3] == blobs[0][0] && g.stale[3] == 0);
+    /* m5: readings, no state */
+    assert_false(g.has_blob[2]);
+    assert_int_equal(g.known[2], 1);
+    /* m2: an empty state is a state */
+    assert_true(g.has_blob[4] && g.len[4] == 0);
+    for (int k = 1; k < 5; k++) assert_int_equal(g.known[k], 1);
+    /* the same as one at a time */
+    unsigned char buf[DCEM_STORE_MAX_STATE];
+    size_t len = 0;
+    assert_int_equal(dcem_store_get_meter_state(st, "sh-dc01", "m1", buf, sizeof buf, &len, NULL, NULL), 0);
+    assert_int_equal(len, 256);
+    assert_memory_equal(buf, blobs[1], len);
+    /* a site with nothing stored: every meter unknown where the backend can tell */
+    got_state none = {0};
+    assert_int_equal(dcem_store_get_meter_states(st, "bj-none", ask, 2, got_one, &none), 0);
+    assert_int_equal(none.calls, 2);
+    assert_false(none.has_blob[0] || none.has_blob[1]);
+    assert_int_equal(none.known[1], is_pg ? 0 : 1);
+    /* the callback stops it */
+    got_state stop = {.stop_at = 2};
+    assert_int_equal(dcem_store_get_meter_states(st, "sh-dc01", ask, 5, got_one, &stop), 42);
+    assert_int_equal(stop.calls, 2);
+    /* refused: a meter twice, a bad id; nothing is called */
+    const char *twice[2] = {"m1", "m1"}, *bad[1] = {"m 1"};
+    got_state no = {0};
+    assert_int_equal(dcem_store_get_meter_states(st, "sh-dc01", twice, 2, got_one, &no), DCEM_EINVAL);
+    assert_int_equal(dcem_store_get_meter_states(st, "sh-dc01", bad, 1, got_one, &no), DCEM_EINVAL);
+    assert_int_equal(no.calls, 0);
+    dcem_store_close(st);
+}
+
 /* A read transaction sees one committed state: what another handle
  * commits meanwhile shows only after it ends; writes inside it are refused
  * and it holds no write lock. */
@@ -2479,6 +2563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alert_changes_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_meter_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_meter_states, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_keeps_every_committed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_insert_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_schema_and_refusals, setup, teardown),
