@@ -161,6 +161,7 @@ typedef struct collector {
     hole holes[MAX_HOLES];
     size_t n_holes;
     uint64_t resend_requests;       /* sent */
+    int64_t queue_wait_ms;          /* how long the last message taken waited in the inbox */
     uint64_t held_tries;            /* held batches tried again */
     dcem_api *api;                  /* NULL without an api section */
     dcem_api_health health;         /* what the API is handed (big: kept here, not on the stack) */
@@ -459,6 +460,18 @@ static int64_t poll_every_ms(const collector *c)
     return ms < SHARE_POLL_MIN_MS ? SHARE_POLL_MIN_MS : ms;
 }
 
+/* How long a hole waits for its gateway's seqs to move before it is asked
+ * for (first: the first time): a single collector asks at once, then
+ * every resend_interval_ms; in a shared group, another member may be
+ * storing the batch, behind a queue about as long as this one's (a
+ * backlog: seconds) — asking early only brings the gateway's window
+ * again, as duplicates, into queues already full. */
+static int64_t hole_wait_ms(const collector *c, int first)
+{
+    if (!c->cfg->mqtt.share_group[0]) return first ? 0 : c->cfg->ingest.resend_interval_ms;
+    return c->cfg->ingest.resend_interval_ms + 4 * c->queue_wait_ms;
+}
+
 static int hole_is(const hole *h, const char *site, const char *gateway, uint64_t epoch)
 {
     return h->epoch == epoch && !strcmp(h->site, site) && !strcmp(h->gateway, gateway);
@@ -495,7 +508,7 @@ static hole *hole_note(collector *c, const char *site, const char *gateway, uint
     h->from = from;
     h->lowest = seq;
     h->requests = 0;
-    h->next_ms = now + (c->cfg->mqtt.share_group[0] ? c->cfg->ingest.resend_interval_ms : 0);
+    h->next_ms = now + hole_wait_ms(c, 1);
     h->poll_ms = now + poll_every_ms(c);
     return h;
 }
@@ -527,14 +540,14 @@ static void share_poll(collector *c, int64_t now)
             continue; /* nothing new (a store failure: the store's own complaint) */
         h->from = ep.contiguous_seq + 1;
         h->requests = 0;
-        h->next_ms = now + c->cfg->ingest.resend_interval_ms;
+        h->next_ms = now + hole_wait_ms(c, 1);
         learn(c, h->source, h->epoch, h->from);
         c->moved[h->source] = 1;
         c->any_moved = 1;
     }
 }
 
-/* Asks for each hole again every resend_interval_ms; after
+/* Asks for each hole again every resend_interval_ms (hole_wait_ms); after
  * max_resend_requests unanswered, gives it up as missing data (up to the
  * lowest batch that came after it), so the batches held behind it are
  * stored: a gateway that cannot fill a hole never stalls. */
@@ -544,7 +557,7 @@ static void holes_tick(collector *c, int64_t now)
     for (size_t i = c->n_holes; i-- > 0;) {
         hole *h = &c->holes[i];
         if (now < h->next_ms) continue;
-        h->next_ms = now + lim->resend_interval_ms;
+        h->next_ms = now + hole_wait_ms(c, 0);
         if (h->requests < lim->max_resend_requests) {
             send_resend(c, h->site, h->gateway, h->epoch, h->from);
             h->requests++;
@@ -662,6 +675,8 @@ static size_t drain(collector *c)
             continue;
         }
         if (x && taken < waiting) c->held_tries++;
+        else if (x) c->queue_wait_ms = mono_ms() - x->queued_ms;
+        else if (taken < 4 * GROUP_MAX + waiting) c->queue_wait_ms = 0; /* the inbox is empty */
         dcem_wire_topic_parts tp;
         int state = x && !dcem_wire_topic_parse(x->topic, strlen(x->topic), &tp) &&
                     tp.leaf == DCEM_WIRE_STATE;

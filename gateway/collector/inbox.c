@@ -139,7 +139,7 @@ int dcem_inbox_put(dcem_inbox *in, const char *topic, size_t topic_len, const vo
     memcpy(t, topic, topic_len);
     t[topic_len] = '\0';
     if (held) memcpy(p, payload, held);
-    *x = (dcem_inbox_msg){.topic = t, .payload = p, .len = len};
+    *x = (dcem_inbox_msg){.topic = t, .payload = p, .len = len, .queued_ms = now_ms};
 
     pthread_mutex_lock(&in->lock);
     const dcem_collector_ingest *lim = &in->cfg->ingest;

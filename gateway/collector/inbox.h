@@ -32,6 +32,7 @@ typedef struct dcem_inbox_msg {
     int source; /* index of its source */
     int tried;  /* taken before and found ahead of its predecessor */
     uint64_t epoch, seq; /* a held batch's, as its first try read them */
+    int64_t queued_ms;   /* when it was put (monotonic) */
 } dcem_inbox_msg;
 
 enum {

@@ -207,7 +207,7 @@ static void method_build(const dcem_report *r, method *m)
     }
     int excess = p->pricing.applies_to == DCEM_APPLIES_EXCESS;
     int relative = p->green.step_mode == DCEM_STEP_RELATIVE;
-    char as_of[40], from[40], to[40], cmd[2048];
+    char as_of[40], from[40], to[40], cmd[DCEM_REPORT_COMMAND_MAX];
     dcem_report_time(r, r->as_of_ms, as_of, sizeof as_of);
     dcem_report_time(r, r->export_from_ms, from, sizeof from);
     dcem_report_time(r, r->export_to_ms, to, sizeof to);
@@ -488,7 +488,7 @@ static int summary_table(const dcem_report *r, dcem_rt_table *t)
     const cJSON *doc = r->doc[r->n_periods - 1];
     int rc = dcem_rt_column_add(t, "项目", "Item", 44);
     if (!rc) rc = dcem_rt_column_add(t, "值", "Value", 60);
-    char buf[2048];
+    char buf[DCEM_REPORT_COMMAND_MAX];
     int annual = r->kind == DCEM_PERIOD_YEAR;
     if (!rc) rc = kv(t, "报告", "Report");
     if (!rc)
@@ -900,7 +900,7 @@ static void add_inputs(const dcem_report *r, cJSON *root)
         cJSON_AddNullToObject(rd, "pruned_before");
     else
         cJSON_AddItemToObject(rd, "pruned_before", time_item(r, r->pruned_before_ms));
-    char cmd[2048];
+    char cmd[DCEM_REPORT_COMMAND_MAX];
     dcem_report_audit_command(r, cmd, sizeof cmd);
     cJSON_AddStringToObject(rd, "audit_command", cmd);
 }

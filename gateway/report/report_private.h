@@ -86,6 +86,9 @@ char *dcem_report_join(const cJSON *array);
 void dcem_report_time(const dcem_report *r, int64_t t_ms, char *buf, size_t n);
 
 /* The dcem-audit command line that reproduces the report from readings.csv. */
+/* The dcem-audit command that recomputes r's figures from its export:
+ * the two file paths and at most 160 bytes more. */
+#define DCEM_REPORT_COMMAND_MAX (2 * DCEM_REPORT_PATH_MAX + 160)
 void dcem_report_audit_command(const dcem_report *r, char *buf, size_t n);
 
 #endif
