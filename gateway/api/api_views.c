@@ -54,10 +54,13 @@ static void add_num(cJSON *o, const char *key, double v, int decimals)
     cJSON_AddItemToObject(o, key, dcem_json_num(v, decimals));
 }
 
+/* "YYYY-MM"; "?" for a month whose name does not fit b (no stored time
+ * reaches one: readings beyond the clock's skew are refused) */
 static void month_name(long long month, char *b, size_t n)
 {
-    snprintf(b, n, "%04lld-%02lld", (long long)dcem_floordiv(month, 12),
-             month - 12 * (long long)dcem_floordiv(month, 12) + 1);
+    int w = snprintf(b, n, "%04lld-%02lld", (long long)dcem_floordiv(month, 12),
+                     month - 12 * (long long)dcem_floordiv(month, 12) + 1);
+    if (w < 0 || (size_t)w >= n) snprintf(b, n, "?");
 }
 
 static void day_name(int64_t day, char *b, size_t n)

@@ -70,7 +70,7 @@ int main(int argc, char **argv)
         lineno++;
         line[strcspn(line, "\r\n")] = 0;
         if (!*line || !strncmp(line, "time,", 5)) continue;
-        char *f[5];
+        char *f[5] = {0};
         int nf = 0;
         for (char *p = line; nf < 5;) {
             f[nf++] = p;
