@@ -265,12 +265,29 @@ static void report(const char *name, gateway *gws, size_t n_gw, int phase)
 }
 
 /* The live phase's p99 round by round (round k: every gateway's seq k):
- * a warm-up, a checkpoint or a stall shows where it happened. Caller
- * holds the lock. */
-static void report_rounds(gateway *gws, size_t n_gw)
+ * a warm-up, a checkpoint or a stall shows where it happened; and the
+ * p99 of the rounds after the first minute (warm_from: the first round of
+ * the second minute), when a new store has met every meter. Caller holds
+ * the lock. */
+static void report_rounds(gateway *gws, size_t n_gw, uint64_t warm_from)
 {
     int64_t *lat = malloc((n_gw ? n_gw : 1) * sizeof *lat);
-    if (!lat) return;
+    size_t n_warm = 0;
+    for (size_t i = 0; i < n_gw; i++)
+        for (uint64_t s = warm_from; s < gws[i].published; s++) n_warm += gws[i].phase[s] == 0;
+    int64_t *warm = malloc((n_warm ? n_warm : 1) * sizeof *warm);
+    if (!lat || !warm) {
+        free(lat);
+        free(warm);
+        return;
+    }
+    size_t acked = 0;
+    for (size_t i = 0; i < n_gw; i++)
+        for (uint64_t s = warm_from; s < gws[i].published; s++)
+            if (gws[i].phase[s] == 0 && gws[i].lat_ns[s] >= 0) warm[acked++] = gws[i].lat_ns[s];
+    qsort(warm, acked, sizeof *warm, dcem_cmp_i64);
+    printf("live_warm_batches=%zu live_warm_p99_ms=%.1f\n", n_warm, dcem_pct_ms(warm, acked, 99));
+    free(warm);
     printf("live_round_p99_ms=");
     for (uint64_t s = 0;; s++) {
         size_t n = 0;
@@ -447,7 +464,7 @@ int main(int argc, char **argv)
     }
     pthread_mutex_lock(&lock);
     report("live", gws, (size_t)n_gw, 0);
-    report_rounds(gws, (size_t)n_gw);
+    report_rounds(gws, (size_t)n_gw, (uint64_t)((60 + interval_s - 1) / interval_s));
     printf("live_stalls=%zu live_end_ms=%lld\n", stalls, (long long)wall_ms());
     pthread_mutex_unlock(&lock);
     fflush(stdout);
