@@ -514,13 +514,18 @@ static hole *hole_note(collector *c, const char *site, const char *gateway, uint
 }
 
 /* Batches up to seq of site/gateway's epoch are stored (or acked): the
- * holes they filled are closed. */
+ * holes they filled are closed, and the batches held behind them tried
+ * again — also when a duplicate told it (another member stored the
+ * batch): nothing else would. */
 static void holes_filled(collector *c, const char *site, const char *gateway, uint64_t epoch,
                          uint64_t seq)
 {
     for (size_t i = c->n_holes; i-- > 0;)
-        if (hole_is(&c->holes[i], site, gateway, epoch) && c->holes[i].from <= seq)
+        if (hole_is(&c->holes[i], site, gateway, epoch) && c->holes[i].from <= seq) {
+            c->moved[c->holes[i].source] = 1;
+            c->any_moved = 1;
             hole_remove(c, i);
+        }
 }
 
 /* In a shared group: what the store says of each hole's gateway, every

@@ -206,7 +206,7 @@ echo "  backlog of ${backlog_s} s: $(field backlog_readings "$out") readings dra
 # holes: batches sent again for the collectors' resend requests, and holes given up
 holes=$(for ((i = 1; i <= collectors; i++)); do
   grep "health: holes:" "$work/collector-$i.err" | tail -1 || true; done |
-  sed -n 's/.*holes: \([0-9]*\) resend requests, \([0-9]*\) holes given up (\([0-9]*\) batches, \([0-9]*\) of them.*/\1 \2 \3 \4/p' |
-  awk '{ r += $1; h += $2; b += $3; l += $4 } END { printf "%d resend requests, %d holes given up (%d batches; %d of them stored when they came)", r, h, b, l }')
+  sed -n 's/.*holes: \([0-9]*\) resend requests, \([0-9]*\) holes given up (\([0-9]*\) batches, \([0-9]*\) of them.*; \([0-9]*\) open, \([0-9]*\) batches held, held batches tried again \([0-9]*\) times/\1 \2 \3 \4 \5 \6 \7/p' |
+  awk '{ r += $1; h += $2; b += $3; l += $4; o += $5; w += $6; t += $7 } END { printf "%d resend requests, %d holes given up (%d batches; %d of them stored when they came); at the end %d open, %d batches held; held batches tried again %d times", r, h, b, l, o, w, t }')
 echo "  holes: ${holes:-none}; $(field resent "$out") batches sent again for resend requests"
 echo "  every reading once: $stored readings in $stored_batches batches stored = published; sc-001's figures equal dcem-audit's"

@@ -144,9 +144,14 @@ for name in "ab":
             received += rec
             if failed or mal or q or unk:
                 bad.append(f"collector {name}: failed {failed}, malformed {mal}, quarantined {q}, unknown {unk}")
-        h = re.findall(r"health: holes: (\d+) resend requests, (\d+) holes given up .* "
-                       r"held batches tried again (\d+) times", run)
-        if h: holes[name] = [a + int(b) for a, b in zip(holes[name], h[-1])]
+        h = re.findall(r"health: holes: (\d+) resend requests, (\d+) holes given up .*; "
+                       r"(\d+) open, (\d+) batches held, held batches tried again (\d+) times", run)
+        if h:
+            req, given, opened, held, tries = map(int, h[-1])
+            holes[name] = [a + b for a, b in zip(holes[name], (req, given, tries))]
+            if run is runs[-1] and (opened or held):
+                bad.append(f"collector {name} ended with {opened} holes open, {held} batches held: "
+                           "every batch was acked, none may wait")
     stored[name] = total
     if holes[name][1]: bad.append(f"collector {name} gave {holes[name][1]} holes up: the other member was storing them")
     if holes[name][2] > received:
