@@ -24,6 +24,11 @@
 # equal dcem-audit's over its export.
 # Two collectors share an MQTT 5 subscription ($share/dcem/…), or with
 # SPLIT=shard each takes half of the sites (shard.sites).
+# RESTART=1: a collector restarted on a store that has met every meter. A
+# warm-up of WARMUP_S (30) live seconds under epoch 1 fills the store, the
+# collectors are stopped and started again, and the measured run follows
+# under epoch 2: its live phase only (BACKLOG_S is 0: a backlog's stamps
+# would fall before the warm-up's).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 . "$root/scripts/bench/lib.sh"
@@ -33,6 +38,12 @@ interval_s=${INTERVAL_S:-10} duration_s=${DURATION_S:-600} backlog_s=${BACKLOG_S
 [[ $backend == sqlite || $backend == postgresql ]] || { echo "scale.sh: BACKEND: sqlite or postgresql" >&2; exit 2; }
 [[ $collectors == 1 || $collectors == 2 ]] || { echo "scale.sh: COLLECTORS: 1 or 2" >&2; exit 2; }
 split=${SPLIT:-share}
+restart=${RESTART:-0} warmup_s=${WARMUP_S:-30}
+[[ $restart == 0 || $restart == 1 ]] || { echo "scale.sh: RESTART: 0 or 1" >&2; exit 2; }
+if ((restart)); then
+  ((backlog_s == 0)) || echo "scale.sh: RESTART=1: no backlog phase (BACKLOG_S=0)" >&2
+  backlog_s=0
+fi
 [[ $split == share || $split == shard ]] || { echo "scale.sh: SPLIT: share or shard" >&2; exit 2; }
 build=${BUILD:-$root/build/release}
 
@@ -100,11 +111,35 @@ store: $store_yaml
 health_log_s: 10
 $shard
 EOF
-  "$col" -c "$work/collector-$i.yaml" >"$work/collector-$i.out" 2>"$work/collector-$i.err" &
-  col_pids+=($!)
-  pids+=($!)
-  wait_for "collector $i's subscription" 120 grep -q "subscribed to" "$work/collector-$i.err"
 done
+start_collectors() {
+  col_pids=()
+  for ((i = 1; i <= collectors; i++)); do
+    "$col" -c "$work/collector-$i.yaml" >"$work/collector-$i.out" 2>"$work/collector-$i.err" &
+    col_pids+=($!)
+    pids+=($!)
+    wait_for "collector $i's subscription" 120 grep -q "subscribed to" "$work/collector-$i.err"
+  done
+}
+start_collectors
+
+# ---- RESTART=1: the store meets every meter, the collectors start again ----
+warm_readings=0 warm_batches=0 epoch=1
+if ((restart)); then
+  echo "scale: warm-up: ${warmup_s} s live under epoch 1, then the collectors restart" >&2
+  warm=$("$scale" --uri "$uri" --sites "$sites" --gateways "$gateways" --meters "$meters" \
+    --interval-s "$interval_s" --duration-s "$warmup_s" --backlog-s 0 --epoch 1 \
+    --timeout-s 600 2>"$work/warmup.err") || fail "dcem-scale (warm-up): $warm $(cat "$work/warmup.err")"
+  warm_readings=$(field readings "$(grep '^batches=' <<<"$warm")")
+  warm_batches=$(field batches "$(grep '^batches=' <<<"$warm")")
+  for ((i = 0; i < collectors; i++)); do
+    kill -TERM "${col_pids[i]}"
+    wait "${col_pids[i]}" || fail "collector $((i + 1)) exited with $? after the warm-up"
+    mv "$work/collector-$((i + 1)).err" "$work/collector-$((i + 1)).warmup.err"
+  done
+  start_collectors
+  epoch=2
+fi
 
 # ---- samples: RSS of each collector, and the figures' lag from its health
 # log (how long committed data waited for its stored figures, at most) ----
@@ -139,7 +174,7 @@ cpu0=(); for p in "${col_pids[@]}"; do cpu0+=("$(cpu_s "$p")"); done
 db_cpu0=$(db_cpu)
 out=$("$scale" --uri "$uri" --sites "$sites" --gateways "$gateways" --meters "$meters" \
   --interval-s "$interval_s" --duration-s "$duration_s" --backlog-s "$backlog_s" \
-  --timeout-s $((backlog_s + 1800)) 2>"$work/scale.err") || fail "dcem-scale: $out $(cat "$work/scale.err")"
+  --epoch "$epoch" --timeout-s $((backlog_s + 1800)) 2>"$work/scale.err") || fail "dcem-scale: $out $(cat "$work/scale.err")"
 echo "$out" >"$work/scale.out"
 cpu1=(); for p in "${col_pids[@]}"; do cpu1+=("$(cpu_s "$p")"); done
 db_cpu1=$(db_cpu)
@@ -147,8 +182,8 @@ kill "$sampler" 2>/dev/null || true
 live_end=$(field live_end_ms "$out")
 
 # ---- what the store holds ----
-published=$(field readings "$(grep '^batches=' <<<"$out")")
-batches=$(field batches "$(grep '^batches=' <<<"$out")")
+published=$(($(field readings "$(grep '^batches=' <<<"$out")") + warm_readings))
+batches=$(($(field batches "$(grep '^batches=' <<<"$out")") + warm_batches))
 stored=$(sql "SELECT count(*) FROM readings")
 stored_batches=$(sql "SELECT count(*) FROM batches")
 [[ $stored == "$published" && $stored_batches == "$batches" ]] ||
