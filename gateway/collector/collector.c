@@ -453,7 +453,7 @@ static void learn(collector *c, int source, uint64_t epoch, uint64_t next)
         c->next_epoch[source] = epoch, c->next_seq[source] = next;
 }
 
-
+/* How often a hole's gateway is looked up in the store (shared group). */
 static int64_t poll_every_ms(const collector *c)
 {
     int64_t ms = (int64_t)c->n_holes * 1000 / SHARE_LOOKUPS_PER_S;
