@@ -562,11 +562,22 @@ int dcem_store_put_meter_state(dcem_store *st, const char *site, const char *met
                                                  updated_ms));
 }
 
-static int by_meter(const void *a, const void *b)
+static int by_name(const void *a, const void *b)
 {
-    const dcem_store_meter_state_row *x = *(const dcem_store_meter_state_row *const *)a;
-    const dcem_store_meter_state_row *y = *(const dcem_store_meter_state_row *const *)b;
-    return strcmp(x->meter, y->meter);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Whether names[0..n) holds a name twice: 1 yes, 0 no, DCEM_ENOMEM. */
+static int named_twice(const char *const *names, size_t n)
+{
+    const char **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return DCEM_ENOMEM;
+    memcpy(sorted, names, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, by_name);
+    int twice = 0;
+    for (size_t i = 1; i < n && !twice; i++) twice = !strcmp(sorted[i - 1], sorted[i]);
+    free(sorted);
+    return twice;
 }
 
 int dcem_store_put_meter_states(dcem_store *st, const char *site,
@@ -584,13 +595,12 @@ int dcem_store_put_meter_states(dcem_store *st, const char *site,
             return bad(st, "put_meter_states: state missing or above DCEM_STORE_MAX_STATE bytes");
         if (r->stale != 0 && r->stale != 1) return bad(st, "put_meter_states: stale must be 0 or 1");
     }
-    const dcem_store_meter_state_row **sorted = malloc(n * sizeof *sorted);
-    if (!sorted) return DCEM_ENOMEM;
-    for (size_t i = 0; i < n; i++) sorted[i] = &rows[i];
-    qsort(sorted, n, sizeof *sorted, by_meter);
-    int twice = 0;
-    for (size_t i = 1; i < n && !twice; i++) twice = !strcmp(sorted[i - 1]->meter, sorted[i]->meter);
-    free(sorted);
+    const char **names = malloc(n * sizeof *names);
+    if (!names) return DCEM_ENOMEM;
+    for (size_t i = 0; i < n; i++) names[i] = rows[i].meter;
+    int twice = named_twice(names, n);
+    free(names);
+    if (twice == DCEM_ENOMEM) return twice;
     if (twice) return bad(st, "put_meter_states: a meter given twice");
     write_start(st);
     if (st->be->put_meter_states) return write_end(st, st->be->put_meter_states(st, site, rows, n));
@@ -625,11 +635,6 @@ int dcem_store_get_meter_state(dcem_store *st, const char *site, const char *met
                                    stale ? stale : &stale_d, updated_ms ? updated_ms : &updated_d);
 }
 
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int dcem_store_get_meter_states(dcem_store *st, const char *site, const char *const *meters,
                                 size_t n, dcem_store_state_fn fn, void *ctx)
 {
@@ -640,13 +645,8 @@ int dcem_store_get_meter_states(dcem_store *st, const char *site, const char *co
     if (!meters || !fn) return bad(st, "get_meter_states: no meters or no callback");
     for (size_t i = 0; i < n; i++)
         if (!meters[i] || !id_ok(meters[i])) return bad(st, "get_meter_states: invalid meter id");
-    const char **sorted = malloc(n * sizeof *sorted);
-    if (!sorted) return DCEM_ENOMEM;
-    memcpy(sorted, meters, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, by_name);
-    int twice = 0;
-    for (size_t i = 1; i < n && !twice; i++) twice = !strcmp(sorted[i - 1], sorted[i]);
-    free(sorted);
+    int twice = named_twice(meters, n);
+    if (twice == DCEM_ENOMEM) return twice;
     if (twice) return bad(st, "get_meter_states: a meter given twice");
     if (st->be->get_meter_states) return st->be->get_meter_states(st, site, meters, n, fn, ctx);
     int rc = 0;
