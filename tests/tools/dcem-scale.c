@@ -245,16 +245,17 @@ static int publish(gateway *g, int64_t stamp_ms, int phase, dcem_wire_reading *r
     return 0;
 }
 
-/* Latency figures of one phase. Caller holds the lock. */
-static void report(const char *name, gateway *gws, size_t n_gw, int phase)
+/* Latency figures of one phase, of its batches from seq index `from` on
+ * (0: all of them). Caller holds the lock. */
+static void report(const char *name, gateway *gws, size_t n_gw, int phase, uint64_t from)
 {
     size_t n = 0, acked = 0;
     for (size_t i = 0; i < n_gw; i++)
-        for (uint64_t s = 0; s < gws[i].published; s++) n += gws[i].phase[s] == phase;
+        for (uint64_t s = from; s < gws[i].published; s++) n += gws[i].phase[s] == phase;
     int64_t *lat = malloc((n ? n : 1) * sizeof *lat);
     if (!lat) return;
     for (size_t i = 0; i < n_gw; i++)
-        for (uint64_t s = 0; s < gws[i].published; s++)
+        for (uint64_t s = from; s < gws[i].published; s++)
             if (gws[i].phase[s] == phase && gws[i].lat_ns[s] >= 0) lat[acked++] = gws[i].lat_ns[s];
     qsort(lat, acked, sizeof *lat, dcem_cmp_i64);
     printf("%s_batches=%zu %s_readings=%zu %s_acked=%zu %s_p50_ms=%.1f %s_p99_ms=%.1f "
@@ -265,29 +266,12 @@ static void report(const char *name, gateway *gws, size_t n_gw, int phase)
 }
 
 /* The live phase's p99 round by round (round k: every gateway's seq k):
- * a warm-up, a checkpoint or a stall shows where it happened; and the
- * p99 of the rounds after the first minute (warm_from: the first round of
- * the second minute), when a new store has met every meter. Caller holds
+ * a warm-up, a checkpoint or a stall shows where it happened. Caller holds
  * the lock. */
-static void report_rounds(gateway *gws, size_t n_gw, uint64_t warm_from)
+static void report_rounds(gateway *gws, size_t n_gw)
 {
     int64_t *lat = malloc((n_gw ? n_gw : 1) * sizeof *lat);
-    size_t n_warm = 0;
-    for (size_t i = 0; i < n_gw; i++)
-        for (uint64_t s = warm_from; s < gws[i].published; s++) n_warm += gws[i].phase[s] == 0;
-    int64_t *warm = malloc((n_warm ? n_warm : 1) * sizeof *warm);
-    if (!lat || !warm) {
-        free(lat);
-        free(warm);
-        return;
-    }
-    size_t acked = 0;
-    for (size_t i = 0; i < n_gw; i++)
-        for (uint64_t s = warm_from; s < gws[i].published; s++)
-            if (gws[i].phase[s] == 0 && gws[i].lat_ns[s] >= 0) warm[acked++] = gws[i].lat_ns[s];
-    qsort(warm, acked, sizeof *warm, dcem_cmp_i64);
-    printf("live_warm_batches=%zu live_warm_p99_ms=%.1f\n", n_warm, dcem_pct_ms(warm, acked, 99));
-    free(warm);
+    if (!lat) return;
     printf("live_round_p99_ms=");
     for (uint64_t s = 0;; s++) {
         size_t n = 0;
@@ -463,8 +447,10 @@ int main(int argc, char **argv)
         sleep_ns(10000000);
     }
     pthread_mutex_lock(&lock);
-    report("live", gws, (size_t)n_gw, 0);
-    report_rounds(gws, (size_t)n_gw, (uint64_t)((60 + interval_s - 1) / interval_s));
+    report("live", gws, (size_t)n_gw, 0, 0);
+    /* after the first minute, when a new store has met every meter */
+    report("live_warm", gws, (size_t)n_gw, 0, (uint64_t)((60 + interval_s - 1) / interval_s));
+    report_rounds(gws, (size_t)n_gw);
     printf("live_stalls=%zu live_end_ms=%lld\n", stalls, (long long)wall_ms());
     pthread_mutex_unlock(&lock);
     fflush(stdout);
@@ -503,7 +489,7 @@ int main(int argc, char **argv)
         if (!all) sleep_ns(10000000);
     }
     pthread_mutex_lock(&lock);
-    report("backlog", gws, (size_t)n_gw, 1);
+    report("backlog", gws, (size_t)n_gw, 1, 0);
     double drain_s = (double)(last_ack_ns - b0) / 1e9;
     size_t backlog_readings = (size_t)(n_gw * backlog_n * meters_per_gw);
     printf("backlog_drain_s=%.1f backlog_rate=%.0f\n", backlog_n ? drain_s : 0.0,
