@@ -49,6 +49,40 @@ static void bounds(dcem_splitter *s)
     s->have_bounds = 1;
 }
 
+int64_t dcem_muldiv_portable(int64_t a, int64_t b, int64_t c)
+{
+    uint64_t ua = a < 0 ? 0 - (uint64_t)a : (uint64_t)a, ub = (uint64_t)b, uc = (uint64_t)c;
+    /* hi:lo = ua * ub, from 32-bit halves */
+    uint64_t a0 = ua & 0xffffffffu, a1 = ua >> 32, b0 = ub & 0xffffffffu, b1 = ub >> 32;
+    uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
+    uint64_t lo = (mid << 32) | (p00 & 0xffffffffu);
+    uint64_t hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+    /* hi:lo / uc, a bit at a time; hi < uc because ub <= uc, so the
+     * remainder always fits (a carry out of it means it exceeds uc) */
+    uint64_t q = 0, r = hi;
+    for (int i = 63; i >= 0; i--) {
+        int carry = (r >> 63) != 0;
+        r = (r << 1) | ((lo >> i) & 1u);
+        q <<= 1;
+        if (carry || r >= uc) {
+            r -= uc;
+            q |= 1u;
+        }
+    }
+    if (a >= 0) return (int64_t)q;
+    return q > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)q;
+}
+
+int64_t dcem_muldiv(int64_t a, int64_t b, int64_t c)
+{
+#ifdef __SIZEOF_INT128__
+    return (int64_t)((__int128)a * b / c);
+#else
+    return dcem_muldiv_portable(a, b, c);
+#endif
+}
+
 void dcem_splitter_add(dcem_splitter *s, const dcem_segment *seg, dcem_interval_fn fn, void *ctx)
 {
     int64_t dur = seg->t1_ms - seg->t0_ms;
@@ -68,7 +102,7 @@ void dcem_splitter_add(dcem_splitter *s, const dcem_segment *seg, dcem_interval_
          * left, so the pieces sum to the segment exactly */
         int64_t part = end == seg->t1_ms
                            ? left
-                           : (int64_t)((__int128)total * (end - t) / dur);
+                           : dcem_muldiv(total, end - t, dur);
         left -= part;
         dcem_interval *c = &s->cur;
         c->ukwh += part;

@@ -52,6 +52,14 @@ typedef struct dcem_splitter {
 /* interval_minutes must divide 60. tz must outlive the splitter. */
 void dcem_splitter_init(dcem_splitter *s, const dcem_tz *tz, int interval_minutes);
 
+/* a * b / c exactly, truncated toward zero as C's division is; for
+ * 0 <= b <= c and c > 0, so that |result| <= |a|. The product may need 128
+ * bits: dcem_muldiv uses the compiler's __int128 where it has one (64-bit
+ * targets) and dcem_muldiv_portable elsewhere (32-bit ARM), which works in
+ * two 64-bit halves. */
+int64_t dcem_muldiv(int64_t a, int64_t b, int64_t c);
+int64_t dcem_muldiv_portable(int64_t a, int64_t b, int64_t c);
+
 /* Adds a segment of seg->kwh MICRO-kWh (t0 < t1, segments in time order,
  * not overlapping). */
 void dcem_splitter_add(dcem_splitter *s, const dcem_segment *seg, dcem_interval_fn fn, void *ctx);

@@ -2,6 +2,10 @@
 # Install the Debian 12 packages dcem needs to build and test.
 # Idempotent and fast when everything is present: dpkg is asked first and
 # apt-get runs only for what is missing. Needs root to install.
+#
+#   scripts/deps.sh              the host's build, tests, demo and benchmarks
+#   scripts/deps.sh cross ARCH   a cross build for ARCH (arm64 or armhf; scripts/cross.sh):
+#                                its toolchain, qemu-user, and the agent's libraries' -dev:ARCH
 set -euo pipefail
 
 # One package per line: what it is for is in README.md, "Dependencies".
@@ -44,13 +48,34 @@ PACKAGES=(
   llvm-14           # llvm-symbolizer: function and line names in sanitizer reports
 )
 
+cross_arch=""
+if [[ ${1:-} == cross ]]; then
+  cross_arch=${2:-}
+  [[ $cross_arch == arm64 || $cross_arch == armhf ]] ||
+    { echo "deps.sh: cross ARCH: arm64 or armhf" >&2; exit 2; }
+  # the libraries the agent's side links (common/, firmware/, their tests),
+  # for the target; a cross build has no collector (DCEM_COLLECTOR OFF), whose
+  # libpq-dev could not be installed for ARCH anyway: it is not
+  # Multi-Arch: same, and installing it for ARCH removes the host's
+  PACKAGES=(crossbuild-essential-"$cross_arch" qemu-user pkg-config cmake mosquitto socat)
+  for lib in libcmocka-dev libyaml-dev libcjson-dev libmodbus-dev libpaho-mqtt-dev zlib1g-dev \
+    libssl-dev libsodium-dev; do
+    PACKAGES+=("$lib:$cross_arch")
+  done
+fi
+
 names=()
 for p in "${PACKAGES[@]}"; do names+=("${p%% *}"); done
 
+native=$(dpkg --print-architecture)
 missing=()
 for p in "${names[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+  # a name without :ARCH means the host's (or an arch-independent) package,
+  # also when another architecture's is installed beside it (cross builds)
+  arch=all
+  [[ $p == *:* ]] && arch=${p#*:}
+  dpkg-query -W -f='${Status} ${Architecture}\n' "$p" 2>/dev/null |
+    grep -qE "^install ok installed ($arch|$native)\$" || missing+=("$p")
 done
 
 if ((${#missing[@]} == 0)); then
@@ -65,5 +90,8 @@ fi
 
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [[ -n $cross_arch ]] && ! dpkg --print-foreign-architectures | grep -qx "$cross_arch"; then
+  dpkg --add-architecture "$cross_arch"
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: install what is missing, build, run the whole
 # CTest suite, then build and run it again under AddressSanitizer + UBSan,
-# then fuzz every target in tests/fuzz/ briefly with libFuzzer (clang, ASan +
+# then cross-build the agent's side for arm64 and armhf and run its tests
+# under qemu-user, then fuzz every target in tests/fuzz/ briefly with libFuzzer (clang, ASan +
 # UBSan; DCEM_FUZZ_SECONDS each, default 20). Exits non-zero on any failure:
 # a failing test, or a crash, leak, UB report or broken invariant found.
 set -euo pipefail
@@ -22,6 +23,10 @@ run_suite() { # name, extra cmake args...
 
 run_suite release  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCEM_SANITIZE=OFF
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug          -DDCEM_SANITIZE=ON
+# The gateways' ARM boards: the agent's side cross-built for each and its
+# tests run under qemu-user (scripts/cross.sh, docs/cross.md): about 40 s per
+# architecture once the cross packages are installed.
+for arch in arm64 armhf; do "$root/scripts/cross.sh" "$arch" --test; done
 # About two minutes: the clang build, then the targets two at a time, 20 s each.
 # A fixed seed: the suite explores the same inputs every run, so it stays a
 # test (a new finding belongs to a longer run of scripts/fuzz.sh, which

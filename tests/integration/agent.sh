@@ -19,6 +19,9 @@
 #   collector the real agent and the real collector (not dcem-test-ack), the
 #             broker cut in the middle: every reading stored once, the spool drains
 # Every process is started here, awaited by polling, and stopped on exit.
+# DCEM_EMULATOR (a cross build's, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu";
+# tests/agent_only.cmake) runs the build's dcem-sim, dcem-agent and
+# dcem-test-ack under it.
 set -euo pipefail
 scenario=$1
 build=$2
@@ -27,6 +30,7 @@ src=$3
 sim=$build/firmware/sim/dcem-sim
 agent=$build/firmware/agent/dcem-agent
 ack=$build/tests/dcem-test-ack
+read -ra run <<<"${DCEM_EMULATOR:-}"
 work=$(mktemp -d "/tmp/dcem-agent-$scenario.XXXXXX")
 pids=()
 
@@ -63,7 +67,7 @@ stop_broker() { kill -TERM "$broker_pid"; wait "$broker_pid" 2>/dev/null || true
 start_sim() {
   local file=$1
   shift
-  "$sim" -c "$file" --tcp 127.0.0.1:0 --truth "$work/truth.json" "$@" >"$work/sim.out" 2>"$work/sim.err" &
+  "${run[@]}" "$sim" -c "$file" --tcp 127.0.0.1:0 --truth "$work/truth.json" "$@" >"$work/sim.out" 2>"$work/sim.err" &
   sim_pid=$!
   pids+=("$sim_pid")
   wait_for "dcem-sim ready" 10 grep -q '^ready' "$work/sim.out"
@@ -71,7 +75,7 @@ start_sim() {
 }
 
 start_ack() {
-  "$ack" --uri "tcp://127.0.0.1:$mqtt_port" --out "$work/acked.jsonl" "$@" >"$work/ack.out" 2>"$work/ack.err" &
+  "${run[@]}" "$ack" --uri "tcp://127.0.0.1:$mqtt_port" --out "$work/acked.jsonl" "$@" >"$work/ack.out" 2>"$work/ack.err" &
   ack_pid=$!
   pids+=("$ack_pid")
   wait_for "dcem-test-ack ready" 10 grep -q '^ready' "$work/ack.out"
@@ -84,7 +88,7 @@ stop_ack() { # the acknowledger prints its counters when it stops
 }
 
 start_agent() {
-  "$agent" -c "$work/agent.yaml" >>"$work/agent.out" 2>>"$work/agent.err" &
+  "${run[@]}" "$agent" -c "$work/agent.yaml" >>"$work/agent.out" 2>>"$work/agent.err" &
   agent_pid=$!
   pids+=("$agent_pid")
 }
@@ -250,7 +254,7 @@ for l in open(sys.argv[1]):
   write_agent "$devices"
   # piped, --once prints its JSON document (dcem-agent-once/1) and exits 0
   # when every device answered
-  "$agent" -c "$work/agent.yaml" --once >"$work/once.json" 2>"$work/agent.err" || fail "--once failed"
+  "${run[@]}" "$agent" -c "$work/agent.yaml" --once >"$work/once.json" 2>"$work/agent.err" || fail "--once failed"
   kill -USR1 "$sim_pid"
   wait_for "truth file" 10 test -s "$work/truth.json"
   $PY - "$work/once.json" "$work/truth.json" <<'EOF'

@@ -202,6 +202,38 @@ static void test_split_spans(void **state)
     dcem_tz_free(sh);
 }
 
+/* The splitter's proportion: exact where the product needs 128 bits, on
+ * every target; the portable form agrees with __int128 where there is one. */
+static void test_muldiv(void **state)
+{
+    (void)state;
+    int64_t (*const fn[])(int64_t, int64_t, int64_t) = {dcem_muldiv, dcem_muldiv_portable};
+    for (int f = 0; f < 2; f++) {
+        assert_int_equal(fn[f](INT64_MAX, 30000000000, 30000000000), INT64_MAX);
+        assert_int_equal(fn[f](INT64_MIN, 7, 7), INT64_MIN);
+        assert_int_equal(fn[f](INT64_MIN, 1, 2), INT64_MIN / 2);
+        assert_int_equal(fn[f](-7, 1, 2), -3); /* toward zero */
+        assert_int_equal(fn[f](7, 1, 2), 3);
+        assert_int_equal(fn[f](5, 0, 9), 0);
+        /* 10^18 micro-kWh over a year in ms, all but the last ms of it:
+         * 10^18 - 10^18 / 31536000000 = 10^18 - 31709791.98... */
+        assert_int_equal(fn[f](1000000000000000000, 31535999999, 31536000000),
+                         999999999968290208);
+    }
+#ifdef __SIZEOF_INT128__
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t a = (int64_t)x;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t c = (int64_t)(x >> (1 + x % 63)) + 1;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t b = (int64_t)(x % ((uint64_t)c + 1));
+        assert_int_equal(dcem_muldiv_portable(a, b, c), (int64_t)((__int128)a * b / c));
+    }
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_intervals_local_aligned),
         cmocka_unit_test(test_split_proportional),
         cmocka_unit_test(test_split_spans),
+        cmocka_unit_test(test_muldiv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
