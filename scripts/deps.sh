@@ -46,6 +46,9 @@ PACKAGES=(
   clang-14          # compiler of the fuzz targets (scripts/fuzz.sh)
   libclang-rt-14-dev # libFuzzer and clang's ASan/UBSan runtimes
   llvm-14           # llvm-symbolizer: function and line names in sanitizer reports
+  dpkg-dev          # dpkg-shlibdeps: the packages' library dependencies (scripts/package.sh)
+  lintian           # checks the Debian packages scripts/package.sh builds
+  adduser           # the packages' dcem system user (a dependency of dcem-data)
 )
 
 cross_arch=""

@@ -2,7 +2,8 @@
 # The README's test command: install what is missing, build, run the whole
 # CTest suite, then build and run it again under AddressSanitizer + UBSan,
 # then cross-build the agent's side for arm64 and armhf and run its tests
-# under qemu-user, then fuzz every target in tests/fuzz/ briefly with libFuzzer (clang, ASan +
+# under qemu-user, then build the Debian packages and install, try and purge
+# the amd64 ones, then fuzz every target in tests/fuzz/ briefly with libFuzzer (clang, ASan +
 # UBSan; DCEM_FUZZ_SECONDS each, default 20). Exits non-zero on any failure:
 # a failing test, or a crash, leak, UB report or broken invariant found.
 set -euo pipefail
@@ -27,6 +28,11 @@ run_suite sanitize -DCMAKE_BUILD_TYPE=Debug          -DDCEM_SANITIZE=ON
 # tests run under qemu-user (scripts/cross.sh, docs/cross.md): about 40 s per
 # architecture once the cross packages are installed.
 for arch in arm64 armhf; do "$root/scripts/cross.sh" "$arch" --test; done
+# The Debian packages (scripts/package.sh, docs/packages.md): built from the
+# builds just tested, lintian without errors; the amd64 ones installed,
+# checked, used against dcem-sim and purged (as root: dpkg).
+"$root/scripts/package.sh"
+"$root/tests/integration/package.sh" "$root/dist" "$root/build/release" "$root"
 # About two minutes: the clang build, then the targets two at a time, 20 s each.
 # A fixed seed: the suite explores the same inputs every run, so it stays a
 # test (a new finding belongs to a longer run of scripts/fuzz.sh, which

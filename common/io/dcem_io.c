@@ -139,12 +139,10 @@ int dcem_io_resolve(const char *cfgfile, char *path, size_t size)
     return 0;
 }
 
-#define SHARE_PROFILES "share/dcem/meters"
-
-static int is_dir(const char *path)
+static int exists(const char *path)
 {
     struct stat st;
-    return !stat(path, &st) && S_ISDIR(st.st_mode);
+    return !stat(path, &st);
 }
 
 /* Appends ", what" (or "what" first) to tried; quietly stops when full. */
@@ -154,33 +152,33 @@ static void note_tried(char *tried, size_t trylen, const char *what)
     if (used < trylen) snprintf(tried + used, trylen - used, "%s%s", used ? ", " : "", what);
 }
 
-int dcem_io_profiles_dir(const char *built_in, char *dir, size_t size, char *tried,
-                         size_t trylen)
+int dcem_io_share_path(const char *rel, const char *built_in, char *out, size_t size, char *tried,
+                       size_t trylen)
 {
     if (trylen) *tried = '\0';
-    char exe[DCEM_IO_PATH_MAX], cand[DCEM_IO_PATH_MAX + sizeof SHARE_PROFILES + 4];
+    char exe[DCEM_IO_PATH_MAX], cand[2 * DCEM_IO_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0 && (size_t)n < sizeof exe - 1) {
         exe[n] = '\0';
-        /* /usr/bin/dcem-agent -> /usr -> /usr/share/dcem/meters */
+        /* /usr/bin/dcem-agent -> /usr -> /usr/share/dcem/<rel> */
         char *slash = strrchr(exe, '/');
         if (slash) *slash = '\0';
         slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(cand, sizeof cand, "%s/" SHARE_PROFILES, exe);
-            if (is_dir(cand) && strlen(cand) < size) return snprintf(dir, size, "%s", cand), 0;
+            snprintf(cand, sizeof cand, "%s/share/dcem/%s", exe, rel);
+            if (exists(cand) && strlen(cand) < size) return snprintf(out, size, "%s", cand), 0;
             note_tried(tried, trylen, cand);
         }
     }
     if (built_in && *built_in) {
-        if (is_dir(built_in) && strlen(built_in) < size)
-            return snprintf(dir, size, "%s", built_in), 0;
+        if (exists(built_in) && strlen(built_in) < size)
+            return snprintf(out, size, "%s", built_in), 0;
         note_tried(tried, trylen, built_in);
     }
-    const char *sys = "/usr/" SHARE_PROFILES;
-    if (is_dir(sys) && strlen(sys) < size) return snprintf(dir, size, "%s", sys), 0;
-    note_tried(tried, trylen, sys);
+    snprintf(cand, sizeof cand, "/usr/share/dcem/%s", rel);
+    if (exists(cand) && strlen(cand) < size) return snprintf(out, size, "%s", cand), 0;
+    note_tried(tried, trylen, cand);
     return DCEM_ENOTFOUND;
 }
 

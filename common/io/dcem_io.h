@@ -39,17 +39,20 @@ int dcem_io_load_policy(const char *path, dcem_policy *policy, char *err, size_t
 int dcem_io_load_profile(const char *dir, const char *model, dcem_profile *profile, char *err,
                          size_t errlen);
 
-/* The folder of the shipped meter profiles when a config does not name one.
- * Tried in order, the first that is a directory wins:
- *   1. <dir of the running binary>/../share/dcem/meters (/proc/self/exe): an
- *      installed tree, whatever its prefix (/usr/bin -> /usr/share/dcem/meters);
- *   2. built_in, when not NULL: the source tree's configs/meters, compiled into
- *      a build that runs from its build directory;
- *   3. /usr/share/dcem/meters.
- * Returns 0 with the folder in dir (size bytes), or DCEM_ENOTFOUND with the
+/* A shipped file or folder (rel: "meters", "policy/beijing-etown-2024.yaml",
+ * "dashboard") when a config does not name one. Tried in order, the first
+ * that exists wins:
+ *   1. <dir of the running binary>/../share/dcem/<rel> (/proc/self/exe): an
+ *      installed tree, whatever its prefix (/usr/bin -> /usr/share/dcem/...);
+ *   2. built_in, when not NULL: the source tree's copy, compiled into a
+ *      build that runs from its build directory;
+ *   3. /usr/share/dcem/<rel>.
+ * Returns 0 with the path in out (size bytes), or DCEM_ENOTFOUND with the
  * places tried, comma-separated, in tried (trylen bytes), for the message. */
-int dcem_io_profiles_dir(const char *built_in, char *dir, size_t size, char *tried,
-                         size_t trylen);
+/* The shipped policy, for configs that name none (rel of dcem_io_share_path). */
+#define DCEM_IO_DEFAULT_POLICY "policy/beijing-etown-2024.yaml"
+int dcem_io_share_path(const char *rel, const char *built_in, char *out, size_t size, char *tried,
+                       size_t trylen);
 
 /* The profile names in dir (its *.yaml files, without .yaml), sorted and
  * comma-separated into out (size bytes; a list that does not fit ends with

@@ -14,6 +14,9 @@
 #ifndef DCEM_AGENT_PROFILES_DIR /* the source tree's configs/meters (CMake) */
 #define DCEM_AGENT_PROFILES_DIR NULL
 #endif
+#ifndef DCEM_AGENT_POLICY_FILE /* and its policy */
+#define DCEM_AGENT_POLICY_FILE NULL
+#endif
 
 static const char *const parities[] = {"N", "E", "O", NULL};
 static const char *const fsyncs[] = {"always", "interval", "never", NULL};
@@ -143,9 +146,10 @@ static const dcem_cfg_field agent_fields[] = {
      .flags = DCEM_CFG_REQUIRED, .check = dcem_cfg_check_id},
     {.key = "ledger", .type = DCEM_CFG_STRING, .offset = A(ledger), .size = DCEM_PATH_MAX},
     {.key = "policy", .type = DCEM_CFG_STRING, .offset = A(policy_file), .size = DCEM_PATH_MAX,
-     .help = "with a ledger: the policy file whose counter rules the local figures apply"},
+     .help = "with a ledger: the policy file whose counter rules the local figures apply "
+             "(default: the shipped one, see dcem_io_share_path)"},
     {.key = "profiles", .type = DCEM_CFG_STRING, .offset = A(profiles_dir), .size = DCEM_PATH_MAX,
-     .help = "folder of meter profiles (default: see dcem_io_profiles_dir)"},
+     .help = "folder of meter profiles (default: see dcem_io_share_path)"},
     {.key = "log_level", .type = DCEM_CFG_ENUM, .offset = A(log_level), .names = levels,
      .def = DCEM_LOG_INFO},
     {.key = "buses", .type = DCEM_CFG_LIST, .offset = A(buses), .size = sizeof(dcem_bus_cfg),
@@ -364,10 +368,13 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
                                     c->site_ledger->site, c->site);
         }
         if (!rc && *c->ledger) { /* the same counter rules as the collector and dcem-audit */
-            char why[DCEM_PATH_MAX + 200];
-            if (!*c->policy_file)
-                snprintf(c->policy_file, sizeof c->policy_file, "%s", DCEM_AGENT_POLICY_FILE);
-            else if (dcem_io_resolve(name, c->policy_file, sizeof c->policy_file))
+            char why[3 * DCEM_PATH_MAX + 200];
+            if (!*c->policy_file) {
+                if (dcem_io_share_path(DCEM_IO_DEFAULT_POLICY, DCEM_AGENT_POLICY_FILE,
+                                       c->policy_file, sizeof c->policy_file, why, sizeof why))
+                    rc = dcem_cfg_error(err, errlen, name, 1, "policy",
+                                        "not given, and no shipped policy found (tried %s)", why);
+            } else if (dcem_io_resolve(name, c->policy_file, sizeof c->policy_file))
                 rc = dcem_cfg_error(err, errlen, name, 1, "policy", "path too long");
             if (!rc && !(c->policy = malloc(sizeof *c->policy))) rc = DCEM_ENOMEM;
             else if (!rc && dcem_io_load_policy(c->policy_file, c->policy, why, sizeof why))
@@ -379,8 +386,8 @@ dcem_agent_config *dcem_agent_config_parse(const char *name, const char *buf, si
     }
     if (!rc && !*c->profiles_dir) {
         char tried[3 * DCEM_PATH_MAX];
-        if (dcem_io_profiles_dir(DCEM_AGENT_PROFILES_DIR, c->profiles_dir, sizeof c->profiles_dir,
-                                 tried, sizeof tried))
+        if (dcem_io_share_path("meters", DCEM_AGENT_PROFILES_DIR, c->profiles_dir,
+                               sizeof c->profiles_dir, tried, sizeof tried))
             rc = dcem_cfg_error(err, errlen, name, 1, "profiles",
                                 "not given, and no folder of meter profiles found (tried %s): "
                                 "set 'profiles' to the folder of configs/meters",

@@ -215,13 +215,14 @@ static int parse_options(int argc, char **argv, options *o)
 }
 
 /* The profiles directory: --profiles, else where the agent looks too
- * (dcem_io_profiles_dir: an installed tree, the source tree's, then
+ * (dcem_io_share_path: an installed tree, the source tree's, then
  * /usr/share/dcem/meters). 0, or -1 with the places tried in err. */
 static int profiles_dir(const options *o, char *dir, size_t size, char *err, size_t errlen)
 {
     if (o->profiles) return snprintf(dir, size, "%s", o->profiles) >= (int)size ? -1 : 0;
     char tried[1024];
-    if (!dcem_io_profiles_dir(DCEM_SIM_PROFILES_DIR, dir, size, tried, sizeof tried)) return 0;
+    if (!dcem_io_share_path("meters", DCEM_SIM_PROFILES_DIR, dir, size, tried, sizeof tried))
+        return 0;
     snprintf(err, errlen, "no meter profiles folder (tried %.600s): give --profiles DIR", tried);
     return -1;
 }

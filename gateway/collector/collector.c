@@ -1138,8 +1138,9 @@ int main(int argc, char **argv)
             }
             dcem_store_close(st);
         }
-        printf("%s: ok (%zu sites, policy %s, store %s)\n", file, cfg->n_sites,
-               cfg->policy->policy, cfg->store.label);
+        printf("%s: ok (%zu sites, policy %s from %s, store %s%s%s)\n", file, cfg->n_sites,
+               cfg->policy->policy, cfg->policy_file, cfg->store.label,
+               cfg->api.line ? ", dashboard " : "", cfg->api.line ? cfg->api.dashboard_dir : "");
         dcem_collector_config_free(cfg);
         return 0;
     }

@@ -18,10 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The dashboard's files: the source tree's, compiled in (as dcem-sim finds
- * its meter profiles), when it exists; else "dashboard" beside the config. */
+/* The dashboard's files and the policy when the config names none: an
+ * installed tree's share/dcem, else the source tree's copies compiled in
+ * here (CMake), else /usr/share/dcem (dcem_io_share_path). */
 #ifndef DCEM_DASHBOARD_DIR
-#define DCEM_DASHBOARD_DIR "dashboard"
+#define DCEM_DASHBOARD_DIR NULL
+#endif
+#ifndef DCEM_COLLECTOR_POLICY_FILE
+#define DCEM_COLLECTOR_POLICY_FILE NULL
 #endif
 
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
@@ -175,7 +179,8 @@ static const dcem_cfg_field fields[] = {
     {.key = "sites", .type = DCEM_CFG_STRING, .offset = C(sites_dir),
      .size = DCEM_COLLECTOR_PATH_MAX, .flags = DCEM_CFG_REQUIRED},
     {.key = "policy", .type = DCEM_CFG_STRING, .offset = C(policy_file),
-     .size = DCEM_COLLECTOR_PATH_MAX, .flags = DCEM_CFG_REQUIRED},
+     .size = DCEM_COLLECTOR_PATH_MAX,
+     .help = "the policy file (default: the shipped one, see dcem_io_share_path)"},
     {.key = "log_level", .type = DCEM_CFG_ENUM, .offset = C(log_level), .names = levels,
      .def = DCEM_LOG_INFO},
     {.key = "health_log_s", .type = DCEM_CFG_INT, .offset = C(health_log_s), .min = 1,
@@ -365,12 +370,12 @@ static int check_api(dcem_collector_config *c, const char *name, char *err, size
         return dcem_cfg_error(err, errlen, name, a->line, "api.max_connections",
                               "%lld is fewer than api.threads (%lld): each thread needs one",
                               a->max_connections, a->threads);
-    if (!a->dashboard_dir[0]) {
-        struct stat st;
-        const char *d = !stat(DCEM_DASHBOARD_DIR, &st) && S_ISDIR(st.st_mode) ? DCEM_DASHBOARD_DIR
-                                                                               : "dashboard";
-        snprintf(a->dashboard_dir, sizeof a->dashboard_dir, "%s", d);
-    }
+    char tried[3 * DCEM_COLLECTOR_PATH_MAX];
+    if (!a->dashboard_dir[0] &&
+        dcem_io_share_path("dashboard", DCEM_DASHBOARD_DIR, a->dashboard_dir,
+                           sizeof a->dashboard_dir, tried, sizeof tried))
+        return dcem_cfg_error(err, errlen, name, a->line, "api.dashboard_dir",
+                              "not given, and no dashboard files found (tried %s)", tried);
     if (dcem_io_resolve(name, a->dashboard_dir, sizeof a->dashboard_dir))
         return dcem_cfg_error(err, errlen, name, a->line, "api.dashboard_dir", "path too long");
     if (a->reports_dir[0]) {
@@ -489,6 +494,13 @@ dcem_collector_config *dcem_collector_config_parse(const char *name, const char 
     if (!rc) rc = dcem_mqtt_cfg_check(&c->mqtt, name, err, errlen);
     if (!rc && !*c->mqtt.client_id)
         snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "dcem-collector-%s", c->collector);
+    if (!rc && !*c->policy_file) {
+        char tried[3 * DCEM_COLLECTOR_PATH_MAX];
+        if (dcem_io_share_path(DCEM_IO_DEFAULT_POLICY, DCEM_COLLECTOR_POLICY_FILE, c->policy_file,
+                               sizeof c->policy_file, tried, sizeof tried))
+            rc = dcem_cfg_error(err, errlen, name, 1, "policy",
+                                "not given, and no shipped policy found (tried %s)", tried);
+    }
     if (!rc) {
         c->policy = malloc(sizeof *c->policy);
         rc = c->policy ? dcem_io_load_policy(c->policy_file, c->policy, err, errlen) : DCEM_ENOMEM;
