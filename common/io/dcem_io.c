@@ -10,7 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Every program links this file. On 32-bit targets (armhf) the build must
+ * ask for 64-bit file offsets and time (CMakeLists.txt: _FILE_OFFSET_BITS,
+ * _TIME_BITS): directories on today's filesystems, and clocks past 2038. */
+_Static_assert(sizeof(off_t) == 8, "off_t must be 64 bits: build with _FILE_OFFSET_BITS=64");
+_Static_assert(sizeof(time_t) == 8, "time_t must be 64 bits: build with _TIME_BITS=64");
 
 int dcem_io_read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
