@@ -8,7 +8,7 @@
  *   dcem-sim -c SCENARIO [--tcp HOST:PORT|none] [--rtu DEVICE --baud N
  *            --parity N|E|O --data 7|8 --stop 1|2 --wire-time on|off
  *            --turnaround-ms N] [--speed X] [--start T|now]
- *            [--truth FILE] [--profiles DIR] [--check-config]
+ *            [--initial FILE] [--truth FILE] [--profiles DIR] [--check-config]
  */
 #include "dcem_io.h"
 #include "errors.h"
@@ -70,6 +70,8 @@ static void usage(FILE *out)
           "  --turnaround-ms N    RTU: the meter's answer delay after the request (default 5)\n"
           "  --speed X            simulated seconds per real second (0: frozen)\n"
           "  --start TIME|now     simulated start time (RFC 3339)\n"
+          "  --initial FILE       initial counters: each meter's last row of a readings CSV\n"
+          "                       (time,meter,kwh), e.g. dcem-gen --end-counters\n"
           "  --truth FILE         write what is served as JSON on SIGUSR1 and at exit\n"
           "  --profiles DIR       meter profiles (default: beside the install prefix, else\n"
           "                       " DCEM_SIM_PROFILES_DIR ", else /usr/share/dcem/meters)\n"
@@ -91,7 +93,7 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 }
 
 typedef struct options {
-    const char *config, *tcp, *rtu, *truth, *profiles, *start;
+    const char *config, *tcp, *rtu, *truth, *profiles, *start, *initial;
     long baud, data, stop;
     long turnaround_ms; /* < 0: the scenario's */
     int wire_time;      /* < 0: the scenario's */
@@ -113,6 +115,7 @@ static int parse_options(int argc, char **argv, options *o)
         O_TURNAROUND,
         O_SPEED,
         O_START,
+        O_INITIAL,
         O_TRUTH,
         O_PROFILES,
         O_CHECK
@@ -129,6 +132,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"turnaround-ms", required_argument, NULL, O_TURNAROUND},
         {"speed", required_argument, NULL, O_SPEED},
         {"start", required_argument, NULL, O_START},
+        {"initial", required_argument, NULL, O_INITIAL},
         {"truth", required_argument, NULL, O_TRUTH},
         {"profiles", required_argument, NULL, O_PROFILES},
         {"check-config", no_argument, NULL, O_CHECK},
@@ -185,6 +189,9 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case O_START:
             o->start = optarg;
+            break;
+        case O_INITIAL:
+            o->initial = optarg;
             break;
         case O_TRUTH:
             o->truth = optarg;
@@ -361,7 +368,19 @@ int main(int argc, char **argv)
         rc = sim_site_new(sc, o.config, load_profile, (void *)(uintptr_t)dir, &site, err,
                           sizeof err);
     free(sc);
+    if (!rc && o.initial) {
+        /* a history's last readings: the meters carry on from there */
+        char *buf;
+        size_t len;
+        rc = dcem_io_read_file(o.initial, &buf, &len, err, sizeof err);
+        if (!rc) {
+            rc = sim_site_initial_counters(site, o.initial, buf, len, err, sizeof err);
+            free(buf);
+        }
+        if (rc && rc != DCEM_ENOMEM) rc = DCEM_ECONFIG;
+    }
     if (rc) {
+        sim_site_free(site);
         fprintf(stderr, "dcem-sim: %s\n", rc == DCEM_ENOMEM ? "out of memory" : err);
         return rc == DCEM_ENOMEM ? 1 : 2;
     }

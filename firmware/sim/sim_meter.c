@@ -360,6 +360,45 @@ int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem
     return 0;
 }
 
+static void encode(const sim_meter *m, size_t i, double value, uint16_t *words);
+
+int sim_meter_set_initial(sim_meter *m, double kwh)
+{
+    if (!isfinite(kwh) || kwh < 0) return DCEM_EINVAL;
+    for (size_t k = 0; k < m->n_faults; k++)
+        if (m->faults[k].kind == SIM_FAULT_ROLLOVER) return DCEM_EINVAL;
+    size_t i = (size_t)m->counter_reg;
+    const sim_ratio_seg *g0 = sim_meter_ratio(m);
+    double k = g0->ct * g0->pt, want = kwh / k, s = want;
+    if (s >= sim_meter_reg_wrap(m, i)) return DCEM_ERANGE;
+    int type = m->profile->regs[i].type;
+    /* served below want: the register's next value up. A few rounds at
+     * most: the first lands on the register's grid */
+    for (int round = 0;; round++) {
+        uint16_t words[4];
+        double v;
+        encode(m, i, s, words);
+        if (sim_meter_reg_decode(m, i, words, &v)) return DCEM_ERANGE;
+        /* a whole count decoded a few ulps below its decimal is the same
+         * value to the counter rules (jitter, not a drop) */
+        if (v >= want * (1 - 1e-12)) break;
+        if (round == 8) return DCEM_ERANGE;
+        double unit = sim_meter_reg_unit(m, i);
+        if (type == DCEM_F32)
+            s = (double)nextafterf((float)v, INFINITY);
+        else if (type == DCEM_F64)
+            s = nextafter(v, INFINITY);
+        else /* mid-way into the next count: floor() cannot miss it */
+            s = (floor(v / unit + 0.5) + 1.5) * unit;
+        if (s >= sim_meter_reg_wrap(m, i)) return DCEM_ERANGE;
+    }
+    m->initial_secondary_kwh = s;
+    m->initial_kwh = s * k;
+    for (size_t r = 0; r <= m->seg; r++)
+        m->ratio[r].secondary_start_kwh = s;
+    return 0;
+}
+
 const sim_ratio_seg *sim_meter_ratio(const sim_meter *m)
 {
     return &m->ratio[m->seg];

@@ -106,6 +106,17 @@ typedef struct sim_meter {
 int sim_meter_init(sim_meter *m, const sim_meter_cfg *c, long long r, const dcem_profile *p,
                    const sim_scenario *sc, const char *name, char *err, size_t errlen);
 
+/* Makes the primary counter at start the first value the meter's import
+ * counter register can show at or above kwh: a meter carrying on from a
+ * history's last reading (dcem-sim --initial) must never read below it, and
+ * a float or a whole-count register cannot always hold that value exactly,
+ * so the value served is at most one register step above it. Call right
+ * after sim_meter_init, before the meter is advanced. Returns 0;
+ * DCEM_EINVAL for a negative or non-finite kwh or a meter with a rollover
+ * fault (which sets the start itself); DCEM_ERANGE when the register cannot
+ * show it without wrapping. */
+int sim_meter_set_initial(sim_meter *m, double kwh);
+
 /* Advances the energy integral to t_ms; earlier times are ignored (the
  * meter serves at the latest time it has seen). */
 void sim_meter_advance(sim_meter *m, int64_t t_ms);

@@ -1,6 +1,7 @@
 #include "sim_site.h"
 #include "cfg.h"
 #include "errors.h"
+#include "parse.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -93,6 +94,71 @@ int sim_site_new(const sim_scenario *sc, const char *name, sim_profile_loader lo
 int64_t sim_site_time(const sim_site *s, int64_t real_elapsed_ms)
 {
     return s->start_ms + (int64_t)llround((double)real_elapsed_ms * s->speed);
+}
+
+int sim_site_initial_counters(sim_site *s, const char *name, const char *buf, size_t len, char *err,
+                              size_t errlen)
+{
+    size_t n_alloc = s->n_meters ? s->n_meters : 1;
+    double *kwh = malloc(n_alloc * sizeof *kwh);
+    int *at = malloc(n_alloc * sizeof *at); /* the line each value came from */
+    if (!kwh || !at) {
+        free(kwh);
+        free(at);
+        return DCEM_ENOMEM;
+    }
+    for (size_t i = 0; i < s->n_meters; i++)
+        kwh[i] = NAN;
+    int rc = 0;
+    long line = 0;
+    /* first every row, so that a bad file changes nothing */
+    for (size_t pos = 0; !rc && pos < len; line++) {
+        const char *l = buf + pos, *nl = memchr(l, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - l) : len - pos;
+        pos += n + 1;
+        if (n && l[n - 1] == '\r') n--;
+        if (!n || (line == 0 && n >= 5 && !memcmp(l, "time,", 5))) continue;
+        const char *c1 = memchr(l, ',', n),
+                   *c2 = c1 ? memchr(c1 + 1, ',', n - (size_t)(c1 + 1 - l)) : NULL;
+        const char *end = l + n;
+        size_t i = 0;
+        double v;
+        if (!c2 || memchr(c2 + 1, ',', (size_t)(end - c2 - 1))) {
+            rc = dcem_cfg_error(err, errlen, name, (int)line + 1, "row", "expected time,meter,kwh");
+            break;
+        }
+        size_t idn = (size_t)(c2 - c1 - 1);
+        while (i < s->n_meters &&
+               (strlen(s->meters[i].id) != idn || memcmp(s->meters[i].id, c1 + 1, idn)))
+            i++;
+        if (i == s->n_meters)
+            rc = dcem_cfg_error(err, errlen, name, (int)line + 1, "meter",
+                                "'%.*s' is not a meter of the scenario", (int)idn, c1 + 1);
+        else if (dcem_parse_double(c2 + 1, (size_t)(end - c2 - 1), &v) || !isfinite(v) || v < 0)
+            rc = dcem_cfg_error(err, errlen, name, (int)line + 1, "kwh",
+                                "'%.*s' is not a counter value", (int)(end - c2 - 1), c2 + 1);
+        else {
+            kwh[i] = v;
+            at[i] = (int)line + 1;
+        }
+    }
+    /* then set them, on copies: a value one meter cannot take changes nothing */
+    sim_meter *copy = rc ? NULL : malloc((s->n_meters ? s->n_meters : 1) * sizeof *copy);
+    if (!rc && !copy) rc = DCEM_ENOMEM;
+    if (!rc) memcpy(copy, s->meters, s->n_meters * sizeof *copy);
+    for (size_t i = 0; !rc && i < s->n_meters; i++) {
+        if (isnan(kwh[i])) continue;
+        int r = sim_meter_set_initial(&copy[i], kwh[i]);
+        if (r)
+            rc = dcem_cfg_error(
+                err, errlen, name, at[i], "kwh", "%s cannot start at %.3f kWh: %s", copy[i].id,
+                kwh[i], r == DCEM_ERANGE ? "beyond its register" : "it has a rollover fault");
+    }
+    if (!rc) memcpy(s->meters, copy, s->n_meters * sizeof *copy);
+    free(copy);
+    free(kwh);
+    free(at);
+    return rc;
 }
 
 sim_meter *sim_site_meter(sim_site *s, int unit)

@@ -43,6 +43,17 @@ int sim_site_new(const sim_scenario *sc, const char *name, sim_profile_loader lo
                  sim_site **out, char *err, size_t errlen);
 void sim_site_free(sim_site *s);
 
+/* Initial counters from a readings CSV (time,meter,kwh, the format
+ * dcem-agent --import and dcem-audit read; a header line allowed), as
+ * dcem-gen --end-counters writes it: each meter it names starts at its last
+ * row's kwh, raised to what the meter's register can show
+ * (sim_meter_set_initial); the times are not used. name is the file, for
+ * messages. Returns 0, or DCEM_ECONFIG with "name:line: what" in err (a
+ * row that is not three fields, a meter the scenario lacks, a value the
+ * meter cannot start from); nothing is changed then. */
+int sim_site_initial_counters(sim_site *s, const char *name, const char *buf, size_t len, char *err,
+                              size_t errlen);
+
 /* Simulated time after real_elapsed_ms of running. */
 int64_t sim_site_time(const sim_site *s, int64_t real_elapsed_ms);
 

@@ -25,8 +25,24 @@
  * (b) and (c) are discarded and their two steps bridged (estimated), (d) is
  * spread over its 9 steps (estimated), (e)'s straddling step is estimated.
  *
+ * --until TIME (RFC 3339, or "now") ends the readings at that moment of the
+ * year instead of its end: every knot before it, then one reading at TIME
+ * itself (exact too: the power is linear up to the next knot). truth.json
+ * then has the months begun by TIME, the last one and the year ending at
+ * TIME, and faults that would fall after TIME are not injected. The
+ * current year up to now, for a demo whose live meters carry on from there.
+ *
+ * Counters files are readings CSVs (time,meter,kwh), one row per meter.
+ * --end-counters FILE writes each meter's counter at the last reading (as
+ * the CSV shows it, never a glitch); --start-counters FILE starts every
+ * meter from such a file, whose times must be this year's start: the
+ * previous year's --end-counters, so the two files make one unbroken
+ * history. The start row is then that file's last and is not written
+ * again. Not with --faults, whose rollover needs its own start value.
+ *
  *   dcem-gen --site FILE --year YYYY --out readings.csv --truth truth.json
- *            [--step-minutes 15] [--faults] [--seed N]
+ *            [--step-minutes 15] [--faults] [--seed N] [--until TIME|now]
+ *            [--start-counters FILE] [--end-counters FILE]
  */
 #include "calendar.h"
 #include "dcem_io.h"
@@ -41,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PI 3.14159265358979323846
 #define OUT_BUF (8u << 20) /* rows are written in blocks of this size */
@@ -71,6 +88,7 @@ typedef struct meter_gen {
     double p_prev; /* power at the previous knot, kW */
     double peak_kw;
     int64_t last_ticks; /* unwrapped counter of the last reading written */
+    int64_t last_t;     /* and its time */
     int have_last;
     double kwh[12];
     long rollovers[12], resets[12], discarded[12], est_intervals[12];
@@ -94,6 +112,9 @@ typedef struct gen {
     int faults;
     int64_t step_ms, interval_ms;
     int64_t start_ms, end_ms, n_steps; /* knots 0..n_steps, both ends included */
+    int64_t until_ms;                  /* end_ms, or a reading after the last knot (--until) */
+    int n_months;                      /* months begun before until_ms */
+    int continued;                     /* --start-counters: knot 0 is not written */
     int64_t mstart[13];                /* local month starts of the year, and the next */
     int64_t day0;                      /* local day number of 1 January */
     int ndays;
@@ -442,6 +463,119 @@ static void place_faults(gen *g)
     g->gap.k = knot_at(g, 9, 3 + (int)(xorshift(&s) % 20), 1, 0);
 }
 
+/* --until: a fault whose readings would come after until_ms is not
+ * injected (its truth would describe readings that are not written). */
+static void drop_late_faults(gen *g)
+{
+    struct {
+        fault *f;
+        int64_t last; /* the last knot the fault touches */
+    } fs[] = {{&g->roll, g->roll.k + 1},
+              {&g->reset, g->reset.k + 2},
+              {&g->glitch, g->glitch.k + 1},
+              {&g->spike, g->spike.k + 1},
+              {&g->gap, g->gap.k + GAP_READINGS}};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
+        if (fs[i].f->meter >= 0 && knot_time(g, fs[i].last) >= g->until_ms) fs[i].f->meter = -1;
+}
+
+/* --start-counters: every meter's counter at the year's start from FILE, a
+ * readings CSV whose rows are all at that start (the last row of a meter
+ * counts). 0, or -1 with the reason in err. */
+static int load_start_counters(gen *g, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int rc = 0;
+    long lineno = 0;
+    int *seen = calloc(g->n ? g->n : 1, sizeof *seen);
+    if (!seen) {
+        fclose(fp);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    while (!rc && fgets(line, sizeof line, fp)) {
+        lineno++;
+        size_t len = strcspn(line, "\r\n");
+        line[len] = 0;
+        if (!len || (lineno == 1 && !strncmp(line, "time,", 5))) continue;
+        char *c1 = strchr(line, ','), *c2 = c1 ? strchr(c1 + 1, ',') : NULL;
+        int64_t t;
+        double kwh;
+        if (!c2 || strchr(c2 + 1, ',')) {
+            snprintf(err, errlen, "%s:%ld: expected time,meter,kwh", path, lineno);
+            rc = -1;
+        } else if (dcem_parse_time(line, (size_t)(c1 - line), &t) || t != g->start_ms) {
+            snprintf(err, errlen, "%s:%ld: time: not the start of %lld", path, lineno, g->year);
+            rc = -1;
+        } else if (dcem_parse_double(c2 + 1, strlen(c2 + 1), &kwh) || !(kwh >= 0)) {
+            snprintf(err, errlen, "%s:%ld: kwh: not a counter value", path, lineno);
+            rc = -1;
+        } else {
+            *c2 = 0;
+            size_t i = 0;
+            while (i < g->n && strcmp(g->mg[i].m->id, c1 + 1))
+                i++;
+            meter_gen *m = i < g->n ? &g->mg[i] : NULL;
+            double ticks = m ? kwh / m->res : 0;
+            if (!m) {
+                snprintf(err, errlen, "%s:%ld: meter '%s' is not in the ledger", path, lineno,
+                         c1 + 1);
+                rc = -1;
+            } else if (fabs(ticks - round(ticks)) > 1e-6 ||
+                       (m->mod_ticks && llround(ticks) >= m->mod_ticks)) {
+                snprintf(err, errlen, "%s:%ld: kwh: %s cannot show %s", path, lineno, m->m->id,
+                         c2 + 1);
+                rc = -1;
+            } else {
+                m->base_kwh = (double)llround(ticks) * m->res;
+                seen[i] = 1;
+            }
+        }
+    }
+    if (!rc && ferror(fp)) {
+        snprintf(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
+    for (size_t i = 0; !rc && i < g->n; i++)
+        if (!seen[i]) {
+            snprintf(err, errlen, "%s: no counter for meter %s", path, g->mg[i].m->id);
+            rc = -1;
+        }
+    free(seen);
+    fclose(fp);
+    return rc;
+}
+
+/* --end-counters: each meter's counter at its last reading, as the CSV
+ * shows it (wrapped; never a glitch or a spike). */
+static int write_end_counters(gen *g, const char *path)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) {
+        fprintf(stderr, "dcem-gen: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fputs("time,meter,kwh\n", fp);
+    for (size_t i = 0; i < g->n; i++) {
+        const meter_gen *m = &g->mg[i];
+        char ts[40], v[40];
+        time_string(g, m->last_t, ts, sizeof ts);
+        int64_t ticks = m->mod_ticks ? m->last_ticks % m->mod_ticks : m->last_ticks;
+        *put_fixed(v, ticks * m->units_per_tick, m->decimals) = 0;
+        fprintf(fp, "%s,%s,%s\n", ts, m->m->id, v);
+    }
+    if (fclose(fp)) {
+        fprintf(stderr, "dcem-gen: %s: write error\n", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* Start values of the counters: deterministic, non-zero, and for the
  * rollover fault's meter just below a wrap that falls at its knot. */
 static void set_start_values(gen *g, double *p)
@@ -496,13 +630,21 @@ static int run(gen *g, const char *out_path)
     memcpy(o.buf, header, sizeof header - 1);
     o.used = sizeof header - 1;
 
-    double h = (double)g->step_ms / 3.6e6;
     int mi = 0; /* month of the step ending at knot k */
-    for (int64_t k = 0; k <= g->n_steps; k++) {
-        int64_t t = knot_time(g, k);
+    /* knots 0..n_steps, then (--until between two knots) one step to until_ms */
+    int64_t last = g->until_ms > knot_time(g, g->n_steps) ? g->n_steps + 1 : g->n_steps;
+    for (int64_t k = 0; k <= last; k++) {
+        int64_t t = k <= g->n_steps ? knot_time(g, k) : g->until_ms;
         model_knot(g, k, p);
+        if (k > g->n_steps) {
+            /* the power is linear between knots: its value at until_ms */
+            double f = (double)(t - knot_time(g, k - 1)) / (double)g->step_ms;
+            for (size_t i = 0; i < g->n; i++)
+                p[i] = g->mg[i].p_prev + (p[i] - g->mg[i].p_prev) * f;
+        }
         if (k > 0) {
-            int64_t t0 = t - g->step_ms;
+            int64_t t0 = knot_time(g, k - 1);
+            double h = (double)(t - t0) / 3.6e6;
             while (mi < 11 && t0 >= g->mstart[mi + 1])
                 mi++;
             int64_t local0 = t0 + (int64_t)dcem_zone_offset(&g->zone, t0) * DCEM_MS_PER_S;
@@ -540,7 +682,8 @@ static int run(gen *g, const char *out_path)
              * held flat around the swap, so the engine's estimate of the step
              * across it (at the rate of the next step) is exact */
             if (ii == g->reset.meter && k == g->reset.k) {
-                m->base_kwh = -(m->cum_prev_kwh + g->reset_hold_kw * h * SWAP_FRACTION);
+                m->base_kwh = -(m->cum_prev_kwh +
+                                g->reset_hold_kw * ((double)g->step_ms / 3.6e6) * SWAP_FRACTION);
                 m->have_last = 0;
                 m->resets[mi]++;
                 add_estimated(g, ii, knot_time(g, k - 1), t);
@@ -563,6 +706,7 @@ static int run(gen *g, const char *out_path)
             }
             m->last_ticks = ticks;
             m->have_last = 1;
+            m->last_t = t;
             /* (b) glitch: one reading reads 0; (c) spike: one reading a day
              * of rated power too high. Both disagree with both neighbours,
              * so the engine discards them and bridges the two steps */
@@ -586,6 +730,8 @@ static int run(gen *g, const char *out_path)
                 if (mo >= 0 && s0 != m->last_read_iv) m->read_intervals[mo]++;
                 m->last_read_iv = s0;
             }
+            /* continued: the previous file's last row is this reading */
+            if (k == 0 && g->continued) continue;
             if (o.used + ROW_MAX > OUT_BUF) out_flush(&o);
             char *w = o.buf + o.used;
             memcpy(w, ts, tl);
@@ -628,7 +774,8 @@ static cJSON *period_json(gen *g, int m0, int m1)
     double role[DCEM_ROLE_COUNT] = {0};
     long roll = 0, resets = 0, disc = 0, est = 0;
     double completeness = 1;
-    int64_t len = g->mstart[m1] - g->mstart[m0];
+    int64_t end = g->mstart[m1] < g->until_ms ? g->mstart[m1] : g->until_ms;
+    int64_t len = end - g->mstart[m0];
     cJSON *o = cJSON_CreateObject();
     char name[16], ts[40];
     if (m1 - m0 == 12)
@@ -639,7 +786,7 @@ static cJSON *period_json(gen *g, int m0, int m1)
     cJSON_AddStringToObject(o, "kind", m1 - m0 == 12 ? "year" : "month");
     time_string(g, g->mstart[m0], ts, sizeof ts);
     cJSON_AddStringToObject(o, "start", ts);
-    time_string(g, g->mstart[m1], ts, sizeof ts);
+    time_string(g, end, ts, sizeof ts);
     cJSON_AddStringToObject(o, "end", ts);
     cJSON *ms = cJSON_CreateArray();
     for (size_t i = 0; i < g->n; i++) {
@@ -727,6 +874,14 @@ static int write_truth(gen *g, const char *path)
     cJSON_AddNumberToObject(root, "year", (double)g->year);
     cJSON_AddNumberToObject(root, "step_minutes", (double)(g->step_ms / 60000));
     cJSON_AddNumberToObject(root, "seed", (double)g->seed);
+    if (g->until_ms < g->end_ms) {
+        char ts[40];
+        time_string(g, g->until_ms, ts, sizeof ts);
+        cJSON_AddStringToObject(root, "until", ts);
+    } else {
+        cJSON_AddNullToObject(root, "until");
+    }
+    cJSON_AddBoolToObject(root, "continued", g->continued);
     cJSON_AddBoolToObject(root, "faults_injected", g->faults);
     cJSON_AddStringToObject(root, "assumes",
                             "step == interval_minutes; policy data.gap_intervals < 2 and "
@@ -755,11 +910,12 @@ static int write_truth(gen *g, const char *path)
     }
     cJSON_AddNumberToObject(root, "discarded_readings", (double)discarded);
     cJSON *ps = cJSON_AddArrayToObject(root, "periods");
-    for (int mo = 0; mo < 12; mo++)
+    for (int mo = 0; mo < g->n_months; mo++)
         cJSON_AddItemToArray(ps, period_json(g, mo, mo + 1));
     cJSON_AddItemToArray(ps, period_json(g, 0, 12));
     cJSON *days = cJSON_AddArrayToObject(root, "day_total_kwh");
-    for (int d = 0; d < g->ndays; d++)
+    int ndays = (int)(dcem_zone_day(&g->zone, g->until_ms - 1) - g->day0 + 1);
+    for (int d = 0; d < g->ndays && d < ndays; d++)
         cJSON_AddItemToArray(days, cJSON_CreateNumber(g->day_total[d]));
     cJSON_AddItemToObject(root, "faults", g->fault_list);
     g->fault_list = NULL;
@@ -805,9 +961,12 @@ static void check_peaks(gen *g)
 static void usage(FILE *out)
 {
     fputs("usage: dcem-gen --site FILE --year YYYY --out readings.csv --truth truth.json\n"
-          "                [--step-minutes 15] [--faults] [--seed N]\n"
+          "                [--step-minutes 15] [--faults] [--seed N] [--until TIME|now]\n"
+          "                [--start-counters FILE] [--end-counters FILE]\n"
           "Writes a year of cumulative meter readings (CSV time,meter,kwh) for the\n"
-          "meters of a site ledger, and their exact energy per month in truth.json.\n",
+          "meters of a site ledger, and their exact energy per month in truth.json.\n"
+          "--until ends the readings at TIME (RFC 3339) or now; --start-counters\n"
+          "carries on from the previous year's --end-counters file.\n",
           out);
 }
 
@@ -821,11 +980,16 @@ int main(int argc, char **argv)
         {"step-minutes", required_argument, 0, 'm'},
         {"faults", no_argument, 0, 'f'},
         {"seed", required_argument, 0, 'S'},
+        {"until", required_argument, 0, 'u'},
+        {"start-counters", required_argument, 0, 'C'},
+        {"end-counters", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *site_path = NULL, *out_path = NULL, *truth_path = NULL;
+    const char *start_path = NULL, *end_path = NULL;
     long long year = 0, step = 15, seed = 1;
+    int64_t until = INT64_MAX;
     int faults = 0, c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -859,6 +1023,20 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'u':
+            if (!strcmp(optarg, "now"))
+                until = (int64_t)time(NULL) * 1000;
+            else if (dcem_parse_time(optarg, strlen(optarg), &until)) {
+                fprintf(stderr, "dcem-gen: --until %s: expected an RFC 3339 time or now\n", optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            start_path = optarg;
+            break;
+        case 'E':
+            end_path = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -869,6 +1047,12 @@ int main(int argc, char **argv)
     }
     if (!site_path || !out_path || !truth_path || !year || optind != argc) {
         usage(stderr);
+        return 2;
+    }
+    if (start_path && faults) {
+        fputs("dcem-gen: --start-counters and --faults: the rollover fault sets its meter's "
+              "start value; use one\n",
+              stderr);
         return 2;
     }
 
@@ -894,7 +1078,15 @@ int main(int argc, char **argv)
         g.mstart[m] = dcem_zone_month_start(&g.zone, year * 12 + m);
     g.start_ms = g.mstart[0];
     g.end_ms = g.mstart[12];
-    g.n_steps = (g.end_ms - g.start_ms) / g.step_ms;
+    if (until <= g.start_ms) {
+        fprintf(stderr, "dcem-gen: --until: not after the start of %lld\n", year);
+        goto out;
+    }
+    g.until_ms = until < g.end_ms ? until : g.end_ms;
+    g.n_steps = (g.until_ms - g.start_ms) / g.step_ms;
+    g.n_months = 0;
+    while (g.n_months < 12 && g.mstart[g.n_months] < g.until_ms)
+        g.n_months++;
     g.day0 = dcem_zone_day(&g.zone, g.start_ms);
     g.ndays = (int)(dcem_zone_day(&g.zone, g.end_ms) - g.day0);
     g.n = g.site->n_meters;
@@ -926,6 +1118,7 @@ int main(int argc, char **argv)
         g.mg[i].weight = g.mg[i].m->rated_kw * g.mg[i].imbalance / role_w[g.mg[i].m->role];
 
     place_faults(&g);
+    drop_late_faults(&g);
     if (g.reset.meter >= 0) {
         /* the power the replaced meter is held at: its own at two knots
          * before the first reading of the new meter */
@@ -934,9 +1127,17 @@ int main(int argc, char **argv)
     }
     g.hold_active = 1;
     set_start_values(&g, p);
+    if (start_path) {
+        if (load_start_counters(&g, start_path, err, sizeof err)) {
+            fprintf(stderr, "dcem-gen: --start-counters: %s\n", err);
+            goto out;
+        }
+        g.continued = 1;
+    }
     if (run(&g, out_path)) goto out;
     check_peaks(&g);
     if (write_truth(&g, truth_path)) goto out;
+    if (end_path && write_end_counters(&g, end_path)) goto out;
     rc = 0;
 out:
     free(p);

@@ -2,11 +2,13 @@
 # The dashboard (gateway/dashboard, docs/dashboard.md) in headless Chromium
 # against real parts: mosquitto on loopback, dcem-collector with its API on
 # a free loopback port serving the dashboard from its default directory,
-# and data through the real ingest path (dcem-replay playing agents): this
-# year of yz-alpha up to now (hourly readings, green contracts added to its
-# ledger so it is reward-eligible) and the last three weeks of yz-beta
-# (15-minute readings, a small approved cap so the cap verdicts show, one
-# glitched reading, a stale reading with power, a gateway gone offline).
+# and data through the real ingest paths: this year of yz-alpha up to now
+# backfilled as the demo does it (dcem-gen --until, delivered by
+# dcem-agent --import; hourly readings, green contracts added to its ledger
+# so it is reward-eligible) and the last three weeks of yz-beta played by
+# dcem-replay (15-minute readings, a small approved cap so the cap verdicts
+# show, one glitched reading, a stale reading with power, a gateway gone
+# offline).
 #
 #   dashboard.sh BUILD_DIR SOURCE_DIR [OUT_DIR]
 #
@@ -16,7 +18,11 @@
 # (js/format.js); the views are complete (overview, a site's live power,
 # PUE of four periods, green share against the threshold, the cap
 # burn-down with projection, verdicts with clauses, alerts, meters with a
-# stale one, counter events); live power refreshes on its timer; the
+# stale one, counter events); live power refreshes on its timer; yz-alpha's
+# live view (this year) has its data: a PUE, not a dash, for the interval,
+# the month, the year to date and 12 months, non-zero energy and cap use, a
+# burn-down line and bar for every month so far, a live power sparkline of
+# non-zero totals (dashboard-site-alpha-en.png); the
 # Chinese view has Chinese labels; an operator sees only its own site and
 # gets "403" for another; without a token only the public list. Screenshots
 # go to OUT_DIR (default BUILD_DIR/tests) as dashboard-*.png.
@@ -29,6 +35,7 @@ command -v chromium >/dev/null || { echo "SKIP: chromium is not installed (scrip
 col=$build/gateway/collector/dcem-collector
 replay=$build/tests/dcem-replay
 gen=$build/tests/dcem-gen
+agent=$build/firmware/agent/dcem-agent
 make_work dash
 started=$SECONDS
 mkdir -p "$out" "$work/sites"
@@ -67,19 +74,23 @@ api:
     - {name: alpha-ops, role: operator, sites: [yz-alpha], token: "$alpha_tok"}
 EOF
 
-# the readings: this year (and last, early in January) cut to what has
-# been measured by now
+# the readings: this year up to now (and last year, early in January,
+# whose counters this year's carry on from)
+until=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for s in alpha beta; do
   step=15
   [[ $s == alpha ]] && step=60
-  "$gen" --site "$work/sites/yz-$s.yaml" --year "$year" --step-minutes $step --out "$work/$s-y.csv" \
-    --truth "$work/$s-truth.json" >/dev/null
+  cont=()
+  echo "time,meter,kwh" >"$work/$s-y.csv"
   if [[ $(TZ=Asia/Shanghai date +%m%d) < 0122 ]]; then
     "$gen" --site "$work/sites/yz-$s.yaml" --year $((year - 1)) --step-minutes $step \
-      --out "$work/$s-p.csv" --truth "$work/$s-ptruth.json" >/dev/null
-    tail -n +2 "$work/$s-y.csv" >>"$work/$s-p.csv"
-    mv "$work/$s-p.csv" "$work/$s-y.csv"
+      --out "$work/$s-p.csv" --truth "$work/$s-ptruth.json" --end-counters "$work/$s-p-end.csv" >/dev/null
+    tail -n +2 "$work/$s-p.csv" >>"$work/$s-y.csv"
+    cont=(--start-counters "$work/$s-p-end.csv")
   fi
+  "$gen" --site "$work/sites/yz-$s.yaml" --year "$year" --step-minutes $step --until "$until" "${cont[@]}" \
+    --out "$work/$s-t.csv" --truth "$work/$s-truth.json" >/dev/null
+  tail -n +2 "$work/$s-t.csv" >>"$work/$s-y.csv"
 done
 $PY - "$work" <<'EOF'
 import csv, sys, time
@@ -114,16 +125,20 @@ wait_for "the API" 10 curl -sf "$api/healthz"
 wait_for "the collector's subscription" 10 grep -q "^info: mqtt: subscribed to" "$work/collector.err"
 curl -sf "$api/" | grep -q 'js/main.js' || fail "/ is not the dashboard (api.dashboard_dir default)"
 
-rpids=()
-"$replay" --uri "tcp://127.0.0.1:$port" --site yz-alpha --gateway gw-a0 --csv "$work/alpha.csv" \
-  >"$work/replay-a.out" 2>&1 &
-rpids+=($!)
+# yz-alpha's year as the demo backfills it (dcem-agent --import), yz-beta's
+# weeks played by dcem-replay, at the same time
+import_agent_config "$work/import-alpha.yaml" gw-a0 "$work/sites/yz-alpha.yaml" "$work/spool-alpha" alpha-ups-a
+"$agent" -c "$work/import-alpha.yaml" --import "$work/alpha.csv" >"$work/import-a.out" 2>"$work/import-a.err" &
+ipid=$!
 "$replay" --uri "tcp://127.0.0.1:$port" --site yz-beta --gateway gw-b0 --csv "$work/beta.csv" \
   >"$work/replay-b.out" 2>&1 &
-rpids+=($!)
-pids+=("${rpids[@]}")
-for p in "${rpids[@]}"; do wait "$p" || fail "a replay failed: $(cat "$work"/replay-*.out)"; done
-echo "replayed in $((SECONDS - started)) s"
+rpid=$!
+pids+=("$ipid" "$rpid")
+wait "$rpid" || fail "the replay failed: $(cat "$work/replay-b.out")"
+wait "$ipid" || fail "the import of yz-alpha failed: $(tail -3 "$work/import-a.err")"
+grep -q "import of .* complete: $(($(wc -l <"$work/alpha.csv") - 1)) readings delivered and acknowledged" \
+  "$work/import-a.err" || fail "the import of yz-alpha: $(grep 'import of' "$work/import-a.err")"
+echo "imported and replayed in $((SECONDS - started)) s"
 
 # a stale reading with power (meter status, a meter_stale alert, power from
 # a reading) and a gateway's last will (a gateway_offline alert)
@@ -187,7 +202,7 @@ view() {
 }
 
 view overview-en "$reg" "lang=en" overview
-view site-alpha-en "$reg" "site=yz-alpha&lang=en" site yz-alpha 1400,2400
+view site-alpha-en "$reg" "site=yz-alpha&lang=en" site-live yz-alpha 1400,2400
 view site-beta-zh "$reg" "site=yz-beta&lang=zh" site-zh yz-beta 1400,2400
 view overview-zh "$reg" "lang=zh" overview-zh
 view operator-overview "$alpha_tok" "lang=en" operator

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checks a DOM the dashboard rendered (chromium --dump-dom) against the API.
 
-    API=http://127.0.0.1:PORT TOKEN=… KIND=site|site-zh|overview|overview-zh|operator|forbidden|public
+    API=http://127.0.0.1:PORT TOKEN=… KIND=site|site-live|site-zh|overview|overview-zh|operator|forbidden|public
     SITE=yz-alpha GLITCH=<time of the glitched reading> dashboard_check.py PAGE.html
 
 Every element with data-figure="<endpoint>:<json path>" is compared with the
@@ -9,6 +9,10 @@ value at that path of the API's answer to GET /api/v1/<endpoint> (fetched
 with curl and the same token; public endpoints without one), formatted by
 the rules of gateway/dashboard/js/format.js (data-format). Then the view's
 own checks (KIND): what must be on it, the language, who sees what.
+site-live is a site's live view (this year) of a site whose readings run up
+to now: besides the site checks, its figures are numbers, not dashes — the
+four PUE, energy, green share, cap use — its burn-down has a line point and
+a bar of energy for every month so far, and live power a sparkline.
 Prints one line of counts; exits 1 naming every mismatch."""
 import html.parser
 import json
@@ -20,6 +24,9 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
 API, TOKEN, KIND, SITE = os.environ["API"], os.environ.get("TOKEN", ""), os.environ["KIND"], os.environ.get("SITE", "")
+LIVE = KIND == "site-live"
+if LIVE:
+    KIND = "site"
 NONE = "—"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -36,6 +43,7 @@ class Page(html.parser.HTMLParser):
         self.html = {}
         self.rows = []  # data-site of overview rows
         self.text = []
+        self.svg = []  # (tag, attrs) of the charts' lines, points and bars
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -45,6 +53,8 @@ class Page(html.parser.HTMLParser):
             self.html = a
         if tag == "tr" and "data-site" in a:
             self.rows.append(a["data-site"])
+        if tag in ("polyline", "rect", "circle"):
+            self.svg.append((tag, a))
         if tag in VOID:
             return
         self.stack.append([tag, a, [] if "data-figure" in a else None])
@@ -210,6 +220,40 @@ if KIND in ("site", "site-zh"):
             i = mt["meters"].index(crac)
             shown = [f[3] for f in figs if f[0] == f"sites/{s}/meters" and f[1] == f"meters.{i}.month.discarded_readings"]
             check(shown and shown[0] not in ("0", NONE), f"the glitch is not shown as a discarded reading: {shown}")
+    if LIVE:
+        # this year's live view with data: numbers, not dashes
+        shown = {(f[0], f[1]): f[3] for f in figs}
+        fg = f"sites/{s}/figures?period="
+        def number(ep, path):
+            t = shown.get((ep, path), NONE)
+            try:
+                return float(t.replace(",", "").rstrip("%"))
+            except ValueError:
+                return None
+        iv = has_re(re.escape(fg) + r"interval(&at=.*)?", r"figures\.pue")
+        for ep in [fg + "month", fg + "ytd", fg + "rolling12"] + [p[0] for p in iv[:1]]:
+            v = number(ep, "figures.pue")
+            check(v is not None and 1 < v < 2, f"live view: {ep}: PUE shown as {shown.get((ep, 'figures.pue'))!r}")
+            v = number(ep, "figures.total_kwh")
+            check(v is not None and v > 0, f"live view: {ep}: energy shown as {shown.get((ep, 'figures.total_kwh'))!r}")
+        for path in ("figures.green_share", "figures.cap.ytd_kwh", "figures.cap.usage", "figures.cap.projected_kwh",
+                     "figures.completeness"):
+            v = number(fg + "ytd", path)
+            check(v is not None and v > 0, f"live view: year to date {path} shown as {shown.get((fg + 'ytd', path))!r}")
+        # the burn-down: the line from 1 January through each month's end to
+        # now, rising, and a bar of energy per month so far
+        lines = [a["points"] for t, a in page.svg if t == "polyline" and a.get("class") == "cum-line"]
+        ys = [float(p.split(",")[1]) for p in lines[0].split()] if lines else []
+        check(len(ys) == months + 2, f"burn-down line: {len(ys)} points, want {months + 2} (1 January, {months} months, now)")
+        check(all(b <= a for a, b in zip(ys, ys[1:])) and ys and ys[-1] < ys[0], f"burn-down line does not rise: {ys}")
+        bars = [a for t, a in page.svg if t == "rect" and a.get("class") == "bar" and not (a.get("width") == "14" and a.get("height") == "10")]
+        check(len(bars) == months and all(float(a["height"]) > 0 for a in bars),
+              f"burn-down bars: {[a.get('height') for a in bars]}, want {months} of non-zero energy")
+        # live power: a non-zero total, refreshed into a sparkline
+        v = number(p, "total_kw")
+        check(v is not None and v > 0, f"live power shown as {shown.get((p, 'total_kw'))!r}")
+        spark = [a["points"] for t, a in page.svg if t == "polyline" and a.get("class") == "spark-line"]
+        check(spark and len(spark[0].split()) >= 2, f"no live power sparkline: {spark}")
     if KIND == "site-zh":
         for label in ("电能利用效率 PUE", "绿电占比", "用能上限", "实时功率", "计量表状态", "告警", "判定"):
             check(label in text, f"Chinese label {label!r} missing")
@@ -250,7 +294,7 @@ if KIND == "public":
         check(any(x["site"] == "yz-alpha" for ep in eps for x in fetch(ep)[1]["sites"]),
               "yz-alpha is not on this year's public list")
 
-print(f"dashboard {KIND}{' ' + SITE if SITE else ''}: {len(figs)} figures from {len(eps)} endpoints checked "
+print(f"dashboard {KIND}{' (live view)' if LIVE else ''}{' ' + SITE if SITE else ''}: {len(figs)} figures from {len(eps)} endpoints checked "
       f"against the API, {len(bad)} problems")
 if bad:
     print("\n".join(bad[:40]))

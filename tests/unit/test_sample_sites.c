@@ -606,6 +606,130 @@ static void test_gamma_cap_exceeded(void **state)
     free_result(&r);
 }
 
+/* Appends the data rows of src (all but its header line) to dst. */
+static void append_rows(const char *dst, const char *src)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "ab");
+    assert_non_null(in);
+    assert_non_null(out);
+    char line[512];
+    for (int first = 1; fgets(line, sizeof line, in); first = 0)
+        if (!first) fputs(line, out);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* The last data row of a CSV, without its newline. */
+static void last_row(const char *path, char *row, size_t size)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char line[512];
+    row[0] = 0;
+    while (fgets(line, sizeof line, fp))
+        snprintf(row, size, "%.*s", (int)strcspn(line, "\n"), line);
+    fclose(fp);
+}
+
+/* --end-counters, --start-counters and --until: 2025 and 2026 up to
+ * 10:07:30 on 15 June make one unbroken history (no reset at the year's
+ * turn, the start row not written twice), whose 2026 figures equal the
+ * truth of the cut year; the last readings are at --until, and are the end
+ * counters. */
+static void continued_until(void **state)
+{
+    (void)state;
+    char ledger[1024], policy[1024], a[1024], b[1024], ae[1024], be[1024], at[1024], bt[1024];
+    char both[1024], audit[1024], log[1024];
+    snprintf(ledger, sizeof ledger, "%s/sites/yz-gamma.yaml", configs_dir);
+    snprintf(policy, sizeof policy, "%s/policy/beijing-etown-2024.yaml", configs_dir);
+    snprintf(a, sizeof a, "%s/cont-2025.csv", work_dir);
+    snprintf(b, sizeof b, "%s/cont-2026.csv", work_dir);
+    snprintf(ae, sizeof ae, "%s/cont-2025-end.csv", work_dir);
+    snprintf(be, sizeof be, "%s/cont-2026-end.csv", work_dir);
+    snprintf(at, sizeof at, "%s/cont-2025.json", work_dir);
+    snprintf(bt, sizeof bt, "%s/cont-2026.json", work_dir);
+    snprintf(both, sizeof both, "%s/cont.csv", work_dir);
+    snprintf(audit, sizeof audit, "%s/cont.audit.json", work_dir);
+    snprintf(log, sizeof log, "%s/cont.gen.out", work_dir);
+    char *gen_a[] = {(char *)gen_bin, "--site", ledger,           "--year", "2025", "--out", a,
+                     "--truth",       at,       "--end-counters", ae,       NULL};
+    assert_int_equal(run(gen_a, log), 0);
+    char *gen_b[] = {(char *)gen_bin,
+                     "--site",
+                     ledger,
+                     "--year",
+                     "2026",
+                     "--out",
+                     b,
+                     "--truth",
+                     bt,
+                     "--start-counters",
+                     ae,
+                     "--until",
+                     "2026-06-15T02:07:30Z",
+                     "--end-counters",
+                     be,
+                     NULL};
+    assert_int_equal(run(gen_b, log), 0);
+    /* faults need their own start values */
+    char *gen_c[] = {
+        (char *)gen_bin,    "--site", ledger,     "--year", "2026", "--out", b, "--truth", bt,
+        "--start-counters", ae,       "--faults", NULL};
+    assert_int_equal(run(gen_c, log), 2);
+    assert_int_equal(run(gen_b, log), 0);
+
+    /* the start row is 2025's last; 2026's last rows are at --until */
+    FILE *fp = fopen(b, "rb");
+    assert_non_null(fp);
+    char line[512];
+    assert_non_null(fgets(line, sizeof line, fp));
+    assert_non_null(fgets(line, sizeof line, fp));
+    fclose(fp);
+    assert_true(!strncmp(line, "2026-01-01T00:15:00+08:00,", 26));
+    char rb[512], re[512];
+    last_row(b, rb, sizeof rb);
+    last_row(be, re, sizeof re);
+    assert_string_equal(rb, re);
+    assert_true(!strncmp(rb, "2026-06-15T10:07:30+08:00,", 26));
+
+    fp = fopen(both, "wb");
+    assert_non_null(fp);
+    fputs("time,meter,kwh\n", fp);
+    fclose(fp);
+    append_rows(both, a);
+    append_rows(both, b);
+    char *audit_argv[] = {
+        (char *)audit_bin, "--site", ledger,   "--policy", policy, "--readings", both,
+        "--year",          "2026",   "--json", NULL};
+    assert_int_equal(run(audit_argv, audit), 0);
+    cJSON *truth = load_json(bt), *au = load_json(audit);
+    assert_string_equal(get(truth, "until")->valuestring, "2026-06-15T10:07:30+08:00");
+    assert_int_equal(cJSON_GetArraySize(get(truth, "periods")), 7); /* January-June, the year */
+    assert_int_equal(count(get(au, "readings"), "rejected"), 0);
+    for (int pi = 0; pi < 7; pi++) {
+        int m0 = pi < 6 ? pi : 0, m1 = pi < 6 ? pi + 1 : 6;
+        const cJSON *tp = cJSON_GetArrayItem(get(truth, "periods"), pi);
+        const char *name = get(tp, "period")->valuestring;
+        const cJSON *ap = period(au, name);
+        double want = num(tp, "total_kwh");
+        assert_close("total_kwh", name, num(ap, "total_kwh"), want,
+                     energy_tol(truth, m0, m1, R_TOTAL) + FLOAT_REL * want);
+        want = num(tp, "it_kwh");
+        assert_close("it_kwh", name, num(ap, "it_kwh"), want,
+                     energy_tol(truth, m0, m1, R_IT) + FLOAT_REL * want);
+        assert_int_equal(count(ap, "resets"), 0);
+        assert_int_equal(count(ap, "discarded_readings"), 0);
+        assert_int_equal(count(ap, "estimated_intervals"), 0);
+        if (pi < 5) /* whole months: every interval has its reading */
+            assert_close("completeness", name, num(ap, "completeness"), 1, RATIO_PRINT);
+    }
+    assert_close("truth completeness", "2026",
+                 num(cJSON_GetArrayItem(get(truth, "periods"), 6), "completeness"), 1, 1e-12);
+    cJSON_Delete(truth);
+    cJSON_Delete(au);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -624,6 +748,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_alpha_reward_eligible),
         cmocka_unit_test(test_beta_differential_pricing),
         cmocka_unit_test(test_gamma_cap_exceeded),
+        cmocka_unit_test(continued_until),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
  * serves secondary values and its ratio registers the ratios in force; a
  * ratio change leaves the counter where it was and counts on at the new
  * rate; a partial map refuses its registers and holes with exception 02.
+ * Initial counters from a history's last readings (dcem-sim --initial) are
+ * never served below them, at most one register step above.
  *
  * Argument: the configs directory of the source tree. */
 #include <stdarg.h>
@@ -193,6 +195,55 @@ static void counter_is_initial_plus_the_integral(void **state)
     sim_meter_advance(m, t + S(3600));
     double whole = sim_model_energy_kwh(&m->model, START_MS, t + S(3600));
     assert_close(m->energy_kwh, whole, 1e-10 * whole);
+    sim_site_free(s);
+}
+
+/* dcem-sim --initial: a meter carrying on from a history reads at or above
+ * its last reading, by less than one register step; a bad file changes
+ * nothing. */
+static void initial_counters_carry_on_from_a_history(void **state)
+{
+    (void)state;
+    sim_site *s =
+        site_of("name: t\nmeters:\n"
+                "  - {id: f, unit: 1, profile: chint-dtsu666, shape: it, rated_kw: 300}\n"
+                "  - {id: u, unit: 2, profile: acrel-adl400, shape: it, rated_kw: 300}\n"
+                "  - {id: w, unit: 3, profile: schneider-pm5xxx, shape: it, rated_kw: 300}\n"
+                "  - {id: r, unit: 4, profile: acrel-adl400, shape: it, rated_kw: 300,"
+                " faults: [{kind: rollover, after_s: 60}]}\n");
+    char err[512] = "";
+    /* f32 at 2.6 GWh steps 0.25 kWh: 2641437.57 is no float; the last row counts */
+    static const char csv[] = "time,meter,kwh\r\n"
+                              "2026-03-02T09:00:00+08:00,f,1.5\n"
+                              "2026-03-02T09:00:00+08:00,u,1234.56\n"
+                              "2026-03-02T09:00:00+08:00,w,27061115.65\n"
+                              "2026-03-02T09:00:00+08:00,f,2641437.57\n";
+    assert_int_equal(sim_site_initial_counters(s, "c.csv", csv, strlen(csv), err, sizeof err), 0);
+    double f = served_counter(sim_site_meter(s, 1), NULL);
+    assert_true(f >= 2641437.57 && f < 2641437.57 + 0.25);
+    assert_close(served_counter(sim_site_meter(s, 2), NULL), 1234.56, 1e-9);
+    /* 27061115.65 / 0.001 floors to a count below without the raise */
+    assert_close(served_counter(sim_site_meter(s, 3), NULL), 27061115.65, 1e-6);
+    assert_true(served_counter(sim_site_meter(s, 3), NULL) >= 27061115.65 * (1 - 1e-12));
+    assert_close(sim_meter_counter_kwh(sim_site_meter(s, 1)), f, 0);
+
+    static const struct {
+        const char *csv, *err;
+    } bad[] = {
+        {"2026-03-02T09:00:00Z,x,1\n", "c.csv:1: meter: 'x' is not a meter of the scenario"},
+        {"time,meter,kwh\n2026-03-02T09:00:00Z,u\n", "c.csv:2: row: expected time,meter,kwh"},
+        {"t,u,-1\n", "c.csv:1: kwh: '-1' is not a counter value"},
+        {"t,u,5\nt,r,7\n", "c.csv:2: kwh: r cannot start at 7.000 kWh: it has a rollover fault"},
+        {"t,u,5\nt,u,1e12\n",
+         "c.csv:2: kwh: u cannot start at 1000000000000.000 kWh: beyond its register"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(
+            sim_site_initial_counters(s, "c.csv", bad[i].csv, strlen(bad[i].csv), err, sizeof err),
+            DCEM_ECONFIG);
+        assert_string_equal(err, bad[i].err);
+        assert_close(served_counter(sim_site_meter(s, 2), NULL), 1234.56, 1e-9); /* unchanged */
+    }
     sim_site_free(s);
 }
 
@@ -793,6 +844,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(refused_registers_answer_02),
         cmocka_unit_test(holes_refuse_needs_contiguous_registers),
         cmocka_unit_test(simulated_clock),
+        cmocka_unit_test(initial_counters_carry_on_from_a_history),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
