@@ -104,14 +104,21 @@ static void local_date(const dcem_report *r, int64_t t_ms, char *buf, size_t n)
     snprintf(buf, n, "%.10s", t);
 }
 
-void dcem_report_audit_command(const dcem_report *r, char *buf, size_t n)
+const char *dcem_report_file_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+void dcem_report_audit_command(const dcem_report *r, int names, char *buf, size_t n)
 {
     char as_of[16];
     local_date(r, r->as_of_ms, as_of, sizeof as_of);
     snprintf(buf, n,
              "dcem-audit --site %s --policy %s --readings readings.csv --%s %s --as-of %s --json",
-             r->ledger_file, r->policy_file, r->kind == DCEM_PERIOD_YEAR ? "year" : "month",
-             r->period, as_of);
+             names ? dcem_report_file_name(r->ledger_file) : r->ledger_file,
+             names ? dcem_report_file_name(r->policy_file) : r->policy_file,
+             r->kind == DCEM_PERIOD_YEAR ? "year" : "month", r->period, as_of);
 }
 
 /* ---- the method ---- */
@@ -211,7 +218,7 @@ static void method_build(const dcem_report *r, method *m)
     dcem_report_time(r, r->as_of_ms, as_of, sizeof as_of);
     dcem_report_time(r, r->export_from_ms, from, sizeof from);
     dcem_report_time(r, r->export_to_ms, to, sizeof to);
-    dcem_report_audit_command(r, cmd, sizeof cmd);
+    dcem_report_audit_command(r, 1, cmd, sizeof cmd);
 
     para_zh(m, "本报告由 dcem 根据采集器存储的计量数据生成，按政策文件“%s”（%s，%s）评价。%s",
             p->policy, p->document, p->name,
@@ -321,11 +328,13 @@ static void method_build(const dcem_report *r, method *m)
     para_zh(m,
             "输入文件：政策文件 %s（SHA-256 %s）；台账 %s（SHA-256 "
             "%s）。这两个哈希值确定了本报告所用的规则与表计登记。",
-            r->policy_file, r->policy_sha, r->ledger_file, r->ledger_sha);
+            dcem_report_file_name(r->policy_file), r->policy_sha,
+            dcem_report_file_name(r->ledger_file), r->ledger_sha);
     para_en(m,
             "Inputs: policy file %s (SHA-256 %s); site ledger %s (SHA-256 %s). These hashes pin "
             "the rules and the meter register this report was made with.",
-            r->policy_file, r->policy_sha, r->ledger_file, r->ledger_sha);
+            dcem_report_file_name(r->policy_file), r->policy_sha,
+            dcem_report_file_name(r->ledger_file), r->ledger_sha);
     para_zh(m,
             "复核：readings.csv 为 %s 至 %s "
             "的全部原始读数，另加每块表在此范围前后各最多%"
@@ -404,7 +413,7 @@ static const fig_col fig_cols[] = {
     {"surcharge", "kwh", "差别电价计费电量", "Surcharge energy (kWh)", DCEM_RT_KWH, 18},
     {"surcharge", "cny_per_kwh", "差别电价加价", "Surcharge rate (CNY/kWh)", DCEM_RT_RATE, 12},
     {"surcharge", "cny", "估算差别电价电费", "Estimated surcharge (CNY)", DCEM_RT_CNY, 16},
-    {"verdicts", NULL, "判定", "Verdicts", DCEM_RT_TEXT, 40},
+    {"verdicts", NULL, "判定代码", "Verdict ids", DCEM_RT_TEXT, 40},
 };
 #define N_FIG_COLS (sizeof fig_cols / sizeof fig_cols[0])
 
@@ -472,6 +481,26 @@ static int columns(dcem_rt_table *t, const char *const (*cols)[2], const double 
     return rc;
 }
 
+/* The verdicts of a period in words, one per line: "PUE超过限定值 PUE above
+ * the limit" (their ids are in a cell of their own, for tools). */
+static int verdicts_in_words(dcem_rt_table *t, size_t col, const cJSON *verdicts)
+{
+    char text[2048];
+    size_t used = 0;
+    text[0] = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, verdicts)
+    {
+        int id = cJSON_IsString(v) ? verdict_id(v->valuestring) : -1;
+        if (id < 0) continue;
+        int k = snprintf(text + used, sizeof text - used, "%s%s %s", used ? "\n" : "",
+                         verdict_labels[id].zh, verdict_labels[id].en);
+        if (k < 0 || (size_t)k >= sizeof text - used) break;
+        used += (size_t)k;
+    }
+    return dcem_rt_text(t, col, text);
+}
+
 /* A row of the summary: label "zh en" in column 0; the caller sets column 1. */
 static int kv(dcem_rt_table *t, const char *zh, const char *en)
 {
@@ -486,6 +515,7 @@ static int summary_table(const dcem_report *r, dcem_rt_table *t)
     const dcem_site *s = r->ledger;
     const dcem_policy *p = r->pol;
     const cJSON *doc = r->doc[r->n_periods - 1];
+    t->wrap = 1; /* a long value wraps in its cell, beside its label */
     int rc = dcem_rt_column_add(t, "项目", "Item", 44);
     if (!rc) rc = dcem_rt_column_add(t, "值", "Value", 60);
     char buf[DCEM_REPORT_COMMAND_MAX];
@@ -514,8 +544,12 @@ static int summary_table(const dcem_report *r, dcem_rt_table *t)
     if (!rc) rc = dcem_rt_num(t, 1, s->rack_power_kw, DCEM_RT_GENERAL);
     if (!rc) rc = kv(t, "适用本措施", "In scope");
     if (!rc) rc = dcem_rt_bool(t, 1, dcem_policy_in_scope(p, s));
+    if (!rc) rc = kv(t, "判定", "Verdicts");
+    if (!rc) rc = verdicts_in_words(t, 1, field(doc, "verdicts", NULL));
     if (!rc) rc = kv(t, "基准年用电量", "Baseline annual energy (kWh)");
     if (!rc) rc = dcem_rt_num(t, 1, s->baseline_annual_kwh, DCEM_RT_KWH);
+    /* every figure of the period, as in the Figures sheet; the verdicts by
+     * their ids there, for tools (in words above) */
     for (size_t i = 0; i < N_FIG_COLS && !rc; i++) {
         rc = kv(t, fig_cols[i].zh, fig_cols[i].en);
         if (!rc)
@@ -527,18 +561,18 @@ static int summary_table(const dcem_report *r, dcem_rt_table *t)
     if (!rc) rc = kv(t, "生成程序", "Generator");
     if (!rc) rc = dcem_rt_text(t, 1, r->generator);
     if (!rc) rc = kv(t, "政策文件", "Policy file");
-    if (!rc) rc = dcem_rt_text(t, 1, r->policy_file);
+    if (!rc) rc = dcem_rt_text(t, 1, dcem_report_file_name(r->policy_file));
     if (!rc) rc = kv(t, "政策文件 SHA-256", "Policy file SHA-256");
     if (!rc) rc = dcem_rt_text(t, 1, r->policy_sha);
     if (!rc) rc = kv(t, "台账文件", "Ledger file");
-    if (!rc) rc = dcem_rt_text(t, 1, r->ledger_file);
+    if (!rc) rc = dcem_rt_text(t, 1, dcem_report_file_name(r->ledger_file));
     if (!rc) rc = kv(t, "台账 SHA-256", "Ledger file SHA-256");
     if (!rc) rc = dcem_rt_text(t, 1, r->ledger_sha);
     if (!rc) rc = kv(t, "读数导出", "Readings export");
     if (!rc) rc = dcem_rt_text(t, 1, "readings.csv");
     if (!rc) rc = kv(t, "读数行数", "Readings rows");
     if (!rc) rc = dcem_rt_num(t, 1, (double)r->readings_rows, DCEM_RT_INT);
-    dcem_report_audit_command(r, buf, sizeof buf);
+    dcem_report_audit_command(r, 1, buf, sizeof buf);
     if (!rc) rc = kv(t, "复算命令", "Audit command");
     if (!rc) rc = dcem_rt_text(t, 1, buf);
     if (!rc) rc = kv(t, "事件未列出行数", "Event rows not listed");
@@ -901,7 +935,7 @@ static void add_inputs(const dcem_report *r, cJSON *root)
     else
         cJSON_AddItemToObject(rd, "pruned_before", time_item(r, r->pruned_before_ms));
     char cmd[DCEM_REPORT_COMMAND_MAX];
-    dcem_report_audit_command(r, cmd, sizeof cmd);
+    dcem_report_audit_command(r, 0, cmd, sizeof cmd);
     cJSON_AddStringToObject(rd, "audit_command", cmd);
 }
 

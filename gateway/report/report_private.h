@@ -85,10 +85,15 @@ char *dcem_report_join(const cJSON *array);
 /* The local RFC 3339 text of t_ms in the site's zone (buf of 40 bytes). */
 void dcem_report_time(const dcem_report *r, int64_t t_ms, char *buf, size_t n);
 
-/* The dcem-audit command line that reproduces the report from readings.csv. */
 /* The dcem-audit command that recomputes r's figures from its export:
- * the two file paths and at most 160 bytes more. */
+ * the two file paths and at most 160 bytes more. With names set, the
+ * ledger and policy files by name only (what people read: the XLSX, CSV
+ * and method text, where the SHA-256 identifies them); else by the paths
+ * on the machine that made the report (the JSON, for tools). */
 #define DCEM_REPORT_COMMAND_MAX (2 * DCEM_REPORT_PATH_MAX + 160)
-void dcem_report_audit_command(const dcem_report *r, char *buf, size_t n);
+void dcem_report_audit_command(const dcem_report *r, int names, char *buf, size_t n);
+
+/* The last component of a path. */
+const char *dcem_report_file_name(const char *path);
 
 #endif

@@ -134,8 +134,8 @@ awk -F, 'NR == 1 || $1 >= "2024-12-31T16:00:00Z"' "$work/gamma-newyear/readings.
   --month 2025-01 --as-of 2025-01-03 --json >"$work/gamma-nohead.audit.json"
 
 $PY - "$work" "$policy" <<'EOF'
-import csv, datetime, glob, hashlib, json, os, sys
-import openpyxl
+import csv, datetime, glob, hashlib, io, json, os, sys
+import openpyxl, openpyxl.utils
 
 w, policy = sys.argv[1], sys.argv[2]
 bad = []
@@ -175,8 +175,23 @@ FIG = {
     "差别电价计费电量 Surcharge energy (kWh)": ("surcharge", "kwh"),
     "差别电价加价 Surcharge rate (CNY/kWh)": ("surcharge", "cny_per_kwh"),
     "估算差别电价电费 Estimated surcharge (CNY)": ("surcharge", "cny"),
-    "判定 Verdicts": ("verdicts", None),
+    "判定代码 Verdict ids": ("verdicts", None),
 }
+# docs/reports.md: each verdict in words, zh then en (the Summary's 判定 Verdicts)
+WORDS = {"in_scope": "适用本措施 In scope of the measures",
+         "out_of_scope": "不适用本措施 Out of scope of the measures",
+         "insufficient_data": "数据不足，不作结论 Insufficient data: no conclusion",
+         "provisional": "临时结果（期间未结束） Provisional: the period is not over",
+         "pue_below_limit": "PUE低于限定值 PUE below the limit",
+         "pue_above_limit": "PUE超过限定值 PUE above the limit",
+         "green_share_above_threshold": "绿电占比超过当年要求 Green share above the year's threshold",
+         "reward_eligible": "可出具年度能源消费报告并享受奖励 Reward-eligible: annual report and rewards",
+         "differential_pricing_candidate": "差别电价对象候选 Differential-pricing candidate",
+         "cap_warning": "用电量达到批复预警线 Approved cap: warning level reached",
+         "cap_projected_to_exceed": "预计超出批复用电量 Projected to exceed the approved cap",
+         "cap_exceeded": "已超出批复用电量 Approved cap exceeded",
+         "computing_center_conversion": "转型智能算力中心 Computing-center conversion",
+         "green_share_below_threshold": "绿电占比未超过当年要求 Green share not above the year's threshold"}
 # docs/figures.md: the clause behind each verdict
 CLAUSE = {"in_scope": "scope", "out_of_scope": "scope", "insufficient_data": "1", "provisional": "-",
           "pue_below_limit": "2", "pue_above_limit": "5", "green_share_above_threshold": "2",
@@ -195,8 +210,8 @@ def same(cell, want, where):
     """A cell of the XLSX (typed) or the CSV (text) against the JSON value."""
     if isinstance(cell, str) and cell == "" or cell is None:
         ok = want is None or want == ""
-    elif isinstance(want, bool):
-        ok = cell is want or cell == ("true" if want else "false")
+    elif isinstance(want, bool):  # XLSX: in words; CSV: for tools
+        ok = cell == ("是 Yes" if want else "否 No") or cell == ("true" if want else "false")
     elif isinstance(want, (int, float)):
         try: ok = not isinstance(cell, bool) and float(cell) == float(want)
         except ValueError: ok = False
@@ -216,7 +231,7 @@ def csv_tables(d, base):
         with open(f, encoding="utf-8") as fh:
             text = fh.read()
         check(text.startswith("\ufeff"), f"{f}: no UTF-8 byte-order mark")
-        out[f[len(f"{d}/{base}-"):-4]] = list(csv.reader(text.lstrip("\ufeff").splitlines()))
+        out[f[len(f"{d}/{base}-"):-4]] = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     return out
 
 SHEETS = {"summary": "概要 Summary", "figures": "指标 Figures", "verdicts": "判定 Verdicts",
@@ -258,6 +273,11 @@ def check_tables(t, rep, where):
     same(summ.get("数据中心 Site"), site["site"], f"{where} summary site")
     same(summ.get("适用本措施 In scope"), site["in_scope"], f"{where} summary in scope")
     same(summ.get("PUE限定值 PUE limit"), rep["figures"]["policy"]["pue_limit"], f"{where} PUE limit")
+    same(summ.get("判定 Verdicts"), "\n".join(WORDS[v] for v in main["verdicts"]), f"{where} verdicts in words")
+    # files by name (the SHA-256 identifies them), not the paths of the machine that made it
+    same(summ.get("政策文件 Policy file"), os.path.basename(policy), f"{where} policy file name")
+    same(summ.get("台账文件 Ledger file"), os.path.basename(rep["inputs"]["ledger"]["file"]), f"{where} ledger file name")
+    check("/" not in summ.get("复算命令 Audit command", "/"), f"{where} audit command names a path")
     pin = rep["inputs"]
     same(summ.get("政策文件 SHA-256 Policy file SHA-256"), hashlib.sha256(open(policy, "rb").read()).hexdigest(),
          f"{where} policy SHA-256")
@@ -368,6 +388,27 @@ check(isinstance(pue.value, float) and pue.number_format == "0.0000", f"PUE cell
 check(share.number_format == "0.00%" and total.number_format == "#,##0.000", "number formats")
 cal = openpyxl.load_workbook(f"{w}/alpha-month/yz-alpha-2025-04.xlsx")["计量器具 Meters"].cell(row=2, column=6)
 check(cal.is_date, f"calibration date cell {cal.value!r} is not a date")
+
+# printed, every sheet is A4, one page wide (a row's label and values stay
+# together), its header row on every page, the table as the print area, a
+# wide table landscape; the Summary's values wrap beside their labels
+for path in (f"{w}/alpha-year/yz-alpha-2025.xlsx", f"{w}/alpha-month/yz-alpha-2025-04.xlsx"):
+    for ws in openpyxl.load_workbook(path).worksheets:
+        where = f"{os.path.basename(path)} {ws.title}"
+        ps = ws.page_setup
+        # fitToWidth absent means 1 (the OOXML default)
+        check(ws.sheet_properties.pageSetUpPr.fitToPage and ps.fitToWidth in (None, 1) and ps.fitToHeight == 0,
+              f"{where}: not fit to one page wide ({ps.fitToWidth} x {ps.fitToHeight})")
+        check(ps.paperSize == 9, f"{where}: paper {ps.paperSize}, not A4")
+        check(ws.print_title_rows in ("1:1", "$1:$1"), f"{where}: header rows repeated {ws.print_title_rows!r}")
+        last = f"${openpyxl.utils.get_column_letter(ws.max_column)}${ws.max_row}"
+        check(ws.print_area and ws.print_area[0].endswith(last), f"{where}: print area {ws.print_area}, table to {last}")
+        wide = sum(ws.column_dimensions[openpyxl.utils.get_column_letter(c)].width or 14
+                   for c in range(1, ws.max_column + 1)) > 110
+        check(ps.orientation == ("landscape" if wide else "portrait"), f"{where}: {ps.orientation}, wide {wide}")
+    summ = openpyxl.load_workbook(path)["概要 Summary"]
+    check(all(summ.cell(row=r, column=2).alignment.wrap_text for r in range(2, summ.max_row + 1) if summ.cell(row=r, column=2).value is not None and isinstance(summ.cell(row=r, column=2).value, str)),
+          f"{path}: Summary values do not wrap")
 
 # what the sites are built to show (tests/gen/dcem-gen.c --faults, configs/sites/)
 am, ay, aa, bm = (reports[k]["figures"]["periods"] for k in ("alpha-month", "alpha-year", "alpha-asof", "beta-month"))
