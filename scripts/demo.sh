@@ -54,8 +54,7 @@ else
   "$root/scripts/deps.sh"
   echo "== building (build/release)"
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  targets=(dcem-collector dcem-agent dcem-sim dcem-gen dcem-audit)
-  [[ -d $root/gateway/report ]] && targets+=(dcem-report)
+  targets=(dcem-collector dcem-agent dcem-sim dcem-gen dcem-audit dcem-report)
   cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]}" >/dev/null
 fi
 col=$build/gateway/collector/dcem-collector
@@ -295,14 +294,18 @@ echo "== live: dcem-sim on 127.0.0.1:$sim_port (26 meters), an agent per site po
 # ---- reports and verdicts ----
 echo "== reports of $year"
 for s in "${sites[@]}"; do
-  if [[ -x $report ]]; then
-    for p in "--year $year" "--month $year-12"; do
-      "$report" -c "$out/collector.yaml" --site "$s" $p --out "$out/reports/$s/${p##* }" \
-        >>"$out/logs/report-$s.out" 2>&1 || fail "dcem-report $s $p: $(cat "$out/logs/report-$s.out")"
-    done
-  fi
+  for p in "--year $year" "--month $year-12"; do
+    "$report" -c "$out/collector.yaml" --site "$s" $p --out "$out/reports/$s/${p##* }" \
+      >>"$out/logs/report-$s.out" 2>&1 || fail "dcem-report $s $p: $(cat "$out/logs/report-$s.out")"
+  done
   mkdir -p "$out/reports/$s"
   "$col" figures -c "$out/collector.yaml" --site "$s" --year "$year" >"$out/reports/$s/figures-$year.json"
+done
+# the zone report, every site in one table: for the design year and for last month
+last_month=$(TZ=$zone date -d "$(TZ=$zone date +%Y-%m-01) -1 day" +%Y-%m)
+for p in "--year $year" "--month $last_month"; do
+  "$report" -c "$out/collector.yaml" --zone $p --out "$out/reports/zone/${p##* }" \
+    >>"$out/logs/report-zone.out" 2>&1 || fail "dcem-report --zone $p: $(cat "$out/logs/report-zone.out")"
 done
 reg=$(cat "$out/tokens/regulator.token")
 $PY - "$out" "$year" "$now_year" "http://127.0.0.1:$api_port" "$reg" "${sites[@]}" <<'EOF'
@@ -338,6 +341,10 @@ for s in sites:
               f"  completeness {num(f.get('completeness'), '.1%')}:"
               f" {', '.join(x for x in f['verdicts'] if x != 'in_scope')} (indicative)")
 EOF
+for d in "$year" "$last_month"; do
+  echo "   zone report $d: $out/reports/zone/$d/ (zone-$d.xlsx, zone-$d.json, CSV, MANIFEST.sha256):" \
+    "$(grep "^zone-$d:" "$out/logs/report-zone.out" | cut -d: -f2-)"
+done
 echo
 echo "Dashboard (regulator): http://127.0.0.1:$api_port/#token=$reg  (live: this year; $year: add &year=$year)"
 echo "  operator of yz-alpha: token in $out/tokens/yz-alpha.token; API: docs/api.md"

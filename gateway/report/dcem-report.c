@@ -28,10 +28,12 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: dcem-report -c collector.yaml --site S (--month YYYY-MM | --year YYYY)\n"
+    fputs("usage: dcem-report -c collector.yaml (--site S | --zone) (--month YYYY-MM | --year YYYY)\n"
           "                   [--format xlsx,csv,json] --out DIR [--as-of YYYY-MM-DD]\n"
           "Writes the site's report for the month or year into DIR: XLSX (bilingual),\n"
           "CSV, JSON, the readings export for dcem-audit and MANIFEST.sha256.\n"
+          "--zone: the zone report instead, every site of the config in one table,\n"
+          "ranked by status, with totals (XLSX, CSV, JSON, MANIFEST.sha256).\n"
           "--as-of counts data before that local date (default: today). docs/reports.md.\n",
           f);
 }
@@ -63,8 +65,10 @@ int main(int argc, char **argv)
         {"month", required_argument, 0, 'm'},  {"year", required_argument, 0, 'y'},
         {"format", required_argument, 0, 'f'}, {"out", required_argument, 0, 'o'},
         {"as-of", required_argument, 0, 'a'},  {"version", no_argument, 0, 'V'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        {"zone", no_argument, 0, 'z'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *file = NULL, *site = NULL, *out = NULL;
+    int zone = 0;
     long long month = -1, year = -1;
     int64_t as_of_day = -1;
     unsigned formats = DCEM_REPORT_ALL;
@@ -77,6 +81,9 @@ int main(int argc, char **argv)
             break;
         case 's':
             site = optarg;
+            break;
+        case 'z':
+            zone = 1;
             break;
         case 'o':
             out = optarg;
@@ -113,14 +120,14 @@ int main(int argc, char **argv)
     }
     if (optind != argc) return usage_error("unexpected argument '%s'", argv[optind]);
     if (!file) return usage_error("%s", "-c collector.yaml is required");
-    if (!site) return usage_error("%s", "--site is required");
+    if (!site == !zone) return usage_error("%s", "give --site S or --zone");
     if ((month < 0) == (year < 0)) return usage_error("%s", "give --month YYYY-MM or --year YYYY");
     if (!out) return usage_error("%s", "--out DIR is required");
 
     dcem_collector_config *cfg = dcem_collector_config_load(file, err, sizeof err);
     if (!cfg) return fprintf(stderr, "dcem-report: %s\n", err), 1;
     dcem_log_set_level(cfg->log_level);
-    if (!dcem_collector_site_find(cfg, site)) {
+    if (site && !dcem_collector_site_find(cfg, site)) {
         fprintf(stderr, "dcem-report: --site %s: no such site in %s (sites:", site, file);
         for (size_t i = 0; i < cfg->n_sites; i++)
             fprintf(stderr, "%s %s", i ? "," : "", cfg->sites[i].ledger->site);
@@ -152,7 +159,18 @@ int main(int argc, char **argv)
                                .now_ms = now_ms(),
                                .generator = "dcem-report " DCEM_VERSION};
     dcem_report *r = NULL;
-    int status = 0, rc = dcem_report_build(cfg, st, &req, &r, err, sizeof err);
+    int status = 0, rc;
+    if (zone) {
+        rc = dcem_report_zone_write(cfg, st, &req, out, formats, stdout, err, sizeof err);
+        if (rc) {
+            status = rc == DCEM_EINVAL || rc == DCEM_ENOTFOUND ? 2 : 1;
+            fprintf(stderr, "dcem-report: %s\n", err);
+        }
+        dcem_store_close(st);
+        dcem_collector_config_free(cfg);
+        return status;
+    }
+    rc = dcem_report_build(cfg, st, &req, &r, err, sizeof err);
     if (rc) {
         /* the request cannot be answered (a period not begun, --as-of ahead): usage */
         status = rc == DCEM_EINVAL || rc == DCEM_ENOTFOUND ? 2 : 1;

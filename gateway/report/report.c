@@ -425,7 +425,7 @@ static int write_rows(FILE *f, const ctx_row *rows, size_t n)
     return 0;
 }
 
-static int close_synced(FILE *f)
+int dcem_report_close_synced(FILE *f)
 {
     int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
     return (fclose(f) != 0 || bad) ? -1 : 0;
@@ -454,7 +454,7 @@ static int export_readings(dcem_report *r, const char *path, char *err, size_t e
         rc = fail(err, errlen, DCEM_ESTORAGE, "exporting the readings of %s: %s", r->ledger->site,
                   dcem_store_error(r->st));
     if (!rc && !m.failed && write_rows(f, tail, n_tail)) m.failed = 1;
-    if (f && close_synced(f) && !rc) m.failed = 1;
+    if (f && dcem_report_close_synced(f) && !rc) m.failed = 1;
     if (!rc && m.failed) rc = fail(err, errlen, DCEM_EIO, "%s: write failed", path);
     free(head);
     free(tail);
@@ -555,7 +555,7 @@ static int write_json(const dcem_report *r, const char *path, char *err, size_t 
     if (!text) return fail(err, errlen, DCEM_ENOMEM, "out of memory");
     FILE *f = fopen(path, "wb");
     int rc = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (f && close_synced(f)) rc = 1;
+    if (f && dcem_report_close_synced(f)) rc = 1;
     free(text);
     return rc ? fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno)) : 0;
 }
@@ -606,7 +606,7 @@ static int write_files(dcem_report *r, const char *tmp, unsigned formats, char *
             break;
         }
         int bad = dcem_rt_write_csv(tables[i], f) != 0;
-        if (close_synced(f)) bad = 1;
+        if (dcem_report_close_synced(f)) bad = 1;
         if (bad) rc = fail(err, errlen, DCEM_EIO, "%s: write failed", path);
         if (!rc) rc = add_file(r, name);
     }
@@ -625,13 +625,10 @@ static int write_files(dcem_report *r, const char *tmp, unsigned formats, char *
     return rc;
 }
 
-int dcem_report_write(dcem_report *r, const char *dir, unsigned formats, char *err, size_t errlen)
+int dcem_report_dir_write(const char *dir, dcem_report_fill_fn fill, void *ctx, char *err,
+                          size_t errlen)
 {
     if (err && errlen) *err = 0;
-    for (size_t i = 0; i < r->n_files; i++)
-        free(r->files[i]);
-    r->n_files = 0;
-    r->exported = 0;
     char d[DCEM_COLLECTOR_PATH_MAX + 64];
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/')
@@ -647,7 +644,7 @@ int dcem_report_write(dcem_report *r, const char *dir, unsigned formats, char *e
     char tmp[sizeof d + 16], old[sizeof d + 16];
     snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", d);
     if (!mkdtemp(tmp)) return fail(err, errlen, DCEM_EIO, "%s: %s", tmp, strerror(errno));
-    rc = write_files(r, tmp, formats, err, errlen);
+    rc = fill(ctx, tmp, err, errlen);
     if (!rc && chmod(tmp, 0755)) rc = fail(err, errlen, DCEM_EIO, "%s: %s", tmp, strerror(errno));
     if (!rc) sync_dir(tmp);
     /* into place: an absent or empty dir is replaced in one rename; an
@@ -678,6 +675,27 @@ int dcem_report_write(dcem_report *r, const char *dir, unsigned formats, char *e
     if (slash) *slash = 0;
     sync_dir(slash ? (*parent ? parent : "/") : ".");
     return 0;
+}
+
+typedef struct site_fill {
+    dcem_report *r;
+    unsigned formats;
+} site_fill;
+
+static int fill_site(void *ctx, const char *tmp, char *err, size_t errlen)
+{
+    site_fill *f = ctx;
+    return write_files(f->r, tmp, f->formats, err, errlen);
+}
+
+int dcem_report_write(dcem_report *r, const char *dir, unsigned formats, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < r->n_files; i++)
+        free(r->files[i]);
+    r->n_files = 0;
+    r->exported = 0;
+    site_fill f = {r, formats};
+    return dcem_report_dir_write(dir, fill_site, &f, err, errlen);
 }
 
 /* ---- accessors ---- */

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum {
     DCEM_REPORT_XLSX = 1u << 0,
@@ -85,5 +86,21 @@ const char *dcem_report_verdicts(const dcem_report *r);
 char *dcem_report_json_text(const dcem_report *r);
 
 void dcem_report_free(dcem_report *r);
+
+/* The zone report (docs/reports.md): every site of cfg for req's month or
+ * year (req->site is not used), one row each with the figures of its site
+ * report (dcem_report_build), ranked by status — cap exceeded,
+ * differential-pricing candidate, cap projected to exceed, cap warning,
+ * insufficient data, green share below threshold, PUE above the limit, in
+ * scope, reward-eligible, out of scope — then by site id, with a totals row;
+ * written into dir as zone-<period>.xlsx, zone-<period>-zone.csv,
+ * zone-<period>.json (format dcem-zone-report/1) in the requested formats
+ * and MANIFEST.sha256, the way dcem_report_write writes a site report. The
+ * file paths and a one-line summary go to list when not NULL. Returns what
+ * dcem_report_build or dcem_report_write would; DCEM_EINVAL also for a
+ * config without sites. */
+int dcem_report_zone_write(const dcem_collector_config *cfg, dcem_store *st,
+                           const dcem_report_request *req, const char *dir, unsigned formats,
+                           FILE *list, char *err, size_t errlen);
 
 #endif

@@ -78,6 +78,12 @@ static int verdict_id(const char *name)
     return -1;
 }
 
+const char *dcem_report_verdict_words(const char *id, int en)
+{
+    int v = verdict_id(id);
+    return v < 0 ? NULL : en ? verdict_labels[v].en : verdict_labels[v].zh;
+}
+
 static int clause_index(const char *clause)
 {
     for (size_t i = 0; i < sizeof clause_labels / sizeof clause_labels[0]; i++)

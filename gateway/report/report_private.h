@@ -93,6 +93,25 @@ void dcem_report_time(const dcem_report *r, int64_t t_ms, char *buf, size_t n);
 #define DCEM_REPORT_COMMAND_MAX (2 * DCEM_REPORT_PATH_MAX + 160)
 void dcem_report_audit_command(const dcem_report *r, int names, char *buf, size_t n);
 
+/* Fills the new directory tmp with a report's files (manifest included);
+ * 0, or an error with a sentence in err. */
+typedef int (*dcem_report_fill_fn)(void *ctx, const char *tmp, char *err, size_t errlen);
+
+/* The directory handling of dcem_report_write for any report: dir is
+ * checked (absent, empty, or an earlier report: every file listed by its
+ * MANIFEST.sha256), fill writes into a new directory beside it, which is
+ * fsynced and renamed into place; dir holds the new report or is as it
+ * was. Returns 0 or what fill or the file system failed with. */
+int dcem_report_dir_write(const char *dir, dcem_report_fill_fn fill, void *ctx, char *err,
+                          size_t errlen);
+
+/* fflush, fsync and fclose: 0, or -1 when any of them failed. */
+int dcem_report_close_synced(FILE *f);
+
+/* A verdict id in words, Chinese (en 0) or English (en 1); NULL for an id
+ * the engine does not have. */
+const char *dcem_report_verdict_words(const char *id, int en);
+
 /* The last component of a path. */
 const char *dcem_report_file_name(const char *path);
 

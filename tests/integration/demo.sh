@@ -8,7 +8,8 @@
 # it started through dcem-agent --import, prints the three sample sites'
 # expected verdicts (yz-alpha reward_eligible, yz-beta
 # differential_pricing_candidate, yz-gamma cap_exceeded) and writes their
-# reports, prints each site's figures of this year to date; right after
+# reports and the zone reports of 2025 (one candidate, one site over its
+# cap) and of last month, prints each site's figures of this year to date; right after
 # start-up the collector's year-to-date figures (the API's, what the
 # dashboard's live view shows) are whole — a PUE, energy, completeness
 # 100 %, no counter reset — and at the seam between the history and the
@@ -111,7 +112,8 @@ cat "$work/demo.out"
 cat "$work/demo/seam.txt"
 this_year=$(TZ=Asia/Shanghai date +%Y)
 for want in "yz-alpha .*reward_eligible" "yz-beta .*differential_pricing_candidate" "yz-gamma .*cap_exceeded" \
-  "Dashboard (regulator): http://127.0.0.1:$port/#token=" "backfilling 2025 .*$this_year up to"; do
+  "Dashboard (regulator): http://127.0.0.1:$port/#token=" "backfilling 2025 .*$this_year up to" \
+  "zone report 2025: .*3 sites, 3 in scope, 1 differential-pricing candidates, 1 over their cap"; do
   grep -q -- "$want" "$work/demo.out" || fail "the demo did not print '$want'"
 done
 grep -q "yz-alpha .*cap_exceeded\|yz-gamma .*reward_eligible\|yz-beta .*reward_eligible" "$work/demo.out" &&
@@ -131,6 +133,13 @@ for s in yz-alpha yz-beta yz-gamma; do
   # the live agent delivered readings (its log says so when batches are acked)
   n=$(sqlite3 "$work/demo/store.db" "SELECT count(*) FROM readings WHERE gateway = 'gw-$s'")
   ((n > 0)) || fail "the live agent of $s delivered nothing"
+done
+# the zone reports: the design year and last month, each whole
+last_month=$(TZ=Asia/Shanghai date -d "$(TZ=Asia/Shanghai date +%Y-%m-01) -1 day" +%Y-%m)
+for p in 2025 "$last_month"; do
+  [[ -s $work/demo/reports/zone/$p/zone-$p.xlsx ]] || fail "no zone report of $p"
+  (cd "$work/demo/reports/zone/$p" && sha256sum --quiet -c MANIFEST.sha256) ||
+    fail "the zone report of $p does not match its manifest"
 done
 # set up as a deployment is: every stored batch signed by its gateway and kept
 # with its proof, nothing refused, and every reading of December proven

@@ -467,6 +467,77 @@ if (cd "$work/tampered" && sha256sum --quiet -c MANIFEST.sha256 >/dev/null 2>&1)
   fail "a tampered readings.csv passes sha256sum -c"
 fi
 
+# ---- the zone report: every site in one table, each row its site report's ----
+for p in "--month 2025-06" "--year 2025"; do
+  tag=${p##* }
+  # shellcheck disable=SC2086
+  run_report "zone-$tag" --zone $p
+  for s in yz-alpha yz-beta yz-gamma; do
+    # shellcheck disable=SC2086
+    run_report "zone-$tag-$s" --site "$s" $p --format json
+  done
+  (cd "$work/zone-$tag" && sha256sum --quiet -c MANIFEST.sha256) || fail "zone-$tag: sha256sum -c failed"
+  $PY - "$work" "$tag" <<'EOF'
+import csv, io, json, sys
+import openpyxl
+w, tag = sys.argv[1], sys.argv[2]
+bad = []
+def check(cond, what):
+    if not cond: bad.append(what)
+z = json.load(open(f"{w}/zone-{tag}/zone-{tag}.json"))
+check(z["format"] == "dcem-zone-report/1" and z["period"] == tag, f"zone {z['format']} {z['period']}")
+# docs/reports.md: the status is the first of these verdicts a site has, most urgent first
+ORDER = ["cap_exceeded", "differential_pricing_candidate", "cap_projected_to_exceed", "cap_warning",
+         "insufficient_data", "green_share_below_threshold", "pue_above_limit", "in_scope",
+         "reward_eligible", "out_of_scope"]
+def rank(verdicts):
+    return next((i for i, s in enumerate(ORDER) if s in verdicts), len(ORDER))
+sites = z["sites"]
+want = sorted(sites, key=lambda s: (rank(s["figures"]["verdicts"]), s["site"]))
+check([s["site"] for s in sites] == [s["site"] for s in want], f"zone {tag}: order {[s['site'] for s in sites]}")
+check(sorted(s["site"] for s in sites) == ["yz-alpha", "yz-beta", "yz-gamma"], "zone: every site of the config")
+for s in sites:
+    own = json.load(open(f"{w}/zone-{tag}-{s['site']}/{s['site']}-{tag}.json"))["figures"]["periods"][-1]
+    check(s["figures"] == own, f"zone {tag} {s['site']}: figures differ from its site report")
+    r = rank(own["verdicts"])
+    check(s["status"] == (ORDER[r] if r < len(ORDER) else "in_scope"), f"zone {tag} {s['site']}: status {s['status']} for {own['verdicts']}")
+    check(s["final"] == ("provisional" not in own["verdicts"]), f"zone {tag} {s['site']}: final")
+t = z["totals"]
+def total(k, only_pue=False):
+    return sum(s["figures"][k] or 0 for s in sites if not only_pue or s["figures"]["pue"] is not None)
+for k in ("total_kwh", "it_kwh", "green_kwh"):
+    check(abs(t[k] - total(k)) < 1e-6, f"zone {tag} totals {k}: {t[k]} vs {total(k)}")
+check(t["sites"] == 3 and t["in_scope"] == sum("in_scope" in s["figures"]["verdicts"] for s in sites), f"zone totals {t}")
+it = total("it_kwh", True)
+check(t["pue"] is None if it == 0 else abs(t["pue"] - total("total_kwh", True) / it) < 1e-9, f"zone {tag} PUE {t['pue']}")
+check(abs((t["surcharge_cny"] or 0) - sum((s["figures"]["surcharge"] or {}).get("cny") or 0 for s in sites)) < 1e-6,
+      f"zone {tag} surcharge {t['surcharge_cny']}")
+for k in ORDER:
+    check(t["sites_with"][k] == sum(k in s["figures"]["verdicts"] for s in sites), f"zone {tag} count {k}")
+# the CSV and the XLSX: one row per site in the JSON's order, then the totals
+rows = list(csv.reader(io.StringIO(open(f"{w}/zone-{tag}/zone-{tag}-zone.csv", encoding="utf-8").read().lstrip("\ufeff"))))
+x = [list(r) for r in openpyxl.load_workbook(f"{w}/zone-{tag}/zone-{tag}.xlsx")["全区 Zone"].iter_rows(values_only=True)]
+for name, table in (("csv", rows), ("xlsx", x)):
+    check(len(table) == len(sites) + 2, f"zone {tag} {name}: {len(table)} rows")
+    h = table[0]
+    for r, s in zip(table[1:], sites):
+        f = s["figures"]
+        check(r[h.index("数据中心 Site")] == s["site"] and r[h.index("状态 Status")] == s["status_words"],
+              f"zone {tag} {name} {s['site']}: {r[:3]}")
+        for col, v in (("电能利用效率 PUE", f["pue"]), ("用电总量 Total energy (kWh)", f["total_kwh"]),
+                       ("批复用电量使用率 Cap usage", (f["cap"] or {}).get("usage"))):
+            cell = r[h.index(col)]
+            check((cell in (None, "") and v is None) or (v is not None and abs(float(cell) - v) < 1e-6),
+                  f"zone {tag} {name} {s['site']} {col}: {cell!r} vs {v!r}")
+        check(r[h.index("判定代码 Verdict ids")] == " ".join(f["verdicts"]), f"zone {tag} {name} {s['site']} ids")
+    check(table[-1][0] == "合计 Total" and abs(float(table[-1][h.index("用电总量 Total energy (kWh)")]) - t["total_kwh"]) < 1e-3,
+          f"zone {tag} {name}: totals row {table[-1][:2]}")
+print(f"zone {tag}: " + ", ".join(f"{s['site']} {s['status']}" for s in sites) +
+      f"; total {t['total_kwh']:.0f} kWh, PUE {t['pue']}, surcharge {t['surcharge_cny']}")
+if bad: print("\n".join(bad[:30])); print(f"... {len(bad)} problems"); sys.exit(1)
+EOF
+done
+
 # ---- bad input: a message, a non-zero exit, nothing written ----
 expect_fail() { # expect_fail STATUS MESSAGE-PATTERN ARGS...
   local want=$1 pat=$2 rc=0
@@ -478,6 +549,8 @@ expect_fail() { # expect_fail STATUS MESSAGE-PATTERN ARGS...
 }
 c=(-c "$work/collector.yaml")
 expect_fail 2 "no such site" "${c[@]}" --site yz-nowhere --month 2025-04 --out "$work/bad-out"
+expect_fail 2 "give --site S or --zone" "${c[@]}" --site yz-alpha --zone --month 2025-04 --out "$work/bad-out"
+expect_fail 2 "nothing to report yet" "${c[@]}" --zone --month 2025-04 --as-of 2025-04-01 --out "$work/bad-out"
 expect_fail 2 "--month '2025-13'" "${c[@]}" --site yz-alpha --month 2025-13 --out "$work/bad-out"
 expect_fail 2 "--out DIR is required" "${c[@]}" --site yz-alpha --month 2025-04
 expect_fail 2 "give --month" "${c[@]}" --site yz-alpha --month 2025-04 --year 2025 --out "$work/bad-out"
