@@ -715,11 +715,12 @@ static int regulator_only(int route)
 {
     return route == DCEM_API_R_EXPORT || route == DCEM_API_R_REPORTS ||
            route == DCEM_API_R_SITE_REPORTS || route == DCEM_API_R_SITE_REPORT ||
-           route == DCEM_API_R_SITE_REPORT_FILE;
+           route == DCEM_API_R_SITE_REPORT_FILE || route == DCEM_API_R_ZONE_REPORT ||
+           route == DCEM_API_R_ZONE_REPORT_FILE;
 }
 
-/* A file of a report, written today (now if not yet), if its manifest
- * lists it. */
+/* A file of a report (site's, or the zone's: site NULL), written today (now
+ * if not yet), if its manifest lists it. */
 static enum MHD_Result report_file(dcem_api *a, struct MHD_Connection *c, const dcem_api_ctx *ctx,
                                    const dcem_collector_site *site, const dcem_api_route *r)
 {
@@ -861,6 +862,12 @@ static enum MHD_Result route(dcem_api *a, struct MHD_Connection *c, const char *
         break;
     case DCEM_API_R_SITE_REPORT_FILE:
         return report_file(a, c, &ctx, site, &r);
+    case DCEM_API_R_ZONE_REPORT:
+        status = dcem_api_view_report(a->reports, &ctx, NULL, r.report_is_year, r.report_period,
+                                      &out, &e);
+        break;
+    case DCEM_API_R_ZONE_REPORT_FILE:
+        return report_file(a, c, &ctx, NULL, &r);
     default:
         return send_error(a, c, 404, NULL, "no such endpoint (docs/api.md)");
     }

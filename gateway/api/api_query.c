@@ -97,6 +97,14 @@ void dcem_api_route_parse(const char *path, dcem_api_route *r)
         r->id = DCEM_API_R_REPORTS;
     else if (k == 4 && seg_is(s[2], n[2], "public") && seg_is(s[3], n[3], "compliant"))
         r->id = DCEM_API_R_COMPLIANT;
+    else if (k >= 5 && seg_is(s[2], n[2], "zone") && seg_is(s[3], n[3], "reports") &&
+             !report_period(r, s[4], n[4])) {
+        if (k == 5)
+            r->id = DCEM_API_R_ZONE_REPORT;
+        else if (k == 6 && !report_file(r, s[5], n[5]))
+            r->id = DCEM_API_R_ZONE_REPORT_FILE;
+        return;
+    }
     if (r->id || !seg_is(s[2], n[2], "sites") || k < 4) return;
     static const struct {
         const char *name;

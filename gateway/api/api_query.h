@@ -29,6 +29,8 @@ typedef enum dcem_api_route_id {
     DCEM_API_R_SITE_REPORT,      /* /api/v1/sites/{site}/reports/{YYYY-MM|YYYY} */
     DCEM_API_R_SITE_REPORT_FILE, /* /api/v1/sites/{site}/reports/{YYYY-MM|YYYY}/{file} */
     DCEM_API_R_COMPLIANT,
+    DCEM_API_R_ZONE_REPORT,      /* /api/v1/zone/reports/{YYYY-MM|YYYY} */
+    DCEM_API_R_ZONE_REPORT_FILE, /* /api/v1/zone/reports/{YYYY-MM|YYYY}/{file} */
 } dcem_api_route_id;
 
 #define DCEM_API_FILE_MAX 128 /* a report file's name, NUL included */

@@ -71,14 +71,24 @@ static void period_name(int is_year, long long p, char *b, size_t n)
         snprintf(b, n, "%04d-%02d", (int)(p / 12), (int)(p % 12 + 1));
 }
 
-/* reports_dir/<site>/<period> */
+/* The zone report's folder in reports_dir: '@' is in no site id. */
+#define ZONE_DIR "@zone"
+
+/* reports_dir/<site>/<period>, or reports_dir/@zone/<period> (site "") */
 static int report_path(const dcem_api_ctx *c, const char *site, int is_year, long long period,
                        char *dir, size_t n)
 {
     char name[32];
     period_name(is_year, period, name, sizeof name);
-    int k = snprintf(dir, n, "%s/%s/%s", c->cfg->api.reports_dir, site, name);
+    int k = snprintf(dir, n, "%s/%s/%s", c->cfg->api.reports_dir, *site ? site : ZONE_DIR, name);
     return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+/* The site whose time zone says what "today" is: s, or for the zone report
+ * (s NULL) the config's first site; NULL when there is none. */
+static const dcem_collector_site *clock_site(const dcem_api_ctx *c, const dcem_collector_site *s)
+{
+    return s ? s : c->cfg->n_sites ? &c->cfg->sites[0] : NULL;
 }
 
 static int file_exists(const char *dir, const char *name)
@@ -89,17 +99,20 @@ static int file_exists(const char *dir, const char *name)
     return !stat(p, &st) && S_ISREG(st.st_mode);
 }
 
-/* The cache entry of a report written today, writing it first if needed.
- * Returns 200 with *out, or 404 / 500 with e. */
+/* The cache entry of a report written today, writing it first if needed:
+ * site s's, or the zone report (s NULL). Returns 200 with *out, or 404 /
+ * 500 with e. */
 static int get_report(dcem_api_reports *cache, const dcem_api_ctx *c, const dcem_collector_site *s,
                       int is_year, long long period, char *dir, size_t dirlen, entry **out,
                       dcem_api_error *e)
 {
-    const char *site = s->ledger->site;
+    const char *site = s ? s->ledger->site : "";
+    const dcem_collector_site *cs = clock_site(c, s);
+    if (!cs) return fail(e, 404, "no report: the collector has no sites");
     if (report_path(c, site, is_year, period, dir, dirlen))
         return fail(e, 500, "api.reports_dir: the report's path is too long");
     dcem_zone z;
-    dcem_zone_init(&z, s->tz);
+    dcem_zone_init(&z, cs->tz);
     int64_t today = dcem_zone_day(&z, c->now_ms);
     entry *hit = NULL, *victim = &cache->e[0];
     for (size_t i = 0; i < CACHE_MAX; i++) {
@@ -122,9 +135,16 @@ static int get_report(dcem_api_reports *cache, const dcem_api_ctx *c, const dcem
                                .generator = "dcem-collector " DCEM_VERSION " (HTTP API)"};
     dcem_report *r = NULL;
     char err[1024];
-    int rc = dcem_report_build(c->cfg, c->st, &req, &r, err, sizeof err);
-    if (rc == DCEM_EINVAL) return fail(e, 404, "no report: %s", err);
-    if (!rc) rc = dcem_report_write(r, dir, DCEM_REPORT_ALL, err, sizeof err);
+    int rc;
+    if (s) {
+        rc = dcem_report_build(c->cfg, c->st, &req, &r, err, sizeof err);
+        if (rc == DCEM_EINVAL) return fail(e, 404, "no report: %s", err);
+        if (!rc) rc = dcem_report_write(r, dir, DCEM_REPORT_ALL, err, sizeof err);
+    } else {
+        rc = dcem_report_zone_write(c->cfg, c->st, &req, dir, DCEM_REPORT_ALL, NULL, err,
+                                    sizeof err);
+        if (rc == DCEM_EINVAL) return fail(e, 404, "no report: %s", err);
+    }
     if (rc) {
         dcem_report_free(r);
         if (hit) hit->valid = 0;
@@ -139,9 +159,9 @@ static int get_report(dcem_api_reports *cache, const dcem_api_ctx *c, const dcem
     x->as_of_day = today;
     x->generated_ms = c->now_ms;
     x->used = cache->tick;
-    snprintf(x->verdicts, sizeof x->verdicts, "%s", dcem_report_verdicts(r));
+    snprintf(x->verdicts, sizeof x->verdicts, "%s", r ? dcem_report_verdicts(r) : "");
     dcem_report_free(r);
-    DCEM_LOGI("api", "report %s written for %s", dir, site);
+    DCEM_LOGI("api", "report %s written for %s", dir, s ? site : "the zone");
     *out = x;
     return 200;
 }
@@ -162,13 +182,17 @@ int dcem_api_report_lists(const char *dir, const char *name)
     return dcem_manifest_lists(p, name);
 }
 
+/* The URL of a site's report (or of the zone report: site ""), or of a file of it. */
 static void url_of(char *b, size_t n, const char *site, int is_year, long long period,
                    const char *file)
 {
     char name[32];
     period_name(is_year, period, name, sizeof name);
-    snprintf(b, n, "/api/v1/sites/%s/reports/%s%s%s", site, name, file ? "/" : "",
-             file ? file : "");
+    if (*site)
+        snprintf(b, n, "/api/v1/sites/%s/reports/%s%s%s", site, name, file ? "/" : "",
+                 file ? file : "");
+    else
+        snprintf(b, n, "/api/v1/zone/reports/%s%s%s", name, file ? "/" : "", file ? file : "");
 }
 
 int dcem_api_view_report(dcem_api_reports *cache, const dcem_api_ctx *c,
@@ -184,20 +208,23 @@ int dcem_api_view_report(dcem_api_reports *cache, const dcem_api_ctx *c,
     snprintf(path, sizeof path, "%s/%s", dir, DCEM_MANIFEST_NAME);
     if (dcem_io_read_file(path, &buf, &len, why, sizeof why))
         return fail(e, 500, "the report's manifest: %s", why);
-    const char *site = s->ledger->site;
+    const char *site = s ? s->ledger->site : "";
     dcem_zone z;
-    dcem_zone_init(&z, s->tz);
+    dcem_zone_init(&z, clock_site(c, s)->tz); /* get_report answered: there is one */
     long long first = is_year ? period * 12 : period;
     int64_t end = dcem_zone_month_start(&z, first + (is_year ? 12 : 1));
     int64_t as_of = dcem_zone_day_start(&z, x->as_of_day);
     period_name(is_year, period, name, sizeof name);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "site", site);
+    if (s)
+        cJSON_AddStringToObject(o, "site", site);
+    else
+        cJSON_AddBoolToObject(o, "zone", 1);
     cJSON_AddStringToObject(o, "period", name);
     cJSON_AddStringToObject(o, "kind", is_year ? "year" : "month");
     cJSON_AddItemToObject(o, "as_of", dcem_json_time(as_of < end ? as_of : end, &z));
     cJSON_AddItemToObject(o, "generated_at", dcem_json_time(x->generated_ms, &z));
-    cJSON *vs = cJSON_AddArrayToObject(o, "verdicts");
+    cJSON *vs = s ? cJSON_AddArrayToObject(o, "verdicts") : NULL; /* the zone: none (x's "") */
     for (const char *p = x->verdicts; *p;) {
         size_t n = strcspn(p, " ");
         char v[64];

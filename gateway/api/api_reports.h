@@ -30,7 +30,9 @@ int dcem_api_view_report_periods(const dcem_api_ctx *c, const dcem_collector_sit
 
 /* The report of site s for the month or year (is_year, period): written now
  * unless it was today, then listed with its files, sizes and SHA-256 (from
- * its manifest). 200; 404 when the period has nothing to report yet; 500. */
+ * its manifest). s NULL: the zone report (every site, dcem_report_zone_write),
+ * kept in reports_dir/@zone/. 200; 404 when the period has nothing to report
+ * yet; 500. */
 int dcem_api_view_report(dcem_api_reports *cache, const dcem_api_ctx *c,
                          const dcem_collector_site *s, int is_year, long long period, cJSON **out,
                          dcem_api_error *e);

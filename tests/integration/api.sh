@@ -280,6 +280,8 @@ cases = [("/api/v1/sites", None, 401), ("/api/v1/sites", "wrong-token-0123456789
          ("/api/v1/sites/yz-alpha/reports/2025-02/MANIFEST.sha256", None, 401),
          ("/api/v1/sites/yz-alpha/reports/2025-3", REG, 404),
          ("/api/v1/sites/yz-alpha/reports/2030", REG, 404),
+         ("/api/v1/zone/reports/2025-03", None, 401), ("/api/v1/zone/reports/2025-03", ALPHA, 403),
+         ("/api/v1/zone/reports/2025-03/MANIFEST.sha256", ALPHA, 403), ("/api/v1/zone/reports/2030", REG, 404),
          ("/api/v1/sites/yz-nowhere", REG, 404), ("/api/v1/sites/yz-nowhere", ALPHA, 403),
          ("/api/v1/sites/bad%20id/figures", REG, 404), ("/api/v1/sites/bad%20id/figures", ALPHA, 403),
          ("/api/v1/nothing", REG, 404), ("/api/v2/sites", REG, 404), ("/api/v1/sites/yz-alpha/nothing", REG, 404),
@@ -510,6 +512,20 @@ for p in ("/api/v1/sites/yz-alpha/reports/2025-03/collector.yaml", "/api/v1/site
     check(req(p, REG)[0] == 404, f"{p}: not 404")
 e = get("/api/v1/sites/yz-alpha/reports/2030", REG, 404)
 check("nothing to report yet" in e.get("error", ""), f"future report: {e}")
+# the zone report: every site in one table, each row the site's own report
+zr = get("/api/v1/zone/reports/2025-03")
+check(zr.get("zone") is True and zr["period"] == "2025-03" and "verdicts" not in zr, f"zone report {zr}")
+znames = {f["name"] for f in zr["files"]}
+check({"zone-2025-03.xlsx", "zone-2025-03.json", "zone-2025-03-zone.csv"} <= znames, f"zone files {znames}")
+for f in zr["files"]:
+    s, h, b = req(f["url"], REG)
+    if check(s == 200, f"{f['url']}: {s}"):
+        check(hashlib.sha256(b).hexdigest() == f["sha256"], f"zone {f['name']}: hash")
+zdoc = json.loads(req("/api/v1/zone/reports/2025-03/zone-2025-03.json", REG)[2])
+zrow = {x["site"]: x for x in zdoc["sites"]}
+check(sorted(zrow) == ["yz-alpha", "yz-beta"], f"zone sites {sorted(zrow)}")
+check(zrow.get("yz-alpha", {}).get("figures") == march, "the zone's yz-alpha row differs from the API's figures")
+check(req("/api/v1/zone/reports/2025-03/../yz-alpha/2025-03/readings.csv", REG)[0] == 404, "zone path escape")
 
 # --- healthz, metrics ------------------------------------------------------------
 hz = get("/healthz", None)
