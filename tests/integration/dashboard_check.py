@@ -42,6 +42,7 @@ class Page(html.parser.HTMLParser):
         self.body = {}
         self.html = {}
         self.rows = []  # data-site of overview rows
+        self.zone = {}  # period -> the API URLs of its zone report files the page offers
         self.text = []
         self.svg = []  # (tag, attrs) of the charts' lines, points and bars
 
@@ -53,6 +54,11 @@ class Page(html.parser.HTMLParser):
             self.html = a
         if tag == "tr" and "data-site" in a:
             self.rows.append(a["data-site"])
+        if tag == "li" and "data-zone" in a:
+            self.zone_period = a["data-zone"]
+            self.zone[self.zone_period] = []
+        if tag == "a" and "data-zone-file" in a:
+            self.zone[self.zone_period].append(a["data-zone-file"])
         if tag in ("polyline", "rect", "circle"):
             self.svg.append((tag, a))
         if tag in VOID:
@@ -274,8 +280,17 @@ if KIND in ("overview", "overview-zh", "operator"):
             check(has(*n), f"overview: not shown: {n[0]}:{n[1]}")
     if KIND == "operator":
         check(sites == ["yz-alpha"] and not any("yz-beta" in ep for ep in eps), f"the operator sees {sites}, {sorted(eps)}")
+        check(not page.zone and 'id="zone"' not in open(sys.argv[1]).read(), "the operator is offered the zone report")
     else:
         check(sites == ["yz-alpha", "yz-beta"], f"the regulator sees {sites}")
+        # the zone report of last year and of last month, every XLSX, JSON and CSV file the API lists
+        now = datetime.now()
+        lm = (now.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        check(sorted(page.zone) == sorted([str(now.year - 1), lm]), f"zone periods offered {sorted(page.zone)}")
+        for p, urls in page.zone.items():
+            status, listing = fetch(f"zone/reports/{p}")
+            want = [f["url"] for f in listing.get("files", []) if f["name"].endswith((".xlsx", ".json", ".csv"))] if status == 200 else []
+            check(urls == want and (status == 404 or len(want) == 3), f"zone {p}: the page offers {urls}, the API lists {want} ({status})")
     if KIND == "overview-zh":
         for label in ("总览", "绿电占比", "判定", "合规数据中心公示名单"):
             check(label in text, f"Chinese label {label!r} missing")

@@ -339,13 +339,57 @@ async function loadOverview() {
     h("tbody", {}, rows)));
 }
 
+/* ---- the zone report (regulators): every site in one table ---- */
+
+// A file of the API (an absolute /api/v1/… path) fetched with the token and
+// handed to the browser as a download.
+async function download(path, name) {
+  const r = await fetch(new URL(path.replace(/^\//, ""), document.baseURI),
+    { headers: { Authorization: "Bearer " + S.token }, cache: "no-store" });
+  if (!r.ok) throw new ApiError(r.status, null);
+  const a = h("a", { href: URL.createObjectURL(await r.blob()), download: name });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+}
+
+// Last year (or the year shown) and last month: the periods a regulator
+// files, each with its files (XLSX, JSON, CSV) as download links. Written by
+// the collector when first asked for, so fetched once per view, not polled.
+async function loadZone() {
+  const now = new Date();
+  const last = new Date(now.getFullYear(), now.getMonth() - 1, 1);
+  const periods = [String(S.year || now.getFullYear() - 1),
+    `${last.getFullYear()}-${String(last.getMonth() + 1).padStart(2, "0")}`];
+  const rows = [];
+  for (const p of periods) {
+    let rep;
+    try { rep = await api(`zone/reports/${p}`); } catch (e) {
+      if (e.status === 403) { document.getElementById("zone")?.remove(); return; } // not a regulator
+      rows.push(h("li", { "data-zone": p }, h("strong", {}, p), " ", e.status === 404
+        ? h("span", { class: "muted" }, t("zone_none")) : errorBox(e)));
+      continue;
+    }
+    const files = rep.files.filter((f) => /\.(xlsx|json|csv)$/.test(f.name));
+    rows.push(h("li", { "data-zone": p }, h("strong", {}, p), " ",
+      files.map((f) => h("a", { href: "#", class: "zone-file", "data-zone-file": f.url, title: f.sha256,
+        onclick: (ev) => { ev.preventDefault(); download(f.url, f.name).catch((e) => alert(e.message)); } },
+      f.name.split(".").pop().toUpperCase()))));
+  }
+  fill("zone-body", h("ul", { class: "zone-list" }, rows));
+}
+
 async function showOverview() {
   const app = document.getElementById("app");
   document.body.dataset.view = "overview";
   app.replaceChildren(
     section("overview", "overview", h("p", { class: "muted" }, t("overview_hint")),
       h("div", { id: "overview-body" }, h("p", { class: "muted" }, t("loading")))),
+    section("zone", "zone_title", h("p", { class: "muted" }, t("zone_hint")),
+      h("div", { id: "zone-body" }, h("p", { class: "muted" }, t("loading")))),
     section("public", "public_title", h("div", { id: "public-body" })));
+  loadZone().catch((e) => fill("zone-body", errorBox(e)));
   await every(HEALTH_MS, loadOverview);
   await publicList(document.getElementById("public-body")).catch((e) => fill("public-body", errorBox(e)));
 }
