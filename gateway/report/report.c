@@ -540,33 +540,52 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int add_file(dcem_report *r, const char *name)
+int dcem_report_list_add(dcem_report_file_list *l, const char *name)
 {
-    if (r->n_files == DCEM_REPORT_MAX_FILES) return DCEM_EFULL;
+    if (l->n == DCEM_REPORT_MAX_FILES) return DCEM_EFULL;
     char *s = strdup(name);
     if (!s) return DCEM_ENOMEM;
-    r->files[r->n_files++] = s;
+    l->name[l->n++] = s;
     return 0;
 }
 
-static int write_json(const dcem_report *r, const char *path, char *err, size_t errlen)
+void dcem_report_list_free(dcem_report_file_list *l)
 {
-    char *text = dcem_report_json_text(r);
-    if (!text) return fail(err, errlen, DCEM_ENOMEM, "out of memory");
-    FILE *f = fopen(path, "wb");
-    int rc = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (f && dcem_report_close_synced(f)) rc = 1;
-    free(text);
-    return rc ? fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno)) : 0;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->name[i]);
+    l->n = 0;
 }
 
-static int sync_file(const char *path)
+int dcem_report_put_text(const char *tmp, const char *name, const char *text,
+                         dcem_report_file_list *l, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    char path[DCEM_REPORT_PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    FILE *f = fopen(path, "wb");
+    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
+    if (f && dcem_report_close_synced(f)) bad = 1;
+    if (bad) return fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno));
+    return dcem_report_list_add(l, name);
+}
+
+int dcem_report_put_csv(const char *tmp, const char *name, const dcem_rt_table *t,
+                        dcem_report_file_list *l, char *err, size_t errlen)
+{
+    char path[DCEM_REPORT_PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    FILE *f = fopen(path, "wb");
+    if (!f) return fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno));
+    int bad = dcem_rt_write_csv(t, f) != 0;
+    if (dcem_report_close_synced(f)) bad = 1;
+    if (bad) return fail(err, errlen, DCEM_EIO, "%s: write failed", path);
+    return dcem_report_list_add(l, name);
+}
+
+int dcem_report_put_manifest(const char *tmp, dcem_report_file_list *l, char *err, size_t errlen)
+{
+    qsort(l->name, l->n, sizeof *l->name, by_name);
+    int rc = dcem_manifest_write(tmp, (const char *const *)l->name, l->n, err, errlen);
+    return rc ? rc : dcem_report_list_add(l, DCEM_MANIFEST_NAME);
 }
 
 static int write_files(dcem_report *r, const char *tmp, unsigned formats, char *err, size_t errlen)
@@ -574,7 +593,7 @@ static int write_files(dcem_report *r, const char *tmp, unsigned formats, char *
     char path[4096], name[256];
     snprintf(path, sizeof path, "%s/readings.csv", tmp);
     int rc = export_readings(r, path, err, errlen);
-    if (!rc) rc = add_file(r, "readings.csv");
+    if (!rc) rc = dcem_report_list_add(&r->files, "readings.csv");
     dcem_rt_table *tables[DCEM_REPORT_N_TABLES] = {0};
     if (!rc && (formats & (DCEM_REPORT_XLSX | DCEM_REPORT_CSV)) &&
         (rc = dcem_report_tables(r, tables)))
@@ -593,36 +612,22 @@ static int write_files(dcem_report *r, const char *tmp, unsigned formats, char *
                                         .comments = r->generator,
                                         .created = (time_t)(r->generated_ms / 1000)};
         rc = dcem_report_xlsx_write(path, tmp, tables, DCEM_REPORT_N_TABLES, &props, err, errlen);
-        if (!rc && sync_file(path))
-            rc = fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno));
-        if (!rc) rc = add_file(r, name);
+        if (!rc) rc = dcem_report_list_add(&r->files, name);
     }
     for (size_t i = 0; !rc && (formats & DCEM_REPORT_CSV) && i < DCEM_REPORT_N_TABLES; i++) {
         snprintf(name, sizeof name, "%s-%s.csv", r->base, tables[i]->file);
-        snprintf(path, sizeof path, "%s/%s", tmp, name);
-        FILE *f = fopen(path, "wb");
-        if (!f) {
-            rc = fail(err, errlen, DCEM_EIO, "%s: %s", path, strerror(errno));
-            break;
-        }
-        int bad = dcem_rt_write_csv(tables[i], f) != 0;
-        if (dcem_report_close_synced(f)) bad = 1;
-        if (bad) rc = fail(err, errlen, DCEM_EIO, "%s: write failed", path);
-        if (!rc) rc = add_file(r, name);
+        rc = dcem_report_put_csv(tmp, name, tables[i], &r->files, err, errlen);
     }
     for (size_t i = 0; i < DCEM_REPORT_N_TABLES; i++)
         dcem_rt_free(tables[i]);
     if (!rc && (formats & DCEM_REPORT_JSON)) {
+        char *text = dcem_report_json_text(r);
+        if (!text) return fail(err, errlen, DCEM_ENOMEM, "out of memory");
         snprintf(name, sizeof name, "%s.json", r->base);
-        snprintf(path, sizeof path, "%s/%s", tmp, name);
-        rc = write_json(r, path, err, errlen);
-        if (!rc) rc = add_file(r, name);
+        rc = dcem_report_put_text(tmp, name, text, &r->files, err, errlen);
+        free(text);
     }
-    if (rc) return rc;
-    qsort(r->files, r->n_files, sizeof *r->files, by_name);
-    rc = dcem_manifest_write(tmp, (const char *const *)r->files, r->n_files, err, errlen);
-    if (!rc) rc = add_file(r, DCEM_MANIFEST_NAME);
-    return rc;
+    return rc ? rc : dcem_report_put_manifest(tmp, &r->files, err, errlen);
 }
 
 int dcem_report_dir_write(const char *dir, dcem_report_fill_fn fill, void *ctx, char *err,
@@ -690,9 +695,7 @@ static int fill_site(void *ctx, const char *tmp, char *err, size_t errlen)
 
 int dcem_report_write(dcem_report *r, const char *dir, unsigned formats, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < r->n_files; i++)
-        free(r->files[i]);
-    r->n_files = 0;
+    dcem_report_list_free(&r->files);
     r->exported = 0;
     site_fill f = {r, formats};
     return dcem_report_dir_write(dir, fill_site, &f, err, errlen);
@@ -707,8 +710,8 @@ const char *dcem_report_base(const dcem_report *r)
 
 size_t dcem_report_files(const dcem_report *r, const char *const **names)
 {
-    *names = (const char *const *)r->files;
-    return r->n_files;
+    *names = (const char *const *)r->files.name;
+    return r->files.n;
 }
 
 const char *dcem_report_verdicts(const dcem_report *r)
@@ -723,8 +726,7 @@ void dcem_report_free(dcem_report *r)
         free(r->doc_text[i]);
         cJSON_Delete(r->doc[i]);
     }
-    for (size_t i = 0; i < r->n_files; i++)
-        free(r->files[i]);
+    dcem_report_list_free(&r->files);
     free(r->verdicts);
     free(r->est_iv);
     free(r->int_iv);

@@ -37,6 +37,12 @@ typedef struct dcem_report_event {
     int64_t ukwh; /* EV_ESTIMATED: estimated energy of the run, at the report's span */
 } dcem_report_event;
 
+/* The files a report's directory holds, as they are written (names owned). */
+typedef struct dcem_report_file_list {
+    char *name[DCEM_REPORT_MAX_FILES];
+    size_t n;
+} dcem_report_file_list;
+
 struct dcem_report {
     const dcem_collector_config *cfg;
     const dcem_site *ledger;
@@ -66,8 +72,7 @@ struct dcem_report {
     long long readings_rows, context_rows;
     int64_t export_from_ms, export_to_ms;
     int64_t pruned_before_ms; /* INT64_MIN: the store keeps readings for ever */
-    char *files[DCEM_REPORT_MAX_FILES];
-    size_t n_files;
+    dcem_report_file_list files;
 };
 
 /* report_layout.c */
@@ -107,6 +112,20 @@ int dcem_report_dir_write(const char *dir, dcem_report_fill_fn fill, void *ctx, 
 
 /* fflush, fsync and fclose: 0, or -1 when any of them failed. */
 int dcem_report_close_synced(FILE *f);
+
+/* What a site report and the zone report write alike into the new
+ * directory tmp: each file flushed to disk and added to the list l, or an
+ * error (DCEM_EIO with "path: reason" in err; DCEM_EFULL, DCEM_ENOMEM). */
+int dcem_report_list_add(dcem_report_file_list *l, const char *name);
+void dcem_report_list_free(dcem_report_file_list *l);
+/* text and a line break, as tmp/name */
+int dcem_report_put_text(const char *tmp, const char *name, const char *text,
+                         dcem_report_file_list *l, char *err, size_t errlen);
+/* a table as CSV (dcem_rt_write_csv), as tmp/name */
+int dcem_report_put_csv(const char *tmp, const char *name, const dcem_rt_table *t,
+                        dcem_report_file_list *l, char *err, size_t errlen);
+/* MANIFEST.sha256 over the files listed (sorted by name first), listed last */
+int dcem_report_put_manifest(const char *tmp, dcem_report_file_list *l, char *err, size_t errlen);
 
 /* A verdict id in words, Chinese (en 0) or English (en 1); NULL for an id
  * the engine does not have. */

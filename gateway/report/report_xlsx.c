@@ -3,9 +3,12 @@
 #include "errors.h"
 #include "parse.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <xlsxwriter.h>
 
 /* Excel number formats per dcem_rt_style; NULL: the cell's default. */
@@ -182,5 +185,13 @@ int dcem_report_xlsx_write(const char *path, const char *tmpdir, dcem_rt_table *
         snprintf(err, errlen, "%s: %s", path, lxw_strerror(rc));
         return DCEM_ESTORAGE;
     }
+    /* on disk before the report's directory is renamed into place */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || fsync(fd)) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return DCEM_EIO;
+    }
+    close(fd);
     return 0;
 }

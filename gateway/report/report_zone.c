@@ -39,8 +39,7 @@ typedef struct zone {
     zone_row *rows;
     size_t n;
     unsigned formats;
-    char *files[DCEM_REPORT_MAX_FILES];
-    size_t n_files;
+    dcem_report_file_list files;
 } zone;
 
 static size_t has_verdict(const cJSON *doc, const char *id)
@@ -293,28 +292,6 @@ static char *zone_json(const zone *z)
 
 /* ---- files ---- */
 
-static int add_file(zone *z, const char *name)
-{
-    if (z->n_files == DCEM_REPORT_MAX_FILES) return DCEM_EFULL;
-    if (!(z->files[z->n_files] = strdup(name))) return DCEM_ENOMEM;
-    z->n_files++;
-    return 0;
-}
-
-static int write_text(const char *path, const char *text, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "wb");
-    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (f && dcem_report_close_synced(f)) bad = 1;
-    if (bad) snprintf(err, errlen, "%s: cannot write it", path);
-    return bad ? DCEM_EIO : 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int fill_zone(void *ctx, const char *tmp, char *err, size_t errlen)
 {
     zone *z = ctx;
@@ -335,31 +312,20 @@ static int fill_zone(void *ctx, const char *tmp, char *err, size_t errlen)
                                         .created = (time_t)(z->generated_ms / 1000)};
         dcem_rt_table *tables[1] = {t};
         rc = dcem_report_xlsx_write(path, tmp, tables, 1, &props, err, errlen);
-        if (!rc) rc = add_file(z, name);
+        if (!rc) rc = dcem_report_list_add(&z->files, name);
     }
     if (!rc && (z->formats & DCEM_REPORT_CSV)) {
         snprintf(name, sizeof name, "%s-zone.csv", z->base);
-        snprintf(path, sizeof path, "%s/%s", tmp, name);
-        FILE *f = fopen(path, "wb");
-        int bad = !f || dcem_rt_write_csv(t, f);
-        if (f && dcem_report_close_synced(f)) bad = 1;
-        if (bad) rc = DCEM_EIO, snprintf(err, errlen, "%s: cannot write it", path);
-        if (!rc) rc = add_file(z, name);
+        rc = dcem_report_put_csv(tmp, name, t, &z->files, err, errlen);
     }
     dcem_rt_free(t);
     if (!rc && (z->formats & DCEM_REPORT_JSON)) {
         snprintf(name, sizeof name, "%s.json", z->base);
-        snprintf(path, sizeof path, "%s/%s", tmp, name);
         char *text = zone_json(z);
-        rc = text ? write_text(path, text, err, errlen) : DCEM_ENOMEM;
+        rc = text ? dcem_report_put_text(tmp, name, text, &z->files, err, errlen) : DCEM_ENOMEM;
         free(text);
-        if (!rc) rc = add_file(z, name);
     }
-    if (rc) return rc;
-    qsort(z->files, z->n_files, sizeof *z->files, by_name);
-    rc = dcem_manifest_write(tmp, (const char *const *)z->files, z->n_files, err, errlen);
-    if (!rc) rc = add_file(z, DCEM_MANIFEST_NAME);
-    return rc;
+    return rc ? rc : dcem_report_put_manifest(tmp, &z->files, err, errlen);
 }
 
 static void zone_free(zone *z)
@@ -367,8 +333,7 @@ static void zone_free(zone *z)
     for (size_t i = 0; i < z->n; i++)
         cJSON_Delete(z->rows[i].doc);
     free(z->rows);
-    for (size_t i = 0; i < z->n_files; i++)
-        free(z->files[i]);
+    dcem_report_list_free(&z->files);
 }
 
 int dcem_report_zone_write(const dcem_collector_config *cfg, dcem_store *st,
@@ -406,8 +371,8 @@ int dcem_report_zone_write(const dcem_collector_config *cfg, dcem_store *st,
     qsort(z.rows, z.n, sizeof *z.rows, by_status);
     snprintf(z.base, sizeof z.base, "zone-%s", z.period);
     if (!rc) rc = dcem_report_dir_write(dir, fill_zone, &z, err, errlen);
-    for (size_t i = 0; !rc && list && i < z.n_files; i++)
-        fprintf(list, "%s/%s\n", dir, z.files[i]);
+    for (size_t i = 0; !rc && list && i < z.files.n; i++)
+        fprintf(list, "%s/%s\n", dir, z.files.name[i]);
     if (!rc && list) {
         totals s;
         sum_up(&z, &s);
